@@ -1,0 +1,61 @@
+# settle -- PGXS build for PostgreSQL 15.
+#
+#   make run    install what is missing, build, start a throwaway server, run the demo
+#   make test   install what is missing, build, run every test suite
+#   make bench  benchmarks (docs/BENCHMARKS.md)
+
+EXTENSION   = settle
+EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" settle.control)
+MODULE_big  = settle
+OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c))
+DATA_built  = settle--$(EXTVERSION).sql
+EXTRA_CLEAN = settle--$(EXTVERSION).sql results regression.diffs regression.out \
+              test/isolation/output_iso
+
+PG_CPPFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+              -Wno-missing-field-initializers -Werror -Iinclude
+SHLIB_LINK  = -lglpk -lm
+
+# pg_regress: sql/NAME.sql against expected/NAME.out, in this order.
+REGRESS      = intake_reference intake_submit intake_replay intake_bulk
+REGRESS_OPTS = --load-extension=settle
+
+# pg_isolation_regress: test/isolation/specs/NAME.spec.
+ISOLATION      = intake_concurrent
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
+                 --load-extension=settle
+
+PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && \
+               echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
+# No JIT bitcode: clang need not be installed.
+override with_llvm = no
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(PGXS),)
+# Not installed yet: only the targets that install it can run.
+.DEFAULT_GOAL := run
+else
+include $(PGXS)
+endif
+
+# The install script is assembled from one file per concern.
+settle--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
+	cat $^ > $@
+
+.PHONY: deps run test bench
+deps:
+	@bash test/deps.sh
+
+run: deps
+	$(MAKE) all
+	$(MAKE) install
+	bash test/demo.sh
+
+test: deps
+	$(MAKE) all
+	$(MAKE) install
+	bash test/run_all.sh
+
+bench: deps
+	$(MAKE) all
+	$(MAKE) install
+	bash test/bench/run.sh

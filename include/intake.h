@@ -1,0 +1,67 @@
+/*
+ * intake.h -- exactly-once payment intake (settle_submit and its bulk path).
+ */
+#ifndef SETTLE_INTAKE_H
+#define SETTLE_INTAKE_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+#include "validate.h"
+#include "amount.h"
+
+/* Largest number of rows settle_submit_bulk takes in one call (GUC). */
+extern int	settle_max_bulk_rows;
+
+/* One payment instruction on its way in, and what became of it. */
+typedef struct IntakeRow
+{
+	/* as given; NULL pointer = SQL NULL */
+	char	   *transaction_id;
+	char	   *amount;			/* decimal text */
+	char	   *source_currency;
+	char	   *destination_currency;
+	char	   *source_account;
+	char	   *destination_account;
+	char	   *counterparty_id;
+	char	   *idempotency_key;
+	int			priority;
+	bool		priority_null;
+	TimestampTz deadline;
+	bool		has_deadline;
+
+	/* derived during validation */
+	int64		amount_minor;
+	char	   *source_participant;
+	bool		syntax_ok;		/* passed the checks that need no table */
+	bool		insert;			/* goes to the INSERT */
+	int			duplicate_of;	/* earlier row in the same call with this key, or -1 */
+
+	/* outcome */
+	int			sqlerrcode;		/* 0 = accepted or replayed */
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+	int64		payment_id;
+	char	   *status;
+	bool		replay;
+	TimestampTz created_at;
+	TimestampTz updated_at;
+} IntakeRow;
+
+/* Validate and enqueue rows[0..n-1]; each row gets its own outcome. */
+extern void settle_intake(IntakeRow *rows, int n);
+
+/* Record a refusal on a row (first one wins). */
+extern void intake_refuse(IntakeRow *row, int sqlerrcode, char *message,
+						  char *detail, char *hint);
+
+/* ereport(ERROR) for a field that fails a syntax rule. */
+extern void settle_raise_field(const char *field, FieldResult r, size_t pos,
+							   const char *value);
+
+/* Refusal text for an amount rule. */
+extern int	settle_amount_refusal(const char *field, AmountResult r,
+								  const char *currency, int exponent,
+								  char **message, char **detail, char **hint);
+
+#endif							/* SETTLE_INTAKE_H */

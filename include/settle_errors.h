@@ -1,0 +1,52 @@
+/*
+ * settle_errors.h -- the SQLSTATEs settle raises.
+ *
+ * Class "SE" is settle's own.  Every validation rule has its own code, so a
+ * client can branch on the SQLSTATE alone; docs/ERRORS.md is the table.
+ * Codes are a public interface: never renumber, only add.
+ */
+#ifndef SETTLE_ERRORS_H
+#define SETTLE_ERRORS_H
+
+#define SE(c3, c4, c5) MAKE_SQLSTATE('S', 'E', c3, c4, c5)
+
+/* field syntax */
+#define ERRCODE_SETTLE_NULL_FIELD			SE('0','0','1')
+#define ERRCODE_SETTLE_EMPTY_IDENTIFIER		SE('0','0','2')
+#define ERRCODE_SETTLE_IDENTIFIER_TOO_LONG	SE('0','0','3')
+#define ERRCODE_SETTLE_IDENTIFIER_CHARS		SE('0','0','4')
+/* amount */
+#define ERRCODE_SETTLE_AMOUNT_NOT_POSITIVE	SE('0','1','0')
+#define ERRCODE_SETTLE_AMOUNT_NOT_FINITE	SE('0','1','1')
+#define ERRCODE_SETTLE_AMOUNT_DECIMALS		SE('0','1','2')
+#define ERRCODE_SETTLE_AMOUNT_ABOVE_BOUND	SE('0','1','3')
+#define ERRCODE_SETTLE_AMOUNT_SYNTAX		SE('0','1','4')
+/* currency */
+#define ERRCODE_SETTLE_CURRENCY_SYNTAX		SE('0','2','0')
+#define ERRCODE_SETTLE_CURRENCY_UNKNOWN		SE('0','2','1')
+#define ERRCODE_SETTLE_FX_RATE_MISSING		SE('0','2','2')
+/* accounts and participants */
+#define ERRCODE_SETTLE_ACCOUNT_UNKNOWN		SE('0','3','0')
+#define ERRCODE_SETTLE_ACCOUNT_INACTIVE		SE('0','3','1')
+#define ERRCODE_SETTLE_ACCOUNT_CURRENCY		SE('0','3','2')
+#define ERRCODE_SETTLE_SAME_ACCOUNT			SE('0','3','3')
+#define ERRCODE_SETTLE_ACCOUNT_NOT_COUNTERPARTY SE('0','3','4')
+#define ERRCODE_SETTLE_PARTICIPANT_UNKNOWN	SE('0','4','0')
+#define ERRCODE_SETTLE_PARTICIPANT_INACTIVE SE('0','4','1')
+/* payment options */
+#define ERRCODE_SETTLE_PRIORITY_RANGE		SE('0','5','0')
+#define ERRCODE_SETTLE_DEADLINE_PAST		SE('0','5','1')
+/* idempotency */
+#define ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT SE('0','6','0')
+#define ERRCODE_SETTLE_TRANSACTION_ID_TAKEN SE('0','6','1')
+/* bulk input */
+#define ERRCODE_SETTLE_BULK_NOT_ARRAY		SE('0','9','0')
+#define ERRCODE_SETTLE_BULK_BAD_ELEMENT		SE('0','9','1')
+#define ERRCODE_SETTLE_BULK_TOO_LARGE		SE('0','9','2')
+/* engine */
+#define ERRCODE_SETTLE_SOLVER_FAILED		SE('1','0','0')
+#define ERRCODE_SETTLE_BALANCE_OVERFLOW		SE('1','0','1')
+#define ERRCODE_SETTLE_LEDGER_IMBALANCE		SE('1','0','2')
+#define ERRCODE_SETTLE_APPEND_ONLY			SE('1','1','0')
+
+#endif							/* SETTLE_ERRORS_H */

@@ -1,0 +1,985 @@
+/*
+ * intake.c -- exactly-once intake: validate payment instructions and queue them.
+ *
+ * First stage of the pipeline (intake -> queue -> cycle -> settle -> ledger).
+ * settle_submit (one payment) and settle_submit_bulk (many) share this code:
+ *
+ *   1. syntax rules that need no table (nulls, identifiers, currency codes,
+ *      amount form, priority, deadline), in parameter order;
+ *   2. one SPI query fetches every account, currency, counterparty and FX
+ *      pair the rows mention, and the reference rules run in C;
+ *   3. one INSERT ... ON CONFLICT DO NOTHING writes all valid rows and their
+ *      'submitted' events.  The unique indexes on idempotency_key and
+ *      transaction_id make concurrent repeats collapse to one row: a second
+ *      inserter waits for the first and then finds the conflict;
+ *   4. rows that were not inserted, or that failed a reference rule, are
+ *      looked up by idempotency key: the same content is a replay (the
+ *      original payment is returned, nothing written), different content is
+ *      refused with SE060, and a key that is absent means the conflict was on
+ *      transaction_id (SE061).  A replay wins over a reference rule, so a
+ *      client retrying after its account was frozen still gets its original
+ *      answer.
+ *
+ * Rows are inserted in idempotency-key order so that two bulk calls sharing
+ * keys wait on each other in the same order rather than deadlocking.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "intake.h"
+#include "settle_errors.h"
+
+#define KEY_BYTES (SETTLE_MAX_IDENTIFIER + 8)
+
+/* What the lookup query found about one account. */
+typedef struct AccountInfo
+{
+	char		key[KEY_BYTES];
+	char		participant_id[KEY_BYTES];
+	char		currency[4];
+	char		status[16];
+	char		participant_status[16];
+} AccountInfo;
+
+/* A name seen in the rows: currency exponent, participant status, FX pair. */
+typedef struct NameInfo
+{
+	char		key[KEY_BYTES];
+	int			number;
+	char		status[16];
+} NameInfo;
+
+/* First row in this call that used a key. */
+typedef struct KeySeen
+{
+	char		key[KEY_BYTES];
+	int			row;
+} KeySeen;
+
+static SPIPlanPtr lookup_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr existing_plan = NULL;
+
+static void check_syntax(IntakeRow *row);
+static bool check_field(IntakeRow *row, const char *field, const char *value, bool is_key);
+static bool check_currency_field(IntakeRow *row, const char *field, const char *value);
+static HTAB *make_table(const char *name, Size entrysize, long n);
+static void lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *currencies,
+							 HTAB *participants, HTAB *fxpairs);
+static void check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
+							HTAB *participants, HTAB *fxpairs);
+static void mark_duplicates(IntakeRow *rows, int n);
+static void insert_rows(IntakeRow *rows, int n, MemoryContext outer);
+static void resolve_existing(IntakeRow *rows, int n, MemoryContext outer);
+static ArrayType *text_array(char **values, int n);
+static int	compare_rows_by_key(const void *a, const void *b);
+static bool same_content(const IntakeRow *a, const IntakeRow *b);
+static bool same_text(const char *a, const char *b);
+
+void
+intake_refuse(IntakeRow *row, int sqlerrcode, char *message, char *detail, char *hint)
+{
+	if (row->sqlerrcode != 0)
+		return;
+	row->sqlerrcode = sqlerrcode;
+	row->message = message;
+	row->detail = detail;
+	row->hint = hint;
+	row->insert = false;
+}
+
+void
+settle_raise_field(const char *field, FieldResult r, size_t pos, const char *value)
+{
+	switch (r)
+	{
+		case FIELD_OK:
+			return;
+		case FIELD_EMPTY:
+			ereport(ERROR,
+					(errcode(ERRCODE_SETTLE_EMPTY_IDENTIFIER),
+					 errmsg("%s must not be empty", field)));
+			break;
+		case FIELD_TOO_LONG:
+			ereport(ERROR,
+					(errcode(ERRCODE_SETTLE_IDENTIFIER_TOO_LONG),
+					 errmsg("%s is longer than %d bytes", field, SETTLE_MAX_IDENTIFIER),
+					 errdetail("It has %zu bytes.", strlen(value))));
+			break;
+		case FIELD_BAD_CHARS:
+			ereport(ERROR,
+					(errcode(ERRCODE_SETTLE_IDENTIFIER_CHARS),
+					 errmsg("%s contains a character that is not allowed", field),
+					 errdetail("Byte %zu is 0x%02x.", pos + 1, (unsigned char) value[pos])));
+			break;
+	}
+}
+
+int
+settle_amount_refusal(const char *field, AmountResult r, const char *currency,
+					  int exponent, char **message, char **detail, char **hint)
+{
+	*detail = NULL;
+	*hint = NULL;
+	switch (r)
+	{
+		case AMOUNT_OK:
+			return 0;
+		case AMOUNT_SYNTAX:
+			*message = psprintf("%s is not a decimal number", field);
+			return ERRCODE_SETTLE_AMOUNT_SYNTAX;
+		case AMOUNT_NOT_FINITE:
+			*message = psprintf("%s must be a finite number", field);
+			*detail = pstrdup("NaN and Infinity are not amounts.");
+			return ERRCODE_SETTLE_AMOUNT_NOT_FINITE;
+		case AMOUNT_NOT_POSITIVE:
+			*message = psprintf("%s must be greater than zero", field);
+			return ERRCODE_SETTLE_AMOUNT_NOT_POSITIVE;
+		case AMOUNT_TOO_MANY_DECIMALS:
+			*message = psprintf("%s has more decimals than %s allows", field, currency);
+			*detail = psprintf("%s has %d decimal places.", currency, exponent);
+			return ERRCODE_SETTLE_AMOUNT_DECIMALS;
+		case AMOUNT_ABOVE_BOUND:
+			{
+				char		buf[40];
+
+				settle_format_amount(SETTLE_MAX_AMOUNT_MINOR, exponent, buf);
+				*message = psprintf("%s is above the largest amount accepted", field);
+				*detail = psprintf("The largest %s amount is %s.", currency, buf);
+				*hint = pstrdup("Split the payment.");
+				return ERRCODE_SETTLE_AMOUNT_ABOVE_BOUND;
+			}
+	}
+	return 0;
+}
+
+/* Refuse a field that is NULL or breaks its identifier rule; true if fine. */
+static bool
+check_field(IntakeRow *row, const char *field, const char *value, bool is_key)
+{
+	FieldResult r;
+	size_t		pos;
+	size_t		len;
+
+	if (value == NULL)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD,
+					  psprintf("%s must not be null", field), NULL, NULL);
+		return false;
+	}
+	len = strlen(value);
+	r = is_key ? settle_check_key(value, len, &pos) : settle_check_name(value, len, &pos);
+	switch (r)
+	{
+		case FIELD_OK:
+			return true;
+		case FIELD_EMPTY:
+			intake_refuse(row, ERRCODE_SETTLE_EMPTY_IDENTIFIER,
+						  psprintf("%s must not be empty", field), NULL, NULL);
+			break;
+		case FIELD_TOO_LONG:
+			intake_refuse(row, ERRCODE_SETTLE_IDENTIFIER_TOO_LONG,
+						  psprintf("%s is longer than %d bytes", field, SETTLE_MAX_IDENTIFIER),
+						  psprintf("It has %zu bytes.", len), NULL);
+			break;
+		case FIELD_BAD_CHARS:
+			intake_refuse(row, ERRCODE_SETTLE_IDENTIFIER_CHARS,
+						  psprintf("%s contains a character that is not allowed", field),
+						  psprintf("Byte %zu is 0x%02x.", pos + 1, (unsigned char) value[pos]),
+						  is_key ? pstrdup("Use printable ASCII without spaces.")
+						  : pstrdup("Use letters, digits, '_', '.' and '-', starting with a letter or digit."));
+			break;
+	}
+	return false;
+}
+
+/* Refuse a currency code that is NULL or not three upper-case letters. */
+static bool
+check_currency_field(IntakeRow *row, const char *field, const char *value)
+{
+	if (value == NULL)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD,
+					  psprintf("%s must not be null", field), NULL, NULL);
+		return false;
+	}
+	if (!settle_check_currency_code(value, strlen(value)))
+	{
+		intake_refuse(row, ERRCODE_SETTLE_CURRENCY_SYNTAX,
+					  psprintf("%s must be an ISO 4217 code of three upper-case letters", field),
+					  strlen(value) <= 16 ? psprintf("%s is \"%s\".", field, value) : NULL,
+					  NULL);
+		return false;
+	}
+	return true;
+}
+
+/* The rules that need no table, in parameter order. */
+static void
+check_syntax(IntakeRow *row)
+{
+	row->syntax_ok = false;
+	if (!check_field(row, "transaction_id", row->transaction_id, true))
+		return;
+	if (row->amount == NULL)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD, pstrdup("amount must not be null"), NULL, NULL);
+		return;
+	}
+	else
+	{
+		int64		minor;
+		AmountResult r = settle_parse_amount(row->amount, SETTLE_MAX_EXPONENT, &minor);
+
+		/* decimals and bound depend on the currency: judged later */
+		if (r == AMOUNT_SYNTAX || r == AMOUNT_NOT_FINITE || r == AMOUNT_NOT_POSITIVE)
+		{
+			char	   *m,
+					   *d,
+					   *h;
+			int			code = settle_amount_refusal("amount", r, "", 0, &m, &d, &h);
+
+			intake_refuse(row, code, m, d, h);
+			return;
+		}
+	}
+	if (!check_currency_field(row, "source_currency", row->source_currency) ||
+		!check_currency_field(row, "destination_currency", row->destination_currency) ||
+		!check_field(row, "source_account", row->source_account, false) ||
+		!check_field(row, "destination_account", row->destination_account, false) ||
+		!check_field(row, "counterparty_id", row->counterparty_id, false) ||
+		!check_field(row, "idempotency_key", row->idempotency_key, true))
+		return;
+	if (row->priority_null)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD, pstrdup("priority must not be null"),
+					  NULL, pstrdup("Leave it out for the default, 5."));
+		return;
+	}
+	if (row->priority < 1 || row->priority > 9)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_PRIORITY_RANGE,
+					  pstrdup("priority must be between 1 and 9"),
+					  psprintf("priority is %d.", row->priority),
+					  pstrdup("9 is the most urgent; the default is 5."));
+		return;
+	}
+	if (row->has_deadline)
+	{
+		if (TIMESTAMP_NOT_FINITE(row->deadline) ||
+			row->deadline <= GetCurrentTimestamp())
+		{
+			intake_refuse(row, ERRCODE_SETTLE_DEADLINE_PAST,
+						  pstrdup("deadline must be a finite time in the future"),
+						  psprintf("deadline is %s.", timestamptz_to_str(row->deadline)),
+						  pstrdup("Leave deadline null to settle as soon as liquidity allows."));
+			return;
+		}
+	}
+	row->syntax_ok = true;
+}
+
+/* A string-keyed hash table in the current memory context. */
+static HTAB *
+make_table(const char *name, Size entrysize, long n)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = KEY_BYTES;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create(name, Max(n, 16), &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+/* Copy a key into a fixed-size hash key buffer (keys are <= 128 bytes by now). */
+static void
+set_key(char *dst, const char *src)
+{
+	strlcpy(dst, src, KEY_BYTES);
+}
+
+/* One query for every account, currency, counterparty and FX pair the rows name. */
+static void
+lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *currencies,
+				 HTAB *participants, HTAB *fxpairs)
+{
+	char	  **acc = palloc(sizeof(char *) * 2 * n);
+	char	  **cur = palloc(sizeof(char *) * 2 * n);
+	char	  **par = palloc(sizeof(char *) * n);
+	char	  **fx = palloc(sizeof(char *) * 2 * n);
+	int			nacc = 0,
+				ncur = 0,
+				npar = 0,
+				nfx = 0;
+	Datum		values[4];
+	int			i;
+	uint64		r;
+
+	for (i = 0; i < n; i++)
+	{
+		if (!rows[i].syntax_ok)
+			continue;
+		acc[nacc++] = rows[i].source_account;
+		acc[nacc++] = rows[i].destination_account;
+		cur[ncur++] = rows[i].source_currency;
+		cur[ncur++] = rows[i].destination_currency;
+		par[npar++] = rows[i].counterparty_id;
+		if (strcmp(rows[i].source_currency, rows[i].destination_currency) != 0)
+		{
+			fx[nfx++] = psprintf("%s%s", rows[i].source_currency, rows[i].destination_currency);
+			fx[nfx++] = psprintf("%s%s", rows[i].destination_currency, rows[i].source_currency);
+		}
+	}
+	if (nacc == 0)
+		return;
+
+	if (lookup_plan == NULL)
+	{
+		Oid			types[4] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare(
+						   "SELECT 'a'::text, a.account_id, a.participant_id, a.currency, a.status, p.status, 0"
+						   "  FROM settle.account a JOIN settle.participant p ON p.participant_id = a.participant_id"
+						   " WHERE a.account_id = ANY ($1) AND a.kind = 'customer'"
+						   " UNION ALL "
+						   "SELECT 'c', c.code, NULL, NULL, NULL, NULL, c.exponent::int"
+						   "  FROM settle.currency c WHERE c.code = ANY ($2)"
+						   " UNION ALL "
+						   "SELECT 'p', p.participant_id, NULL, NULL, p.status, NULL, 0"
+						   "  FROM settle.participant p WHERE p.participant_id = ANY ($3) AND NOT p.is_operator"
+						   " UNION ALL "
+						   "SELECT 'f', x, NULL, NULL, NULL, NULL, 0 FROM unnest($4::text[]) x"
+						   " WHERE EXISTS (SELECT 1 FROM settle.fx_rate f"
+						   "                WHERE f.base_currency = left(x, 3) AND f.quote_currency = right(x, 3))",
+						   4, types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for the intake lookup: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		lookup_plan = plan;
+	}
+	values[0] = PointerGetDatum(text_array(acc, nacc));
+	values[1] = PointerGetDatum(text_array(cur, ncur));
+	values[2] = PointerGetDatum(text_array(par, npar));
+	values[3] = PointerGetDatum(text_array(fx, nfx));
+	if (SPI_execute_plan(lookup_plan, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "intake lookup failed");
+
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *kind = SPI_getvalue(tup, desc, 1);
+		char	   *key = SPI_getvalue(tup, desc, 2);
+		bool		found;
+
+		if (kind[0] == 'a')
+		{
+			AccountInfo *a = hash_search(accounts, key, HASH_ENTER, &found);
+
+			set_key(a->participant_id, SPI_getvalue(tup, desc, 3));
+			strlcpy(a->currency, SPI_getvalue(tup, desc, 4), sizeof(a->currency));
+			strlcpy(a->status, SPI_getvalue(tup, desc, 5), sizeof(a->status));
+			strlcpy(a->participant_status, SPI_getvalue(tup, desc, 6), sizeof(a->participant_status));
+		}
+		else
+		{
+			HTAB	   *t = kind[0] == 'c' ? currencies : kind[0] == 'p' ? participants : fxpairs;
+			NameInfo   *e = hash_search(t, key, HASH_ENTER, &found);
+
+			e->number = atoi(SPI_getvalue(tup, desc, 7));
+			if (kind[0] == 'p')
+				strlcpy(e->status, SPI_getvalue(tup, desc, 5), sizeof(e->status));
+		}
+	}
+}
+
+/* The rules that need reference data, in parameter order. */
+static void
+check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
+				HTAB *participants, HTAB *fxpairs)
+{
+	NameInfo   *scur,
+			   *dcur,
+			   *cp;
+	AccountInfo *src,
+			   *dst;
+	AmountResult ar;
+	char		key[KEY_BYTES];
+
+	set_key(key, row->source_currency);
+	scur = hash_search(currencies, key, HASH_FIND, NULL);
+	if (scur == NULL)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_CURRENCY_UNKNOWN,
+					  psprintf("source_currency \"%s\" is not a known currency", row->source_currency),
+					  NULL, pstrdup("settle.currencies lists the currencies settle knows."));
+		return;
+	}
+	set_key(key, row->destination_currency);
+	dcur = hash_search(currencies, key, HASH_FIND, NULL);
+	if (dcur == NULL)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_CURRENCY_UNKNOWN,
+					  psprintf("destination_currency \"%s\" is not a known currency", row->destination_currency),
+					  NULL, pstrdup("settle.currencies lists the currencies settle knows."));
+		return;
+	}
+	ar = settle_parse_amount(row->amount, scur->number, &row->amount_minor);
+	if (ar != AMOUNT_OK)
+	{
+		char	   *m,
+				   *d,
+				   *h;
+		int			code = settle_amount_refusal("amount", ar, row->source_currency,
+												 scur->number, &m, &d, &h);
+
+		intake_refuse(row, code, m, d, h);
+		return;
+	}
+
+	set_key(key, row->source_account);
+	src = hash_search(accounts, key, HASH_FIND, NULL);
+	set_key(key, row->destination_account);
+	dst = hash_search(accounts, key, HASH_FIND, NULL);
+	if (src == NULL)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_UNKNOWN,
+					  psprintf("source_account \"%s\" does not exist", row->source_account), NULL, NULL);
+		return;
+	}
+	if (dst == NULL)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_UNKNOWN,
+					  psprintf("destination_account \"%s\" does not exist", row->destination_account), NULL, NULL);
+		return;
+	}
+	if (strcmp(src->status, "active") != 0)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_INACTIVE,
+					  psprintf("source_account \"%s\" is not active", row->source_account),
+					  psprintf("Its status is %s.", src->status), NULL);
+		return;
+	}
+	if (strcmp(dst->status, "active") != 0)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_INACTIVE,
+					  psprintf("destination_account \"%s\" is not active", row->destination_account),
+					  psprintf("Its status is %s.", dst->status), NULL);
+		return;
+	}
+	if (strcmp(src->currency, row->source_currency) != 0)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_CURRENCY,
+					  psprintf("source_account \"%s\" is not in source_currency %s",
+							   row->source_account, row->source_currency),
+					  psprintf("The account is in %s.", src->currency), NULL);
+		return;
+	}
+	if (strcmp(dst->currency, row->destination_currency) != 0)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_CURRENCY,
+					  psprintf("destination_account \"%s\" is not in destination_currency %s",
+							   row->destination_account, row->destination_currency),
+					  psprintf("The account is in %s.", dst->currency), NULL);
+		return;
+	}
+	if (strcmp(row->source_account, row->destination_account) == 0)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_SAME_ACCOUNT,
+					  pstrdup("source_account and destination_account must differ"),
+					  psprintf("Both are \"%s\".", row->source_account), NULL);
+		return;
+	}
+	if (strcmp(src->participant_status, "active") != 0)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_INACTIVE,
+					  psprintf("the participant owning source_account \"%s\" is not active",
+							   row->source_account),
+					  psprintf("Participant \"%s\" is %s.", src->participant_id, src->participant_status),
+					  NULL);
+		return;
+	}
+	set_key(key, row->counterparty_id);
+	cp = hash_search(participants, key, HASH_FIND, NULL);
+	if (cp == NULL)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_UNKNOWN,
+					  psprintf("counterparty_id \"%s\" does not exist", row->counterparty_id), NULL, NULL);
+		return;
+	}
+	if (strcmp(cp->status, "active") != 0)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_INACTIVE,
+					  psprintf("counterparty_id \"%s\" is not active", row->counterparty_id),
+					  psprintf("Its status is %s.", cp->status), NULL);
+		return;
+	}
+	if (strcmp(dst->participant_id, row->counterparty_id) != 0)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_NOT_COUNTERPARTY,
+					  psprintf("destination_account \"%s\" does not belong to counterparty_id \"%s\"",
+							   row->destination_account, row->counterparty_id),
+					  psprintf("It belongs to \"%s\".", dst->participant_id),
+					  pstrdup("The counterparty is the participant that receives the payment."));
+		return;
+	}
+	if (strcmp(row->source_currency, row->destination_currency) != 0)
+	{
+		char		pair[KEY_BYTES];
+
+		snprintf(pair, sizeof(pair), "%s%s", row->source_currency, row->destination_currency);
+		if (hash_search(fxpairs, pair, HASH_FIND, NULL) == NULL)
+		{
+			snprintf(pair, sizeof(pair), "%s%s", row->destination_currency, row->source_currency);
+			if (hash_search(fxpairs, pair, HASH_FIND, NULL) == NULL)
+			{
+				intake_refuse(row, ERRCODE_SETTLE_FX_RATE_MISSING,
+							  psprintf("no FX rate between %s and %s",
+									   row->source_currency, row->destination_currency),
+							  NULL, pstrdup("Set one with settle_set_fx_rate()."));
+				return;
+			}
+		}
+	}
+	row->source_participant = pstrdup(src->participant_id);
+	row->insert = true;
+}
+
+/* Whether two rows carry the same instruction (everything but the key). */
+static bool
+same_content(const IntakeRow *a, const IntakeRow *b)
+{
+	bool		same_amount;
+
+	/* an amount refused before it could be converted compares as text */
+	if (a->amount_minor > 0 && b->amount_minor > 0)
+		same_amount = a->amount_minor == b->amount_minor;
+	else
+		same_amount = a->amount_minor == b->amount_minor && same_text(a->amount, b->amount);
+
+	return same_text(a->transaction_id, b->transaction_id) &&
+		same_amount &&
+		same_text(a->source_currency, b->source_currency) &&
+		same_text(a->destination_currency, b->destination_currency) &&
+		same_text(a->source_account, b->source_account) &&
+		same_text(a->destination_account, b->destination_account) &&
+		same_text(a->counterparty_id, b->counterparty_id) &&
+		a->priority == b->priority &&
+		a->has_deadline == b->has_deadline &&
+		(!a->has_deadline || a->deadline == b->deadline);
+}
+
+static bool
+same_text(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/* Within one call: a repeated key follows its first row; a reused transaction_id is refused. */
+static void
+mark_duplicates(IntakeRow *rows, int n)
+{
+	HTAB	   *keys;
+	HTAB	   *txids;
+	int			i;
+
+	if (n < 2)
+		return;
+	keys = make_table("settle intake keys", sizeof(KeySeen), n);
+	txids = make_table("settle intake transaction ids", sizeof(KeySeen), n);
+	for (i = 0; i < n; i++)
+	{
+		IntakeRow  *row = &rows[i];
+		KeySeen    *k;
+		bool		found;
+		char		key[KEY_BYTES];
+
+		if (!row->syntax_ok)
+			continue;
+		set_key(key, row->idempotency_key);
+		k = hash_search(keys, key, HASH_ENTER, &found);
+		if (found)
+		{
+			row->duplicate_of = k->row;
+			row->insert = false;
+			continue;
+		}
+		k->row = i;
+		set_key(key, row->transaction_id);
+		k = hash_search(txids, key, HASH_ENTER, &found);
+		if (found)
+			intake_refuse(row, ERRCODE_SETTLE_TRANSACTION_ID_TAKEN,
+						  psprintf("transaction_id \"%s\" is already used under another idempotency_key",
+								   row->transaction_id),
+						  psprintf("Row %d of this call has it.", k->row + 1), NULL);
+		else
+			k->row = i;
+	}
+}
+
+/* Build a text[] from C strings (NULL entries become SQL NULLs). */
+static ArrayType *
+text_array(char **values, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		nulls[i] = values[i] == NULL;
+		d[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(values[i]);
+	}
+	if (n == 0)
+		return construct_empty_array(TEXTOID);
+	return construct_md_array(d, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+static int
+compare_rows_by_key(const void *a, const void *b)
+{
+	const IntakeRow *ra = *(IntakeRow *const *) a;
+	const IntakeRow *rb = *(IntakeRow *const *) b;
+
+	return strcmp(ra->idempotency_key, rb->idempotency_key);
+}
+
+/* One INSERT ... ON CONFLICT DO NOTHING for every row still marked insert. */
+static void
+insert_rows(IntakeRow *rows, int n, MemoryContext outer)
+{
+	IntakeRow **order = palloc(sizeof(IntakeRow *) * n);
+	int			m = 0;
+	int			i;
+	char	  **cols[9];
+	Datum	   *amounts,
+			   *priorities,
+			   *deadlines;
+	bool	   *deadline_nulls;
+	Datum		values[12];
+	int			dims[1];
+	int			lbs[1] = {1};
+	HTAB	   *bykey;
+	uint64		r;
+
+	for (i = 0; i < n; i++)
+		if (rows[i].insert)
+			order[m++] = &rows[i];
+	if (m == 0)
+		return;
+	if (m > 1)
+		qsort(order, m, sizeof(IntakeRow *), compare_rows_by_key);
+
+	for (i = 0; i < 9; i++)
+		cols[i] = palloc(sizeof(char *) * m);
+	amounts = palloc(sizeof(Datum) * m);
+	priorities = palloc(sizeof(Datum) * m);
+	deadlines = palloc(sizeof(Datum) * m);
+	deadline_nulls = palloc(sizeof(bool) * m);
+	for (i = 0; i < m; i++)
+	{
+		IntakeRow  *row = order[i];
+
+		cols[0][i] = row->transaction_id;
+		cols[1][i] = row->idempotency_key;
+		cols[2][i] = row->source_currency;
+		cols[3][i] = row->destination_currency;
+		cols[4][i] = row->source_account;
+		cols[5][i] = row->destination_account;
+		cols[6][i] = row->counterparty_id;
+		cols[7][i] = row->source_participant;
+		amounts[i] = Int64GetDatum(row->amount_minor);
+		priorities[i] = Int16GetDatum((int16) row->priority);
+		deadlines[i] = TimestampTzGetDatum(row->deadline);
+		deadline_nulls[i] = !row->has_deadline;
+	}
+	for (i = 0; i < 8; i++)
+		values[i] = PointerGetDatum(text_array(cols[i], m));
+	dims[0] = m;
+	values[8] = PointerGetDatum(construct_array(amounts, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[9] = PointerGetDatum(construct_array(priorities, m, INT2OID, 2, true, TYPALIGN_SHORT));
+	values[10] = PointerGetDatum(construct_md_array(deadlines, deadline_nulls, 1, dims, lbs,
+													TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	if (insert_plan == NULL)
+	{
+		Oid			types[11] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare(
+						   "WITH ins AS ("
+						   " INSERT INTO settle.payment (transaction_id, idempotency_key, source_currency,"
+						   "   destination_currency, source_account, destination_account, counterparty_id,"
+						   "   source_participant, amount, priority, deadline, created_at, updated_at)"
+						   " SELECT u.*, c.ts, c.ts"
+						   "   FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) u,"
+						   "        LATERAL (SELECT clock_timestamp() AS ts) c"
+						   " ON CONFLICT DO NOTHING"
+						   " RETURNING payment_id, idempotency_key, created_at),"
+						   " ev AS ("
+						   " INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, to_status)"
+						   " SELECT created_at, 'payment', payment_id::text, 'submitted', 'queued' FROM ins)"
+						   "SELECT payment_id, idempotency_key, created_at FROM ins",
+						   11, types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for the intake insert: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		insert_plan = plan;
+	}
+	if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "intake insert failed");
+
+	bykey = make_table("settle intake inserted", sizeof(KeySeen), m);
+	for (i = 0; i < m; i++)
+	{
+		char		key[KEY_BYTES];
+		KeySeen    *k;
+
+		set_key(key, order[i]->idempotency_key);
+		k = hash_search(bykey, key, HASH_ENTER, NULL);
+		k->row = (int) (order[i] - rows);
+	}
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *key = SPI_getvalue(tup, desc, 2);
+		KeySeen    *k = hash_search(bykey, key, HASH_FIND, NULL);
+		IntakeRow  *row;
+
+		if (k == NULL)
+			elog(ERROR, "inserted payment has an unexpected idempotency key");
+		row = &rows[k->row];
+		row->payment_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		row->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+		row->updated_at = row->created_at;
+		row->status = MemoryContextStrdup(outer, "queued");
+		row->replay = false;
+		row->insert = false;	/* done */
+		row->duplicate_of = -2; /* marks "inserted" */
+	}
+}
+
+/*
+ * Rows that were not inserted (conflict) or failed a reference rule: look up
+ * their keys and turn them into replays or conflicts.
+ */
+static void
+resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
+{
+	char	  **keys = palloc(sizeof(char *) * n);
+	int			nkeys = 0;
+	int			i;
+	HTAB	   *found_rows;
+	Datum		values[1];
+	uint64		r;
+
+	for (i = 0; i < n; i++)
+	{
+		IntakeRow  *row = &rows[i];
+
+		if (row->syntax_ok && row->duplicate_of == -1 &&
+			(row->insert || row->sqlerrcode != 0))
+			keys[nkeys++] = row->idempotency_key;
+	}
+	if (nkeys == 0)
+		return;
+
+	if (existing_plan == NULL)
+	{
+		Oid			types[1] = {TEXTARRAYOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare(
+						   "SELECT idempotency_key, payment_id, transaction_id, amount, source_currency,"
+						   "       destination_currency, source_account, destination_account,"
+						   "       counterparty_id, priority, deadline, status, created_at, updated_at"
+						   "  FROM settle.payment WHERE idempotency_key = ANY ($1)",
+						   1, types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for the intake replay lookup: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		existing_plan = plan;
+	}
+	values[0] = PointerGetDatum(text_array(keys, nkeys));
+	if (SPI_execute_plan(existing_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "intake replay lookup failed");
+
+	found_rows = make_table("settle intake existing", sizeof(KeySeen), SPI_processed + 1);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		KeySeen    *k = hash_search(found_rows, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1),
+									HASH_ENTER, NULL);
+
+		k->row = (int) r;
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		IntakeRow  *row = &rows[i];
+		KeySeen    *k;
+		char		key[KEY_BYTES];
+		HeapTuple	tup;
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		IntakeRow	stored;
+		bool		isnull;
+		Datum		d;
+
+		if (!(row->syntax_ok && row->duplicate_of == -1 &&
+			  (row->insert || row->sqlerrcode != 0)))
+			continue;
+		set_key(key, row->idempotency_key);
+		k = hash_search(found_rows, key, HASH_FIND, NULL);
+		if (k == NULL)
+		{
+			if (row->insert)
+			{
+				/* not inserted, yet no row has the key: the transaction_id was taken */
+				row->insert = false;
+				intake_refuse(row, ERRCODE_SETTLE_TRANSACTION_ID_TAKEN,
+							  psprintf("transaction_id \"%s\" is already used under another idempotency_key",
+									   row->transaction_id),
+							  NULL,
+							  pstrdup("Retry with the idempotency_key of the original submission, or use a new transaction_id."));
+			}
+			continue;
+		}
+		tup = SPI_tuptable->vals[k->row];
+		memset(&stored, 0, sizeof(stored));
+		stored.transaction_id = SPI_getvalue(tup, desc, 3);
+		stored.amount_minor = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		stored.source_currency = SPI_getvalue(tup, desc, 5);
+		stored.destination_currency = SPI_getvalue(tup, desc, 6);
+		stored.source_account = SPI_getvalue(tup, desc, 7);
+		stored.destination_account = SPI_getvalue(tup, desc, 8);
+		stored.counterparty_id = SPI_getvalue(tup, desc, 9);
+		stored.priority = DatumGetInt16(SPI_getbinval(tup, desc, 10, &isnull));
+		d = SPI_getbinval(tup, desc, 11, &isnull);
+		stored.has_deadline = !isnull;
+		stored.deadline = isnull ? 0 : DatumGetTimestampTz(d);
+
+		/* amount_minor of a row refused before parsing is 0: never equal */
+		if (row->amount_minor > 0 && same_content(row, &stored))
+		{
+			row->sqlerrcode = 0;
+			row->message = row->detail = row->hint = NULL;
+			row->insert = false;
+			row->replay = true;
+			row->payment_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			row->status = MemoryContextStrdup(outer, SPI_getvalue(tup, desc, 12));
+			row->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 13, &isnull));
+			row->updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 14, &isnull));
+		}
+		else
+		{
+			row->insert = false;
+			row->sqlerrcode = 0;
+			intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
+						  psprintf("idempotency_key \"%s\" was already used for a different payment",
+								   row->idempotency_key),
+						  psprintf("It belongs to payment %lld (transaction_id \"%s\").",
+								   (long long) DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull)),
+								   stored.transaction_id),
+						  pstrdup("A retry must repeat the original request exactly; a new payment needs a new key."));
+		}
+	}
+}
+
+void
+settle_intake(IntakeRow *rows, int n)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext work;
+	HTAB	   *accounts,
+			   *currencies,
+			   *participants,
+			   *fxpairs;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		rows[i].duplicate_of = -1;
+		rows[i].insert = false;
+		rows[i].amount_minor = 0;
+		CHECK_FOR_INTERRUPTS();
+		check_syntax(&rows[i]);
+	}
+
+	/* refusal texts are allocated in outer; the work context holds the rest */
+	work = AllocSetContextCreate(outer, "settle intake", ALLOCSET_DEFAULT_SIZES);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(work);
+
+	accounts = make_table("settle intake accounts", sizeof(AccountInfo), 2 * n);
+	currencies = make_table("settle intake currencies", sizeof(NameInfo), 64);
+	participants = make_table("settle intake participants", sizeof(NameInfo), n);
+	fxpairs = make_table("settle intake fx pairs", sizeof(NameInfo), 64);
+	lookup_reference(rows, n, accounts, currencies, participants, fxpairs);
+
+	MemoryContextSwitchTo(outer);
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (rows[i].syntax_ok)
+			check_reference(&rows[i], accounts, currencies, participants, fxpairs);
+	}
+	MemoryContextSwitchTo(work);
+	mark_duplicates(rows, n);
+	MemoryContextSwitchTo(outer);
+	insert_rows(rows, n, outer);
+	resolve_existing(rows, n, outer);
+
+	/* rows repeating a key earlier in the same call follow that row */
+	for (i = 0; i < n; i++)
+	{
+		IntakeRow  *row = &rows[i];
+		IntakeRow  *first;
+
+		if (row->duplicate_of < 0)
+			continue;
+		first = &rows[row->duplicate_of];
+		if (!same_content(row, first))
+		{
+			row->sqlerrcode = 0;
+			intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
+						  psprintf("idempotency_key \"%s\" was already used for a different payment",
+								   row->idempotency_key),
+						  psprintf("Row %d of this call has it.", row->duplicate_of + 1),
+						  pstrdup("A retry must repeat the original request exactly; a new payment needs a new key."));
+		}
+		else if (first->sqlerrcode != 0)
+			intake_refuse(row, first->sqlerrcode, first->message, first->detail, first->hint);
+		else
+		{
+			row->sqlerrcode = 0;
+			row->replay = true;
+			row->payment_id = first->payment_id;
+			row->status = first->status;
+			row->created_at = first->created_at;
+			row->updated_at = first->updated_at;
+		}
+	}
+
+	SPI_finish();
+	MemoryContextDelete(work);
+}

@@ -1,0 +1,197 @@
+-- settle install script, part 0: schema, reference data, queue, events, ledger.
+-- Tables are singular (settle.payment); the views users read are plural
+-- (settle.transactions, settle.accounts, ...), see 30_views.sql.
+
+\echo Use "CREATE EXTENSION settle" to load this file. \quit
+
+CREATE SCHEMA IF NOT EXISTS settle;
+COMMENT ON SCHEMA settle IS 'settle: tables and views of the settlement engine';
+
+-- Refuses UPDATE, DELETE and TRUNCATE on append-only tables, for every role.
+CREATE FUNCTION settle._refuse_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'settle.% is append-only', TG_TABLE_NAME
+        USING ERRCODE = 'SE110',
+              DETAIL = format('%s refused on %I.%I.', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME),
+              HINT = 'Corrections are new entries (a reversal or an adjustment), never changes.';
+END
+$$;
+
+-- Refuses DELETE on reference data: accounts and participants are closed, never removed.
+CREATE FUNCTION settle._refuse_delete() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'rows of settle.% cannot be deleted', TG_TABLE_NAME
+        USING ERRCODE = 'SE110',
+              HINT = 'Set the status to ''closed'' instead.';
+END
+$$;
+
+-- ISO 4217 currencies and their minor-unit exponents.
+CREATE TABLE settle.currency (
+    code        text PRIMARY KEY CHECK (code ~ '^[A-Z]{3}$'),
+    exponent    smallint NOT NULL CHECK (exponent BETWEEN 0 AND 4),
+    name        text NOT NULL
+);
+
+INSERT INTO settle.currency (code, exponent, name) VALUES
+    ('USD', 2, 'US Dollar'), ('EUR', 2, 'Euro'), ('JPY', 0, 'Yen'),
+    ('GBP', 2, 'Pound Sterling'), ('CNY', 2, 'Yuan Renminbi'),
+    ('AUD', 2, 'Australian Dollar'), ('CAD', 2, 'Canadian Dollar'),
+    ('CHF', 2, 'Swiss Franc'), ('HKD', 2, 'Hong Kong Dollar'),
+    ('SGD', 2, 'Singapore Dollar'), ('SEK', 2, 'Swedish Krona'),
+    ('KRW', 0, 'Won'), ('NOK', 2, 'Norwegian Krone'),
+    ('NZD', 2, 'New Zealand Dollar'), ('INR', 2, 'Indian Rupee'),
+    ('MXN', 2, 'Mexican Peso'), ('TWD', 2, 'New Taiwan Dollar'),
+    ('ZAR', 2, 'Rand'), ('BRL', 2, 'Brazilian Real'),
+    ('DKK', 2, 'Danish Krone'), ('PLN', 2, 'Zloty'), ('THB', 2, 'Baht'),
+    ('ILS', 2, 'New Israeli Sheqel'), ('IDR', 2, 'Rupiah'),
+    ('CZK', 2, 'Czech Koruna'), ('AED', 2, 'UAE Dirham'),
+    ('TRY', 2, 'Turkish Lira'), ('HUF', 2, 'Forint'),
+    ('CLP', 0, 'Chilean Peso'), ('SAR', 2, 'Saudi Riyal'),
+    ('PHP', 2, 'Philippine Peso'), ('MYR', 2, 'Malaysian Ringgit'),
+    ('COP', 2, 'Colombian Peso'), ('RON', 2, 'Romanian Leu'),
+    ('PEN', 2, 'Sol'), ('VND', 0, 'Dong'), ('ISK', 0, 'Iceland Krona'),
+    ('BHD', 3, 'Bahraini Dinar'), ('KWD', 3, 'Kuwaiti Dinar'),
+    ('OMR', 3, 'Rial Omani'), ('JOD', 3, 'Jordanian Dinar'),
+    ('TND', 3, 'Tunisian Dinar'), ('IQD', 3, 'Iraqi Dinar'),
+    ('LYD', 3, 'Libyan Dinar'), ('CLF', 4, 'Unidad de Fomento'),
+    ('UYW', 4, 'Unidad Previsional');
+
+-- Participants: banks and other counterparties, plus the operator itself.
+CREATE TABLE settle.participant (
+    participant_id  text PRIMARY KEY,
+    name            text NOT NULL,
+    status          text NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'suspended', 'closed')),
+    is_operator     boolean NOT NULL DEFAULT false,
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- Accounts: one currency each; balance and lower_limit in minor units.
+-- lower_limit is how far the balance may go below zero (0 = no overdraft).
+-- kind 'customer' belongs to a participant; 'settlement' and 'external' are
+-- the operator's own (per currency: the netting counter-account of every
+-- batch, and the source of funding), and have no limit.
+CREATE TABLE settle.account (
+    account_id      text PRIMARY KEY,
+    participant_id  text NOT NULL REFERENCES settle.participant,
+    currency        text NOT NULL REFERENCES settle.currency,
+    kind            text NOT NULL DEFAULT 'customer'
+                    CHECK (kind IN ('customer', 'settlement', 'external')),
+    balance         bigint NOT NULL DEFAULT 0,
+    lower_limit     bigint NOT NULL DEFAULT 0 CHECK (lower_limit >= 0),
+    status          text NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'frozen', 'closed')),
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- last line of defence: a customer account never ends below its limit
+    CONSTRAINT account_within_limit CHECK (kind <> 'customer' OR balance >= -lower_limit)
+);
+CREATE INDEX account_participant ON settle.account (participant_id);
+
+CREATE TRIGGER participant_no_delete BEFORE DELETE OR TRUNCATE ON settle.participant
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_delete();
+CREATE TRIGGER account_no_delete BEFORE DELETE OR TRUNCATE ON settle.account
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_delete();
+
+-- FX mid rates: 1 unit of base = mid_rate units of quote.  spread_bps is what
+-- converting costs the operator.  The latest row per pair is in force.
+CREATE TABLE settle.fx_rate (
+    base_currency   text NOT NULL REFERENCES settle.currency,
+    quote_currency  text NOT NULL REFERENCES settle.currency,
+    mid_rate        numeric NOT NULL CHECK (mid_rate > 0),
+    spread_bps      numeric NOT NULL DEFAULT 0 CHECK (spread_bps >= 0),
+    valid_from      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (base_currency, quote_currency, valid_from),
+    CHECK (base_currency <> quote_currency)
+);
+
+-- Wire fees: the fixed cost of one wire for a participant in a currency,
+-- in minor units of that currency.  participant_id NULL is the default for
+-- the currency.
+CREATE TABLE settle.wire_fee (
+    participant_id  text REFERENCES settle.participant,
+    currency        text NOT NULL REFERENCES settle.currency,
+    fee             bigint NOT NULL CHECK (fee >= 0),
+    CONSTRAINT wire_fee_key UNIQUE NULLS NOT DISTINCT (participant_id, currency)
+);
+
+-- The payment queue.  Amount in minor units of source_currency.  Accounts are
+-- validated by settle_submit and never deleted, so no foreign keys slow
+-- intake down.  source_participant is the owner of source_account.
+CREATE TABLE settle.payment (
+    payment_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    transaction_id      text NOT NULL,
+    idempotency_key     text NOT NULL,
+    amount              bigint NOT NULL CHECK (amount > 0),
+    source_currency     text NOT NULL,
+    destination_currency text NOT NULL,
+    source_account      text NOT NULL,
+    destination_account text NOT NULL,
+    counterparty_id     text NOT NULL,
+    source_participant  text NOT NULL,
+    priority            smallint NOT NULL DEFAULT 5 CHECK (priority BETWEEN 1 AND 9),
+    deadline            timestamptz,
+    status              text NOT NULL DEFAULT 'queued'
+                        CHECK (status IN ('queued', 'settled', 'expired')),
+    created_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    settled_at          timestamptz,
+    cycle_id            bigint,
+    destination_amount  bigint,
+    fx_rate             numeric
+);
+-- Exactly-once intake rests on these two unique indexes.
+CREATE UNIQUE INDEX payment_idempotency_key ON settle.payment (idempotency_key);
+CREATE UNIQUE INDEX payment_transaction_id ON settle.payment (transaction_id);
+-- The cycle reads the queue through this small partial index.
+CREATE INDEX payment_queued ON settle.payment (payment_id) WHERE status = 'queued';
+
+-- Every state change, of payments and everything else.  Append-only.
+CREATE TABLE settle.event (
+    event_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    occurred_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    entity          text NOT NULL
+                    CHECK (entity IN ('payment', 'batch', 'cycle', 'account', 'participant', 'fx_rate', 'wire_fee')),
+    entity_id       text NOT NULL,
+    event_type      text NOT NULL,
+    from_status     text,
+    to_status       text,
+    details         jsonb
+);
+CREATE INDEX event_entity ON settle.event (entity, entity_id);
+CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.event
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+
+-- The double-entry ledger.  A journal is a set of entries that sums to zero
+-- per currency; amount is signed (+ credit raises the balance, - debit).
+CREATE TABLE settle.journal (
+    journal_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind            text NOT NULL CHECK (kind IN ('funding', 'settlement', 'reversal', 'adjustment')),
+    cycle_id        bigint,
+    reference       text,
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE settle.ledger_entry (
+    entry_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    journal_id      bigint NOT NULL REFERENCES settle.journal,
+    batch_id        bigint,
+    payment_id      bigint,
+    account_id      text NOT NULL,
+    currency        text NOT NULL,
+    amount          bigint NOT NULL CHECK (amount <> 0),
+    posted_at       timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX ledger_entry_account ON settle.ledger_entry (account_id, entry_id);
+CREATE INDEX ledger_entry_payment ON settle.ledger_entry (payment_id) WHERE payment_id IS NOT NULL;
+CREATE TRIGGER journal_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.journal
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+CREATE TRIGGER ledger_entry_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.ledger_entry
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+
+-- The operator: owns the settlement and external accounts of every currency.
+INSERT INTO settle.participant (participant_id, name, is_operator)
+    VALUES ('_settle', 'settle operator', true);

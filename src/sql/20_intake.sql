@@ -1,0 +1,39 @@
+-- settle install script, part 2: intake.
+
+CREATE FUNCTION settle_submit(
+    transaction_id       text,
+    amount               numeric,
+    source_currency      text,
+    destination_currency text,
+    source_account       text,
+    destination_account  text,
+    counterparty_id      text,
+    idempotency_key      text,
+    priority             integer DEFAULT 5,
+    deadline             timestamptz DEFAULT NULL,
+    OUT payment_id       bigint,
+    OUT status           text,
+    OUT replay           boolean,
+    OUT submitted_at     timestamptz,
+    OUT updated_at       timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'settle_submit' LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION settle_submit IS
+    'Validate and queue one payment, exactly once per idempotency_key';
+
+CREATE FUNCTION settle_submit_bulk(
+    payments              jsonb,
+    OUT ordinal           integer,
+    OUT transaction_id    text,
+    OUT idempotency_key   text,
+    OUT payment_id        bigint,
+    OUT status            text,
+    OUT replay            boolean,
+    OUT sqlstate          text,
+    OUT message           text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'settle_submit_bulk' LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION settle_submit_bulk IS
+    'Validate and queue many payments (a JSON array of objects keyed like settle_submit''s parameters); one result row each';
