@@ -59,3 +59,10 @@ bench: deps
 	$(MAKE) all
 	$(MAKE) install
 	bash test/bench/run.sh
+
+# pg_regress and pg_isolation_regress separately, against a running server.
+.PHONY: installcheck-regress installcheck-isolation
+installcheck-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+installcheck-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)

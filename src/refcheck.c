@@ -28,13 +28,15 @@ settle_check_name_sql(PG_FUNCTION_ARGS)
 	char	   *field = PG_ARGISNULL(0) ? "value" : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *value;
 	size_t		pos;
+	FieldResult r;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_SETTLE_NULL_FIELD),
 				 errmsg("%s must not be null", field)));
 	value = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	settle_raise_field(field, settle_check_name(value, strlen(value), &pos), pos, value);
+	r = settle_check_name(value, strlen(value), &pos);
+	settle_raise_field(field, r, pos, value);
 	PG_RETURN_TEXT_P(PG_GETARG_TEXT_PP(1));
 }
 

@@ -16,6 +16,7 @@
 PG_MODULE_MAGIC;
 
 int			settle_max_bulk_rows = 100000;
+bool		settle_worker_enabled = true;
 
 void		_PG_init(void);
 
@@ -30,6 +31,14 @@ _PG_init(void)
 							100000, 1, 10000000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("settle.worker_enabled",
+							 "Runs settlement cycles in a background worker.",
+							 "Off: cycles run only through settle_run_cycle().",
+							 &settle_worker_enabled,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("settle");
 }

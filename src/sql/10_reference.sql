@@ -85,6 +85,7 @@ BEGIN
     PERFORM settle._check_name('participant_id', participant_id);
     PERFORM settle._check_currency('currency', currency);
     limit_minor := settle._to_minor('lower_limit', lower_limit, currency, true);
+    PERFORM settle._to_minor('opening_balance', opening_balance, currency, true);
     SELECT p.status INTO pstatus FROM settle.participant p
      WHERE p.participant_id = settle_create_account.participant_id AND NOT p.is_operator;
     IF NOT FOUND THEN
@@ -103,9 +104,7 @@ BEGIN
     INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)
         VALUES ('account', account_id, 'created', 'active',
                 jsonb_build_object('participant_id', participant_id, 'currency', currency, 'lower_limit', limit_minor));
-    IF opening_balance IS NULL THEN
-        RAISE EXCEPTION 'opening_balance must not be null' USING ERRCODE = 'SE001';
-    ELSIF opening_balance <> 0 THEN
+    IF opening_balance <> 0 THEN
         PERFORM @extschema@.settle_fund_account(account_id, opening_balance, 'opening balance');
     END IF;
     RETURN account_id;

@@ -1,0 +1,36 @@
+-- Idempotency: same key and content replays; same key, other content is
+-- refused (SE060); same transaction_id under another key is refused (SE061).
+SELECT payment_id AS original_id, submitted_at AS original_at
+  FROM settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1') \gset
+SELECT count(*) AS payments_before FROM settle.payment \gset
+SELECT count(*) AS events_before FROM settle.event WHERE entity = 'payment' \gset
+
+-- an exact repeat returns the original outcome, marked as a replay
+SELECT payment_id = :original_id AS same_id, status, replay, submitted_at = :'original_at' AS same_time
+  FROM settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1');
+-- the same amount written differently is the same content
+SELECT replay FROM settle_submit('txn_r1', 42.5000, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1', priority => 5);
+
+-- each field changed under the same key is a conflict
+SELECT test.try($$SELECT settle_submit('txn_r1', 42.51, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1')$$) AS other_amount;
+SELECT test.try($$SELECT settle_submit('txn_r9', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1')$$) AS other_transaction_id;
+SELECT test.try($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'USD', 'acc_001', 'acc_003', 'bank_b', 'req_r1')$$) AS other_destination;
+SELECT test.try($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1', 6)$$) AS other_priority;
+SELECT test.try($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1', 5, now() + interval '1 day')$$) AS other_deadline;
+-- the transaction_id under a new key
+SELECT test.try($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r2')$$) AS transaction_id_taken;
+
+-- a retry after the account was frozen still gets its original answer
+SELECT settle_set_account_status('acc_001', 'frozen');
+SELECT replay, status FROM settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1');
+SELECT test.try($$SELECT settle_submit('txn_r3', 1, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r3')$$) AS new_payment_refused;
+SELECT settle_set_account_status('acc_001', 'active');
+
+-- replays and conflicts wrote nothing
+SELECT count(*) - :payments_before AS payments_written, (SELECT count(*) FROM settle.event WHERE entity = 'payment') - :events_before AS events_written
+  FROM settle.payment;
+
+-- status look-up, by transaction_id or by idempotency key
+SELECT transaction_id, idempotency_key, amount, status FROM settle_payment_status(transaction_id => 'txn_r1');
+SELECT transaction_id, idempotency_key, amount, status FROM settle_payment_status(idempotency_key => 'req_r1');
+SELECT count(*) AS unknown FROM settle_payment_status(transaction_id => 'no_such');
