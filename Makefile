@@ -17,11 +17,11 @@ PG_CPPFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
 SHLIB_LINK  = -lglpk -lm
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, in this order.
-REGRESS      = intake_reference intake_submit intake_replay intake_bulk
+REGRESS      = intake_reference intake_submit intake_replay intake_bulk engine_cycle
 REGRESS_OPTS = --load-extension=settle
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
-ISOLATION      = intake_concurrent
+ISOLATION      = intake_concurrent engine_concurrent
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
                  --load-extension=settle
 

@@ -36,6 +36,7 @@
 #include "utils/timestamp.h"
 
 #include "intake.h"
+#include "spi_util.h"
 #include "settle_errors.h"
 
 #define KEY_BYTES (SETTLE_MAX_IDENTIFIER + 8)
@@ -80,7 +81,6 @@ static void check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
 static void mark_duplicates(IntakeRow *rows, int n);
 static void insert_rows(IntakeRow *rows, int n, MemoryContext outer);
 static void resolve_existing(IntakeRow *rows, int n, MemoryContext outer);
-static ArrayType *text_array(char **values, int n);
 static int	compare_rows_by_key(const void *a, const void *b);
 static bool same_content(const IntakeRow *a, const IntakeRow *b);
 static bool same_text(const char *a, const char *b);
@@ -369,10 +369,10 @@ lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *currencies,
 		SPI_keepplan(plan);
 		lookup_plan = plan;
 	}
-	values[0] = PointerGetDatum(text_array(acc, nacc));
-	values[1] = PointerGetDatum(text_array(cur, ncur));
-	values[2] = PointerGetDatum(text_array(par, npar));
-	values[3] = PointerGetDatum(text_array(fx, nfx));
+	values[0] = PointerGetDatum(settle_text_array(acc, nacc));
+	values[1] = PointerGetDatum(settle_text_array(cur, ncur));
+	values[2] = PointerGetDatum(settle_text_array(par, npar));
+	values[3] = PointerGetDatum(settle_text_array(fx, nfx));
 	if (SPI_execute_plan(lookup_plan, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "intake lookup failed");
 
@@ -629,26 +629,6 @@ mark_duplicates(IntakeRow *rows, int n)
 	}
 }
 
-/* Build a text[] from C strings (NULL entries become SQL NULLs). */
-static ArrayType *
-text_array(char **values, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		nulls[i] = values[i] == NULL;
-		d[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(values[i]);
-	}
-	if (n == 0)
-		return construct_empty_array(TEXTOID);
-	return construct_md_array(d, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
-}
-
 static int
 compare_rows_by_key(const void *a, const void *b)
 {
@@ -708,7 +688,7 @@ insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 		deadline_nulls[i] = !row->has_deadline;
 	}
 	for (i = 0; i < 8; i++)
-		values[i] = PointerGetDatum(text_array(cols[i], m));
+		values[i] = PointerGetDatum(settle_text_array(cols[i], m));
 	dims[0] = m;
 	values[8] = PointerGetDatum(construct_array(amounts, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[9] = PointerGetDatum(construct_array(priorities, m, INT2OID, 2, true, TYPALIGN_SHORT));
@@ -820,7 +800,7 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 		SPI_keepplan(plan);
 		existing_plan = plan;
 	}
-	values[0] = PointerGetDatum(text_array(keys, nkeys));
+	values[0] = PointerGetDatum(settle_text_array(keys, nkeys));
 	if (SPI_execute_plan(existing_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "intake replay lookup failed");
 

@@ -3,7 +3,7 @@
  *
  * settle is meant to be in shared_preload_libraries (the settlement worker
  * is registered there); loaded any other way, the SQL functions still work
- * and cycles run by hand or from pg_cron.
+ * and cycles run by hand (settle_run_cycle) or from pg_cron.
  */
 #include "postgres.h"
 
@@ -11,12 +11,21 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "cycle.h"
 #include "intake.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
 int			settle_max_bulk_rows = 100000;
 bool		settle_worker_enabled = true;
+int			settle_cycle_interval_ms = 1000;
+double		settle_solver_time_limit_ms = 500;
+double		settle_mip_gap = 1e-4;
+int			settle_mip_max_payments = 200;
+int			settle_max_cycle_payments = 100000;
+char	   *settle_reference_currency = NULL;
+double		settle_delay_cost_bps = 10;
 
 void		_PG_init(void);
 
@@ -26,19 +35,58 @@ _PG_init(void)
 {
 	DefineCustomIntVariable("settle.max_bulk_rows",
 							"Largest number of payments one settle_submit_bulk call accepts.",
-							NULL,
-							&settle_max_bulk_rows,
+							NULL, &settle_max_bulk_rows,
 							100000, 1, 10000000,
-							PGC_USERSET, 0,
-							NULL, NULL, NULL);
-
+							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("settle.worker_enabled",
 							 "Runs settlement cycles in a background worker.",
 							 "Off: cycles run only through settle_run_cycle().",
-							 &settle_worker_enabled,
-							 true,
-							 PGC_SIGHUP, 0,
-							 NULL, NULL, NULL);
+							 &settle_worker_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("settle.database",
+							   "Database the settlement worker connects to.",
+							   NULL, &settle_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.cycle_interval",
+							"Time between two settlement cycles of the worker.",
+							"Payments whose deadline falls within one interval must settle now.",
+							&settle_cycle_interval_ms,
+							1000, 10, 86400000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomRealVariable("settle.solver_time_limit",
+							 "Time limit of the GLPK solve in one cycle, in milliseconds.",
+							 "When it is reached the best solution found so far, or the greedy heuristic, is used.",
+							 &settle_solver_time_limit_ms,
+							 500, 0.000001, 3600000,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("settle.mip_gap",
+							 "Relative MIP gap at which GLPK stops branching.",
+							 NULL, &settle_mip_gap,
+							 1e-4, 0, 1,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.mip_max_payments",
+							"Largest independent component solved as a MIP (larger ones: LP, rounding and repair).",
+							NULL, &settle_mip_max_payments,
+							200, 0, 100000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.max_cycle_payments",
+							"Most queued payments one cycle considers (oldest first).",
+							NULL, &settle_max_cycle_payments,
+							100000, 1, 10000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("settle.reference_currency",
+							   "Currency in which cycle values and costs are measured.",
+							   NULL, &settle_reference_currency, "USD",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("settle.delay_cost_bps",
+							 "Cost of making a deferrable payment wait one cycle, in basis points of its value.",
+							 "A payment whose deadline is after the next cycle waits when its wire fee and spread cost more than this.",
+							 &settle_delay_cost_bps,
+							 10, 0.000001, 10000,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("settle");
+
+	if (process_shared_preload_libraries_in_progress)
+		settle_worker_register();
 }

@@ -1,0 +1,122 @@
+/*
+ * engine.h -- the state one settlement cycle shares between its stages:
+ * cycle.c (load, solve, record), posting.c (ledger) and baseline.c.
+ */
+#ifndef SETTLE_ENGINE_H
+#define SETTLE_ENGINE_H
+
+#include "postgres.h"
+#include "portability/instr_time.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+#include "solver.h"
+
+typedef struct CycleCurrency
+{
+	char		code[4];
+	int			exponent;
+	double		to_reference;	/* one major unit in reference major units */
+} CycleCurrency;
+
+typedef struct CycleAccount
+{
+	char	   *account_id;
+	char	   *participant_id;
+	int			currency;		/* index into currencies */
+	int64		balance;		/* minor units, locked for the cycle */
+	int64		lower_limit;
+	bool		active;
+} CycleAccount;
+
+typedef struct CyclePayment
+{
+	int64		payment_id;
+	char	   *source_account;
+	char	   *destination_account;
+	char	   *source_participant;
+	char	   *counterparty_id;
+	int			source_ccy;		/* index into currencies */
+	int			destination_ccy;
+	int64		debit;			/* minor units of source_ccy */
+	int64		credit;			/* minor units of destination_ccy, converted at mid */
+	char	   *fx_rate;		/* mid rate applied (text numeric), NULL if same currency */
+	double		spread_bps;
+	int			priority;
+	bool		deferrable;		/* deadline after the next cycle */
+	double		value;			/* reference major units, for the objective and reports */
+	int			src;			/* index into accounts */
+	int			dst;
+	int			wire_src;		/* index into wires */
+	int			wire_dst;
+} CyclePayment;
+
+/* A wire: one participant's net position in one currency. */
+typedef struct CycleWire
+{
+	char	   *participant_id;
+	int			currency;
+	int64		fee;			/* minor units of the currency */
+	double		fee_value;		/* reference major units */
+	/* filled by posting */
+	int64		debit_total;
+	int64		credit_total;
+	int			legs;
+	int64		batch_id;
+} CycleWire;
+
+typedef struct BaselineFigures
+{
+	int			settled;
+	double		value;
+	double		cost;
+	int			wires;
+} BaselineFigures;
+
+typedef struct CycleState
+{
+	const char *run_by;
+	TimestampTz started_at;
+	instr_time	start_instr;
+	int64		cycle_id;
+	int64		journal_id;
+
+	int			n_currencies;
+	CycleCurrency *currencies;
+	HTAB	   *currency_index;
+	int			n_accounts;
+	CycleAccount *accounts;
+	HTAB	   *account_index;
+	int			n_payments;
+	CyclePayment *payments;
+	int			n_wires;
+	CycleWire  *wires;
+	HTAB	   *wire_index;
+
+	bool	   *selected;
+	SolverResult result;
+	SolverStatus solver_status;
+
+	int			held;			/* queued, but an account is frozen or closed */
+	int			n_expired;
+	int			n_settled;
+	int			n_deferred;
+	int			n_batches;
+	int			n_wires_sent;	/* batches with a non-zero net: real wires */
+	double		settled_value;
+	double		fee_cost;
+	double		fx_cost;
+	BaselineFigures fifo;
+	BaselineFigures naive;
+} CycleState;
+
+/* Value of minor units of currency ci in reference major units. */
+extern double settle_reference_value(const CycleState *cs, int ci, int64 minor);
+
+/* posting.c: post the selection as one balanced journal; fills cost figures. */
+extern void settle_post_selection(CycleState *cs);
+
+/* baseline.c: FIFO gross settlement and naive batching on the same queue. */
+extern void settle_compute_baselines(CycleState *cs);
+
+#endif							/* SETTLE_ENGINE_H */

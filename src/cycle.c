@@ -1,0 +1,683 @@
+/*
+ * cycle.c -- one settlement cycle: take the queue, optimise, post, record.
+ *
+ * Second and third stages of the pipeline (queue -> cycle -> settle).  In one
+ * transaction, serialised against other cycles by an advisory lock:
+ *
+ *   1. expire queued payments whose deadline has passed (with an event);
+ *   2. load the queue (FOR UPDATE SKIP LOCKED, so intake never waits) with
+ *      each FX payment's credit converted exactly in numeric at the mid rate,
+ *      and lock the balances of every account involved;
+ *   3. build the model of solver.h -- accounts, payments, wires (one per
+ *      participant and currency: its net position), FX pairs -- and solve it
+ *      with GLPK; a solver failure falls back to the greedy heuristic and the
+ *      selection is re-checked in exact integer arithmetic before posting;
+ *   4. post the selection (posting.c) as one balanced journal, batch by batch;
+ *   5. compute the baselines on the same queue (baseline.c) and write the
+ *      cycle record and one log line.
+ *
+ * Money is int64 minor units throughout; doubles appear only in the model's
+ * objective and in the cycle record's measurements.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "cycle.h"
+#include "engine.h"
+#include "settle_errors.h"
+#include "solver.h"
+#include "spi_util.h"
+
+PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
+
+/* Key of the advisory lock that serialises cycles (arbitrary, documented). */
+#define SETTLE_CYCLE_LOCK_KEY INT64CONST(0x5e77e1e0c1c1e)
+
+/* Penalty factor for a payment that must settle this cycle. */
+#define DUE_FACTOR 10.0
+
+typedef struct NameIndex
+{
+	char		key[NAMEDATALEN * 3];
+	int			index;
+} NameIndex;
+
+static HTAB *name_table(const char *what, long n);
+static int	name_lookup(HTAB *t, const char *key);
+static int	name_insert(HTAB *t, const char *key, int index, bool *found);
+static int	expire_overdue(void);
+static void load_currencies(CycleState *cs);
+static void load_queue(CycleState *cs);
+static void load_accounts(CycleState *cs);
+static void load_wires(CycleState *cs);
+static void build_and_solve(CycleState *cs);
+static bool solver_interrupted(void *arg);
+static void solver_log(void *arg, const char *msg);
+static void record_cycle(CycleState *cs);
+
+/* A string-keyed table of indexes. */
+static HTAB *
+name_table(const char *what, long n)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = NAMEDATALEN * 3;
+	ctl.entrysize = sizeof(NameIndex);
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create(what, Max(n, 16), &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+static int
+name_lookup(HTAB *t, const char *key)
+{
+	char		k[NAMEDATALEN * 3];
+	NameIndex  *e;
+
+	strlcpy(k, key, sizeof(k));
+	e = hash_search(t, k, HASH_FIND, NULL);
+	return e ? e->index : -1;
+}
+
+static int
+name_insert(HTAB *t, const char *key, int index, bool *found)
+{
+	char		k[NAMEDATALEN * 3];
+	NameIndex  *e;
+
+	strlcpy(k, key, sizeof(k));
+	e = hash_search(t, k, HASH_ENTER, found);
+	if (!*found)
+		e->index = index;
+	return e->index;
+}
+
+/* Expire queued payments whose deadline has passed; returns how many. */
+static int
+expire_overdue(void)
+{
+	int			ret;
+	bool		isnull;
+
+	ret = SPI_execute("WITH x AS ("
+					  "  UPDATE settle.payment SET status = 'expired', updated_at = clock_timestamp()"
+					  "   WHERE status = 'queued' AND deadline < now()"
+					  "  RETURNING payment_id),"
+					  " e AS ("
+					  "  INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)"
+					  "  SELECT 'payment', payment_id::text, 'expired', 'queued', 'expired',"
+					  "         '{\"reason\": \"deadline passed before it could settle\"}'::jsonb FROM x)"
+					  "SELECT count(*)::int FROM x", false, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "expiring overdue payments failed");
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Currencies: exponent and value of one major unit in the reference currency. */
+static void
+load_currencies(CycleState *cs)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	uint64		i;
+
+	values[0] = CStringGetTextDatum(settle_reference_currency);
+	if (SPI_execute_with_args(
+							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m FROM settle.fx_rates)"
+							  " SELECT c.code, c.exponent::int,"
+							  "        (CASE WHEN c.code = $1 THEN 1"
+							  "              ELSE coalesce((SELECT m FROM r WHERE b = c.code AND q = $1),"
+							  "                            (SELECT 1 / m FROM r WHERE b = $1 AND q = c.code)) END)::float8"
+							  "   FROM settle.currency c",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "loading currencies failed");
+
+	cs->n_currencies = (int) SPI_processed;
+	cs->currencies = palloc0(sizeof(CycleCurrency) * Max(cs->n_currencies, 1));
+	cs->currency_index = name_table("settle cycle currencies", cs->n_currencies);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		CycleCurrency *c = &cs->currencies[i];
+		bool		isnull;
+		bool		found;
+		Datum		d;
+
+		strlcpy(c->code, SPI_getvalue(tup, desc, 1), sizeof(c->code));
+		c->exponent = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		/* no rate to the reference currency: measured 1:1 (documented) */
+		c->to_reference = isnull ? 1.0 : DatumGetFloat8(d);
+		name_insert(cs->currency_index, c->code, (int) i, &found);
+	}
+	if (name_lookup(cs->currency_index, settle_reference_currency) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("settle.reference_currency \"%s\" is not a known currency",
+						settle_reference_currency)));
+}
+
+/* Value of an amount of minor units of currency ci in reference major units. */
+double
+settle_reference_value(const CycleState *cs, int ci, int64 minor)
+{
+	const CycleCurrency *c = &cs->currencies[ci];
+
+	return (double) minor / pow(10.0, c->exponent) * c->to_reference;
+}
+
+/* The queue, locked without waiting, with FX credits converted exactly. */
+static void
+load_queue(CycleState *cs)
+{
+	Oid			types[2] = {INTERVALOID, INT4OID};
+	Datum		values[2];
+	uint64		i;
+	int			n = 0;
+
+	values[0] = DirectFunctionCall3(interval_in,
+									CStringGetDatum(psprintf("%d milliseconds", settle_cycle_interval_ms)),
+									ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	values[1] = Int32GetDatum(settle_max_cycle_payments);
+	if (SPI_execute_with_args(
+							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
+							  "             FROM settle.fx_rates),"
+							  " rr AS (SELECT b, q, m, s FROM r"
+							  "        UNION ALL"
+							  "        SELECT q, b, 1 / m, s FROM r r1"
+							  "         WHERE NOT EXISTS (SELECT 1 FROM r r2 WHERE r2.b = r1.q AND r2.q = r1.b))"
+							  " SELECT p.payment_id, p.source_account, p.destination_account,"
+							  "        p.source_participant, p.counterparty_id,"
+							  "        p.source_currency, p.destination_currency, p.amount,"
+							  "        CASE WHEN p.source_currency = p.destination_currency THEN p.amount"
+							  "             ELSE round(p.amount * x.m * (10::numeric ^ (cd.exponent - cs.exponent)))::bigint"
+							  "        END AS credit,"
+							  "        x.m::text, coalesce(x.s, 0)::float8, p.priority::int,"
+							  "        (p.deadline IS NOT NULL AND p.deadline > now() + $1) AS deferrable"
+							  "   FROM settle.payment p"
+							  "   JOIN settle.currency cs ON cs.code = p.source_currency"
+							  "   JOIN settle.currency cd ON cd.code = p.destination_currency"
+							  "   LEFT JOIN rr x ON x.b = p.source_currency AND x.q = p.destination_currency"
+							  "  WHERE p.status = 'queued'"
+							  "  ORDER BY p.payment_id"
+							  "  LIMIT $2"
+							  "  FOR UPDATE OF p SKIP LOCKED",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "loading the queue failed");
+
+	cs->payments = palloc0(sizeof(CyclePayment) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		CyclePayment *p = &cs->payments[n];
+		bool		isnull;
+		Datum		credit;
+
+		CHECK_FOR_INTERRUPTS();
+		p->payment_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		p->source_account = SPI_getvalue(tup, desc, 2);
+		p->destination_account = SPI_getvalue(tup, desc, 3);
+		p->source_participant = SPI_getvalue(tup, desc, 4);
+		p->counterparty_id = SPI_getvalue(tup, desc, 5);
+		p->source_ccy = name_lookup(cs->currency_index, SPI_getvalue(tup, desc, 6));
+		p->destination_ccy = name_lookup(cs->currency_index, SPI_getvalue(tup, desc, 7));
+		p->debit = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+		credit = SPI_getbinval(tup, desc, 9, &isnull);
+		if (isnull)
+			continue;			/* no rate any more: stays queued */
+		p->credit = DatumGetInt64(credit);
+		p->fx_rate = SPI_getvalue(tup, desc, 10);
+		p->spread_bps = DatumGetFloat8(SPI_getbinval(tup, desc, 11, &isnull));
+		p->priority = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
+		p->deferrable = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+		p->value = settle_reference_value(cs, p->source_ccy, p->debit);
+		if (p->credit <= 0)
+			continue;			/* converts to nothing: cannot settle, stays queued */
+		n++;
+	}
+	cs->n_payments = n;
+}
+
+/* Lock and load every account the queue touches, in account order. */
+static void
+load_accounts(CycleState *cs)
+{
+	char	  **ids = palloc(sizeof(char *) * Max(2 * cs->n_payments, 1));
+	Oid			types[1] = {TEXTARRAYOID};
+	Datum		values[1];
+	int			i;
+	uint64		r;
+	int			kept = 0;
+
+	for (i = 0; i < cs->n_payments; i++)
+	{
+		ids[2 * i] = cs->payments[i].source_account;
+		ids[2 * i + 1] = cs->payments[i].destination_account;
+	}
+	values[0] = PointerGetDatum(settle_text_array(ids, 2 * cs->n_payments));
+	if (SPI_execute_with_args(
+							  "SELECT account_id, participant_id, currency, balance, lower_limit, status = 'active'"
+							  "  FROM settle.account WHERE account_id = ANY ($1) AND kind = 'customer'"
+							  " ORDER BY account_id FOR UPDATE",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "locking accounts failed");
+
+	cs->n_accounts = (int) SPI_processed;
+	cs->accounts = palloc0(sizeof(CycleAccount) * Max(cs->n_accounts, 1));
+	cs->account_index = name_table("settle cycle accounts", cs->n_accounts);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		CycleAccount *a = &cs->accounts[r];
+		bool		isnull;
+		bool		found;
+
+		a->account_id = SPI_getvalue(tup, desc, 1);
+		a->participant_id = SPI_getvalue(tup, desc, 2);
+		a->currency = name_lookup(cs->currency_index, SPI_getvalue(tup, desc, 3));
+		a->balance = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		a->lower_limit = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		a->active = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		name_insert(cs->account_index, a->account_id, (int) r, &found);
+	}
+
+	/* payments touching a frozen or closed account wait in the queue */
+	for (i = 0; i < cs->n_payments; i++)
+	{
+		CyclePayment *p = &cs->payments[i];
+
+		p->src = name_lookup(cs->account_index, p->source_account);
+		p->dst = name_lookup(cs->account_index, p->destination_account);
+		if (p->src < 0 || p->dst < 0 ||
+			!cs->accounts[p->src].active || !cs->accounts[p->dst].active)
+		{
+			cs->held++;
+			continue;
+		}
+		cs->payments[kept++] = *p;
+	}
+	cs->n_payments = kept;
+}
+
+/* Wires: one per (participant, currency) the queue touches, with its fee. */
+static void
+load_wires(CycleState *cs)
+{
+	HTAB	   *fees = name_table("settle cycle fees", 64);
+	int64	   *fee_values;
+	int			n_fees = 0;
+	uint64		r;
+	int			i;
+
+	if (SPI_execute("SELECT coalesce(participant_id, ''), currency, fee FROM settle.wire_fee",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "loading wire fees failed");
+	fee_values = palloc(sizeof(int64) * (SPI_processed + 1));
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		bool		found;
+		char	   *key = psprintf("%s|%s", SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2));
+
+		fee_values[n_fees] = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		name_insert(fees, key, n_fees, &found);
+		n_fees++;
+	}
+
+	cs->wires = palloc0(sizeof(CycleWire) * Max(2 * cs->n_payments, 1));
+	cs->wire_index = name_table("settle cycle wires", 2 * cs->n_payments);
+	for (i = 0; i < cs->n_payments; i++)
+	{
+		CyclePayment *p = &cs->payments[i];
+		int			side;
+
+		for (side = 0; side < 2; side++)
+		{
+			const char *participant = side == 0 ? p->source_participant : p->counterparty_id;
+			int			ccy = side == 0 ? p->source_ccy : p->destination_ccy;
+			char	   *key = psprintf("%s|%s", participant, cs->currencies[ccy].code);
+			bool		found;
+			int			w = name_insert(cs->wire_index, key, cs->n_wires, &found);
+
+			if (!found)
+			{
+				CycleWire  *wire = &cs->wires[w];
+				int			f = name_lookup(fees, key);
+
+				if (f < 0)
+					f = name_lookup(fees, psprintf("|%s", cs->currencies[ccy].code));
+				wire->participant_id = pstrdup(participant);
+				wire->currency = ccy;
+				wire->fee = f >= 0 ? fee_values[f] : 0;
+				wire->fee_value = settle_reference_value(cs, ccy, wire->fee);
+				cs->n_wires++;
+			}
+			if (side == 0)
+				p->wire_src = w;
+			else
+				p->wire_dst = w;
+		}
+	}
+}
+
+/* Interrupt check for the solver: it unwinds cleanly, we then raise. */
+static bool
+solver_interrupted(void *arg)
+{
+	return InterruptPending;
+}
+
+/* GLPK's and the solver's diagnostics go to the server log at DEBUG1. */
+static void
+solver_log(void *arg, const char *msg)
+{
+	elog(DEBUG1, "settle solver: %s", msg);
+}
+
+/* Build the model of solver.h from the cycle's data and solve it. */
+static void
+build_and_solve(CycleState *cs)
+{
+	SolverProblem problem;
+	SolverAccount *accounts = palloc0(sizeof(SolverAccount) * Max(cs->n_accounts, 1));
+	SolverPayment *payments = palloc0(sizeof(SolverPayment) * Max(cs->n_payments, 1));
+	double	   *wire_fee = palloc0(sizeof(double) * Max(cs->n_wires, 1));
+	double	   *fx_spread = palloc0(sizeof(double) * Max(cs->n_currencies * cs->n_currencies, 1));
+	int		   *fx_pair_of = palloc(sizeof(int) * Max(cs->n_currencies * cs->n_currencies, 1));
+	int			n_fx = 0;
+	int			i;
+	SolverStatus status;
+
+	for (i = 0; i < cs->n_currencies * cs->n_currencies; i++)
+		fx_pair_of[i] = -1;
+	for (i = 0; i < cs->n_accounts; i++)
+	{
+		CycleAccount *a = &cs->accounts[i];
+
+		/* int64 cannot overflow: balances and limits are bounded by the schema */
+		accounts[i].available = a->balance + a->lower_limit;
+		accounts[i].constrained = true;
+	}
+	for (i = 0; i < cs->n_wires; i++)
+		wire_fee[i] = cs->wires[i].fee_value;
+
+	for (i = 0; i < cs->n_payments; i++)
+	{
+		CyclePayment *p = &cs->payments[i];
+		SolverPayment *s = &payments[i];
+		double		weight = p->priority / 5.0;
+
+		s->src = p->src;
+		s->dst = p->dst;
+		s->debit = p->debit;
+		s->credit = p->credit;
+		s->wire_src = p->wire_src;
+		s->wire_dst = p->wire_dst;
+		s->fx_pair = -1;
+		s->fx_value = 0;
+		if (p->source_ccy != p->destination_ccy)
+		{
+			int			lo = Min(p->source_ccy, p->destination_ccy);
+			int			hi = Max(p->source_ccy, p->destination_ccy);
+			int			key = lo * cs->n_currencies + hi;
+
+			if (fx_pair_of[key] < 0)
+			{
+				fx_pair_of[key] = n_fx;
+				fx_spread[n_fx] = p->spread_bps / 10000.0;
+				n_fx++;
+			}
+			s->fx_pair = fx_pair_of[key];
+			s->fx_value = p->source_ccy == lo ? p->value : -p->value;
+		}
+
+		/*
+		 * Due payments: priority-weighted value, scaled to dominate, plus the
+		 * most this payment can add to the cost, so settling a due payment is
+		 * always worth it when liquidity allows.  Deferrable payments: the
+		 * cost of waiting one cycle, so they wait only when that is cheaper.
+		 */
+		if (p->deferrable)
+			s->penalty = weight * p->value * settle_delay_cost_bps / 10000.0;
+		else
+			s->penalty = weight * p->value * DUE_FACTOR +
+				wire_fee[p->wire_src] + wire_fee[p->wire_dst] +
+				p->value * p->spread_bps / 10000.0;
+		if (!(s->penalty > 0))
+			s->penalty = 1e-9;
+	}
+
+	memset(&problem, 0, sizeof(problem));
+	problem.n_accounts = cs->n_accounts;
+	problem.accounts = accounts;
+	problem.n_payments = cs->n_payments;
+	problem.payments = payments;
+	problem.n_wires = cs->n_wires;
+	problem.wire_fee = wire_fee;
+	problem.n_fx_pairs = n_fx;
+	problem.fx_spread = fx_spread;
+	problem.time_limit_ms = settle_solver_time_limit_ms;
+	problem.mip_gap = settle_mip_gap;
+	problem.mip_max_payments = settle_mip_max_payments;
+	problem.interrupted = solver_interrupted;
+	problem.log = solver_log;
+
+	cs->selected = palloc0(sizeof(bool) * Max(cs->n_payments, 1));
+	memset(&cs->result, 0, sizeof(cs->result));
+	cs->result.settle = cs->selected;
+	status = settle_solve(&problem, &cs->result);
+	if (status == SOLVER_INTERRUPTED)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("settlement cycle interrupted while solving")));
+	}
+	if (status == SOLVER_ERROR)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_SETTLE_SOLVER_FAILED),
+				 errmsg("settle solver failed, settling with the greedy heuristic"),
+				 errdetail("%s", cs->result.message)));
+		memset(cs->selected, 0, sizeof(bool) * cs->n_payments);
+		settle_solve_greedy(&problem, cs->selected);
+		strlcpy(cs->result.method, "greedy (solver error)", sizeof(cs->result.method));
+	}
+	/* never post a selection that breaks a limit, whoever chose it */
+	i = settle_check_selection(&problem, cs->selected);
+	if (i >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SETTLE_SOLVER_FAILED),
+				 errmsg("settlement selection would take account \"%s\" below its limit",
+						cs->accounts[i].account_id),
+				 errdetail("Solver status %d, method %s.", (int) status, cs->result.method),
+				 errhint("Nothing was posted; report this as a bug.")));
+	cs->solver_status = status;
+}
+
+/* Write the cycle record and its event; log one line if the cycle did work. */
+static void
+record_cycle(CycleState *cs)
+{
+	Oid			types[27];
+	Datum		values[27];
+	char		nulls[27];
+	int			i;
+	double		cycle_ms;
+	instr_time	now;
+	static const char *status_names[] = {"optimal", "feasible", "heuristic", "interrupted", "error"};
+	const char *status_name = status_names[cs->solver_status];
+	double		lp_pct = -1;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, cs->start_instr);
+	cycle_ms = INSTR_TIME_GET_MILLISEC(now);
+	if (cs->result.lp_weight_bound > 0)
+		lp_pct = 100.0 * cs->result.settled_weight / cs->result.lp_weight_bound;
+
+	memset(nulls, ' ', sizeof(nulls));
+	i = 0;
+#define ARG(type, datum) (types[i] = (type), values[i] = (datum), i++)
+#define NUMARG(x) ARG(NUMERICOID, DirectFunctionCall1(float8_numeric, Float8GetDatum(x)))
+	ARG(INT8OID, Int64GetDatum(cs->cycle_id));
+	ARG(TIMESTAMPTZOID, TimestampTzGetDatum(cs->started_at));
+	ARG(TEXTOID, CStringGetTextDatum(cs->run_by));
+	ARG(TEXTOID, CStringGetTextDatum(settle_reference_currency));
+	ARG(INT4OID, Int32GetDatum(cs->n_payments + cs->held));
+	ARG(INT4OID, Int32GetDatum(cs->n_settled));
+	ARG(INT4OID, Int32GetDatum(cs->n_deferred));
+	ARG(INT4OID, Int32GetDatum(cs->n_payments - cs->n_settled - cs->n_deferred + cs->held));
+	ARG(INT4OID, Int32GetDatum(cs->n_expired));
+	NUMARG(cs->settled_value);
+	ARG(INT4OID, Int32GetDatum(cs->n_batches));
+	ARG(INT4OID, Int32GetDatum(cs->n_wires_sent));
+	NUMARG(cs->fee_cost);
+	NUMARG(cs->fx_cost);
+	NUMARG(cs->fee_cost + cs->fx_cost);
+	ARG(INT4OID, Int32GetDatum(cs->fifo.settled));
+	NUMARG(cs->fifo.value);
+	NUMARG(cs->fifo.cost);
+	ARG(INT4OID, Int32GetDatum(cs->naive.wires));
+	NUMARG(cs->naive.cost);
+	NUMARG(lp_pct);
+	if (lp_pct < 0)
+		nulls[i - 1] = 'n';
+	ARG(TEXTOID, CStringGetTextDatum(status_name));
+	ARG(TEXTOID, CStringGetTextDatum(cs->result.method[0] ? cs->result.method : "none"));
+	ARG(FLOAT8OID, Float8GetDatum(cs->result.solve_ms));
+	ARG(FLOAT8OID, Float8GetDatum(cycle_ms));
+	ARG(INT8OID, Int64GetDatum(cs->journal_id));
+	if (cs->journal_id == 0)
+		nulls[i - 1] = 'n';
+#undef ARG
+#undef NUMARG
+
+	if (SPI_execute_with_args(
+							  "WITH c AS ("
+							  " INSERT INTO settle.cycle (cycle_id, started_at, finished_at, run_by, reference_currency,"
+							  "   considered, settled, deferred, unsettled, expired, settled_value, batches, wires,"
+							  "   fee_cost, fx_cost, cost, fifo_settled, fifo_value, fifo_cost, naive_wires, naive_cost,"
+							  "   lp_bound_pct, solver_status, solver_method, solver_ms, cycle_ms, journal_id)"
+							  " VALUES ($1, $2, clock_timestamp(), $3, $4, $5, $6, $7, $8, $9, round($10, 4), $11, $12,"
+							  "   round($13, 4), round($14, 4), round($15, 4), $16, round($17, 4), round($18, 4), $19,"
+							  "   round($20, 4), round($21, 3), $22, $23, $24, $25, $26)"
+							  " RETURNING cycle_id)"
+							  "INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)"
+							  "SELECT 'cycle', cycle_id::text, 'completed', 'completed',"
+							  "       jsonb_build_object('settled', $6, 'expired', $9, 'batches', $11, 'solver_status', $22::text)"
+							  "  FROM c",
+							  i, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "recording the cycle failed");
+
+	if (cs->n_settled > 0 || cs->n_expired > 0)
+		ereport(LOG,
+				(errmsg("settle cycle %lld: %d of %d settled in %d batches (%d wires), %d deferred, %d expired;"
+						" value %.2f %s, cost %.2f (naive %.2f, fifo %.2f for %d); solver %s/%s %.1f ms; cycle %.1f ms",
+						(long long) cs->cycle_id, cs->n_settled, cs->n_payments + cs->held,
+						cs->n_batches, cs->n_wires_sent, cs->n_deferred, cs->n_expired,
+						cs->settled_value, settle_reference_currency,
+						cs->fee_cost + cs->fx_cost, cs->naive.cost, cs->fifo.cost, cs->fifo.settled,
+						status_name, cs->result.method, cs->result.solve_ms, cycle_ms)));
+}
+
+int64
+settle_run_cycle(const char *run_by)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext work;
+	CycleState *cs;
+	int64		cycle_id;
+	bool		isnull;
+	int			i;
+
+	work = AllocSetContextCreate(outer, "settle cycle", ALLOCSET_DEFAULT_SIZES);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(work);
+
+	cs = palloc0(sizeof(CycleState));
+	cs->run_by = run_by;
+	cs->started_at = GetCurrentTimestamp();
+	INSTR_TIME_SET_CURRENT(cs->start_instr);
+
+	/* one cycle at a time: a second one waits here for the first to commit */
+	if (SPI_execute(psprintf("SELECT pg_advisory_xact_lock(%lld)", (long long) SETTLE_CYCLE_LOCK_KEY),
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not take the cycle lock");
+
+	cs->n_expired = expire_overdue();
+	load_currencies(cs);
+	load_queue(cs);
+	if (cs->n_payments == 0 && cs->n_expired == 0)
+	{
+		SPI_finish();
+		MemoryContextSwitchTo(outer);
+		MemoryContextDelete(work);
+		return 0;
+	}
+	load_accounts(cs);
+	load_wires(cs);
+
+	if (SPI_execute("SELECT nextval('settle.cycle_id_seq')", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not allocate a cycle id");
+	cs->cycle_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	if (cs->n_payments > 0)
+		build_and_solve(cs);
+	else
+		cs->solver_status = SOLVER_OPTIMAL;
+
+	for (i = 0; i < cs->n_payments; i++)
+	{
+		if (cs->selected[i])
+		{
+			cs->n_settled++;
+			cs->settled_value += cs->payments[i].value;
+		}
+		else if (cs->payments[i].deferrable)
+			cs->n_deferred++;
+	}
+	if (cs->n_settled > 0)
+		settle_post_selection(cs);
+	settle_compute_baselines(cs);
+	record_cycle(cs);
+
+	cycle_id = cs->cycle_id;
+	SPI_finish();
+	MemoryContextSwitchTo(outer);
+	MemoryContextDelete(work);
+	return cycle_id;
+}
+
+/* settle._run_cycle(run_by) -> cycle_id or NULL. */
+Datum
+settle_run_cycle_sql(PG_FUNCTION_ARGS)
+{
+	const char *run_by = PG_ARGISNULL(0) ? "manual" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		id;
+
+	if (strcmp(run_by, "manual") != 0 && strcmp(run_by, "worker") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run_by must be manual or worker")));
+	id = settle_run_cycle(run_by);
+	if (id == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(id);
+}

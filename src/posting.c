@@ -1,0 +1,335 @@
+/*
+ * posting.c -- post a cycle's selection as one balanced double-entry journal.
+ *
+ * Third stage of the pipeline (cycle -> settle -> ledger).  Every settled
+ * payment gives two entries: a debit on the payer's account (in the source
+ * currency) and a credit on the payee's account (in the destination currency,
+ * converted at the mid rate).  Entries are grouped into batches, one per
+ * participant and currency: the batch is that participant's wire, and its
+ * net position is booked against the operator's settlement account of the
+ * currency, so every batch sums to zero and so does the journal, per
+ * currency.  The settlement accounts' balances are the operator's FX
+ * position, squared by converting externally the net of each currency pair.
+ *
+ * Everything is written with a handful of set-based statements (unnest of
+ * arrays), whatever the number of payments.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "engine.h"
+#include "settle_errors.h"
+#include "spi_util.h"
+
+static void add_delta(int64 *balance_delta, int index, int64 amount, const char *account);
+static void allocate_batches(CycleState *cs);
+
+/* Add to an account's delta, refusing an overflow. */
+static void
+add_delta(int64 *balance_delta, int index, int64 amount, const char *account)
+{
+	if (pg_add_s64_overflow(balance_delta[index], amount, &balance_delta[index]))
+		ereport(ERROR,
+				(errcode(ERRCODE_SETTLE_BALANCE_OVERFLOW),
+				 errmsg("balance change of account \"%s\" is out of range", account),
+				 errhint("Nothing was posted.")));
+}
+
+/* Totals per wire, and a batch id for each wire that has legs. */
+static void
+allocate_batches(CycleState *cs)
+{
+	int			i;
+	uint64		r;
+
+	for (i = 0; i < cs->n_payments; i++)
+	{
+		CyclePayment *p = &cs->payments[i];
+		CycleWire  *ws = &cs->wires[p->wire_src];
+		CycleWire  *wd = &cs->wires[p->wire_dst];
+
+		if (!cs->selected[i])
+			continue;
+		if (pg_add_s64_overflow(ws->debit_total, p->debit, &ws->debit_total) ||
+			pg_add_s64_overflow(wd->credit_total, p->credit, &wd->credit_total))
+			ereport(ERROR,
+					(errcode(ERRCODE_SETTLE_BALANCE_OVERFLOW),
+					 errmsg("batch total is out of range"),
+					 errhint("Lower settle.max_cycle_payments.")));
+		ws->legs++;
+		wd->legs++;
+	}
+	cs->n_batches = 0;
+	for (i = 0; i < cs->n_wires; i++)
+		if (cs->wires[i].legs > 0)
+			cs->n_batches++;
+
+	if (SPI_execute(psprintf("SELECT nextval('settle.batch_id_seq') FROM generate_series(1, %d)",
+							 cs->n_batches), false, 0) != SPI_OK_SELECT ||
+		SPI_processed != (uint64) cs->n_batches)
+		elog(ERROR, "could not allocate batch ids");
+	r = 0;
+	for (i = 0; i < cs->n_wires; i++)
+	{
+		bool		isnull;
+
+		if (cs->wires[i].legs == 0)
+			continue;
+		cs->wires[i].batch_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+															SPI_tuptable->tupdesc, 1, &isnull));
+		r++;
+	}
+}
+
+void
+settle_post_selection(CycleState *cs)
+{
+	int			max_entries = 2 * cs->n_settled + cs->n_wires;
+	int64	   *e_batch = palloc(sizeof(int64) * max_entries);
+	int64	   *e_payment = palloc(sizeof(int64) * max_entries);
+	char	  **e_account = palloc(sizeof(char *) * max_entries);
+	char	  **e_currency = palloc(sizeof(char *) * max_entries);
+	int64	   *e_amount = palloc(sizeof(int64) * max_entries);
+	int			ne = 0;
+	int64	   *delta = palloc0(sizeof(int64) * (cs->n_accounts + cs->n_currencies));
+	int64	   *settled_ids = palloc(sizeof(int64) * cs->n_settled);
+	int64	   *settled_credit = palloc(sizeof(int64) * cs->n_settled);
+	char	  **settled_rate = palloc(sizeof(char *) * cs->n_settled);
+	int			ns = 0;
+	double	   *fx_net = palloc0(sizeof(double) * cs->n_currencies * cs->n_currencies);
+	double	   *fx_spread = palloc0(sizeof(double) * cs->n_currencies * cs->n_currencies);
+	char	  **settlement_ccy = palloc(sizeof(char *) * cs->n_currencies);
+	int			n_settlement_ccy = 0;
+	bool	   *ccy_used = palloc0(sizeof(bool) * cs->n_currencies);
+	Oid			types[9];
+	Datum		values[9];
+	bool		isnull;
+	int			i;
+
+	allocate_batches(cs);
+
+	/* the journal */
+	types[0] = INT8OID;
+	values[0] = Int64GetDatum(cs->cycle_id);
+	if (SPI_execute_with_args("INSERT INTO settle.journal (kind, cycle_id) VALUES ('settlement', $1)"
+							  " RETURNING journal_id", 1, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not create the settlement journal");
+	cs->journal_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	/* two legs per payment */
+	for (i = 0; i < cs->n_payments; i++)
+	{
+		CyclePayment *p = &cs->payments[i];
+
+		if (!cs->selected[i])
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		e_batch[ne] = cs->wires[p->wire_src].batch_id;
+		e_payment[ne] = p->payment_id;
+		e_account[ne] = p->source_account;
+		e_currency[ne] = cs->currencies[p->source_ccy].code;
+		e_amount[ne++] = -p->debit;
+		e_batch[ne] = cs->wires[p->wire_dst].batch_id;
+		e_payment[ne] = p->payment_id;
+		e_account[ne] = p->destination_account;
+		e_currency[ne] = cs->currencies[p->destination_ccy].code;
+		e_amount[ne++] = p->credit;
+		add_delta(delta, p->src, -p->debit, p->source_account);
+		add_delta(delta, p->dst, p->credit, p->destination_account);
+
+		settled_ids[ns] = p->payment_id;
+		settled_credit[ns] = p->credit;
+		settled_rate[ns++] = p->fx_rate;
+
+		if (p->source_ccy != p->destination_ccy)
+		{
+			int			lo = Min(p->source_ccy, p->destination_ccy);
+			int			hi = Max(p->source_ccy, p->destination_ccy);
+			int			k = lo * cs->n_currencies + hi;
+
+			fx_net[k] += p->source_ccy == lo ? p->value : -p->value;
+			fx_spread[k] = p->spread_bps / 10000.0;
+		}
+	}
+
+	/* one counter-entry per batch with a net position: the wire */
+	cs->fee_cost = 0;
+	cs->n_wires_sent = 0;
+	for (i = 0; i < cs->n_wires; i++)
+	{
+		CycleWire  *w = &cs->wires[i];
+		int64		net;
+
+		if (w->legs == 0)
+			continue;
+		net = w->credit_total - w->debit_total;
+		if (net == 0)
+			continue;			/* fully offset: no wire, no fee */
+		cs->n_wires_sent++;
+		cs->fee_cost += w->fee_value;
+		e_batch[ne] = w->batch_id;
+		e_payment[ne] = 0;
+		e_account[ne] = psprintf("_settlement.%s", cs->currencies[w->currency].code);
+		e_currency[ne] = cs->currencies[w->currency].code;
+		e_amount[ne++] = -net;
+		add_delta(delta, cs->n_accounts + w->currency, -net, e_account[ne - 1]);
+		if (!ccy_used[w->currency])
+		{
+			ccy_used[w->currency] = true;
+			settlement_ccy[n_settlement_ccy++] = cs->currencies[w->currency].code;
+		}
+	}
+	cs->fx_cost = 0;
+	for (i = 0; i < cs->n_currencies * cs->n_currencies; i++)
+		cs->fx_cost += fabs(fx_net[i]) * fx_spread[i];
+
+	/* the operator's settlement accounts, created on first use */
+	if (n_settlement_ccy > 0)
+	{
+		types[0] = TEXTARRAYOID;
+		values[0] = PointerGetDatum(settle_text_array(settlement_ccy, n_settlement_ccy));
+		if (SPI_execute_with_args("SELECT settle._operator_account('settlement', c) FROM unnest($1) c",
+								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not create settlement accounts");
+	}
+
+	/* the batches */
+	{
+		int64	   *b_id = palloc(sizeof(int64) * cs->n_batches);
+		char	  **b_participant = palloc(sizeof(char *) * cs->n_batches);
+		char	  **b_currency = palloc(sizeof(char *) * cs->n_batches);
+		int64	   *b_debit = palloc(sizeof(int64) * cs->n_batches);
+		int64	   *b_credit = palloc(sizeof(int64) * cs->n_batches);
+		int64	   *b_legs = palloc(sizeof(int64) * cs->n_batches);
+		int64	   *b_fee = palloc(sizeof(int64) * cs->n_batches);
+		int			nb = 0;
+
+		for (i = 0; i < cs->n_wires; i++)
+		{
+			CycleWire  *w = &cs->wires[i];
+
+			if (w->legs == 0)
+				continue;
+			b_id[nb] = w->batch_id;
+			b_participant[nb] = w->participant_id;
+			b_currency[nb] = cs->currencies[w->currency].code;
+			b_debit[nb] = w->debit_total;
+			b_credit[nb] = w->credit_total;
+			b_legs[nb] = w->legs;
+			b_fee[nb] = w->credit_total != w->debit_total ? w->fee : 0;
+			nb++;
+		}
+		types[0] = INT8OID;
+		values[0] = Int64GetDatum(cs->cycle_id);
+		types[1] = INT8ARRAYOID;
+		values[1] = PointerGetDatum(settle_int8_array(b_id, nb));
+		types[2] = TEXTARRAYOID;
+		values[2] = PointerGetDatum(settle_text_array(b_participant, nb));
+		types[3] = TEXTARRAYOID;
+		values[3] = PointerGetDatum(settle_text_array(b_currency, nb));
+		types[4] = INT8ARRAYOID;
+		values[4] = PointerGetDatum(settle_int8_array(b_debit, nb));
+		types[5] = INT8ARRAYOID;
+		values[5] = PointerGetDatum(settle_int8_array(b_credit, nb));
+		types[6] = INT8ARRAYOID;
+		values[6] = PointerGetDatum(settle_int8_array(b_legs, nb));
+		types[7] = INT8ARRAYOID;
+		values[7] = PointerGetDatum(settle_int8_array(b_fee, nb));
+		if (SPI_execute_with_args(
+								  "WITH b AS ("
+								  " INSERT INTO settle.batch (batch_id, cycle_id, participant_id, currency,"
+								  "   debit_total, credit_total, net_amount, payment_legs, fee)"
+								  " SELECT u.id, $1, u.p, u.c, u.d, u.cr, u.cr - u.d, u.l, u.f"
+								  "   FROM unnest($2, $3, $4, $5, $6, $7, $8) AS u(id, p, c, d, cr, l, f)"
+								  " RETURNING batch_id, net_amount, fee)"
+								  "INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)"
+								  "SELECT 'batch', batch_id::text, 'settled', 'settled',"
+								  "       jsonb_build_object('cycle_id', $1, 'net_amount', net_amount, 'fee', fee)"
+								  "  FROM b",
+								  8, types, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the batches");
+	}
+
+	/* the ledger entries */
+	types[0] = INT8OID;
+	values[0] = Int64GetDatum(cs->journal_id);
+	types[1] = INT8ARRAYOID;
+	values[1] = PointerGetDatum(settle_int8_array(e_batch, ne));
+	types[2] = INT8ARRAYOID;
+	values[2] = PointerGetDatum(settle_int8_array(e_payment, ne));
+	types[3] = TEXTARRAYOID;
+	values[3] = PointerGetDatum(settle_text_array(e_account, ne));
+	types[4] = TEXTARRAYOID;
+	values[4] = PointerGetDatum(settle_text_array(e_currency, ne));
+	types[5] = INT8ARRAYOID;
+	values[5] = PointerGetDatum(settle_int8_array(e_amount, ne));
+	if (SPI_execute_with_args(
+							  "INSERT INTO settle.ledger_entry (journal_id, batch_id, payment_id, account_id, currency, amount)"
+							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m"
+							  "   FROM unnest($2, $3, $4, $5, $6) AS u(b, p, a, c, m)",
+							  6, types, values, NULL, false, 0) != SPI_OK_INSERT ||
+		SPI_processed != (uint64) ne)
+		elog(ERROR, "could not write the ledger entries");
+
+	/* balances: every customer account touched, and the settlement accounts */
+	{
+		char	  **ids = palloc(sizeof(char *) * (cs->n_accounts + cs->n_currencies));
+		int64	   *amounts = palloc(sizeof(int64) * (cs->n_accounts + cs->n_currencies));
+		int			nd = 0;
+
+		for (i = 0; i < cs->n_accounts + cs->n_currencies; i++)
+		{
+			if (delta[i] == 0)
+				continue;
+			ids[nd] = i < cs->n_accounts ? cs->accounts[i].account_id
+				: psprintf("_settlement.%s", cs->currencies[i - cs->n_accounts].code);
+			amounts[nd++] = delta[i];
+		}
+		types[0] = TEXTARRAYOID;
+		values[0] = PointerGetDatum(settle_text_array(ids, nd));
+		types[1] = INT8ARRAYOID;
+		values[1] = PointerGetDatum(settle_int8_array(amounts, nd));
+		if (SPI_execute_with_args(
+								  "UPDATE settle.account a SET balance = a.balance + d.delta, updated_at = clock_timestamp()"
+								  "  FROM unnest($1, $2) AS d(id, delta) WHERE a.account_id = d.id",
+								  2, types, values, NULL, false, 0) != SPI_OK_UPDATE ||
+			SPI_processed != (uint64) nd)
+			elog(ERROR, "could not update balances");
+	}
+
+	/* the payments and their events */
+	types[0] = INT8OID;
+	values[0] = Int64GetDatum(cs->cycle_id);
+	types[1] = INT8ARRAYOID;
+	values[1] = PointerGetDatum(settle_int8_array(settled_ids, ns));
+	types[2] = INT8ARRAYOID;
+	values[2] = PointerGetDatum(settle_int8_array(settled_credit, ns));
+	types[3] = TEXTARRAYOID;
+	values[3] = PointerGetDatum(settle_text_array(settled_rate, ns));
+	types[4] = INT8OID;
+	values[4] = Int64GetDatum(cs->journal_id);
+	if (SPI_execute_with_args(
+							  "WITH s AS ("
+							  " UPDATE settle.payment p SET status = 'settled', settled_at = clock_timestamp(),"
+							  "        updated_at = clock_timestamp(), cycle_id = $1,"
+							  "        destination_amount = u.credit, fx_rate = u.rate::numeric"
+							  "   FROM unnest($2, $3, $4) AS u(id, credit, rate)"
+							  "  WHERE p.payment_id = u.id AND p.status = 'queued'"
+							  " RETURNING p.payment_id, p.settled_at)"
+							  "INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, from_status, to_status, details)"
+							  "SELECT settled_at, 'payment', payment_id::text, 'settled', 'queued', 'settled',"
+							  "       jsonb_build_object('cycle_id', $1, 'journal_id', $5)"
+							  "  FROM s",
+							  5, types, values, NULL, false, 0) != SPI_OK_INSERT ||
+		SPI_processed != (uint64) ns)
+		elog(ERROR, "settling payments failed: %d chosen, " UINT64_FORMAT " updated",
+			 ns, SPI_processed);
+}

@@ -1,0 +1,93 @@
+-- settle install script, part 4: the settlement engine (cycles, batches).
+-- A cycle takes the queue, chooses what to settle with GLPK (src/solver.c),
+-- posts it as one balanced journal, and records itself with its baselines.
+
+-- One row per cycle, written once when the cycle commits.
+-- Values and costs are in the reference currency (settle.reference_currency),
+-- major units; they are measurements for operators, the postings are exact.
+CREATE SEQUENCE settle.cycle_id_seq;
+CREATE TABLE settle.cycle (
+    cycle_id            bigint PRIMARY KEY,
+    started_at          timestamptz NOT NULL,
+    finished_at         timestamptz NOT NULL,
+    run_by              text NOT NULL CHECK (run_by IN ('manual', 'worker')),
+    reference_currency  text NOT NULL,
+    considered          integer NOT NULL,
+    settled             integer NOT NULL,
+    deferred            integer NOT NULL,
+    unsettled           integer NOT NULL,
+    expired             integer NOT NULL,
+    settled_value       numeric NOT NULL,
+    batches             integer NOT NULL,
+    wires               integer NOT NULL,
+    fee_cost            numeric NOT NULL,
+    fx_cost             numeric NOT NULL,
+    cost                numeric NOT NULL,
+    fifo_settled        integer NOT NULL,
+    fifo_value          numeric NOT NULL,
+    fifo_cost           numeric NOT NULL,
+    naive_wires         integer NOT NULL,
+    naive_cost          numeric NOT NULL,
+    lp_bound_pct        numeric,
+    solver_status       text NOT NULL,
+    solver_method       text NOT NULL,
+    solver_ms           double precision NOT NULL,
+    cycle_ms            double precision NOT NULL,
+    journal_id          bigint
+);
+CREATE TRIGGER cycle_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.cycle
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+
+-- A batch is one wire: the net position of one participant in one currency
+-- in one cycle.  net_amount > 0: the participant receives.  The batch's
+-- ledger entries (its payments' legs and the counter-entry on the operator's
+-- settlement account) sum to zero.
+CREATE TABLE settle.batch (
+    batch_id        bigint PRIMARY KEY,
+    cycle_id        bigint NOT NULL,
+    participant_id  text NOT NULL,
+    currency        text NOT NULL,
+    debit_total     bigint NOT NULL,
+    credit_total    bigint NOT NULL,
+    net_amount      bigint NOT NULL,
+    payment_legs    integer NOT NULL,
+    fee             bigint NOT NULL,
+    status          text NOT NULL DEFAULT 'settled' CHECK (status IN ('settled')),
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE SEQUENCE settle.batch_id_seq OWNED BY settle.batch.batch_id;
+CREATE INDEX batch_cycle ON settle.batch (cycle_id);
+CREATE INDEX payment_cycle ON settle.payment (cycle_id) WHERE cycle_id IS NOT NULL;
+
+-- Runs one cycle; returns its cycle_id (NULL if the queue was empty).
+CREATE FUNCTION settle._run_cycle(run_by text DEFAULT 'manual') RETURNS bigint
+    AS 'MODULE_PATHNAME', 'settle_run_cycle_sql' LANGUAGE C VOLATILE;
+
+CREATE VIEW settle.cycles AS
+    SELECT c.*,
+           CASE WHEN c.naive_cost > 0 THEN round(100 * (c.naive_cost - c.cost) / c.naive_cost, 2) END
+               AS saved_vs_naive_pct,
+           c.settled_value - c.fifo_value AS value_over_fifo
+      FROM settle.cycle c;
+
+CREATE VIEW settle.batches AS
+    SELECT b.batch_id, b.cycle_id, b.participant_id, b.currency,
+           settle.to_major(b.debit_total, b.currency) AS debit_total,
+           settle.to_major(b.credit_total, b.currency) AS credit_total,
+           settle.to_major(b.net_amount, b.currency) AS net_amount,
+           b.net_amount AS net_amount_minor,
+           b.payment_legs, settle.to_major(b.fee, b.currency) AS fee, b.status, b.created_at
+      FROM settle.batch b;
+
+CREATE VIEW settle.ledger AS
+    SELECT e.entry_id, e.journal_id, j.kind AS journal_kind, j.cycle_id, e.batch_id, e.payment_id,
+           e.account_id, e.currency,
+           settle.to_major(e.amount, e.currency) AS amount,
+           e.amount AS amount_minor, e.posted_at
+      FROM settle.ledger_entry e JOIN settle.journal j USING (journal_id);
+
+-- Runs one settlement cycle now and returns what it did.
+CREATE FUNCTION settle_run_cycle() RETURNS SETOF settle.cycles
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM settle.cycles WHERE cycle_id = settle._run_cycle('manual')
+$$;

@@ -1,0 +1,136 @@
+/*
+ * worker.c -- the settlement worker: a cycle every settle.cycle_interval.
+ *
+ * Registered from shared_preload_libraries, it connects to settle.database
+ * and loops: wait on its latch for the interval, then run one cycle in its
+ * own transaction.  While the server is in recovery (a standby) it only
+ * waits; after promotion it starts cycling by itself, without a restart.
+ * A failed cycle is logged and rolled back, and the next one runs after the
+ * interval; SIGTERM stops the worker, SIGHUP reloads its settings.  It does
+ * nothing in a database where the extension is not installed.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "cycle.h"
+#include "worker.h"
+
+char	   *settle_database = NULL;
+
+PGDLLEXPORT void settle_worker_main(Datum main_arg);
+
+static void run_cycle_safely(MemoryContext worker_cxt);
+
+void
+settle_worker_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = 1;
+	strlcpy(worker.bgw_library_name, "settle", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "settle_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "settle worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "settle worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* One cycle in its own transaction; an error is logged, not fatal. */
+static void
+run_cycle_safely(MemoryContext worker_cxt)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "settle cycle");
+
+	PG_TRY();
+	{
+		if (OidIsValid(get_extension_oid("settle", true)))
+			(void) settle_run_cycle("worker");
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(worker_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errcode(edata->sqlerrcode),
+				 errmsg("settle cycle failed: %s", edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 errhint("Nothing of the failed cycle was posted; the next cycle retries.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(worker_cxt);
+}
+
+void
+settle_worker_main(Datum main_arg)
+{
+	MemoryContext worker_cxt;
+	bool		was_standby = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(settle_database, NULL, 0);
+	pgstat_report_appname("settle worker");
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "settle worker", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(worker_cxt);
+	ereport(LOG,
+			(errmsg("settle worker started in database \"%s\", cycle every %d ms",
+					settle_database, settle_cycle_interval_ms)));
+
+	for (;;)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 settle_cycle_interval_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!settle_worker_enabled)
+			continue;
+		if (RecoveryInProgress())
+		{
+			if (!was_standby)
+				ereport(LOG, (errmsg("settle worker waiting: server is in recovery")));
+			was_standby = true;
+			continue;
+		}
+		if (was_standby)
+			ereport(LOG, (errmsg("settle worker: server promoted, cycling")));
+		was_standby = false;
+
+		run_cycle_safely(worker_cxt);
+		MemoryContextReset(worker_cxt);
+	}
+}

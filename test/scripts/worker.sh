@@ -1,0 +1,102 @@
+#!/bin/bash
+# The settlement worker: settles with no manual call, survives kill -9 of
+# the whole server in the middle of load (no partial batch, ledger balanced
+# after restart), resumes after the restart, waits on a standby and starts
+# cycling by itself when the standby is promoted.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib/cluster.sh
+. test/lib/tap.sh
+
+TMP=$(mktemp -d /tmp/settle-worker.XXXXXX)
+chmod 755 "$TMP"
+P1=$(free_port 55460)
+P2=$(free_port $((P1 + 1)))
+cleanup() {
+    cluster_stop "$TMP/primary" immediate
+    cluster_stop "$TMP/standby" immediate
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+WORKER_CONF=("settle.cycle_interval = 200ms" "settle.database = postgres"
+             "wal_level = replica" "max_wal_senders = 4" "hot_standby = on")
+cluster_init "$TMP/primary" "$P1" "${WORKER_CONF[@]}" || exit 1
+echo "host replication postgres 127.0.0.1/32 trust" | as_pg tee -a "$TMP/primary/data/pg_hba.conf" >/dev/null
+cluster_start "$TMP/primary" || exit 1
+q() { cluster_psql "$P1" -d postgres -At -c "$1"; }
+
+q "CREATE EXTENSION settle" >/dev/null
+q "SELECT settle_create_participant(p) FROM unnest(ARRAY['w_a','w_b','w_c']) p" >/dev/null
+q "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 1000000) FROM unnest(ARRAY['w_a','w_b','w_c']) p" >/dev/null
+q "SELECT settle_submit('w_' || i, 10 + i, 'USD', 'USD', 'w_a_usd', 'w_b_usd', 'w_b', 'wk_' || i) FROM generate_series(1, 20) i" >/dev/null
+
+settled_all() { [ "$(q "SELECT count(*) FROM settle.payment WHERE status = 'queued'")" = 0 ]; }
+wait_for 20 settled_all
+ok $? "the worker settles queued payments with no manual call"
+is "$(q "SELECT count(*) FROM settle.cycle WHERE run_by = 'worker' AND settled > 0")" "$(q "SELECT count(*) FROM settle.cycle WHERE settled > 0")" \
+   "every settling cycle was the worker's"
+is "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'settle worker' AND application_name = 'settle worker'")" "1" \
+   "the worker shows its name in pg_stat_activity"
+grep -q "settle cycle [0-9]*: 20 of 20 settled" "$TMP/primary/server.log"
+ok $? "the worker logs one line per cycle that did work"
+
+# load: 4 clients submitting for a few seconds, then SIGKILL of every server process
+cat > "$TMP/load.sql" <<'SQL'
+\set k random(1, 1000000000000)
+\set s random(0, 2)
+SELECT settle_submit('load_' || :k, 1.00, 'USD', 'USD', (ARRAY['w_a_usd','w_b_usd','w_c_usd'])[:s + 1], (ARRAY['w_b_usd','w_c_usd','w_a_usd'])[:s + 1], (ARRAY['w_b','w_c','w_a'])[:s + 1], 'loadk_' || :k);
+SQL
+"$PGBIN/pgbench" -n -h 127.0.0.1 -p "$P1" -U postgres -c 4 -T 20 -f "$TMP/load.sql" postgres >"$TMP/pgbench.log" 2>&1 &
+LOAD=$!
+sleep 3
+cycles_before=$(q "SELECT count(*) FROM settle.cycle")
+PM=$(head -1 "$TMP/primary/data/postmaster.pid")
+kill -9 "$PM" $(pgrep -P "$PM") 2>/dev/null
+wait $LOAD 2>/dev/null
+for _ in $(seq 1 50); do pgrep -P "$PM" >/dev/null || kill -0 "$PM" 2>/dev/null || break; sleep 0.1; done
+[ "$cycles_before" -gt 1 ]
+ok $? "cycles ran during the load before the crash ($cycles_before)"
+
+cluster_start "$TMP/primary"
+ok $? "the server restarts after kill -9 (crash recovery)"
+
+is "$(q "SELECT count(*) FROM (SELECT journal_id, currency FROM settle.ledger_entry GROUP BY 1, 2 HAVING sum(amount) <> 0) x")" "0" \
+   "after the crash every journal sums to zero per currency"
+is "$(q "SELECT count(*) FROM (SELECT batch_id FROM settle.ledger_entry WHERE batch_id IS NOT NULL GROUP BY 1 HAVING sum(amount) <> 0) x")" "0" \
+   "no partial batch: every batch sums to zero"
+is "$(q "SELECT count(*) FROM settle.batch b WHERE NOT EXISTS (SELECT 1 FROM settle.ledger_entry e WHERE e.batch_id = b.batch_id)")" "0" \
+   "every recorded batch has its postings"
+is "$(q "SELECT count(*) FROM settle.account a LEFT JOIN (SELECT account_id, sum(amount) s FROM settle.ledger_entry GROUP BY 1) e USING (account_id) WHERE a.balance <> coalesce(e.s, 0)")" "0" \
+   "every balance equals the sum of its entries"
+is "$(q "SELECT count(*) FROM (SELECT p.payment_id FROM settle.payment p LEFT JOIN settle.ledger_entry e USING (payment_id) GROUP BY p.payment_id, p.status HAVING count(e.entry_id) <> CASE WHEN p.status = 'settled' THEN 2 ELSE 0 END) x")" "0" \
+   "each settled payment posted exactly once (two legs), queued ones never"
+
+settled_before=$(q "SELECT count(*) FROM settle.payment WHERE status = 'settled'")
+q "SELECT settle_submit('after_crash', 5, 'USD', 'USD', 'w_c_usd', 'w_a_usd', 'w_a', 'after_crash_k')" >/dev/null
+after_crash_settled() { [ "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'after_crash'")" = settled ] && settled_all; }
+wait_for 30 after_crash_settled
+ok $? "after the restart the worker resumes and settles the backlog and new payments"
+[ "$(q "SELECT count(*) FROM settle.payment WHERE status = 'settled'")" -gt "$settled_before" ]
+ok $? "payments submitted under load settled ($settled_before before the restart)"
+
+# a standby: the worker waits there, and cycles after promotion
+as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P1" -U postgres -D "$TMP/standby/data" -R -X stream >/dev/null 2>&1
+ok $? "a standby is cloned from the primary"
+as_pg sed -i "s/^port = .*/port = $P2/; s#^unix_socket_directories = .*#unix_socket_directories = '$TMP/standby'#" "$TMP/standby/data/postgresql.conf"
+cluster_start "$TMP/standby"
+ok $? "the standby starts"
+cluster_stop "$TMP/primary" fast
+wait_for 10 grep -q "settle worker waiting: server is in recovery" "$TMP/standby/server.log"
+ok $? "the worker on the standby waits while in recovery"
+s() { cluster_psql "$P2" -d postgres -At -c "$1"; }
+as_pg "$PGBIN/pg_ctl" -D "$TMP/standby/data" promote -w >/dev/null
+ok $? "the standby is promoted"
+s "SELECT settle_submit('after_promote', 7, 'USD', 'USD', 'w_a_usd', 'w_b_usd', 'w_b', 'after_promote_k')" >/dev/null
+promoted_settled() { [ "$(s "SELECT status FROM settle.payment WHERE transaction_id = 'after_promote'")" = settled ]; }
+wait_for 20 promoted_settled
+ok $? "after promotion the same worker settles, with no restart"
+wait_for 10 grep -q "settle worker: server promoted, cycling" "$TMP/standby/server.log"
+ok $? "the worker logs that it took over"
+
+done_testing
