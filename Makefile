@@ -19,6 +19,10 @@ SHLIB_LINK  = -lglpk -lm
 # pg_regress: sql/NAME.sql against expected/NAME.out, in this order.
 REGRESS      = intake_reference intake_submit intake_replay intake_bulk engine_cycle
 REGRESS_OPTS = --load-extension=settle
+# ledger audit (issue: ledger integrity)
+REGRESS     +=
+# observability
+REGRESS     +=
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
 ISOLATION      = intake_concurrent engine_concurrent

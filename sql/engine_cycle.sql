@@ -53,15 +53,17 @@ SELECT considered, settled, unsettled FROM settle_run_cycle();
 SELECT account_id, balance, lower_limit, available FROM settle.accounts WHERE account_id LIKE 'l\_%' ORDER BY 1;
 
 ------------------------------------------------------------------------
--- 3. FX netting.  EUR/USD mid 1.10, spread 10 bps (0.1%).
+-- 3. FX netting.  EUR/USD mid 1.10, spread 10 bps (0.1%).  Costs are
+--    measured in USD (settle.reference_currency): the EUR wire fee of 20.00
+--    EUR is 22.00 USD.
 --    p1: fx_x pays 1,100.00 USD -> fx_y's EUR account: 1,000.00 EUR at mid
 --    p2: fx_y pays   500.00 EUR -> fx_x's USD account:   550.00 USD at mid
 --    Converted volume USD->EUR 1,100 and EUR->USD 550 (in USD): net 550,
---    spread 0.1% = 0.55.  Wires: fx_x USD nets -550.00 (fee 25), fx_y EUR
---    nets +500.00 (fee 20): cost 25 + 20 + 0.55 = 45.55.
+--    spread 0.1% = 0.55.  Wires: fx_x USD nets -550.00 (fee 25.00), fx_y
+--    EUR nets +500.00 (fee 22.00): cost 25 + 22 + 0.55 = 47.55.
 --    Naive: gross spread 0.1% x 1,650 = 1.65; wires pay-in (fx_x USD, fx_y
---    EUR) and pay-out (fx_y EUR, fx_x USD): 25 + 20 + 20 + 25 = 90;
---    cost 91.65, so the cycle saves 46.10 = 50.30%.
+--    EUR) and pay-out (fx_y EUR, fx_x USD): 25 + 22 + 22 + 25 = 94;
+--    cost 95.65, so the cycle saves 48.10 = 50.29%.
 --    Postings: fx_x_usd -1100.00 +550.00, fx_y_eur +1000.00 -500.00,
 --    _settlement.USD +550.00 (fx_x's wire), _settlement.EUR -500.00
 --    (fx_y's wire): each currency sums to zero.

@@ -88,6 +88,10 @@ CREATE VIEW settle.ledger AS
 
 -- Runs one settlement cycle now and returns what it did.
 CREATE FUNCTION settle_run_cycle() RETURNS SETOF settle.cycles
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM settle.cycles WHERE cycle_id = settle._run_cycle('manual')
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint := settle._run_cycle('manual');
+BEGIN
+    RETURN QUERY SELECT * FROM settle.cycles c WHERE c.cycle_id = id;
+END
 $$;
