@@ -45,7 +45,7 @@ endif
 settle--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
 
-.PHONY: deps run test bench
+.PHONY: deps run test bench fuzz
 deps:
 	@bash test/deps.sh
 
@@ -58,6 +58,10 @@ test: deps
 	$(MAKE) all
 	$(MAKE) install
 	bash test/run_all.sh
+
+# the fuzzer alone, for 10 minutes
+fuzz: deps
+	FUZZ_SECONDS=600 bash test/fuzz/run.sh
 
 bench: deps
 	$(MAKE) all

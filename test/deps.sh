@@ -3,7 +3,8 @@
 set -euo pipefail
 
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib libglpk-dev glpk-utils
-          postgresql-15-cron build-essential libipc-run-perl valgrind"
+          postgresql-15-cron build-essential libipc-run-perl valgrind
+          clang-14 libclang-rt-14-dev"
 
 missing=()
 for p in $PACKAGES; do

@@ -67,6 +67,11 @@ for t in test/scripts/*.sh; do
     count_tap "$TMP/$name.log" "$name" $rc
 done
 
+# 4. the fuzzer over intake's parsing and validation code (ASan + UBSan)
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash test/fuzz/run.sh >"$TMP/fuzz.log" 2>&1; rc=$?
+cat "$TMP/fuzz.log"
+count_tap "$TMP/fuzz.log" "fuzz" $rc
+
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
 echo "$passed passed, $failed failed"
