@@ -1058,8 +1058,8 @@ alloc_work(Work *w)
 	w->balance = malloc(sizeof(wide) * (p->n_accounts + 1));
 	w->wire_use = malloc(sizeof(int) * (p->n_wires + 1));
 	w->fx_net = malloc(sizeof(double) * (p->n_fx_pairs + 1));
-	w->cand = malloc(sizeof(bool) * (n + 1));
-	w->best = malloc(sizeof(bool) * (n + 1));
+	w->cand = calloc(n + 1, sizeof(bool));
+	w->best = calloc(n + 1, sizeof(bool));
 	w->lp_x = malloc(sizeof(double) * (n + 1));
 	w->idx = malloc(sizeof(int) * (rows + n + 1));
 	w->val = malloc(sizeof(double) * (rows + n + p->n_wires + 1));

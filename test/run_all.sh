@@ -67,7 +67,12 @@ for t in test/scripts/*.sh; do
     count_tap "$TMP/$name.log" "$name" $rc
 done
 
-# 4. the fuzzer over intake's parsing and validation code (ASan + UBSan)
+# 4. the solver alone, and under valgrind
+bash test/solver/run.sh >"$TMP/solver.log" 2>&1; rc=$?
+cat "$TMP/solver.log"
+count_tap "$TMP/solver.log" "solver" $rc
+
+# 5. the fuzzer over intake's parsing and validation code (ASan + UBSan)
 FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash test/fuzz/run.sh >"$TMP/fuzz.log" 2>&1; rc=$?
 cat "$TMP/fuzz.log"
 count_tap "$TMP/fuzz.log" "fuzz" $rc
