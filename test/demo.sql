@@ -6,7 +6,7 @@
 CREATE EXTENSION settle;
 
 \echo '== reference data: participants, accounts, FX rates, wire fees'
-SELECT settle_create_participant(p, 'Bank ' || upper(right(p, 1))) FROM unnest(ARRAY['bank_a','bank_b','bank_c','bank_d','bank_e']) p \g /dev/null
+SELECT settle_create_participant(p, 'Bank ' || upper(right(p, 1))) FROM unnest(ARRAY['bank_a','bank_b','bank_c','bank_d','bank_e','bank_f']) p \g /dev/null
 SELECT settle_create_account('a_usd', 'bank_a', 'USD', opening_balance => 1000),
        settle_create_account('b_usd', 'bank_b', 'USD', opening_balance => 1000),
        settle_create_account('c_usd', 'bank_c', 'USD', opening_balance => 1000),
@@ -14,7 +14,8 @@ SELECT settle_create_account('a_usd', 'bank_a', 'USD', opening_balance => 1000),
        settle_create_account('d_eur', 'bank_d', 'EUR', opening_balance => 150000),
        settle_create_account('e_eur', 'bank_e', 'EUR', lower_limit => 2000, opening_balance => 250000),
        settle_create_account('e_gbp', 'bank_e', 'GBP', opening_balance => 80000),
-       settle_create_account('a_gbp', 'bank_a', 'GBP', opening_balance => 50000) \g /dev/null
+       settle_create_account('a_gbp', 'bank_a', 'GBP', opening_balance => 50000),
+       settle_create_account('f_usd', 'bank_f', 'USD') \g /dev/null
 SELECT settle_set_fx_rate('EUR', 'USD', 1.08, 5), settle_set_fx_rate('GBP', 'USD', 1.27, 6),
        settle_set_fx_rate('EUR', 'GBP', 0.85, 8) \g /dev/null
 SELECT settle_set_wire_fee('USD', 25), settle_set_wire_fee('EUR', 20), settle_set_wire_fee('GBP', 18) \g /dev/null
@@ -28,7 +29,7 @@ SELECT count(*) AS ring_submitted FROM (
     SELECT settle_submit('ring_' || i, 50000, 'USD', 'USD', s, d, c, 'ring_key_' || i)
       FROM (VALUES (1, 'a_usd', 'b_usd', 'bank_b'), (2, 'b_usd', 'c_usd', 'bank_c'), (3, 'c_usd', 'a_usd', 'bank_a')) v(i, s, d, c)) x;
 
-\echo '== opposite FX flows in bulk: EUR -> USD and GBP legs that partly net'
+\echo '== in bulk: opposite FX flows that partly net, two small payments that may wait, one refused'
 SELECT ordinal, transaction_id, status, replay, sqlstate FROM settle_submit_bulk($$[
   {"transaction_id": "fx_01", "amount": "60000.00", "source_currency": "EUR", "destination_currency": "USD",
    "source_account": "e_eur", "destination_account": "d_usd", "counterparty_id": "bank_d", "idempotency_key": "fx_k1"},
@@ -38,6 +39,9 @@ SELECT ordinal, transaction_id, status, replay, sqlstate FROM settle_submit_bulk
    "source_account": "d_eur", "destination_account": "a_gbp", "counterparty_id": "bank_a", "idempotency_key": "fx_k3"},
   {"transaction_id": "small_1", "amount": "40.00", "source_currency": "GBP", "destination_currency": "GBP",
    "source_account": "a_gbp", "destination_account": "e_gbp", "counterparty_id": "bank_e", "idempotency_key": "small_k1",
+   "deadline": "2099-01-01T00:00:00Z"},
+  {"transaction_id": "small_2", "amount": "15.00", "source_currency": "USD", "destination_currency": "USD",
+   "source_account": "d_usd", "destination_account": "f_usd", "counterparty_id": "bank_f", "idempotency_key": "small_k2",
    "deadline": "2099-01-01T00:00:00Z"},
   {"transaction_id": "bad_1", "amount": "10.001", "source_currency": "USD", "destination_currency": "USD",
    "source_account": "a_usd", "destination_account": "b_usd", "counterparty_id": "bank_b", "idempotency_key": "bad_k1"}
@@ -58,7 +62,7 @@ SELECT cycle_id, considered, settled, deferred, unsettled, batches, wires, settl
        solver_status, solver_method, round(solver_ms::numeric, 2) AS solver_ms, round(cycle_ms::numeric, 2) AS cycle_ms
   FROM settle_run_cycle() \gx
 
-\echo '== payments after the cycle'
+\echo '== payments after the cycle (small_2 waits: alone it would open bank_f''s USD wire, 25.00, for 15.00)'
 SELECT transaction_id, amount, source_currency AS ccy, destination_amount, destination_currency AS to_ccy, fx_rate, status
   FROM settle.transactions ORDER BY payment_id;
 
