@@ -17,7 +17,7 @@ PG_CPPFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
 SHLIB_LINK  = -lglpk -lm
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, in this order.
-REGRESS      = intake_reference intake_submit intake_replay intake_bulk engine_cycle hostile_input
+REGRESS      = intake_reference intake_submit intake_replay intake_bulk engine_cycle hostile_input security
 REGRESS_OPTS = --load-extension=settle
 # ledger audit (issue: ledger integrity)
 REGRESS     +=

@@ -22,17 +22,31 @@
  *
  * Rows are inserted in idempotency-key order so that two bulk calls sharing
  * keys wait on each other in the same order rather than deadlocking.
+ *
+ * Who may submit: the functions run with the caller's rights (so EXECUTE is
+ * granted to settle_submitter only), note the caller, and do their table work
+ * as the owner of the settle tables (like PostgreSQL's own RI triggers), so
+ * the caller needs no table privileges and row-level security does not hide
+ * the counterparty's account from validation.  A caller that is neither a
+ * superuser nor a member of settle_operator must be mapped to a participant
+ * (settle.participant_role) and may only debit that participant's accounts.
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "intake.h"
@@ -67,9 +81,18 @@ typedef struct KeySeen
 } KeySeen;
 
 static SPIPlanPtr lookup_plan = NULL;
+static SPIPlanPtr role_plan = NULL;
+static Oid	settle_owner = InvalidOid;
+
+/* The participant the caller submits for; NULL when it may use any account. */
+static char *caller_participant = NULL;
+static bool caller_restricted = false;
+static char *caller_name = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr existing_plan = NULL;
 
+static Oid	tables_owner(void);
+static void identify_caller(Oid caller);
 static void check_syntax(IntakeRow *row);
 static bool check_field(IntakeRow *row, const char *field, const char *value, bool is_key);
 static bool check_currency_field(IntakeRow *row, const char *field, const char *value);
@@ -221,6 +244,50 @@ check_currency_field(IntakeRow *row, const char *field, const char *value)
 		return false;
 	}
 	return true;
+}
+
+/* Owner of the settle tables (the role that created the extension). */
+static Oid
+tables_owner(void)
+{
+	if (!OidIsValid(settle_owner))
+	{
+		Oid			relid = get_relname_relid("payment", get_namespace_oid("settle", false));
+		HeapTuple	tup;
+
+		if (!OidIsValid(relid))
+			elog(ERROR, "settle.payment does not exist");
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", relid);
+		settle_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
+	return settle_owner;
+}
+
+/* Superusers and settle_operator members may debit any account; others only their participant's. */
+static void
+identify_caller(Oid caller)
+{
+	Oid			operator_role = get_role_oid("settle_operator", true);
+	Oid			types[1] = {NAMEOID};
+	Datum		values[1];
+
+	caller_participant = NULL;
+	caller_name = GetUserNameFromId(caller, false);
+	caller_restricted = !superuser_arg(caller) &&
+		!(OidIsValid(operator_role) && has_privs_of_role(caller, operator_role));
+	if (!caller_restricted)
+		return;
+	if (role_plan == NULL)
+		role_plan = settle_keep_plan("SELECT participant_id FROM settle.participant_role WHERE role_name = $1",
+									 1, types, "caller mapping");
+	values[0] = CStringGetDatum(caller_name);
+	if (SPI_execute_plan(role_plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "caller mapping lookup failed");
+	if (SPI_processed == 1)
+		caller_participant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }
 
 /* The rules that need no table, in parameter order. */
@@ -453,10 +520,25 @@ check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
 	src = hash_search(accounts, key, HASH_FIND, NULL);
 	set_key(key, row->destination_account);
 	dst = hash_search(accounts, key, HASH_FIND, NULL);
+	if (caller_restricted && caller_participant == NULL)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_ROLE_NOT_MAPPED,
+					  psprintf("role \"%s\" is not mapped to a participant", caller_name),
+					  NULL, pstrdup("An operator maps it with settle_map_role()."));
+		return;
+	}
 	if (src == NULL)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_UNKNOWN,
 					  psprintf("source_account \"%s\" does not exist", row->source_account), NULL, NULL);
+		return;
+	}
+	if (caller_restricted && strcmp(src->participant_id, caller_participant) != 0)
+	{
+		intake_refuse(row, ERRCODE_SETTLE_NOT_OWN_ACCOUNT,
+					  psprintf("source_account \"%s\" does not belong to participant \"%s\"",
+							   row->source_account, caller_participant),
+					  NULL, pstrdup("A participant may only pay from its own accounts."));
 		return;
 	}
 	if (dst == NULL)
@@ -791,7 +873,8 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 		plan = SPI_prepare(
 						   "SELECT idempotency_key, payment_id, transaction_id, amount, source_currency,"
 						   "       destination_currency, source_account, destination_account,"
-						   "       counterparty_id, priority, deadline, status, created_at, updated_at"
+						   "       counterparty_id, priority, deadline, status, created_at, updated_at,"
+						   "       source_participant"
 						   "  FROM settle.payment WHERE idempotency_key = ANY ($1)",
 						   1, types);
 		if (plan == NULL)
@@ -857,6 +940,19 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 		stored.has_deadline = !isnull;
 		stored.deadline = isnull ? 0 : DatumGetTimestampTz(d);
 
+		/* a participant never sees, or replays, another participant's payment */
+		if (caller_restricted &&
+			strcmp(SPI_getvalue(tup, desc, 15), caller_participant ? caller_participant : "") != 0)
+		{
+			row->insert = false;
+			if (row->sqlerrcode == 0)
+				intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
+							  psprintf("idempotency_key \"%s\" was already used for a different payment",
+									   row->idempotency_key),
+							  NULL, NULL);
+			continue;
+		}
+
 		/* amount_minor of a row refused before parsing is 0: never equal */
 		if (row->amount_minor > 0 && same_content(row, &stored))
 		{
@@ -894,6 +990,9 @@ settle_intake(IntakeRow *rows, int n)
 			   *participants,
 			   *fxpairs;
 	int			i;
+	Oid			caller;
+	Oid			save_userid;
+	int			save_sec_context;
 
 	for (i = 0; i < n; i++)
 	{
@@ -908,6 +1007,13 @@ settle_intake(IntakeRow *rows, int n)
 	work = AllocSetContextCreate(outer, "settle intake", ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+
+	/* note the caller, then work on the tables as their owner (restored below, or by abort) */
+	caller = GetUserId();
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(tables_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	MemoryContextSwitchTo(outer);
+	identify_caller(caller);
 	MemoryContextSwitchTo(work);
 
 	accounts = make_table("settle intake accounts", sizeof(AccountInfo), 2 * n);
@@ -960,6 +1066,7 @@ settle_intake(IntakeRow *rows, int n)
 		}
 	}
 
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();
 	MemoryContextDelete(work);
 }

@@ -1,0 +1,133 @@
+-- Roles, privileges and row-level security.  Runs in its own database; the
+-- roles are cluster-wide, so they are dropped at the end.
+CREATE DATABASE settle_security;
+\c settle_security
+CREATE EXTENSION settle;
+CREATE FUNCTION try(call text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE call;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+GRANT EXECUTE ON FUNCTION try(text) TO PUBLIC;
+
+-- nothing is granted to PUBLIC
+SELECT count(*) AS public_functions FROM pg_proc p
+ WHERE (p.pronamespace = 'settle'::regnamespace OR p.proname LIKE 'settle\_%')
+   AND has_function_privilege('public', p.oid, 'EXECUTE');
+SELECT count(*) AS public_tables FROM pg_class c
+ WHERE c.relnamespace = 'settle'::regnamespace AND c.relkind IN ('r', 'v')
+   AND has_table_privilege('public', c.oid, 'SELECT');
+-- every SECURITY DEFINER function pins its search_path
+SELECT p.proname FROM pg_proc p
+ WHERE (p.pronamespace = 'settle'::regnamespace OR p.proname LIKE 'settle\_%') AND p.prosecdef
+   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%');
+SELECT count(*) > 5 AS definer_functions FROM pg_proc p WHERE p.proname LIKE 'settle\_%' AND p.prosecdef;
+
+-- two participants, their logins, an auditor, an operator and a stranger
+SELECT settle_create_participant('sec_a'), settle_create_participant('sec_b');
+SELECT settle_create_account('sec_a_usd', 'sec_a', 'USD', opening_balance => 1000),
+       settle_create_account('sec_b_usd', 'sec_b', 'USD', opening_balance => 1000);
+CREATE ROLE sec_login_a LOGIN;
+CREATE ROLE sec_login_b LOGIN;
+CREATE ROLE sec_stranger LOGIN;
+CREATE ROLE sec_audit LOGIN IN ROLE settle_auditor;
+CREATE ROLE sec_ops LOGIN IN ROLE settle_operator;
+CREATE ROLE sec_unmapped LOGIN IN ROLE settle_submitter;
+SELECT settle_map_role('sec_login_a', 'sec_a'), settle_map_role('sec_login_b', 'sec_b');
+SELECT try($$SELECT settle_map_role('no_such_role', 'sec_a')$$) AS unknown_role;
+
+-- participant A submits from its own account; B's account is refused
+SET ROLE sec_login_a;
+SELECT status, replay FROM settle_submit('sec_t1', 10, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_k1');
+SELECT try($$SELECT settle_submit('sec_t2', 10, 'USD', 'USD', 'sec_b_usd', 'sec_a_usd', 'sec_a', 'sec_k2')$$) AS other_account;
+SELECT count(*) AS bulk_refused FROM settle_submit_bulk('[{"transaction_id": "sec_t3", "amount": 1, "source_currency": "USD",
+  "destination_currency": "USD", "source_account": "sec_b_usd", "destination_account": "sec_a_usd",
+  "counterparty_id": "sec_a", "idempotency_key": "sec_k3"}]') WHERE sqlstate = 'SE035';
+RESET ROLE;
+
+-- B pays C... B pays A too; and a payment between others that A must not see
+SELECT settle_create_participant('sec_c');
+SELECT settle_create_account('sec_c_usd', 'sec_c', 'USD');
+SET ROLE sec_login_b;
+SELECT status FROM settle_submit('sec_t4', 20, 'USD', 'USD', 'sec_b_usd', 'sec_c_usd', 'sec_c', 'sec_k4');
+SELECT status FROM settle_submit('sec_t5', 30, 'USD', 'USD', 'sec_b_usd', 'sec_a_usd', 'sec_a', 'sec_k5');
+-- B guessing A's key learns nothing about A's payment, and cannot replay it
+SELECT try($$SELECT settle_submit('sec_t1', 10, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_k1')$$) AS replay_of_other;
+SELECT try($$SELECT settle_submit('sec_x', 1, 'USD', 'USD', 'sec_b_usd', 'sec_c_usd', 'sec_c', 'sec_k1')$$) AS key_of_other;
+RESET ROLE;
+SELECT settled FROM settle_run_cycle();
+
+-- what each participant sees
+SET ROLE sec_login_a;
+SELECT transaction_id, status FROM settle.transactions ORDER BY 1;
+SELECT account_id, balance FROM settle.accounts ORDER BY 1;
+SELECT account_id, amount FROM settle.ledger ORDER BY entry_id;
+SELECT participant_id, currency FROM settle.batches ORDER BY 1;
+SELECT count(*) AS own_events FROM settle.events WHERE entity = 'payment';
+SELECT * FROM settle_payment_status(transaction_id => 'sec_t4');
+-- nor can A touch anything directly or call operator functions
+SELECT try($$SELECT * FROM settle.cycles$$) AS cycles;
+SELECT try($$UPDATE settle.account SET balance = balance + 1000000 WHERE account_id = 'sec_a_usd'$$) AS update_balance;
+SELECT try($$INSERT INTO settle.ledger_entry (journal_id, account_id, currency, amount) VALUES (1, 'sec_a_usd', 'USD', 100)$$) AS insert_ledger;
+SELECT try($$DELETE FROM settle.payment$$) AS delete_payments;
+SELECT try($$SELECT settle_create_participant('sec_evil')$$) AS create_participant;
+SELECT try($$SELECT settle_fund_account('sec_a_usd', 1000000)$$) AS fund_self;
+SELECT try($$SELECT settle_run_cycle()$$) AS run_cycle;
+SELECT try($$SELECT settle_map_role('sec_login_a', 'sec_b')$$) AS remap_self;
+SELECT try($$SELECT settle._run_cycle('manual')$$) AS internal_cycle;
+RESET ROLE;
+
+SET ROLE sec_login_b;
+SELECT transaction_id, status FROM settle.transactions ORDER BY 1;
+SELECT account_id FROM settle.accounts ORDER BY 1;
+RESET ROLE;
+
+-- a submitter with no participant mapping submits nothing
+SET ROLE sec_unmapped;
+SELECT try($$SELECT settle_submit('sec_t6', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_k6')$$) AS unmapped;
+SELECT count(*) AS unmapped_sees FROM settle.transactions;
+RESET ROLE;
+
+-- a role with no settle role at all cannot even call intake or read
+SET ROLE sec_stranger;
+SELECT try($$SELECT settle_submit('sec_t7', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_k7')$$) AS stranger_submit;
+SELECT try($$SELECT count(*) FROM settle.transactions$$) AS stranger_read;
+RESET ROLE;
+
+-- the auditor reads everything and changes nothing
+SET ROLE sec_audit;
+SELECT count(*) AS auditor_sees_payments FROM settle.transactions;
+SELECT count(*) > 0 AS auditor_sees_cycles FROM settle.cycles;
+SELECT try($$SELECT settle_submit('sec_t8', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_k8')$$) AS auditor_submit;
+SELECT try($$UPDATE settle.payment SET status = 'settled'$$) AS auditor_update;
+RESET ROLE;
+
+-- the operator manages reference data, pays from any account, runs cycles
+SET ROLE sec_ops;
+SELECT settle_create_participant('sec_d');
+SELECT status FROM settle_submit('sec_t9', 5, 'USD', 'USD', 'sec_a_usd', 'sec_c_usd', 'sec_c', 'sec_k9');
+SELECT settled FROM settle_run_cycle();
+SELECT count(*) AS operator_sees FROM settle.transactions;
+RESET ROLE;
+
+-- search_path tricks: a submitter's own '=' operator for text, first on its
+-- search_path, is never used by settle's functions (their search_path is pinned)
+CREATE SCHEMA sec_evil AUTHORIZATION sec_login_a;
+SET ROLE sec_login_a;
+CREATE TABLE sec_evil.calls (n int);
+CREATE FUNCTION sec_evil.always_true(text, text) RETURNS boolean LANGUAGE plpgsql AS
+  'BEGIN INSERT INTO sec_evil.calls VALUES (1); RETURN true; END';
+CREATE OPERATOR sec_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = sec_evil.always_true);
+SET search_path = sec_evil, public, pg_catalog;
+SELECT status, replay FROM settle_submit('sec_t10', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_k10');
+SELECT try($$SELECT settle_submit('sec_t11', 1, 'USD', 'USD', 'sec_b_usd', 'sec_a_usd', 'sec_a', 'sec_k11')$$) AS still_refused;
+SELECT count(*) AS evil_calls FROM sec_evil.calls;
+RESET search_path;
+RESET ROLE;
+
+\c contrib_regression
+DROP DATABASE settle_security;
+DROP ROLE sec_login_a, sec_login_b, sec_stranger, sec_audit, sec_ops, sec_unmapped;

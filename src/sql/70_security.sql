@@ -1,0 +1,163 @@
+-- settle install script, part 7: roles, privileges, row-level security.
+--
+--   settle_submitter  submits payments and reads its own participant's
+--                     payments, accounts, batches, ledger lines and events;
+--   settle_operator   reference data, cycles, all rows;
+--   settle_auditor    reads everything, changes nothing.
+-- Nothing is granted to PUBLIC.  Functions that write run as the extension
+-- owner (SECURITY DEFINER, search_path pinned to pg_catalog, pg_temp, every
+-- object schema-qualified, so a caller's objects cannot shadow ours).
+-- Intake runs with the caller's rights and switches to the owner itself
+-- (src/intake.c), so that it knows which participant is submitting.
+
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['settle_submitter', 'settle_operator', 'settle_auditor'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON ROLE settle_submitter IS 'settle: submits payments for the participant its login is mapped to';
+COMMENT ON ROLE settle_operator IS 'settle: reference data, cycles, every row';
+COMMENT ON ROLE settle_auditor IS 'settle: read-only access to every row';
+
+-- Which login acts for which participant.
+CREATE TABLE settle.participant_role (
+    role_name       name PRIMARY KEY,
+    participant_id  text NOT NULL REFERENCES settle.participant
+);
+
+-- The participant the current role acts for (NULL if none).
+CREATE FUNCTION settle.current_participant() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT participant_id FROM settle.participant_role WHERE role_name = current_user
+$$;
+
+-- Whether the current role sees every row (operators, auditors, superusers).
+CREATE FUNCTION settle.sees_all() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_has_role(current_user, 'settle_operator', 'MEMBER')
+        OR pg_has_role(current_user, 'settle_auditor', 'MEMBER')
+        OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+$$;
+
+-- Map a login to a participant and make it a submitter (operators).
+CREATE FUNCTION settle_map_role(role_name name, participant_id text)
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = settle_map_role.role_name) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role_name USING ERRCODE = 'SE036';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM settle.participant p
+                    WHERE p.participant_id = settle_map_role.participant_id AND NOT p.is_operator) THEN
+        RAISE EXCEPTION 'participant_id "%" does not exist', participant_id USING ERRCODE = 'SE040';
+    END IF;
+    INSERT INTO settle.participant_role AS m VALUES (role_name, participant_id)
+        ON CONFLICT ON CONSTRAINT participant_role_pkey DO UPDATE SET participant_id = excluded.participant_id;
+    EXECUTE format('GRANT settle_submitter TO %I', role_name);
+    INSERT INTO settle.event (entity, entity_id, event_type, details)
+        VALUES ('participant', participant_id, 'role_mapped', jsonb_build_object('role', role_name));
+    RETURN participant_id;
+END
+$$;
+
+-- Nothing for PUBLIC: not the tables, not the functions.
+REVOKE ALL ON ALL TABLES IN SCHEMA settle FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA settle FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA settle FROM PUBLIC;
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = '@extschema@'::regnamespace AND p.proname LIKE 'settle\_%' LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
+
+-- Writers run as the owner.
+ALTER FUNCTION @extschema@.settle_create_participant(text, text) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.settle_set_participant_status(text, text) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.settle_create_account(text, text, text, numeric, numeric) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.settle_set_account_limit(text, numeric) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.settle_set_account_status(text, text) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.settle_fund_account(text, numeric, text) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.settle_set_fx_rate(text, text, numeric, numeric) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.settle_set_wire_fee(text, numeric, text) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.settle_run_cycle() SECURITY DEFINER;
+-- intake: the caller's rights, a pinned search_path
+ALTER FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz)
+    SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION @extschema@.settle_submit_bulk(jsonb) SET search_path = pg_catalog, pg_temp;
+
+-- Readers see through the views with their own rights, so row-level security applies.
+ALTER VIEW settle.currencies SET (security_invoker = true);
+ALTER VIEW settle.participants SET (security_invoker = true);
+ALTER VIEW settle.accounts SET (security_invoker = true);
+ALTER VIEW settle.transactions SET (security_invoker = true);
+ALTER VIEW settle.events SET (security_invoker = true);
+ALTER VIEW settle.fx_rates SET (security_invoker = true);
+ALTER VIEW settle.wire_fees SET (security_invoker = true);
+ALTER VIEW settle.cycles SET (security_invoker = true);
+ALTER VIEW settle.batches SET (security_invoker = true);
+ALTER VIEW settle.ledger SET (security_invoker = true);
+
+-- Row-level security: a participant's rows only, unless the role sees all.
+ALTER TABLE settle.payment ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_payments ON settle.payment FOR SELECT
+    USING (settle.sees_all() OR source_participant = settle.current_participant()
+           OR counterparty_id = settle.current_participant());
+ALTER TABLE settle.account ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_accounts ON settle.account FOR SELECT
+    USING (settle.sees_all() OR participant_id = settle.current_participant());
+ALTER TABLE settle.ledger_entry ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_entries ON settle.ledger_entry FOR SELECT
+    USING (settle.sees_all() OR EXISTS (SELECT 1 FROM settle.account a
+                                         WHERE a.account_id = ledger_entry.account_id
+                                           AND a.participant_id = settle.current_participant()));
+ALTER TABLE settle.batch ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_batches ON settle.batch FOR SELECT
+    USING (settle.sees_all() OR participant_id = settle.current_participant());
+ALTER TABLE settle.event ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_events ON settle.event FOR SELECT
+    USING (settle.sees_all()
+           OR (entity = 'payment' AND EXISTS (SELECT 1 FROM settle.payment p WHERE p.payment_id::text = event.entity_id))
+           OR (entity = 'account' AND EXISTS (SELECT 1 FROM settle.account a WHERE a.account_id = event.entity_id))
+           OR (entity = 'participant' AND entity_id = settle.current_participant()));
+ALTER TABLE settle.participant_role ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_mapping ON settle.participant_role FOR SELECT
+    USING (settle.sees_all() OR role_name = current_user);
+
+-- Grants.
+GRANT USAGE ON SCHEMA settle TO settle_submitter, settle_operator, settle_auditor;
+GRANT EXECUTE ON FUNCTION settle.to_major(bigint, text), settle.current_participant(), settle.sees_all()
+    TO settle_submitter, settle_operator, settle_auditor;
+GRANT SELECT ON settle.currency, settle.participant, settle.fx_rate, settle.wire_fee, settle.journal,
+                settle.payment, settle.account, settle.ledger_entry, settle.batch, settle.event,
+                settle.participant_role
+    TO settle_submitter, settle_operator, settle_auditor;
+GRANT SELECT ON settle.currencies, settle.participants, settle.accounts, settle.transactions,
+                settle.events, settle.fx_rates, settle.wire_fees, settle.batches, settle.ledger
+    TO settle_submitter, settle_operator, settle_auditor;
+GRANT SELECT ON settle.cycle, settle.cycles TO settle_operator, settle_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz),
+                          @extschema@.settle_submit_bulk(jsonb),
+                          @extschema@.settle_payment_status(text, text)
+    TO settle_submitter, settle_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_payment_status(text, text) TO settle_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_create_participant(text, text),
+                          @extschema@.settle_set_participant_status(text, text),
+                          @extschema@.settle_create_account(text, text, text, numeric, numeric),
+                          @extschema@.settle_set_account_limit(text, numeric),
+                          @extschema@.settle_set_account_status(text, text),
+                          @extschema@.settle_fund_account(text, numeric, text),
+                          @extschema@.settle_set_fx_rate(text, text, numeric, numeric),
+                          @extschema@.settle_set_wire_fee(text, numeric, text),
+                          @extschema@.settle_run_cycle(),
+                          @extschema@.settle_map_role(name, text)
+    TO settle_operator;
