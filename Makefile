@@ -17,7 +17,7 @@ PG_CPPFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
 SHLIB_LINK  = -lglpk -lm
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, in this order.
-REGRESS      = intake_reference intake_submit intake_replay intake_bulk engine_cycle hostile_input security
+REGRESS      = intake_reference intake_submit intake_replay intake_bulk engine_cycle hostile_input security executor
 REGRESS_OPTS = --load-extension=settle
 # ledger audit (issue: ledger integrity)
 REGRESS     +=
@@ -25,7 +25,7 @@ REGRESS     +=
 REGRESS     +=
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
-ISOLATION      = intake_concurrent engine_concurrent
+ISOLATION      = intake_concurrent engine_concurrent executor_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
                  --load-extension=settle
 

@@ -14,6 +14,7 @@ extern int	settle_mip_max_payments;
 extern int	settle_max_cycle_payments;
 extern char *settle_reference_currency;
 extern double settle_delay_cost_bps;
+extern bool settle_two_phase;
 
 /*
  * Run one cycle in the current transaction (SPI must not be connected).

@@ -269,7 +269,8 @@ load_accounts(CycleState *cs)
 	}
 	values[0] = PointerGetDatum(settle_text_array(ids, 2 * cs->n_payments));
 	if (SPI_execute_with_args(
-							  "SELECT account_id, participant_id, currency, balance, lower_limit, status = 'active'"
+							  "SELECT account_id, participant_id, currency, balance - pending_debit, lower_limit,"
+							  "       status = 'active'"
 							  "  FROM settle.account WHERE account_id = ANY ($1) AND kind = 'customer'"
 							  " ORDER BY account_id FOR UPDATE",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -289,6 +290,7 @@ load_accounts(CycleState *cs)
 		a->account_id = SPI_getvalue(tup, desc, 1);
 		a->participant_id = SPI_getvalue(tup, desc, 2);
 		a->currency = name_lookup(cs->currency_index, SPI_getvalue(tup, desc, 3));
+		/* pending debits of two-phase cycles count against the limit */
 		a->balance = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 		a->lower_limit = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 		a->active = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));

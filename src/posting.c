@@ -11,6 +11,10 @@
  * currency.  The settlement accounts' balances are the operator's FX
  * position, squared by converting externally the net of each currency pair.
  *
+ * With settle.two_phase on, the same legs are written to settle.reservation
+ * instead, and count in the accounts' pending amounts; the rail's
+ * confirmations post them later (src/sql/80_executor.sql).
+ *
  * Everything is written with a handful of set-based statements (unnest of
  * arrays), whatever the number of payments.
  */
@@ -25,6 +29,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "cycle.h"
 #include "engine.h"
 #include "settle_errors.h"
 #include "spi_util.h"
@@ -109,20 +114,27 @@ settle_post_selection(CycleState *cs)
 	char	  **settlement_ccy = palloc(sizeof(char *) * cs->n_currencies);
 	int			n_settlement_ccy = 0;
 	bool	   *ccy_used = palloc0(sizeof(bool) * cs->n_currencies);
-	Oid			types[9];
-	Datum		values[9];
+	Oid			types[10];
+	Datum		values[10];
 	bool		isnull;
 	int			i;
+	bool		two_phase = settle_two_phase;
+	int64	   *pend_debit = palloc0(sizeof(int64) * (cs->n_accounts + 1));
+	int64	   *pend_credit = palloc0(sizeof(int64) * (cs->n_accounts + 1));
+	bool		any_pay_in = false;
 
 	allocate_batches(cs);
 
-	/* the journal */
-	types[0] = INT8OID;
-	values[0] = Int64GetDatum(cs->cycle_id);
-	if (SPI_execute_with_args("INSERT INTO settle.journal (kind, cycle_id) VALUES ('settlement', $1)"
-							  " RETURNING journal_id", 1, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not create the settlement journal");
-	cs->journal_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* the journal (two-phase: written when the rail has confirmed every pay-in) */
+	if (!two_phase)
+	{
+		types[0] = INT8OID;
+		values[0] = Int64GetDatum(cs->cycle_id);
+		if (SPI_execute_with_args("INSERT INTO settle.journal (kind, cycle_id) VALUES ('settlement', $1)"
+								  " RETURNING journal_id", 1, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not create the settlement journal");
+		cs->journal_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
 
 	/* two legs per payment */
 	for (i = 0; i < cs->n_payments; i++)
@@ -144,6 +156,8 @@ settle_post_selection(CycleState *cs)
 		e_amount[ne++] = p->credit;
 		add_delta(delta, p->src, -p->debit, p->source_account);
 		add_delta(delta, p->dst, p->credit, p->destination_account);
+		add_delta(pend_debit, p->src, p->debit, p->source_account);
+		add_delta(pend_credit, p->dst, p->credit, p->destination_account);
 
 		settled_ids[ns] = p->payment_id;
 		settled_credit[ns] = p->credit;
@@ -173,6 +187,8 @@ settle_post_selection(CycleState *cs)
 		net = w->credit_total - w->debit_total;
 		if (net == 0)
 			continue;			/* fully offset: no wire, no fee */
+		if (net < 0)
+			any_pay_in = true;
 		cs->n_wires_sent++;
 		cs->fee_cost += w->fee_value;
 		e_batch[ne] = w->batch_id;
@@ -243,18 +259,27 @@ settle_post_selection(CycleState *cs)
 		values[6] = PointerGetDatum(settle_int8_array(b_legs, nb));
 		types[7] = INT8ARRAYOID;
 		values[7] = PointerGetDatum(settle_int8_array(b_fee, nb));
+		types[8] = BOOLOID;
+		values[8] = BoolGetDatum(two_phase);
+		/* two-phase: pay-ins go to the rail now, pay-outs wait for them */
 		if (SPI_execute_with_args(
 								  "WITH b AS ("
 								  " INSERT INTO settle.batch (batch_id, cycle_id, participant_id, currency,"
-								  "   debit_total, credit_total, net_amount, payment_legs, fee)"
-								  " SELECT u.id, $1, u.p, u.c, u.d, u.cr, u.cr - u.d, u.l, u.f"
+								  "   debit_total, credit_total, net_amount, payment_legs, fee,"
+								  "   direction, status, next_attempt_at)"
+								  " SELECT u.id, $1, u.p, u.c, u.d, u.cr, u.cr - u.d, u.l, u.f,"
+								  "        CASE WHEN u.cr < u.d THEN 'pay_in' WHEN u.cr > u.d THEN 'pay_out' ELSE 'none' END,"
+								  "        CASE WHEN NOT $9 THEN 'settled' WHEN u.cr < u.d THEN 'pending'"
+								  "             WHEN u.cr > u.d THEN 'reserved' ELSE 'confirmed' END,"
+								  "        CASE WHEN $9 AND u.cr < u.d THEN clock_timestamp() END"
 								  "   FROM unnest($2, $3, $4, $5, $6, $7, $8) AS u(id, p, c, d, cr, l, f)"
-								  " RETURNING batch_id, net_amount, fee)"
+								  " RETURNING batch_id, net_amount, fee, status, direction)"
 								  "INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)"
-								  "SELECT 'batch', batch_id::text, 'settled', 'settled',"
-								  "       jsonb_build_object('cycle_id', $1, 'net_amount', net_amount, 'fee', fee)"
+								  "SELECT 'batch', batch_id::text, status, status,"
+								  "       jsonb_build_object('cycle_id', $1, 'net_amount', net_amount, 'fee', fee,"
+								  "                          'direction', direction)"
 								  "  FROM b",
-								  8, types, values, NULL, false, 0) != SPI_OK_INSERT)
+								  9, types, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write the batches");
 	}
 
@@ -271,14 +296,50 @@ settle_post_selection(CycleState *cs)
 	values[4] = PointerGetDatum(settle_text_array(e_currency, ne));
 	types[5] = INT8ARRAYOID;
 	values[5] = PointerGetDatum(settle_int8_array(e_amount, ne));
-	if (SPI_execute_with_args(
-							  "INSERT INTO settle.ledger_entry (journal_id, batch_id, payment_id, account_id, currency, amount)"
+	if (two_phase)
+		values[0] = Int64GetDatum(cs->cycle_id);
+	if (SPI_execute_with_args(two_phase
+							  ? "INSERT INTO settle.reservation (cycle_id, batch_id, payment_id, account_id, currency, amount)"
+							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m"
+							  "   FROM unnest($2, $3, $4, $5, $6) AS u(b, p, a, c, m)"
+							  : "INSERT INTO settle.ledger_entry (journal_id, batch_id, payment_id, account_id, currency, amount)"
 							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m"
 							  "   FROM unnest($2, $3, $4, $5, $6) AS u(b, p, a, c, m)",
 							  6, types, values, NULL, false, 0) != SPI_OK_INSERT ||
 		SPI_processed != (uint64) ne)
-		elog(ERROR, "could not write the ledger entries");
+		elog(ERROR, "could not write the %s", two_phase ? "reservations" : "ledger entries");
 
+	/* two-phase: the customer accounts' pending amounts instead of balances */
+	if (two_phase)
+	{
+		char	  **ids = palloc(sizeof(char *) * (cs->n_accounts + 1));
+		int64	   *debits = palloc(sizeof(int64) * (cs->n_accounts + 1));
+		int64	   *credits = palloc(sizeof(int64) * (cs->n_accounts + 1));
+		int			nd = 0;
+
+		for (i = 0; i < cs->n_accounts; i++)
+		{
+			if (pend_debit[i] == 0 && pend_credit[i] == 0)
+				continue;
+			ids[nd] = cs->accounts[i].account_id;
+			debits[nd] = pend_debit[i];
+			credits[nd++] = pend_credit[i];
+		}
+		types[0] = TEXTARRAYOID;
+		values[0] = PointerGetDatum(settle_text_array(ids, nd));
+		types[1] = INT8ARRAYOID;
+		values[1] = PointerGetDatum(settle_int8_array(debits, nd));
+		types[2] = INT8ARRAYOID;
+		values[2] = PointerGetDatum(settle_int8_array(credits, nd));
+		if (SPI_execute_with_args(
+								  "UPDATE settle.account a SET pending_debit = a.pending_debit + d.dr,"
+								  "       pending_credit = a.pending_credit + d.cr, updated_at = clock_timestamp()"
+								  "  FROM unnest($1, $2, $3) AS d(id, dr, cr) WHERE a.account_id = d.id",
+								  3, types, values, NULL, false, 0) != SPI_OK_UPDATE ||
+			SPI_processed != (uint64) nd)
+			elog(ERROR, "could not reserve funds");
+	}
+	else
 	/* balances: every customer account touched, and the settlement accounts */
 	{
 		char	  **ids = palloc(sizeof(char *) * (cs->n_accounts + cs->n_currencies));
@@ -316,20 +377,34 @@ settle_post_selection(CycleState *cs)
 	values[3] = PointerGetDatum(settle_text_array(settled_rate, ns));
 	types[4] = INT8OID;
 	values[4] = Int64GetDatum(cs->journal_id);
+	types[5] = BOOLOID;
+	values[5] = BoolGetDatum(two_phase);
 	if (SPI_execute_with_args(
 							  "WITH s AS ("
-							  " UPDATE settle.payment p SET status = 'settled', settled_at = clock_timestamp(),"
+							  " UPDATE settle.payment p SET status = CASE WHEN $6 THEN 'reserved' ELSE 'settled' END,"
+							  "        settled_at = CASE WHEN $6 THEN NULL ELSE clock_timestamp() END,"
 							  "        updated_at = clock_timestamp(), cycle_id = $1,"
 							  "        destination_amount = u.credit, fx_rate = u.rate::numeric"
 							  "   FROM unnest($2, $3, $4) AS u(id, credit, rate)"
 							  "  WHERE p.payment_id = u.id AND p.status = 'queued'"
-							  " RETURNING p.payment_id, p.settled_at)"
+							  " RETURNING p.payment_id, p.status, p.updated_at)"
 							  "INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, from_status, to_status, details)"
-							  "SELECT settled_at, 'payment', payment_id::text, 'settled', 'queued', 'settled',"
-							  "       jsonb_build_object('cycle_id', $1, 'journal_id', $5)"
+							  "SELECT updated_at, 'payment', payment_id::text, status, 'queued', status,"
+							  "       jsonb_build_object('cycle_id', $1) || CASE WHEN $6 THEN '{}'::jsonb"
+							  "       ELSE jsonb_build_object('journal_id', $5) END"
 							  "  FROM s",
-							  5, types, values, NULL, false, 0) != SPI_OK_INSERT ||
+							  6, types, values, NULL, false, 0) != SPI_OK_INSERT ||
 		SPI_processed != (uint64) ns)
 		elog(ERROR, "settling payments failed: %d chosen, " UINT64_FORMAT " updated",
 			 ns, SPI_processed);
+
+	/* two-phase with nothing to pay in (all offset): nothing to wait for */
+	if (two_phase && !any_pay_in)
+	{
+		types[0] = INT8OID;
+		values[0] = Int64GetDatum(cs->cycle_id);
+		if (SPI_execute_with_args("SELECT settle._post_cycle($1)", 1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not post the cycle");
+		cs->journal_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
 }

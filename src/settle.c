@@ -26,6 +26,10 @@ int			settle_mip_max_payments = 200;
 int			settle_max_cycle_payments = 100000;
 char	   *settle_reference_currency = NULL;
 double		settle_delay_cost_bps = 10;
+bool		settle_two_phase = false;
+int			settle_rail_max_attempts = 5;
+int			settle_rail_backoff_ms = 1000;
+int			settle_rail_timeout_ms = 60000;
 
 void		_PG_init(void);
 
@@ -84,6 +88,27 @@ _PG_init(void)
 							 &settle_delay_cost_bps,
 							 10, 0.000001, 10000,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("settle.two_phase",
+							 "Cycles reserve, and the rail's confirmations post (see docs/SETTLEMENT_FLOW.md).",
+							 "Off: cycles post at once.",
+							 &settle_two_phase, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.rail_max_attempts",
+							"Attempts of a wire before its failure is final.",
+							NULL, &settle_rail_max_attempts,
+							5, 1, 1000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.rail_backoff",
+							"Wait before the first retry of a failed wire; doubled at each further attempt.",
+							NULL, &settle_rail_backoff_ms,
+							1000, 0, 86400000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.rail_timeout",
+							"An instructed wire without an answer for this long counts as a failed attempt.",
+							NULL, &settle_rail_timeout_ms,
+							60000, 1, 86400000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("settle");
 

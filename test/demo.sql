@@ -75,3 +75,9 @@ SELECT account_id, currency, balance, available FROM settle.accounts ORDER BY ki
 SELECT batch_id, currency, sum(amount_minor) AS batch_sum FROM settle.ledger WHERE batch_id IS NOT NULL
  GROUP BY 1, 2 HAVING sum(amount_minor) <> 0;
 SELECT currency, sum(amount) AS journal_sum FROM settle.ledger GROUP BY currency ORDER BY 1;
+
+\echo '== the calendar, scheduled with pg_cron: end of day (balance snapshot), key retention, rail time-outs'
+CREATE EXTENSION pg_cron;
+SELECT count(*) AS jobs_scheduled FROM settle_schedule_jobs();
+SELECT jobname, schedule, command FROM cron.job ORDER BY jobname;
+SELECT settle_end_of_day() AS accounts_snapshotted_now;

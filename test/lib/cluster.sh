@@ -27,7 +27,10 @@ cluster_init() {
         echo "listen_addresses = '127.0.0.1'"
         echo "port = $port"
         echo "unix_socket_directories = '$dir'"
-        echo "shared_preload_libraries = 'settle'"
+        echo "shared_preload_libraries = 'settle,pg_cron'"
+        echo "cron.database_name = 'postgres'"
+        echo "cron.use_background_workers = on"
+        echo "max_worker_processes = 16"
         echo "max_prepared_transactions = 10"
         echo "log_line_prefix = '%m [%p] %q%a '"
         for line in "$@"; do echo "$line"; done

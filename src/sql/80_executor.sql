@@ -1,0 +1,373 @@
+-- settle install script, part 8: the executor -- two-phase settlement with
+-- the external rail, and the calendar jobs.
+--
+-- With settle.two_phase on, a cycle does not post: it *reserves*.  The
+-- chosen payments' legs are written to settle.reservation and counted in the
+-- accounts' pending_debit / pending_credit (pending debits count against the
+-- limit, pending credits are not yet available).  Each batch is a wire:
+--   net < 0  pay-in   the participant owes the operator: instructed first;
+--   net > 0  pay-out  the operator owes the participant: instructed once every
+--                     pay-in of the cycle is confirmed;
+--   net = 0  none     nothing to move.
+-- When every pay-in of a cycle is confirmed, the whole cycle is posted (the
+-- reservations become ledger entries in one journal) and its pay-outs are
+-- released for instruction.  A pay-in that fails for good voids the cycle:
+-- reservations released, the defaulting participant's payments failed, the
+-- others back in the queue for the next cycle.  A pay-out that fails for
+-- good stays posted (the operator owes the participant the net amount) and
+-- is marked failed for an operator to resolve.  Nothing is ever updated or
+-- deleted in the ledger.  docs/SETTLEMENT_FLOW.md draws the state machines.
+
+-- Pending amounts, and the states the executor adds.
+ALTER TABLE settle.account
+    ADD COLUMN pending_debit bigint NOT NULL DEFAULT 0 CHECK (pending_debit >= 0),
+    ADD COLUMN pending_credit bigint NOT NULL DEFAULT 0 CHECK (pending_credit >= 0),
+    DROP CONSTRAINT account_within_limit,
+    ADD CONSTRAINT account_within_limit
+        CHECK (kind <> 'customer' OR balance - pending_debit >= -lower_limit);
+ALTER TABLE settle.payment
+    DROP CONSTRAINT payment_status_check,
+    ADD CONSTRAINT payment_status_check
+        CHECK (status IN ('queued', 'reserved', 'settled', 'expired', 'failed'));
+ALTER TABLE settle.batch
+    DROP CONSTRAINT batch_status_check,
+    ADD CONSTRAINT batch_status_check
+        CHECK (status IN ('settled', 'reserved', 'pending', 'instructed', 'confirmed', 'voided', 'failed')),
+    ADD COLUMN direction text NOT NULL DEFAULT 'none' CHECK (direction IN ('pay_in', 'pay_out', 'none')),
+    ADD COLUMN attempts integer NOT NULL DEFAULT 0,
+    ADD COLUMN next_attempt_at timestamptz,
+    ADD COLUMN instructed_at timestamptz,
+    ADD COLUMN rail_reference text,
+    ADD COLUMN last_error text,
+    ADD COLUMN updated_at timestamptz NOT NULL DEFAULT clock_timestamp();
+CREATE INDEX batch_outbox ON settle.batch (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX batch_instructed ON settle.batch (instructed_at) WHERE status = 'instructed';
+-- Reserved legs of two-phase cycles: what will be posted on confirmation.
+CREATE TABLE settle.reservation (
+    reservation_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    cycle_id        bigint NOT NULL,
+    batch_id        bigint NOT NULL,
+    payment_id      bigint,
+    account_id      text NOT NULL,
+    currency        text NOT NULL,
+    amount          bigint NOT NULL CHECK (amount <> 0),
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX reservation_cycle ON settle.reservation (cycle_id);
+CREATE INDEX reservation_batch ON settle.reservation (batch_id);
+CREATE TRIGGER reservation_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.reservation
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+
+-- End-of-day balance snapshots (append-only).
+CREATE TABLE settle.balance_snapshot (
+    snapshot_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    business_date   date NOT NULL,
+    taken_at        timestamptz NOT NULL,
+    account_id      text NOT NULL,
+    currency        text NOT NULL,
+    balance         bigint NOT NULL,
+    pending_debit   bigint NOT NULL,
+    pending_credit  bigint NOT NULL,
+    CONSTRAINT balance_snapshot_day UNIQUE (business_date, account_id)
+);
+CREATE TRIGGER balance_snapshot_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.balance_snapshot
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+
+CREATE OR REPLACE VIEW settle.accounts AS
+    SELECT a.account_id, a.participant_id, a.currency, a.kind,
+           settle.to_major(a.balance, a.currency) AS balance,
+           settle.to_major(a.lower_limit, a.currency) AS lower_limit,
+           settle.to_major(a.balance - a.pending_debit + a.lower_limit, a.currency) AS available,
+           a.balance AS balance_minor, a.lower_limit AS lower_limit_minor,
+           a.status, a.created_at, a.updated_at,
+           settle.to_major(a.pending_debit, a.currency) AS pending_debit,
+           settle.to_major(a.pending_credit, a.currency) AS pending_credit
+      FROM settle.account a;
+
+CREATE OR REPLACE VIEW settle.batches AS
+    SELECT b.batch_id, b.cycle_id, b.participant_id, b.currency,
+           settle.to_major(b.debit_total, b.currency) AS debit_total,
+           settle.to_major(b.credit_total, b.currency) AS credit_total,
+           settle.to_major(b.net_amount, b.currency) AS net_amount,
+           b.net_amount AS net_amount_minor,
+           b.payment_legs, settle.to_major(b.fee, b.currency) AS fee, b.status, b.created_at,
+           b.direction, b.attempts, b.next_attempt_at, b.instructed_at, b.rail_reference,
+           b.last_error, b.updated_at
+      FROM settle.batch b;
+
+-- Records a batch's state change as an event.
+CREATE FUNCTION settle._batch_event(b settle.batch, new_status text, details jsonb DEFAULT NULL)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)
+    VALUES ('batch', b.batch_id::text, new_status, b.status, new_status,
+            coalesce(details, '{}'::jsonb) || jsonb_build_object('cycle_id', b.cycle_id, 'attempts', b.attempts))
+$$;
+
+-- Posts a two-phase cycle once every pay-in is confirmed: reservations become one journal.
+CREATE FUNCTION settle._post_cycle(p_cycle_id bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    jid bigint;
+    b settle.batch;
+BEGIN
+    INSERT INTO settle.journal (kind, cycle_id, reference)
+        VALUES ('settlement', p_cycle_id, 'two-phase: all pay-ins confirmed')
+        RETURNING journal_id INTO jid;
+    INSERT INTO settle.ledger_entry (journal_id, batch_id, payment_id, account_id, currency, amount)
+        SELECT jid, r.batch_id, r.payment_id, r.account_id, r.currency, r.amount
+          FROM settle.reservation r WHERE r.cycle_id = p_cycle_id ORDER BY r.reservation_id;
+    -- reserved amounts become posted
+    UPDATE settle.account a
+       SET balance = a.balance + d.total,
+           pending_debit = a.pending_debit - d.debits,
+           pending_credit = a.pending_credit - d.credits,
+           updated_at = clock_timestamp()
+      FROM (SELECT r.account_id, sum(r.amount) AS total,
+                   coalesce(sum(-r.amount) FILTER (WHERE r.amount < 0 AND r.payment_id IS NOT NULL), 0) AS debits,
+                   coalesce(sum(r.amount) FILTER (WHERE r.amount > 0 AND r.payment_id IS NOT NULL), 0) AS credits
+              FROM settle.reservation r WHERE r.cycle_id = p_cycle_id GROUP BY r.account_id) d
+     WHERE a.account_id = d.account_id;
+    WITH s AS (
+        UPDATE settle.payment p SET status = 'settled', settled_at = clock_timestamp(), updated_at = clock_timestamp()
+         WHERE p.cycle_id = p_cycle_id AND p.status = 'reserved'
+        RETURNING p.payment_id, p.settled_at)
+    INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, from_status, to_status, details)
+        SELECT s.settled_at, 'payment', s.payment_id::text, 'settled', 'reserved', 'settled',
+               jsonb_build_object('cycle_id', p_cycle_id, 'journal_id', jid)
+          FROM s;
+    -- the pay-outs may now go to the rail
+    FOR b IN SELECT * FROM settle.batch WHERE cycle_id = p_cycle_id AND status = 'reserved' FOR UPDATE LOOP
+        PERFORM settle._batch_event(b, 'pending');
+        UPDATE settle.batch SET status = 'pending', next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
+         WHERE batch_id = b.batch_id;
+    END LOOP;
+    INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)
+        VALUES ('cycle', p_cycle_id::text, 'posted', 'posted', jsonb_build_object('journal_id', jid));
+    RETURN jid;
+END
+$$;
+
+-- Voids a two-phase cycle whose pay-in failed for good: nothing was posted,
+-- reservations are released, the defaulter's payments fail, the others queue again.
+CREATE FUNCTION settle._void_cycle(p_cycle_id bigint, defaulter text, reason text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b settle.batch;
+BEGIN
+    UPDATE settle.account a
+       SET pending_debit = a.pending_debit - d.debits,
+           pending_credit = a.pending_credit - d.credits,
+           updated_at = clock_timestamp()
+      FROM (SELECT r.account_id,
+                   coalesce(sum(-r.amount) FILTER (WHERE r.amount < 0 AND r.payment_id IS NOT NULL), 0) AS debits,
+                   coalesce(sum(r.amount) FILTER (WHERE r.amount > 0 AND r.payment_id IS NOT NULL), 0) AS credits
+              FROM settle.reservation r WHERE r.cycle_id = p_cycle_id GROUP BY r.account_id) d
+     WHERE a.account_id = d.account_id AND a.kind = 'customer';
+    WITH f AS (
+        UPDATE settle.payment p
+           SET status = CASE WHEN p.source_participant = defaulter THEN 'failed' ELSE 'queued' END,
+               cycle_id = CASE WHEN p.source_participant = defaulter THEN p.cycle_id END,
+               destination_amount = NULL, fx_rate = NULL, updated_at = clock_timestamp()
+         WHERE p.cycle_id = p_cycle_id AND p.status = 'reserved'
+        RETURNING p.payment_id, p.status)
+    INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)
+        SELECT 'payment', f.payment_id::text, CASE WHEN f.status = 'failed' THEN 'failed' ELSE 'requeued' END,
+               'reserved', f.status,
+               jsonb_build_object('cycle_id', p_cycle_id, 'reason', reason, 'defaulter', defaulter)
+          FROM f;
+    FOR b IN SELECT * FROM settle.batch
+              WHERE cycle_id = p_cycle_id AND status IN ('reserved', 'pending', 'instructed') FOR UPDATE LOOP
+        PERFORM settle._batch_event(b, 'voided', jsonb_build_object('reason', reason));
+        UPDATE settle.batch SET status = 'voided', last_error = reason, updated_at = clock_timestamp()
+         WHERE batch_id = b.batch_id;
+    END LOOP;
+    INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)
+        VALUES ('cycle', p_cycle_id::text, 'voided', 'voided',
+                jsonb_build_object('defaulter', defaulter, 'reason', reason));
+END
+$$;
+
+-- The rail takes up to max_batches instructions that are due: pay-ins first.
+CREATE FUNCTION settle_rail_fetch(max_batches integer DEFAULT 100)
+RETURNS TABLE (batch_id bigint, cycle_id bigint, participant_id text, currency text,
+               direction text, amount numeric, attempt integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b settle.batch;
+BEGIN
+    FOR b IN SELECT * FROM settle.batch x
+              WHERE x.status = 'pending' AND x.next_attempt_at <= clock_timestamp()
+              ORDER BY (x.direction = 'pay_out'), x.next_attempt_at, x.batch_id
+              LIMIT max_batches
+                FOR UPDATE SKIP LOCKED LOOP
+        PERFORM settle._batch_event(b, 'instructed');
+        UPDATE settle.batch x SET status = 'instructed', attempts = x.attempts + 1,
+               instructed_at = clock_timestamp(), updated_at = clock_timestamp()
+         WHERE x.batch_id = b.batch_id;
+        batch_id := b.batch_id;
+        cycle_id := b.cycle_id;
+        participant_id := b.participant_id;
+        currency := b.currency;
+        direction := b.direction;
+        amount := settle.to_major(abs(b.net_amount), b.currency);
+        attempt := b.attempts + 1;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- Locks an instructed batch for an acknowledgement; refuses unknown and final ones.
+CREATE FUNCTION settle._ack_lock(p_batch_id bigint) RETURNS settle.batch
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b settle.batch;
+BEGIN
+    SELECT * INTO b FROM settle.batch WHERE batch_id = p_batch_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'batch % does not exist', p_batch_id USING ERRCODE = 'SE120';
+    ELSIF b.status <> 'instructed' THEN
+        RAISE EXCEPTION 'batch % is not awaiting an acknowledgement', p_batch_id
+            USING ERRCODE = 'SE121', DETAIL = format('Its status is %s.', b.status),
+                  HINT = 'Only an instructed batch can be confirmed or failed, once.';
+    END IF;
+    RETURN b;
+END
+$$;
+
+-- The rail confirms a wire.
+CREATE FUNCTION settle_rail_confirm(batch_id bigint, rail_reference text DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b settle.batch := settle._ack_lock(batch_id);
+BEGIN
+    PERFORM settle._batch_event(b, 'confirmed', jsonb_build_object('rail_reference', rail_reference));
+    UPDATE settle.batch x SET status = 'confirmed', rail_reference = settle_rail_confirm.rail_reference,
+           last_error = NULL, updated_at = clock_timestamp()
+     WHERE x.batch_id = b.batch_id;
+    -- the last pay-in of a cycle posts it
+    IF b.direction = 'pay_in' AND NOT EXISTS (
+           SELECT 1 FROM settle.batch x
+            WHERE x.cycle_id = b.cycle_id AND x.direction = 'pay_in' AND x.status <> 'confirmed') THEN
+        PERFORM settle._post_cycle(b.cycle_id);
+    END IF;
+    RETURN 'confirmed';
+END
+$$;
+
+-- The rail reports a failed attempt; retried with exponential backoff until
+-- settle.rail_max_attempts, then final.
+CREATE FUNCTION settle_rail_fail(batch_id bigint, reason text, retryable boolean DEFAULT true)
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b settle.batch := settle._ack_lock(batch_id);
+    max_attempts int := current_setting('settle.rail_max_attempts')::int;
+    backoff interval := current_setting('settle.rail_backoff')::interval;
+BEGIN
+    IF retryable AND b.attempts < max_attempts THEN
+        PERFORM settle._batch_event(b, 'pending', jsonb_build_object('error', reason, 'retry', true));
+        UPDATE settle.batch x SET status = 'pending', last_error = reason, updated_at = clock_timestamp(),
+               next_attempt_at = clock_timestamp() + backoff * power(2, b.attempts - 1)
+         WHERE x.batch_id = b.batch_id;
+        RETURN 'retry';
+    END IF;
+    IF b.direction = 'pay_out' THEN
+        -- already posted: the operator still owes the net; an operator must act
+        PERFORM settle._batch_event(b, 'failed', jsonb_build_object('error', reason));
+        UPDATE settle.batch x SET status = 'failed', last_error = reason, updated_at = clock_timestamp()
+         WHERE x.batch_id = b.batch_id;
+        RETURN 'failed';
+    END IF;
+    PERFORM settle._void_cycle(b.cycle_id, b.participant_id, reason);
+    RETURN 'voided';
+END
+$$;
+
+-- Instructions without an answer within settle.rail_timeout count as failed attempts.
+CREATE FUNCTION settle_rail_expire() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint;
+    n int := 0;
+BEGIN
+    FOR id IN SELECT x.batch_id FROM settle.batch x
+               WHERE x.status = 'instructed'
+                 AND x.instructed_at < clock_timestamp() - current_setting('settle.rail_timeout')::interval
+               ORDER BY x.batch_id LOOP
+        -- an earlier one in this loop may have voided its whole cycle
+        IF (SELECT x.status FROM settle.batch x WHERE x.batch_id = id FOR UPDATE) = 'instructed' THEN
+            PERFORM @extschema@.settle_rail_fail(id, 'timed out waiting for the rail', true);
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+-- End of day: one balance snapshot per account for the business date, and
+-- an event; run again the same day, it adds nothing.
+CREATE FUNCTION settle_end_of_day(business_date date DEFAULT current_date)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n int;
+BEGIN
+    INSERT INTO settle.balance_snapshot (business_date, taken_at, account_id, currency, balance, pending_debit, pending_credit)
+        SELECT settle_end_of_day.business_date, clock_timestamp(), a.account_id, a.currency,
+               a.balance, a.pending_debit, a.pending_credit
+          FROM settle.account a
+        ON CONFLICT ON CONSTRAINT balance_snapshot_day DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO settle.event (entity, entity_id, event_type, details)
+        VALUES ('cycle', 'eod-' || business_date, 'end_of_day', jsonb_build_object('accounts', n));
+    RETURN n;
+END
+$$;
+
+-- Retention: idempotency keys of payments that ended more than keep ago are
+-- released, so the key space does not grow without bound; a client retrying
+-- with such a key later creates a new payment (documented window).  The
+-- transaction_id stays unique forever.
+CREATE FUNCTION settle_purge_idempotency_keys(keep interval DEFAULT '30 days')
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n int;
+BEGIN
+    WITH p AS (
+        UPDATE settle.payment x SET idempotency_key = '~expired:' || x.payment_id
+         WHERE x.status IN ('settled', 'expired', 'failed') AND x.updated_at < clock_timestamp() - keep
+           AND x.idempotency_key NOT LIKE '~expired:%'
+        RETURNING x.payment_id)
+    SELECT count(*) INTO n FROM p;
+    INSERT INTO settle.event (entity, entity_id, event_type, details)
+        VALUES ('cycle', 'retention', 'keys_released', jsonb_build_object('payments', n, 'keep', keep));
+    RETURN n;
+END
+$$;
+
+-- pg_cron schedules (call once, where pg_cron is installed).
+CREATE FUNCTION settle_schedule_jobs(end_of_day text DEFAULT '5 0 * * *',
+                                     retention text DEFAULT '30 1 * * *',
+                                     rail_timeouts text DEFAULT '* * * * *')
+RETURNS SETOF bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database' USING ERRCODE = 'SE130',
+            HINT = 'Add pg_cron to shared_preload_libraries and run CREATE EXTENSION pg_cron.';
+    END IF;
+    RETURN NEXT cron.schedule('settle-end-of-day', end_of_day, format('SELECT %I.settle_end_of_day()', '@extschema@'));
+    RETURN NEXT cron.schedule('settle-retention', retention, format('SELECT %I.settle_purge_idempotency_keys()', '@extschema@'));
+    RETURN NEXT cron.schedule('settle-rail-timeouts', rail_timeouts, format('SELECT %I.settle_rail_expire()', '@extschema@'));
+END
+$$;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA settle FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.settle_rail_confirm(bigint, text),
+    @extschema@.settle_rail_fail(bigint, text, boolean), @extschema@.settle_rail_expire(),
+    @extschema@.settle_end_of_day(date), @extschema@.settle_purge_idempotency_keys(interval),
+    @extschema@.settle_schedule_jobs(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.settle_rail_confirm(bigint, text),
+    @extschema@.settle_rail_fail(bigint, text, boolean), @extschema@.settle_rail_expire(),
+    @extschema@.settle_end_of_day(date), @extschema@.settle_purge_idempotency_keys(interval)
+    TO settle_operator;
+GRANT SELECT ON settle.reservation, settle.balance_snapshot TO settle_operator, settle_auditor;
+ALTER VIEW settle.accounts SET (security_invoker = true);
+ALTER VIEW settle.batches SET (security_invoker = true);
