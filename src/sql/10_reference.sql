@@ -124,7 +124,8 @@ BEGIN
         RAISE EXCEPTION 'account_id "%" does not exist', account_id USING ERRCODE = 'SE030';
     END IF;
     limit_minor := settle._to_minor('lower_limit', lower_limit, acc.currency, true);
-    IF acc.balance < -limit_minor THEN
+    -- pending debits of two-phase cycles (80_executor.sql) count against the limit too
+    IF acc.balance - acc.pending_debit < -limit_minor THEN
         RAISE EXCEPTION 'lower_limit would leave account "%" below its limit', account_id
             USING ERRCODE = 'SE072',
                   DETAIL = format('The balance is %s %s.', settle.to_major(acc.balance, acc.currency), acc.currency),
