@@ -81,6 +81,7 @@ typedef struct KeySeen
 } KeySeen;
 
 static SPIPlanPtr lookup_plan = NULL;
+static SPIPlanPtr cache_plan = NULL;
 static SPIPlanPtr role_plan = NULL;
 static Oid	settle_owner = InvalidOid;
 
@@ -97,8 +98,9 @@ static void check_syntax(IntakeRow *row);
 static bool check_field(IntakeRow *row, const char *field, const char *value, bool is_key);
 static bool check_currency_field(IntakeRow *row, const char *field, const char *value);
 static HTAB *make_table(const char *name, Size entrysize, long n);
-static void lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *currencies,
-							 HTAB *participants, HTAB *fxpairs);
+static void init_caches(void);
+static void fill_caches(IntakeRow *rows, int n);
+static void lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants);
 static void check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
 							HTAB *participants, HTAB *fxpairs);
 static void mark_duplicates(IntakeRow *rows, int n);
@@ -375,71 +377,142 @@ set_key(char *dst, const char *src)
 	strlcpy(dst, src, KEY_BYTES);
 }
 
-/* One query for every account, currency, counterparty and FX pair the rows name. */
+/*
+ * Currencies and FX pairs rarely change and are never removed, so each
+ * backend keeps the ones it has seen (in TopMemoryContext) and asks the
+ * database only about the ones it has not; accounts and participants, whose
+ * status can change at any time, are read on every call.
+ */
+static HTAB *currency_cache = NULL;
+static HTAB *fxpair_cache = NULL;
+
+/* Create the backend-lifetime caches on first use. */
 static void
-lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *currencies,
-				 HTAB *participants, HTAB *fxpairs)
+init_caches(void)
+{
+	MemoryContext old;
+
+	if (currency_cache != NULL)
+		return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	currency_cache = make_table("settle currency cache", sizeof(NameInfo), 64);
+	fxpair_cache = make_table("settle fx pair cache", sizeof(NameInfo), 64);
+	MemoryContextSwitchTo(old);
+}
+
+/* Fetch into the caches the currencies and FX pairs they do not hold yet. */
+static void
+fill_caches(IntakeRow *rows, int n)
+{
+	char	  **cur = palloc(sizeof(char *) * 2 * n);
+	char	  **fx = palloc(sizeof(char *) * 2 * n);
+	int			ncur = 0,
+				nfx = 0;
+	Datum		values[2];
+	int			i;
+	uint64		r;
+	char		key[KEY_BYTES];
+
+	for (i = 0; i < n; i++)
+	{
+		int			k;
+
+		if (!rows[i].syntax_ok)
+			continue;
+		for (k = 0; k < 2; k++)
+		{
+			set_key(key, k == 0 ? rows[i].source_currency : rows[i].destination_currency);
+			if (hash_search(currency_cache, key, HASH_FIND, NULL) == NULL)
+				cur[ncur++] = k == 0 ? rows[i].source_currency : rows[i].destination_currency;
+		}
+		if (strcmp(rows[i].source_currency, rows[i].destination_currency) != 0)
+		{
+			char		ab[KEY_BYTES];
+			char		ba[KEY_BYTES];
+
+			snprintf(ab, sizeof(ab), "%s%s", rows[i].source_currency, rows[i].destination_currency);
+			snprintf(ba, sizeof(ba), "%s%s", rows[i].destination_currency, rows[i].source_currency);
+			if (hash_search(fxpair_cache, ab, HASH_FIND, NULL) == NULL &&
+				hash_search(fxpair_cache, ba, HASH_FIND, NULL) == NULL)
+			{
+				fx[nfx++] = pstrdup(ab);
+				fx[nfx++] = pstrdup(ba);
+			}
+		}
+	}
+	if (ncur == 0 && nfx == 0)
+		return;
+
+	if (cache_plan == NULL)
+	{
+		Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+
+		cache_plan = settle_keep_plan(
+									  "SELECT 'c'::text, c.code, c.exponent::int FROM settle.currency c WHERE c.code = ANY ($1)"
+									  " UNION ALL "
+									  "SELECT 'f', x, 0 FROM unnest($2::text[]) x"
+									  " WHERE EXISTS (SELECT 1 FROM settle.fx_rate f"
+									  "                WHERE f.base_currency = left(x, 3) AND f.quote_currency = right(x, 3))",
+									  2, types, "currency and FX pair lookup");
+	}
+	values[0] = PointerGetDatum(settle_text_array(cur, ncur));
+	values[1] = PointerGetDatum(settle_text_array(fx, nfx));
+	if (SPI_execute_plan(cache_plan, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "currency and FX pair lookup failed");
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *kind = SPI_getvalue(tup, desc, 1);
+		NameInfo   *e;
+		bool		found;
+
+		set_key(key, SPI_getvalue(tup, desc, 2));
+		e = hash_search(kind[0] == 'c' ? currency_cache : fxpair_cache, key, HASH_ENTER, &found);
+		e->number = atoi(SPI_getvalue(tup, desc, 3));
+	}
+}
+
+/* One query for every account and counterparty the rows name; the rest from the caches. */
+static void
+lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants)
 {
 	char	  **acc = palloc(sizeof(char *) * 2 * n);
-	char	  **cur = palloc(sizeof(char *) * 2 * n);
 	char	  **par = palloc(sizeof(char *) * n);
-	char	  **fx = palloc(sizeof(char *) * 2 * n);
 	int			nacc = 0,
-				ncur = 0,
-				npar = 0,
-				nfx = 0;
-	Datum		values[4];
+				npar = 0;
+	Datum		values[2];
 	int			i;
 	uint64		r;
 
+	init_caches();
+	fill_caches(rows, n);
 	for (i = 0; i < n; i++)
 	{
 		if (!rows[i].syntax_ok)
 			continue;
 		acc[nacc++] = rows[i].source_account;
 		acc[nacc++] = rows[i].destination_account;
-		cur[ncur++] = rows[i].source_currency;
-		cur[ncur++] = rows[i].destination_currency;
 		par[npar++] = rows[i].counterparty_id;
-		if (strcmp(rows[i].source_currency, rows[i].destination_currency) != 0)
-		{
-			fx[nfx++] = psprintf("%s%s", rows[i].source_currency, rows[i].destination_currency);
-			fx[nfx++] = psprintf("%s%s", rows[i].destination_currency, rows[i].source_currency);
-		}
 	}
 	if (nacc == 0)
 		return;
 
 	if (lookup_plan == NULL)
 	{
-		Oid			types[4] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-		SPIPlanPtr	plan;
+		Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
 
-		plan = SPI_prepare(
-						   "SELECT 'a'::text, a.account_id, a.participant_id, a.currency, a.status, p.status, 0"
-						   "  FROM settle.account a JOIN settle.participant p ON p.participant_id = a.participant_id"
-						   " WHERE a.account_id = ANY ($1) AND a.kind = 'customer'"
-						   " UNION ALL "
-						   "SELECT 'c', c.code, NULL, NULL, NULL, NULL, c.exponent::int"
-						   "  FROM settle.currency c WHERE c.code = ANY ($2)"
-						   " UNION ALL "
-						   "SELECT 'p', p.participant_id, NULL, NULL, p.status, NULL, 0"
-						   "  FROM settle.participant p WHERE p.participant_id = ANY ($3) AND NOT p.is_operator"
-						   " UNION ALL "
-						   "SELECT 'f', x, NULL, NULL, NULL, NULL, 0 FROM unnest($4::text[]) x"
-						   " WHERE EXISTS (SELECT 1 FROM settle.fx_rate f"
-						   "                WHERE f.base_currency = left(x, 3) AND f.quote_currency = right(x, 3))",
-						   4, types);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for the intake lookup: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		lookup_plan = plan;
+		lookup_plan = settle_keep_plan(
+									   "SELECT 'a'::text, a.account_id, a.participant_id, a.currency, a.status, p.status"
+									   "  FROM settle.account a JOIN settle.participant p ON p.participant_id = a.participant_id"
+									   " WHERE a.account_id = ANY ($1) AND a.kind = 'customer'"
+									   " UNION ALL "
+									   "SELECT 'p', p.participant_id, NULL, NULL, p.status, NULL"
+									   "  FROM settle.participant p WHERE p.participant_id = ANY ($2) AND NOT p.is_operator",
+									   2, types, "intake lookup");
 	}
 	values[0] = PointerGetDatum(settle_text_array(acc, nacc));
-	values[1] = PointerGetDatum(settle_text_array(cur, ncur));
-	values[2] = PointerGetDatum(settle_text_array(par, npar));
-	values[3] = PointerGetDatum(settle_text_array(fx, nfx));
+	values[1] = PointerGetDatum(settle_text_array(par, npar));
 	if (SPI_execute_plan(lookup_plan, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "intake lookup failed");
 
@@ -462,12 +535,9 @@ lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *currencies,
 		}
 		else
 		{
-			HTAB	   *t = kind[0] == 'c' ? currencies : kind[0] == 'p' ? participants : fxpairs;
-			NameInfo   *e = hash_search(t, key, HASH_ENTER, &found);
+			NameInfo   *e = hash_search(participants, key, HASH_ENTER, &found);
 
-			e->number = atoi(SPI_getvalue(tup, desc, 7));
-			if (kind[0] == 'p')
-				strlcpy(e->status, SPI_getvalue(tup, desc, 5), sizeof(e->status));
+			strlcpy(e->status, SPI_getvalue(tup, desc, 5), sizeof(e->status));
 		}
 	}
 }
@@ -1017,10 +1087,10 @@ settle_intake(IntakeRow *rows, int n)
 	MemoryContextSwitchTo(work);
 
 	accounts = make_table("settle intake accounts", sizeof(AccountInfo), 2 * n);
-	currencies = make_table("settle intake currencies", sizeof(NameInfo), 64);
 	participants = make_table("settle intake participants", sizeof(NameInfo), n);
-	fxpairs = make_table("settle intake fx pairs", sizeof(NameInfo), 64);
-	lookup_reference(rows, n, accounts, currencies, participants, fxpairs);
+	lookup_reference(rows, n, accounts, participants);
+	currencies = currency_cache;
+	fxpairs = fxpair_cache;
 
 	MemoryContextSwitchTo(outer);
 	for (i = 0; i < n; i++)
