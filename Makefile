@@ -22,7 +22,7 @@ REGRESS_OPTS = --load-extension=settle
 # ledger audit (issue: ledger integrity)
 REGRESS     +=
 # observability
-REGRESS     +=
+REGRESS     += metrics
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
 ISOLATION      = intake_concurrent engine_concurrent executor_race

@@ -4,7 +4,8 @@ set -euo pipefail
 
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib libglpk-dev glpk-utils
           postgresql-15-cron build-essential libipc-run-perl valgrind
-          clang-14 libclang-rt-14-dev"
+          clang-14 libclang-rt-14-dev
+          prometheus prometheus-postgres-exporter curl jq python3-yaml"
 
 missing=()
 for p in $PACKAGES; do
