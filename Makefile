@@ -41,6 +41,9 @@ else
 include $(PGXS)
 endif
 
+# Every object depends on every header (PGXS tracks no header dependencies).
+$(OBJS): $(wildcard include/*.h)
+
 # The install script is assembled from one file per concern.
 settle--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@

@@ -13,7 +13,8 @@
  *   z_k >= 0       net converted volume of currency pair k
  *   minimise  sum_i penalty_i (1 - x_i) + sum_w fee_w y_w + sum_k spread_k z_k
  *   s.t. for every constrained account a:
- *        available_a + sum_{i: dst=a} credit_i x_i - sum_{i: src=a} debit_i x_i >= 0
+ *        available_a + sum_{i: dst=a} credit_i x_i - sum_{i: src=a} debit_i x_i
+ *            >= min(0, available_a)   (0; an account already below may not go lower)
  *        x_i <= y_{wire_src_i},  x_i <= y_{wire_dst_i}
  *        z_k >= +sum_{i in k} fxvalue_i x_i,  z_k >= -sum_{i in k} fxvalue_i x_i
  * Every cost term is non-negative.  The account constraint is re-checked in
@@ -97,10 +98,25 @@ typedef struct SolverResult
 /* Solve; fills result->settle (caller allocates n_payments bools). Never aborts. */
 extern SolverStatus settle_solve(const SolverProblem *problem, SolverResult *result);
 
-/* Greedy fallback alone (no GLPK): exact, always feasible. Exposed for tests. */
+/*
+ * Tests only: when non-zero, settle_solve() makes an invalid GLPK call after
+ * building each LP, so that GLPK's error path (error hook, longjmp,
+ * glp_free_env, greedy fallback) can be exercised.  Always 0 in production.
+ */
+extern int	settle_solver_fault_injection;
+
+/*
+ * Greedy fallback alone (no GLPK): exact, always feasible.  Its local search
+ * stops after 20% of problem->time_limit_ms (no limit if <= 0).
+ */
 extern void settle_solve_greedy(const SolverProblem *problem, bool *settle);
 
-/* Exact int64 feasibility check of a selection; returns index of first violated account or -1. */
+/*
+ * Exact feasibility check of a selection (128-bit sums); returns the index of
+ * the first violated account or -1.  A constrained account is violated when it
+ * ends below 0 and below where it started: an account whose available is
+ * already negative may not go lower, but is not a violation by itself.
+ */
 extern int	settle_check_selection(const SolverProblem *problem, const bool *settle);
 
 #endif							/* SETTLE_SOLVER_H */

@@ -1,26 +1,49 @@
 /*
  * solver.c -- choose which queued payments settle this cycle (GLPK).
  *
- * Plain C, no PostgreSQL headers: the cycle (cycle.c) fills a SolverProblem
- * and posts what comes back; test/solver drives the same code standalone.
- * The model and its reasoning are in docs/ALGORITHM.md.  In short, per
- * independent component of the payment graph (payments linked through an
- * account, a wire or an FX pair):
+ * Plain C11, no PostgreSQL headers: the cycle (cycle.c) fills a
+ * SolverProblem and posts what comes back; test/solver drives the same code
+ * standalone.  The model is in include/solver.h and docs/ALGORITHM.md.
  *
- *   H  the heuristic: select every payment, repair (drop the least valuable
- *      payments of the account with the largest shortfall until every account
- *      is within its limit), drop deferrable payments not worth their wires,
- *      then refill greedily.  Exact, O(n log n), and it resolves gridlock.
- *   L  the LP relaxation (glp_simplex, time-limited), rounded down, repaired
- *      and refilled like H.
- *   M  for components of at most mip_max_payments payments, the MIP
- *      (glp_intopt) with the better of H and L as its starting incumbent.
+ * Design.  Payments interact only through shared accounts, wires and FX
+ * pairs, so they are first split into independent components (union-find);
+ * each component is solved alone and its best selection kept.  Strongly
+ * connected components of the liquidity graph are not split further: a
+ * payment between two of them still moves money from one to the other, so
+ * the parts are not independent (upstream decisions change downstream
+ * liquidity), and the fees and spreads couple them anyway.  Per component:
  *
- * The best of these by the model's exact objective is returned, after an
- * exact integer check of every account.  GLPK never aborts the process: its
- * error hook longjmps back here, the environment is freed with
- * glp_free_env(), and H is used.  Every byte allocated is freed on every path.
+ *   H  heuristic, no GLPK: select everything, repair (see repair_from: add
+ *      an affordable incoming payment, else drop the outgoing payment that
+ *      loses least per unit of shortfall), drop deferrable payments that do
+ *      not pay for the wires they alone open, refill greedily by density
+ *      when the penalty exceeds the marginal fee + spread.  Exact, and it
+ *      resolves gridlock (offsetting payments settle together).
+ *   L  LP relaxation (glp_simplex, dual, time-limited): rounded down, and
+ *      separately dived (fix the largest fractional x to 1, re-solve, ...),
+ *      each rounding repaired and improved by the local search below.
+ *   LS local search (improve): try each unsettled payment, most valuable
+ *      first: select it, repair the shortfall it causes, keep the change if
+ *      it gains, else undo it exactly; rounds while the exact objective
+ *      falls.  It gets LS_SHARE of the time limit in all.
+ *   M  components of at most mip_max_payments payments: the MIP
+ *      (glp_intopt) with the best selection so far as first incumbent.
+ *
+ * The cheapest candidate by the model's exact objective is kept.  Balances
+ * are int128 sums of int64 amounts: every selection is repaired exactly and
+ * re-checked (settle_check_selection) before it is returned.
+ *
+ * Hygiene: GLPK never aborts the process (glp_error_hook longjmps back to
+ * settle_solve, which calls glp_free_env() and falls back to H); GLPK's
+ * terminal output goes to problem->log or nowhere; all memory is malloc'd
+ * into one Work structure freed on every path; interrupted() is polled
+ * between components, in the local search, the dive and the MIP callback.
  */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -33,13 +56,39 @@
 
 #include "solver.h"
 
+/* Share of time_limit_ms that the local search and dives may use in all. */
+#define LS_SHARE 0.2
+/* Components of at least this many payments: LP solved by sifting. */
+#define SIFT_MIN 2000
+/* Components up to this size get an LP dive besides plain rounding. */
+#define DIVE_MAX 5000
+/* At most this many improve + refill rounds per local search. */
+#define IMPROVE_ROUNDS 100
+/* An LP value at least this is a settled payment when rounding down. */
+#define LP_ROUND (1.0 - 1e-7)
+/* Repair looks at no more than this many payments of an account per step. */
+#define REPAIR_SCAN_MAX 512
+
 typedef __int128 wide;
+
+/* Tests only (solver.h): make an invalid GLPK call to exercise the error path. */
+int			settle_solver_fault_injection = 0;
 
 /* Everything one solve allocates, so that every exit can free it. */
 typedef struct Work
 {
 	const SolverProblem *p;
 	double		deadline_ms;	/* absolute, monotonic clock; <= 0: none */
+	double		ls_deadline_ms; /* local search stops here; <= 0: none */
+	bool		interrupted;	/* problem->interrupted() said stop */
+	int		   *wire_start;		/* LP wire rows in CSR: n_wires + 1 */
+	int		   *wire_fill;
+	int		   *wire_list;		/* 2n + 1 */
+	int		   *ar_start;		/* LP account rows in CSR: n_accounts + 2 */
+	int		   *ar_fill;
+	double	   *ar_scale;
+	int		   *ar_idx;			/* 2n + 1 (entry 0 unused: GLPK is 1-based) */
+	double	   *ar_val;
 	int		   *parent;			/* union-find over accounts, wires, fx pairs */
 	int		   *comp_of;		/* payment -> component */
 	int		   *order;			/* payments grouped by component */
@@ -52,20 +101,34 @@ typedef struct Work
 	double	   *fx_net;			/* per fx pair, selected signed volume */
 	bool	   *cand;			/* scratch selections */
 	bool	   *best;
-	double	   *lp_x;
+	bool	   *cand2;			/* the dived LP's rounding */
+	bool	   *saved;			/* local search: selection before a round */
+	bool	   *hsel;			/* H's selection */
+	double	   *mip_x;			/* MIP callback: the incumbent, by column */
 	int		   *idx;			/* GLPK row/column index scratch */
 	double	   *val;
 	int		   *sorted;
-	int		   *out_first;		/* repair: CSR of outgoing payments per account */
-	int		   *out_next;
+	int		   *out_first;		/* per account: its outgoing payments are */
+	int		   *out_end;		/* out_list[out_first .. out_end), least dense first */
+	int		   *out_count;
+	int		   *in_first;		/* per account: its incoming payments are */
+	int		   *in_end;			/* in_list[in_first .. in_end), densest first */
+	int		   *in_list;
 	int		   *out_list;
+	int		   *tmp;			/* sort scratch, n */
+	int		   *tmp2;			/* improve: undo log, 3n */
+	int		   *stack;			/* repair: accounts to look at, 2n + n_accounts */
+	bool	   *mark;			/* per account */
+	double	   *key;			/* per payment sort key */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;
-	char		glpk_msg[200];
 } Work;
 
 static double now_ms(void);
 static bool out_of_time(const Work *w);
+static bool out_of_ls_time(Work *w);
+static bool resolve(Work *w, glp_prob *lp, glp_smcp *smcp);
+static bool stop_requested(Work *w);
 static void glpk_error_hook(void *info);
 static int	glpk_term_hook(void *info, const char *s);
 static int	uf_find(int *parent, int x);
@@ -76,11 +139,20 @@ static double objective(const Work *w, const bool *sel, const int *members, int 
 static void repair(Work *w, bool *sel, const int *members, int n);
 static void drop_unprofitable(Work *w, bool *sel, const int *members, int n);
 static void refill(Work *w, bool *sel, const int *members, int n);
-static void heuristic(Work *w, bool *sel, const int *members, int n);
+static void heuristic(Work *w, bool *sel, const int *members, int n, bool search);
 static int	solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
+					 const bool *guess, bool *out_dive, bool *dived,
 					 bool *out, double *lp_obj, double *lp_weight, bool *proved);
-static int	compare_density(const void *a, const void *b, void *arg);
+static void use_payment(Work *w, int i, int sign);
+static double marginal_cost(const Work *w, int i);
+static void compute_usage(Work *w, const bool *sel, const int *members, int n);
+static int	improve(Work *w, bool *sel, const int *members, int n);
+static void build_out_lists(Work *w, const int *members, int n);
+static void local_search(Work *w, bool *sel, const int *members, int n);
+static void try_candidate(Work *w, bool *cand, const int *members, int n, double *best_obj);
+static bool component_feasible(Work *w, const bool *sel, const int *members, int n);
 
+/* Milliseconds on the monotonic clock. */
 static double
 now_ms(void)
 {
@@ -90,10 +162,28 @@ now_ms(void)
 	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
 }
 
+/* True when the whole solve's time limit has passed. */
 static bool
 out_of_time(const Work *w)
 {
 	return w->deadline_ms > 0 && now_ms() >= w->deadline_ms;
+}
+
+/* True once the caller's interrupted() callback has said stop (sticky). */
+static bool
+stop_requested(Work *w)
+{
+	if (!w->interrupted && w->p->interrupted && w->p->interrupted(w->p->interrupted_arg))
+		w->interrupted = true;
+	return w->interrupted;
+}
+
+/* True when the local search's share of the time is used up, or on stop. */
+static bool
+out_of_ls_time(Work *w)
+{
+	return stop_requested(w) || out_of_time(w) ||
+		(w->ls_deadline_ms > 0 && now_ms() >= w->ls_deadline_ms);
 }
 
 /* GLPK calls this on an internal error: leave through the jump buffer. */
@@ -116,6 +206,7 @@ glpk_term_hook(void *info, const char *s)
 	return 1;
 }
 
+/* Union-find root of x, with path halving. */
 static int
 uf_find(int *parent, int x)
 {
@@ -127,6 +218,7 @@ uf_find(int *parent, int x)
 	return x;
 }
 
+/* Union-find: join the sets of a and b (smaller root wins). */
 static void
 uf_union(int *parent, int a, int b)
 {
@@ -136,6 +228,7 @@ uf_union(int *parent, int a, int b)
 		parent[a < b ? b : a] = a < b ? a : b;
 }
 
+/* Free everything a Work holds (safe on partly allocated ones). */
 static void
 free_work(Work *w)
 {
@@ -153,13 +246,33 @@ free_work(Work *w)
 	free(w->fx_net);
 	free(w->cand);
 	free(w->best);
-	free(w->lp_x);
+	free(w->cand2);
+	free(w->saved);
+	free(w->hsel);
+	free(w->mip_x);
 	free(w->idx);
 	free(w->val);
 	free(w->sorted);
 	free(w->out_first);
-	free(w->out_next);
 	free(w->out_list);
+	free(w->out_end);
+	free(w->out_count);
+	free(w->in_first);
+	free(w->in_end);
+	free(w->in_list);
+	free(w->tmp);
+	free(w->tmp2);
+	free(w->stack);
+	free(w->mark);
+	free(w->key);
+	free(w->ar_start);
+	free(w->wire_start);
+	free(w->wire_fill);
+	free(w->wire_list);
+	free(w->ar_fill);
+	free(w->ar_scale);
+	free(w->ar_idx);
+	free(w->ar_val);
 }
 
 /* Group payments into independent components. */
@@ -285,14 +398,55 @@ objective(const Work *w, const bool *sel, const int *members, int n)
 	return cost;
 }
 
-static int
-compare_density(const void *a, const void *b, void *arg)
+/* Sort idx[0..n) by key[idx] ascending, ties by index (merge sort, stable). */
+static void
+sort_by_key(int *idx, int n, const double *key, int *tmp)
 {
-	const double *d = arg;
-	double		x = d[*(const int *) a];
-	double		y = d[*(const int *) b];
+	int			width;
 
-	return x < y ? -1 : x > y ? 1 : (*(const int *) a - *(const int *) b);
+	for (width = 1; width < n; width *= 2)
+	{
+		int			lo;
+
+		for (lo = 0; lo < n; lo += 2 * width)
+		{
+			int			mid = lo + width < n ? lo + width : n;
+			int			hi = lo + 2 * width < n ? lo + 2 * width : n;
+			int			a = lo,
+						b = mid,
+						k = lo;
+
+			while (a < mid && b < hi)
+			{
+				double		ka = key[idx[a]],
+							kb = key[idx[b]];
+
+				if (ka < kb || (ka == kb && idx[a] <= idx[b]))
+					tmp[k++] = idx[a++];
+				else
+					tmp[k++] = idx[b++];
+			}
+			while (a < mid)
+				tmp[k++] = idx[a++];
+			while (b < hi)
+				tmp[k++] = idx[b++];
+		}
+		memcpy(idx, tmp, sizeof(int) * n);
+	}
+}
+
+/* Lowest balance an account may end at: 0, or below if it starts below. */
+static inline wide
+floor_of(const SolverProblem *p, int a)
+{
+	return p->accounts[a].available < 0 ? (wide) p->accounts[a].available : 0;
+}
+
+/* True if account a is constrained and below its floor. */
+static inline bool
+is_short(const Work *w, int a)
+{
+	return w->p->accounts[a].constrained && w->balance[a] < floor_of(w->p, a);
 }
 
 /* Balances of a component's accounts for a selection (exact). */
@@ -321,71 +475,251 @@ compute_balances(Work *w, const bool *sel, const int *members, int n)
 }
 
 /*
- * Drop selected payments until every constrained account is within its
- * limit: from an account in shortfall, drop its outgoing payments of lowest
- * penalty per unit of debit first.  A drop can push the payee into
- * shortfall; it is then repaired in turn.  Each payment is dropped at most
- * once, so this ends.
+ * Per account of the component, its outgoing payments, least penalty per
+ * unit of debit first (CSR in out_first/out_list).  Built once per
+ * component: repair and improve only read it.
  */
 static void
-repair(Work *w, bool *sel, const int *members, int n)
+build_out_lists(Work *w, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
-	int		   *sorted = w->sorted;
-	int		   *stack = w->idx;		/* accounts to look at (reused scratch) */
-	int		   *first = w->out_first;	/* per account: start of its outgoing list */
-	int		   *next = w->out_next; /* per account: next candidate in its list */
-	int		   *list = w->out_list;
-	int			top = 0;
+	int		   *count = w->out_count;
+	int			off = 0;
 	int			j;
 
-	compute_balances(w, sel, members, n);
-	memcpy(sorted, members, sizeof(int) * n);
-	qsort_r(sorted, n, sizeof(int), compare_density, w->density);
-
-	/* outgoing payments of each account, least valuable per unit first (CSR) */
-	memset(first, 0, sizeof(int) * (p->n_accounts + 1));
-	for (j = 0; j < n; j++)
-		first[p->payments[members[j]].src + 1]++;
-	for (j = 0; j < p->n_accounts; j++)
-		first[j + 1] += first[j];
-	for (j = 0; j < p->n_accounts; j++)
-		next[j] = first[j];
-	for (j = 0; j < n; j++)
-	{
-		int			i = sorted[j];
-
-		list[next[p->payments[i].src]++] = i;
-	}
-	for (j = 0; j < p->n_accounts; j++)
-		next[j] = first[j];
-
+	memcpy(w->sorted, members, sizeof(int) * n);
+	sort_by_key(w->sorted, n, w->density, w->tmp);
 	for (j = 0; j < n; j++)
 	{
 		const SolverPayment *s = &p->payments[members[j]];
 
-		if (p->accounts[s->src].constrained && w->balance[s->src] < 0)
-			stack[top++] = s->src;
+		w->out_first[s->src] = w->out_end[s->src] = 0;
+		w->out_first[s->dst] = w->out_end[s->dst] = 0;
+		count[s->src] = 0;
 	}
+	for (j = 0; j < n; j++)
+		count[p->payments[members[j]].src]++;
+	for (j = 0; j < n; j++)
+	{
+		int			a = p->payments[members[j]].src;
+
+		if (count[a] > 0)
+		{
+			w->out_first[a] = w->out_end[a] = off;
+			off += count[a];
+			count[a] = 0;
+		}
+	}
+	for (j = 0; j < n; j++)
+	{
+		int			i = w->sorted[j];
+		int			a = p->payments[i].src;
+
+		w->out_list[w->out_end[a]++] = i;
+	}
+
+	/* incoming, most penalty per unit of debit first */
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		w->in_first[s->src] = w->in_end[s->src] = 0;
+		w->in_first[s->dst] = w->in_end[s->dst] = 0;
+		count[s->dst] = 0;
+	}
+	for (j = 0; j < n; j++)
+		count[p->payments[members[j]].dst]++;
+	off = 0;
+	for (j = 0; j < n; j++)
+	{
+		int			a = p->payments[members[j]].dst;
+
+		if (count[a] > 0)
+		{
+			w->in_first[a] = w->in_end[a] = off;
+			off += count[a];
+			count[a] = 0;
+		}
+	}
+	for (j = n - 1; j >= 0; j--)
+	{
+		int			i = w->sorted[j];
+		int			a = p->payments[i].dst;
+
+		w->in_list[w->in_end[a]++] = i;
+	}
+}
+
+/*
+ * Make every account on the stack whole again.  For a short account it
+ * first adds an unselected payment into it that the payer can afford and
+ * that pays for its marginal cost (a gain that ends the chain there);
+ * failing that, it drops the outgoing payment that loses least per unit of
+ * shortfall covered, counting the shortfall the lost credit would cause at
+ * the payee (a drop there would follow), so chains of drops stop early.  A
+ * payee newly short is pushed.  Payment "protect" is never dropped.  Drops
+ * (i) and adds (-i - 1) are appended to log if it is not NULL; balances,
+ * wire use and FX nets are kept up to date.  Returns false if some account
+ * cannot be repaired, or as soon as the penalty lost exceeds budget (the
+ * caller then undoes the log).
+ */
+static bool
+repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_log,
+			double budget)
+{
+	const SolverProblem *p = w->p;
+	int		   *stack = w->stack;
+	bool		ok = true;
+	double		lost = 0;
+
+	/*
+	 * At most n adds per call (then drops only): every drop needs a selected
+	 * payment, so there are at most 2n drops, the call ends, and the log
+	 * holds at most 3n entries.
+	 */
+	int			adds_left = p->n_payments;
+
 	while (top > 0)
 	{
 		int			a = stack[--top];
 
-		while (w->balance[a] < 0 && next[a] < first[a + 1])
+		if (!p->accounts[a].constrained)
+			continue;
+		while (w->balance[a] < floor_of(p, a))
 		{
-			int			i = list[next[a]++];
-			const SolverPayment *s = &p->payments[i];
+			double		shortfall = (double) (floor_of(p, a) - w->balance[a]);
+			double		best_cost = HUGE_VAL;
+			int			best = -1;
+			int			seen = 0;
+			int			t;
+			const SolverPayment *s;
 
-			if (!sel[i])
+			/*
+			 * First, a payment into a that its payer can afford without
+			 * going short and that pays for itself: adding it gains penalty
+			 * and ends the chain here.  The most valuable one first.
+			 */
+			for (t = w->in_first[a]; t < w->in_end[a] && seen < REPAIR_SCAN_MAX; t++)
+			{
+				int			i = w->in_list[t];
+				const SolverPayment *c = &p->payments[i];
+
+				seen++;
+				if (sel[i] || c->src == a || adds_left <= 0)
+					continue;
+				if (p->accounts[c->src].constrained &&
+					w->balance[c->src] - c->debit < floor_of(p, c->src))
+					continue;
+				if (c->penalty <= marginal_cost(w, i))
+					continue;
+				if (best < 0 || c->penalty > p->payments[best].penalty)
+					best = i;
+			}
+			if (best >= 0)
+			{
+				s = &p->payments[best];
+				sel[best] = true;
+				adds_left--;
+				lost -= s->penalty;
+				if (log)
+					log[(*n_log)++] = -(best + 1);
+				w->balance[s->src] -= s->debit;
+				w->balance[a] += s->credit;
+				use_payment(w, best, 1);
 				continue;
-			sel[i] = false;
+			}
+			seen = 0;
+
+			for (t = w->out_first[a]; t < w->out_end[a] && seen < REPAIR_SCAN_MAX; t++)
+			{
+				int			i = w->out_list[t];
+				const SolverPayment *c = &p->payments[i];
+				double		cover,
+							induced = 0,
+							cost;
+
+				if (!sel[i] || i == protect)
+					continue;
+				seen++;
+				cover = (double) c->debit < shortfall ? (double) c->debit : shortfall;
+				if (p->accounts[c->dst].constrained && c->dst != a)
+				{
+					double		slack = (double) (w->balance[c->dst] - floor_of(p, c->dst));
+
+					induced = (double) c->credit - (slack > 0 ? slack : 0);
+					if (induced < 0)
+						induced = 0;
+				}
+				cost = (c->penalty + induced * w->density[i]) / cover;
+				if (cost < best_cost)
+				{
+					best_cost = cost;
+					best = i;
+				}
+			}
+			if (best < 0)
+			{
+				ok = false;
+				break;
+			}
+			s = &p->payments[best];
+			sel[best] = false;
+			lost += s->penalty;
+			if (log)
+				log[(*n_log)++] = best;
 			w->balance[a] += s->debit;
 			w->balance[s->dst] -= s->credit;
-			if (p->accounts[s->dst].constrained && w->balance[s->dst] < 0 &&
-				w->balance[s->dst] + s->credit >= 0)
-				stack[top++] = s->dst;	/* newly in shortfall */
+			use_payment(w, best, -1);
+			if (is_short(w, s->dst) && w->balance[s->dst] + s->credit >= floor_of(p, s->dst))
+				stack[top++] = s->dst;	/* newly short */
+			if (lost > budget)
+				return false;	/* the caller undoes it: not worth it */
 		}
 	}
+	return ok;
+}
+
+/* Exact check of a component's selection: no account below its floor. */
+static bool
+component_feasible(Work *w, const bool *sel, const int *members, int n)
+{
+	const SolverProblem *p = w->p;
+	int			j;
+
+	compute_balances(w, sel, members, n);
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		if (is_short(w, s->src) || is_short(w, s->dst))
+			return false;
+	}
+	return true;
+}
+
+/* Repair a whole selection of a component: every short account is pushed. */
+static void
+repair(Work *w, bool *sel, const int *members, int n)
+{
+	const SolverProblem *p = w->p;
+	int			top = 0;
+	int			j;
+
+	compute_balances(w, sel, members, n);
+	compute_usage(w, sel, members, n);
+	for (j = 0; j < n; j++)
+	{
+		int			a = p->payments[members[j]].src;
+
+		if (is_short(w, a) && !w->mark[a])
+		{
+			w->mark[a] = true;
+			w->stack[top++] = a;
+		}
+	}
+	for (j = 0; j < top; j++)
+		w->mark[w->stack[j]] = false;
+	repair_from(w, sel, top, -1, NULL, NULL, HUGE_VAL);
 }
 
 /*
@@ -446,11 +780,67 @@ drop_unprofitable(Work *w, bool *sel, const int *members, int n)
 		repair(w, sel, members, n);
 }
 
+/* Fee of the wires payment i would open and the spread it would add. */
+static double
+marginal_cost(const Work *w, int i)
+{
+	const SolverProblem *p = w->p;
+	const SolverPayment *s = &p->payments[i];
+	double		cost = 0;
+
+	if (s->wire_src >= 0 && w->wire_use[s->wire_src] == 0)
+		cost += p->wire_fee[s->wire_src];
+	if (s->wire_dst >= 0 && w->wire_use[s->wire_dst] == 0 && s->wire_dst != s->wire_src)
+		cost += p->wire_fee[s->wire_dst];
+	if (s->fx_pair >= 0)
+		cost += p->fx_spread[s->fx_pair] *
+			(fabs(w->fx_net[s->fx_pair] + s->fx_value) - fabs(w->fx_net[s->fx_pair]));
+	return cost;
+}
+
+/* Wire use counts and FX nets of a component's selection. */
+static void
+compute_usage(Work *w, const bool *sel, const int *members, int n)
+{
+	const SolverProblem *p = w->p;
+	int			j;
+
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		if (s->wire_src >= 0)
+			w->wire_use[s->wire_src] = 0;
+		if (s->wire_dst >= 0)
+			w->wire_use[s->wire_dst] = 0;
+		if (s->fx_pair >= 0)
+			w->fx_net[s->fx_pair] = 0;
+	}
+	for (j = 0; j < n; j++)
+		if (sel[members[j]])
+			use_payment(w, members[j], 1);
+}
+
+/* Count payment i in (sign 1) or out of (sign -1) wire use and FX nets. */
+static void
+use_payment(Work *w, int i, int sign)
+{
+	const SolverPayment *s = &w->p->payments[i];
+
+	if (s->wire_src >= 0)
+		w->wire_use[s->wire_src] += sign;
+	if (s->wire_dst >= 0)
+		w->wire_use[s->wire_dst] += sign;
+	if (s->fx_pair >= 0)
+		w->fx_net[s->fx_pair] += sign * s->fx_value;
+}
+
 /*
- * Add unselected payments, most valuable per unit of debit first, when the
- * payer can afford them and their penalty exceeds the fees of the wires they
- * would open and their gross spread.  Repeats while it adds anything, since
- * every credit can make another payment affordable.
+ * Add unselected payments, highest penalty per unit of debit first, when
+ * the payer can afford them and their penalty exceeds their marginal cost
+ * (fees of the wires they would open, spread they would add).  Repeats
+ * while it adds anything, since every credit can make another payment
+ * affordable.
  */
 static void
 refill(Work *w, bool *sel, const int *members, int n)
@@ -462,21 +852,9 @@ refill(Work *w, bool *sel, const int *members, int n)
 	bool		added = true;
 
 	compute_balances(w, sel, members, n);
-	for (j = 0; j < p->n_wires; j++)
-		w->wire_use[j] = 0;
-	for (j = 0; j < n; j++)
-	{
-		const SolverPayment *s = &p->payments[members[j]];
-
-		if (!sel[members[j]])
-			continue;
-		if (s->wire_src >= 0)
-			w->wire_use[s->wire_src]++;
-		if (s->wire_dst >= 0)
-			w->wire_use[s->wire_dst]++;
-	}
+	compute_usage(w, sel, members, n);
 	memcpy(sorted, members, sizeof(int) * n);
-	qsort_r(sorted, n, sizeof(int), compare_density, w->density);
+	sort_by_key(sorted, n, w->density, w->tmp);
 
 	for (pass = 0; added && pass < 8; pass++)
 	{
@@ -485,46 +863,182 @@ refill(Work *w, bool *sel, const int *members, int n)
 		{
 			int			i = sorted[j];
 			const SolverPayment *s = &p->payments[i];
-			double		marginal = 0;
 
 			if (sel[i])
 				continue;
-			if (p->accounts[s->src].constrained && w->balance[s->src] < s->debit)
+			if (p->accounts[s->src].constrained &&
+				w->balance[s->src] - s->debit < floor_of(p, s->src))
 				continue;
-			if (s->wire_src >= 0 && w->wire_use[s->wire_src] == 0)
-				marginal += p->wire_fee[s->wire_src];
-			if (s->wire_dst >= 0 && w->wire_use[s->wire_dst] == 0 && s->wire_dst != s->wire_src)
-				marginal += p->wire_fee[s->wire_dst];
-			if (s->fx_pair >= 0)
-				marginal += p->fx_spread[s->fx_pair] * fabs(s->fx_value);
-			if (s->penalty <= marginal)
+			if (s->penalty <= marginal_cost(w, i))
 				continue;
 			sel[i] = true;
 			added = true;
 			w->balance[s->src] -= s->debit;
 			w->balance[s->dst] += s->credit;
-			if (s->wire_src >= 0)
-				w->wire_use[s->wire_src]++;
-			if (s->wire_dst >= 0)
-				w->wire_use[s->wire_dst]++;
+			use_payment(w, i, 1);
 		}
+	}
+}
+
+/*
+ * Local search: try each unselected payment, most valuable first: select
+ * it, repair the shortfall it causes (never dropping it), and keep the
+ * change if the penalty gained exceeds the penalties dropped plus the
+ * marginal cost; otherwise undo it exactly.  This is what turns a rounded
+ * LP solution, whose accounts are all at their limits, into a good one.
+ */
+static int
+improve(Work *w, bool *sel, const int *members, int n)
+{
+	int			kept = 0;
+	const SolverProblem *p = w->p;
+	int		   *cands = w->sorted;
+	int		   *log = w->tmp2;
+	int			n_cand = 0;
+	int			j;
+
+	compute_balances(w, sel, members, n);
+	compute_usage(w, sel, members, n);
+	for (j = 0; j < n; j++)
+		if (!sel[members[j]])
+		{
+			cands[n_cand++] = members[j];
+			w->key[members[j]] = -p->payments[members[j]].penalty;
+		}
+	sort_by_key(cands, n_cand, w->key, w->tmp);
+	for (j = 0; j < n_cand; j++)
+	{
+		int			i = cands[j];
+		const SolverPayment *s = &p->payments[i];
+		double		gain;
+		int			n_log = 0;
+		int			k;
+		bool		ok;
+
+		if ((j & 15) == 15 && out_of_ls_time(w))
+			break;
+		if (sel[i])
+			continue;
+		gain = s->penalty - marginal_cost(w, i);
+		if (gain <= 0)
+			continue;
+		sel[i] = true;
+		w->balance[s->src] -= s->debit;
+		w->balance[s->dst] += s->credit;
+		use_payment(w, i, 1);
+		ok = true;
+		if (is_short(w, s->src))
+		{
+			w->stack[0] = s->src;
+			ok = repair_from(w, sel, 1, i, log, &n_log, 4 * gain);
+		}
+		for (k = 0; k < n_log; k++)
+		{
+			if (log[k] >= 0)
+				gain -= p->payments[log[k]].penalty;
+			else
+				gain += p->payments[-log[k] - 1].penalty;
+		}
+		if (ok && gain > 1e-9 * s->penalty)
+		{
+			kept++;
+			continue;			/* keep (costs re-checked exactly by the caller) */
+		}
+		/* undo, newest first */
+		for (k = n_log - 1; k >= 0; k--)
+		{
+			int			d = log[k] >= 0 ? log[k] : -log[k] - 1;
+			int			sign = log[k] >= 0 ? 1 : -1;	/* re-select a drop, unselect an add */
+			const SolverPayment *ds = &p->payments[d];
+
+			sel[d] = sign > 0;
+			w->balance[ds->src] -= sign * ds->debit;
+			w->balance[ds->dst] += sign * ds->credit;
+			use_payment(w, d, sign);
+		}
+		sel[i] = false;
+		w->balance[s->src] += s->debit;
+		w->balance[s->dst] -= s->credit;
+		use_payment(w, i, -1);
+	}
+	return kept;
+}
+
+/*
+ * Improve and refill in rounds while the exact objective goes down (the
+ * gain improve() estimates ignores the fees saved and the spread changed by
+ * its drops, so a round is judged, and undone if need be, on the exact
+ * objective: this also rules out cycling).
+ */
+static void
+local_search(Work *w, bool *sel, const int *members, int n)
+{
+	int			round;
+	double		obj;
+	int			j;
+
+	refill(w, sel, members, n);
+	obj = objective(w, sel, members, n);
+	for (round = 0; round < IMPROVE_ROUNDS && !out_of_ls_time(w); round++)
+	{
+		double		next;
+
+		for (j = 0; j < n; j++)
+			w->saved[members[j]] = sel[members[j]];
+		if (improve(w, sel, members, n) == 0)
+			break;
+		refill(w, sel, members, n);
+		next = objective(w, sel, members, n);
+		if (!(next < obj - 1e-12 * fabs(obj)))
+		{
+			for (j = 0; j < n; j++)
+				sel[members[j]] = w->saved[members[j]];
+			break;
+		}
+		obj = next;
+	}
+}
+
+/* Repair, search from a candidate; keep it in w->best if it is cheaper. */
+static void
+try_candidate(Work *w, bool *cand, const int *members, int n, double *best_obj)
+{
+	double		obj;
+	int			j;
+
+	repair(w, cand, members, n);
+	local_search(w, cand, members, n);
+	if (!component_feasible(w, cand, members, n))
+		return;					/* cannot happen: repair is exact; never trust it */
+	obj = objective(w, cand, members, n);
+	if (obj < *best_obj)
+	{
+		*best_obj = obj;
+		for (j = 0; j < n; j++)
+			w->best[members[j]] = cand[members[j]];
 	}
 }
 
 /* H: everything, repaired, unprofitable deferrals dropped, refilled. */
 static void
-heuristic(Work *w, bool *sel, const int *members, int n)
+heuristic(Work *w, bool *sel, const int *members, int n, bool search)
 {
 	int			j;
 
 	for (j = 0; j < n; j++)
 		sel[members[j]] = true;
+	build_out_lists(w, members, n);
 	repair(w, sel, members, n);
 	drop_unprofitable(w, sel, members, n);
 	refill(w, sel, members, n);
+	if (search)
+		local_search(w, sel, members, n);
+	if (!component_feasible(w, sel, members, n))
+		for (j = 0; j < n; j++)
+			sel[members[j]] = false;	/* cannot happen; nothing is always feasible */
 }
 
-/* MIP callback: stop when interrupted or out of time; offer the incumbent. */
+/* What the MIP callback needs. */
 typedef struct MipInfo
 {
 	Work	   *w;
@@ -532,15 +1046,17 @@ typedef struct MipInfo
 	int			n;
 	const bool *incumbent;
 	int			x_col0;			/* column of the first x */
+	int			ncols;			/* columns of the problem built */
 } MipInfo;
 
+/* MIP callback: stop when interrupted or out of time; offer the incumbent. */
 static void
 mip_callback(glp_tree *tree, void *info)
 {
 	MipInfo    *mi = info;
 	Work	   *w = mi->w;
 
-	if ((w->p->interrupted && w->p->interrupted(w->p->interrupted_arg)) || out_of_time(w))
+	if (stop_requested(w) || out_of_time(w))
 	{
 		glp_ios_terminate(tree);
 		return;
@@ -548,12 +1064,15 @@ mip_callback(glp_tree *tree, void *info)
 	if (glp_ios_reason(tree) == GLP_IHEUR && mi->incumbent && glp_ios_curr_node(tree) == 1)
 	{
 		int			ncols = glp_get_num_cols(glp_ios_get_prob(tree));
-		double	   *x = calloc(ncols + 1, sizeof(double));
+		double	   *x = w->mip_x;
 		int			j;
 		const SolverProblem *p = w->p;
 
-		if (x == NULL)
+		/* only for the problem we built (no MIP presolve: same columns) */
+		if (x == NULL || ncols != mi->ncols)
 			return;
+		for (j = 0; j <= ncols; j++)
+			x[j] = 0;
 		for (j = 0; j < mi->n; j++)
 			x[mi->x_col0 + j] = mi->incumbent[mi->members[j]] ? 1.0 : 0.0;
 		/* y and z columns: the smallest values the incumbent allows */
@@ -565,9 +1084,9 @@ mip_callback(glp_tree *tree, void *info)
 
 			if (!mi->incumbent[mi->members[j]])
 				continue;
-			if (s->wire_src >= 0)
+			if (s->wire_src >= 0 && p->wire_fee[s->wire_src] > 0)
 				x[w->local[p->n_payments + s->wire_src]] = 1.0;
-			if (s->wire_dst >= 0)
+			if (s->wire_dst >= 0 && p->wire_fee[s->wire_dst] > 0)
 				x[w->local[p->n_payments + s->wire_dst]] = 1.0;
 		}
 		{
@@ -587,13 +1106,129 @@ mip_callback(glp_tree *tree, void *info)
 			{
 				const SolverPayment *s = &p->payments[mi->members[j]];
 
-				if (s->fx_pair >= 0)
+				if (s->fx_pair >= 0 && p->fx_spread[s->fx_pair] > 0)
 					x[w->local[p->n_payments + p->n_wires + s->fx_pair]] = fabs(w->fx_net[s->fx_pair]);
 			}
 		}
 		glp_ios_heur_sol(tree, x);
-		free(x);
 	}
+}
+
+/* Re-solve the LP after a bound change; true if it is optimal. */
+static bool
+resolve(Work *w, glp_prob *lp, glp_smcp *smcp)
+{
+	double		remaining = w->deadline_ms > 0 ? w->deadline_ms - now_ms() : -1;
+
+	if (w->deadline_ms > 0 && remaining < 1)
+		return false;
+	smcp->tm_lim = remaining > 0 ? (int) (0.75 * remaining) + 1 : INT_MAX;
+	return glp_simplex(lp, smcp) == 0 && glp_get_status(lp) == GLP_OPT;
+}
+
+/*
+ * LP diving: fix the payment with the largest fractional x to 1 and
+ * re-solve (dual simplex from the current basis); if that is infeasible fix
+ * it to 0.  If both are infeasible (the payments already fixed to 1 need it
+ * fractional), release every fix to 1, keep it at 0, and go on: fixes to 0
+ * alone never make the LP infeasible (x = 0 is feasible), so each dead end
+ * still makes progress.  Ends with an LP solution integral in x, or returns
+ * false (time, interrupt, GLPK trouble) and the caller keeps plain rounding.
+ */
+static bool
+dive(Work *w, glp_prob *lp, int n, glp_smcp *smcp)
+{
+	int		   *fixed1 = w->tmp2;
+	int			n1 = 0;
+	int			step;
+
+	for (step = 0; step < 4 * n + 10; step++)
+	{
+		int			best = -1,
+					j;
+		double		bestx = 0;
+
+		if (out_of_ls_time(w))
+			return false;
+		for (j = 1; j <= n; j++)
+		{
+			double		x = glp_get_col_prim(lp, j);
+
+			if (x > 1e-7 && x < 1 - 1e-7)
+			{
+				if (x > bestx)
+				{
+					bestx = x;
+					best = j;
+				}
+			}
+		}
+		if (best < 0)
+			return true;
+		glp_set_col_bnds(lp, best, GLP_FX, 1.0, 1.0);
+		if (resolve(w, lp, smcp))
+		{
+			fixed1[n1++] = best;
+			continue;
+		}
+		glp_set_col_bnds(lp, best, GLP_FX, 0.0, 0.0);
+		if (resolve(w, lp, smcp))
+			continue;
+		/* dead end: stop at the last feasible point, this one fractional */
+		glp_set_col_bnds(lp, best, GLP_DB, 0.0, 1.0);
+		return resolve(w, lp, smcp);
+	}
+	return false;
+}
+
+/*
+ * Solve the LP relaxation by sifting, for large components.  Every x starts
+ * fixed at the heuristic's feasible selection (so the restricted LP is
+ * feasible); after each solve, the fixed x whose reduced cost says the
+ * objective would fall if it moved off its bound are freed, and the LP is
+ * re-solved from the current basis (primal simplex: the basis stays primal
+ * feasible).  GLPK leaves fixed non-basic columns out of its working
+ * problem, so each solve only sees the payments in play.  When no fixed
+ * column prices out, the solution is optimal for the full LP.
+ */
+static bool
+sift(Work *w, glp_prob *lp, const int *members, int n, const bool *guess, glp_smcp *smcp)
+{
+	int			j;
+	int			round;
+
+	for (j = 0; j < n; j++)
+	{
+		double		g = guess[members[j]] ? 1.0 : 0.0;
+
+		glp_set_col_bnds(lp, j + 1, GLP_FX, g, g);
+	}
+	smcp->meth = GLP_PRIMAL;
+	for (round = 0; round < 1000; round++)
+	{
+		int			freed = 0;
+
+		if (stop_requested(w) || !resolve(w, lp, smcp))
+			return false;
+		for (j = 1; j <= n; j++)
+		{
+			double		d,
+						tol;
+
+			if (glp_get_col_type(lp, j) != GLP_FX)
+				continue;
+			d = glp_get_col_dual(lp, j);
+			tol = 1e-9 * (1.0 + fabs(glp_get_obj_coef(lp, j)));
+			if (glp_get_col_prim(lp, j) < 0.5 ? d < -tol : d > tol)
+			{
+				glp_set_col_bnds(lp, j, GLP_DB, 0.0, 1.0);
+				freed++;
+			}
+		}
+		if (freed == 0)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -605,6 +1240,7 @@ mip_callback(glp_tree *tree, void *info)
  */
 static int
 solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
+		 const bool *guess, bool *out_dive, bool *dived,
 		 bool *out, double *lp_obj, double *lp_weight, bool *proved)
 {
 	const SolverProblem *p = w->p;
@@ -648,7 +1284,7 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 		{
 			int			wi = k == 0 ? s->wire_src : s->wire_dst;
 
-			if (wi >= 0 && local[p->n_payments + wi] < 0)
+			if (wi >= 0 && p->wire_fee[wi] > 0 && local[p->n_payments + wi] < 0)
 			{
 				local[p->n_payments + wi] = ++ncols;
 				n_wires_c++;
@@ -659,7 +1295,8 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 	{
 		const SolverPayment *s = &p->payments[members[j]];
 
-		if (s->fx_pair >= 0 && local[p->n_payments + p->n_wires + s->fx_pair] < 0)
+		if (s->fx_pair >= 0 && p->fx_spread[s->fx_pair] > 0 &&
+			local[p->n_payments + p->n_wires + s->fx_pair] < 0)
 		{
 			local[p->n_payments + p->n_wires + s->fx_pair] = ++ncols;
 			n_fx_c++;
@@ -690,14 +1327,14 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 		{
 			int			wi = k == 0 ? s->wire_src : s->wire_dst;
 
-			if (wi < 0)
+			if (wi < 0 || p->wire_fee[wi] <= 0)
 				continue;
 			glp_set_col_bnds(lp, local[p->n_payments + wi], GLP_DB, 0.0, 1.0);
 			glp_set_obj_coef(lp, local[p->n_payments + wi], p->wire_fee[wi]);
 			if (mip)
 				glp_set_col_kind(lp, local[p->n_payments + wi], GLP_BV);
 		}
-		if (s->fx_pair >= 0)
+		if (s->fx_pair >= 0 && p->fx_spread[s->fx_pair] > 0)
 		{
 			int			c = local[p->n_payments + p->n_wires + s->fx_pair];
 
@@ -718,93 +1355,90 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 	}
 	if (n_acc_c > 0)
 	{
-		double	   *scale = calloc(n_acc_c + 1, sizeof(double));
-		int		  **rowidx = calloc(n_acc_c + 1, sizeof(int *));
-		double	  **rowval = calloc(n_acc_c + 1, sizeof(double *));
-		int		   *rowlen = calloc(n_acc_c + 1, sizeof(int));
-		int		   *rowcap = calloc(n_acc_c + 1, sizeof(int));
-		bool		ok = scale && rowidx && rowval && rowlen && rowcap;
+		/* rows in CSR (preallocated in Work: nothing to free if GLPK fails) */
+		int		   *start = w->ar_start;	/* n_acc_c + 2 */
+		int		   *fill = w->ar_fill;
+		double	   *scale = w->ar_scale;
+		int			r;
 
-		for (j = 0; ok && j < n; j++)
+		for (r = 0; r <= n_acc_c + 1; r++)
+		{
+			start[r] = 0;
+			scale[r] = 0;
+		}
+		for (j = 0; j < n; j++)
 		{
 			const SolverPayment *s = &p->payments[members[j]];
+
+			if (local[s->src + acc_base] > 0)
+				start[local[s->src + acc_base] + 1]++;
+			if (local[s->dst + acc_base] > 0 && s->dst != s->src)
+				start[local[s->dst + acc_base] + 1]++;
+		}
+		for (r = 1; r <= n_acc_c + 1; r++)
+			start[r] += start[r - 1];
+		for (r = 0; r <= n_acc_c; r++)
+			fill[r] = start[r] + 1; /* GLPK arrays are 1-based */
+		for (j = 0; j < n; j++)
+		{
+			const SolverPayment *s = &p->payments[members[j]];
+			int			rs = local[s->src + acc_base];
+			int			rd = local[s->dst + acc_base];
+
+			if (s->src == s->dst)
+			{
+				/* to itself: one entry, credit - debit */
+				if (rs > 0)
+				{
+					w->ar_idx[fill[rs]] = j + 1;
+					w->ar_val[fill[rs]++] = (double) s->credit - (double) s->debit;
+				}
+				continue;
+			}
+			if (rs > 0)
+			{
+				w->ar_idx[fill[rs]] = j + 1;
+				w->ar_val[fill[rs]++] = -(double) s->debit;
+			}
+			if (rd > 0)
+			{
+				w->ar_idx[fill[rd]] = j + 1;
+				w->ar_val[fill[rd]++] = (double) s->credit;
+			}
+		}
+		row = glp_add_rows(lp, n_acc_c);
+		for (r = 1; r <= n_acc_c; r++)
+		{
+			int			t;
+
+			for (t = start[r] + 1; t <= start[r + 1]; t++)
+				if (fabs(w->ar_val[t]) > scale[r])
+					scale[r] = fabs(w->ar_val[t]);
+			if (scale[r] == 0)
+				scale[r] = 1;
+			for (t = start[r] + 1; t <= start[r + 1]; t++)
+				w->ar_val[t] /= scale[r];
+			/* GLPK reads entries 1..len of the arrays it is given */
+			glp_set_mat_row(lp, row + r - 1, start[r + 1] - start[r],
+							w->ar_idx + start[r], w->ar_val + start[r]);
+		}
+		for (j = 0; j < n; j++)
+		{
 			int			k;
 
 			for (k = 0; k < 2; k++)
 			{
+				const SolverPayment *s = &p->payments[members[j]];
 				int			a = k == 0 ? s->src : s->dst;
-				int			r = local[a + acc_base];
-				double		coef = k == 0 ? -(double) s->debit : (double) s->credit;
+				int			r2 = local[a + acc_base];
 
-				if (r <= 0)
+				if (r2 <= 0)
 					continue;
-				if (rowlen[r] == rowcap[r])
-				{
-					int			cap = rowcap[r] ? 2 * rowcap[r] : 8;
-					int		   *ni = realloc(rowidx[r], sizeof(int) * (cap + 1));
-					double	   *nv;
-
-					if (ni == NULL)
-					{
-						ok = false;
-						break;
-					}
-					rowidx[r] = ni;
-					nv = realloc(rowval[r], sizeof(double) * (cap + 1));
-					if (nv == NULL)
-					{
-						ok = false;
-						break;
-					}
-					rowval[r] = nv;
-					rowcap[r] = cap;
-				}
-				rowlen[r]++;
-				rowidx[r][rowlen[r]] = j + 1;
-				rowval[r][rowlen[r]] = coef;
-				if (fabs(coef) > scale[r])
-					scale[r] = fabs(coef);
+				glp_set_row_bnds(lp, row + r2 - 1, GLP_LO,
+								 -(double) (p->accounts[a].available > 0 ? p->accounts[a].available : 0) / scale[r2], 0.0);
+				local[a + acc_base] = 0;	/* done */
 			}
 		}
-		if (ok)
-		{
-			row = glp_add_rows(lp, n_acc_c);
-			for (j = 0; j < n; j++)
-			{
-				int			k;
-
-				for (k = 0; k < 2; k++)
-				{
-					const SolverPayment *s = &p->payments[members[j]];
-					int			a = k == 0 ? s->src : s->dst;
-					int			r = local[a + acc_base];
-					int			t;
-
-					if (r <= 0)
-						continue;
-					for (t = 1; t <= rowlen[r]; t++)
-						rowval[r][t] /= scale[r];
-					glp_set_row_bnds(lp, row + r - 1, GLP_LO,
-									 -(double) p->accounts[a].available / scale[r], 0.0);
-					glp_set_mat_row(lp, row + r - 1, rowlen[r], rowidx[r], rowval[r]);
-					local[a + acc_base] = 0;	/* done */
-				}
-			}
-		}
-		for (j = 0; j <= n_acc_c; j++)
-		{
-			if (rowidx)
-				free(rowidx[j]);
-			if (rowval)
-				free(rowval[j]);
-		}
-		free(scale);
-		free(rowidx);
-		free(rowval);
-		free(rowlen);
-		free(rowcap);
-		if (!ok)
-			return 1;
 	}
 
 	/* wire rows */
@@ -819,7 +1453,7 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 			{
 				int			wi = k == 0 ? s->wire_src : s->wire_dst;
 
-				if (wi < 0)
+				if (wi < 0 || p->wire_fee[wi] <= 0)
 					continue;
 				row = glp_add_rows(lp, 1);
 				w->idx[1] = j + 1;
@@ -833,11 +1467,23 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 	}
 	else
 	{
-		/* aggregated: sum of x_i over the wire's payments <= count * y_w */
-		int			wi;
+		/*
+		 * Aggregated: sum of x_i over the wire's payments <= count * y_w,
+		 * one row per costly wire; the wire's payments listed in CSR first.
+		 */
+		int		   *start = w->wire_start;
+		int		   *fill = w->wire_fill;
+		int			off = 0;
 
-		for (wi = 0; wi < p->n_wires; wi++)
-			w->wire_use[wi] = 0;
+		for (j = 0; j < n; j++)
+		{
+			const SolverPayment *s = &p->payments[members[j]];
+
+			if (s->wire_src >= 0)
+				w->wire_use[s->wire_src] = 0, start[s->wire_src] = -1;
+			if (s->wire_dst >= 0)
+				w->wire_use[s->wire_dst] = 0, start[s->wire_dst] = -1;
+		}
 		for (j = 0; j < n; j++)
 		{
 			const SolverPayment *s = &p->payments[members[j]];
@@ -847,55 +1493,82 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 			if (s->wire_dst >= 0 && s->wire_dst != s->wire_src)
 				w->wire_use[s->wire_dst]++;
 		}
-		for (wi = 0; wi < p->n_wires; wi++)
+		for (j = 0; j < n; j++)
 		{
-			int			len = 0;
+			const SolverPayment *s = &p->payments[members[j]];
+			int			k;
 
-			if (w->wire_use[wi] == 0)
-				continue;
-			for (j = 0; j < n; j++)
+			for (k = 0; k < 2; k++)
 			{
-				const SolverPayment *s = &p->payments[members[j]];
+				int			wi = k == 0 ? s->wire_src : s->wire_dst;
 
-				if (s->wire_src == wi || s->wire_dst == wi)
+				if (wi >= 0 && p->wire_fee[wi] > 0 && start[wi] < 0)
 				{
-					len++;
-					w->idx[len] = j + 1;
-					w->val[len] = 1.0;
+					start[wi] = fill[wi] = off;
+					off += w->wire_use[wi];
 				}
 			}
-			len++;
-			w->idx[len] = local[p->n_payments + wi];
-			w->val[len] = -(double) w->wire_use[wi];
-			row = glp_add_rows(lp, 1);
-			glp_set_row_bnds(lp, row, GLP_UP, 0.0, 0.0);
-			glp_set_mat_row(lp, row, len, w->idx, w->val);
+		}
+		for (j = 0; j < n; j++)
+		{
+			const SolverPayment *s = &p->payments[members[j]];
+
+			if (s->wire_src >= 0 && p->wire_fee[s->wire_src] > 0)
+				w->wire_list[fill[s->wire_src]++] = j + 1;
+			if (s->wire_dst >= 0 && s->wire_dst != s->wire_src && p->wire_fee[s->wire_dst] > 0)
+				w->wire_list[fill[s->wire_dst]++] = j + 1;
+		}
+		for (j = 0; j < n; j++)
+		{
+			const SolverPayment *s0 = &p->payments[members[j]];
+			int			k;
+
+			for (k = 0; k < 2; k++)
+			{
+				int			wi = k == 0 ? s0->wire_src : s0->wire_dst;
+				int			len = 0;
+				int			t;
+
+				/* each costly wire once (start < 0 marks it done) */
+				if (wi < 0 || p->wire_fee[wi] <= 0 || start[wi] < 0)
+					continue;
+				for (t = start[wi]; t < fill[wi]; t++)
+				{
+					len++;
+					w->idx[len] = w->wire_list[t];
+					w->val[len] = 1.0;
+				}
+				len++;
+				w->idx[len] = local[p->n_payments + wi];
+				w->val[len] = -(double) w->wire_use[wi];
+				row = glp_add_rows(lp, 1);
+				glp_set_row_bnds(lp, row, GLP_UP, 0.0, 0.0);
+				glp_set_mat_row(lp, row, len, w->idx, w->val);
+				start[wi] = -1;
+			}
 		}
 	}
 
 	/* FX rows: z_k >= +net and z_k >= -net */
 	if (n_fx_c > 0)
 	{
-		int			k;
+		int			m;
 
-		for (k = 0; k < p->n_fx_pairs; k++)
+		for (m = 0; m < n; m++)
+			if (p->payments[members[m]].fx_pair >= 0)
+				w->fx_net[p->payments[members[m]].fx_pair] = 0;
+		for (m = 0; m < n; m++)
 		{
-			int			c = -1;
+			int			k = p->payments[members[m]].fx_pair;
+			int			c;
 			int			len = 0;
 			int			sign;
 
-			for (j = 0; j < n; j++)
-			{
-				const SolverPayment *s = &p->payments[members[j]];
-
-				if (s->fx_pair == k)
-				{
-					c = local[p->n_payments + p->n_wires + k];
-					break;
-				}
-			}
-			if (c < 0)
+			/* each costly pair once (NAN marks it done) */
+			if (k < 0 || p->fx_spread[k] <= 0 || isnan(w->fx_net[k]))
 				continue;
+			w->fx_net[k] = NAN;
+			c = local[p->n_payments + p->n_wires + k];
 			for (sign = -1; sign <= 1; sign += 2)
 			{
 				len = 0;
@@ -920,20 +1593,40 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 		}
 	}
 
+	if (settle_solver_fault_injection)
+	{
+		/* tests only: an invalid call, so that GLPK's error path runs */
+		w->idx[1] = w->idx[2] = 1;
+		w->val[1] = w->val[2] = 1.0;
+		glp_set_mat_row(lp, 1, 2, w->idx, w->val);	/* duplicate index */
+	}
+	if (out_of_time(w))
+		return 1;
+	/* full scaling costs ~200 ms at 100k payments: equilibration suffices for sifting */
+	glp_scale_prob(lp, !mip && guess && n >= SIFT_MIN ? GLP_SF_EQ : GLP_SF_AUTO);
 	remaining = w->deadline_ms > 0 ? w->deadline_ms - now_ms() : -1;
 	if (w->deadline_ms > 0 && remaining < 1)
 		return 1;
-	glp_scale_prob(lp, GLP_SF_AUTO);
 	glp_init_smcp(&smcp);
 	smcp.msg_lev = GLP_MSG_OFF;
 	smcp.presolve = GLP_OFF;
 	/* dual simplex: few rows, many columns; measured 5-8x faster than primal here */
 	smcp.meth = GLP_DUALP;
+	/* GLPK looks at the clock between iterations only: leave it a margin */
 	if (remaining > 0)
-		smcp.tm_lim = (int) remaining;
-	ret = glp_simplex(lp, &smcp);
-	if (ret != 0 || glp_get_status(lp) != GLP_OPT)
-		return 1;
+		smcp.tm_lim = (int) (0.75 * remaining) + 1;
+	if (!mip && guess && n >= SIFT_MIN)
+	{
+		if (!sift(w, lp, members, n, guess, &smcp))
+			return 1;
+		smcp.meth = GLP_DUALP;
+	}
+	else
+	{
+		ret = glp_simplex(lp, &smcp);
+		if (ret != 0 || glp_get_status(lp) != GLP_OPT)
+			return 1;
+	}
 	*lp_obj = glp_get_obj_val(lp);
 	*lp_weight = 0;
 	for (j = 0; j < n; j++)
@@ -941,7 +1634,15 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 		double		x = glp_get_col_prim(lp, j + 1);
 
 		*lp_weight += p->payments[members[j]].penalty * x;
-		out[members[j]] = x >= 1.0 - 1e-7;
+	}
+	for (j = 0; j < n; j++)
+		out[members[j]] = glp_get_col_prim(lp, j + 1) >= LP_ROUND;
+	*dived = false;
+	if (!mip && out_dive && n <= DIVE_MAX && dive(w, lp, n, &smcp))
+	{
+		for (j = 0; j < n; j++)
+			out_dive[members[j]] = glp_get_col_prim(lp, j + 1) >= LP_ROUND;
+		*dived = true;
 	}
 
 	if (mip)
@@ -962,6 +1663,9 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 		mi.n = n;
 		mi.incumbent = incumbent;
 		mi.x_col0 = 1;
+		mi.ncols = ncols;
+		free(w->mip_x);
+		w->mip_x = calloc(ncols + 1, sizeof(double));	/* freed by free_work */
 		iocp.cb_func = mip_callback;
 		iocp.cb_info = &mi;
 		ret = glp_intopt(lp, &iocp);
@@ -979,6 +1683,7 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 	return 0;
 }
 
+/* Exact check of a selection against every limit (see solver.h). */
 int
 settle_check_selection(const SolverProblem *problem, const bool *settle)
 {
@@ -999,13 +1704,50 @@ settle_check_selection(const SolverProblem *problem, const bool *settle)
 		bal[problem->payments[i].dst] += problem->payments[i].credit;
 	}
 	for (i = 0; i < problem->n_accounts; i++)
-		if (problem->accounts[i].constrained && bal[i] < 0)
+		if (problem->accounts[i].constrained && bal[i] < 0 &&
+			bal[i] < (wide) problem->accounts[i].available)
 		{
 			bad = i;
 			break;
 		}
 	free(bal);
 	return bad;
+}
+
+/*
+ * Every account's available + all credits and available - all debits must
+ * fit in int64 (the caller posts in int64; the solver itself sums in 128
+ * bits).  Returns a message or NULL.
+ */
+static const char *
+sums_overflow(const SolverProblem *p)
+{
+	int64_t    *in = calloc(p->n_accounts + 1, sizeof(int64_t));
+	int64_t    *out = calloc(p->n_accounts + 1, sizeof(int64_t));
+	const char *msg = NULL;
+	int			i;
+
+	if (!in || !out)
+		msg = "out of memory";
+	for (i = 0; !msg && i < p->n_payments; i++)
+	{
+		const SolverPayment *s = &p->payments[i];
+
+		if (__builtin_add_overflow(out[s->src], s->debit, &out[s->src]) ||
+			__builtin_add_overflow(in[s->dst], s->credit, &in[s->dst]))
+			msg = "sum of amounts of an account overflows int64";
+	}
+	for (i = 0; !msg && i < p->n_accounts; i++)
+	{
+		int64_t		r;
+
+		if (__builtin_add_overflow(p->accounts[i].available, in[i], &r) ||
+			__builtin_sub_overflow(p->accounts[i].available, out[i], &r))
+			msg = "balance range of an account overflows int64";
+	}
+	free(in);
+	free(out);
+	return msg;
 }
 
 /* Check the problem's arrays; returns a message or NULL. */
@@ -1041,7 +1783,7 @@ invalid_input(const SolverProblem *p)
 		if (!(s->penalty > 0) || isinf(s->penalty) || isnan(s->fx_value) || isinf(s->fx_value))
 			return "payment penalty not positive and finite";
 	}
-	return NULL;
+	return sums_overflow(p);
 }
 
 /* Allocate the working arrays; false on out of memory. */
@@ -1060,17 +1802,42 @@ alloc_work(Work *w)
 	w->fx_net = malloc(sizeof(double) * (p->n_fx_pairs + 1));
 	w->cand = calloc(n + 1, sizeof(bool));
 	w->best = calloc(n + 1, sizeof(bool));
-	w->lp_x = malloc(sizeof(double) * (n + 1));
+	w->cand2 = calloc(n + 1, sizeof(bool));
+	w->saved = calloc(n + 1, sizeof(bool));
+	w->hsel = calloc(n + 1, sizeof(bool));
 	w->idx = malloc(sizeof(int) * (rows + n + 1));
 	w->val = malloc(sizeof(double) * (rows + n + p->n_wires + 1));
 	w->sorted = malloc(sizeof(int) * (n + 1));
 	w->out_first = malloc(sizeof(int) * (p->n_accounts + 2));
-	w->out_next = malloc(sizeof(int) * (p->n_accounts + 2));
 	w->out_list = malloc(sizeof(int) * (n + 1));
-	return w->out_first && w->out_next && w->out_list && w->local && w->density && w->balance && w->wire_use && w->fx_net &&
-		w->cand && w->best && w->lp_x && w->idx && w->val && w->sorted;
+	w->out_end = malloc(sizeof(int) * (p->n_accounts + 2));
+	w->out_count = malloc(sizeof(int) * (p->n_accounts + 2));
+	w->in_first = malloc(sizeof(int) * (p->n_accounts + 2));
+	w->in_end = malloc(sizeof(int) * (p->n_accounts + 2));
+	w->in_list = malloc(sizeof(int) * (n + 1));
+	w->tmp = malloc(sizeof(int) * (n + 1));
+	w->tmp2 = malloc(sizeof(int) * (3 * n + 1));
+	w->stack = malloc(sizeof(int) * (2 * n + p->n_accounts + 1));
+	w->mark = calloc(p->n_accounts + 1, sizeof(bool));
+	w->key = malloc(sizeof(double) * (n + 1));
+	w->ar_start = malloc(sizeof(int) * (p->n_accounts + 3));
+	w->wire_start = malloc(sizeof(int) * (p->n_wires + 1));
+	w->wire_fill = malloc(sizeof(int) * (p->n_wires + 1));
+	w->wire_list = malloc(sizeof(int) * (2 * n + 1));
+	if (!w->wire_start || !w->wire_fill || !w->wire_list)
+		return false;
+	w->ar_fill = malloc(sizeof(int) * (p->n_accounts + 3));
+	w->ar_scale = malloc(sizeof(double) * (p->n_accounts + 3));
+	w->ar_idx = malloc(sizeof(int) * (2 * n + 2));
+	w->ar_val = malloc(sizeof(double) * (2 * n + 2));
+	if (!w->ar_start || !w->ar_fill || !w->ar_scale || !w->ar_idx || !w->ar_val)
+		return false;
+	return w->in_first && w->in_end && w->in_list && w->out_end && w->out_count && w->tmp && w->tmp2 && w->stack && w->mark && w->key &&
+		w->out_first && w->out_list && w->local && w->density && w->balance && w->wire_use && w->fx_net &&
+		w->cand && w->best && w->cand2 && w->saved && w->hsel && w->idx && w->val && w->sorted;
 }
 
+/* H plus local search per component, no GLPK (see solver.h). */
 void
 settle_solve_greedy(const SolverProblem *problem, bool *settle)
 {
@@ -1085,13 +1852,17 @@ settle_solve_greedy(const SolverProblem *problem, bool *settle)
 		free_work(&w);
 		return;
 	}
+	/* the local search gets the same share of the time limit as in settle_solve */
+	if (problem->time_limit_ms > 0)
+		w.ls_deadline_ms = now_ms() + LS_SHARE * problem->time_limit_ms;
 	for (i = 0; i < problem->n_payments; i++)
 		w.density[i] = problem->payments[i].penalty / (double) problem->payments[i].debit;
 	for (i = 0; i < w.n_comps; i++)
-		heuristic(&w, settle, w.order + w.comp_start[i], w.comp_start[i + 1] - w.comp_start[i]);
+		heuristic(&w, settle, w.order + w.comp_start[i], w.comp_start[i + 1] - w.comp_start[i], true);
 	free_work(&w);
 }
 
+/* Solve every component (H, L, LS, M), keep the cheapest; see the header comment. */
 SolverStatus
 settle_solve(const SolverProblem *problem, SolverResult *result)
 {
@@ -1125,7 +1896,10 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 	bad = invalid_input(problem);
 	if (bad)
 	{
-		snprintf(result->message, sizeof(result->message), "invalid input: %s", bad);
+		if (strcmp(bad, "out of memory") == 0)
+			snprintf(result->message, sizeof(result->message), "out of memory");
+		else
+			snprintf(result->message, sizeof(result->message), "invalid input: %s", bad);
 		free(w);
 		return result->status = SOLVER_ERROR;
 	}
@@ -1137,13 +1911,14 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 		return result->status = SOLVER_ERROR;
 	}
 	w->deadline_ms = problem->time_limit_ms > 0 ? start + problem->time_limit_ms : 0;
+	w->ls_deadline_ms = problem->time_limit_ms > 0 ? start + LS_SHARE * problem->time_limit_ms : 0;
 	for (i = 0; i < problem->n_payments; i++)
 		w->density[i] = problem->payments[i].penalty / (double) problem->payments[i].debit;
 	result->components = w->n_comps;
 
 	/* GLPK: no terminal output, errors come back here instead of abort() */
 	glp_term_hook(glpk_term_hook, (void *) problem);
-	glp_term_out(GLP_OFF);
+	glp_term_out(problem->log ? GLP_ON : GLP_OFF);
 	glp_error_hook(glpk_error_hook, w);
 	if (setjmp(w->glpk_jump) != 0)
 	{
@@ -1154,7 +1929,7 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 		if (problem->log)
 			problem->log(problem->log_arg, result->message);
 		for (c = 0; c < w->n_comps; c++)
-			heuristic(w, result->settle, w->order + w->comp_start[c], w->comp_start[c + 1] - w->comp_start[c]);
+			heuristic(w, result->settle, w->order + w->comp_start[c], w->comp_start[c + 1] - w->comp_start[c], false);
 		strcpy(result->method, "greedy (GLPK error)");
 		result->lp_bound = -1;
 		result->lp_weight_bound = -1;
@@ -1172,43 +1947,43 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 					lp_weight = 0;
 		bool		proved = false;
 		bool		got_lp = false;
+		bool		dived = false;
 		int			j;
 
-		if (problem->interrupted && problem->interrupted(problem->interrupted_arg))
+		if (stop_requested(w))
 		{
 			memset(result->settle, 0, sizeof(bool) * problem->n_payments);
 			free_work(w);
 			free(w);
 			glp_error_hook(NULL, NULL);
+			glp_term_hook(NULL, NULL);
 			result->solve_ms = now_ms() - start;
 			strcpy(result->method, "interrupted");
 			return result->status = SOLVER_INTERRUPTED;
 		}
 
 		/* H */
-		heuristic(w, w->best, members, n);
+		heuristic(w, w->best, members, n, false);
 		best_obj = objective(w, w->best, members, n);
+		for (j = 0; j < n; j++)
+			w->hsel[members[j]] = w->best[members[j]];
 
 		/* L */
 		if (!out_of_time(w))
 		{
 			for (j = 0; j < n; j++)
 				w->cand[members[j]] = false;
-			if (solve_lp(w, members, n, false, NULL, w->cand, &lp_obj, &lp_weight, &proved) == 0)
+			if (solve_lp(w, members, n, false, NULL, w->best, w->cand2, &dived, w->cand,
+						 &lp_obj, &lp_weight, &proved) == 0)
 			{
-				double		obj;
-
 				got_lp = true;
 				any_lp = true;
-				repair(w, w->cand, members, n);
-				refill(w, w->cand, members, n);
-				obj = objective(w, w->cand, members, n);
-				if (obj < best_obj)
-				{
-					best_obj = obj;
-					for (j = 0; j < n; j++)
-						w->best[members[j]] = w->cand[members[j]];
-				}
+				try_candidate(w, w->cand, members, n, &best_obj);
+				if (dived)
+					try_candidate(w, w->cand2, members, n, &best_obj);
+				/* and H improved the same way, if the time share allows */
+				if (!out_of_ls_time(w))
+					try_candidate(w, w->hsel, members, n, &best_obj);
 			}
 		}
 
@@ -1222,8 +1997,9 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 
 			for (j = 0; j < n; j++)
 				w->cand[members[j]] = false;
-			if (solve_lp(w, members, n, true, w->best, w->cand, &mip_obj_lp, &mip_w, &proved) == 0 &&
-				settle_check_selection(problem, w->cand) < 0)
+			if (solve_lp(w, members, n, true, w->best, NULL, NULL, &dived, w->cand,
+						 &mip_obj_lp, &mip_w, &proved) == 0 &&
+				component_feasible(w, w->cand, members, n))
 			{
 				double		obj = objective(w, w->cand, members, n);
 
@@ -1241,6 +2017,16 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 
 		if (!got_lp)
 		{
+			/* no LP: H, improved by the local search if time is left */
+			if (!out_of_ls_time(w))
+			{
+				for (j = 0; j < n; j++)
+					w->cand[members[j]] = w->best[members[j]];
+				local_search(w, w->cand, members, n);
+				if (objective(w, w->cand, members, n) < best_obj)
+					for (j = 0; j < n; j++)
+						w->best[members[j]] = w->cand[members[j]];
+			}
 			any_heuristic = true;
 			lp_obj = -1;
 		}
@@ -1270,6 +2056,16 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 
 finish:
 	glp_error_hook(NULL, NULL);
+	glp_term_hook(NULL, NULL);
+	if (stop_requested(w))
+	{
+		memset(result->settle, 0, sizeof(bool) * problem->n_payments);
+		free_work(w);
+		free(w);
+		result->solve_ms = now_ms() - start;
+		strcpy(result->method, "interrupted");
+		return result->status = SOLVER_INTERRUPTED;
+	}
 	result->mip_components = mip_done;
 	result->settled_weight = 0;
 	result->objective = 0;

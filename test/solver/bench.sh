@@ -1,10 +1,6 @@
 #!/bin/bash
-# Solver benchmark on the reference workload: N = 1k, 10k, 100k (see
-# solver_bench.c for the generator).  Usage: bench.sh [time_limit_ms]
+# Solver benchmark on the reference workload (solver_bench.c): N = 1k, 10k,
+# 100k.  Usage: bench.sh [time_limit_ms [max_n]]
 set -euo pipefail
 cd "$(dirname "$0")"
-OUT=$(mktemp -d /tmp/settle-solver-bench.XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
-gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -I../../include \
-    solver_bench.c ../../src/solver.c -o "$OUT/solver_bench" -lglpk -lm
-"$OUT/solver_bench" "${1:-5000}"
+make -s bench BENCH_ARGS="${1:-5000} ${2:-100000}"

@@ -2,14 +2,18 @@
  * solver_test.c -- unit tests of src/solver.c, without PostgreSQL (TAP).
  *
  * Small cases checked by hand (gridlock, deferral, FX netting, limits),
- * random instances checked exactly against the limits, and the failure
- * paths: time limit, interruption, invalid input.  Run under valgrind by
- * test/solver/run.sh to prove that every path frees what it allocates.
+ * random instances checked exactly against the limits and, when tiny,
+ * against the optimum found by enumerating every subset, and the failure
+ * paths: time limit, interruption, invalid input, overflow.  "make test"
+ * (test/solver/Makefile) runs it again under valgrind to prove that every
+ * path frees what it allocates.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <glpk.h>
 
 #include "solver.h"
 
@@ -96,6 +100,46 @@ rnd(int n)
 	return (int) ((rng >> 33) % (unsigned long) n);
 }
 
+/* Queue-order baseline: settle each payment alone if its payer can pay. */
+static void
+fifo(const SolverProblem *p, bool *sel)
+{
+	int64_t    *bal = calloc(p->n_accounts, sizeof(int64_t));
+	int			i;
+
+	for (i = 0; i < p->n_accounts; i++)
+		bal[i] = p->accounts[i].available;
+	for (i = 0; i < p->n_payments; i++)
+	{
+		const SolverPayment *s = &p->payments[i];
+
+		sel[i] = !p->accounts[s->src].constrained || bal[s->src] >= s->debit;
+		if (sel[i])
+		{
+			bal[s->src] -= s->debit;
+			bal[s->dst] += s->credit;
+		}
+	}
+	free(bal);
+}
+
+/* The model's full objective (penalties, fees of used wires, net spreads). */
+static double
+full_cost(const SolverProblem *p, const bool *sel)
+{
+	double		cost = cost_of(p, sel);
+	double	   *net = calloc(p->n_fx_pairs + 1, sizeof(double));
+	int			i;
+
+	for (i = 0; i < p->n_payments; i++)
+		if (sel[i] && p->payments[i].fx_pair >= 0)
+			net[p->payments[i].fx_pair] += p->payments[i].fx_value;
+	for (i = 0; i < p->n_fx_pairs; i++)
+		cost += p->fx_spread[i] * fabs(net[i]);
+	free(net);
+	return cost;
+}
+
 static void
 test_gridlock(void)
 {
@@ -111,6 +155,8 @@ test_gridlock(void)
 	bool		greedy[3];
 	SolverResult r;
 
+	fifo(&p, greedy);
+	ok(!greedy[0] && !greedy[1] && !greedy[2], "gridlock: one by one in queue order, nothing settles");
 	solve(&p, sel, &r);
 	ok(sel[0] && sel[1] && sel[2], "gridlock: the ring settles as a whole");
 	ok(r.status == SOLVER_OPTIMAL, "gridlock: proven optimal");
@@ -137,6 +183,9 @@ test_deferral(void)
 
 	solve(&p, sel, &r);
 	ok(!sel[0], "deferral: a payment cheaper to delay than its wires waits");
+	ok(fabs(r.objective - 0.01) < 1e-12, "deferral: cost is its penalty only");
+	settle_solve_greedy(&p, sel);
+	ok(!sel[0], "deferral: the greedy fallback defers it too");
 	pay[0].penalty = 1000;		/* its deadline has come */
 	solve(&p, sel, &r);
 	ok(sel[0], "deferral: the same payment settles once it is due");
@@ -218,6 +267,314 @@ test_random_limits(void)
 	ok(worse == 0, "random instances: the solver never costs more than the heuristic alone");
 }
 
+/*
+ * Tiny random instances with fees, FX, unconstrained accounts and an
+ * account already below its limit: the solver's cost must equal the best
+ * over all 2^n selections, and its reported figures must be consistent.
+ */
+static void
+test_brute_force(void)
+{
+	int			trial;
+	int			not_optimal = 0,
+				bad_report = 0,
+				infeasible = 0;
+
+	for (trial = 0; trial < 60; trial++)
+	{
+		int			na = 2 + rnd(4),
+					np = 1 + rnd(10),
+					nfx = 2,
+					i;
+		SolverAccount acc[6];
+		SolverPayment pay[12];
+		double		fees[6];
+		double		spread[2] = {0.001 * rnd(20), 0.01};
+		bool		sel[12],
+					try[12];
+		double		best = HUGE_VAL;
+		SolverProblem p;
+		SolverResult r;
+		unsigned	mask;
+
+		for (i = 0; i < na; i++)
+		{
+			acc[i].available = rnd(300) - (rnd(8) == 0 ? 50 : 0);
+			acc[i].constrained = rnd(6) != 0;
+			fees[i] = rnd(4) * 5.0;
+		}
+		for (i = 0; i < np; i++)
+		{
+			int			s = rnd(na),
+						d = (s + 1 + rnd(na - 1)) % na;
+			int64_t		amt = 1 + rnd(200);
+			int			k = rnd(3) - 1;
+
+			pay[i] = (SolverPayment) {s, d, amt, amt + rnd(3), rnd(3) == 0 ? 0.5 + rnd(10) : 1.0 * amt,
+				rnd(5) ? s : -1, d, k, k >= 0 ? (rnd(2) ? 1.0 : -1.0) * amt : 0};
+		}
+		p = problem(na, acc, np, pay, na, fees, nfx, spread);
+		p.mip_gap = 1e-9;
+		for (mask = 0; mask < (1u << np); mask++)
+		{
+			for (i = 0; i < np; i++)
+				try[i] = (mask >> i) & 1;
+			if (settle_check_selection(&p, try) < 0 && full_cost(&p, try) < best)
+				best = full_cost(&p, try);
+		}
+		solve(&p, sel, &r);
+		if (r.status > SOLVER_HEURISTIC || settle_check_selection(&p, sel) >= 0)
+			infeasible++;
+		else if (r.objective > best + 1e-6 * (1 + best))
+			not_optimal++;
+		if (fabs(r.objective - full_cost(&p, sel)) > 1e-6 * (1 + best) ||
+			(r.lp_bound >= 0 && r.lp_bound > r.objective + 1e-6 * (1 + best)))
+			bad_report++;
+	}
+	ok(infeasible == 0, "tiny instances: feasible selections only");
+	ok(not_optimal == 0, "tiny instances: cost equals the optimum over all subsets");
+	ok(bad_report == 0, "tiny instances: objective is the exact cost, LP bound below it");
+}
+
+/*
+ * Medium random instances with everything at once (fees, FX, operator
+ * accounts, an account below its limit, payments to itself), some large
+ * enough to be sifted: always within limits, objective exact, the LP bound
+ * below the objective, never worse than the greedy fallback.
+ */
+static void
+test_random_medium(void)
+{
+	int			trial;
+	int			infeasible = 0,
+				bad_report = 0,
+				worse = 0;
+
+	for (trial = 0; trial < 8; trial++)
+	{
+		int			na = 10 + rnd(40),
+					np = trial < 4 ? 200 + rnd(800) : 2000 + rnd(1500),
+					nfx = 3,
+					i;
+		SolverAccount *acc = calloc(na, sizeof(*acc));
+		SolverPayment *pay = calloc(np, sizeof(*pay));
+		double	   *fees = calloc(na, sizeof(double));
+		double		spread[3] = {0.0005, 0.001, 0};
+		bool	   *sel = calloc(np, sizeof(bool));
+		bool	   *g = calloc(np, sizeof(bool));
+		SolverProblem p;
+		SolverResult r;
+		double		cost;
+
+		for (i = 0; i < na; i++)
+		{
+			acc[i].available = rnd(20) == 0 ? -rnd(5000) : rnd(200000);
+			acc[i].constrained = rnd(15) != 0;
+			fees[i] = rnd(3) * 10.0;
+		}
+		for (i = 0; i < np; i++)
+		{
+			int			s = rnd(na),
+						d = rnd(100) == 0 ? s : (s + 1 + rnd(na - 1)) % na;
+			int64_t		amt = 1 + rnd(50000);
+			int			k = rnd(4) - 1;
+			double		value = amt / 100.0;
+
+			pay[i] = (SolverPayment) {s, d, amt, k >= 0 ? amt + rnd(amt / 10 + 1) : amt,
+				rnd(3) == 0 ? value * 0.001 : (1 + rnd(9)) * value + 20, s, d, k,
+				k >= 0 ? (rnd(2) ? value : -value) : 0};
+		}
+		p = problem(na, acc, np, pay, na, fees, nfx, spread);
+		p.time_limit_ms = 0;	/* no limit: the comparison must not depend on speed */
+		solve(&p, sel, &r);
+		cost = full_cost(&p, sel);
+		if (r.status > SOLVER_HEURISTIC || settle_check_selection(&p, sel) >= 0)
+			infeasible++;
+		if (fabs(r.objective - cost) > 1e-6 * (1 + cost) ||
+			(r.lp_bound >= 0 && r.lp_bound > r.objective + 1e-6 * (1 + cost)))
+			bad_report++;
+		settle_solve_greedy(&p, g);
+		if (settle_check_selection(&p, g) >= 0)
+			infeasible++;
+		if (r.objective > full_cost(&p, g) + 1e-6 * (1 + cost))
+			worse++;
+		free(acc);
+		free(pay);
+		free(fees);
+		free(sel);
+		free(g);
+	}
+	ok(infeasible == 0, "medium instances (200-3500 payments, sifted above 2000): within every limit");
+	ok(bad_report == 0, "medium instances: objective is the exact cost, LP bound below it");
+	ok(worse == 0, "medium instances: never costlier than the greedy fallback");
+}
+
+/* Payments of unrelated participants are solved as separate components. */
+static void
+test_components(void)
+{
+	SolverAccount acc[6] = {{0, true}, {0, true}, {0, true}, {0, true}, {5, true}, {0, true}};
+	SolverPayment pay[5] = {
+		{0, 1, 100, 100, 10, -1, -1, -1, 0},
+		{1, 0, 100, 100, 10, -1, -1, -1, 0},
+		{2, 3, 50, 50, 10, -1, -1, -1, 0},
+		{3, 2, 50, 50, 10, -1, -1, -1, 0},
+		{4, 5, 10, 10, 10, -1, -1, -1, 0}};
+	SolverProblem p = problem(6, acc, 5, pay, 0, NULL, 0, NULL);
+	bool		sel[5];
+	SolverResult r;
+
+	solve(&p, sel, &r);
+	ok(r.components == 3, "components: three independent pairs are three components");
+	ok(sel[0] && sel[1] && sel[2] && sel[3] && !sel[4], "components: both swaps settle, the unfunded payment waits");
+	ok(fabs(r.settled_weight - 40) < 1e-9 && fabs(r.objective - 10) < 1e-9, "components: weight and cost add up");
+}
+
+/* Odd but legal input: an account paying itself, unconstrained operator accounts. */
+static void
+test_odd_input(void)
+{
+	SolverAccount acc[3] = {{0, true}, {0, false}, {-20, true}};
+	SolverPayment pay[4] = {
+		{0, 0, 10, 10, 5, -1, -1, -1, 0},	/* to itself: no net effect */
+		{1, 0, 70, 70, 5, -1, -1, -1, 0},	/* from the operator's account */
+		{0, 2, 60, 60, 5, -1, -1, -1, 0},	/* into an account below its limit */
+		{2, 1, 90, 90, 5, -1, -1, -1, 0}};	/* out of it: -20 + 60 - 90 < -20 */
+	SolverProblem p = problem(3, acc, 4, pay, 0, NULL, 0, NULL);
+	bool		sel[4];
+	SolverResult r;
+
+	solve(&p, sel, &r);
+	ok(r.status <= SOLVER_FEASIBLE && settle_check_selection(&p, sel) < 0,
+	   "odd input: solved, within limits");
+	ok(sel[0] && sel[1] && sel[2] && !sel[3], "odd input: self-payment and operator funding settle, overdraft does not");
+	pay[3].debit = pay[3].credit = 40;
+	solve(&p, sel, &r);
+	ok(sel[3], "odd input: an account below its limit may pay out what it received");
+}
+
+/*
+ * Large component (solved by sifting): the LP bound reported must be the
+ * LP relaxation's optimum, solved here independently with plain simplex.
+ */
+static void
+test_lp_bound(void)
+{
+	int			na = 40,
+				np = 3000,
+				i;
+	SolverAccount *acc = calloc(na, sizeof(*acc));
+	SolverPayment *pay = calloc(np, sizeof(*pay));
+	int64_t    *out = calloc(na, sizeof(int64_t));
+	bool	   *sel = calloc(np, sizeof(bool));
+	int		   *idx = malloc(sizeof(int) * (np + 1));
+	double	   *val = malloc(sizeof(double) * (np + 1));
+	double		total = 0,
+				z;
+	SolverProblem p;
+	SolverResult r;
+	glp_prob   *lp;
+	glp_smcp	smcp;
+
+	for (i = 0; i < np; i++)
+	{
+		int			s = rnd(na),
+					d = (s + 1 + rnd(na - 1)) % na;
+		int64_t		amt = 1 + rnd(100000);
+
+		pay[i] = (SolverPayment) {s, d, amt, amt, (1 + rnd(9)) * (double) amt, -1, -1, -1, 0};
+		out[s] += amt;
+		total += pay[i].penalty;
+	}
+	for (i = 0; i < na; i++)
+		acc[i] = (SolverAccount) {out[i] / 20, true};
+	p = problem(na, acc, np, pay, 0, NULL, 0, NULL);
+	p.time_limit_ms = 20000;
+	solve(&p, sel, &r);
+
+	glp_term_out(GLP_OFF);
+	lp = glp_create_prob();
+	glp_set_obj_dir(lp, GLP_MAX);
+	glp_add_cols(lp, np);
+	glp_add_rows(lp, na);
+	for (i = 0; i < np; i++)
+	{
+		glp_set_col_bnds(lp, i + 1, GLP_DB, 0, 1);
+		glp_set_obj_coef(lp, i + 1, pay[i].penalty);
+	}
+	for (i = 0; i < na; i++)
+	{
+		int			j,
+					len = 0;
+
+		for (j = 0; j < np; j++)
+		{
+			if (pay[j].src == i)
+			{
+				idx[++len] = j + 1;
+				val[len] = -(double) pay[j].debit;
+			}
+			else if (pay[j].dst == i)
+			{
+				idx[++len] = j + 1;
+				val[len] = (double) pay[j].credit;
+			}
+		}
+		glp_set_row_bnds(lp, i + 1, GLP_LO, -(double) acc[i].available, 0);
+		glp_set_mat_row(lp, i + 1, len, idx, val);
+	}
+	glp_init_smcp(&smcp);
+	smcp.msg_lev = GLP_MSG_OFF;
+	glp_simplex(lp, &smcp);
+	z = glp_get_obj_val(lp);
+	glp_delete_prob(lp);
+	glp_free_env();
+	ok(r.status == SOLVER_FEASIBLE || r.status == SOLVER_OPTIMAL, "large component: solved with the LP");
+	ok(fabs(r.lp_bound - (total - z)) <= 1e-6 * total && fabs(r.lp_weight_bound - z) <= 1e-6 * total,
+	   "large component: LP bound equals an independent simplex solve");
+	ok(r.settled_weight <= z * (1 + 1e-9) && r.settled_weight >= 0.95 * z,
+	   "large component: settled weight within 5% of the LP bound");
+	free(acc);
+	free(pay);
+	free(out);
+	free(sel);
+	free(idx);
+	free(val);
+}
+
+/* A GLPK internal error must come back as the greedy result, not abort(). */
+static void
+test_glpk_error(void)
+{
+	SolverAccount acc[3] = {{0, true}, {0, true}, {0, true}};
+	SolverPayment pay[3] = {
+		{0, 1, 100, 100, 10, -1, -1, -1, 0},
+		{1, 2, 100, 100, 10, -1, -1, -1, 0},
+		{2, 0, 100, 100, 10, -1, -1, -1, 0}};
+	SolverProblem p = problem(3, acc, 3, pay, 0, NULL, 0, NULL);
+	bool		sel[3];
+	SolverResult r;
+
+	settle_solver_fault_injection = 1;
+	solve(&p, sel, &r);
+	settle_solver_fault_injection = 0;
+	ok(r.status == SOLVER_HEURISTIC && strstr(r.message, "GLPK") != NULL,
+	   "GLPK error: caught by the hook, status heuristic with a message");
+	ok(sel[0] && sel[1] && sel[2] && settle_check_selection(&p, sel) < 0,
+	   "GLPK error: the greedy result is used (the ring settles)");
+	solve(&p, sel, &r);
+	ok(r.status == SOLVER_OPTIMAL && sel[0], "GLPK error: the next solve works normally");
+}
+
+static int	interrupt_after;
+
+static bool
+interrupted_later(void *arg)
+{
+	(void) arg;
+	return --interrupt_after < 0;
+}
+
 static void
 test_failure_paths(void)
 {
@@ -232,6 +589,8 @@ test_failure_paths(void)
 	SolverResult r;
 	SolverPayment bad_pay[1] = {{0, 5, 10, 10, 1, -1, -1, -1, 0}};
 	SolverAccount two[2] = {{10, true}, {0, true}};
+	int			calls,
+				fired = 0;
 
 	for (i = 0; i < na; i++)
 		acc[i] = (SolverAccount) {1000 + rnd(100000), true};
@@ -249,6 +608,14 @@ test_failure_paths(void)
 	ok(r.status == SOLVER_HEURISTIC, "time limit: falls back to the heuristic");
 	ok(settle_check_selection(&p, sel) < 0, "time limit: the fallback selection is within every limit");
 	ok(strstr(r.method, "greedy") != NULL, "time limit: the method says greedy");
+	for (i = 0; i < np && !sel[i]; i++)
+		;
+	ok(i < np, "time limit: the fallback still settles something");
+	p.time_limit_ms = 15;
+	solve(&p, sel, &r);
+	ok((r.status == SOLVER_FEASIBLE || r.status == SOLVER_HEURISTIC) &&
+	   settle_check_selection(&p, sel) < 0 && r.solve_ms < 15 + 250,
+	   "time limit 15 ms on 20,000 payments: feasible or heuristic, within limits, on time");
 
 	p.time_limit_ms = 2000;
 	p.interrupted = always_interrupted;
@@ -256,7 +623,27 @@ test_failure_paths(void)
 	for (i = 0; i < np && !sel[i]; i++)
 		;
 	ok(r.status == SOLVER_INTERRUPTED && i == np, "interrupted: nothing selected");
+	for (calls = 1; calls <= 1000; calls *= 10)
+	{
+		interrupt_after = calls;
+		p.interrupted = interrupted_later;
+		solve(&p, sel, &r);
+		for (i = 0; i < np && !sel[i]; i++)
+			;
+		/* once the callback has said stop, nothing may be selected */
+		if (interrupt_after < 0 && (r.status != SOLVER_INTERRUPTED || i != np))
+			break;
+		if (interrupt_after < 0)
+			fired++;
+	}
+	if (calls <= 1000 || fired < 1)
+		printf("# calls %d fired %d status %d\n", calls, fired, (int) r.status);
+	ok(calls > 1000 && fired >= 1, "interrupted later (after 1, 10, 100, 1000 checks): nothing selected");
+	p.interrupted = NULL;
 
+	p = problem(2, two, 0, NULL, 0, NULL, 0, NULL);
+	solve(&p, sel, &r);
+	ok(r.status == SOLVER_OPTIMAL && r.objective == 0 && r.components == 0, "empty queue: optimal, nothing to do");
 	p = problem(2, two, 1, bad_pay, 0, NULL, 0, NULL);
 	solve(&p, sel, &r);
 	ok(r.status == SOLVER_ERROR && !sel[0], "invalid input: refused, nothing selected");
@@ -268,6 +655,18 @@ test_failure_paths(void)
 	bad_pay[0].debit = 0;
 	solve(&p, sel, &r);
 	ok(r.status == SOLVER_ERROR, "zero amount: refused");
+	bad_pay[0].debit = 10;
+	bad_pay[0].wire_src = 3;
+	solve(&p, sel, &r);
+	ok(r.status == SOLVER_ERROR && strstr(r.message, "wire") != NULL, "wire index out of range: refused with a message");
+	bad_pay[0].wire_src = -1;
+	two[1].available = INT64_MAX - 5;
+	solve(&p, sel, &r);
+	ok(r.status == SOLVER_ERROR && strstr(r.message, "overflow") != NULL && !sel[0],
+	   "int64 overflow of an account's balance range: refused");
+	two[1].available = 0;
+	solve(&p, sel, &r);
+	ok(r.status == SOLVER_OPTIMAL && sel[0], "the same payment, valid again: settles");
 	free(acc);
 	free(pay);
 	free(fees);
@@ -281,6 +680,12 @@ main(void)
 	test_deferral();
 	test_fx_netting();
 	test_random_limits();
+	test_brute_force();
+	test_random_medium();
+	test_components();
+	test_odd_input();
+	test_glpk_error();
+	test_lp_bound();
 	test_failure_paths();
 	printf("1..%d\n", n_test);
 	return n_failed != 0;
