@@ -76,6 +76,7 @@ typedef struct BaselineFigures
 typedef struct CycleState
 {
 	const char *run_by;
+	const char *stage;			/* for the error context */
 	TimestampTz started_at;
 	instr_time	start_instr;
 	int64		cycle_id;

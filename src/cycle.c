@@ -65,6 +65,19 @@ static void build_and_solve(CycleState *cs);
 static bool solver_interrupted(void *arg);
 static void solver_log(void *arg, const char *msg);
 static void record_cycle(CycleState *cs);
+static void cycle_error_context(void *arg);
+
+/* Says which cycle and which stage an error came from. */
+static void
+cycle_error_context(void *arg)
+{
+	CycleState *cs = (CycleState *) arg;
+
+	if (cs->cycle_id > 0)
+		errcontext("settle cycle %lld (%s), stage: %s", (long long) cs->cycle_id, cs->run_by, cs->stage);
+	else
+		errcontext("settle cycle (%s), stage: %s", cs->run_by, cs->stage);
+}
 
 /* A string-keyed table of indexes. */
 static HTAB *
@@ -589,7 +602,8 @@ record_cycle(CycleState *cs)
 
 	if (cs->n_settled > 0 || cs->n_expired > 0)
 		ereport(LOG,
-				(errmsg("settle cycle %lld: %d of %d settled in %d batches (%d wires), %d deferred, %d expired;"
+				(errhidecontext(true),
+				 errmsg("settle cycle %lld: %d of %d settled in %d batches (%d wires), %d deferred, %d expired;"
 						" value %.2f %s, cost %.2f (naive %.2f, fifo %.2f for %d); solver %s/%s %.1f ms; cycle %.1f ms",
 						(long long) cs->cycle_id, cs->n_settled, cs->n_payments + cs->held,
 						cs->n_batches, cs->n_wires_sent, cs->n_deferred, cs->n_expired,
@@ -607,6 +621,7 @@ settle_run_cycle(const char *run_by)
 	int64		cycle_id;
 	bool		isnull;
 	int			i;
+	ErrorContextCallback errcallback;
 
 	work = AllocSetContextCreate(outer, "settle cycle", ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -617,22 +632,31 @@ settle_run_cycle(const char *run_by)
 	cs->run_by = run_by;
 	cs->started_at = GetCurrentTimestamp();
 	INSTR_TIME_SET_CURRENT(cs->start_instr);
+	cs->stage = "waiting for the cycle lock";
+	errcallback.callback = cycle_error_context;
+	errcallback.arg = cs;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 
 	/* one cycle at a time: a second one waits here for the first to commit */
 	if (SPI_execute(psprintf("SELECT pg_advisory_xact_lock(%lld)", (long long) SETTLE_CYCLE_LOCK_KEY),
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not take the cycle lock");
 
+	cs->stage = "expiring overdue payments";
 	cs->n_expired = expire_overdue();
+	cs->stage = "loading the queue";
 	load_currencies(cs);
 	load_queue(cs);
 	if (cs->n_payments == 0 && cs->n_expired == 0)
 	{
+		error_context_stack = errcallback.previous;
 		SPI_finish();
 		MemoryContextSwitchTo(outer);
 		MemoryContextDelete(work);
 		return 0;
 	}
+	cs->stage = "locking accounts";
 	load_accounts(cs);
 	load_wires(cs);
 
@@ -640,6 +664,7 @@ settle_run_cycle(const char *run_by)
 		elog(ERROR, "could not allocate a cycle id");
 	cs->cycle_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
+	cs->stage = "solving";
 	if (cs->n_payments > 0)
 		build_and_solve(cs);
 	else
@@ -655,11 +680,14 @@ settle_run_cycle(const char *run_by)
 		else if (cs->payments[i].deferrable)
 			cs->n_deferred++;
 	}
+	cs->stage = settle_two_phase ? "reserving" : "posting";
 	if (cs->n_settled > 0)
 		settle_post_selection(cs);
+	cs->stage = "recording";
 	settle_compute_baselines(cs);
 	record_cycle(cs);
 
+	error_context_stack = errcallback.previous;
 	cycle_id = cs->cycle_id;
 	SPI_finish();
 	MemoryContextSwitchTo(outer);

@@ -78,7 +78,8 @@ run_cycle_safely(MemoryContext worker_cxt)
 				(errcode(edata->sqlerrcode),
 				 errmsg("settle cycle failed: %s", edata->message),
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
-				 errhint("Nothing of the failed cycle was posted; the next cycle retries.")));
+				 errhint("Nothing of the failed cycle was posted; the next cycle retries."),
+				 edata->context ? errcontext("%s", edata->context) : 0));
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
