@@ -20,7 +20,7 @@ SHLIB_LINK  = -lglpk -lm
 REGRESS      = intake_reference intake_submit intake_replay intake_bulk engine_cycle hostile_input security executor
 REGRESS_OPTS = --load-extension=settle
 # ledger audit (issue: ledger integrity)
-REGRESS     +=
+REGRESS     += audit_ledger
 # observability
 REGRESS     += metrics
 
@@ -77,3 +77,10 @@ installcheck-regress:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
 installcheck-isolation:
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+# high availability, long form: etcd + three Patroni nodes, repeated fail-overs under load
+.PHONY: ha-test
+ha-test: deps
+	$(MAKE) all
+	$(MAKE) install
+	bash test/ha/run.sh

@@ -51,5 +51,12 @@
 #define ERRCODE_SETTLE_BALANCE_OVERFLOW		SE('1','0','1')
 #define ERRCODE_SETTLE_LEDGER_IMBALANCE		SE('1','0','2')
 #define ERRCODE_SETTLE_APPEND_ONLY			SE('1','1','0')
+/* audit (raised from src/sql/50_audit.sql) */
+#define ERRCODE_SETTLE_SEAL_ON_STANDBY		SE('1','1','1')
+#define ERRCODE_SETTLE_NOT_A_DIGEST			SE('1','1','2')
+/* executor (raised from src/sql/80_executor.sql) */
+#define ERRCODE_SETTLE_BATCH_UNKNOWN		SE('1','2','0')
+#define ERRCODE_SETTLE_BATCH_NOT_AWAITING	SE('1','2','1')
+#define ERRCODE_SETTLE_NO_PG_CRON			SE('1','3','0')
 
 #endif							/* SETTLE_ERRORS_H */

@@ -5,8 +5,9 @@
  * and loops: wait on its latch for the interval, then run one cycle in its
  * own transaction.  While the server is in recovery (a standby) it only
  * waits; after promotion it starts cycling by itself, without a restart.
- * A failed cycle is logged and rolled back, and the next one runs after the
- * interval; SIGTERM stops the worker, SIGHUP reloads its settings.  It does
+ * After each cycle it seals the new ledger entries and events into the
+ * audit hash chains (settle_seal(), in its own transaction).  A failed cycle
+ * is logged and rolled back, and the next one runs after the interval; SIGTERM stops the worker, SIGHUP reloads its settings.  It does
  * nothing in a database where the extension is not installed.
  */
 #include "postgres.h"
@@ -14,6 +15,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -32,7 +34,9 @@ char	   *settle_database = NULL;
 
 PGDLLEXPORT void settle_worker_main(Datum main_arg);
 
-static void run_cycle_safely(MemoryContext worker_cxt);
+static void do_cycle(void);
+static void do_seal(void);
+static void run_safely(MemoryContext worker_cxt, const char *what, void (*fn) (void));
 
 void
 settle_worker_register(void)
@@ -50,19 +54,46 @@ settle_worker_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* One cycle in its own transaction; an error is logged, not fatal. */
+/* One cycle, in the current transaction. */
 static void
-run_cycle_safely(MemoryContext worker_cxt)
+do_cycle(void)
+{
+	(void) settle_run_cycle("worker");
+}
+
+/* Seal what the last cycles wrote into the audit chains (src/sql/50_audit.sql). */
+static void
+do_seal(void)
+{
+	char	   *schema;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* qualified with the extension's schema: the worker's search_path is not ours */
+	if (SPI_execute("SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e"
+					"  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'settle'",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not find the schema of extension settle");
+	schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (SPI_execute(psprintf("SELECT %s.settle_seal()", schema), false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "settle_seal() failed");
+	SPI_finish();
+}
+
+/* Run fn in its own transaction; an error is logged and rolled back, not fatal. */
+static void
+run_safely(MemoryContext worker_cxt, const char *what, void (*fn) (void))
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "settle cycle");
+	pgstat_report_activity(STATE_RUNNING, what);
 
 	PG_TRY();
 	{
 		if (OidIsValid(get_extension_oid("settle", true)))
-			(void) settle_run_cycle("worker");
+			fn();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
@@ -76,9 +107,9 @@ run_cycle_safely(MemoryContext worker_cxt)
 		AbortCurrentTransaction();
 		ereport(LOG,
 				(errcode(edata->sqlerrcode),
-				 errmsg("settle cycle failed: %s", edata->message),
+				 errmsg("%s failed: %s", what, edata->message),
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
-				 errhint("Nothing of the failed cycle was posted; the next cycle retries."),
+				 errhint("Nothing of it was written; the next round retries."),
 				 edata->context ? errcontext("%s", edata->context) : 0));
 		FreeErrorData(edata);
 	}
@@ -131,7 +162,9 @@ settle_worker_main(Datum main_arg)
 			ereport(LOG, (errmsg("settle worker: server promoted, cycling")));
 		was_standby = false;
 
-		run_cycle_safely(worker_cxt);
+		run_safely(worker_cxt, "settle cycle", do_cycle);
+		/* the audit chains, in a transaction of their own: writers never wait for them */
+		run_safely(worker_cxt, "settle seal", do_seal);
 		MemoryContextReset(worker_cxt);
 	}
 }

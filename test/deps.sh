@@ -5,7 +5,9 @@ set -euo pipefail
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib libglpk-dev glpk-utils
           postgresql-15-cron build-essential libipc-run-perl valgrind
           clang-14 libclang-rt-14-dev
-          prometheus prometheus-postgres-exporter curl jq python3-yaml"
+          prometheus prometheus-postgres-exporter curl jq python3-yaml
+          gnuplot-nox
+          patroni etcd-server etcd-client python3-psycopg2"
 
 missing=()
 for p in $PACKAGES; do

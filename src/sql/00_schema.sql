@@ -160,7 +160,9 @@ CREATE TABLE settle.event (
     event_type      text NOT NULL,
     from_status     text,
     to_status       text,
-    details         jsonb
+    details         jsonb,
+    -- inserting transaction: settle_seal() chains rows once it has finished (50_audit.sql)
+    xid             xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE INDEX event_entity ON settle.event (entity, entity_id);
 CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.event
@@ -183,7 +185,9 @@ CREATE TABLE settle.ledger_entry (
     account_id      text NOT NULL,
     currency        text NOT NULL,
     amount          bigint NOT NULL CHECK (amount <> 0),
-    posted_at       timestamptz NOT NULL DEFAULT clock_timestamp()
+    posted_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- inserting transaction: settle_seal() chains rows once it has finished (50_audit.sql)
+    xid             xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE INDEX ledger_entry_account ON settle.ledger_entry (account_id, entry_id);
 CREATE INDEX ledger_entry_payment ON settle.ledger_entry (payment_id) WHERE payment_id IS NOT NULL;

@@ -72,6 +72,11 @@ is "$(q "SELECT count(*) FROM settle.account a LEFT JOIN (SELECT account_id, sum
 is "$(q "SELECT count(*) FROM (SELECT p.payment_id FROM settle.payment p LEFT JOIN settle.ledger_entry e USING (payment_id) GROUP BY p.payment_id, p.status HAVING count(e.entry_id) <> CASE WHEN p.status = 'settled' THEN 2 ELSE 0 END) x")" "0" \
    "each settled payment posted exactly once (two legs), queued ones never"
 
+all_sealed() { [ "$(q "SELECT (SELECT count(*) FROM settle.ledger_entry) = (SELECT count(*) FROM settle.ledger_seal)")" = t ]; }
+wait_for 20 all_sealed
+ok $? "the worker seals every ledger entry into the audit chain after its cycles"
+is "$(q "SELECT count(*) FROM settle_verify()")" "0" "settle_verify() finds no problem after the crash"
+
 settled_before=$(q "SELECT count(*) FROM settle.payment WHERE status = 'settled'")
 q "SELECT settle_submit('after_crash', 5, 'USD', 'USD', 'w_c_usd', 'w_a_usd', 'w_a', 'after_crash_k')" >/dev/null
 after_crash_settled() { [ "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'after_crash'")" = settled ] && settled_all; }

@@ -1,0 +1,225 @@
+-- Ledger integrity and audit (docs/AUDIT.md): append-only refusals, the
+-- hash chains and settle_verify(), digests, balances as of a moment,
+-- payment history, replay.  Runs in its own database so that ids are known.
+CREATE DATABASE settle_audit;
+\c settle_audit
+CREATE EXTENSION settle;
+SET client_min_messages = warning;
+CREATE FUNCTION try(call text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE call;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+-- Seal until every row is in its chain (a concurrent autovacuum transaction
+-- could hold the horizon back for a moment); returns the chains' lengths.
+CREATE FUNCTION seal_all() RETURNS TABLE (chain text, length bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..100 LOOP
+        PERFORM settle_seal();
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM settle.ledger_entry e
+                               WHERE NOT EXISTS (SELECT 1 FROM settle.ledger_seal x WHERE x.entry_id = e.entry_id))
+              AND NOT EXISTS (SELECT 1 FROM settle.event e
+                               WHERE NOT EXISTS (SELECT 1 FROM settle.event_seal x WHERE x.event_id = e.event_id));
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN QUERY SELECT 'ledger_entry', count(*) FROM settle.ledger_seal
+       UNION ALL SELECT 'event', count(*) FROM settle.event_seal;
+END
+$$;
+
+-- an empty ledger is clean, and sealing it seals nothing
+SELECT chain, sealed, last_seq, head FROM settle_seal();
+SELECT count(*) AS problems FROM settle_verify();
+
+------------------------------------------------------------------------
+-- 1. A mixed workload, with the moment after each step kept in a psql
+--    variable: funding, payments, a cycle, a limit and a status change, an
+--    FX payment, an expiry.
+------------------------------------------------------------------------
+SELECT clock_timestamp() AS t0 \gset
+SELECT settle_set_wire_fee('USD', 25), settle_set_wire_fee('EUR', 20);
+SELECT settle_set_fx_rate('EUR', 'USD', 1.10, 10) IS NOT NULL AS rate;
+SELECT settle_create_participant(p) FROM unnest(ARRAY['bank_a', 'bank_b', 'bank_c']) p;
+SELECT settle_create_account('a_usd', 'bank_a', 'USD', lower_limit => 100, opening_balance => 1000);
+SELECT settle_create_account('b_usd', 'bank_b', 'USD', opening_balance => 200);
+SELECT settle_create_account('c_usd', 'bank_c', 'USD');
+SELECT settle_create_account('c_eur', 'bank_c', 'EUR');
+SELECT clock_timestamp() AS t1 \gset
+SELECT status FROM settle_submit('pay_1', 300, 'USD', 'USD', 'a_usd', 'b_usd', 'bank_b', 'k1');
+SELECT status FROM settle_submit('pay_2', 50, 'USD', 'USD', 'b_usd', 'c_usd', 'bank_c', 'k2');
+SELECT status FROM settle_submit('pay_3', 110, 'USD', 'EUR', 'a_usd', 'c_eur', 'bank_c', 'k3');
+SELECT status FROM settle_submit('pay_4', 5000, 'USD', 'USD', 'c_usd', 'a_usd', 'bank_a', 'k4',
+                                 deadline => clock_timestamp() + interval '2 seconds');
+SELECT clock_timestamp() AS t2 \gset
+SELECT considered, settled, unsettled FROM settle_run_cycle();
+SELECT clock_timestamp() AS t3 \gset
+SELECT settle_fund_account('b_usd', 40.50, 'top-up') AS funding_journal;
+SELECT settle_set_account_limit('b_usd', 75);
+SELECT settle_set_account_status('c_usd', 'frozen');
+SELECT settle_set_participant_status('bank_c', 'suspended');
+SELECT pg_sleep(2.1);
+SELECT considered, settled, expired FROM settle_run_cycle();
+SELECT clock_timestamp() AS t4 \gset
+SELECT transaction_id, status, cycle_id, destination_amount FROM settle.payment ORDER BY payment_id;
+SELECT account_id, balance_minor FROM settle.accounts ORDER BY account_id;
+
+------------------------------------------------------------------------
+-- 2. Sealing and verifying: every entry and event is chained; the ledger
+--    is clean; sealing again adds nothing.
+------------------------------------------------------------------------
+SELECT * FROM seal_all();
+SELECT count(*) AS ledger_entries, (SELECT count(*) FROM settle.event) AS events FROM settle.ledger_entry;
+SELECT chain, sealed, last_seq FROM settle_seal();
+SELECT * FROM settle_verify();
+-- each seal links to the one before, the first to 32 zero bytes
+SELECT count(*) AS links_ok FROM settle.ledger_seal x
+  JOIN settle.ledger_seal y ON y.seq = x.seq - 1 AND x.prev_hash = y.hash;
+SELECT encode(prev_hash, 'hex') = repeat('00', 32) AS genesis FROM settle.ledger_seal WHERE seq = 1;
+-- anyone can recompute a seal with psql alone: sha256(previous hash || canonical content)
+SELECT x.seq, e.entry_id,
+       convert_from(settle._entry_content(e.entry_id, e.journal_id, e.batch_id, e.payment_id, e.account_id,
+                                          e.currency, e.amount, e.posted_at), 'UTF8') ~
+           ('^\[' || e.entry_id || ', ' || e.journal_id || ', null, null, "_external.USD", "USD", -100000, [0-9]+\]$') AS canonical,
+       sha256(x.prev_hash || settle._entry_content(e.entry_id, e.journal_id, e.batch_id, e.payment_id, e.account_id,
+                                                   e.currency, e.amount, e.posted_at)) = x.hash AS recomputed
+  FROM settle.ledger_seal x JOIN settle.ledger_entry e USING (entry_id) WHERE x.seq = 1;
+SELECT settle_chain_digest() AS digest \gset
+SELECT chain, seq, matches FROM settle_verify_digest(:'digest');
+
+------------------------------------------------------------------------
+-- 3. Append-only, for every role.  As the owner (a superuser here):
+------------------------------------------------------------------------
+SELECT t, try(format('UPDATE settle.%I SET %s', t, c)) AS update_,
+       try(format('DELETE FROM settle.%I', t)) AS delete_,
+       try(format('TRUNCATE settle.%I CASCADE', t)) AS truncate_
+  FROM (VALUES ('ledger_entry', 'amount = amount'), ('journal', 'reference = NULL'),
+               ('event', 'details = NULL'), ('cycle', 'cost = 0'),
+               ('ledger_seal', 'hash = hash'), ('event_seal', 'hash = hash'),
+               ('seal_run', 'rows_sealed = 0')) v(t, c);
+-- a role granted every privilege on them is refused the same way
+CREATE ROLE regress_audit_writer;
+GRANT USAGE ON SCHEMA settle TO regress_audit_writer;
+GRANT ALL ON settle.ledger_entry, settle.journal, settle.event, settle.ledger_seal TO regress_audit_writer;
+SET ROLE regress_audit_writer;
+SELECT try('UPDATE settle.ledger_entry SET amount = 1') AS update_ledger,
+       try('DELETE FROM settle.event') AS delete_event,
+       try('TRUNCATE settle.ledger_seal') AS truncate_seal;
+RESET ROLE;
+-- an auditor reads and verifies, and may not write at all
+CREATE ROLE regress_audit_reader IN ROLE settle_auditor;
+SET ROLE regress_audit_reader;
+SELECT try('UPDATE settle.ledger_entry SET amount = 1') AS update_ledger,
+       try('DELETE FROM settle.event') AS delete_event,
+       try('INSERT INTO settle.ledger_seal VALUES (999, 999, ''\x00'', ''\x00'')') AS insert_seal,
+       try('SELECT settle_seal()') AS seal;
+SELECT count(*) AS problems FROM settle_verify();
+-- and recomputes every seal of the ledger chain itself
+SELECT count(*) AS seals_recomputed FROM settle.ledger_seal x JOIN settle.ledger_entry e USING (entry_id)
+ WHERE sha256(x.prev_hash || settle._entry_content(e.entry_id, e.journal_id, e.batch_id, e.payment_id, e.account_id,
+                                                   e.currency, e.amount, e.posted_at)) = x.hash;
+RESET ROLE;
+-- nothing changed
+SELECT count(*) AS ledger_entries, sum(abs(amount)) AS volume FROM settle.ledger_entry;
+
+------------------------------------------------------------------------
+-- 4. Tampering by a superuser, who disables the trigger and alters the
+--    debit leg of pay_1: verify names the entry, its batch, its journal,
+--    the account and the payment.  Put back, all is clean again.
+------------------------------------------------------------------------
+SELECT e.entry_id, e.batch_id, e.account_id, e.amount FROM settle.ledger_entry e
+  JOIN settle.payment p USING (payment_id) WHERE p.transaction_id = 'pay_1' ORDER BY e.entry_id;
+SELECT e.entry_id AS victim, e.amount AS original FROM settle.ledger_entry e
+  JOIN settle.payment p USING (payment_id) WHERE p.transaction_id = 'pay_1' AND e.amount < 0 \gset
+ALTER TABLE settle.ledger_entry DISABLE TRIGGER ledger_entry_append_only;
+UPDATE settle.ledger_entry SET amount = -20000 WHERE entry_id = :victim;
+ALTER TABLE settle.ledger_entry ENABLE TRIGGER ledger_entry_append_only;
+SELECT * FROM settle_verify();
+ALTER TABLE settle.ledger_entry DISABLE TRIGGER ledger_entry_append_only;
+UPDATE settle.ledger_entry SET amount = :original WHERE entry_id = :victim;
+ALTER TABLE settle.ledger_entry ENABLE TRIGGER ledger_entry_append_only;
+SELECT count(*) AS problems FROM settle_verify();
+
+-- an event deleted
+BEGIN;
+ALTER TABLE settle.event DISABLE TRIGGER event_append_only;
+DELETE FROM settle.event WHERE event_id = 20;
+SELECT * FROM settle_verify(seal => false);
+ROLLBACK;
+
+-- two seals swapped (a reordered chain): the first broken link is named
+BEGIN;
+ALTER TABLE settle.ledger_seal DISABLE TRIGGER ledger_seal_append_only;
+UPDATE settle.ledger_seal SET seq = -seq WHERE seq IN (5, 6);
+UPDATE settle.ledger_seal SET seq = CASE seq WHEN -5 THEN 6 ELSE 5 END WHERE seq IN (-5, -6);
+SELECT * FROM settle_verify(seal => false);
+ROLLBACK;
+
+-- a consistent rewrite: an entry backdated by a day (no balance changes)
+-- AND every seal recomputed.  The chain alone cannot tell; the digest
+-- stored outside can.
+BEGIN;
+ALTER TABLE settle.ledger_entry DISABLE TRIGGER ledger_entry_append_only;
+ALTER TABLE settle.ledger_seal DISABLE TRIGGER ledger_seal_append_only;
+UPDATE settle.ledger_entry SET posted_at = posted_at - interval '1 day' WHERE entry_id = :victim;
+SELECT problem, entity_id FROM settle_verify(seal => false);
+UPDATE settle.ledger_seal x SET prev_hash = n.prev_hash, hash = n.hash
+  FROM (SELECT c.seq, coalesce(lag(c.hash) OVER (ORDER BY c.seq), decode(repeat('00', 32), 'hex')) AS prev_hash, c.hash
+          FROM (SELECT s.seq, settle._chain(decode(repeat('00', 32), 'hex'),
+                           settle._entry_content(e.entry_id, e.journal_id, e.batch_id, e.payment_id, e.account_id,
+                                                 e.currency, e.amount, e.posted_at)) OVER (ORDER BY s.seq) AS hash
+                  FROM settle.ledger_seal s JOIN settle.ledger_entry e USING (entry_id)) c) n
+ WHERE n.seq = x.seq;
+SELECT count(*) AS problems FROM settle_verify(seal => false);
+SELECT chain, seq, matches FROM settle_verify_digest(:'digest');
+ROLLBACK;
+SELECT chain, seq, matches FROM settle_verify_digest(:'digest');
+SELECT try('SELECT settle_verify_digest(''{}'')') AS not_a_digest;
+
+------------------------------------------------------------------------
+-- 5. As of a moment: three accounts before anything, after funding,
+--    after submitting (nothing posted yet), after the first cycle, now.
+------------------------------------------------------------------------
+SELECT a.account_id, i.at, b.balance, b.entries
+  FROM unnest(ARRAY['a_usd', 'b_usd', 'c_eur']) a(account_id),
+       (VALUES ('t0', :'t0'::timestamptz), ('t1', :'t1'), ('t2', :'t2'), ('t3', :'t3'), ('t4', :'t4')) i(at, ts),
+       LATERAL settle_balance_as_of(a.account_id, i.ts) b
+ ORDER BY 1, 2;
+-- now equals the current balance, for every account
+SELECT count(*) AS accounts, count(*) FILTER (WHERE b.balance_minor = a.balance) AS equal_now
+  FROM settle.account a, LATERAL settle_balance_as_of(a.account_id, clock_timestamp()) b;
+SELECT try('SELECT settle_balance_as_of(''nope'', now())') AS unknown_account;
+
+------------------------------------------------------------------------
+-- 6. The history of a payment, and of one that expired.
+------------------------------------------------------------------------
+SELECT source, id, what, from_status, to_status, account_id, amount, journal_id, batch_id
+  FROM settle_payment_history('pay_3');
+SELECT source, id, what, from_status, to_status, details FROM settle_payment_history('pay_4');
+SELECT count(*) AS unknown FROM settle_payment_history('nope');
+
+------------------------------------------------------------------------
+-- 7. Replay from the event log: equal to the current state.
+------------------------------------------------------------------------
+SELECT entity, field ~ '^funded journal' AS funding, count(*) AS compared, count(*) FILTER (WHERE NOT equal) AS different
+  FROM settle_replay(false) GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT * FROM settle_replay();
+-- a status changed behind the event log's back is found
+BEGIN;
+UPDATE settle.payment SET status = 'queued' WHERE transaction_id = 'pay_2';
+UPDATE settle.account SET lower_limit = 0 WHERE account_id = 'b_usd';
+SELECT * FROM settle_replay();
+ROLLBACK;
+
+------------------------------------------------------------------------
+-- 8. Streaming: the publication for logical replication and CDC.
+------------------------------------------------------------------------
+SELECT pubname, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = 'settle_events';
+SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = 'settle_events' ORDER BY 2;
+
+\c contrib_regression
+DROP DATABASE settle_audit;
+DROP ROLE regress_audit_writer;
+DROP ROLE regress_audit_reader;

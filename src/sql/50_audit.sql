@@ -1,0 +1,611 @@
+-- settle install script, part 5: ledger integrity and audit (docs/AUDIT.md).
+--
+-- Append-only: ledger_entry, journal, event, cycle refuse UPDATE, DELETE and
+-- TRUNCATE for every role, owner included (statement triggers, 00_schema.sql);
+-- the seal tables below do too.
+--
+-- Tamper evidence: every ledger entry and every event is *sealed*: appended
+-- to a hash chain, settle.ledger_seal / settle.event_seal, where
+--     hash(n) = sha256(hash(n-1) || canonical content of the row)
+-- and hash(0) is 32 zero bytes.  Writers never take part: a row records the
+-- transaction that inserted it (column xid, default pg_current_xact_id()) and
+-- settle_seal() later appends, in one pass, every row whose transaction had
+-- finished before the sealer's snapshot (xid below the snapshot's xmin), so
+-- intake and cycles never wait for each other or for the chain.  Sealers
+-- serialise among themselves with an advisory lock.  The chain order is the
+-- seal order (seal runs in order; within a run, by inserting transaction then
+-- id), recorded in seq.  settle.seal_run logs every run and its horizon.
+--
+-- settle_verify() checks the whole ledger and both chains; settle_chain_digest()
+-- exports the chain heads for safe keeping outside the database, and
+-- settle_verify_digest() checks later that they are still in the chain.
+
+-- The roles exist already when this part runs (70_security.sql creates them
+-- the same way, if missing), so that this part can grant to them.
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['settle_submitter', 'settle_operator', 'settle_auditor'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Unsealed rows are found through their inserting transaction.
+CREATE INDEX ledger_entry_xid ON settle.ledger_entry (xid);
+CREATE INDEX event_xid ON settle.event (xid);
+
+-- The chains.  seq is the position in the chain (1, 2, ...).
+CREATE TABLE settle.ledger_seal (
+    seq         bigint PRIMARY KEY,
+    entry_id    bigint NOT NULL UNIQUE,
+    prev_hash   bytea NOT NULL,
+    hash        bytea NOT NULL,
+    sealed_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE settle.event_seal (
+    seq         bigint PRIMARY KEY,
+    event_id    bigint NOT NULL UNIQUE,
+    prev_hash   bytea NOT NULL,
+    hash        bytea NOT NULL,
+    sealed_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+-- One row per chain per seal run: every row of the chain's table whose
+-- inserting transaction id is below sealed_below is sealed.
+CREATE TABLE settle.seal_run (
+    run_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    chain           text NOT NULL CHECK (chain IN ('ledger_entry', 'event')),
+    sealed_below    xid8 NOT NULL,
+    rows_sealed     bigint NOT NULL,
+    last_seq        bigint NOT NULL,
+    last_hash       bytea NOT NULL,
+    sealed_at       timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX seal_run_chain ON settle.seal_run (chain, run_id);
+CREATE TRIGGER ledger_seal_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.ledger_seal
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+CREATE TRIGGER event_seal_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.event_seal
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+CREATE TRIGGER seal_run_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.seal_run
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+
+-- Canonical content of a row: the UTF-8 text of a JSON array of its columns
+-- in a fixed order; timestamps as integer microseconds since the Unix epoch
+-- (independent of the session's TimeZone and DateStyle).  Left without a
+-- pinned search_path so that the planner can inline them (they are called
+-- once per row); everything they name is in pg_catalog, which is always
+-- searched first.
+CREATE FUNCTION settle._entry_content(entry_id bigint, journal_id bigint, batch_id bigint, payment_id bigint,
+                                      account_id text, currency text, amount bigint, posted_at timestamptz)
+RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.convert_to(pg_catalog.jsonb_build_array(
+               entry_id, journal_id, batch_id, payment_id, account_id, currency, amount,
+               (extract(epoch FROM posted_at) * 1000000)::bigint)::text, 'UTF8')
+$$;
+CREATE FUNCTION settle._event_content(event_id bigint, occurred_at timestamptz, entity text, entity_id text,
+                                      event_type text, from_status text, to_status text, details jsonb)
+RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.convert_to(pg_catalog.jsonb_build_array(
+               event_id, (extract(epoch FROM occurred_at) * 1000000)::bigint,
+               entity, entity_id, event_type, from_status, to_status, details)::text, 'UTF8')
+$$;
+
+-- The chain as a running aggregate: state = hash so far (start: the
+-- previous head), each row: sha256(state || content).
+CREATE FUNCTION settle._chain_step(state bytea, start bytea, content bytea) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.sha256(coalesce(state, start) OPERATOR(pg_catalog.||) content)
+$$;
+CREATE AGGREGATE settle._chain(start bytea, content bytea) (
+    SFUNC = settle._chain_step,
+    STYPE = bytea
+);
+
+-- Seals every row of both chains whose inserting transaction has finished.
+-- Returns one row per chain: rows sealed now, the chain's length and head.
+CREATE FUNCTION settle_seal()
+RETURNS TABLE (chain text, sealed bigint, last_seq bigint, head text, sealed_below xid8)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    horizon xid8;
+    low xid8;
+    s bigint;
+    h bytea;
+    n bigint;
+BEGIN
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'cannot seal on a standby' USING ERRCODE = 'SE111',
+            HINT = 'The primary seals; its chains reach the standby by replication.';
+    END IF;
+    -- one sealer at a time; writers are not involved
+    PERFORM pg_advisory_xact_lock(1584880289);
+    -- every transaction below this one has finished, so its rows are all
+    -- visible to any later snapshot (also to the next statements here)
+    horizon := pg_snapshot_xmin(pg_current_snapshot());
+
+    -- the ledger
+    SELECT r.sealed_below INTO low FROM settle.seal_run r
+     WHERE r.chain = 'ledger_entry' ORDER BY r.run_id DESC LIMIT 1;
+    low := coalesce(low, '0'::xid8);
+    SELECT x.seq, x.hash INTO s, h FROM settle.ledger_seal x ORDER BY x.seq DESC LIMIT 1;
+    s := coalesce(s, 0);
+    h := coalesce(h, decode(repeat('00', 32), 'hex'));
+    n := 0;
+    IF horizon > low THEN
+        INSERT INTO settle.ledger_seal (seq, entry_id, prev_hash, hash)
+        SELECT s + c.n, c.entry_id, coalesce(lag(c.hash) OVER (ORDER BY c.n), h), c.hash
+          FROM (SELECT e.entry_id,
+                       row_number() OVER w AS n,
+                       settle._chain(h, settle._entry_content(e.entry_id, e.journal_id, e.batch_id, e.payment_id,
+                                                              e.account_id, e.currency, e.amount, e.posted_at)) OVER w AS hash
+                  FROM settle.ledger_entry e
+                 WHERE e.xid >= low AND e.xid < horizon
+                WINDOW w AS (ORDER BY e.xid, e.entry_id)) c
+         ORDER BY c.n;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n > 0 THEN
+            SELECT x.seq, x.hash INTO s, h FROM settle.ledger_seal x ORDER BY x.seq DESC LIMIT 1;
+        END IF;
+        INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
+            VALUES ('ledger_entry', horizon, n, s, h);
+    END IF;
+    chain := 'ledger_entry'; sealed := n; last_seq := s; head := encode(h, 'hex');
+    sealed_below := greatest(horizon, low);
+    RETURN NEXT;
+
+    -- the events
+    SELECT r.sealed_below INTO low FROM settle.seal_run r
+     WHERE r.chain = 'event' ORDER BY r.run_id DESC LIMIT 1;
+    low := coalesce(low, '0'::xid8);
+    SELECT x.seq, x.hash INTO s, h FROM settle.event_seal x ORDER BY x.seq DESC LIMIT 1;
+    s := coalesce(s, 0);
+    h := coalesce(h, decode(repeat('00', 32), 'hex'));
+    n := 0;
+    IF horizon > low THEN
+        INSERT INTO settle.event_seal (seq, event_id, prev_hash, hash)
+        SELECT s + c.n, c.event_id, coalesce(lag(c.hash) OVER (ORDER BY c.n), h), c.hash
+          FROM (SELECT e.event_id,
+                       row_number() OVER w AS n,
+                       settle._chain(h, settle._event_content(e.event_id, e.occurred_at, e.entity, e.entity_id,
+                                                              e.event_type, e.from_status, e.to_status, e.details)) OVER w AS hash
+                  FROM settle.event e
+                 WHERE e.xid >= low AND e.xid < horizon
+                WINDOW w AS (ORDER BY e.xid, e.event_id)) c
+         ORDER BY c.n;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n > 0 THEN
+            SELECT x.seq, x.hash INTO s, h FROM settle.event_seal x ORDER BY x.seq DESC LIMIT 1;
+        END IF;
+        INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
+            VALUES ('event', horizon, n, s, h);
+    END IF;
+    chain := 'event'; sealed := n; last_seq := s; head := encode(h, 'hex');
+    sealed_below := greatest(horizon, low);
+    RETURN NEXT;
+END
+$$;
+
+-- Chain checks of one chain, shared by settle_verify(): each seal whose
+-- row is gone or differs from what was sealed, each broken link, each row
+-- that should be sealed and is not.  The first problem in chain order is
+-- marked "first broken entry".
+CREATE FUNCTION settle._verify_chain(which text)
+RETURNS TABLE (problem text, entity text, entity_id text, detail text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    low xid8;
+BEGIN
+    SELECT r.sealed_below INTO low FROM settle.seal_run r
+     WHERE r.chain = which ORDER BY r.run_id DESC LIMIT 1;
+    low := coalesce(low, '0'::xid8);
+    IF which = 'ledger_entry' THEN
+        RETURN QUERY
+        -- content: in parallel, no ordering needed
+        WITH c AS (
+            SELECT x.seq, x.entry_id AS id, e.entry_id IS NOT NULL AS present
+              FROM settle.ledger_seal x LEFT JOIN settle.ledger_entry e ON e.entry_id = x.entry_id
+             WHERE e.entry_id IS NULL
+                OR sha256(x.prev_hash || settle._entry_content(e.entry_id, e.journal_id, e.batch_id, e.payment_id,
+                                                               e.account_id, e.currency, e.amount, e.posted_at)) <> x.hash),
+        -- links: the seals in chain order (primary key order, no sort)
+        l AS (
+            SELECT y.seq, y.id
+              FROM (SELECT x.seq, x.entry_id AS id, x.prev_hash,
+                           lag(x.hash) OVER (ORDER BY x.seq) AS before_hash,
+                           row_number() OVER (ORDER BY x.seq) AS pos
+                      FROM settle.ledger_seal x) y
+             WHERE y.seq <> y.pos OR y.prev_hash <> coalesce(y.before_hash, decode(repeat('00', 32), 'hex'))),
+        p AS (
+            SELECT coalesce(l.seq, c.seq) AS seq, coalesce(l.id, c.id) AS id,
+                   CASE WHEN l.seq IS NOT NULL THEN 'chain_link_broken'
+                        WHEN NOT c.present THEN 'chain_entry_missing'
+                        ELSE 'chain_entry_altered' END AS kind
+              FROM l FULL JOIN c ON c.seq = l.seq)
+        SELECT p.kind, 'ledger_entry', p.id::text,
+               format('seal %s of the ledger chain: %s%s', p.seq,
+                      CASE p.kind WHEN 'chain_link_broken' THEN 'does not link to the seal before it (reordered, removed or rewritten seals)'
+                                  WHEN 'chain_entry_missing' THEN 'the sealed entry no longer exists'
+                                  ELSE 'the entry differs from the content sealed' END,
+                      CASE WHEN p.seq = min(p.seq) OVER () THEN '; first broken entry' ELSE '' END)
+          FROM p ORDER BY p.seq;
+        RETURN QUERY
+        SELECT 'chain_entry_unsealed', 'ledger_entry', e.entry_id::text,
+               format('entry %s was written by transaction %s, which had finished before the last seal run, but is not in the chain',
+                      e.entry_id, e.xid)
+          FROM settle.ledger_entry e
+         WHERE e.xid < low AND NOT EXISTS (SELECT 1 FROM settle.ledger_seal x WHERE x.entry_id = e.entry_id)
+         ORDER BY e.entry_id;
+    ELSE
+        RETURN QUERY
+        -- content: in parallel, no ordering needed
+        WITH c AS (
+            SELECT x.seq, x.event_id AS id, e.event_id IS NOT NULL AS present
+              FROM settle.event_seal x LEFT JOIN settle.event e ON e.event_id = x.event_id
+             WHERE e.event_id IS NULL
+                OR sha256(x.prev_hash || settle._event_content(e.event_id, e.occurred_at, e.entity, e.entity_id,
+                                                               e.event_type, e.from_status, e.to_status, e.details)) <> x.hash),
+        -- links: the seals in chain order (primary key order, no sort)
+        l AS (
+            SELECT y.seq, y.id
+              FROM (SELECT x.seq, x.event_id AS id, x.prev_hash,
+                           lag(x.hash) OVER (ORDER BY x.seq) AS before_hash,
+                           row_number() OVER (ORDER BY x.seq) AS pos
+                      FROM settle.event_seal x) y
+             WHERE y.seq <> y.pos OR y.prev_hash <> coalesce(y.before_hash, decode(repeat('00', 32), 'hex'))),
+        p AS (
+            SELECT coalesce(l.seq, c.seq) AS seq, coalesce(l.id, c.id) AS id,
+                   CASE WHEN l.seq IS NOT NULL THEN 'chain_link_broken'
+                        WHEN NOT c.present THEN 'chain_entry_missing'
+                        ELSE 'chain_entry_altered' END AS kind
+              FROM l FULL JOIN c ON c.seq = l.seq)
+        SELECT replace(p.kind, 'chain_entry', 'chain_event'), 'event', p.id::text,
+               format('seal %s of the event chain: %s%s', p.seq,
+                      CASE p.kind WHEN 'chain_link_broken' THEN 'does not link to the seal before it (reordered, removed or rewritten seals)'
+                                  WHEN 'chain_entry_missing' THEN 'the sealed event no longer exists'
+                                  ELSE 'the event differs from the content sealed' END,
+                      CASE WHEN p.seq = min(p.seq) OVER () THEN '; first broken entry' ELSE '' END)
+          FROM p ORDER BY p.seq;
+        RETURN QUERY
+        SELECT 'chain_event_unsealed', 'event', e.event_id::text,
+               format('event %s was written by transaction %s, which had finished before the last seal run, but is not in the chain',
+                      e.event_id, e.xid)
+          FROM settle.event e
+         WHERE e.xid < low AND NOT EXISTS (SELECT 1 FROM settle.event_seal x WHERE x.event_id = e.event_id)
+         ORDER BY e.event_id;
+    END IF;
+END
+$$;
+
+-- Checks the whole ledger; one row per problem, none when all is well.
+--   batch_unbalanced     a batch whose entries do not sum to zero (per currency)
+--   journal_unbalanced   a journal whose entries do not sum to zero per currency
+--   balance_mismatch     an account whose balance is not the sum of its entries
+--   below_limit          a customer account below its lower limit
+--   payment_not_posted / payment_posted_twice / payment_legs_wrong / payment_posted_unsettled
+--                        a settled payment without its two legs in one journal,
+--                        with legs in several journals, with legs that do not
+--                        match its accounts and amounts; a payment that is not
+--                        settled but has legs
+--   chain_*              see settle._verify_chain
+-- seal => true seals first (not on a standby), so that everything finished
+-- is checked against the chain.
+CREATE FUNCTION settle_verify(seal boolean DEFAULT true)
+RETURNS TABLE (problem text, entity text, entity_id text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF seal AND NOT pg_is_in_recovery() THEN
+        PERFORM @extschema@.settle_seal();
+    END IF;
+
+    RETURN QUERY
+    SELECT 'batch_unbalanced', 'batch', b.batch_id::text,
+           format('batch %s sums to %s %s, not 0', b.batch_id, settle.to_major(b.total::bigint, b.currency), b.currency)
+      FROM (SELECT e.batch_id, e.currency, sum(e.amount) AS total
+              FROM settle.ledger_entry e WHERE e.batch_id IS NOT NULL
+             GROUP BY e.batch_id, e.currency HAVING sum(e.amount) <> 0) b
+     ORDER BY b.batch_id, b.currency;
+
+    RETURN QUERY
+    SELECT 'journal_unbalanced', 'journal', j.journal_id::text,
+           format('journal %s sums to %s %s, not 0', j.journal_id, settle.to_major(j.total::bigint, j.currency), j.currency)
+      FROM (SELECT e.journal_id, e.currency, sum(e.amount) AS total
+              FROM settle.ledger_entry e
+             GROUP BY e.journal_id, e.currency HAVING sum(e.amount) <> 0) j
+     ORDER BY j.journal_id, j.currency;
+
+    RETURN QUERY
+    SELECT 'balance_mismatch', 'account', a.account_id,
+           format('account %s has balance %s %s but its entries sum to %s', a.account_id,
+                  settle.to_major(a.balance, a.currency), a.currency,
+                  settle.to_major(coalesce(t.total, 0)::bigint, a.currency))
+      FROM settle.account a
+      LEFT JOIN (SELECT e.account_id, sum(e.amount) AS total
+                   FROM settle.ledger_entry e GROUP BY e.account_id) t ON t.account_id = a.account_id
+     WHERE a.balance <> coalesce(t.total, 0)
+     ORDER BY a.account_id;
+
+    RETURN QUERY
+    SELECT 'entry_account_unknown', 'ledger_entry', e.entry_id::text,
+           format('entry %s posts to account %s in %s, which is not an account in that currency',
+                  e.entry_id, e.account_id, e.currency)
+      FROM settle.ledger_entry e
+     WHERE NOT EXISTS (SELECT 1 FROM settle.account a WHERE a.account_id = e.account_id AND a.currency = e.currency)
+     ORDER BY e.entry_id;
+
+    RETURN QUERY
+    SELECT 'below_limit', 'account', a.account_id,
+           format('account %s: balance %s %s (pending debits %s) is below its limit of -%s', a.account_id,
+                  settle.to_major(a.balance, a.currency), a.currency,
+                  settle.to_major(a.pending_debit, a.currency), settle.to_major(a.lower_limit, a.currency))
+      FROM settle.account a
+     WHERE a.kind = 'customer' AND a.balance - a.pending_debit < -a.lower_limit
+     ORDER BY a.account_id;
+
+    -- each settled payment: exactly one journal, a debit of its amount on the
+    -- source account and a credit of its destination amount on the destination
+    RETURN QUERY
+    WITH legs AS (
+        SELECT e.payment_id, count(*) AS n, count(DISTINCT e.journal_id) AS journals,
+               count(*) FILTER (WHERE e.amount < 0) AS debits,
+               count(*) FILTER (WHERE e.amount > 0) AS credits,
+               sum(-e.amount) FILTER (WHERE e.amount < 0) AS debit,
+               sum(e.amount) FILTER (WHERE e.amount > 0) AS credit,
+               min(e.account_id) FILTER (WHERE e.amount < 0) AS debit_account,
+               min(e.account_id) FILTER (WHERE e.amount > 0) AS credit_account
+          FROM settle.ledger_entry e WHERE e.payment_id IS NOT NULL GROUP BY e.payment_id),
+    c AS (
+        SELECT p.payment_id, p.transaction_id, p.status,
+               CASE
+                   WHEN p.status <> 'settled' AND l.n IS NOT NULL THEN 'payment_posted_unsettled'
+                   WHEN p.status <> 'settled' THEN NULL
+                   WHEN l.n IS NULL THEN 'payment_not_posted'
+                   WHEN l.journals > 1 OR l.debits > 1 OR l.credits > 1 THEN 'payment_posted_twice'
+                   WHEN l.debits <> 1 OR l.credits <> 1
+                     OR l.debit <> p.amount OR l.credit <> coalesce(p.destination_amount, p.amount)
+                     OR l.debit_account <> p.source_account OR l.credit_account <> p.destination_account
+                       THEN 'payment_legs_wrong'
+               END AS kind,
+               l.n, l.journals, l.debit, l.debit_account, l.credit, l.credit_account,
+               p.amount, p.source_account, coalesce(p.destination_amount, p.amount) AS destination_amount,
+               p.destination_account
+          FROM settle.payment p LEFT JOIN legs l ON l.payment_id = p.payment_id)
+    SELECT c.kind, 'payment', c.payment_id::text,
+           format('payment %s (transaction_id %s, %s) has %s ledger entries in %s journals', c.payment_id,
+                  c.transaction_id, c.status, coalesce(c.n, 0), coalesce(c.journals, 0))
+           || CASE WHEN c.kind = 'payment_legs_wrong'
+                   THEN format(': debit %s on %s, credit %s on %s (minor units); expected debit %s on %s, credit %s on %s',
+                               c.debit, c.debit_account, c.credit, c.credit_account,
+                               c.amount, c.source_account, c.destination_amount, c.destination_account)
+                   ELSE '' END
+      FROM c WHERE c.kind IS NOT NULL
+     ORDER BY c.payment_id;
+
+    -- legs of payments that do not exist
+    RETURN QUERY
+    SELECT 'entry_payment_unknown', 'ledger_entry', e.entry_id::text,
+           format('entry %s names payment %s, which does not exist', e.entry_id, e.payment_id)
+      FROM settle.ledger_entry e
+     WHERE e.payment_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM settle.payment p WHERE p.payment_id = e.payment_id)
+     ORDER BY e.entry_id;
+
+    RETURN QUERY SELECT * FROM settle._verify_chain('ledger_entry');
+    RETURN QUERY SELECT * FROM settle._verify_chain('event');
+END
+$$;
+
+-- The chain heads, to be stored outside the database (seals first).
+CREATE FUNCTION settle_chain_digest()
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d jsonb;
+BEGIN
+    IF NOT pg_is_in_recovery() THEN
+        PERFORM @extschema@.settle_seal();
+    END IF;
+    SELECT jsonb_build_object(
+               'format', 'settle-chain-digest/1',
+               'database', current_database(),
+               'taken_at', clock_timestamp(),
+               'ledger_entry', (SELECT jsonb_build_object('seq', x.seq, 'entry_id', x.entry_id, 'hash', encode(x.hash, 'hex'))
+                                  FROM settle.ledger_seal x ORDER BY x.seq DESC LIMIT 1),
+               'event', (SELECT jsonb_build_object('seq', x.seq, 'event_id', x.event_id, 'hash', encode(x.hash, 'hex'))
+                           FROM settle.event_seal x ORDER BY x.seq DESC LIMIT 1))
+      INTO d;
+    RETURN d;
+END
+$$;
+
+-- Checks a digest from settle_chain_digest(): is each head still at its place
+-- in the chain with the same hash?  (Run settle_verify() too: it checks that
+-- every link up to there is intact, so a matching head vouches for every
+-- entry before it.)
+CREATE FUNCTION settle_verify_digest(digest jsonb)
+RETURNS TABLE (chain text, seq bigint, stored_hash text, current_hash text, matches boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF digest IS NULL OR digest->>'format' IS DISTINCT FROM 'settle-chain-digest/1' THEN
+        RAISE EXCEPTION 'not a settle chain digest' USING ERRCODE = 'SE112',
+            HINT = 'Pass the jsonb returned by settle_chain_digest().';
+    END IF;
+    RETURN QUERY
+    SELECT c.name, (digest->c.name->>'seq')::bigint, digest->c.name->>'hash',
+           encode(coalesce(l.hash, v.hash), 'hex'),
+           coalesce(encode(coalesce(l.hash, v.hash), 'hex') = digest->c.name->>'hash', false)
+      FROM (VALUES (1, 'ledger_entry'), (2, 'event')) AS c(ord, name)
+      LEFT JOIN settle.ledger_seal l ON c.name = 'ledger_entry' AND l.seq = (digest->c.name->>'seq')::bigint
+      LEFT JOIN settle.event_seal v ON c.name = 'event' AND v.seq = (digest->c.name->>'seq')::bigint
+     WHERE digest ? c.name AND jsonb_typeof(digest->c.name) = 'object'
+     ORDER BY c.ord;
+END
+$$;
+
+-- Balance of an account as of a moment: the sum of its entries posted at or
+-- before it.
+CREATE FUNCTION settle_balance_as_of(account_id text, as_of timestamptz)
+RETURNS TABLE (currency text, balance numeric, balance_minor bigint, entries bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cur text;
+BEGIN
+    SELECT a.currency INTO cur FROM settle.account a WHERE a.account_id = settle_balance_as_of.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account_id "%" does not exist', settle_balance_as_of.account_id USING ERRCODE = 'SE030';
+    END IF;
+    RETURN QUERY
+    SELECT cur, settle.to_major(coalesce(sum(e.amount), 0)::bigint, cur), coalesce(sum(e.amount), 0)::bigint, count(*)
+      FROM settle.ledger_entry e
+     WHERE e.account_id = settle_balance_as_of.account_id AND e.posted_at <= settle_balance_as_of.as_of;
+END
+$$;
+
+-- Everything that happened to one payment, in order: its events and its
+-- postings (and reservations, with settle.two_phase).
+CREATE FUNCTION settle_payment_history(transaction_id text)
+RETURNS TABLE (at timestamptz, source text, id bigint, what text, from_status text, to_status text,
+               account_id text, amount numeric, journal_id bigint, batch_id bigint, details jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pid bigint;
+BEGIN
+    SELECT x.payment_id INTO pid FROM settle.payment x WHERE x.transaction_id = settle_payment_history.transaction_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT h.* FROM (
+        SELECT e.occurred_at, 'event'::text, e.event_id, e.event_type, e.from_status, e.to_status,
+               NULL::text, NULL::numeric, (e.details->>'journal_id')::bigint, NULL::bigint, e.details
+          FROM settle.event e WHERE e.entity = 'payment' AND e.entity_id = pid::text
+        UNION ALL
+        SELECT r.created_at, 'reservation', r.reservation_id, CASE WHEN r.amount < 0 THEN 'debit' ELSE 'credit' END,
+               NULL, NULL, r.account_id, settle.to_major(r.amount, r.currency), NULL, r.batch_id,
+               jsonb_build_object('cycle_id', r.cycle_id, 'currency', r.currency)
+          FROM settle.reservation r WHERE r.payment_id = pid
+        UNION ALL
+        SELECT l.posted_at, 'ledger', l.entry_id, CASE WHEN l.amount < 0 THEN 'debit' ELSE 'credit' END,
+               NULL, NULL, l.account_id, settle.to_major(l.amount, l.currency), l.journal_id, l.batch_id,
+               jsonb_build_object('currency', l.currency)
+          FROM settle.ledger_entry l WHERE l.payment_id = pid) h(h_at, h_source, h_id, h_what, h_from, h_to,
+                                                                h_account, h_amount, h_journal, h_batch, h_details)
+     ORDER BY 1, CASE h.h_source WHEN 'event' THEN 0 WHEN 'reservation' THEN 1 ELSE 2 END, 3;
+END
+$$;
+
+-- Rebuilds state from the event log and compares it with the current state.
+-- From events alone: the status of every payment, batch, participant and
+-- customer account, every account's lower limit, the cycle of every settled
+-- payment, and the amount of every funding.  Balances: from the ledger
+-- entries (the events of settled payments do not carry amounts; see
+-- docs/AUDIT.md), checked against the accounts, and every event's journal
+-- must exist.  only_differences => false returns every comparison.
+CREATE FUNCTION settle_replay(only_differences boolean DEFAULT true)
+RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text, equal boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    WITH
+    last_event AS (
+        SELECT DISTINCT ON (e.entity, e.entity_id) e.entity, e.entity_id, e.to_status
+          FROM settle.event e
+         WHERE e.to_status IS NOT NULL AND e.entity IN ('payment', 'batch', 'participant', 'account')
+         ORDER BY e.entity, e.entity_id, e.event_id DESC),
+    settled_in AS (
+        SELECT DISTINCT ON (e.entity_id) e.entity_id, e.details->>'cycle_id' AS cycle_id
+          FROM settle.event e
+         WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed')
+         ORDER BY e.entity_id, e.event_id DESC),
+    limits AS (
+        SELECT DISTINCT ON (e.entity_id) e.entity_id,
+               CASE e.event_type WHEN 'created' THEN e.details->>'lower_limit' ELSE e.details->>'to' END AS lower_limit
+          FROM settle.event e
+         WHERE e.entity = 'account' AND e.event_type IN ('created', 'limit_changed')
+         ORDER BY e.entity_id, e.event_id DESC),
+    funded AS (
+        SELECT e.entity_id AS account_id, (e.details->>'journal_id')::bigint AS journal_id,
+               (e.details->>'amount')::bigint AS amount
+          FROM settle.event e WHERE e.entity = 'account' AND e.event_type = 'funded'),
+    entries AS (
+        SELECT e.account_id, sum(e.amount) AS total FROM settle.ledger_entry e GROUP BY e.account_id),
+    cmp AS (
+        SELECT 'payment' AS entity, p.payment_id::text AS entity_id, 'status' AS field,
+               l.to_status AS replayed, p.status AS current
+          FROM settle.payment p LEFT JOIN last_event l ON l.entity = 'payment' AND l.entity_id = p.payment_id::text
+        UNION ALL
+        SELECT 'payment', p.payment_id::text, 'cycle_id', s.cycle_id, p.cycle_id::text
+          FROM settle.payment p LEFT JOIN settled_in s ON s.entity_id = p.payment_id::text
+        UNION ALL
+        SELECT 'batch', b.batch_id::text, 'status', l.to_status, b.status
+          FROM settle.batch b LEFT JOIN last_event l ON l.entity = 'batch' AND l.entity_id = b.batch_id::text
+        UNION ALL
+        SELECT 'participant', x.participant_id, 'status', l.to_status, x.status
+          FROM settle.participant x LEFT JOIN last_event l ON l.entity = 'participant' AND l.entity_id = x.participant_id
+         WHERE NOT x.is_operator
+        UNION ALL
+        SELECT 'account', a.account_id, 'status', l.to_status, a.status
+          FROM settle.account a LEFT JOIN last_event l ON l.entity = 'account' AND l.entity_id = a.account_id
+         WHERE a.kind = 'customer'
+        UNION ALL
+        SELECT 'account', a.account_id, 'lower_limit', m.lower_limit, a.lower_limit::text
+          FROM settle.account a LEFT JOIN limits m ON m.entity_id = a.account_id
+         WHERE a.kind = 'customer'
+        UNION ALL
+        -- funding: the event's amount is the credit its journal posted to the account
+        SELECT 'account', f.account_id, 'funded journal ' || f.journal_id, f.amount::text,
+               (SELECT sum(e.amount) FROM settle.ledger_entry e
+                 WHERE e.journal_id = f.journal_id AND e.account_id = f.account_id)::text
+          FROM funded f
+        UNION ALL
+        -- every ledger journal is announced by an event (funding or a payment settled in it)
+        SELECT 'journal', j.journal_id::text, 'announced by an event',
+               (EXISTS (SELECT 1 FROM settle.event e
+                         WHERE e.entity IN ('account', 'payment', 'cycle')
+                           AND e.event_type IN ('funded', 'settled', 'posted', 'completed')
+                           AND (e.details->>'journal_id')::bigint = j.journal_id))::text,
+               'true'
+          FROM settle.journal j
+        UNION ALL
+        SELECT 'account', a.account_id, 'balance', coalesce(t.total, 0)::text, a.balance::text
+          FROM settle.account a LEFT JOIN entries t ON t.account_id = a.account_id)
+    SELECT c.entity, c.entity_id, c.field, c.replayed, c.current, c.replayed IS NOT DISTINCT FROM c.current
+      FROM cmp c
+     WHERE NOT only_differences OR c.replayed IS DISTINCT FROM c.current
+     ORDER BY 1, 2, 3
+$$;
+
+-- Streaming: logical replication and CDC tools (Debezium, pg_recvlogical
+-- with pgoutput) subscribe to this publication and receive every event and
+-- every ledger entry in commit order.  Inserts only: nothing else ever
+-- happens to these tables.  (Publications are not members of an extension:
+-- it survives DROP EXTENSION, and a new CREATE EXTENSION reuses it.)
+DO $$
+BEGIN
+    -- no WARNING about wal_level on servers that do not stream
+    PERFORM set_config('client_min_messages', 'error', true);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = 'settle_events') THEN
+        ALTER PUBLICATION settle_events SET TABLE settle.event, settle.ledger_entry;
+    ELSE
+        CREATE PUBLICATION settle_events FOR TABLE settle.event, settle.ledger_entry WITH (publish = 'insert');
+    END IF;
+END
+$$;
+
+-- Nothing for PUBLIC; auditors and operators ask the questions, operators seal.
+REVOKE ALL ON settle.ledger_seal, settle.event_seal, settle.seal_run FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.settle_seal(), @extschema@.settle_verify(boolean),
+    @extschema@.settle_chain_digest(), @extschema@.settle_verify_digest(jsonb),
+    @extschema@.settle_balance_as_of(text, timestamptz), @extschema@.settle_payment_history(text),
+    @extschema@.settle_replay(boolean), settle._verify_chain(text) FROM PUBLIC;
+GRANT SELECT ON settle.ledger_seal, settle.event_seal, settle.seal_run TO settle_operator, settle_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_seal() TO settle_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_verify(boolean), @extschema@.settle_chain_digest(),
+    @extschema@.settle_verify_digest(jsonb), @extschema@.settle_balance_as_of(text, timestamptz),
+    @extschema@.settle_payment_history(text), @extschema@.settle_replay(boolean)
+    TO settle_operator, settle_auditor;
+-- so that auditors can recompute any seal themselves (docs/AUDIT.md)
+GRANT EXECUTE ON FUNCTION
+    settle._entry_content(bigint, bigint, bigint, bigint, text, text, bigint, timestamptz),
+    settle._event_content(bigint, timestamptz, text, text, text, text, text, jsonb),
+    settle._chain_step(bytea, bytea, bytea), settle._chain(bytea, bytea)
+    TO settle_operator, settle_auditor;
