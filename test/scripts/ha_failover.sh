@@ -1,0 +1,58 @@
+#!/bin/bash
+# High availability, short form (the long form is `make ha-test`, test/ha/run.sh):
+# etcd and three Patroni-managed PostgreSQL 15 nodes on 127.0.0.1, settle preloaded and
+# created at bootstrap, synchronous mode strict. A load client submits payments with
+# idempotency keys through the leader; the leader is killed with SIGKILL (Patroni and every
+# postgres process); the client reconnects to the new leader and retries what was not
+# acknowledged with the same keys. Then: every acknowledged payment exactly once, nothing
+# settled twice, ledger invariants, the worker cycling on the new leader, the old leader
+# back as a replica.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib/cluster.sh
+. test/lib/tap.sh
+. test/ha/lib.sh
+
+for bin in patroni etcd curl setpriv; do
+    command -v $bin >/dev/null || { echo "not ok 1 - $bin is installed (test/deps.sh)"; echo "1..1"; exit 1; }
+done
+"$HA_PY" -c 'import psycopg2' 2>/dev/null || { echo "not ok 1 - python3-psycopg2 is installed (test/deps.sh)"; echo "1..1"; exit 1; }
+
+TMP=$(mktemp -d /tmp/settle-ha.XXXXXX)
+chmod 755 "$TMP"
+# the whole test is bounded: a watchdog ends it (and the trap cleans up) after 170 s
+( trap 'kill $s 2>/dev/null; exit 0' TERM
+  sleep "${HA_SHORT_LIMIT:-170}" & s=$!; wait $s
+  echo "# time limit reached"; kill -TERM $$ ) 2>/dev/null &
+WATCHDOG=$!
+cleanup() { kill $WATCHDOG 2>/dev/null; ha_cleanup; rm -rf "$TMP"; }
+trap cleanup EXIT
+trap 'exit 1' TERM INT
+
+ha_init "$TMP/ha"
+ok $? "three node configs rendered from test/ha/patroni.yml.in"
+t=$(date +%s)
+ha_start
+ok $? "etcd and three Patroni nodes: a leader, a synchronous standby, a replica ($(( $(date +%s) - t )) s)" \
+    || { done_testing; exit 1; }
+L=$(ha_leader)
+is "$(ha_psql "$L" -c "SHOW synchronous_standby_names" | grep -c .)" "1" "the leader has a synchronous standby name"
+is "$(ha_psql "$L" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'settle worker'")" "1" \
+   "the settle worker runs on the leader"
+ha_setup_data
+ok $? "reference data created on the leader"
+
+HA_LOAD_BEFORE=4 HA_LOAD_AFTER=2 HA_REJOIN_TIMEOUT=60 ha_round crash short
+ok $? "load, SIGKILL of the leader ($HA_OLD), reconnect and retry"
+is "$HA_CLIENT_RC" 0 "the client got every submit acknowledged in the end"
+[ -n "$HA_SECS" ] && [ "$HA_NEW" != "$HA_OLD" ]
+ok $? "a new leader ($HA_NEW) acknowledged a write ${HA_SECS:-never} s after the kill"
+sed 's/^/# /' "$HA_DIR/check-short.log"
+is "$HA_CHECK_RC" 0 "acknowledged payments exactly once, none settled twice, ledger invariants hold"
+is "$HA_WORKER_OK" 0 "the worker cycles on the new leader by itself and drains the queue"
+grep -q "settle worker: server promoted, cycling" "$HA_DIR/$HA_NEW/patroni.log"
+ok $? "the new leader's worker logged its take-over"
+[ -n "$HA_REJOIN_SECS" ]
+ok $? "the old leader rejoined as a replica (${HA_REJOIN_SECS:-not} s after restart)"
+echo "# crash fail-over: ${HA_SECS:-none} s from SIGKILL to the first acknowledged write on the new leader"
+done_testing
