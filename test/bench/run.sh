@@ -1,0 +1,442 @@
+#!/bin/bash
+# make bench: settle's benchmarks, each against a baseline run in the same
+# process on the same machine.  Starts its own throwaway PostgreSQL 15 cluster
+# (fsync on), prints the conditions, runs every benchmark bounded in time and
+# writes docs/BENCHMARKS.md and docs/img/bench_*.svg.
+#
+# Environment:
+#   BENCH_T=20          seconds per pgbench point (intake, end to end)
+#   BENCH_E2E_T=20      seconds of submit load per end-to-end point
+#   BENCH_CYCLE_NS="1000 10000 100000"   queue sizes of the cycle benchmark
+#   BENCH_POST_N=20000  payments per posting round (both sides)
+#   BENCH_BULK_N=200000 payments through the bulk path (both sides)
+#   BENCH_OUT=docs      where BENCHMARKS.md and img/ go
+#   KEEP=1              leave the cluster running and its directory in place
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BENCH=$ROOT/test/bench
+cd "$ROOT"
+. test/lib/cluster.sh
+
+T=${BENCH_T:-20}
+E2E_T=${BENCH_E2E_T:-20}
+CYCLE_NS=${BENCH_CYCLE_NS:-"1000 10000 100000"}
+POST_N=${BENCH_POST_N:-20000}
+BULK_N=${BENCH_BULK_N:-200000}
+DOCDIR=${BENCH_OUT:-$ROOT/docs}
+PGBENCH=$PGBIN/pgbench
+START_S=$(date +%s)
+
+DIR=$(mktemp -d /tmp/settle-bench.XXXXXX)
+chmod 755 "$DIR"
+RES=$DIR/results            # key=value, one per line
+WORK=$DIR/work              # pgbench logs and scratch
+mkdir -p "$WORK"
+: >"$RES"
+
+PORT=$(free_port 56300)
+CONF=(
+    "fsync = on"
+    "synchronous_commit = on"
+    "full_page_writes = on"
+    "shared_buffers = 256MB"
+    "max_wal_size = 4GB"
+    "checkpoint_timeout = 15min"
+    "max_connections = 100"
+    "settle.worker_enabled = off"
+    "settle.database = 'postgres'"
+    "log_min_messages = warning"
+)
+
+cleanup() {
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "cluster left running: $DIR (port $PORT)"
+    else
+        cluster_stop "$DIR"
+        rm -rf "$DIR"
+    fi
+}
+trap cleanup EXIT
+
+log() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+put() { echo "$1=$2" >>"$RES"; }             # record a result
+get() { awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$RES"; }
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+now() { date +%s.%N; }
+ms_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
+q() { local db=$1; shift; cluster_psql "$PORT" -d "$db" -At "$@"; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+
+# CPU used by other processes on the machine during a section, in cores:
+# machine busy time (/proc/stat) minus this cluster's processes (the
+# postmaster, its children, and the children it has reaped) minus this
+# script's own children (pgbench, psql, the solver benchmark: `times`).
+HZ=$(getconf CLK_TCK)
+NCPU=$(nproc)
+cpu_now() {
+    local busy all ours=0 pm pid clients
+    read -r busy all < <(awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat)
+    pm=$(head -1 "$DIR/data/postmaster.pid" 2>/dev/null || echo 0)
+    if [ "$pm" != 0 ] && [ -r "/proc/$pm/stat" ]; then
+        ours=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
+        for pid in $(ps -o pid= --ppid "$pm"); do
+            ours=$((ours + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+        done
+    fi
+    echo "$busy $all $ours"
+}
+# this shell's children (pgbench, psql, the solver benchmark) are counted
+# with `times`, which must run in this shell, not in a subshell
+section_start() { CPU_MARK=$(cpu_now); times >"$WORK/times0"; }
+section_end() {     # name: records cpu_other.name (cores busy with other work)
+    local b0 a0 o0 b1 a1 o1 c0 c1
+    read -r b0 a0 o0 <<<"$CPU_MARK"
+    read -r b1 a1 o1 <<<"$(cpu_now)"
+    times >"$WORK/times1"
+    c0=$(sed -n 2p "$WORK/times0" | awk -v hz="$HZ" '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t * hz }')
+    c1=$(sed -n 2p "$WORK/times1" | awk -v hz="$HZ" '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t * hz }')
+    o0=$((o0 + c0)); o1=$((o1 + c1))
+    put "cpu_other.$1" "$(awk -v db=$((b1 - b0)) -v da=$((a1 - a0)) -v ou=$((o1 - o0)) -v n="$NCPU" \
+        'BEGIN { v = da > 0 ? (db - ou) * n / da : 0; if (v < 0) v = 0; printf "%.2f", v }')"
+    put "cpu_ours.$1" "$(awk -v da=$((a1 - a0)) -v ou=$((o1 - o0)) -v n="$NCPU" \
+        'BEGIN { printf "%.2f", (da > 0 ? ou * n / da : 0) }')"
+}
+
+# a fresh database with settle and the benchmark fixtures
+new_db() {
+    local db=$1
+    [ "$db" = postgres ] || q postgres -c "CREATE DATABASE $db"
+    q "$db" -c "CREATE EXTENSION settle" -f "$BENCH/setup.sql" -c "SELECT bench.setup_reference()" >/dev/null
+}
+
+# pgbench run: name db clients script [extra args]; records tps, p50, p99, n
+run_pgbench() {
+    local name=$1 db=$2 clients=$3 script=$4
+    shift 4
+    local threads=2
+    [ "$clients" -lt 2 ] && threads=1
+    rm -f "$WORK/$name".*
+    "$PGBENCH" -h 127.0.0.1 -p "$PORT" -U postgres -n -M prepared -c "$clients" -j "$threads" \
+        -l --log-prefix="$WORK/$name" "$@" -f "$script" "$db" >"$WORK/$name.out" 2>&1 || {
+        cat "$WORK/$name.out"
+        echo "pgbench $name failed" >&2
+        exit 1
+    }
+    local tps failed
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/$name.out")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$WORK/$name.out")
+    put "$name.tps" "$(calc %.0f "$tps")"
+    put "$name.failed" "${failed:-0}"
+    # per-transaction latency (microseconds, third field of pgbench's log)
+    cat "$WORK/$name".[0-9]* | awk '{ print $3 }' | sort -n >"$WORK/$name.lat"
+    awk '{ v[NR] = $1 } END {
+            n = NR; if (n == 0) { print "0 0 0 0"; exit }
+            i50 = int(0.50 * n + 0.5); i99 = int(0.99 * n + 0.5); if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1
+            printf "%d %.2f %.2f %.2f\n", n, v[i50] / 1000, v[i99] / 1000, v[n] / 1000 }' \
+        "$WORK/$name.lat" >"$WORK/$name.pct"
+    read -r n p50 p99 pmax <"$WORK/$name.pct"
+    put "$name.n" "$n"
+    put "$name.p50" "$p50"
+    put "$name.p99" "$p99"
+    rm -f "$WORK/$name".[0-9]* "$WORK/$name.lat"
+}
+
+# ---------------------------------------------------------------- conditions
+log "settle benchmarks: cluster in $DIR, port $PORT"
+cluster_init "$DIR" "$PORT" "${CONF[@]}"
+cluster_start "$DIR"
+
+put date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+put host "$(hostname)"
+put cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+put cores "$(nproc)"
+put mem "$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+put kernel "$(uname -r)"
+put pg "$(q postgres -c 'SHOW server_version')"
+put glpk "$(dpkg-query -W -f='${Version}' libglpk-dev 2>/dev/null || echo '?')"
+put commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+put load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+SETTINGS=$(q postgres -F ' = ' -c "SELECT name, setting || coalesce(unit, '') FROM pg_settings
+    WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_level', 'shared_buffers',
+                   'max_wal_size', 'checkpoint_timeout', 'max_connections', 'settle.cycle_interval',
+                   'settle.solver_time_limit', 'settle.max_cycle_payments', 'settle.mip_max_payments',
+                   'settle.mip_gap', 'settle.delay_cost_bps', 'settle.two_phase', 'settle.max_bulk_rows')
+    ORDER BY name")
+echo "== conditions"
+sed 's/=/: /' "$RES"
+echo "$SETTINGS" | sed 's/^/  /'
+echo "$SETTINGS" >"$DIR/settings"
+
+# ---------------------------------------------------------------- 1. intake, single row
+log "intake, single row: settle_submit against plain INSERT ... ON CONFLICT, ${T}s per point"
+new_db bench_intake
+put load_intake "$(loadavg)"
+section_start
+run_pgbench warm_plain bench_intake 8 "$BENCH/insert.pgb" -T 3
+run_pgbench warm_settle bench_intake 8 "$BENCH/submit.pgb" -T 3
+# order plain, settle, settle, plain: drift during the run hits both sides alike
+run_pgbench intake_plain_8 bench_intake 8 "$BENCH/insert.pgb" -T "$T"
+run_pgbench intake_settle_8 bench_intake 8 "$BENCH/submit.pgb" -T "$T"
+run_pgbench intake_settle_32 bench_intake 32 "$BENCH/submit.pgb" -T "$T"
+run_pgbench intake_plain_32 bench_intake 32 "$BENCH/insert.pgb" -T "$T"
+section_end intake
+for c in 8 32; do
+    put "intake_ratio_$c" "$(calc %.2f "$(get intake_settle_$c.tps) / $(get intake_plain_$c.tps)")"
+    log "  $c clients: settle $(get intake_settle_$c.tps) tps (p50 $(get intake_settle_$c.p50) ms, p99 $(get intake_settle_$c.p99) ms), plain $(get intake_plain_$c.tps) tps (p50 $(get intake_plain_$c.p50) ms, p99 $(get intake_plain_$c.p99) ms): ratio $(get intake_ratio_$c)"
+done
+
+# ---------------------------------------------------------------- 2. intake, bulk
+log "intake, bulk: $BULK_N payments in JSON arrays of 10,000"
+new_db bench_bulk
+q bench_bulk -c "SELECT bench.generate($BULK_N, 1, 0.42)" -c "SELECT bench.make_docs(1, 10000)" >/dev/null
+put load_bulk "$(loadavg)"
+plain_bulk_sql() {    # first step [round]: arrays first, first + step, ... of the round
+    local k r=${3:-1}
+    for k in $(q bench_bulk -c "SELECT chunk FROM bench.bulk_doc WHERE round = $r ORDER BY chunk" | awk -v f="$1" -v s="$2" '(NR - 1) % s == f'); do
+        echo "INSERT INTO bench.payment_plain (transaction_id, idempotency_key, amount, source_currency,
+              destination_currency, source_account, destination_account, counterparty_id,
+              source_participant, priority, deadline)
+              SELECT r.transaction_id, r.idempotency_key, (r.amount * 100)::bigint, r.source_currency,
+                     r.destination_currency, r.source_account, r.destination_account, r.counterparty_id,
+                     split_part(r.source_account, '_', 1), coalesce(r.priority, 5), r.deadline
+                FROM bench.bulk_doc d,
+                     jsonb_to_recordset(d.doc) AS r(transaction_id text, idempotency_key text, amount numeric,
+                         source_currency text, destination_currency text, source_account text,
+                         destination_account text, counterparty_id text, priority int, deadline timestamptz)
+               WHERE d.round = $r AND d.chunk = $k
+                  ON CONFLICT DO NOTHING;"
+    done
+}
+settle_bulk_sql() {
+    local k r=${3:-1}
+    for k in $(q bench_bulk -c "SELECT chunk FROM bench.bulk_doc WHERE round = $r ORDER BY chunk" | awk -v f="$1" -v s="$2" '(NR - 1) % s == f'); do
+        echo "SELECT count(*) FILTER (WHERE sqlstate IS NOT NULL)
+                FROM settle_submit_bulk((SELECT doc FROM bench.bulk_doc WHERE round = $r AND chunk = $k));"
+    done
+}
+section_start
+t0=$(now); plain_bulk_sql 0 1 | q bench_bulk >/dev/null; put bulk_plain_ms "$(ms_since "$t0")"
+t0=$(now); settle_bulk_sql 0 1 | q bench_bulk >"$WORK/bulk.out"; put bulk_settle_ms "$(ms_since "$t0")"
+put bulk_settle_errors "$(awk '{ s += $1 } END { print s + 0 }' "$WORK/bulk.out")"
+# the same arrays again: every element is a replay (idempotency), nothing written
+t0=$(now); settle_bulk_sql 0 1 | q bench_bulk >/dev/null; put bulk_replay_ms "$(ms_since "$t0")"
+put bulk_rows "$(q bench_bulk -c "SELECT count(*) FROM settle.payment")"
+put bulk_plain_rows "$(q bench_bulk -c "SELECT count(*) FROM bench.payment_plain")"
+# two sessions at once (2 cores), new payments: round 2, same size
+q bench_bulk -c "SELECT bench.generate($BULK_N, 2, 0.43)" -c "SELECT bench.make_docs(2, 10000)" >/dev/null
+q bench_bulk -c "CHECKPOINT" >/dev/null
+t0=$(now)
+plain_bulk_sql 0 2 2 | q bench_bulk >/dev/null &
+plain_bulk_sql 1 2 2 | q bench_bulk >/dev/null
+wait
+put bulk2_plain_ms "$(ms_since "$t0")"
+t0=$(now)
+settle_bulk_sql 0 2 2 | q bench_bulk >"$WORK/bulk2a.out" &
+settle_bulk_sql 1 2 2 | q bench_bulk >"$WORK/bulk2b.out"
+wait
+put bulk2_settle_ms "$(ms_since "$t0")"
+put bulk2_settle_errors "$(cat "$WORK"/bulk2?.out | awk '{ s += $1 } END { print s + 0 }')"
+section_end bulk
+put bulk_settle_rate "$(calc %.0f "$BULK_N / ($(get bulk_settle_ms) / 1000)")"
+put bulk_plain_rate "$(calc %.0f "$BULK_N / ($(get bulk_plain_ms) / 1000)")"
+put bulk_replay_rate "$(calc %.0f "$BULK_N / ($(get bulk_replay_ms) / 1000)")"
+put bulk_ratio "$(calc %.2f "$(get bulk_settle_rate) / $(get bulk_plain_rate)")"
+put bulk2_settle_rate "$(calc %.0f "$BULK_N / ($(get bulk2_settle_ms) / 1000)")"
+put bulk2_plain_rate "$(calc %.0f "$BULK_N / ($(get bulk2_plain_ms) / 1000)")"
+put bulk2_ratio "$(calc %.2f "$(get bulk2_settle_rate) / $(get bulk2_plain_rate)")"
+log "  1 session: settle_submit_bulk $(get bulk_settle_rate)/s (replays $(get bulk_replay_rate)/s), plain INSERT from jsonb $(get bulk_plain_rate)/s; $(get bulk_rows) rows, $(get bulk_settle_errors) refused"
+log "  2 sessions: settle_submit_bulk $(get bulk2_settle_rate)/s, plain $(get bulk2_plain_rate)/s; $(get bulk2_settle_errors) refused"
+q postgres -c "DROP DATABASE bench_bulk"
+
+# ---------------------------------------------------------------- 3. cycle (and optimisation in the database)
+# One database per N: reference workload, 10% liquidity, costs on, 30% deferrable.
+# Baseline: the same queue settled gross, one transfer per transaction (8 clients),
+# from the same starting balances.
+for n in $CYCLE_NS; do
+    log "cycle: N = $n"
+    db=bench_cycle_$n
+    new_db "$db"
+    q "$db" -c "SELECT bench.generate($n, 1, 0.42)" -c "SELECT bench.fund(1, 0.10)" \
+        -c "SELECT bench.make_docs(1, 10000)" -c "SELECT bench.copy_accounts()" >/dev/null
+    nchunks=$(q "$db" -c "SELECT count(*) FROM bench.bulk_doc")
+    for k in $(seq 0 $((nchunks - 1))); do
+        echo "SELECT count(*) FILTER (WHERE sqlstate IS NOT NULL) FROM settle_submit_bulk((SELECT doc FROM bench.bulk_doc WHERE chunk = $k));"
+    done | q "$db" >/dev/null
+    q "$db" -c "CHECKPOINT" -c "VACUUM ANALYZE" >/dev/null
+    put "load_cycle_$n" "$(loadavg)"
+    section_start
+    t0=$(now)
+    q "$db" -F ' ' -c "SELECT considered, settled, deferred, unsettled, round(cycle_ms::numeric, 1),
+                              round(solver_ms::numeric, 1), solver_status, replace(solver_method, ' ', '_'),
+                              cost, naive_cost, fifo_settled, fifo_cost, settled_value, fifo_value,
+                              coalesce(saved_vs_naive_pct, 0), coalesce(lp_bound_pct::text, 'n/a'), wires, naive_wires
+                         FROM settle_run_cycle()" >"$WORK/cycle_$n"
+    put "cycle_$n.wall_ms" "$(ms_since "$t0")"
+    read -r considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires <"$WORK/cycle_$n"
+    for k in considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires; do
+        put "cycle_$n.$k" "${!k}"
+    done
+    put "cycle_$n.solver_share" "$(calc %.1f "100 * $sms / $cms")"
+    # baseline: gross settlement with the PL/pgSQL transfer, same queue, same balances
+    q "$db" -c "CHECKPOINT" >/dev/null
+    per=$(( (n + 7) / 8 ))
+    q "$db" -c "SELECT setval('bench.next_payment', 1, false)" >/dev/null
+    t0=$(now)
+    run_pgbench "transfer_cycle_$n" "$db" 8 "$BENCH/transfer.pgb" -t "$per"
+    put "cycle_$n.base_ms" "$(ms_since "$t0")"
+    put "cycle_$n.base_posted" "$(q "$db" -c "SELECT count(DISTINCT payment_id) FROM bench.ledger_entry")"
+    section_end "cycle_$n"
+    log "  settle cycle $cms ms (solver $sms ms, $sstatus): $settled of $considered settled, $deferred deferred; cost $cost, naive $naive ($saved% saved), LP bound $lp; baseline transfers $(get "cycle_$n.base_ms") ms for $(get "cycle_$n.base_posted") posted"
+    [ "${KEEP:-0}" = 1 ] || q postgres -c "DROP DATABASE $db"
+done
+
+# ---------------------------------------------------------------- 4. posting
+# Enough liquidity for every payment, none deferrable: both sides post all N.
+# settle: one cycle; its posting rate is counted on the cycle's time outside the
+# solver (queue load, locks, posting, baselines, record: more than posting alone).
+# baseline: bench.transfer, one payment per transaction, 8 clients (pgbench).
+log "posting: $POST_N payments, settle cycle against PL/pgSQL transfer"
+new_db bench_post
+post_round() {
+    local r=$1 n=$2 baseline=$3
+    q bench_post -c "SELECT bench.generate($n, $r, $r * 0.01, 0)" -c "SELECT bench.fund($r, 2.0)" \
+        -c "SELECT bench.make_docs($r, 10000)" -c "SELECT bench.copy_accounts()" >/dev/null
+    local k
+    for k in $(q bench_post -c "SELECT chunk FROM bench.bulk_doc WHERE round = $r ORDER BY 1"); do
+        echo "SELECT count(*) FILTER (WHERE sqlstate IS NOT NULL) FROM settle_submit_bulk((SELECT doc FROM bench.bulk_doc WHERE round = $r AND chunk = $k));"
+    done | q bench_post >/dev/null
+    q bench_post -c "CHECKPOINT" -c "VACUUM ANALYZE settle.payment" >/dev/null
+    q bench_post -F ' ' -c "SELECT settled, round(cycle_ms::numeric, 1), round(solver_ms::numeric, 1)
+                              FROM settle_run_cycle()" >"$WORK/post_$r"
+    if [ "$baseline" = 1 ]; then
+        q bench_post -c "CHECKPOINT" -c "SELECT setval('bench.next_payment', min(id), false) FROM bench.workload WHERE round = $r" >/dev/null
+        run_pgbench "transfer_post_$r" bench_post 8 "$BENCH/transfer.pgb" -t $(( (n + 7) / 8 ))
+    fi
+}
+put load_post "$(loadavg)"
+section_start
+post_round 1 "$POST_N" 1
+section_end post
+read -r settled cms sms <"$WORK/post_1"
+put post.settled "$settled"
+put post.cycle_ms "$cms"
+put post.solver_ms "$sms"
+put post.settle_rate "$(calc %.0f "$settled / (($cms - $sms) / 1000)")"
+put post.settle_rate_cycle "$(calc %.0f "$settled / ($cms / 1000)")"
+put post.base_rate "$(get transfer_post_1.tps)"
+put post.base_posted "$(q bench_post -c "SELECT count(DISTINCT payment_id) FROM bench.ledger_entry")"
+put post.ratio "$(calc %.2f "$(get post.settle_rate) / $(get post.base_rate)")"
+put post.ratio_cycle "$(calc %.2f "$(get post.settle_rate_cycle) / $(get post.base_rate)")"
+log "  settle $(get post.settle_rate) payments/s outside the solver ($(get post.settle_rate_cycle)/s whole cycle), transfer $(get post.base_rate)/s: ratio $(get post.ratio)"
+
+# ---------------------------------------------------------------- 5. verify
+HAS_VERIFY=$(q bench_post -c "SELECT count(*) FROM pg_proc WHERE proname = 'settle_verify'")
+if [ "$HAS_VERIFY" -gt 0 ]; then
+    log "verify: growing the ledger to >= 1,000,000 entries"
+    r=2
+    while [ "$(q bench_post -c "SELECT count(*) FROM settle.ledger_entry")" -lt "${BENCH_VERIFY_MIN:-1000000}" ]; do
+        post_round "$r" 100000 0
+        r=$((r + 1))
+    done
+    put verify.entries "$(q bench_post -c "SELECT count(*) FROM settle.ledger_entry")"
+    q bench_post -c "CHECKPOINT" >/dev/null
+    put load_verify "$(loadavg)"
+    section_start
+    HAS_SEAL=$(q bench_post -c "SELECT count(*) FROM pg_proc WHERE proname = 'settle_seal'")
+    if [ "$HAS_SEAL" -gt 0 ]; then
+        # sealing (hash-chaining the new entries and events) is separate from checking
+        t0=$(now)
+        q bench_post -c "SELECT * FROM settle_seal()" >"$WORK/seal.out" 2>&1 || true
+        put verify.seal_ms "$(ms_since "$t0")"
+    fi
+    t0=$(now)
+    q bench_post -F ' | ' -c "SELECT * FROM settle_verify()" >"$WORK/verify.out" 2>&1 || true
+    put verify.ms "$(ms_since "$t0")"
+    section_end verify
+    put verify.rate "$(calc %.0f "$(get verify.entries) / ($(get verify.ms) / 1000)")"
+    put verify.problems "$(grep -c . "$WORK/verify.out" || true)"
+    put verify.output "$(head -5 "$WORK/verify.out" | tr '\n' ';' | sed 's/;*$//' | cut -c1-400)"
+    log "  settle_seal(): $(get verify.seal_ms) ms; settle_verify(): $(get verify.entries) entries in $(get verify.ms) ms, $(get verify.problems) problem rows"
+else
+    put verify.entries "n/a"
+    log "verify: settle_verify() not installed: not available yet"
+fi
+[ "${KEEP:-0}" = 1 ] || q postgres -c "DROP DATABASE bench_post"
+
+# ---------------------------------------------------------------- 6. solver (no database)
+log "solver: test/solver/bench.sh at the default 500 ms limit, and 1,000 payments x 15"
+put load_solver "$(loadavg)"
+section_start
+bash test/solver/bench.sh 500 100000 >"$WORK/solver.out" 2>&1
+for i in $(seq 1 15); do
+    test/solver/solver_bench 500 1000 | grep 'costs=on'
+done >"$WORK/solver1k.out"
+kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+while read -r line; do
+    case $line in bench\ *) ;; *) continue ;; esac
+    n=$(kv "$line" n); l=$(kv "$line" liquidity); c=$(kv "$line" costs)
+    key="solver_${n}_${l}_${c}"
+    for f in ms status weight_pct_of_lp greedy_ms greedy_weight_pct_of_lp fifo_weight_pct_of_lp settled; do
+        put "$key.$f" "$(kv "$line" $f)"
+    done
+done <"$WORK/solver.out"
+section_end solver
+sed -n 's/.* ms=\([0-9.]*\) .*/\1/p' "$WORK/solver1k.out" | sort -n >"$WORK/solver1k.ms"
+put solver_1k.runs "$(wc -l <"$WORK/solver1k.ms")"
+put solver_1k.min "$(head -1 "$WORK/solver1k.ms")"
+put solver_1k.median "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' "$WORK/solver1k.ms")"
+put solver_1k.max "$(tail -1 "$WORK/solver1k.ms")"
+log "  1,000 payments (10%, costs on): median $(get solver_1k.median) ms over $(get solver_1k.runs) runs"
+
+# ---------------------------------------------------------------- 7. end to end
+# Worker on, submit load with settle_submit (8 clients), plenty of liquidity,
+# every payment due.  Latency = end of the cycle that settled the payment
+# (settle.cycle.finished_at, just before its commit) - submission (created_at).
+log "end to end: ${E2E_T}s of submit load with the worker on"
+new_db postgres
+q postgres -c "SELECT settle_fund_account(account_id, 1000000000, 'bench') FROM settle.account WHERE kind = 'customer'" >/dev/null
+E2E_INTERVALS=${BENCH_E2E_INTERVALS:-"1000 100"}
+for iv in $E2E_INTERVALS; do
+    lo=$(q postgres -c "SELECT coalesce(max(payment_id), 0) FROM settle.payment")
+    q postgres -c "ALTER SYSTEM SET settle.cycle_interval = $iv" -c "ALTER SYSTEM SET settle.worker_enabled = on" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 2
+    put "load_e2e_$iv" "$(loadavg)"
+    section_start
+    run_pgbench "e2e_$iv" postgres 8 "$BENCH/submit.pgb" -T "$E2E_T"
+    for _ in $(seq 1 120); do
+        [ "$(q postgres -c "SELECT count(*) FROM settle.payment WHERE status = 'queued' AND payment_id > $lo")" = 0 ] && break
+        sleep 0.5
+    done
+    section_end "e2e_$iv"
+    q postgres -c "ALTER SYSTEM SET settle.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+    q postgres -F ' ' -c "
+        WITH p AS (SELECT p.created_at, c.finished_at,
+                          extract(epoch FROM c.finished_at - p.created_at) * 1000 AS ms
+                     FROM settle.payment p JOIN settle.cycle c USING (cycle_id)
+                    WHERE p.payment_id > $lo AND p.status = 'settled')
+        SELECT count(*),
+               round((count(*) / extract(epoch FROM max(finished_at) - min(created_at)))::numeric, 0),
+               round(percentile_cont(0.50) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+               round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+               (SELECT count(*) FROM settle.payment WHERE payment_id > $lo AND status <> 'settled'),
+               (SELECT count(*) FROM settle.cycle WHERE finished_at >= (SELECT min(created_at) FROM p)),
+               (SELECT round(avg(cycle_ms)::numeric, 1) FROM settle.cycle WHERE finished_at >= (SELECT min(created_at) FROM p))
+          FROM p" >"$WORK/e2e_$iv"
+    read -r cnt rate p50 p95 p99 left cycles avg_cycle <"$WORK/e2e_$iv"
+    for k in cnt rate p50 p95 p99 left cycles avg_cycle; do put "e2e_$iv.$k" "${!k}"; done
+    log "  interval $iv ms: submit $(get "e2e_$iv.tps") tps; settled $cnt ($rate/s), latency p50 $p50 ms, p95 $p95 ms, p99 $p99 ms; $left not settled; $cycles cycles (avg $avg_cycle ms)"
+done
+
+put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+put duration_s "$(( $(date +%s) - START_S ))"
+
+# ---------------------------------------------------------------- plots and the doc
+mkdir -p "$DOCDIR/img"
+# the raw figures next to the plots: report.sh can rewrite the doc from them
+cp "$RES" "$DOCDIR/img/bench_results.txt"
+cp "$DIR/settings" "$DOCDIR/img/bench_settings.txt"
+bash "$BENCH/report.sh" "$DOCDIR/img/bench_results.txt" "$DOCDIR/img/bench_settings.txt" "$DOCDIR" "$WORK"
+log "done in $(get duration_s) s: $DOCDIR/BENCHMARKS.md"
