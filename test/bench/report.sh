@@ -20,6 +20,8 @@ fmt() { awk -v v="$1" 'BEGIN { if (v !~ /^-?[0-9]+(\.[0-9]+)?$/) { print v; exit
 verdict() { if awk "BEGIN { exit !($1) }"; then echo "**met**"; else echo "**missed**"; fi; }
 # "other work": cores kept busy by processes outside this benchmark during a section
 other() { local v; v=$(get "cpu_other.$1"); [ -n "$v" ] && echo "$v of $(get cores) cores were busy with processes outside the benchmark" || echo "not measured"; }
+# a percentage of the LP bound; -1 means no LP finished in time
+pct() { case $1 in -1*) echo "n/a (no LP in time)" ;; *) echo "$1" ;; esac; }
 have() { [ -n "$(get "$1")" ] && [ "$(get "$1")" != "n/a" ]; }
 
 CYCLE_NS=$(awk -F'[_.=]' '/^cycle_[0-9]+\.considered=/ { print $2 }' "$RES" | sort -n | tr '\n' ' ')
@@ -250,7 +252,7 @@ for n in 1000 10000 100000; do
     for lc in 0.05_off 0.10_off 0.10_on; do
         k="solver_${n}_${lc}"
         have "$k.ms" || continue
-        echo "| $(fmt "$n") | ${lc%_*} | ${lc#*_} | $(get "$k.ms") | $(get "$k.status") | $(get "$k.weight_pct_of_lp") | $(get "$k.greedy_ms") | $(get "$k.greedy_weight_pct_of_lp") | $(get "$k.fifo_weight_pct_of_lp") |"
+        echo "| $(fmt "$n") | ${lc%_*} | ${lc#*_} | $(get "$k.ms") | $(get "$k.status") | $(pct "$(get "$k.weight_pct_of_lp")") | $(get "$k.greedy_ms") | $(pct "$(get "$k.greedy_weight_pct_of_lp")") | $(pct "$(get "$k.fifo_weight_pct_of_lp")") |"
     done
 done
 cat <<EOF
@@ -277,11 +279,18 @@ row versions; at 100,000 payments it took 223 s on this machine.) Meanwhile $(ot
 EOF
 if have verify.rate; then
     echo "\`settle_verify()\` over the whole ledger of the posting database ($(fmt "$(get verify.entries)") entries, grown by"
-    echo "cycles of 100,000 payments): $(fmt "$(get verify.ms)") ms, $(fmt "$(get verify.rate)") entries/s. Load average before: $(get load_verify)."
-    echo
-    echo '```'
-    get verify.output | tr ';' '\n'
-    echo '```'
+    echo "cycles of 100,000 payments): $(fmt "$(get verify.ms)") ms, $(fmt "$(get verify.rate)") entries/s; problems reported: $(get verify.problems)."
+    if have verify.seal_ms; then
+        echo "Before it, \`settle_seal()\` sealed the entries and events not yet in their hash chains: $(fmt "$(get verify.seal_ms)") ms"
+        echo "(timed apart: sealing is incremental, once per row; verifying reads the whole ledger and both chains every time)."
+    fi
+    echo "Meanwhile $(other verify)."
+    if [ "$(get verify.problems)" != 0 ]; then
+        echo
+        echo '```'
+        get verify.output | tr ';' '\n'
+        echo '```'
+    fi
 else
     echo "Not available yet: \`settle_verify()\` is not installed in this build. The benchmark measures it by"
     echo "itself as soon as the function exists (it then grows the ledger to at least 1,000,000 entries first)."

@@ -98,7 +98,7 @@ section_end() {     # name: records cpu_other.name (cores busy with other work)
     c1=$(sed -n 2p "$WORK/times1" | awk -v hz="$HZ" '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t * hz }')
     o0=$((o0 + c0)); o1=$((o1 + c1))
     put "cpu_other.$1" "$(awk -v db=$((b1 - b0)) -v da=$((a1 - a0)) -v ou=$((o1 - o0)) -v n="$NCPU" \
-        'BEGIN { v = da > 0 ? (db - ou) * n / da : 0; if (v < 0) v = 0; printf "%.2f", v }')"
+        'BEGIN { v = (da > 0 ? (db - ou) * n / da : 0); if (v < 0) v = 0; printf "%.2f", v }')"
     put "cpu_ours.$1" "$(awk -v da=$((a1 - a0)) -v ou=$((o1 - o0)) -v n="$NCPU" \
         'BEGIN { printf "%.2f", (da > 0 ? ou * n / da : 0) }')"
 }
