@@ -275,12 +275,23 @@ load_accounts(CycleState *cs)
 	uint64		r;
 	int			kept = 0;
 
-	for (i = 0; i < cs->n_payments; i++)
 	{
-		ids[2 * i] = cs->payments[i].source_account;
-		ids[2 * i + 1] = cs->payments[i].destination_account;
+		/* each account once: planning = ANY is linear in the array's length */
+		HTAB	   *seen = name_table("settle cycle account ids", 2 * cs->n_payments);
+		int			nids = 0;
+
+		for (i = 0; i < 2 * cs->n_payments; i++)
+		{
+			char	   *id = i % 2 == 0 ? cs->payments[i / 2].source_account
+				: cs->payments[i / 2].destination_account;
+			bool		found;
+
+			name_insert(seen, id, nids, &found);
+			if (!found)
+				ids[nids++] = id;
+		}
+		values[0] = PointerGetDatum(settle_text_array(ids, nids));
 	}
-	values[0] = PointerGetDatum(settle_text_array(ids, 2 * cs->n_payments));
 	if (SPI_execute_with_args(
 							  "SELECT account_id, participant_id, currency, balance - pending_debit, lower_limit,"
 							  "       status = 'active'"

@@ -487,13 +487,31 @@ lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants)
 
 	init_caches();
 	fill_caches(rows, n);
-	for (i = 0; i < n; i++)
 	{
-		if (!rows[i].syntax_ok)
-			continue;
-		acc[nacc++] = rows[i].source_account;
-		acc[nacc++] = rows[i].destination_account;
-		par[npar++] = rows[i].counterparty_id;
+		/* each name once: planning = ANY is linear in the array's length */
+		HTAB	   *seen = make_table("settle intake names", sizeof(KeySeen), 3 * n);
+		char		key[KEY_BYTES];
+
+		for (i = 0; i < n; i++)
+		{
+			bool		found;
+
+			if (!rows[i].syntax_ok)
+				continue;
+			set_key(key, rows[i].source_account);
+			hash_search(seen, key, HASH_ENTER, &found);
+			if (!found)
+				acc[nacc++] = rows[i].source_account;
+			set_key(key, rows[i].destination_account);
+			hash_search(seen, key, HASH_ENTER, &found);
+			if (!found)
+				acc[nacc++] = rows[i].destination_account;
+			/* participants and accounts share the set of names; prefix keeps them apart */
+			snprintf(key, sizeof(key), "\x01%s", rows[i].counterparty_id);
+			hash_search(seen, key, HASH_ENTER, &found);
+			if (!found)
+				par[npar++] = rows[i].counterparty_id;
+		}
 	}
 	if (nacc == 0)
 		return;
