@@ -203,13 +203,26 @@ SELECT count(*) AS unknown FROM settle_payment_history('nope');
 ------------------------------------------------------------------------
 -- 7. Replay from the event log: equal to the current state.
 ------------------------------------------------------------------------
-SELECT entity, field ~ '^funded journal' AS funding, count(*) AS compared, count(*) FILTER (WHERE NOT equal) AS different
+--    Balances too: every event that posted carries its postings.
+SELECT entity, regexp_replace(field, ' .*', '') AS field, count(*) AS compared,
+       count(*) FILTER (WHERE NOT equal) AS different
   FROM settle_replay(false) GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT * FROM settle_replay();
--- a status changed behind the event log's back is found
+-- the balances rebuilt from the events, next to the current ones
+SELECT entity_id AS account_id, replayed, current, equal
+  FROM settle_replay(false) WHERE field = 'balance' ORDER BY 1;
+-- what a settled payment's event carries
+SELECT e.details->'postings' AS postings
+  FROM settle.event e JOIN settle.payment p ON p.payment_id::text = e.entity_id
+ WHERE e.entity = 'payment' AND e.event_type = 'settled' AND p.transaction_id = 'pay_1';
+-- a status, a limit and a balance changed behind the event log's back are found,
+-- and so is a ledger entry that no event announced
 BEGIN;
 UPDATE settle.payment SET status = 'queued' WHERE transaction_id = 'pay_2';
 UPDATE settle.account SET lower_limit = 0 WHERE account_id = 'b_usd';
+UPDATE settle.account SET balance = balance + 1 WHERE account_id = 'c_eur';
+INSERT INTO settle.ledger_entry (journal_id, account_id, currency, amount)
+    SELECT min(journal_id), 'a_usd', 'USD', 500 FROM settle.journal;
 SELECT * FROM settle_replay();
 ROLLBACK;
 

@@ -146,6 +146,11 @@ SELECT a.account_id FROM settle.account a
 SELECT account_id FROM settle.account WHERE kind = 'customer' AND balance - pending_debit < -lower_limit;
 SELECT * FROM money;
 SELECT try($$DELETE FROM settle.reservation$$) AS delete_reservations;
+-- replay from the event log alone (a posted cycle, a voided one, retries) equals the state
+SELECT count(*) FILTER (WHERE field = 'balance') AS balances, count(*) FILTER (WHERE entity = 'journal') AS postings,
+       count(*) FILTER (WHERE NOT equal) AS different
+  FROM settle_replay(false);
+SELECT * FROM settle_replay();
 
 ------------------------------------------------------------------------
 -- 7. Calendar jobs

@@ -114,8 +114,8 @@ settle_post_selection(CycleState *cs)
 	char	  **settlement_ccy = palloc(sizeof(char *) * cs->n_currencies);
 	int			n_settlement_ccy = 0;
 	bool	   *ccy_used = palloc0(sizeof(bool) * cs->n_currencies);
-	Oid			types[10];
-	Datum		values[10];
+	Oid			types[11];
+	Datum		values[11];
 	bool		isnull;
 	int			i;
 	bool		two_phase = settle_two_phase;
@@ -261,7 +261,14 @@ settle_post_selection(CycleState *cs)
 		values[7] = PointerGetDatum(settle_int8_array(b_fee, nb));
 		types[8] = BOOLOID;
 		values[8] = BoolGetDatum(two_phase);
-		/* two-phase: pay-ins go to the rail now, pay-outs wait for them */
+		types[9] = INT8OID;
+		values[9] = Int64GetDatum(two_phase ? 0 : cs->journal_id);
+
+		/*
+		 * Two-phase: pay-ins go to the rail now, pay-outs wait for them.
+		 * Direct: the batch's counter-entry is posted now, and its event
+		 * carries it, so that replay can rebuild balances from events alone.
+		 */
 		if (SPI_execute_with_args(
 								  "WITH b AS ("
 								  " INSERT INTO settle.batch (batch_id, cycle_id, participant_id, currency,"
@@ -273,13 +280,17 @@ settle_post_selection(CycleState *cs)
 								  "             WHEN u.cr > u.d THEN 'reserved' ELSE 'confirmed' END,"
 								  "        CASE WHEN $9 AND u.cr < u.d THEN clock_timestamp() END"
 								  "   FROM unnest($2, $3, $4, $5, $6, $7, $8) AS u(id, p, c, d, cr, l, f)"
-								  " RETURNING batch_id, net_amount, fee, status, direction)"
+								  " RETURNING batch_id, currency, net_amount, fee, status, direction)"
 								  "INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)"
 								  "SELECT 'batch', batch_id::text, status, status,"
-								  "       jsonb_build_object('cycle_id', $1, 'net_amount', net_amount, 'fee', fee,"
-								  "                          'direction', direction)"
+								  "       jsonb_build_object('cycle_id', $1, 'currency', currency, 'net_amount', net_amount,"
+								  "                          'fee', fee, 'direction', direction)"
+								  "       || CASE WHEN NOT $9 AND net_amount <> 0 THEN jsonb_build_object("
+								  "            'journal_id', $10, 'postings', jsonb_build_array(jsonb_build_object("
+								  "              'account', '_settlement.' || currency, 'currency', currency,"
+								  "              'amount', -net_amount))) ELSE '{}'::jsonb END"
 								  "  FROM b",
-								  9, types, values, NULL, false, 0) != SPI_OK_INSERT)
+								  10, types, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write the batches");
 	}
 
@@ -387,11 +398,14 @@ settle_post_selection(CycleState *cs)
 							  "        destination_amount = u.credit, fx_rate = u.rate::numeric"
 							  "   FROM unnest($2, $3, $4) AS u(id, credit, rate)"
 							  "  WHERE p.payment_id = u.id AND p.status = 'queued'"
-							  " RETURNING p.payment_id, p.status, p.updated_at)"
+							  " RETURNING p.payment_id, p.status, p.updated_at, p.source_account, p.source_currency,"
+							  "   p.amount, p.destination_account, p.destination_currency, p.destination_amount)"
 							  "INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, from_status, to_status, details)"
-							  "SELECT updated_at, 'payment', payment_id::text, status, 'queued', status,"
+							  "SELECT s.updated_at, 'payment', s.payment_id::text, s.status, 'queued', s.status,"
 							  "       jsonb_build_object('cycle_id', $1) || CASE WHEN $6 THEN '{}'::jsonb"
-							  "       ELSE jsonb_build_object('journal_id', $5) END"
+							  "       ELSE jsonb_build_object('journal_id', $5, 'postings',"
+							  "         settle._payment_postings(s.source_account, s.source_currency, s.amount,"
+							  "           s.destination_account, s.destination_currency, s.destination_amount)) END"
 							  "  FROM s",
 							  6, types, values, NULL, false, 0) != SPI_OK_INSERT ||
 		SPI_processed != (uint64) ns)

@@ -2,6 +2,20 @@
 -- A cycle takes the queue, chooses what to settle with GLPK (src/solver.c),
 -- posts it as one balanced journal, and records itself with its baselines.
 
+-- What a settled payment posted, as its event carries it: the debit on the
+-- payer's account, the credit on the payee's.  Every event that posts to the
+-- ledger carries such a "postings" array (docs/AUDIT.md), so that
+-- settle_replay() rebuilds balances from the event log alone.
+CREATE FUNCTION settle._payment_postings(source_account text, source_currency text, amount bigint,
+                                         destination_account text, destination_currency text,
+                                         destination_amount bigint)
+RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_array(
+        jsonb_build_object('account', source_account, 'currency', source_currency, 'amount', -amount),
+        jsonb_build_object('account', destination_account, 'currency', destination_currency,
+                           'amount', destination_amount))
+$$;
+
 -- One row per cycle, written once when the cycle commits.
 -- Values and costs are in the reference currency (settle.reference_currency),
 -- major units; they are measurements for operators, the postings are exact.

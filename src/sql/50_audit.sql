@@ -495,13 +495,14 @@ BEGIN
 END
 $$;
 
--- Rebuilds state from the event log and compares it with the current state.
--- From events alone: the status of every payment, batch, participant and
--- customer account, every account's lower limit, the cycle of every settled
--- payment, and the amount of every funding.  Balances: from the ledger
--- entries (the events of settled payments do not carry amounts; see
--- docs/AUDIT.md), checked against the accounts, and every event's journal
--- must exist.  only_differences => false returns every comparison.
+-- Rebuilds state from the event log alone and compares it with the current
+-- state: the status of every payment, batch, participant and customer
+-- account, every account's lower limit, the cycle of every settled payment,
+-- and every account's balance.  Every event that posted to the ledger (a
+-- funding, a settled payment, a batch's or a two-phase cycle's counter-entry)
+-- carries its "postings"; summed, they are the balances, and journal by
+-- journal they must equal the ledger's entries.  only_differences => false
+-- returns every comparison.
 CREATE FUNCTION settle_replay(only_differences boolean DEFAULT true)
 RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text, equal boolean)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -522,12 +523,21 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
           FROM settle.event e
          WHERE e.entity = 'account' AND e.event_type IN ('created', 'limit_changed')
          ORDER BY e.entity_id, e.event_id DESC),
-    funded AS (
-        SELECT e.entity_id AS account_id, (e.details->>'journal_id')::bigint AS journal_id,
-               (e.details->>'amount')::bigint AS amount
-          FROM settle.event e WHERE e.entity = 'account' AND e.event_type = 'funded'),
-    entries AS (
-        SELECT e.account_id, sum(e.amount) AS total FROM settle.ledger_entry e GROUP BY e.account_id),
+    -- every posting announced by the event log
+    posted AS (
+        SELECT (e.details->>'journal_id')::bigint AS journal_id, x.account, x.amount
+          FROM settle.event e,
+               jsonb_to_recordset(e.details->'postings') AS x(account text, amount bigint)
+         WHERE e.details ? 'postings'),
+    by_journal AS (
+        SELECT coalesce(p.journal_id, l.journal_id) AS journal_id, coalesce(p.account, l.account) AS account,
+               p.total AS replayed, l.total AS current
+          FROM (SELECT journal_id, account, sum(amount) AS total FROM posted GROUP BY 1, 2) p
+          FULL JOIN (SELECT e.journal_id, e.account_id AS account, sum(e.amount) AS total
+                       FROM settle.ledger_entry e GROUP BY 1, 2) l
+            ON l.journal_id = p.journal_id AND l.account = p.account),
+    balances AS (
+        SELECT p.account, sum(p.amount) AS total FROM posted p GROUP BY p.account),
     cmp AS (
         SELECT 'payment' AS entity, p.payment_id::text AS entity_id, 'status' AS field,
                l.to_status AS replayed, p.status AS current
@@ -551,23 +561,12 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
           FROM settle.account a LEFT JOIN limits m ON m.entity_id = a.account_id
          WHERE a.kind = 'customer'
         UNION ALL
-        -- funding: the event's amount is the credit its journal posted to the account
-        SELECT 'account', f.account_id, 'funded journal ' || f.journal_id, f.amount::text,
-               (SELECT sum(e.amount) FROM settle.ledger_entry e
-                 WHERE e.journal_id = f.journal_id AND e.account_id = f.account_id)::text
-          FROM funded f
+        -- journal by journal, what the events posted to each account is what the ledger holds
+        SELECT 'journal', j.journal_id::text, 'posted to ' || j.account, j.replayed::text, j.current::text
+          FROM by_journal j
         UNION ALL
-        -- every ledger journal is announced by an event (funding or a payment settled in it)
-        SELECT 'journal', j.journal_id::text, 'announced by an event',
-               (EXISTS (SELECT 1 FROM settle.event e
-                         WHERE e.entity IN ('account', 'payment', 'cycle')
-                           AND e.event_type IN ('funded', 'settled', 'posted', 'completed')
-                           AND (e.details->>'journal_id')::bigint = j.journal_id))::text,
-               'true'
-          FROM settle.journal j
-        UNION ALL
-        SELECT 'account', a.account_id, 'balance', coalesce(t.total, 0)::text, a.balance::text
-          FROM settle.account a LEFT JOIN entries t ON t.account_id = a.account_id)
+        SELECT 'account', a.account_id, 'balance', coalesce(b.total, 0)::text, a.balance::text
+          FROM settle.account a LEFT JOIN balances b ON b.account = a.account_id)
     SELECT c.entity, c.entity_id, c.field, c.replayed, c.current, c.replayed IS NOT DISTINCT FROM c.current
       FROM cmp c
      WHERE NOT only_differences OR c.replayed IS DISTINCT FROM c.current

@@ -130,10 +130,13 @@ BEGIN
     WITH s AS (
         UPDATE settle.payment p SET status = 'settled', settled_at = clock_timestamp(), updated_at = clock_timestamp()
          WHERE p.cycle_id = p_cycle_id AND p.status = 'reserved'
-        RETURNING p.payment_id, p.settled_at)
+        RETURNING p.*)
     INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, from_status, to_status, details)
         SELECT s.settled_at, 'payment', s.payment_id::text, 'settled', 'reserved', 'settled',
-               jsonb_build_object('cycle_id', p_cycle_id, 'journal_id', jid)
+               jsonb_build_object('cycle_id', p_cycle_id, 'journal_id', jid,
+                   'postings', settle._payment_postings(s.source_account, s.source_currency, s.amount,
+                                                        s.destination_account, s.destination_currency,
+                                                        s.destination_amount))
           FROM s;
     -- the pay-outs may now go to the rail
     FOR b IN SELECT * FROM settle.batch WHERE cycle_id = p_cycle_id AND status = 'reserved' FOR UPDATE LOOP
@@ -141,8 +144,15 @@ BEGIN
         UPDATE settle.batch SET status = 'pending', next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
          WHERE batch_id = b.batch_id;
     END LOOP;
+    -- the batches' counter-entries on the settlement accounts, as the payments' events carry theirs
     INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)
-        VALUES ('cycle', p_cycle_id::text, 'posted', 'posted', jsonb_build_object('journal_id', jid));
+        SELECT 'cycle', p_cycle_id::text, 'posted', 'posted',
+               jsonb_build_object('journal_id', jid, 'postings',
+                   coalesce(jsonb_agg(jsonb_build_object('account', r.account_id, 'currency', r.currency,
+                                                         'amount', r.amount, 'batch_id', r.batch_id)
+                                      ORDER BY r.reservation_id), '[]'::jsonb))
+          FROM settle.reservation r
+         WHERE r.cycle_id = p_cycle_id AND r.payment_id IS NULL;
     RETURN jid;
 END
 $$;

@@ -76,6 +76,8 @@ all_sealed() { [ "$(q "SELECT (SELECT count(*) FROM settle.ledger_entry) = (SELE
 wait_for 20 all_sealed
 ok $? "the worker seals every ledger entry into the audit chain after its cycles"
 is "$(q "SELECT count(*) FROM settle_verify()")" "0" "settle_verify() finds no problem after the crash"
+is "$(q "SELECT count(*) FROM settle_replay()")" "0" \
+   "replay from the event log alone (statuses, balances, postings per journal) equals the state after the crash"
 
 settled_before=$(q "SELECT count(*) FROM settle.payment WHERE status = 'settled'")
 q "SELECT settle_submit('after_crash', 5, 'USD', 'USD', 'w_c_usd', 'w_a_usd', 'w_a', 'after_crash_k')" >/dev/null
