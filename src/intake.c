@@ -6,8 +6,9 @@
  *
  *   1. syntax rules that need no table (nulls, identifiers, currency codes,
  *      amount form, priority, deadline), in parameter order;
- *   2. one SPI query fetches every account, currency, counterparty and FX
- *      pair the rows mention, and the reference rules run in C;
+ *   2. every account and counterparty the rows mention is read by a
+ *      primary-key probe (currencies and FX pairs from per-backend caches),
+ *      and the reference rules run in C;
  *   3. one INSERT ... ON CONFLICT DO NOTHING writes all valid rows and their
  *      'submitted' events.  The unique indexes on idempotency_key and
  *      transaction_id make concurrent repeats collapse to one row: a second
@@ -33,7 +34,10 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -42,6 +46,9 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -80,7 +87,6 @@ typedef struct KeySeen
 	int			row;
 } KeySeen;
 
-static SPIPlanPtr lookup_plan = NULL;
 static SPIPlanPtr cache_plan = NULL;
 static SPIPlanPtr role_plan = NULL;
 static Oid	settle_owner = InvalidOid;
@@ -90,6 +96,25 @@ static char *caller_participant = NULL;
 static bool caller_restricted = false;
 static char *caller_name = NULL;
 static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr insert_one_plan = NULL;
+
+/*
+ * The intake insert, with its rows' source (%s: a SELECT of 11 columns,
+ * then created_at and updated_at).  Conflicting keys are skipped, to be
+ * resolved as replays or conflicts; each inserted payment gets its event.
+ */
+#define INSERT_SQL \
+	"WITH ins AS (" \
+	" INSERT INTO settle.payment (transaction_id, idempotency_key, source_currency," \
+	"   destination_currency, source_account, destination_account, counterparty_id," \
+	"   source_participant, amount, priority, deadline, created_at, updated_at)" \
+	" %s" \
+	" ON CONFLICT DO NOTHING" \
+	" RETURNING payment_id, idempotency_key, created_at)," \
+	" ev AS (" \
+	" INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, to_status)" \
+	" SELECT created_at, 'payment', payment_id::text, 'submitted', 'queued' FROM ins)" \
+	"SELECT payment_id, idempotency_key, created_at FROM ins"
 static SPIPlanPtr existing_plan = NULL;
 
 static Oid	tables_owner(void);
@@ -473,91 +498,162 @@ fill_caches(IntakeRow *rows, int n)
 	}
 }
 
-/* One query for every account and counterparty the rows name; the rest from the caches. */
+/* An open table with its primary key index (one text column), for probes. */
+typedef struct KeyedTable
+{
+	Relation	rel;
+	Relation	pkey;
+	Snapshot	snapshot;
+} KeyedTable;
+
+static void
+keyed_open(KeyedTable *t, const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, get_namespace_oid("settle", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "settle.%s does not exist", relname);
+	t->rel = table_open(relid, AccessShareLock);
+	t->pkey = index_open(RelationGetPrimaryKeyIndex(t->rel), AccessShareLock);
+	t->snapshot = GetActiveSnapshot();
+}
+
+static void
+keyed_close(KeyedTable *t)
+{
+	index_close(t->pkey, AccessShareLock);
+	table_close(t->rel, AccessShareLock);
+}
+
+/*
+ * The row with this primary key, as the statement's snapshot sees it
+ * (palloc'd copy), or NULL.  The key is compared in the index's collation.
+ */
+static HeapTuple
+keyed_fetch(KeyedTable *t, const char *key)
+{
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(key));
+	skey.sk_collation = t->pkey->rd_indcollation[0];
+	scan = systable_beginscan(t->rel, RelationGetRelid(t->pkey), true, t->snapshot, 1, &skey);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		tup = heap_copytuple(tup);
+	systable_endscan(scan);
+	return tup;
+}
+
+/* A text column of a fetched row, by name. */
+static char *
+keyed_text(KeyedTable *t, HeapTuple tup, const char *column)
+{
+	AttrNumber	attnum = get_attnum(RelationGetRelid(t->rel), column);
+	bool		isnull;
+	Datum		d;
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "column %s of %s does not exist", column, RelationGetRelationName(t->rel));
+	d = heap_getattr(tup, attnum, RelationGetDescr(t->rel), &isnull);
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* A participant's status (and whether it is the operator), NULL if unknown. */
+static char *
+participant_status(KeyedTable *participant, const char *participant_id, bool *is_operator)
+{
+	HeapTuple	tup = keyed_fetch(participant, participant_id);
+	AttrNumber	attnum;
+	bool		isnull;
+
+	if (tup == NULL)
+		return NULL;
+	attnum = get_attnum(RelationGetRelid(participant->rel), "is_operator");
+	*is_operator = DatumGetBool(heap_getattr(tup, attnum, RelationGetDescr(participant->rel), &isnull));
+	return keyed_text(participant, tup, "status");
+}
+
+/*
+ * Every account and counterparty the rows name (each once), and their
+ * participants' status: primary-key probes through the indexes with the
+ * statement's snapshot, a few microseconds each, where a query would spend
+ * most of a single-row call starting an executor.  Currencies and FX pairs
+ * come from the caches.
+ */
 static void
 lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants)
 {
-	char	  **acc = palloc(sizeof(char *) * 2 * n);
-	char	  **par = palloc(sizeof(char *) * n);
-	int			nacc = 0,
-				npar = 0;
-	Datum		values[2];
+	HTAB	   *seen = make_table("settle intake names", sizeof(KeySeen), 3 * n);
+	KeyedTable account;
+	KeyedTable participant;
+	char		key[KEY_BYTES];
 	int			i;
-	uint64		r;
 
 	init_caches();
 	fill_caches(rows, n);
+	keyed_open(&account, "account");
+	keyed_open(&participant, "participant");
+	for (i = 0; i < n; i++)
 	{
-		/* each name once: planning = ANY is linear in the array's length */
-		HTAB	   *seen = make_table("settle intake names", sizeof(KeySeen), 3 * n);
-		char		key[KEY_BYTES];
-
-		for (i = 0; i < n; i++)
-		{
-			bool		found;
-
-			if (!rows[i].syntax_ok)
-				continue;
-			set_key(key, rows[i].source_account);
-			hash_search(seen, key, HASH_ENTER, &found);
-			if (!found)
-				acc[nacc++] = rows[i].source_account;
-			set_key(key, rows[i].destination_account);
-			hash_search(seen, key, HASH_ENTER, &found);
-			if (!found)
-				acc[nacc++] = rows[i].destination_account;
-			/* participants and accounts share the set of names; prefix keeps them apart */
-			snprintf(key, sizeof(key), "\x01%s", rows[i].counterparty_id);
-			hash_search(seen, key, HASH_ENTER, &found);
-			if (!found)
-				par[npar++] = rows[i].counterparty_id;
-		}
-	}
-	if (nacc == 0)
-		return;
-
-	if (lookup_plan == NULL)
-	{
-		Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
-
-		lookup_plan = settle_keep_plan(
-									   "SELECT 'a'::text, a.account_id, a.participant_id, a.currency, a.status, p.status"
-									   "  FROM settle.account a JOIN settle.participant p ON p.participant_id = a.participant_id"
-									   " WHERE a.account_id = ANY ($1) AND a.kind = 'customer'"
-									   " UNION ALL "
-									   "SELECT 'p', p.participant_id, NULL, NULL, p.status, NULL"
-									   "  FROM settle.participant p WHERE p.participant_id = ANY ($2) AND NOT p.is_operator",
-									   2, types, "intake lookup");
-	}
-	values[0] = PointerGetDatum(settle_text_array(acc, nacc));
-	values[1] = PointerGetDatum(settle_text_array(par, npar));
-	if (SPI_execute_plan(lookup_plan, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "intake lookup failed");
-
-	for (r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *kind = SPI_getvalue(tup, desc, 1);
-		char	   *key = SPI_getvalue(tup, desc, 2);
+		int			k;
 		bool		found;
 
-		if (kind[0] == 'a')
+		if (!rows[i].syntax_ok)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		for (k = 0; k < 2; k++)
 		{
-			AccountInfo *a = hash_search(accounts, key, HASH_ENTER, &found);
+			const char *id = k == 0 ? rows[i].source_account : rows[i].destination_account;
+			HeapTuple	tup;
+			char	   *kind;
+			char	   *owner;
+			char	   *pstatus;
+			bool		is_operator;
+			AccountInfo *a;
 
-			set_key(a->participant_id, SPI_getvalue(tup, desc, 3));
-			strlcpy(a->currency, SPI_getvalue(tup, desc, 4), sizeof(a->currency));
-			strlcpy(a->status, SPI_getvalue(tup, desc, 5), sizeof(a->status));
-			strlcpy(a->participant_status, SPI_getvalue(tup, desc, 6), sizeof(a->participant_status));
+			set_key(key, id);
+			hash_search(seen, key, HASH_ENTER, &found);
+			if (found)
+				continue;
+			tup = keyed_fetch(&account, id);
+			if (tup == NULL)
+				continue;
+			kind = keyed_text(&account, tup, "kind");
+			if (strcmp(kind, "customer") != 0)
+				continue;		/* the operator's accounts are not for payments */
+			owner = keyed_text(&account, tup, "participant_id");
+			pstatus = participant_status(&participant, owner, &is_operator);
+			if (pstatus == NULL)
+				continue;		/* cannot happen: foreign key */
+			a = hash_search(accounts, key, HASH_ENTER, &found);
+			set_key(a->participant_id, owner);
+			strlcpy(a->currency, keyed_text(&account, tup, "currency"), sizeof(a->currency));
+			strlcpy(a->status, keyed_text(&account, tup, "status"), sizeof(a->status));
+			strlcpy(a->participant_status, pstatus, sizeof(a->participant_status));
 		}
-		else
+		/* participants and accounts share the set of names; the prefix keeps them apart */
+		snprintf(key, sizeof(key), "\x01%s", rows[i].counterparty_id);
+		hash_search(seen, key, HASH_ENTER, &found);
+		if (!found)
 		{
-			NameInfo   *e = hash_search(participants, key, HASH_ENTER, &found);
+			bool		is_operator;
+			char	   *pstatus = participant_status(&participant, rows[i].counterparty_id, &is_operator);
 
-			strlcpy(e->status, SPI_getvalue(tup, desc, 5), sizeof(e->status));
+			if (pstatus != NULL && !is_operator)
+			{
+				NameInfo   *e;
+
+				set_key(key, rows[i].counterparty_id);
+				e = hash_search(participants, key, HASH_ENTER, &found);
+				strlcpy(e->status, pstatus, sizeof(e->status));
+			}
 		}
 	}
+	keyed_close(&participant);
+	keyed_close(&account);
+	hash_destroy(seen);
 }
 
 /* The rules that need reference data, in parameter order. */
@@ -821,6 +917,7 @@ insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 			   *deadlines;
 	bool	   *deadline_nulls;
 	Datum		values[12];
+	char		nulls[12];
 	int			dims[1];
 	int			lbs[1] = {1};
 	HTAB	   *bykey;
@@ -857,44 +954,56 @@ insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 		deadlines[i] = TimestampTzGetDatum(row->deadline);
 		deadline_nulls[i] = !row->has_deadline;
 	}
-	for (i = 0; i < 8; i++)
-		values[i] = PointerGetDatum(settle_text_array(cols[i], m));
-	dims[0] = m;
-	values[8] = PointerGetDatum(construct_array(amounts, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[9] = PointerGetDatum(construct_array(priorities, m, INT2OID, 2, true, TYPALIGN_SHORT));
-	values[10] = PointerGetDatum(construct_md_array(deadlines, deadline_nulls, 1, dims, lbs,
-													TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-
-	if (insert_plan == NULL)
+	if (m == 1)
 	{
-		Oid			types[11] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID};
-		SPIPlanPtr	plan;
+		/* one row (settle_submit): scalar parameters, no arrays to build and unnest */
+		bool		single_nulls[11] = {0};
 
-		plan = SPI_prepare(
-						   "WITH ins AS ("
-						   " INSERT INTO settle.payment (transaction_id, idempotency_key, source_currency,"
-						   "   destination_currency, source_account, destination_account, counterparty_id,"
-						   "   source_participant, amount, priority, deadline, created_at, updated_at)"
-						   " SELECT u.*, c.ts, c.ts"
-						   "   FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) u,"
-						   "        LATERAL (SELECT clock_timestamp() AS ts) c"
-						   " ON CONFLICT DO NOTHING"
-						   " RETURNING payment_id, idempotency_key, created_at),"
-						   " ev AS ("
-						   " INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, to_status)"
-						   " SELECT created_at, 'payment', payment_id::text, 'submitted', 'queued' FROM ins)"
-						   "SELECT payment_id, idempotency_key, created_at FROM ins",
-						   11, types);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for the intake insert: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		insert_plan = plan;
+		for (i = 0; i < 8; i++)
+			values[i] = CStringGetTextDatum(cols[i][0]);
+		values[8] = amounts[0];
+		values[9] = priorities[0];
+		values[10] = deadlines[0];
+		single_nulls[10] = deadline_nulls[0];
+		for (i = 0; i < 11; i++)
+			nulls[i] = single_nulls[i] ? 'n' : ' ';
+		if (insert_one_plan == NULL)
+		{
+			Oid			types[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			TEXTOID, INT8OID, INT2OID, TIMESTAMPTZOID};
+
+			insert_one_plan = settle_keep_plan(psprintf(INSERT_SQL,
+														"SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, c.ts, c.ts"
+														"  FROM (SELECT clock_timestamp() AS ts) c"),
+											   11, types, "intake insert");
+		}
+		if (SPI_execute_plan(insert_one_plan, values, nulls, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "intake insert failed");
 	}
-	if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "intake insert failed");
+	else
+	{
+		for (i = 0; i < 8; i++)
+			values[i] = PointerGetDatum(settle_text_array(cols[i], m));
+		dims[0] = m;
+		values[8] = PointerGetDatum(construct_array(amounts, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[9] = PointerGetDatum(construct_array(priorities, m, INT2OID, 2, true, TYPALIGN_SHORT));
+		values[10] = PointerGetDatum(construct_md_array(deadlines, deadline_nulls, 1, dims, lbs,
+														TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (insert_plan == NULL)
+		{
+			Oid			types[11] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+				TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+			INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID};
+
+			insert_plan = settle_keep_plan(psprintf(INSERT_SQL,
+													"SELECT u.*, c.ts, c.ts"
+													"  FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) u,"
+													"       LATERAL (SELECT clock_timestamp() AS ts) c"),
+										   11, types, "intake bulk insert");
+		}
+		if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "intake insert failed");
+	}
 
 	bykey = make_table("settle intake inserted", sizeof(KeySeen), m);
 	for (i = 0; i < m; i++)
