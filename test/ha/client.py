@@ -10,6 +10,8 @@
       leader, is not acknowledged: the client reconnects and retries it with the same key
       and the same content until it is acknowledged. It stops issuing new payments when
       --stop-file exists or --count is reached, and gives up after --max-seconds (exit 1).
+      With --after-stop-hosts, once the stop file exists it retries its unacknowledged
+      payment through those hosts instead (a client that was cut off with one node).
 
   client.py check --hosts ... --acked FILE [FILE...] --prefixes P[,P...]
       On the current leader: every acknowledged payment present exactly once with the
@@ -67,6 +69,7 @@ class Loader:
         self.deadline = time.time() + args.max_seconds
         self.failed = False
         self.errors = 0
+        self.hosts = args.hosts
 
     def record(self, row):
         with self.lock:
@@ -90,13 +93,23 @@ class Loader:
             elif state == psycopg2.extensions.POLL_WRITE:
                 select.select([], [conn.fileno()], [], min(left, 0.5))
 
+    def switch_hosts(self):
+        """--after-stop-hosts: True when the hosts have just been switched."""
+        a = self.args
+        if (a.after_stop_hosts and self.hosts != a.after_stop_hosts and a.stop_file
+                and os.path.exists(a.stop_file)):
+            self.hosts = a.after_stop_hosts
+            return True
+        return False
+
     def connect(self):
         attempt = 0
         while time.time() < self.deadline:
             conn = None
             attempt += 1
+            self.switch_hosts()
             try:
-                conn = psycopg2.connect(dsn(self.args.hosts, rotate=attempt), async_=1)
+                conn = psycopg2.connect(dsn(self.hosts, rotate=attempt), async_=1)
                 self.wait(conn, self.args.connect_timeout)
                 return conn
             except psycopg2.Error:
@@ -118,6 +131,10 @@ class Loader:
                     print("client: gave up on %s after %d attempts" % (p[7], attempts), file=sys.stderr)
                     self.failed = True
                     return
+                if self.switch_hosts():
+                    if conn is not None:
+                        conn.close()
+                        conn = None
                 if conn is None:
                     conn = self.connect()
                     if conn is None:
@@ -287,6 +304,7 @@ def main():
     lo.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
     lo.add_argument("--connect-timeout", type=float, default=1.0)
     lo.add_argument("--stop-file")
+    lo.add_argument("--after-stop-hosts")
     ch = sub.add_parser("check")
     ch.add_argument("--hosts", required=True)
     ch.add_argument("--acked", nargs="+", required=True)

@@ -7,9 +7,14 @@
 #   ha_leader / ha_sync      name of the leader / synchronous standby (from the REST API)
 #   ha_kill NODE             SIGKILL of the node's Patroni, postmaster and every server process
 #   ha_start_node NODE       start the node's Patroni again
+#   ha_cut NODE hold|reset   cut the node off the network (HA_NETSPLIT=1 only); ha_heal NODE
 #   ha_cleanup               SIGKILL of everything started here, removes DIR
 #
 # Settings for tuning (environment): TTL, LOOP_WAIT, RETRY_TIMEOUT (see patroni.yml.in).
+# HA_NETSPLIT=1 (set by ha_init's caller) puts every node's cluster traffic through
+# test/ha/netsplit.py: its etcd connection, and the PostgreSQL and REST addresses the other
+# nodes and the load client use. The harness itself (ha_psql, ha_rest) uses the nodes' own
+# ports, so it can watch a node that is cut off.
 
 HA_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HA_NODES="node1 node2 node3"
@@ -43,13 +48,23 @@ ha_init() {
         i=$((i + 1))
         p=$(free_port "$p"); eval "HA_PG_$n=$p"; p=$((p + 1))
         p=$(free_port "$p"); eval "HA_REST_$n=$p"; p=$((p + 1))
+        # without proxies the other nodes and the client use the node's own ports
+        eval "HA_PGX_$n=\$HA_PG_$n HA_RESTX_$n=\$HA_REST_$n HA_ETCDX_$n=\$HA_ETCD_PORT"
+        if [ "${HA_NETSPLIT:-0}" = 1 ]; then
+            p=$(free_port "$p"); eval "HA_PGX_$n=$p"; p=$((p + 1))
+            p=$(free_port "$p"); eval "HA_RESTX_$n=$p"; p=$((p + 1))
+            p=$(free_port "$p"); eval "HA_ETCDX_$n=$p"; p=$((p + 1))
+        fi
     done
-    HA_HOSTS="127.0.0.1:$(ha_pg_port node1),127.0.0.1:$(ha_pg_port node2),127.0.0.1:$(ha_pg_port node3)"
+    [ "${HA_NETSPLIT:-0}" = 1 ] && HA_NETSPLIT_CTL=$(free_port "$p")
+    HA_HOSTS="127.0.0.1:$(ha_client_port node1),127.0.0.1:$(ha_client_port node2),127.0.0.1:$(ha_client_port node3)"
     for n in $HA_NODES; do
         mkdir -p "$HA_DIR/$n"
         [ "$(id -u)" = 0 ] && chown "$HA_RUNAS" "$HA_DIR/$n"
-        NODE_NAME=$n REST_PORT=$(ha_rest_port $n) PG_PORT=$(ha_pg_port $n) PG_CONNECT_PORT=$(ha_pg_port $n) \
-        ETCD_HOSTS=127.0.0.1:$HA_ETCD_PORT DATA_DIR=$HA_DIR/$n/data PGPASS_FILE=$HA_DIR/$n/pgpass \
+        NODE_NAME=$n REST_PORT=$(ha_rest_port $n) PG_PORT=$(ha_pg_port $n) PG_CONNECT_PORT=$(ha_client_port $n) \
+        REST_CONNECT_PORT=$(eval "echo \$HA_RESTX_$n") ETCD_HOSTS=127.0.0.1:$(eval "echo \$HA_ETCDX_$n") \
+        ETCD_USE_PROXIES=$([ "${HA_NETSPLIT:-0}" = 1 ] && echo true) \
+        DATA_DIR=$HA_DIR/$n/data PGPASS_FILE=$HA_DIR/$n/pgpass \
         SOCKET_DIR=$HA_DIR/$n POST_BOOTSTRAP=$HA_SRC/post_bootstrap.sh SCOPE=settle-ha \
         SETTLE_CYCLE_INTERVAL=${SETTLE_CYCLE_INTERVAL:-500ms} \
             "$HA_PY" "$HA_SRC/render.py" "$HA_SRC/patroni.yml.in" > "$HA_DIR/$n/patroni.yml" || return 1
@@ -59,6 +74,8 @@ ha_init() {
 }
 
 ha_pg_port() { eval "echo \$HA_PG_$1"; }
+# the port the other nodes and the load client reach the node's PostgreSQL at (its proxy)
+ha_client_port() { eval "echo \$HA_PGX_$1"; }
 ha_rest_port() { eval "echo \$HA_REST_$1"; }
 ha_node_of_port() { local n; for n in $HA_NODES; do [ "$(ha_pg_port $n)" = "$1" ] && echo $n; done; }
 
@@ -118,7 +135,31 @@ ha_wait_healthy() {
     done
 }
 
+# the proxies of every node (test/ha/netsplit.py)
+ha_start_netsplit() {
+    local n routes=""
+    for n in $HA_NODES; do
+        routes="$routes $n:$(eval "echo \$HA_PGX_$n"):$(ha_pg_port $n)"
+        routes="$routes $n:$(eval "echo \$HA_RESTX_$n"):$(ha_rest_port $n)"
+        routes="$routes $n:$(eval "echo \$HA_ETCDX_$n"):$HA_ETCD_PORT"
+    done
+    (exec setpriv --reuid="$HA_RUNAS" --regid="$HA_RUNAS" --init-groups -- \
+        "$HA_PY" "$HA_SRC/netsplit.py" serve --control "$HA_NETSPLIT_CTL" $routes) >"$HA_DIR/netsplit.log" 2>&1 &
+    echo "netsplit $!" >> "$HA_DIR/pids"
+    disown $!
+    for _ in $(seq 1 50); do
+        ha_netsplit status >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "# netsplit did not start"; cat "$HA_DIR/netsplit.log"; return 1
+}
+
+ha_netsplit() { "$HA_PY" "$HA_SRC/netsplit.py" ctl "$HA_NETSPLIT_CTL" "$@"; }
+ha_cut() { ha_netsplit cut "$1" "$2" >/dev/null; }
+ha_heal() { ha_netsplit heal "$1" >/dev/null; }
+
 ha_start() {
+    if [ "${HA_NETSPLIT:-0}" = 1 ]; then ha_start_netsplit || return 1; fi
     ha_start_etcd || return 1
     local n
     ha_start_node node1
@@ -133,7 +174,7 @@ ha_start() {
 ha_show() {
     local n
     for n in $HA_NODES; do
-        echo "# $n: pg $(ha_pg_port $n) rest $(ha_rest_port $n) leader=$(ha_rest $n leader) sync=$(ha_rest $n sync) replica=$(ha_rest $n replica)"
+        echo "# $n: pg $(ha_pg_port $n) rest $(ha_rest_port $n) client $(ha_client_port $n) leader=$(ha_rest $n leader) sync=$(ha_rest $n sync) replica=$(ha_rest $n replica)"
         tail -5 "$HA_DIR/$n/patroni.log" | sed 's/^/#   /'
     done
 }
@@ -214,19 +255,36 @@ ha_all_settled() {
 }
 
 # One round under load: start the client (prefix P), after a few seconds disrupt the leader
-# with ACTION (crash | switchover), measure from the disruption to the first acknowledged
-# write on another node, stop the load, bring the old leader back if it was killed, and run
-# the checks. Sets HA_OLD, HA_NEW, HA_SECS (fail-over time), HA_CHECK_RC, HA_CLIENT_RC,
-# HA_REJOIN_SECS; writes the check output to $HA_DIR/check-P.log.
+# with ACTION (crash | switchover | freeze | partition), measure from the disruption to the
+# first acknowledged write on another node, stop the load, bring the old leader back (restart,
+# wake, heal), and run the checks. Sets HA_OLD, HA_NEW, HA_SECS (fail-over time),
+# HA_CHECK_RC, HA_CLIENT_RC, HA_REJOIN_SECS; for a partition also HA_DEMOTE_SECS (cut to
+# the old leader in recovery) and HA_MINORITY (acknowledgements by the old leader after the
+# cut, to the client that stayed with it: must be 0). Writes the check output to
+# $HA_DIR/check-P.log. A partition uses HA_CUT_MODE (hold | reset, see netsplit.py).
 ha_round() {
     local action=$1 p=$2 acked=$HA_DIR/acked-$2 stop=$HA_DIR/stop-$2 client t0 first i target
+    local minority="" macked=$HA_DIR/acked-$2m watcher
     HA_NEW="" HA_SECS="" HA_CHECK_RC=1 HA_CLIENT_RC=1 HA_REJOIN_SECS="" HA_WORKER_OK=1
+    HA_DEMOTE_SECS="" HA_RECOVERY_SECS="" HA_MINORITY=""
     HA_OLD=$(ha_leader) || { echo "# no leader before round $p"; return 1; }
-    rm -f "$stop"; : > "$acked"
+    rm -f "$stop"; : > "$acked"; rm -f "$macked"
     "$HA_PY" "$HA_SRC/client.py" load --hosts "$HA_HOSTS" --prefix "$p" --count "${HA_MAX_PAYMENTS:-20000}" \
         --max-seconds "${HA_CLIENT_SECONDS:-90}" --acked "$acked" --stop-file "$stop" \
         --workers "${HA_WORKERS:-2}" --pause "${HA_PAUSE:-0.01}" >"$HA_DIR/client-$p.log" 2>&1 &
     client=$!
+    if [ "$action" = partition ]; then
+        # a client on the old leader's side of the partition: it reaches the old leader only
+        # (its own port, not the proxy), so it keeps submitting there after the cut. Nothing
+        # may be acknowledged to it then. After the heal it finishes its last, unknown
+        # payment through the cluster with the same key, as a real client would.
+        : > "$macked"
+        "$HA_PY" "$HA_SRC/client.py" load --hosts "127.0.0.1:$(ha_pg_port "$HA_OLD")" --after-stop-hosts "$HA_HOSTS" \
+            --prefix "${p}m" --count "${HA_MAX_PAYMENTS:-20000}" --max-seconds "${HA_CLIENT_SECONDS:-90}" \
+            --acked "$macked" --stop-file "$stop" --workers 1 --pause "${HA_PAUSE:-0.01}" \
+            >"$HA_DIR/client-${p}m.log" 2>&1 &
+        minority=$!
+    fi
     sleep "${HA_LOAD_BEFORE:-4}"
     case $action in
     crash)
@@ -246,10 +304,23 @@ ha_round() {
         curl -s -m 30 -X POST -H 'Content-Type: application/json' \
             -d "{\"leader\": \"$HA_OLD\", \"candidate\": \"$target\"}" \
             "http://127.0.0.1:$(ha_rest_port "$HA_OLD")/switchover" >"$HA_DIR/switchover-$p.log" 2>&1 ;;
+    partition)
+        # every connection of the leader's node (etcd, replication, clients, REST) is cut
+        t0=$(ha_now)
+        ha_cut "$HA_OLD" "${HA_CUT_MODE:-hold}"
+        # watch the old leader through its own port (not cut), from now on: "time f" while
+        # it is a writable primary, "time t" once in recovery, "time -" when it does not answer
+        ( for _ in $(seq 1 "${HA_DEMOTE_TIMEOUT:-60}0"); do
+              r=$(ha_psql "$HA_OLD" -c "SELECT pg_is_in_recovery()" 2>/dev/null) || r=-
+              echo "$(ha_now) $r"
+              [ "$r" = t ] && break
+              sleep 0.1
+          done ) > "$HA_DIR/demote-$p" &
+        watcher=$! ;;
     esac
     first=""
     for i in $(seq 1 600); do
-        first=$(ha_first_ack_after "$acked" "$t0" "$(ha_pg_port "$HA_OLD")")
+        first=$(ha_first_ack_after "$acked" "$t0" "$(ha_client_port "$HA_OLD")")
         [ -n "$first" ] && break
         kill -0 $client 2>/dev/null || break
         sleep 0.1
@@ -261,9 +332,29 @@ ha_round() {
         # before accepting anything, and commits there cannot be acknowledged
         kill -CONT $HA_FROZEN 2>/dev/null
     fi
+    if [ "$action" = partition ]; then
+        # the old leader cannot renew its key: it must demote by itself while still cut off.
+        # HA_DEMOTE_SECS: from the cut to its last answer as a primary (it stops taking
+        # writes there); HA_RECOVERY_SECS: to its restart in recovery
+        wait $watcher
+        read -r HA_DEMOTE_SECS HA_RECOVERY_SECS < <(awk -v t0="$t0" '
+            $2 == "f" { last = $1 }  $2 == "t" { rec = $1 }
+            END { if (rec) printf "%.3f %.3f\n", (last ? last : t0) - t0, rec - t0 }' "$HA_DIR/demote-$p")
+        sleep "${HA_CUT_AFTER:-2}"
+        ha_heal "$HA_OLD"
+    fi
     sleep "${HA_LOAD_AFTER:-2}"
     touch "$stop"
     wait $client; HA_CLIENT_RC=$?
+    if [ -n "$minority" ]; then
+        wait $minority || HA_CLIENT_RC=1
+        # a reply to a commit that reached the standby before the cut may be a moment late;
+        # one a second after the cut would be a commit the cut-off leader acknowledged alone
+        HA_MINORITY=$("$HA_PY" -c '
+import json, sys
+print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["t"] > float(sys.argv[2]) + 1
+          and json.loads(l)["port"] == int(sys.argv[3])))' "$macked" "$t0" "$(ha_pg_port "$HA_OLD")")
+    fi
     HA_NEW=$(ha_leader)
     # the worker took over on the new leader by itself: it cycled after the disruption
     # and drains the queue
@@ -278,7 +369,12 @@ ha_round() {
     [ "$action" = crash ] && ha_start_node "$HA_OLD"
     i=$(ha_now)
     ha_wait_healthy "${HA_REJOIN_TIMEOUT:-120}" && [ "$(ha_rest "$HA_OLD" replica)" = 200 ] && HA_REJOIN_SECS=$(ha_secs "$i" "$(ha_now)")
-    "$HA_PY" "$HA_SRC/client.py" check --hosts "$HA_HOSTS" --acked "$acked" --prefixes "$p" >"$HA_DIR/check-$p.log" 2>&1
+    if [ -n "$minority" ]; then
+        "$HA_PY" "$HA_SRC/client.py" check --hosts "$HA_HOSTS" --acked "$acked" "$macked" --prefixes "$p,${p}m" \
+            >"$HA_DIR/check-$p.log" 2>&1
+    else
+        "$HA_PY" "$HA_SRC/client.py" check --hosts "$HA_HOSTS" --acked "$acked" --prefixes "$p" >"$HA_DIR/check-$p.log" 2>&1
+    fi
     HA_CHECK_RC=$?
     return 0
 }
