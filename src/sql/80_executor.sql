@@ -25,10 +25,9 @@ ALTER TABLE settle.account
     DROP CONSTRAINT account_within_limit,
     ADD CONSTRAINT account_within_limit
         CHECK (kind <> 'customer' OR balance - pending_debit >= -lower_limit);
-ALTER TABLE settle.payment
-    DROP CONSTRAINT payment_status_check,
-    ADD CONSTRAINT payment_status_check
-        CHECK (status IN ('queued', 'reserved', 'settled', 'expired', 'failed'));
+ALTER DOMAIN settle.payment_status DROP CONSTRAINT payment_status_check;
+ALTER DOMAIN settle.payment_status ADD CONSTRAINT payment_status_check
+    CHECK (VALUE IN ('queued', 'reserved', 'settled', 'expired', 'failed'));
 ALTER TABLE settle.batch
     DROP CONSTRAINT batch_status_check,
     ADD CONSTRAINT batch_status_check
