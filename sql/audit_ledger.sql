@@ -149,6 +149,13 @@ DELETE FROM settle.event WHERE event_id = 20;
 SELECT * FROM settle_verify(seal => false);
 ROLLBACK;
 
+-- two entries in a journal that does not exist (the table has no foreign keys)
+BEGIN;
+INSERT INTO settle.ledger_entry (journal_id, account_id, currency, amount)
+    VALUES (999999, 'a_usd', 'USD', 1), (999999, 'b_usd', 'USD', -1);
+SELECT problem, detail FROM settle_verify(seal => false) WHERE problem LIKE 'entry%' ORDER BY entity_id;
+ROLLBACK;
+
 -- two seals swapped (a reordered chain): the first broken link is named
 BEGIN;
 ALTER TABLE settle.ledger_seal DISABLE TRIGGER ledger_seal_append_only;

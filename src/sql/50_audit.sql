@@ -284,6 +284,9 @@ $$;
 --   journal_unbalanced   a journal whose entries do not sum to zero per currency
 --   balance_mismatch     an account whose balance is not the sum of its entries
 --   below_limit          a customer account below its lower limit
+--   entry_account_unknown / entry_journal_unknown / entry_payment_unknown
+--                        an entry naming an account (in its currency), a journal
+--                        or a payment that does not exist
 --   payment_not_posted / payment_posted_twice / payment_legs_wrong / payment_posted_unsettled
 --                        a settled payment without its two legs in one journal,
 --                        with legs in several journals, with legs that do not
@@ -382,6 +385,13 @@ BEGIN
                    ELSE '' END
       FROM c WHERE c.kind IS NOT NULL
      ORDER BY c.payment_id;
+
+    RETURN QUERY
+    SELECT 'entry_journal_unknown', 'ledger_entry', e.entry_id::text,
+           format('entry %s belongs to journal %s, which does not exist', e.entry_id, e.journal_id)
+      FROM settle.ledger_entry e
+     WHERE NOT EXISTS (SELECT 1 FROM settle.journal j WHERE j.journal_id = e.journal_id)
+     ORDER BY e.entry_id;
 
     -- legs of payments that do not exist
     RETURN QUERY
