@@ -104,6 +104,61 @@ CREATE AGGREGATE settle._chain(start bytea, content bytea) (
     STYPE = bytea
 );
 
+-- What differs between the two chains: the table, its id column, its seal
+-- table, the canonical content of a row (alias e), and the words for them.
+CREATE FUNCTION settle._chain_spec(which text,
+    OUT tbl text, OUT id text, OUT seal_tbl text, OUT content text, OUT label text, OUT noun text)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v.tbl, v.id, v.seal_tbl, v.content, v.label, v.noun
+      FROM (VALUES
+        ('ledger_entry', 'entry_id', 'ledger_seal',
+         'settle._entry_content(e.entry_id, e.journal_id, e.batch_id, e.payment_id, e.account_id, e.currency, e.amount, e.posted_at)',
+         'ledger', 'entry'),
+        ('event', 'event_id', 'event_seal',
+         'settle._event_content(e.event_id, e.occurred_at, e.entity, e.entity_id, e.event_type, e.from_status, e.to_status, e.details)',
+         'event', 'event')) v(tbl, id, seal_tbl, content, label, noun)
+     WHERE v.tbl = which
+$$;
+
+-- Seals one chain up to the horizon: every row written by a transaction that
+-- finished below it and not sealed yet, in (xid, id) order, each hash over
+-- the previous one and the row's content.
+CREATE FUNCTION settle._seal_chain(which text, horizon xid8,
+    OUT sealed bigint, OUT last_seq bigint, OUT head bytea, OUT sealed_below xid8)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c record := settle._chain_spec(which);
+    low xid8;
+    last_seal text := format('SELECT x.seq, x.hash FROM settle.%I x ORDER BY x.seq DESC LIMIT 1', c.seal_tbl);
+BEGIN
+    SELECT r.sealed_below INTO low FROM settle.seal_run r
+     WHERE r.chain = which ORDER BY r.run_id DESC LIMIT 1;
+    low := coalesce(low, '0'::xid8);
+    EXECUTE last_seal INTO last_seq, head;
+    last_seq := coalesce(last_seq, 0);
+    head := coalesce(head, decode(repeat('00', 32), 'hex'));
+    sealed := 0;
+    IF horizon > low THEN
+        EXECUTE format($q$
+            INSERT INTO settle.%1$I (seq, %2$I, prev_hash, hash)
+            SELECT $1 + c.n, c.id, coalesce(lag(c.hash) OVER (ORDER BY c.n), $2), c.hash
+              FROM (SELECT e.%2$I AS id, row_number() OVER w AS n, settle._chain($2, %3$s) OVER w AS hash
+                      FROM settle.%4$I e
+                     WHERE e.xid >= $3 AND e.xid < $4
+                    WINDOW w AS (ORDER BY e.xid, e.%2$I)) c
+             ORDER BY c.n$q$, c.seal_tbl, c.id, c.content, c.tbl)
+            USING last_seq, head, low, horizon;
+        GET DIAGNOSTICS sealed = ROW_COUNT;
+        IF sealed > 0 THEN
+            EXECUTE last_seal INTO last_seq, head;
+        END IF;
+        INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
+            VALUES (which, horizon, sealed, last_seq, head);
+    END IF;
+    sealed_below := greatest(horizon, low);
+END
+$$;
+
 -- Seals every row of both chains whose inserting transaction has finished.
 -- Returns one row per chain: rows sealed now, the chain's length and head.
 CREATE FUNCTION settle_seal()
@@ -111,10 +166,7 @@ RETURNS TABLE (chain text, sealed bigint, last_seq bigint, head text, sealed_bel
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     horizon xid8;
-    low xid8;
-    s bigint;
-    h bytea;
-    n bigint;
+    r record;
 BEGIN
     IF pg_is_in_recovery() THEN
         RAISE EXCEPTION 'cannot seal on a standby' USING ERRCODE = 'SE111',
@@ -125,157 +177,65 @@ BEGIN
     -- every transaction below this one has finished, so its rows are all
     -- visible to any later snapshot (also to the next statements here)
     horizon := pg_snapshot_xmin(pg_current_snapshot());
-
-    -- the ledger
-    SELECT r.sealed_below INTO low FROM settle.seal_run r
-     WHERE r.chain = 'ledger_entry' ORDER BY r.run_id DESC LIMIT 1;
-    low := coalesce(low, '0'::xid8);
-    SELECT x.seq, x.hash INTO s, h FROM settle.ledger_seal x ORDER BY x.seq DESC LIMIT 1;
-    s := coalesce(s, 0);
-    h := coalesce(h, decode(repeat('00', 32), 'hex'));
-    n := 0;
-    IF horizon > low THEN
-        INSERT INTO settle.ledger_seal (seq, entry_id, prev_hash, hash)
-        SELECT s + c.n, c.entry_id, coalesce(lag(c.hash) OVER (ORDER BY c.n), h), c.hash
-          FROM (SELECT e.entry_id,
-                       row_number() OVER w AS n,
-                       settle._chain(h, settle._entry_content(e.entry_id, e.journal_id, e.batch_id, e.payment_id,
-                                                              e.account_id, e.currency, e.amount, e.posted_at)) OVER w AS hash
-                  FROM settle.ledger_entry e
-                 WHERE e.xid >= low AND e.xid < horizon
-                WINDOW w AS (ORDER BY e.xid, e.entry_id)) c
-         ORDER BY c.n;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        IF n > 0 THEN
-            SELECT x.seq, x.hash INTO s, h FROM settle.ledger_seal x ORDER BY x.seq DESC LIMIT 1;
-        END IF;
-        INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
-            VALUES ('ledger_entry', horizon, n, s, h);
-    END IF;
-    chain := 'ledger_entry'; sealed := n; last_seq := s; head := encode(h, 'hex');
-    sealed_below := greatest(horizon, low);
-    RETURN NEXT;
-
-    -- the events
-    SELECT r.sealed_below INTO low FROM settle.seal_run r
-     WHERE r.chain = 'event' ORDER BY r.run_id DESC LIMIT 1;
-    low := coalesce(low, '0'::xid8);
-    SELECT x.seq, x.hash INTO s, h FROM settle.event_seal x ORDER BY x.seq DESC LIMIT 1;
-    s := coalesce(s, 0);
-    h := coalesce(h, decode(repeat('00', 32), 'hex'));
-    n := 0;
-    IF horizon > low THEN
-        INSERT INTO settle.event_seal (seq, event_id, prev_hash, hash)
-        SELECT s + c.n, c.event_id, coalesce(lag(c.hash) OVER (ORDER BY c.n), h), c.hash
-          FROM (SELECT e.event_id,
-                       row_number() OVER w AS n,
-                       settle._chain(h, settle._event_content(e.event_id, e.occurred_at, e.entity, e.entity_id,
-                                                              e.event_type, e.from_status, e.to_status, e.details)) OVER w AS hash
-                  FROM settle.event e
-                 WHERE e.xid >= low AND e.xid < horizon
-                WINDOW w AS (ORDER BY e.xid, e.event_id)) c
-         ORDER BY c.n;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        IF n > 0 THEN
-            SELECT x.seq, x.hash INTO s, h FROM settle.event_seal x ORDER BY x.seq DESC LIMIT 1;
-        END IF;
-        INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
-            VALUES ('event', horizon, n, s, h);
-    END IF;
-    chain := 'event'; sealed := n; last_seq := s; head := encode(h, 'hex');
-    sealed_below := greatest(horizon, low);
-    RETURN NEXT;
+    FOREACH chain IN ARRAY ARRAY['ledger_entry', 'event'] LOOP
+        r := settle._seal_chain(chain, horizon);
+        sealed := r.sealed; last_seq := r.last_seq; head := encode(r.head, 'hex');
+        sealed_below := r.sealed_below;
+        RETURN NEXT;
+    END LOOP;
 END
 $$;
 
 -- Chain checks of one chain, shared by settle_verify(): each seal whose
 -- row is gone or differs from what was sealed, each broken link, each row
 -- that should be sealed and is not.  The first problem in chain order is
--- marked "first broken entry".
+-- marked "first broken entry".  Problems are named chain_entry_* for the
+-- ledger, chain_event_* for the events.
 CREATE FUNCTION settle._verify_chain(which text)
 RETURNS TABLE (problem text, entity text, entity_id text, detail text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    c record := settle._chain_spec(which);
     low xid8;
 BEGIN
     SELECT r.sealed_below INTO low FROM settle.seal_run r
      WHERE r.chain = which ORDER BY r.run_id DESC LIMIT 1;
     low := coalesce(low, '0'::xid8);
-    IF which = 'ledger_entry' THEN
-        RETURN QUERY
+    RETURN QUERY EXECUTE format($q$
         -- content: in parallel, no ordering needed
         WITH c AS (
-            SELECT x.seq, x.entry_id AS id, e.entry_id IS NOT NULL AS present
-              FROM settle.ledger_seal x LEFT JOIN settle.ledger_entry e ON e.entry_id = x.entry_id
-             WHERE e.entry_id IS NULL
-                OR sha256(x.prev_hash || settle._entry_content(e.entry_id, e.journal_id, e.batch_id, e.payment_id,
-                                                               e.account_id, e.currency, e.amount, e.posted_at)) <> x.hash),
+            SELECT x.seq, x.%2$I AS id, e.%2$I IS NOT NULL AS present
+              FROM settle.%3$I x LEFT JOIN settle.%1$I e ON e.%2$I = x.%2$I
+             WHERE e.%2$I IS NULL OR sha256(x.prev_hash || %4$s) <> x.hash),
         -- links: the seals in chain order (primary key order, no sort)
         l AS (
             SELECT y.seq, y.id
-              FROM (SELECT x.seq, x.entry_id AS id, x.prev_hash,
+              FROM (SELECT x.seq, x.%2$I AS id, x.prev_hash,
                            lag(x.hash) OVER (ORDER BY x.seq) AS before_hash,
                            row_number() OVER (ORDER BY x.seq) AS pos
-                      FROM settle.ledger_seal x) y
+                      FROM settle.%3$I x) y
              WHERE y.seq <> y.pos OR y.prev_hash <> coalesce(y.before_hash, decode(repeat('00', 32), 'hex'))),
         p AS (
             SELECT coalesce(l.seq, c.seq) AS seq, coalesce(l.id, c.id) AS id,
                    CASE WHEN l.seq IS NOT NULL THEN 'chain_link_broken'
-                        WHEN NOT c.present THEN 'chain_entry_missing'
-                        ELSE 'chain_entry_altered' END AS kind
+                        WHEN NOT c.present THEN 'chain_%6$s_missing'
+                        ELSE 'chain_%6$s_altered' END AS kind
               FROM l FULL JOIN c ON c.seq = l.seq)
-        SELECT p.kind, 'ledger_entry', p.id::text,
-               format('seal %s of the ledger chain: %s%s', p.seq,
+        SELECT p.kind, %1$L, p.id::text,
+               format('seal %%s of the %5$s chain: %%s%%s', p.seq,
                       CASE p.kind WHEN 'chain_link_broken' THEN 'does not link to the seal before it (reordered, removed or rewritten seals)'
-                                  WHEN 'chain_entry_missing' THEN 'the sealed entry no longer exists'
-                                  ELSE 'the entry differs from the content sealed' END,
+                                  WHEN 'chain_%6$s_missing' THEN 'the sealed %6$s no longer exists'
+                                  ELSE 'the %6$s differs from the content sealed' END,
                       CASE WHEN p.seq = min(p.seq) OVER () THEN '; first broken entry' ELSE '' END)
-          FROM p ORDER BY p.seq;
-        RETURN QUERY
-        SELECT 'chain_entry_unsealed', 'ledger_entry', e.entry_id::text,
-               format('entry %s was written by transaction %s, which had finished before the last seal run, but is not in the chain',
-                      e.entry_id, e.xid)
-          FROM settle.ledger_entry e
-         WHERE e.xid < low AND NOT EXISTS (SELECT 1 FROM settle.ledger_seal x WHERE x.entry_id = e.entry_id)
-         ORDER BY e.entry_id;
-    ELSE
-        RETURN QUERY
-        -- content: in parallel, no ordering needed
-        WITH c AS (
-            SELECT x.seq, x.event_id AS id, e.event_id IS NOT NULL AS present
-              FROM settle.event_seal x LEFT JOIN settle.event e ON e.event_id = x.event_id
-             WHERE e.event_id IS NULL
-                OR sha256(x.prev_hash || settle._event_content(e.event_id, e.occurred_at, e.entity, e.entity_id,
-                                                               e.event_type, e.from_status, e.to_status, e.details)) <> x.hash),
-        -- links: the seals in chain order (primary key order, no sort)
-        l AS (
-            SELECT y.seq, y.id
-              FROM (SELECT x.seq, x.event_id AS id, x.prev_hash,
-                           lag(x.hash) OVER (ORDER BY x.seq) AS before_hash,
-                           row_number() OVER (ORDER BY x.seq) AS pos
-                      FROM settle.event_seal x) y
-             WHERE y.seq <> y.pos OR y.prev_hash <> coalesce(y.before_hash, decode(repeat('00', 32), 'hex'))),
-        p AS (
-            SELECT coalesce(l.seq, c.seq) AS seq, coalesce(l.id, c.id) AS id,
-                   CASE WHEN l.seq IS NOT NULL THEN 'chain_link_broken'
-                        WHEN NOT c.present THEN 'chain_entry_missing'
-                        ELSE 'chain_entry_altered' END AS kind
-              FROM l FULL JOIN c ON c.seq = l.seq)
-        SELECT replace(p.kind, 'chain_entry', 'chain_event'), 'event', p.id::text,
-               format('seal %s of the event chain: %s%s', p.seq,
-                      CASE p.kind WHEN 'chain_link_broken' THEN 'does not link to the seal before it (reordered, removed or rewritten seals)'
-                                  WHEN 'chain_entry_missing' THEN 'the sealed event no longer exists'
-                                  ELSE 'the event differs from the content sealed' END,
-                      CASE WHEN p.seq = min(p.seq) OVER () THEN '; first broken entry' ELSE '' END)
-          FROM p ORDER BY p.seq;
-        RETURN QUERY
-        SELECT 'chain_event_unsealed', 'event', e.event_id::text,
-               format('event %s was written by transaction %s, which had finished before the last seal run, but is not in the chain',
-                      e.event_id, e.xid)
-          FROM settle.event e
-         WHERE e.xid < low AND NOT EXISTS (SELECT 1 FROM settle.event_seal x WHERE x.event_id = e.event_id)
-         ORDER BY e.event_id;
-    END IF;
+          FROM p ORDER BY p.seq$q$, c.tbl, c.id, c.seal_tbl, c.content, c.label, c.noun);
+    RETURN QUERY EXECUTE format($q$
+        SELECT 'chain_%4$s_unsealed', %1$L, e.%2$I::text,
+               format('%4$s %%s was written by transaction %%s, which had finished before the last seal run, but is not in the chain',
+                      e.%2$I, e.xid)
+          FROM settle.%1$I e
+         WHERE e.xid < $1 AND NOT EXISTS (SELECT 1 FROM settle.%3$I x WHERE x.%2$I = e.%2$I)
+         ORDER BY e.%2$I$q$, c.tbl, c.id, c.seal_tbl, c.noun)
+        USING low;
 END
 $$;
 
@@ -605,7 +565,8 @@ REVOKE ALL ON settle.ledger_seal, settle.event_seal, settle.seal_run FROM PUBLIC
 REVOKE ALL ON FUNCTION @extschema@.settle_seal(), @extschema@.settle_verify(boolean),
     @extschema@.settle_chain_digest(), @extschema@.settle_verify_digest(jsonb),
     @extschema@.settle_balance_as_of(text, timestamptz), @extschema@.settle_payment_history(text),
-    @extschema@.settle_replay(boolean), settle._verify_chain(text) FROM PUBLIC;
+    @extschema@.settle_replay(boolean), settle._verify_chain(text), settle._seal_chain(text, xid8),
+    settle._chain_spec(text) FROM PUBLIC;
 GRANT SELECT ON settle.ledger_seal, settle.event_seal, settle.seal_run TO settle_operator, settle_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_seal() TO settle_operator;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_verify(boolean), @extschema@.settle_chain_digest(),
