@@ -55,7 +55,12 @@ extern void settle_intake(IntakeRow *rows, int n);
 extern void intake_refuse(IntakeRow *row, int sqlerrcode, char *message,
 						  char *detail, char *hint);
 
-/* ereport(ERROR) for a field that fails a syntax rule. */
+/* Refusal text for an identifier rule (0 if the field is fine). */
+extern int	settle_field_refusal(const char *field, FieldResult r, size_t pos,
+								 const char *value, bool is_key, char **message,
+								 char **detail, char **hint);
+
+/* ereport(ERROR) for a name that fails its rule. */
 extern void settle_raise_field(const char *field, FieldResult r, size_t pos,
 							   const char *value);
 

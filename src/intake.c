@@ -147,31 +147,47 @@ intake_refuse(IntakeRow *row, int sqlerrcode, char *message, char *detail, char 
 	row->insert = false;
 }
 
-void
-settle_raise_field(const char *field, FieldResult r, size_t pos, const char *value)
+int
+settle_field_refusal(const char *field, FieldResult r, size_t pos, const char *value,
+					 bool is_key, char **message, char **detail, char **hint)
 {
+	*detail = NULL;
+	*hint = NULL;
 	switch (r)
 	{
 		case FIELD_OK:
-			return;
+			return 0;
 		case FIELD_EMPTY:
-			ereport(ERROR,
-					(errcode(ERRCODE_SETTLE_EMPTY_IDENTIFIER),
-					 errmsg("%s must not be empty", field)));
-			break;
+			*message = psprintf("%s must not be empty", field);
+			return ERRCODE_SETTLE_EMPTY_IDENTIFIER;
 		case FIELD_TOO_LONG:
-			ereport(ERROR,
-					(errcode(ERRCODE_SETTLE_IDENTIFIER_TOO_LONG),
-					 errmsg("%s is longer than %d bytes", field, SETTLE_MAX_IDENTIFIER),
-					 errdetail("It has %zu bytes.", strlen(value))));
-			break;
+			*message = psprintf("%s is longer than %d bytes", field, SETTLE_MAX_IDENTIFIER);
+			*detail = psprintf("It has %zu bytes.", strlen(value));
+			return ERRCODE_SETTLE_IDENTIFIER_TOO_LONG;
 		case FIELD_BAD_CHARS:
-			ereport(ERROR,
-					(errcode(ERRCODE_SETTLE_IDENTIFIER_CHARS),
-					 errmsg("%s contains a character that is not allowed", field),
-					 errdetail("Byte %zu is 0x%02x.", pos + 1, (unsigned char) value[pos])));
-			break;
+			*message = psprintf("%s contains a character that is not allowed", field);
+			*detail = psprintf("Byte %zu is 0x%02x.", pos + 1, (unsigned char) value[pos]);
+			*hint = pstrdup(is_key ? "Use printable ASCII without spaces."
+							: "Use letters, digits, '_', '.' and '-', starting with a letter or digit.");
+			return ERRCODE_SETTLE_IDENTIFIER_CHARS;
 	}
+	return 0;
+}
+
+void
+settle_raise_field(const char *field, FieldResult r, size_t pos, const char *value)
+{
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+	int			code = settle_field_refusal(field, r, pos, value, false, &message, &detail, &hint);
+
+	if (code != 0)
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg_internal("%s", message),
+				 detail ? errdetail_internal("%s", detail) : 0,
+				 hint ? errhint("%s", hint) : 0));
 }
 
 int
@@ -218,7 +234,10 @@ check_field(IntakeRow *row, const char *field, const char *value, bool is_key)
 {
 	FieldResult r;
 	size_t		pos;
-	size_t		len;
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+	int			code;
 
 	if (value == NULL)
 	{
@@ -226,29 +245,11 @@ check_field(IntakeRow *row, const char *field, const char *value, bool is_key)
 					  psprintf("%s must not be null", field), NULL, NULL);
 		return false;
 	}
-	len = strlen(value);
-	r = is_key ? settle_check_key(value, len, &pos) : settle_check_name(value, len, &pos);
-	switch (r)
-	{
-		case FIELD_OK:
-			return true;
-		case FIELD_EMPTY:
-			intake_refuse(row, ERRCODE_SETTLE_EMPTY_IDENTIFIER,
-						  psprintf("%s must not be empty", field), NULL, NULL);
-			break;
-		case FIELD_TOO_LONG:
-			intake_refuse(row, ERRCODE_SETTLE_IDENTIFIER_TOO_LONG,
-						  psprintf("%s is longer than %d bytes", field, SETTLE_MAX_IDENTIFIER),
-						  psprintf("It has %zu bytes.", len), NULL);
-			break;
-		case FIELD_BAD_CHARS:
-			intake_refuse(row, ERRCODE_SETTLE_IDENTIFIER_CHARS,
-						  psprintf("%s contains a character that is not allowed", field),
-						  psprintf("Byte %zu is 0x%02x.", pos + 1, (unsigned char) value[pos]),
-						  is_key ? pstrdup("Use printable ASCII without spaces.")
-						  : pstrdup("Use letters, digits, '_', '.' and '-', starting with a letter or digit."));
-			break;
-	}
+	r = is_key ? settle_check_key(value, strlen(value), &pos) : settle_check_name(value, strlen(value), &pos);
+	code = settle_field_refusal(field, r, pos, value, is_key, &message, &detail, &hint);
+	if (code == 0)
+		return true;
+	intake_refuse(row, code, message, detail, hint);
 	return false;
 }
 
