@@ -114,8 +114,7 @@ settle_post_selection(CycleState *cs)
 	char	  **settlement_ccy = palloc(sizeof(char *) * cs->n_currencies);
 	int			n_settlement_ccy = 0;
 	bool	   *ccy_used = palloc0(sizeof(bool) * cs->n_currencies);
-	Oid			types[11];
-	Datum		values[11];
+	SpiArgs		args;
 	bool		isnull;
 	int			i;
 	bool		two_phase = settle_two_phase;
@@ -128,10 +127,11 @@ settle_post_selection(CycleState *cs)
 	/* the journal (two-phase: written when the rail has confirmed every pay-in) */
 	if (!two_phase)
 	{
-		types[0] = INT8OID;
-		values[0] = Int64GetDatum(cs->cycle_id);
+		SpiArgs		a = {0};
+
+		spi_arg(&a, INT8OID, Int64GetDatum(cs->cycle_id));
 		if (SPI_execute_with_args("INSERT INTO settle.journal (kind, cycle_id) VALUES ('settlement', $1)"
-								  " RETURNING journal_id", 1, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+								  " RETURNING journal_id", a.n, a.types, a.values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not create the settlement journal");
 		cs->journal_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -210,10 +210,11 @@ settle_post_selection(CycleState *cs)
 	/* the operator's settlement accounts, created on first use */
 	if (n_settlement_ccy > 0)
 	{
-		types[0] = TEXTARRAYOID;
-		values[0] = PointerGetDatum(settle_text_array(settlement_ccy, n_settlement_ccy));
+		SpiArgs		a = {0};
+
+		spi_arg_texts(&a, settlement_ccy, n_settlement_ccy);
 		if (SPI_execute_with_args("SELECT settle._operator_account('settlement', c) FROM unnest($1) c",
-								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+								  a.n, a.types, a.values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not create settlement accounts");
 	}
 
@@ -227,6 +228,7 @@ settle_post_selection(CycleState *cs)
 		int64	   *b_legs = palloc(sizeof(int64) * cs->n_batches);
 		int64	   *b_fee = palloc(sizeof(int64) * cs->n_batches);
 		int			nb = 0;
+		SpiArgs		a = {0};
 
 		for (i = 0; i < cs->n_wires; i++)
 		{
@@ -243,26 +245,16 @@ settle_post_selection(CycleState *cs)
 			b_fee[nb] = w->credit_total != w->debit_total ? w->fee : 0;
 			nb++;
 		}
-		types[0] = INT8OID;
-		values[0] = Int64GetDatum(cs->cycle_id);
-		types[1] = INT8ARRAYOID;
-		values[1] = PointerGetDatum(settle_int8_array(b_id, nb));
-		types[2] = TEXTARRAYOID;
-		values[2] = PointerGetDatum(settle_text_array(b_participant, nb));
-		types[3] = TEXTARRAYOID;
-		values[3] = PointerGetDatum(settle_text_array(b_currency, nb));
-		types[4] = INT8ARRAYOID;
-		values[4] = PointerGetDatum(settle_int8_array(b_debit, nb));
-		types[5] = INT8ARRAYOID;
-		values[5] = PointerGetDatum(settle_int8_array(b_credit, nb));
-		types[6] = INT8ARRAYOID;
-		values[6] = PointerGetDatum(settle_int8_array(b_legs, nb));
-		types[7] = INT8ARRAYOID;
-		values[7] = PointerGetDatum(settle_int8_array(b_fee, nb));
-		types[8] = BOOLOID;
-		values[8] = BoolGetDatum(two_phase);
-		types[9] = INT8OID;
-		values[9] = Int64GetDatum(two_phase ? 0 : cs->journal_id);
+		spi_arg(&a, INT8OID, Int64GetDatum(cs->cycle_id));
+		spi_arg_int8s(&a, b_id, nb);
+		spi_arg_texts(&a, b_participant, nb);
+		spi_arg_texts(&a, b_currency, nb);
+		spi_arg_int8s(&a, b_debit, nb);
+		spi_arg_int8s(&a, b_credit, nb);
+		spi_arg_int8s(&a, b_legs, nb);
+		spi_arg_int8s(&a, b_fee, nb);
+		spi_arg(&a, BOOLOID, BoolGetDatum(two_phase));
+		spi_arg(&a, INT8OID, Int64GetDatum(two_phase ? 0 : cs->journal_id));
 
 		/*
 		 * Two-phase: pay-ins go to the rail now, pay-outs wait for them.
@@ -290,25 +282,18 @@ settle_post_selection(CycleState *cs)
 								  "              'account', '_settlement.' || currency, 'currency', currency,"
 								  "              'amount', -net_amount))) ELSE '{}'::jsonb END"
 								  "  FROM b",
-								  10, types, values, NULL, false, 0) != SPI_OK_INSERT)
+								  a.n, a.types, a.values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write the batches");
 	}
 
-	/* the ledger entries */
-	types[0] = INT8OID;
-	values[0] = Int64GetDatum(cs->journal_id);
-	types[1] = INT8ARRAYOID;
-	values[1] = PointerGetDatum(settle_int8_array(e_batch, ne));
-	types[2] = INT8ARRAYOID;
-	values[2] = PointerGetDatum(settle_int8_array(e_payment, ne));
-	types[3] = TEXTARRAYOID;
-	values[3] = PointerGetDatum(settle_text_array(e_account, ne));
-	types[4] = TEXTARRAYOID;
-	values[4] = PointerGetDatum(settle_text_array(e_currency, ne));
-	types[5] = INT8ARRAYOID;
-	values[5] = PointerGetDatum(settle_int8_array(e_amount, ne));
-	if (two_phase)
-		values[0] = Int64GetDatum(cs->cycle_id);
+	/* the ledger entries (two-phase: the reservations, keyed by cycle) */
+	args = (SpiArgs) {0};
+	spi_arg(&args, INT8OID, Int64GetDatum(two_phase ? cs->cycle_id : cs->journal_id));
+	spi_arg_int8s(&args, e_batch, ne);
+	spi_arg_int8s(&args, e_payment, ne);
+	spi_arg_texts(&args, e_account, ne);
+	spi_arg_texts(&args, e_currency, ne);
+	spi_arg_int8s(&args, e_amount, ne);
 	if (SPI_execute_with_args(two_phase
 							  ? "INSERT INTO settle.reservation (cycle_id, batch_id, payment_id, account_id, currency, amount)"
 							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m"
@@ -316,7 +301,7 @@ settle_post_selection(CycleState *cs)
 							  : "INSERT INTO settle.ledger_entry (journal_id, batch_id, payment_id, account_id, currency, amount)"
 							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m"
 							  "   FROM unnest($2, $3, $4, $5, $6) AS u(b, p, a, c, m)",
-							  6, types, values, NULL, false, 0) != SPI_OK_INSERT ||
+							  args.n, args.types, args.values, NULL, false, 0) != SPI_OK_INSERT ||
 		SPI_processed != (uint64) ne)
 		elog(ERROR, "could not write the %s", two_phase ? "reservations" : "ledger entries");
 
@@ -336,17 +321,15 @@ settle_post_selection(CycleState *cs)
 			debits[nd] = pend_debit[i];
 			credits[nd++] = pend_credit[i];
 		}
-		types[0] = TEXTARRAYOID;
-		values[0] = PointerGetDatum(settle_text_array(ids, nd));
-		types[1] = INT8ARRAYOID;
-		values[1] = PointerGetDatum(settle_int8_array(debits, nd));
-		types[2] = INT8ARRAYOID;
-		values[2] = PointerGetDatum(settle_int8_array(credits, nd));
+		args = (SpiArgs) {0};
+		spi_arg_texts(&args, ids, nd);
+		spi_arg_int8s(&args, debits, nd);
+		spi_arg_int8s(&args, credits, nd);
 		if (SPI_execute_with_args(
 								  "UPDATE settle.account a SET pending_debit = a.pending_debit + d.dr,"
 								  "       pending_credit = a.pending_credit + d.cr, updated_at = clock_timestamp()"
 								  "  FROM unnest($1, $2, $3) AS d(id, dr, cr) WHERE a.account_id = d.id",
-								  3, types, values, NULL, false, 0) != SPI_OK_UPDATE ||
+								  args.n, args.types, args.values, NULL, false, 0) != SPI_OK_UPDATE ||
 			SPI_processed != (uint64) nd)
 			elog(ERROR, "could not reserve funds");
 	}
@@ -365,31 +348,25 @@ settle_post_selection(CycleState *cs)
 				: psprintf("_settlement.%s", cs->currencies[i - cs->n_accounts].code);
 			amounts[nd++] = delta[i];
 		}
-		types[0] = TEXTARRAYOID;
-		values[0] = PointerGetDatum(settle_text_array(ids, nd));
-		types[1] = INT8ARRAYOID;
-		values[1] = PointerGetDatum(settle_int8_array(amounts, nd));
+		args = (SpiArgs) {0};
+		spi_arg_texts(&args, ids, nd);
+		spi_arg_int8s(&args, amounts, nd);
 		if (SPI_execute_with_args(
 								  "UPDATE settle.account a SET balance = a.balance + d.delta, updated_at = clock_timestamp()"
 								  "  FROM unnest($1, $2) AS d(id, delta) WHERE a.account_id = d.id",
-								  2, types, values, NULL, false, 0) != SPI_OK_UPDATE ||
+								  args.n, args.types, args.values, NULL, false, 0) != SPI_OK_UPDATE ||
 			SPI_processed != (uint64) nd)
 			elog(ERROR, "could not update balances");
 	}
 
 	/* the payments and their events */
-	types[0] = INT8OID;
-	values[0] = Int64GetDatum(cs->cycle_id);
-	types[1] = INT8ARRAYOID;
-	values[1] = PointerGetDatum(settle_int8_array(settled_ids, ns));
-	types[2] = INT8ARRAYOID;
-	values[2] = PointerGetDatum(settle_int8_array(settled_credit, ns));
-	types[3] = TEXTARRAYOID;
-	values[3] = PointerGetDatum(settle_text_array(settled_rate, ns));
-	types[4] = INT8OID;
-	values[4] = Int64GetDatum(cs->journal_id);
-	types[5] = BOOLOID;
-	values[5] = BoolGetDatum(two_phase);
+	args = (SpiArgs) {0};
+	spi_arg(&args, INT8OID, Int64GetDatum(cs->cycle_id));
+	spi_arg_int8s(&args, settled_ids, ns);
+	spi_arg_int8s(&args, settled_credit, ns);
+	spi_arg_texts(&args, settled_rate, ns);
+	spi_arg(&args, INT8OID, Int64GetDatum(cs->journal_id));
+	spi_arg(&args, BOOLOID, BoolGetDatum(two_phase));
 	if (SPI_execute_with_args(
 							  "WITH s AS ("
 							  " UPDATE settle.payment p SET status = CASE WHEN $6 THEN 'reserved' ELSE 'settled' END,"
@@ -407,7 +384,7 @@ settle_post_selection(CycleState *cs)
 							  "         settle._payment_postings(s.source_account, s.source_currency, s.amount,"
 							  "           s.destination_account, s.destination_currency, s.destination_amount)) END"
 							  "  FROM s",
-							  6, types, values, NULL, false, 0) != SPI_OK_INSERT ||
+							  args.n, args.types, args.values, NULL, false, 0) != SPI_OK_INSERT ||
 		SPI_processed != (uint64) ns)
 		elog(ERROR, "settling payments failed: %d chosen, " UINT64_FORMAT " updated",
 			 ns, SPI_processed);
@@ -415,9 +392,10 @@ settle_post_selection(CycleState *cs)
 	/* two-phase with nothing to pay in (all offset): nothing to wait for */
 	if (two_phase && !any_pay_in)
 	{
-		types[0] = INT8OID;
-		values[0] = Int64GetDatum(cs->cycle_id);
-		if (SPI_execute_with_args("SELECT settle._post_cycle($1)", 1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		args = (SpiArgs) {0};
+		spi_arg(&args, INT8OID, Int64GetDatum(cs->cycle_id));
+		if (SPI_execute_with_args("SELECT settle._post_cycle($1)", args.n, args.types, args.values,
+								  NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not post the cycle");
 		cs->journal_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}

@@ -56,3 +56,24 @@ settle_keep_plan(const char *sql, int nargs, Oid *types, const char *what)
 		elog(ERROR, "could not keep the %s plan", what);
 	return plan;
 }
+
+void
+spi_arg(SpiArgs *a, Oid type, Datum value)
+{
+	if (a->n >= SETTLE_MAX_SPI_ARGS)
+		elog(ERROR, "too many SPI parameters");
+	a->types[a->n] = type;
+	a->values[a->n++] = value;
+}
+
+void
+spi_arg_int8s(SpiArgs *a, const int64 *values, int n)
+{
+	spi_arg(a, INT8ARRAYOID, PointerGetDatum(settle_int8_array(values, n)));
+}
+
+void
+spi_arg_texts(SpiArgs *a, char **values, int n)
+{
+	spi_arg(a, TEXTARRAYOID, PointerGetDatum(settle_text_array(values, n)));
+}
