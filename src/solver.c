@@ -59,15 +59,26 @@
 /* Share of time_limit_ms that the local search and dives may use in all. */
 #define LS_SHARE 0.2
 /* Components of at least this many payments: LP solved by sifting. */
+#ifdef SOLVER_TRACE
+static int sift_min_knob = -1;
+#define SIFT_MIN (sift_min_knob >= 0 ? sift_min_knob : (getenv("SIFT_MIN") ? (sift_min_knob = atoi(getenv("SIFT_MIN"))) : (sift_min_knob = 2000)))
+#else
 #define SIFT_MIN 2000
-/* Components up to this size get an LP dive besides plain rounding. */
-#define DIVE_MAX 5000
+#endif
 /* At most this many improve + refill rounds per local search. */
 #define IMPROVE_ROUNDS 100
 /* An LP value at least this is a settled payment when rounding down. */
 #define LP_ROUND (1.0 - 1e-7)
 /* Repair looks at no more than this many payments of an account per step. */
 #define REPAIR_SCAN_MAX 512
+/* A local-search move may add at most this many payments whose payers then go short. */
+#ifdef SOLVER_TRACE
+#define CHAIN_MAX (getenv("CHAIN_MAX") ? atoi(getenv("CHAIN_MAX")) : 2)
+#define CHAIN_MODE (getenv("CHAIN_MODE") ? atoi(getenv("CHAIN_MODE")) : 1)
+#else
+#define CHAIN_MAX 2
+#define CHAIN_MODE 1
+#endif
 
 typedef __int128 wide;
 
@@ -101,13 +112,14 @@ typedef struct Work
 	double	   *fx_net;			/* per fx pair, selected signed volume */
 	bool	   *cand;			/* scratch selections */
 	bool	   *best;
-	bool	   *cand2;			/* the dived LP's rounding */
 	bool	   *saved;			/* local search: selection before a round */
 	bool	   *hsel;			/* H's selection */
 	double	   *mip_x;			/* MIP callback: the incumbent, by column */
 	int		   *idx;			/* GLPK row/column index scratch */
 	double	   *val;
 	int		   *sorted;
+	int		   *by_density;		/* the component, least penalty per unit of debit first */
+	int		   *by_penalty;		/* the component, largest penalty first */
 	int		   *out_first;		/* per account: its outgoing payments are */
 	int		   *out_end;		/* out_list[out_first .. out_end), least dense first */
 	int		   *out_count;
@@ -119,12 +131,24 @@ typedef struct Work
 	int		   *tmp2;			/* improve: undo log, 3n */
 	int		   *stack;			/* repair: accounts to look at, 2n + n_accounts */
 	bool	   *mark;			/* per account */
+	bool	   *chained;		/* per payment: added by a chain in this move */
+	int			chain_left;		/* repair_from: chain adds still allowed */
 	double	   *key;			/* per payment sort key */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;
 } Work;
 
 static double now_ms(void);
+#ifdef SOLVER_TRACE
+static double
+tcpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+#endif
 static bool out_of_time(const Work *w);
 static bool out_of_ls_time(Work *w);
 static bool resolve(Work *w, glp_prob *lp, glp_smcp *smcp);
@@ -141,12 +165,13 @@ static void drop_unprofitable(Work *w, bool *sel, const int *members, int n);
 static void refill(Work *w, bool *sel, const int *members, int n);
 static void heuristic(Work *w, bool *sel, const int *members, int n, bool search);
 static int	solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
-					 const bool *guess, bool *out_dive, bool *dived,
+					 const bool *guess,
 					 bool *out, double *lp_obj, double *lp_weight, bool *proved);
 static void use_payment(Work *w, int i, int sign);
 static double marginal_cost(const Work *w, int i);
 static void compute_usage(Work *w, const bool *sel, const int *members, int n);
 static int	improve(Work *w, bool *sel, const int *members, int n);
+static bool try_move(Work *w, bool *sel, int i, int chain);
 static void build_out_lists(Work *w, const int *members, int n);
 static void local_search(Work *w, bool *sel, const int *members, int n);
 static void try_candidate(Work *w, bool *cand, const int *members, int n, double *best_obj);
@@ -246,13 +271,14 @@ free_work(Work *w)
 	free(w->fx_net);
 	free(w->cand);
 	free(w->best);
-	free(w->cand2);
 	free(w->saved);
 	free(w->hsel);
 	free(w->mip_x);
 	free(w->idx);
 	free(w->val);
 	free(w->sorted);
+	free(w->by_density);
+	free(w->by_penalty);
 	free(w->out_first);
 	free(w->out_list);
 	free(w->out_end);
@@ -264,6 +290,7 @@ free_work(Work *w)
 	free(w->tmp2);
 	free(w->stack);
 	free(w->mark);
+	free(w->chained);
 	free(w->key);
 	free(w->ar_start);
 	free(w->wire_start);
@@ -487,8 +514,13 @@ build_out_lists(Work *w, const int *members, int n)
 	int			off = 0;
 	int			j;
 
-	memcpy(w->sorted, members, sizeof(int) * n);
-	sort_by_key(w->sorted, n, w->density, w->tmp);
+	/* the component's two fixed orders, sorted once: refill and improve only read them */
+	memcpy(w->by_density, members, sizeof(int) * n);
+	sort_by_key(w->by_density, n, w->density, w->tmp);
+	memcpy(w->by_penalty, members, sizeof(int) * n);
+	for (j = 0; j < n; j++)
+		w->key[members[j]] = -p->payments[members[j]].penalty;
+	sort_by_key(w->by_penalty, n, w->key, w->tmp);
 	for (j = 0; j < n; j++)
 	{
 		const SolverPayment *s = &p->payments[members[j]];
@@ -512,7 +544,7 @@ build_out_lists(Work *w, const int *members, int n)
 	}
 	for (j = 0; j < n; j++)
 	{
-		int			i = w->sorted[j];
+		int			i = w->by_density[j];
 		int			a = p->payments[i].src;
 
 		w->out_list[w->out_end[a]++] = i;
@@ -543,7 +575,7 @@ build_out_lists(Work *w, const int *members, int n)
 	}
 	for (j = n - 1; j >= 0; j--)
 	{
-		int			i = w->sorted[j];
+		int			i = w->by_density[j];
 		int			a = p->payments[i].dst;
 
 		w->in_list[w->in_end[a]++] = i;
@@ -615,6 +647,41 @@ repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_log,
 				if (best < 0 || c->penalty > p->payments[best].penalty)
 					best = i;
 			}
+			if (best < 0 && w->chain_left > 0 && adds_left > 0)
+			{
+				/*
+				 * None affordable: a chain.  Add the payment into a whose
+				 * payer goes least short, and repair the payer in turn; it
+				 * may close a ring (the payee of the move's first payment
+				 * now has the money), which drops alone never find.
+				 */
+				wide		least = 0;
+
+				seen = 0;
+				for (t = w->in_first[a]; t < w->in_end[a] && seen < REPAIR_SCAN_MAX; t++)
+				{
+					int			i = w->in_list[t];
+					const SolverPayment *c = &p->payments[i];
+					wide		short_by;
+
+					seen++;
+					if (sel[i] || c->src == a || w->chained[i])
+						continue;
+					short_by = floor_of(p, c->src) - (w->balance[c->src] - c->debit);
+					if (best >= 0 && short_by >= least)
+						continue;
+					if (c->penalty <= marginal_cost(w, i))
+						continue;
+					best = i;
+					least = short_by;
+				}
+				if (best >= 0)
+				{
+					w->chain_left--;
+					w->chained[best] = true;
+					stack[top++] = p->payments[best].src;
+				}
+			}
 			if (best >= 0)
 			{
 				s = &p->payments[best];
@@ -638,7 +705,7 @@ repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_log,
 							induced = 0,
 							cost;
 
-				if (!sel[i] || i == protect)
+				if (!sel[i] || i == protect || w->chained[i])
 					continue;
 				seen++;
 				cover = (double) c->debit < shortfall ? (double) c->debit : shortfall;
@@ -846,15 +913,13 @@ static void
 refill(Work *w, bool *sel, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
-	int		   *sorted = w->sorted;
+	const int  *sorted = w->by_density;
 	int			j;
 	int			pass;
 	bool		added = true;
 
 	compute_balances(w, sel, members, n);
 	compute_usage(w, sel, members, n);
-	memcpy(sorted, members, sizeof(int) * n);
-	sort_by_key(sorted, n, w->density, w->tmp);
 
 	for (pass = 0; added && pass < 8; pass++)
 	{
@@ -881,6 +946,65 @@ refill(Work *w, bool *sel, const int *members, int n)
 }
 
 /*
+ * One local-search move: select payment i, repair the shortfall it causes
+ * (never dropping i; at most "chain" payments added whose payers then go
+ * short), keep it if the penalty gained exceeds the penalties dropped plus
+ * i's marginal cost, else undo it exactly from the log.  True if kept.
+ */
+static bool
+try_move(Work *w, bool *sel, int i, int chain)
+{
+	const SolverProblem *p = w->p;
+	const SolverPayment *s = &p->payments[i];
+	int		   *log = w->tmp2;
+	int			n_log = 0;
+	int			k;
+	bool		ok = true;
+	double		gain = s->penalty - marginal_cost(w, i);
+
+	sel[i] = true;
+	w->balance[s->src] -= s->debit;
+	w->balance[s->dst] += s->credit;
+	use_payment(w, i, 1);
+	if (is_short(w, s->src))
+	{
+		w->stack[0] = s->src;
+		w->chain_left = chain;
+		ok = repair_from(w, sel, 1, i, log, &n_log, 4 * gain);
+		w->chain_left = 0;
+	}
+	for (k = 0; k < n_log; k++)
+	{
+		if (log[k] >= 0)
+			gain -= p->payments[log[k]].penalty;
+		else
+		{
+			gain += p->payments[-log[k] - 1].penalty;
+			w->chained[-log[k] - 1] = false;
+		}
+	}
+	if (ok && gain > 1e-9 * s->penalty)
+		return true;			/* keep (costs re-checked exactly by the caller) */
+	/* undo, newest first */
+	for (k = n_log - 1; k >= 0; k--)
+	{
+		int			d = log[k] >= 0 ? log[k] : -log[k] - 1;
+		int			sign = log[k] >= 0 ? 1 : -1;	/* re-select a drop, unselect an add */
+		const SolverPayment *ds = &p->payments[d];
+
+		sel[d] = sign > 0;
+		w->balance[ds->src] -= sign * ds->debit;
+		w->balance[ds->dst] += sign * ds->credit;
+		use_payment(w, d, sign);
+	}
+	sel[i] = false;
+	w->balance[s->src] += s->debit;
+	w->balance[s->dst] -= s->credit;
+	use_payment(w, i, -1);
+	return false;
+}
+
+/*
  * Local search: try each unselected payment, most valuable first: select
  * it, repair the shortfall it causes (never dropping it), and keep the
  * change if the penalty gained exceeds the penalties dropped plus the
@@ -893,73 +1017,31 @@ improve(Work *w, bool *sel, const int *members, int n)
 	int			kept = 0;
 	const SolverProblem *p = w->p;
 	int		   *cands = w->sorted;
-	int		   *log = w->tmp2;
 	int			n_cand = 0;
 	int			j;
+	int			first_chain = CHAIN_MODE == 1 ? 0 : CHAIN_MAX;
+	int			second_chain = CHAIN_MODE == 0 ? -1 : CHAIN_MODE == 1 ? CHAIN_MAX : 0;
 
 	compute_balances(w, sel, members, n);
 	compute_usage(w, sel, members, n);
+	/* the payments unselected when the round starts (a drop waits for the next round) */
 	for (j = 0; j < n; j++)
-		if (!sel[members[j]])
-		{
-			cands[n_cand++] = members[j];
-			w->key[members[j]] = -p->payments[members[j]].penalty;
-		}
-	sort_by_key(cands, n_cand, w->key, w->tmp);
+		if (!sel[w->by_penalty[j]])
+			cands[n_cand++] = w->by_penalty[j];
 	for (j = 0; j < n_cand; j++)
 	{
 		int			i = cands[j];
 		const SolverPayment *s = &p->payments[i];
-		double		gain;
-		int			n_log = 0;
-		int			k;
-		bool		ok;
 
 		if ((j & 15) == 15 && out_of_ls_time(w))
 			break;
 		if (sel[i])
 			continue;
-		gain = s->penalty - marginal_cost(w, i);
-		if (gain <= 0)
+		if (s->penalty <= marginal_cost(w, i))
 			continue;
-		sel[i] = true;
-		w->balance[s->src] -= s->debit;
-		w->balance[s->dst] += s->credit;
-		use_payment(w, i, 1);
-		ok = true;
-		if (is_short(w, s->src))
-		{
-			w->stack[0] = s->src;
-			ok = repair_from(w, sel, 1, i, log, &n_log, 4 * gain);
-		}
-		for (k = 0; k < n_log; k++)
-		{
-			if (log[k] >= 0)
-				gain -= p->payments[log[k]].penalty;
-			else
-				gain += p->payments[-log[k] - 1].penalty;
-		}
-		if (ok && gain > 1e-9 * s->penalty)
-		{
+		if (try_move(w, sel, i, first_chain) ||
+			(second_chain >= 0 && try_move(w, sel, i, second_chain)))
 			kept++;
-			continue;			/* keep (costs re-checked exactly by the caller) */
-		}
-		/* undo, newest first */
-		for (k = n_log - 1; k >= 0; k--)
-		{
-			int			d = log[k] >= 0 ? log[k] : -log[k] - 1;
-			int			sign = log[k] >= 0 ? 1 : -1;	/* re-select a drop, unselect an add */
-			const SolverPayment *ds = &p->payments[d];
-
-			sel[d] = sign > 0;
-			w->balance[ds->src] -= sign * ds->debit;
-			w->balance[ds->dst] += sign * ds->credit;
-			use_payment(w, d, sign);
-		}
-		sel[i] = false;
-		w->balance[s->src] += s->debit;
-		w->balance[s->dst] -= s->credit;
-		use_payment(w, i, -1);
 	}
 	return kept;
 }
@@ -1009,8 +1091,16 @@ try_candidate(Work *w, bool *cand, const int *members, int n, double *best_obj)
 	repair(w, cand, members, n);
 	local_search(w, cand, members, n);
 	if (!component_feasible(w, cand, members, n))
+	{
+#ifdef SOLVER_TRACE
+		fprintf(stderr, "trace INFEASIBLE candidate\n");
+#endif
 		return;					/* cannot happen: repair is exact; never trust it */
+	}
 	obj = objective(w, cand, members, n);
+#ifdef SOLVER_TRACE
+	fprintf(stderr, "trace cand obj=%.2f t=%.2f\n", obj, tcpu());
+#endif
 	if (obj < *best_obj)
 	{
 		*best_obj = obj;
@@ -1127,61 +1217,6 @@ resolve(Work *w, glp_prob *lp, glp_smcp *smcp)
 }
 
 /*
- * LP diving: fix the payment with the largest fractional x to 1 and
- * re-solve (dual simplex from the current basis); if that is infeasible fix
- * it to 0.  If both are infeasible (the payments already fixed to 1 need it
- * fractional), release every fix to 1, keep it at 0, and go on: fixes to 0
- * alone never make the LP infeasible (x = 0 is feasible), so each dead end
- * still makes progress.  Ends with an LP solution integral in x, or returns
- * false (time, interrupt, GLPK trouble) and the caller keeps plain rounding.
- */
-static bool
-dive(Work *w, glp_prob *lp, int n, glp_smcp *smcp)
-{
-	int		   *fixed1 = w->tmp2;
-	int			n1 = 0;
-	int			step;
-
-	for (step = 0; step < 4 * n + 10; step++)
-	{
-		int			best = -1,
-					j;
-		double		bestx = 0;
-
-		if (out_of_ls_time(w))
-			return false;
-		for (j = 1; j <= n; j++)
-		{
-			double		x = glp_get_col_prim(lp, j);
-
-			if (x > 1e-7 && x < 1 - 1e-7)
-			{
-				if (x > bestx)
-				{
-					bestx = x;
-					best = j;
-				}
-			}
-		}
-		if (best < 0)
-			return true;
-		glp_set_col_bnds(lp, best, GLP_FX, 1.0, 1.0);
-		if (resolve(w, lp, smcp))
-		{
-			fixed1[n1++] = best;
-			continue;
-		}
-		glp_set_col_bnds(lp, best, GLP_FX, 0.0, 0.0);
-		if (resolve(w, lp, smcp))
-			continue;
-		/* dead end: stop at the last feasible point, this one fractional */
-		glp_set_col_bnds(lp, best, GLP_DB, 0.0, 1.0);
-		return resolve(w, lp, smcp);
-	}
-	return false;
-}
-
-/*
  * Solve the LP relaxation by sifting, for large components.  Every x starts
  * fixed at the heuristic's feasible selection (so the restricted LP is
  * feasible); after each solve, the fixed x whose reduced cost says the
@@ -1240,7 +1275,7 @@ sift(Work *w, glp_prob *lp, const int *members, int n, const bool *guess, glp_sm
  */
 static int
 solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
-		 const bool *guess, bool *out_dive, bool *dived,
+		 const bool *guess,
 		 bool *out, double *lp_obj, double *lp_weight, bool *proved)
 {
 	const SolverProblem *p = w->p;
@@ -1612,6 +1647,10 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 	smcp.presolve = GLP_OFF;
 	/* dual simplex: few rows, many columns; measured 5-8x faster than primal here */
 	smcp.meth = GLP_DUALP;
+#ifdef SOLVER_TRACE
+	if (getenv("LPMETH")) smcp.meth = atoi(getenv("LPMETH"));
+	if (getenv("PRICING")) smcp.pricing = atoi(getenv("PRICING"));
+#endif
 	/* GLPK looks at the clock between iterations only: leave it a margin */
 	if (remaining > 0)
 		smcp.tm_lim = (int) (0.75 * remaining) + 1;
@@ -1628,6 +1667,9 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 			return 1;
 	}
 	*lp_obj = glp_get_obj_val(lp);
+#ifdef SOLVER_TRACE
+	fprintf(stderr, "trace lp obj=%.2f it=%d t=%.2f\n", *lp_obj, glp_get_it_cnt(lp), tcpu());
+#endif
 	*lp_weight = 0;
 	for (j = 0; j < n; j++)
 	{
@@ -1637,13 +1679,6 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 	}
 	for (j = 0; j < n; j++)
 		out[members[j]] = glp_get_col_prim(lp, j + 1) >= LP_ROUND;
-	*dived = false;
-	if (!mip && out_dive && n <= DIVE_MAX && dive(w, lp, n, &smcp))
-	{
-		for (j = 0; j < n; j++)
-			out_dive[members[j]] = glp_get_col_prim(lp, j + 1) >= LP_ROUND;
-		*dived = true;
-	}
 
 	if (mip)
 	{
@@ -1802,12 +1837,13 @@ alloc_work(Work *w)
 	w->fx_net = malloc(sizeof(double) * (p->n_fx_pairs + 1));
 	w->cand = calloc(n + 1, sizeof(bool));
 	w->best = calloc(n + 1, sizeof(bool));
-	w->cand2 = calloc(n + 1, sizeof(bool));
 	w->saved = calloc(n + 1, sizeof(bool));
 	w->hsel = calloc(n + 1, sizeof(bool));
 	w->idx = malloc(sizeof(int) * (rows + n + 1));
 	w->val = malloc(sizeof(double) * (rows + n + p->n_wires + 1));
 	w->sorted = malloc(sizeof(int) * (n + 1));
+	w->by_density = malloc(sizeof(int) * (n + 1));
+	w->by_penalty = malloc(sizeof(int) * (n + 1));
 	w->out_first = malloc(sizeof(int) * (p->n_accounts + 2));
 	w->out_list = malloc(sizeof(int) * (n + 1));
 	w->out_end = malloc(sizeof(int) * (p->n_accounts + 2));
@@ -1817,7 +1853,8 @@ alloc_work(Work *w)
 	w->in_list = malloc(sizeof(int) * (n + 1));
 	w->tmp = malloc(sizeof(int) * (n + 1));
 	w->tmp2 = malloc(sizeof(int) * (3 * n + 1));
-	w->stack = malloc(sizeof(int) * (2 * n + p->n_accounts + 1));
+	w->stack = malloc(sizeof(int) * (2 * n + p->n_accounts + CHAIN_MAX + 1));
+	w->chained = calloc(n + 1, sizeof(bool));
 	w->mark = calloc(p->n_accounts + 1, sizeof(bool));
 	w->key = malloc(sizeof(double) * (n + 1));
 	w->ar_start = malloc(sizeof(int) * (p->n_accounts + 3));
@@ -1832,9 +1869,10 @@ alloc_work(Work *w)
 	w->ar_val = malloc(sizeof(double) * (2 * n + 2));
 	if (!w->ar_start || !w->ar_fill || !w->ar_scale || !w->ar_idx || !w->ar_val)
 		return false;
-	return w->in_first && w->in_end && w->in_list && w->out_end && w->out_count && w->tmp && w->tmp2 && w->stack && w->mark && w->key &&
+	return w->in_first && w->in_end && w->in_list && w->out_end && w->out_count && w->tmp && w->tmp2 && w->stack && w->mark && w->key && w->chained &&
 		w->out_first && w->out_list && w->local && w->density && w->balance && w->wire_use && w->fx_net &&
-		w->cand && w->best && w->cand2 && w->saved && w->hsel && w->idx && w->val && w->sorted;
+		w->cand && w->best && w->saved && w->hsel && w->idx && w->val && w->sorted &&
+		w->by_density && w->by_penalty;
 }
 
 /* H plus local search per component, no GLPK (see solver.h). */
@@ -1868,6 +1906,9 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 {
 	Work	   *w = calloc(1, sizeof(Work));
 	double		start = now_ms();
+#ifdef SOLVER_TRACE
+	fprintf(stderr, "trace start t=%.2f\n", tcpu());
+#endif
 	const char *bad;
 	int			c;
 	int			i;
@@ -1947,7 +1988,6 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 					lp_weight = 0;
 		bool		proved = false;
 		bool		got_lp = false;
-		bool		dived = false;
 		int			j;
 
 		if (stop_requested(w))
@@ -1968,19 +2008,20 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 		for (j = 0; j < n; j++)
 			w->hsel[members[j]] = w->best[members[j]];
 
+#ifdef SOLVER_TRACE
+		fprintf(stderr, "trace H obj=%.2f t=%.2f start=%.2f\n", best_obj, tcpu(), tcpu());
+#endif
 		/* L */
 		if (!out_of_time(w))
 		{
 			for (j = 0; j < n; j++)
 				w->cand[members[j]] = false;
-			if (solve_lp(w, members, n, false, NULL, w->best, w->cand2, &dived, w->cand,
+			if (solve_lp(w, members, n, false, NULL, w->best, w->cand,
 						 &lp_obj, &lp_weight, &proved) == 0)
 			{
 				got_lp = true;
 				any_lp = true;
 				try_candidate(w, w->cand, members, n, &best_obj);
-				if (dived)
-					try_candidate(w, w->cand2, members, n, &best_obj);
 				/* and H improved the same way, if the time share allows */
 				if (!out_of_ls_time(w))
 					try_candidate(w, w->hsel, members, n, &best_obj);
@@ -1997,7 +2038,7 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 
 			for (j = 0; j < n; j++)
 				w->cand[members[j]] = false;
-			if (solve_lp(w, members, n, true, w->best, NULL, NULL, &dived, w->cand,
+			if (solve_lp(w, members, n, true, w->best, NULL, w->cand,
 						 &mip_obj_lp, &mip_w, &proved) == 0 &&
 				component_feasible(w, w->cand, members, n))
 			{
