@@ -26,7 +26,7 @@
  * unless a time limit cuts it short): check=VIOLATED otherwise.
  * Usage: solver_bench [time_limit_ms (5000)] [max_n (100000)]; environment
  * MIPMAX=k sets mip_max_payments (default 200), REPEAT=k (default 1),
- * MIN_N=k skips smaller sizes.
+ * MIN_N=k skips smaller sizes, SEED=k another instance of the workload.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -132,7 +132,8 @@ run(int n, double liquidity, bool with_costs, double time_limit_ms, int repeat)
 				settled = 0;
 	bool		same = true;
 
-	if (!sel || !again || !base || !wall || !cpu || !workload_make(&wl, n, liquidity, with_costs))
+	if (!sel || !again || !base || !wall || !cpu || !workload_make_seeded(&wl, n, liquidity, with_costs,
+												getenv("SEED") ? strtoull(getenv("SEED"), NULL, 10) : 42))
 	{
 		fprintf(stderr, "out of memory\n");
 		exit(1);

@@ -16,6 +16,7 @@
 #include <glpk.h>
 
 #include "solver.h"
+#include "workload.h"
 
 static int	n_test = 0;
 static int	n_failed = 0;
@@ -542,6 +543,58 @@ test_lp_bound(void)
 	free(val);
 }
 
+/*
+ * The benchmark's reference instances at 1,000 payments (workload.h, seed
+ * 42), without a time limit so that the result does not depend on the
+ * machine: within every limit, and at least as good as this version of the
+ * solver measured (the floors sit a little below the measured 68.5%, 83.5%
+ * and 84.1% of the LP bound; the solver before ejection chains and don't-look
+ * bits reached 59.0%, 79.2% and 81.6%).
+ */
+static void
+test_reference_workload(void)
+{
+	static const struct
+	{
+		double		liquidity;
+		bool		costs;
+		double		floor_pct;
+	}			cases[3] = {{0.05, false, 67.0}, {0.10, false, 82.5}, {0.10, true, 83.0}};
+	int			c;
+
+	for (c = 0; c < 3; c++)
+	{
+		Workload	wl;
+		bool	   *sel = calloc(1000, sizeof(bool));
+		bool	   *g = calloc(1000, sizeof(bool));
+		SolverResult r;
+		char		name[160];
+		double		pct;
+
+		if (!sel || !g || !workload_make(&wl, 1000, cases[c].liquidity, cases[c].costs))
+		{
+			ok(0, "reference workload: out of memory");
+			free(sel);
+			free(g);
+			continue;
+		}
+		wl.p.time_limit_ms = 0;
+		solve(&wl.p, sel, &r);
+		pct = r.lp_weight_bound > 0 ? 100.0 * r.settled_weight / r.lp_weight_bound : -1;
+		settle_solve_greedy(&wl.p, g);
+		snprintf(name, sizeof(name),
+				 "reference workload 1,000 payments, liquidity %.0f%%, costs %s: within limits, "
+				 "%.3f%% of the LP bound >= %.1f%%, not costlier than greedy",
+				 100 * cases[c].liquidity, cases[c].costs ? "on" : "off", pct, cases[c].floor_pct);
+		ok(r.status == SOLVER_FEASIBLE && settle_check_selection(&wl.p, sel) < 0 &&
+		   pct >= cases[c].floor_pct &&
+		   r.objective <= full_cost(&wl.p, g) + 1e-6 * (1 + r.objective), name);
+		workload_free(&wl);
+		free(sel);
+		free(g);
+	}
+}
+
 /* A GLPK internal error must come back as the greedy result, not abort(). */
 static void
 test_glpk_error(void)
@@ -686,6 +739,7 @@ main(void)
 	test_odd_input();
 	test_glpk_error();
 	test_lp_bound();
+	test_reference_workload();
 	test_failure_paths();
 	printf("1..%d\n", n_test);
 	return n_failed != 0;

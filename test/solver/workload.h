@@ -22,7 +22,7 @@
  *   - liquidity: each account's available = a fraction (5% or 10%) of its
  *     gross outflow in the queue.
  *
- * Header-only (static functions): include it in one translation unit.
+ * Header-only (static inline functions).
  */
 #ifndef SETTLE_WORKLOAD_H
 #define SETTLE_WORKLOAD_H
@@ -52,7 +52,7 @@ typedef struct Workload
 static unsigned long long wl_rng;
 
 /* Uniform in (0, 1), 64-bit LCG (deterministic across platforms). */
-static double
+static inline double
 wl_uniform(void)
 {
 	wl_rng = wl_rng * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -60,7 +60,7 @@ wl_uniform(void)
 }
 
 /* Standard normal (Box-Muller). */
-static double
+static inline double
 wl_normal(void)
 {
 	double		u = wl_uniform();
@@ -69,7 +69,7 @@ wl_normal(void)
 }
 
 /* Index of the unordered pair of distinct currencies. */
-static int
+static inline int
 wl_fx_pair_of(int a, int b)
 {
 	int			lo = a < b ? a : b,
@@ -83,8 +83,9 @@ wl_fx_pair_of(int a, int b)
  * time_limit_ms, mip_gap and mip_max_payments (set to 5000, 1e-4, 200).
  * Returns false on out of memory.  Free with workload_free().
  */
-static bool
-workload_make(Workload *wl, int n, double liquidity, bool with_costs)
+static inline bool
+workload_make_seeded(Workload *wl, int n, double liquidity, bool with_costs,
+					 unsigned long long seed)
 {
 	static const double rate[WL_C] = {1.0, 1.10, 1.25};	/* USD per unit */
 	int64_t    *outflow = calloc(WL_NACC, sizeof(int64_t));
@@ -100,7 +101,7 @@ workload_make(Workload *wl, int n, double liquidity, bool with_costs)
 		free(outflow);
 		return false;
 	}
-	wl_rng = 42;
+	wl_rng = seed;
 	for (k = 0; k < 3; k++)
 		wl->spread[k] = with_costs ? 0.0005 : 0;
 	for (i = 0; i < WL_NACC; i++)
@@ -157,7 +158,14 @@ workload_make(Workload *wl, int n, double liquidity, bool with_costs)
 	return true;
 }
 
-static void
+/* The reference instance: seed 42. */
+static inline bool
+workload_make(Workload *wl, int n, double liquidity, bool with_costs)
+{
+	return workload_make_seeded(wl, n, liquidity, with_costs, 42);
+}
+
+static inline void
 workload_free(Workload *wl)
 {
 	free(wl->acc);
