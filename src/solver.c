@@ -129,6 +129,7 @@ typedef struct Work
 	wide	   *snap;			/* per account: balance when the last round started */
 	bool	   *dirty;			/* per account: it or a payer into it changed since */
 	int			chain_left;		/* repair_from: chain adds still allowed */
+	bool		chain_seen;		/* repair_from met a payment a chain could add */
 	double	   *key;			/* per payment sort key */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;
@@ -610,6 +611,8 @@ repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_log,
 			double		shortfall = (double) (floor_of(p, a) - w->balance[a]);
 			double		best_cost = HUGE_VAL;
 			int			best = -1;
+			int			chain = -1;
+			wide		least = 0;
 			int			seen = 0;
 			int			t;
 			const SolverPayment *s;
@@ -629,46 +632,36 @@ repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_log,
 					continue;
 				if (p->accounts[c->src].constrained &&
 					w->balance[c->src] - c->debit < floor_of(p, c->src))
+				{
+					/*
+					 * Not affordable: a chain candidate.  The one whose
+					 * payer goes least short; the payer is repaired in turn.
+					 * It may close a ring (the payee of the move's first
+					 * payment now has the money), which drops never find.
+					 */
+					wide		short_by = floor_of(p, c->src) - (w->balance[c->src] - c->debit);
+
+					w->chain_seen = true;
+					if (w->chain_left <= 0 || w->chained[i] ||
+						(chain >= 0 && short_by >= least))
+						continue;
+					if (c->penalty <= marginal_cost(w, i))
+						continue;
+					chain = i;
+					least = short_by;
 					continue;
+				}
 				if (c->penalty <= marginal_cost(w, i))
 					continue;
 				if (best < 0 || c->penalty > p->payments[best].penalty)
 					best = i;
 			}
-			if (best < 0 && w->chain_left > 0 && adds_left > 0)
+			if (best < 0 && chain >= 0)
 			{
-				/*
-				 * None affordable: a chain.  Add the payment into a whose
-				 * payer goes least short, and repair the payer in turn; it
-				 * may close a ring (the payee of the move's first payment
-				 * now has the money), which drops alone never find.
-				 */
-				wide		least = 0;
-
-				seen = 0;
-				for (t = w->in_first[a]; t < w->in_end[a] && seen < REPAIR_SCAN_MAX; t++)
-				{
-					int			i = w->in_list[t];
-					const SolverPayment *c = &p->payments[i];
-					wide		short_by;
-
-					seen++;
-					if (sel[i] || c->src == a || w->chained[i])
-						continue;
-					short_by = floor_of(p, c->src) - (w->balance[c->src] - c->debit);
-					if (best >= 0 && short_by >= least)
-						continue;
-					if (c->penalty <= marginal_cost(w, i))
-						continue;
-					best = i;
-					least = short_by;
-				}
-				if (best >= 0)
-				{
-					w->chain_left--;
-					w->chained[best] = true;
-					stack[top++] = p->payments[best].src;
-				}
+				best = chain;
+				w->chain_left--;
+				w->chained[best] = true;
+				stack[top++] = p->payments[best].src;
 			}
 			if (best >= 0)
 			{
@@ -1066,7 +1059,9 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 			continue;
 		if (s->penalty <= marginal_cost(w, i))
 			continue;
-		if (try_move(w, sel, i, 0) || try_move(w, sel, i, CHAIN_MAX))
+		/* with chains only if the move without them met a chain candidate (else the same) */
+		w->chain_seen = false;
+		if (try_move(w, sel, i, 0) || (w->chain_seen && try_move(w, sel, i, CHAIN_MAX)))
 			kept++;
 	}
 	return kept;
