@@ -14,6 +14,7 @@
 #include "cycle.h"
 #include "intake.h"
 #include "worker.h"
+#include "worker_state.h"
 
 PG_MODULE_MAGIC;
 
@@ -113,5 +114,8 @@ _PG_init(void)
 	MarkGUCPrefixReserved("settle");
 
 	if (process_shared_preload_libraries_in_progress)
+	{
+		settle_worker_state_init();
 		settle_worker_register();
+	}
 }

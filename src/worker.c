@@ -29,6 +29,7 @@
 
 #include "cycle.h"
 #include "worker.h"
+#include "worker_state.h"
 
 char	   *settle_database = NULL;
 
@@ -36,7 +37,7 @@ PGDLLEXPORT void settle_worker_main(Datum main_arg);
 
 static void do_cycle(void);
 static void do_seal(void);
-static void run_safely(MemoryContext worker_cxt, const char *what, void (*fn) (void));
+static void run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn) (void));
 
 void
 settle_worker_register(void)
@@ -81,9 +82,12 @@ do_seal(void)
 	SPI_finish();
 }
 
-/* Run fn in its own transaction; an error is logged and rolled back, not fatal. */
+/*
+ * Run fn in its own transaction; an error is logged and rolled back, not
+ * fatal.  Either way the outcome is counted (settle_worker_status()).
+ */
 static void
-run_safely(MemoryContext worker_cxt, const char *what, void (*fn) (void))
+run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn) (void))
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -92,10 +96,14 @@ run_safely(MemoryContext worker_cxt, const char *what, void (*fn) (void))
 
 	PG_TRY();
 	{
-		if (OidIsValid(get_extension_oid("settle", true)))
+		bool		installed = OidIsValid(get_extension_oid("settle", true));
+
+		if (installed)
 			fn();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		if (installed)
+			settle_worker_state_note(is_cycle, NULL);
 	}
 	PG_CATCH();
 	{
@@ -111,6 +119,7 @@ run_safely(MemoryContext worker_cxt, const char *what, void (*fn) (void))
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
 				 errhint("Nothing of it was written; the next round retries."),
 				 edata->context ? errcontext("%s", edata->context) : 0));
+		settle_worker_state_note(is_cycle, edata);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -133,6 +142,7 @@ settle_worker_main(Datum main_arg)
 	pgstat_report_appname("settle worker");
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "settle worker", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(worker_cxt);
+	settle_worker_state_started();
 	ereport(LOG,
 			(errmsg("settle worker started in database \"%s\", cycle every %d ms",
 					settle_database, settle_cycle_interval_ms)));
@@ -162,9 +172,9 @@ settle_worker_main(Datum main_arg)
 			ereport(LOG, (errmsg("settle worker: server promoted, cycling")));
 		was_standby = false;
 
-		run_safely(worker_cxt, "settle cycle", do_cycle);
+		run_safely(worker_cxt, "settle cycle", true, do_cycle);
 		/* the audit chains, in a transaction of their own: writers never wait for them */
-		run_safely(worker_cxt, "settle seal", do_seal);
+		run_safely(worker_cxt, "settle seal", false, do_seal);
 		MemoryContextReset(worker_cxt);
 	}
 }

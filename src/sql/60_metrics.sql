@@ -260,6 +260,18 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
              WHERE e.entity = 'batch' AND e.event_type = 'failed')::double precision
 $$;
 
+-- What this server's worker has done since the server started (shared
+-- memory, src/worker_state.c): rounds that committed, cycles and seals that
+-- failed and were rolled back (they leave no row in any table), and the
+-- last failure.  No row when settle is not in shared_preload_libraries.
+CREATE FUNCTION settle_worker_status(
+    OUT pid integer, OUT started_at timestamptz,
+    OUT cycles_ok bigint, OUT cycles_failed bigint, OUT seals_failed bigint,
+    OUT last_cycle_at timestamptz, OUT last_failure_at timestamptz,
+    OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
+
 -- worker and node: is the worker there and busy, is it enabled, which role this node has.
 CREATE FUNCTION settle._metrics_worker()
 RETURNS TABLE (metric text, labels jsonb, value double precision)
@@ -273,6 +285,12 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     UNION ALL
     SELECT 'settle_worker_enabled', '{}'::jsonb,
            CASE WHEN current_setting('settle.worker_enabled', true)::boolean THEN 1 ELSE 0 END
+    UNION ALL
+    SELECT 'settle_worker_cycles_failed_total', '{}'::jsonb, w.cycles_failed::double precision
+      FROM @extschema@.settle_worker_status() w
+    UNION ALL
+    SELECT 'settle_worker_seals_failed_total', '{}'::jsonb, w.seals_failed::double precision
+      FROM @extschema@.settle_worker_status() w
     UNION ALL
     -- 1 on the primary, 0 on a replica (a standby in recovery)
     SELECT 'settle_node_primary', '{}'::jsonb, CASE WHEN pg_is_in_recovery() THEN 0 ELSE 1 END
@@ -307,6 +325,8 @@ CREATE VIEW settle.metrics AS
 COMMENT ON VIEW settle.metrics IS 'settle: one row per Prometheus sample (docs/OPERATIONS.md)';
 
 REVOKE ALL ON settle.cycle_total, settle.metrics FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.settle_worker_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_worker_status() TO pg_monitor, settle_operator, settle_auditor;
 REVOKE ALL ON FUNCTION settle._metrics_bounds(), settle._metrics_observe(double precision),
     settle._metrics_add(bigint[], bigint[]), settle._cycle_total_add(),
     settle._metrics_queue(), settle._metrics_cycles(), settle._metrics_latency(),

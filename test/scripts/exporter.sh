@@ -165,9 +165,9 @@ is "$(promq 'sum(settle_queue_payments{status="queued",instance="127.0.0.1:'"$E1
    "Prometheus: 2 queued payments on the primary"
 is "$(promq '100 * (sum(settle_baseline_cost_total{baseline="naive",instance="127.0.0.1:'"$E1"'"}) - sum(settle_cost_total{instance="127.0.0.1:'"$E1"'"})) / sum(settle_baseline_cost_total{baseline="naive",instance="127.0.0.1:'"$E1"'"})' '.data.result[0].value[1]')" \
    "71.42857142857143" "Prometheus: the dashboard's saving against naive = 125/175"
-rules_ok() { [ "$(curl -sf --max-time 5 "http://127.0.0.1:$PR/api/v1/rules" | jq '[.data.groups[].rules[] | select(.health == "ok")] | length')" = 12 ]; }
+rules_ok() { [ "$(curl -sf --max-time 5 "http://127.0.0.1:$PR/api/v1/rules" | jq '[.data.groups[].rules[] | select(.health == "ok")] | length')" = 14 ]; }
 wait_for 20 rules_ok
-ok $? "Prometheus loaded and evaluated the 12 alert rules"
+ok $? "Prometheus loaded and evaluated the 14 alert rules"
 # an evaluation that ran before both targets were scraped may have left an
 # alert pending; on a healthy cluster it clears at the next evaluation
 alerts_now() { curl -sf --max-time 5 "http://127.0.0.1:$PR/api/v1/alerts" | jq -r '[.data.alerts[].labels.alertname] | sort | join(",")'; }
@@ -202,6 +202,10 @@ tests:
         values: '0x10 1x10'
       - series: 'settle_cycles_total{instance="n1",run_by="worker",solver_status="heuristic"}'
         values: '0x20'
+      - series: 'settle_worker_cycles_failed_total{instance="n1"}'
+        values: '0x10 1+1x10'
+      - series: 'settle_worker_seals_failed_total{instance="n1"}'
+        values: '0x20'
     alert_rule_test:
       - eval_time: 4m
         alertname: SettleCyclesFailing
@@ -218,6 +222,16 @@ tests:
               summary: "settle: a pay_out wire failed for good on n1"
               description: "pay_in: its cycle was voided; pay_out: posted but not paid, an operator must act (settle.batches where status = 'failed')."
       - eval_time: 4m
+        alertname: SettleCycleErrors
+        exp_alerts:
+          - exp_labels: {instance: n1, severity: ticket}
+            exp_annotations:
+              summary: "settle: the worker's cycles fail on n1"
+              description: "Cycles were rolled back in the last 5 minutes (with an empty queue, SettleCyclesFailing cannot fire). SELECT * FROM settle_worker_status() shows the last SQLSTATE and message."
+      - eval_time: 4m
+        alertname: SettleSealFailing
+        exp_alerts: []
+      - eval_time: 4m
         alertname: SettleSolverFallbacks
         exp_alerts: []
       - eval_time: 4m
@@ -225,7 +239,7 @@ tests:
         exp_alerts: []
 EOF
 (cd "$TMP" && promtool test rules alerts_test.yml) >>"$TMP/promtool.log" 2>&1
-ok $? "promtool test rules: the alerts fire on failing cycles and a failed wire, not on a healthy worker"
+ok $? "promtool test rules: the alerts fire on failing cycles, cycle errors and a failed wire, not on a healthy worker"
 grep -q FAILED "$TMP/promtool.log" && cat "$TMP/promtool.log"
 
 # --- the Grafana dashboard ---------------------------------------------------------

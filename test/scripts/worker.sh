@@ -1,5 +1,6 @@
 #!/bin/bash
-# The settlement worker: settles with no manual call, survives kill -9 of
+# The settlement worker: settles with no manual call, counts and logs a
+# failing cycle and goes on, survives kill -9 of
 # the whole server in the middle of load (no partial batch, ledger balanced
 # after restart), resumes after the restart, waits on a standby and starts
 # cycling by itself when the standby is promoted.
@@ -40,6 +41,30 @@ is "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'settle work
    "the worker shows its name in pg_stat_activity"
 grep -q "settle cycle [0-9]*: 20 of 20 settled" "$TMP/primary/server.log"
 ok $? "the worker logs one line per cycle that did work"
+
+# a cycle that fails is rolled back, logged and counted, and the next one runs:
+# a trigger (a superuser's) makes writing a batch fail, then it is dropped
+q "CREATE FUNCTION public.fail_batch() RETURNS trigger LANGUAGE plpgsql AS \$\$
+   BEGIN RAISE EXCEPTION 'injected failure' USING ERRCODE = 'SE999'; END \$\$" >/dev/null
+q "CREATE TRIGGER fail_batch BEFORE INSERT ON settle.batch FOR EACH STATEMENT EXECUTE FUNCTION public.fail_batch()" >/dev/null
+q "SELECT settle_submit('w_fail', 10, 'USD', 'USD', 'w_a_usd', 'w_b_usd', 'w_b', 'wk_fail')" >/dev/null
+cycle_failed() { [ "$(q "SELECT cycles_failed > 0 FROM settle_worker_status()")" = t ]; }
+wait_for 20 cycle_failed
+ok $? "a failing cycle is counted by settle_worker_status()"
+is "$(q "SELECT last_failure_in || ' ' || last_sqlstate || ' ' || last_error FROM settle_worker_status()")" \
+   "cycle SE999 injected failure" "it keeps the last failure: where, SQLSTATE and message"
+is "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'w_fail'")" "queued" "the failed cycle wrote nothing"
+[ "$(q "SELECT value FROM settle.metrics WHERE metric = 'settle_worker_cycles_failed_total'")" -ge 1 ]
+ok $? "and the metric settle_worker_cycles_failed_total counts it"
+grep -q "settle cycle failed: injected failure" "$TMP/primary/server.log"
+ok $? "the failure is logged"
+q "DROP TRIGGER fail_batch ON settle.batch" >/dev/null
+ok_before=$(q "SELECT cycles_ok FROM settle_worker_status()")
+fail_settled() { [ "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'w_fail'")" = settled ]; }
+wait_for 20 fail_settled
+ok $? "once the cause is gone the next cycle settles the payment"
+[ "$(q "SELECT cycles_ok FROM settle_worker_status()")" -gt "$ok_before" ]
+ok $? "and is counted as a cycle that committed"
 
 # load: 4 clients submitting for a few seconds, then SIGKILL of every server process
 cat > "$TMP/load.sql" <<'SQL'

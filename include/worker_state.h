@@ -1,0 +1,24 @@
+/*
+ * worker_state.h -- what the settlement worker has done, in shared memory.
+ *
+ * A failed cycle rolls back and leaves no row anywhere, so its count and
+ * last error live in shared memory, where settle_worker_status() and the
+ * metrics read them.  Present only when settle is in
+ * shared_preload_libraries.
+ */
+#ifndef SETTLE_WORKER_STATE_H
+#define SETTLE_WORKER_STATE_H
+
+#include "postgres.h"
+#include "utils/elog.h"
+
+/* From _PG_init while preloading: ask for the shared memory. */
+extern void settle_worker_state_init(void);
+
+/* The worker has started (or restarted) in this process. */
+extern void settle_worker_state_started(void);
+
+/* A round ended: a cycle (or a seal if !is_cycle), failed if edata != NULL. */
+extern void settle_worker_state_note(bool is_cycle, ErrorData *edata);
+
+#endif							/* SETTLE_WORKER_STATE_H */

@@ -1,0 +1,163 @@
+/*
+ * worker_state.c -- the settlement worker's counters and last error, in
+ * shared memory, and settle_worker_status() to read them.
+ *
+ * One struct guarded by a spinlock: the worker writes it once per round
+ * (a few copies), readers copy it out.  Counters start at zero with the
+ * server; they count what this server's worker did since it started.
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "worker_state.h"
+
+#define LAST_ERROR_BYTES 512
+
+typedef struct SettleWorkerState
+{
+	slock_t		mutex;
+	int			pid;			/* 0: no worker has started yet */
+	TimestampTz started_at;
+	int64		cycles_ok;
+	int64		cycles_failed;
+	int64		seals_failed;
+	TimestampTz last_cycle_at;	/* end of the last successful cycle */
+	TimestampTz last_failure_at;
+	char		last_failure_in[8]; /* "cycle" or "seal" */
+	char		last_sqlstate[6];
+	char		last_error[LAST_ERROR_BYTES];
+} SettleWorkerState;
+
+static SettleWorkerState *state = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+worker_state_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(SettleWorkerState)));
+}
+
+static void
+worker_state_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	state = ShmemInitStruct("settle worker state", sizeof(SettleWorkerState), &found);
+	if (!found)
+	{
+		memset(state, 0, sizeof(SettleWorkerState));
+		SpinLockInit(&state->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+settle_worker_state_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = worker_state_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = worker_state_startup;
+}
+
+void
+settle_worker_state_started(void)
+{
+	if (state == NULL)
+		return;
+	SpinLockAcquire(&state->mutex);
+	state->pid = MyProcPid;
+	state->started_at = GetCurrentTimestamp();
+	SpinLockRelease(&state->mutex);
+}
+
+void
+settle_worker_state_note(bool is_cycle, ErrorData *edata)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (state == NULL)
+		return;
+	SpinLockAcquire(&state->mutex);
+	if (edata == NULL)
+	{
+		if (is_cycle)
+		{
+			state->cycles_ok++;
+			state->last_cycle_at = now;
+		}
+	}
+	else
+	{
+		if (is_cycle)
+			state->cycles_failed++;
+		else
+			state->seals_failed++;
+		state->last_failure_at = now;
+		strlcpy(state->last_failure_in, is_cycle ? "cycle" : "seal", sizeof(state->last_failure_in));
+		strlcpy(state->last_sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(state->last_sqlstate));
+		strlcpy(state->last_error, edata->message ? edata->message : "", sizeof(state->last_error));
+	}
+	SpinLockRelease(&state->mutex);
+}
+
+PG_FUNCTION_INFO_V1(settle_worker_status);
+
+/*
+ * settle_worker_status(): one row, what this server's worker has done since
+ * the server started; no row when settle is not preloaded (no worker).
+ */
+Datum
+settle_worker_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	SettleWorkerState copy;
+	Datum		values[10];
+	bool		nulls[10] = {0};
+
+	InitMaterializedSRF(fcinfo, 0);
+	desc = ((ReturnSetInfo *) fcinfo->resultinfo)->setDesc;
+	/* not preloaded: there is no worker and nothing to report */
+	if (state == NULL)
+		PG_RETURN_VOID();
+	SpinLockAcquire(&state->mutex);
+	memcpy(&copy, state, sizeof(copy));
+	SpinLockRelease(&state->mutex);
+
+	values[0] = Int32GetDatum(copy.pid);
+	nulls[0] = copy.pid == 0;
+	values[1] = TimestampTzGetDatum(copy.started_at);
+	nulls[1] = copy.pid == 0;
+	values[2] = Int64GetDatum(copy.cycles_ok);
+	values[3] = Int64GetDatum(copy.cycles_failed);
+	values[4] = Int64GetDatum(copy.seals_failed);
+	values[5] = TimestampTzGetDatum(copy.last_cycle_at);
+	nulls[5] = copy.last_cycle_at == 0;
+	values[6] = TimestampTzGetDatum(copy.last_failure_at);
+	nulls[6] = copy.last_failure_at == 0;
+	values[7] = CStringGetTextDatum(copy.last_failure_in);
+	nulls[7] = copy.last_failure_at == 0;
+	values[8] = CStringGetTextDatum(copy.last_sqlstate);
+	nulls[8] = copy.last_failure_at == 0;
+	values[9] = CStringGetTextDatum(copy.last_error);
+	nulls[9] = copy.last_failure_at == 0;
+	tuplestore_putvalues(((ReturnSetInfo *) fcinfo->resultinfo)->setResult, desc, values, nulls);
+	PG_RETURN_VOID();
+}
