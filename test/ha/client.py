@@ -103,19 +103,43 @@ class Loader:
         return False
 
     def connect(self):
-        attempt = 0
+        """A connection to whichever node is the leader now: one asynchronous connection to
+        each host at once (each with target_session_attrs=read-write), the first one ready
+        wins. libpq's multi-host connection tries the hosts one after another, so a node that
+        accepts and never answers (frozen, cut off) held every attempt that reached it first
+        for the whole connect timeout."""
+        P = psycopg2.extensions
         while time.time() < self.deadline:
-            conn = None
-            attempt += 1
             self.switch_hosts()
-            try:
-                conn = psycopg2.connect(dsn(self.hosts, rotate=attempt), async_=1)
-                self.wait(conn, self.args.connect_timeout)
-                return conn
-            except psycopg2.Error:
-                if conn is not None:
-                    conn.close()
-                time.sleep(self.args.reconnect_pause)
+            pending = []
+            for h in self.hosts.split(","):
+                try:
+                    pending.append(psycopg2.connect(dsn(h), async_=1))
+                except psycopg2.Error:
+                    pass
+            won = None
+            end = time.time() + self.args.connect_timeout
+            while pending and won is None and time.time() < end:
+                rd, wr = [], []
+                for c in list(pending):
+                    try:
+                        state = c.poll()
+                    except psycopg2.Error:
+                        pending.remove(c)
+                        c.close()
+                        continue
+                    if state == P.POLL_OK:
+                        won = c
+                        pending.remove(c)
+                        break
+                    (rd if state == P.POLL_READ else wr).append(c)
+                if won is None and (rd or wr):
+                    select.select(rd, wr, [], max(0, min(0.1, end - time.time())))
+            for c in pending:
+                c.close()
+            if won is not None:
+                return won
+            time.sleep(self.args.reconnect_pause)
         return None
 
     def worker(self, w):

@@ -259,7 +259,7 @@ ha_all_settled() {
 # first acknowledged write on another node, stop the load, bring the old leader back (restart,
 # wake, heal), and run the checks. Sets HA_OLD, HA_NEW, HA_SECS (fail-over time),
 # HA_CHECK_RC, HA_CLIENT_RC, HA_REJOIN_SECS; for a partition also HA_DEMOTE_SECS (cut to
-# the old leader in recovery) and HA_MINORITY (acknowledgements by the old leader after the
+# the old leader's last answer as a primary), HA_RECOVERY_SECS (to its restart in recovery) and HA_MINORITY (acknowledgements by the old leader after the
 # cut, to the client that stayed with it: must be 0). Writes the check output to
 # $HA_DIR/check-P.log. A partition uses HA_CUT_MODE (hold | reset, see netsplit.py).
 ha_round() {
@@ -338,8 +338,11 @@ ha_round() {
         # writes there); HA_RECOVERY_SECS: to its restart in recovery
         wait $watcher
         read -r HA_DEMOTE_SECS HA_RECOVERY_SECS < <(awk -v t0="$t0" '
-            $2 == "f" { last = $1 }  $2 == "t" { rec = $1 }
-            END { if (rec) printf "%.3f %.3f\n", (last ? last : t0) - t0, rec - t0 }' "$HA_DIR/demote-$p")
+            NR == 1 { first = $1 }  $2 == "f" { last = $1 }  $2 == "t" { rec = $1 }
+            END { if (!rec) exit
+                  # never seen as a primary: it had stopped before the first look
+                  if (last) printf "%.3f", last - t0; else printf "<%.3f", first - t0
+                  printf " %.3f\n", rec - t0 }' "$HA_DIR/demote-$p")
         sleep "${HA_CUT_AFTER:-2}"
         ha_heal "$HA_OLD"
     fi
