@@ -19,13 +19,18 @@
  *      not pay for the wires they alone open, refill greedily by density
  *      when the penalty exceeds the marginal fee + spread.  Exact, and it
  *      resolves gridlock (offsetting payments settle together).
- *   L  LP relaxation (glp_simplex, dual, time-limited): rounded down, and
- *      separately dived (fix the largest fractional x to 1, re-solve, ...),
- *      each rounding repaired and improved by the local search below.
+ *   L  LP relaxation (glp_simplex, dual, or sifting for large components,
+ *      time-limited): rounded down, and rounded to nearest, each rounding
+ *      repaired and improved by the local search below (two starts: the
+ *      search ends in a different local optimum from each).
  *   LS local search (improve): try each unsettled payment, most valuable
- *      first: select it, repair the shortfall it causes, keep the change if
+ *      first: select it, repair the shortfall it causes (drops and
+ *      affordable adds; if that fails, again with a short ejection chain:
+ *      up to CHAIN_MAX added payments whose payers go short and are
+ *      repaired in turn, which closes gridlocked rings), keep the change if
  *      it gains, else undo it exactly; rounds while the exact objective
- *      falls.  It gets LS_SHARE of the time limit in all.
+ *      falls, a payment being retried only when balances near it changed
+ *      (don't-look bits).  It gets LS_SHARE of the time limit in all.
  *   M  components of at most mip_max_payments payments: the MIP
  *      (glp_intopt) with the best selection so far as first incumbent.
  *
@@ -37,7 +42,7 @@
  * settle_solve, which calls glp_free_env() and falls back to H); GLPK's
  * terminal output goes to problem->log or nowhere; all memory is malloc'd
  * into one Work structure freed on every path; interrupted() is polled
- * between components, in the local search, the dive and the MIP callback.
+ * between components, in the local search, sifting and the MIP callback.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
