@@ -7,7 +7,8 @@
 #   ha_leader / ha_sync      name of the leader / synchronous standby (from the REST API)
 #   ha_kill NODE             SIGKILL of the node's Patroni, postmaster and every server process
 #   ha_start_node NODE       start the node's Patroni again
-#   ha_cut NODE hold|reset   cut the node off the network (HA_NETSPLIT=1 only); ha_heal NODE
+#   ha_cut NODE hold|reset [etcd]  cut the node off the network, or off etcd only
+#                            (HA_NETSPLIT=1 only); ha_heal NODE
 #   ha_cleanup               SIGKILL of everything started here, removes DIR
 #
 # Settings for tuning (environment): TTL, LOOP_WAIT, RETRY_TIMEOUT (see patroni.yml.in).
@@ -139,9 +140,9 @@ ha_wait_healthy() {
 ha_start_netsplit() {
     local n routes=""
     for n in $HA_NODES; do
-        routes="$routes $n:$(eval "echo \$HA_PGX_$n"):$(ha_pg_port $n)"
-        routes="$routes $n:$(eval "echo \$HA_RESTX_$n"):$(ha_rest_port $n)"
-        routes="$routes $n:$(eval "echo \$HA_ETCDX_$n"):$HA_ETCD_PORT"
+        routes="$routes $n:$(eval "echo \$HA_PGX_$n"):$(ha_pg_port $n):pg"
+        routes="$routes $n:$(eval "echo \$HA_RESTX_$n"):$(ha_rest_port $n):rest"
+        routes="$routes $n:$(eval "echo \$HA_ETCDX_$n"):$HA_ETCD_PORT:etcd"
     done
     (exec setpriv --reuid="$HA_RUNAS" --regid="$HA_RUNAS" --init-groups -- \
         "$HA_PY" "$HA_SRC/netsplit.py" serve --control "$HA_NETSPLIT_CTL" $routes) >"$HA_DIR/netsplit.log" 2>&1 &
@@ -155,7 +156,7 @@ ha_start_netsplit() {
 }
 
 ha_netsplit() { "$HA_PY" "$HA_SRC/netsplit.py" ctl "$HA_NETSPLIT_CTL" "$@"; }
-ha_cut() { ha_netsplit cut "$1" "$2" >/dev/null; }
+ha_cut() { ha_netsplit cut "$@" >/dev/null; }
 ha_heal() { ha_netsplit heal "$1" >/dev/null; }
 
 ha_start() {
@@ -255,13 +256,15 @@ ha_all_settled() {
 }
 
 # One round under load: start the client (prefix P), after a few seconds disrupt the leader
-# with ACTION (crash | switchover | freeze | partition), measure from the disruption to the
+# with ACTION (crash | switchover | freeze | partition | etcd-cut), measure from the disruption to the
 # first acknowledged write on another node, stop the load, bring the old leader back (restart,
 # wake, heal), and run the checks. Sets HA_OLD, HA_NEW, HA_SECS (fail-over time),
 # HA_CHECK_RC, HA_CLIENT_RC, HA_REJOIN_SECS; for a partition also HA_DEMOTE_SECS (cut to
 # the old leader's last answer as a primary), HA_RECOVERY_SECS (to its restart in recovery) and HA_MINORITY (acknowledgements by the old leader after the
 # cut, to the client that stayed with it: must be 0). Writes the check output to
-# $HA_DIR/check-P.log. A partition uses HA_CUT_MODE (hold | reset, see netsplit.py).
+# $HA_DIR/check-P.log. A partition uses HA_CUT_MODE (hold | reset, see netsplit.py); so does
+# etcd-cut, which cuts the leader's connection to etcd only: clients and its standbys still
+# reach it, so it may acknowledge commits until it demotes (they are on its standby).
 ha_round() {
     local action=$1 p=$2 acked=$HA_DIR/acked-$2 stop=$HA_DIR/stop-$2 client t0 first i target
     local minority="" macked=$HA_DIR/acked-$2m watcher
@@ -304,10 +307,11 @@ ha_round() {
         curl -s -m 30 -X POST -H 'Content-Type: application/json' \
             -d "{\"leader\": \"$HA_OLD\", \"candidate\": \"$target\"}" \
             "http://127.0.0.1:$(ha_rest_port "$HA_OLD")/switchover" >"$HA_DIR/switchover-$p.log" 2>&1 ;;
-    partition)
-        # every connection of the leader's node (etcd, replication, clients, REST) is cut
+    partition|etcd-cut)
+        # every connection of the leader's node (etcd, replication, clients, REST) is cut,
+        # or only its connection to etcd
         t0=$(ha_now)
-        ha_cut "$HA_OLD" "${HA_CUT_MODE:-hold}"
+        ha_cut "$HA_OLD" "${HA_CUT_MODE:-hold}" $([ "$action" = etcd-cut ] && echo etcd)
         # watch the old leader through its own port (not cut), from now on: "time f" while
         # it is a writable primary, "time t" once in recovery, "time -" when it does not answer
         ( for _ in $(seq 1 "${HA_DEMOTE_TIMEOUT:-60}0"); do
@@ -332,7 +336,7 @@ ha_round() {
         # before accepting anything, and commits there cannot be acknowledged
         kill -CONT $HA_FROZEN 2>/dev/null
     fi
-    if [ "$action" = partition ]; then
+    if [ "$action" = partition ] || [ "$action" = etcd-cut ]; then
         # the old leader cannot renew its key: it must demote by itself while still cut off.
         # HA_DEMOTE_SECS: from the cut to its last answer as a primary (it stops taking
         # writes there); HA_RECOVERY_SECS: to its restart in recovery

@@ -2,15 +2,16 @@
 """TCP proxies on 127.0.0.1 that can cut a node off the network, for the HA harness.
 
   netsplit.py serve --control PORT ROUTE...
-      ROUTE is NODE:LISTEN:TARGET (for example node1:24130:24102): connections to LISTEN
-      are carried to TARGET, and belong to NODE. The harness gives each node three routes
+      ROUTE is NODE:LISTEN:TARGET:KIND (for example node1:24130:24102:pg): connections to
+      LISTEN are carried to TARGET, and belong to NODE. The harness gives each node three routes
       and renders its patroni.yml so that all of the node's cluster traffic crosses them:
       inbound PostgreSQL (postgresql.connect_address: the other nodes' replication and
       pg_rewind, the load client), inbound REST API (restapi.connect_address: the other
       members' checks during a leader race) and its Patroni's own connection to etcd
       (etcd.hosts, with use_proxies so that Patroni does not discover etcd's real address).
 
-  netsplit.py ctl PORT cut NODE hold|reset  |  ctl PORT heal NODE  |  ctl PORT status
+  netsplit.py ctl PORT cut NODE hold|reset [KIND]  |  ctl PORT heal NODE  |  ctl PORT status
+      (KIND: only that route of the node, for example etcd: the node loses etcd only)
       cut hold:  a partition in which packets are lost: every open connection of the node
                  stops moving in both directions (the kernel buffers fill, senders block, as
                  when TCP retransmits into nothing) and new ones are accepted but never
@@ -36,8 +37,10 @@ def log(msg):
 
 
 class Node:
-    def __init__(self, name):
+    """One route of a node (its traffic of one kind)."""
+    def __init__(self, name, kind):
         self.name = name
+        self.kind = kind
         self.mode = None               # None (connected), "hold" or "reset"
         self.open = asyncio.Event()    # set while not cut
         self.open.set()
@@ -135,14 +138,20 @@ class Conn:
 async def control(nodes, reader, writer):
     line = (await reader.readline()).decode().split()
     reply = "error: " + " ".join(line)
+    names = {n.name for n in nodes.values()}
     if line and line[0] == "status":
-        reply = " ".join("%s=%s/%d" % (n.name, n.mode or "connected", len(n.conns)) for n in nodes.values())
-    elif len(line) == 3 and line[0] == "cut" and line[1] in nodes and line[2] in ("hold", "reset"):
-        k = nodes[line[1]].cut(line[2])
-        log("cut %s (%s): %d open connections %s" % (line[1], line[2], k, "reset" if line[2] == "reset" else "held"))
-        reply = "ok"
-    elif len(line) == 2 and line[0] == "heal" and line[1] in nodes:
-        nodes[line[1]].heal()
+        reply = " ".join("%s/%s=%s/%d" % (n.name, n.kind, n.mode or "connected", len(n.conns)) for n in nodes.values())
+    elif len(line) in (3, 4) and line[0] == "cut" and line[1] in names and line[2] in ("hold", "reset"):
+        links = [n for n in nodes.values() if n.name == line[1] and (len(line) == 3 or n.kind == line[3])]
+        if links:
+            k = sum(n.cut(line[2]) for n in links)
+            log("cut %s %s (%s): %d open connections %s" % (line[1], "/".join(n.kind for n in links), line[2], k,
+                                                           "reset" if line[2] == "reset" else "held"))
+            reply = "ok"
+    elif len(line) == 2 and line[0] == "heal" and line[1] in names:
+        for n in nodes.values():
+            if n.name == line[1]:
+                n.heal()
         log("healed %s" % line[1])
         reply = "ok"
     writer.write((reply + "\n").encode())
@@ -152,13 +161,13 @@ async def control(nodes, reader, writer):
 
 async def serve(control_port, routes):
     nodes = {}
-    for name, listen, target in routes:
-        node = nodes.setdefault(name, Node(name))
+    for name, listen, target, kind in routes:
+        node = nodes.setdefault((name, kind), Node(name, kind))
 
         def handler(r, w, node=node, target=target):
             return Conn(node, r, w).run(target)
         await asyncio.start_server(handler, "127.0.0.1", listen, reuse_address=True)
-        log("%s: 127.0.0.1:%d -> 127.0.0.1:%d" % (name, listen, target))
+        log("%s %s: 127.0.0.1:%d -> 127.0.0.1:%d" % (name, kind, listen, target))
     srv = await asyncio.start_server(lambda r, w: control(nodes, r, w), "127.0.0.1", control_port,
                                      reuse_address=True)
     log("control on 127.0.0.1:%d" % control_port)
@@ -178,8 +187,8 @@ def main(argv):
     if len(argv) >= 4 and argv[0] == "serve" and argv[1] == "--control":
         routes = []
         for r in argv[3:]:
-            name, listen, target = r.split(":")
-            routes.append((name, int(listen), int(target)))
+            name, listen, target, kind = r.split(":")
+            routes.append((name, int(listen), int(target), kind))
         asyncio.run(serve(int(argv[2]), routes))
         return 0
     if len(argv) >= 3 and argv[0] == "ctl":
