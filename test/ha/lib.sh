@@ -256,11 +256,12 @@ ha_all_settled() {
 }
 
 # One round under load: start the client (prefix P), after a few seconds disrupt the leader
-# with ACTION (crash | switchover | freeze | partition | etcd-cut), measure from the disruption to the
-# first acknowledged write on another node, stop the load, bring the old leader back (restart,
-# wake, heal), and run the checks. Sets HA_OLD, HA_NEW, HA_SECS (fail-over time),
-# HA_CHECK_RC, HA_CLIENT_RC, HA_REJOIN_SECS; for a partition also HA_DEMOTE_SECS (cut to
-# the old leader's last answer as a primary), HA_RECOVERY_SECS (to its restart in recovery) and HA_MINORITY (acknowledgements by the old leader after the
+# with ACTION (crash | switchover | freeze | partition | etcd-cut), measure from the
+# disruption to the first acknowledged write on another node, stop the load, bring the old
+# leader back (restart, wake, heal), and run the checks. Sets HA_OLD, HA_NEW, HA_SECS
+# (fail-over time), HA_CHECK_RC, HA_CLIENT_RC, HA_REJOIN_SECS; for a cut also HA_DEMOTE_SECS
+# (cut to the old leader's last answer as a primary), HA_RECOVERY_SECS (to its restart in
+# recovery), and for a partition HA_MINORITY (acknowledgements by the old leader after the
 # cut, to the client that stayed with it: must be 0). Writes the check output to
 # $HA_DIR/check-P.log. A partition uses HA_CUT_MODE (hold | reset, see netsplit.py); so does
 # etcd-cut, which cuts the leader's connection to etcd only: clients and its standbys still
