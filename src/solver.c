@@ -1677,6 +1677,16 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 	smcp.presolve = GLP_OFF;
 	/* dual simplex: few rows, many columns; measured 5-8x faster than primal here */
 	smcp.meth = GLP_DUALP;
+
+	/*
+	 * Long-step ratio test: every x is boxed in [0, 1], so the dual simplex
+	 * can flip many of them to their other bound in one iteration (1,000
+	 * payments: 210 iterations instead of 507 at 5% liquidity, 169 instead
+	 * of 447 at 10%; 25-35% less CPU for the whole solve; a different
+	 * vertex, so the selection differs, within half a point of the LP bound
+	 * on average over 8 instances).
+	 */
+	smcp.r_test = GLP_RT_FLIP;
 	/* GLPK looks at the clock between iterations only: leave it a margin */
 	if (remaining > 0)
 		smcp.tm_lim = (int) (0.75 * remaining) + 1;
@@ -1684,7 +1694,6 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 	{
 		if (!sift(w, lp, members, n, guess, &smcp))
 			return 1;
-		smcp.meth = GLP_DUALP;
 	}
 	else
 	{
