@@ -1266,6 +1266,11 @@ sift(Work *w, glp_prob *lp, const int *members, int n, const bool *guess, glp_sm
 		glp_set_col_bnds(lp, j + 1, GLP_FX, g, g);
 	}
 	smcp->meth = GLP_PRIMAL;
+	/*
+	 * The long-step ratio test is for the dual simplex: with it GLPK's
+	 * primal reads uninitialised memory (valgrind), so Harris here.
+	 */
+	smcp->r_test = GLP_RT_HAR;
 	for (round = 0; round < 1000; round++)
 	{
 		int			freed = 0;
