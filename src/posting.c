@@ -34,6 +34,14 @@
 #include "settle_errors.h"
 #include "spi_util.h"
 
+/*
+ * The entries' arrays as rows.  Set-returning functions in a target list run
+ * in step without materializing; FROM unnest($2, ..., $6) would store every
+ * array's rows first (several times slower for 100,000 payments).
+ */
+#define ENTRY_ROWS \
+	"(SELECT unnest($2) b, unnest($3) p, unnest($4) a, unnest($5) c, unnest($6) m) u"
+
 static void add_delta(int64 *balance_delta, int index, int64 amount, const char *account);
 static void allocate_batches(CycleState *cs);
 
@@ -271,7 +279,8 @@ settle_post_selection(CycleState *cs)
 								  "        CASE WHEN NOT $9 THEN 'settled' WHEN u.cr < u.d THEN 'pending'"
 								  "             WHEN u.cr > u.d THEN 'reserved' ELSE 'confirmed' END,"
 								  "        CASE WHEN $9 AND u.cr < u.d THEN clock_timestamp() END"
-								  "   FROM unnest($2, $3, $4, $5, $6, $7, $8) AS u(id, p, c, d, cr, l, f)"
+								  "   FROM (SELECT unnest($2) id, unnest($3) p, unnest($4) c, unnest($5) d, unnest($6) cr,"
+								  "                unnest($7) l, unnest($8) f) u"
 								  " RETURNING batch_id, currency, net_amount, fee, status, direction)"
 								  "INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)"
 								  "SELECT 'batch', batch_id::text, status, status,"
@@ -296,11 +305,9 @@ settle_post_selection(CycleState *cs)
 	spi_arg_int8s(&args, e_amount, ne);
 	if (SPI_execute_with_args(two_phase
 							  ? "INSERT INTO settle.reservation (cycle_id, batch_id, payment_id, account_id, currency, amount)"
-							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m"
-							  "   FROM unnest($2, $3, $4, $5, $6) AS u(b, p, a, c, m)"
+							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m FROM " ENTRY_ROWS
 							  : "INSERT INTO settle.ledger_entry (journal_id, batch_id, payment_id, account_id, currency, amount)"
-							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m"
-							  "   FROM unnest($2, $3, $4, $5, $6) AS u(b, p, a, c, m)",
+							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m FROM " ENTRY_ROWS,
 							  args.n, args.types, args.values, NULL, false, 0) != SPI_OK_INSERT ||
 		SPI_processed != (uint64) ne)
 		elog(ERROR, "could not write the %s", two_phase ? "reservations" : "ledger entries");
@@ -328,7 +335,7 @@ settle_post_selection(CycleState *cs)
 		if (SPI_execute_with_args(
 								  "UPDATE settle.account a SET pending_debit = a.pending_debit + d.dr,"
 								  "       pending_credit = a.pending_credit + d.cr, updated_at = clock_timestamp()"
-								  "  FROM unnest($1, $2, $3) AS d(id, dr, cr) WHERE a.account_id = d.id",
+								  "  FROM (SELECT unnest($1) id, unnest($2) dr, unnest($3) cr) d WHERE a.account_id = d.id",
 								  args.n, args.types, args.values, NULL, false, 0) != SPI_OK_UPDATE ||
 			SPI_processed != (uint64) nd)
 			elog(ERROR, "could not reserve funds");
@@ -353,7 +360,7 @@ settle_post_selection(CycleState *cs)
 		spi_arg_int8s(&args, amounts, nd);
 		if (SPI_execute_with_args(
 								  "UPDATE settle.account a SET balance = a.balance + d.delta, updated_at = clock_timestamp()"
-								  "  FROM unnest($1, $2) AS d(id, delta) WHERE a.account_id = d.id",
+								  "  FROM (SELECT unnest($1) id, unnest($2) delta) d WHERE a.account_id = d.id",
 								  args.n, args.types, args.values, NULL, false, 0) != SPI_OK_UPDATE ||
 			SPI_processed != (uint64) nd)
 			elog(ERROR, "could not update balances");
@@ -373,7 +380,7 @@ settle_post_selection(CycleState *cs)
 							  "        settled_at = CASE WHEN $6 THEN NULL ELSE clock_timestamp() END,"
 							  "        updated_at = clock_timestamp(), cycle_id = $1,"
 							  "        destination_amount = u.credit, fx_rate = u.rate::numeric"
-							  "   FROM unnest($2, $3, $4) AS u(id, credit, rate)"
+							  "   FROM (SELECT unnest($2) id, unnest($3) credit, unnest($4) rate) u"
 							  "  WHERE p.payment_id = u.id AND p.status = 'queued'"
 							  " RETURNING p.payment_id, p.status, p.updated_at, p.source_account, p.source_currency,"
 							  "   p.amount, p.destination_account, p.destination_currency, p.destination_amount)"
