@@ -9,11 +9,16 @@
 CREATE FUNCTION settle._payment_postings(source_account text, source_currency text, amount bigint,
                                          destination_account text, destination_currency text,
                                          destination_amount bigint)
-RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_array(
-        jsonb_build_object('account', source_account, 'currency', source_currency, 'amount', -amount),
-        jsonb_build_object('account', destination_account, 'currency', destination_currency,
-                           'amount', destination_amount))
+-- Inlined into the posting statements (a call per payment was 7% of a
+-- cycle): so no SET clause (names are qualified instead), and STABLE like
+-- jsonb_build_object, since an IMMUTABLE function with a STABLE body is
+-- never inlined.
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.jsonb_build_array(
+        pg_catalog.jsonb_build_object('account', source_account, 'currency', source_currency,
+                                      'amount', OPERATOR(pg_catalog.-) amount),
+        pg_catalog.jsonb_build_object('account', destination_account, 'currency', destination_currency,
+                                      'amount', destination_amount))
 $$;
 
 -- One row per cycle, written once when the cycle commits.
