@@ -63,14 +63,13 @@
 
 /* Share of time_limit_ms that the local searches may use in all. */
 #define LS_SHARE 0.2
-/* Components of at least this many payments: LP solved by sifting. */
-#define SIFT_MIN 2000
 /*
- * ... or this many when the LP has wire or FX rows: from the slack basis the
- * dual simplex needs about twice the iterations then (1,000 payments with
- * costs: 827 against 447), sifting from H's selection about half the time.
+ * Components of at least this many payments: LP solved by sifting.  (With
+ * Harris's ratio test, sifting was faster from 500 payments when the LP has
+ * wire or FX rows; with the long-step test the plain dual simplex is faster
+ * there, same selections on 8 instances at 1,000 payments.)
  */
-#define SIFT_MIN_COSTS 500
+#define SIFT_MIN 2000
 /* At most this many improve + refill rounds per local search. */
 #define IMPROVE_ROUNDS 100
 /* An LP value at least this is a settled payment when rounding down. */
@@ -1671,8 +1670,7 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 	if (out_of_time(w))
 		return 1;
 	/* full scaling costs ~200 ms at 100k payments: equilibration suffices for sifting */
-	sifted = !mip && guess &&
-		(n >= SIFT_MIN || (n >= SIFT_MIN_COSTS && n_wires_c + n_fx_c > 0));
+	sifted = !mip && guess && n >= SIFT_MIN;
 	glp_scale_prob(lp, sifted ? GLP_SF_EQ : GLP_SF_AUTO);
 	remaining = w->deadline_ms > 0 ? w->deadline_ms - now_ms() : -1;
 	if (w->deadline_ms > 0 && remaining < 1)
