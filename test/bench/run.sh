@@ -158,7 +158,7 @@ put glpk "$(dpkg-query -W -f='${Version}' libglpk-dev 2>/dev/null || echo '?')"
 put commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
 put load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 SETTINGS=$(q postgres -F ' = ' -c "SELECT name, setting || coalesce(unit, '') FROM pg_settings
-    WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_level', 'shared_buffers',
+    WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_level', 'shared_buffers', 'jit',
                    'max_wal_size', 'checkpoint_timeout', 'max_connections', 'settle.cycle_interval',
                    'settle.solver_time_limit', 'settle.max_cycle_payments', 'settle.mip_max_payments',
                    'settle.mip_gap', 'settle.delay_cost_bps', 'settle.two_phase', 'settle.max_bulk_rows')

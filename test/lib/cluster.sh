@@ -33,6 +33,8 @@ cluster_init() {
         echo "max_worker_processes = 16"
         echo "max_prepared_transactions = 10"
         echo "log_line_prefix = '%m [%p] %q%a '"
+        # OLTP: JIT compilation costs more than it saves (docs/OPERATIONS.md)
+        echo "jit = off"
         for line in "$@"; do echo "$line"; done
     } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
 }
