@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <glpk.h>
 
@@ -644,6 +645,8 @@ test_failure_paths(void)
 	SolverAccount two[2] = {{10, true}, {0, true}};
 	int			calls,
 				fired = 0;
+	clock_t		cpu0;
+	double		cpu_ms;
 
 	for (i = 0; i < na; i++)
 		acc[i] = (SolverAccount) {1000 + rnd(100000), true};
@@ -665,9 +668,20 @@ test_failure_paths(void)
 		;
 	ok(i < np, "time limit: the fallback still settles something");
 	p.time_limit_ms = 15;
+	cpu0 = clock();
 	solve(&p, sel, &r);
+	cpu_ms = 1000.0 * (double) (clock() - cpu0) / CLOCKS_PER_SEC;
+	printf("# time limit 15 ms on 20,000 payments: %.1f ms wall, %.1f ms CPU, status %d\n",
+		   r.solve_ms, cpu_ms, (int) r.status);
+
+	/*
+	 * On time: the wall clock, or the CPU time when the process was starved
+	 * (under valgrind on a machine with a load average above 5 the wall
+	 * clock reached 318 ms for about 70 ms of work, old and new solver
+	 * alike).
+	 */
 	ok((r.status == SOLVER_FEASIBLE || r.status == SOLVER_HEURISTIC) &&
-	   settle_check_selection(&p, sel) < 0 && r.solve_ms < 15 + 250,
+	   settle_check_selection(&p, sel) < 0 && (r.solve_ms < 15 + 250 || cpu_ms < 15 + 250),
 	   "time limit 15 ms on 20,000 payments: feasible or heuristic, within limits, on time");
 
 	p.time_limit_ms = 2000;
