@@ -83,3 +83,9 @@ SELECT participant_id, currency, fee, fee_minor FROM settle.wire_fees ORDER BY 2
 SELECT test.try($$DELETE FROM settle.account WHERE account_id = 'acc_003'$$) AS delete_account;
 SELECT test.try($$DELETE FROM settle.participant WHERE participant_id = 'bank_c'$$) AS delete_participant;
 SELECT entity, event_type, count(*) FROM settle.events GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- minor units shown in major units with the currency's scale (every view's amounts)
+SELECT c, m, settle.to_major(m, c) AS major, scale(settle.to_major(m, c)) AS scale
+  FROM (VALUES ('USD', 12345), ('USD', -5), ('JPY', 1500), ('BHD', 1), ('CLF', -123456789),
+               ('USD', 9223372036854775807), ('USD', -9223372036854775808), ('XXQ', 1)) v(c, m);
+SELECT settle.to_major(NULL, 'USD') IS NULL AS null_in_null_out;

@@ -12,10 +12,7 @@ CREATE FUNCTION settle._to_minor(field text, value numeric, currency text, allow
 
 -- Minor units to a numeric in major units, with the currency's scale.
 CREATE FUNCTION settle.to_major(amount bigint, currency text) RETURNS numeric
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT round(amount::numeric / (10::numeric ^ c.exponent), c.exponent)
-      FROM settle.currency c WHERE c.code = currency
-$$;
+AS 'MODULE_PATHNAME', 'settle_to_major' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 -- The operator's settlement or external account for a currency, created on first use.
 CREATE FUNCTION settle._operator_account(kind text, currency text) RETURNS text

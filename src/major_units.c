@@ -1,0 +1,91 @@
+/*
+ * major_units.c -- settle.to_major(): minor units as a numeric in major
+ * units, for the views (every amount column of settle.accounts,
+ * settle.ledger, settle.batches, ...).
+ *
+ * It runs once per amount per row read, so it is C with a per-backend
+ * table of exponents: currencies are reference data that is only ever
+ * added to (ISO 4217 exponents do not change under an existing code).  A
+ * code not seen yet is looked up once.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+
+#include "amount.h"
+
+PG_FUNCTION_INFO_V1(settle_to_major);
+
+#define CODES (26 * 26 * 26)
+#define NOT_LOOKED_UP (-2)
+#define NO_CURRENCY (-1)
+
+static int8 *exponent_of = NULL;	/* by code AAA..ZZZ, in TopMemoryContext */
+
+/* The exponent of a three-letter code, NO_CURRENCY if settle does not know it. */
+static int
+exponent_for(const char *code, int len)
+{
+	int			slot;
+	int			i;
+
+	if (len != 3)
+		return NO_CURRENCY;
+	slot = 0;
+	for (i = 0; i < 3; i++)
+	{
+		if (code[i] < 'A' || code[i] > 'Z')
+			return NO_CURRENCY;
+		slot = slot * 26 + (code[i] - 'A');
+	}
+	if (exponent_of == NULL)
+	{
+		exponent_of = MemoryContextAlloc(TopMemoryContext, CODES);
+		memset(exponent_of, NOT_LOOKED_UP, CODES);
+	}
+	if (exponent_of[slot] == NOT_LOOKED_UP)
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {PointerGetDatum(cstring_to_text_with_len(code, 3))};
+		int			exponent = NO_CURRENCY;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT exponent::int FROM settle.currency WHERE code = $1",
+								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "currency lookup failed");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+
+			exponent = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		SPI_finish();
+		/* an unknown code is asked again next time: it may be added */
+		if (exponent == NO_CURRENCY)
+			return NO_CURRENCY;
+		exponent_of[slot] = (int8) exponent;
+	}
+	return exponent_of[slot];
+}
+
+/* settle.to_major(amount bigint, currency text) -> numeric; NULL for an unknown currency. */
+Datum
+settle_to_major(PG_FUNCTION_ARGS)
+{
+	int64		amount = PG_GETARG_INT64(0);
+	text	   *currency = PG_GETARG_TEXT_PP(1);
+	int			exponent = exponent_for(VARDATA_ANY(currency), VARSIZE_ANY_EXHDR(currency));
+	char		buf[64];
+
+	if (exponent == NO_CURRENCY)
+		PG_RETURN_NULL();
+	settle_format_amount(amount, exponent, buf);
+	PG_RETURN_DATUM(DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
+										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
