@@ -2,18 +2,20 @@
 # High availability, long form (`make ha-test`): one etcd + three Patroni nodes on 127.0.0.1,
 # then under load, one after another: HA_CRASHES SIGKILLs of the leader, HA_SWITCHOVERS
 # planned switchovers, HA_FREEZES frozen leaders (SIGSTOP: the node is cut off from
-# everyone, then woken) and HA_PARTITIONS network partitions (every connection of the
-# leader's node cut by test/ha/netsplit.py, through which all cluster traffic flows, then
-# healed; alternately held like lost packets and reset) and HA_ETCD_CUTS cuts of the
-# leader's connection to etcd only (clients and replicas still reach it). After every round: every acknowledged payment exactly once (also
-# those of all earlier rounds), nothing settled twice, ledger invariants and settle_verify(),
-# the worker cycling on the new leader, the old leader back as a replica.
+# everyone, then woken), HA_PARTITIONS network partitions (every connection of the leader's
+# node cut by test/ha/netsplit.py, through which all cluster traffic flows, then healed;
+# alternately held like lost packets and reset) and HA_ETCD_CUTS cuts of the leader's
+# connection to etcd only (clients and replicas still reach it). After every round: every
+# acknowledged payment exactly once (also those of all earlier rounds), nothing settled
+# twice, ledger invariants and settle_verify(), the worker cycling on the new leader, the old
+# leader back as a replica; after a partition also the old leader demoted while cut off and
+# nothing acknowledged by it to a client left on its side.
 # Prints each round's time from disruption to the first acknowledged write on the new
 # leader, then a summary. Exit status 0 only if every round passed.
 #
 # Settings (environment): HA_CRASHES (5), HA_SWITCHOVERS (3), HA_FREEZES (2), HA_PARTITIONS (4),
-# HA_ETCD_CUTS (2),
-# TTL, LOOP_WAIT, RETRY_TIMEOUT (Patroni, defaults in patroni.yml.in), HA_LIMIT (1500 s).
+# HA_ETCD_CUTS (2), TTL, LOOP_WAIT, RETRY_TIMEOUT, USE_SLOTS (Patroni, defaults in
+# patroni.yml.in), HA_LIMIT (1500 s).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
