@@ -58,8 +58,9 @@ is "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'w_fail'")" "q
 ok $? "and the metric settle_worker_cycles_failed_total counts it"
 grep -q "settle cycle failed: injected failure" "$TMP/primary/server.log"
 ok $? "the failure is logged"
-q "DROP TRIGGER fail_batch ON settle.batch" >/dev/null
+# read while every cycle still fails (the queue holds w_fail), so it cannot move before the drop
 ok_before=$(q "SELECT cycles_ok FROM settle_worker_status()")
+q "DROP TRIGGER fail_batch ON settle.batch" >/dev/null
 fail_settled() { [ "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'w_fail'")" = settled ]; }
 wait_for 20 fail_settled
 ok $? "once the cause is gone the next cycle settles the payment"
