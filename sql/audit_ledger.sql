@@ -222,12 +222,13 @@ SELECT entity_id AS account_id, replayed, current, equal
 SELECT e.details->'postings' AS postings
   FROM settle.event e JOIN settle.payment p ON p.payment_id::text = e.entity_id
  WHERE e.entity = 'payment' AND e.event_type = 'settled' AND p.transaction_id = 'pay_1';
--- a status, a limit and a balance changed behind the event log's back are found,
+-- a status, a limit, a balance and a pending amount changed behind the event log's back are found,
 -- and so is a ledger entry that no event announced
 BEGIN;
 UPDATE settle.payment SET status = 'queued' WHERE transaction_id = 'pay_2';
 UPDATE settle.account SET lower_limit = 0 WHERE account_id = 'b_usd';
 UPDATE settle.account SET balance = balance + 1 WHERE account_id = 'c_eur';
+UPDATE settle.account SET pending_debit = 5 WHERE account_id = 'c_usd';
 INSERT INTO settle.ledger_entry (journal_id, account_id, currency, amount)
     SELECT min(journal_id), 'a_usd', 'USD', 500 FROM settle.journal;
 SELECT * FROM settle_replay();

@@ -38,6 +38,12 @@ SELECT * FROM state;
 SELECT * FROM money;
 SELECT transaction_id, status FROM settle.transactions ORDER BY 1;
 SELECT count(*) AS postings FROM settle.ledger WHERE journal_kind = 'settlement';
+-- replay rebuilds the pending amounts from the "reserved" event's legs
+SELECT entity_id, field, replayed, current FROM settle_replay(false)
+ WHERE field LIKE 'pending%' AND current <> '0' ORDER BY 1, 2;
+SELECT count(*) AS differences FROM settle_replay();
+SELECT details->'reservations' AS reservations FROM settle.events
+ WHERE entity = 'payment' AND event_type = 'reserved' ORDER BY event_id LIMIT 1;
 -- A cannot spend the reserved 60 again: 60 more to C does not fit in 40
 SELECT status FROM settle_submit('x2', 60, 'USD', 'USD', 'x_a_usd', 'x_c_usd', 'x_c', 'xk2');
 SELECT considered, settled, unsettled FROM settle_run_cycle();

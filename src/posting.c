@@ -386,10 +386,11 @@ settle_post_selection(CycleState *cs)
 							  "   p.amount, p.destination_account, p.destination_currency, p.destination_amount)"
 							  "INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, from_status, to_status, details)"
 							  "SELECT s.updated_at, 'payment', s.payment_id::text, s.status, 'queued', s.status,"
-							  "       jsonb_build_object('cycle_id', $1) || CASE WHEN $6 THEN '{}'::jsonb"
-							  "       ELSE jsonb_build_object('journal_id', $5, 'postings',"
+							  "       jsonb_build_object('cycle_id', $1,"
+							  "         CASE WHEN $6 THEN 'reservations' ELSE 'postings' END,"
 							  "         settle._payment_postings(s.source_account, s.source_currency, s.amount,"
-							  "           s.destination_account, s.destination_currency, s.destination_amount)) END"
+							  "           s.destination_account, s.destination_currency, s.destination_amount))"
+							  "       || CASE WHEN $6 THEN '{}'::jsonb ELSE jsonb_build_object('journal_id', $5) END"
 							  "  FROM s",
 							  args.n, args.types, args.values, NULL, false, 0) != SPI_OK_INSERT ||
 		SPI_processed != (uint64) ns)

@@ -468,7 +468,8 @@ $$;
 -- Rebuilds state from the event log alone and compares it with the current
 -- state: the status of every payment, batch, participant and customer
 -- account, every account's lower limit, the cycle of every settled payment,
--- and every account's balance.  Every event that posted to the ledger (a
+-- every account's balance, and (two-phase) the pending amounts: the
+-- "reservations" of the payments whose last event is "reserved".  Every event that posted to the ledger (a
 -- funding, a settled payment, a batch's or a two-phase cycle's counter-entry)
 -- carries its "postings"; summed, they are the balances, and journal by
 -- journal they must equal the ledger's entries.  only_differences => false
@@ -478,7 +479,8 @@ RETURNS TABLE (entity text, entity_id text, field text, replayed text, current t
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH
     last_event AS (
-        SELECT DISTINCT ON (e.entity, e.entity_id) e.entity, e.entity_id, e.to_status
+        SELECT DISTINCT ON (e.entity, e.entity_id) e.entity, e.entity_id, e.to_status,
+               e.details->'reservations' AS reservations
           FROM settle.event e
          WHERE e.to_status IS NOT NULL AND e.entity IN ('payment', 'batch', 'participant', 'account')
          ORDER BY e.entity, e.entity_id, e.event_id DESC),
@@ -508,6 +510,13 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
             ON l.journal_id = p.journal_id AND l.account = p.account),
     balances AS (
         SELECT p.account, sum(p.amount) AS total FROM posted p GROUP BY p.account),
+    -- two-phase: the legs of payments whose last event is "reserved" are pending
+    pending AS (
+        SELECT x.account, coalesce(sum(-x.amount) FILTER (WHERE x.amount < 0), 0) AS debit,
+               coalesce(sum(x.amount) FILTER (WHERE x.amount > 0), 0) AS credit
+          FROM last_event l, jsonb_to_recordset(l.reservations) AS x(account text, amount bigint)
+         WHERE l.entity = 'payment' AND l.reservations IS NOT NULL
+         GROUP BY x.account),
     cmp AS (
         SELECT 'payment' AS entity, p.payment_id::text AS entity_id, 'status' AS field,
                l.to_status AS replayed, p.status AS current
@@ -536,7 +545,15 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
           FROM by_journal j
         UNION ALL
         SELECT 'account', a.account_id, 'balance', coalesce(b.total, 0)::text, a.balance::text
-          FROM settle.account a LEFT JOIN balances b ON b.account = a.account_id)
+          FROM settle.account a LEFT JOIN balances b ON b.account = a.account_id
+        UNION ALL
+        SELECT 'account', a.account_id, 'pending_debit', coalesce(r.debit, 0)::text, a.pending_debit::text
+          FROM settle.account a LEFT JOIN pending r ON r.account = a.account_id
+         WHERE a.kind = 'customer'
+        UNION ALL
+        SELECT 'account', a.account_id, 'pending_credit', coalesce(r.credit, 0)::text, a.pending_credit::text
+          FROM settle.account a LEFT JOIN pending r ON r.account = a.account_id
+         WHERE a.kind = 'customer')
     SELECT c.entity, c.entity_id, c.field, c.replayed, c.current, c.replayed IS NOT DISTINCT FROM c.current
       FROM cmp c
      WHERE NOT only_differences OR c.replayed IS DISTINCT FROM c.current
