@@ -76,6 +76,12 @@ SELECT batch_id, currency, sum(amount_minor) AS batch_sum FROM settle.ledger WHE
  GROUP BY 1, 2 HAVING sum(amount_minor) <> 0;
 SELECT currency, sum(amount) AS journal_sum FROM settle.ledger GROUP BY currency ORDER BY 1;
 
+\echo '== audit: hash chains sealed, the whole ledger verified, state replayed from the event log alone'
+SELECT chain, sealed, last_seq FROM settle_seal();
+SELECT count(*) AS verify_problems FROM settle_verify();
+SELECT count(*) AS replay_compared, count(*) FILTER (WHERE NOT equal) AS replay_differences
+  FROM settle_replay(false);
+
 \echo '== the calendar, scheduled with pg_cron: end of day (balance snapshot), key retention, rail time-outs'
 CREATE EXTENSION pg_cron;
 SELECT count(*) AS jobs_scheduled FROM settle_schedule_jobs();
