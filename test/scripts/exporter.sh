@@ -161,6 +161,8 @@ ok $? "Prometheus scrapes both exporters"
 is "$(promq 'settle_cycles_total{run_by="worker",solver_status="optimal",instance="127.0.0.1:'"$E1"'"}' '.data.result[0].value[1]')" "1" \
    "Prometheus: settle_cycles_total of the worker = 1"
 is "$(promq 'sum(settle_node_primary)' '.data.result[0].value[1]')" "1" "Prometheus: exactly one primary"
+is "$(promq 'sum(settle_worker_cycles_failed_total) + sum(settle_worker_seals_failed_total)' '.data.result[0].value[1]')" "0" \
+   "Prometheus: the workers' failed-round counters are scraped, and zero"
 is "$(promq 'sum(settle_queue_payments{status="queued",instance="127.0.0.1:'"$E1"'"})' '.data.result[0].value[1]')" "2" \
    "Prometheus: 2 queued payments on the primary"
 is "$(promq '100 * (sum(settle_baseline_cost_total{baseline="naive",instance="127.0.0.1:'"$E1"'"}) - sum(settle_cost_total{instance="127.0.0.1:'"$E1"'"})) / sum(settle_baseline_cost_total{baseline="naive",instance="127.0.0.1:'"$E1"'"})' '.data.result[0].value[1]')" \
