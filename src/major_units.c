@@ -6,7 +6,8 @@
  * It runs once per amount per row read, so it is C with a per-backend
  * table of exponents: currencies are reference data that is only ever
  * added to (ISO 4217 exponents do not change under an existing code).  A
- * code not seen yet is looked up once.
+ * code not seen yet is looked up once.  The reference functions' checks
+ * (refcheck.c) use the same table.
  */
 #include "postgres.h"
 
@@ -18,18 +19,18 @@
 #include "utils/numeric.h"
 
 #include "amount.h"
+#include "major_units.h"
 
 PG_FUNCTION_INFO_V1(settle_to_major);
 
 #define CODES (26 * 26 * 26)
 #define NOT_LOOKED_UP (-2)
-#define NO_CURRENCY (-1)
+#define NO_CURRENCY (-1)		/* what settle_currency_exponent returns for an unknown code */
 
 static int8 *exponent_of = NULL;	/* by code AAA..ZZZ, in TopMemoryContext */
 
-/* The exponent of a three-letter code, NO_CURRENCY if settle does not know it. */
-static int
-exponent_for(const char *code, int len)
+int
+settle_currency_exponent(const char *code, int len)
 {
 	int			slot;
 	int			i;
@@ -80,7 +81,7 @@ settle_to_major(PG_FUNCTION_ARGS)
 {
 	int64		amount = PG_GETARG_INT64(0);
 	text	   *currency = PG_GETARG_TEXT_PP(1);
-	int			exponent = exponent_for(VARDATA_ANY(currency), VARSIZE_ANY_EXHDR(currency));
+	int			exponent = settle_currency_exponent(VARDATA_ANY(currency), VARSIZE_ANY_EXHDR(currency));
 	char		buf[64];
 
 	if (exponent == NO_CURRENCY)

@@ -13,6 +13,7 @@
 #include "utils/numeric.h"
 
 #include "intake.h"
+#include "major_units.h"
 #include "settle_errors.h"
 
 PG_FUNCTION_INFO_V1(settle_check_name_sql);
@@ -44,27 +45,13 @@ settle_check_name_sql(PG_FUNCTION_ARGS)
 static int
 currency_exponent(const char *field, const char *code)
 {
-	int			exponent = -1;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
+	int			exponent;
 
 	if (!settle_check_currency_code(code, strlen(code)))
 		ereport(ERROR,
 				(errcode(ERRCODE_SETTLE_CURRENCY_SYNTAX),
 				 errmsg("%s must be an ISO 4217 code of three upper-case letters", field)));
-	values[0] = CStringGetTextDatum(code);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT exponent::int FROM settle.currency WHERE code = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "currency lookup failed");
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		exponent = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	SPI_finish();
+	exponent = settle_currency_exponent(code, strlen(code));
 	if (exponent < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SETTLE_CURRENCY_UNKNOWN),
