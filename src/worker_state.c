@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -92,6 +93,9 @@ void
 settle_worker_state_note(bool is_cycle, ErrorData *edata)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	const char *message = edata && edata->message ? edata->message : "";
+	/* cut on a character boundary: the column must stay valid text */
+	int			message_len = pg_mbcliplen(message, strlen(message), LAST_ERROR_BYTES - 1);
 
 	if (state == NULL)
 		return;
@@ -113,7 +117,8 @@ settle_worker_state_note(bool is_cycle, ErrorData *edata)
 		state->last_failure_at = now;
 		strlcpy(state->last_failure_in, is_cycle ? "cycle" : "seal", sizeof(state->last_failure_in));
 		strlcpy(state->last_sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(state->last_sqlstate));
-		strlcpy(state->last_error, edata->message ? edata->message : "", sizeof(state->last_error));
+		memcpy(state->last_error, message, message_len);
+		state->last_error[message_len] = '\0';
 	}
 	SpinLockRelease(&state->mutex);
 }

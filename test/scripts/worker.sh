@@ -45,14 +45,16 @@ ok $? "the worker logs one line per cycle that did work"
 # a cycle that fails is rolled back, logged and counted, and the next one runs:
 # a trigger (a superuser's) makes writing a batch fail, then it is dropped
 q "CREATE FUNCTION public.fail_batch() RETURNS trigger LANGUAGE plpgsql AS \$\$
-   BEGIN RAISE EXCEPTION 'injected failure' USING ERRCODE = 'SE999'; END \$\$" >/dev/null
+   BEGIN RAISE EXCEPTION 'injected failure: %', repeat('é', 300) USING ERRCODE = 'SE999'; END \$\$" >/dev/null
 q "CREATE TRIGGER fail_batch BEFORE INSERT ON settle.batch FOR EACH STATEMENT EXECUTE FUNCTION public.fail_batch()" >/dev/null
 q "SELECT settle_submit('w_fail', 10, 'USD', 'USD', 'w_a_usd', 'w_b_usd', 'w_b', 'wk_fail')" >/dev/null
 cycle_failed() { [ "$(q "SELECT cycles_failed > 0 FROM settle_worker_status()")" = t ]; }
 wait_for 20 cycle_failed
 ok $? "a failing cycle is counted by settle_worker_status()"
-is "$(q "SELECT last_failure_in || ' ' || last_sqlstate || ' ' || last_error FROM settle_worker_status()")" \
-   "cycle SE999 injected failure" "it keeps the last failure: where, SQLSTATE and message"
+is "$(q "SELECT last_failure_in || ' ' || last_sqlstate || ' ' || left(last_error, 19) FROM settle_worker_status()")" \
+   "cycle SE999 injected failure: é" "it keeps the last failure: where, SQLSTATE and message"
+is "$(q "SELECT octet_length(last_error) <= 511 AND last_error = left('injected failure: ' || repeat('é', 300), length(last_error)) FROM settle_worker_status()")" \
+   "t" "a long message is cut to at most 511 bytes, on a character boundary (18 + 2k bytes)"
 is "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'w_fail'")" "queued" "the failed cycle wrote nothing"
 [ "$(q "SELECT value FROM settle.metrics WHERE metric = 'settle_worker_cycles_failed_total'")" -ge 1 ]
 ok $? "and the metric settle_worker_cycles_failed_total counts it"
