@@ -73,29 +73,6 @@ cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Bypass FIFO: in queue order, settle what the payer can pay now. */
-static void
-fifo(const SolverProblem *p, bool *sel)
-{
-	int64_t    *bal = malloc(sizeof(int64_t) * p->n_accounts);
-	int			i;
-
-	for (i = 0; i < p->n_accounts; i++)
-		bal[i] = p->accounts[i].available;
-	for (i = 0; i < p->n_payments; i++)
-	{
-		const SolverPayment *s = &p->payments[i];
-
-		sel[i] = !p->accounts[s->src].constrained || bal[s->src] >= s->debit;
-		if (sel[i])
-		{
-			bal[s->src] -= s->debit;
-			bal[s->dst] += s->credit;
-		}
-	}
-	free(bal);
-}
-
 /* Sum of penalties of a selection. */
 static double
 weight(const SolverProblem *p, const bool *sel)
@@ -171,7 +148,7 @@ run(int n, double liquidity, bool with_costs, double time_limit_ms, int repeat)
 		settled += sel[i];
 
 	t0 = now_ms();
-	fifo(&p, base);
+	workload_fifo(&p, base);
 	fifo_ms = now_ms() - t0;
 	fifo_w = weight(&p, base);
 	t0 = now_ms();

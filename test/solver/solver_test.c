@@ -102,29 +102,6 @@ rnd(int n)
 	return (int) ((rng >> 33) % (unsigned long) n);
 }
 
-/* Queue-order baseline: settle each payment alone if its payer can pay. */
-static void
-fifo(const SolverProblem *p, bool *sel)
-{
-	int64_t    *bal = calloc(p->n_accounts, sizeof(int64_t));
-	int			i;
-
-	for (i = 0; i < p->n_accounts; i++)
-		bal[i] = p->accounts[i].available;
-	for (i = 0; i < p->n_payments; i++)
-	{
-		const SolverPayment *s = &p->payments[i];
-
-		sel[i] = !p->accounts[s->src].constrained || bal[s->src] >= s->debit;
-		if (sel[i])
-		{
-			bal[s->src] -= s->debit;
-			bal[s->dst] += s->credit;
-		}
-	}
-	free(bal);
-}
-
 /* The model's full objective (penalties, fees of used wires, net spreads). */
 static double
 full_cost(const SolverProblem *p, const bool *sel)
@@ -157,7 +134,7 @@ test_gridlock(void)
 	bool		greedy[3];
 	SolverResult r;
 
-	fifo(&p, greedy);
+	workload_fifo(&p, greedy);
 	ok(!greedy[0] && !greedy[1] && !greedy[2], "gridlock: one by one in queue order, nothing settles");
 	solve(&p, sel, &r);
 	ok(sel[0] && sel[1] && sel[2], "gridlock: the ring settles as a whole");

@@ -174,4 +174,27 @@ workload_free(Workload *wl)
 	memset(wl, 0, sizeof(*wl));
 }
 
+/* Bypass FIFO, the queue-order baseline: settle each payment alone if its payer can pay now. */
+static inline void
+workload_fifo(const SolverProblem *p, bool *sel)
+{
+	int64_t    *bal = malloc(sizeof(int64_t) * (p->n_accounts + 1));
+	int			i;
+
+	for (i = 0; i < p->n_accounts; i++)
+		bal[i] = p->accounts[i].available;
+	for (i = 0; i < p->n_payments; i++)
+	{
+		const SolverPayment *s = &p->payments[i];
+
+		sel[i] = !p->accounts[s->src].constrained || bal[s->src] >= s->debit;
+		if (sel[i])
+		{
+			bal[s->src] -= s->debit;
+			bal[s->dst] += s->credit;
+		}
+	}
+	free(bal);
+}
+
 #endif							/* SETTLE_WORKLOAD_H */
