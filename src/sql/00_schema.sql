@@ -7,6 +7,24 @@
 CREATE SCHEMA IF NOT EXISTS settle;
 COMMENT ON SCHEMA settle IS 'settle: tables and views of the settlement engine';
 
+-- The three roles (their rights: 70_security.sql), created here once so that
+-- every later part can grant to them.  Roles are cluster-wide: a second
+-- database with settle reuses them.
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['settle_submitter', 'settle_operator', 'settle_auditor'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON ROLE settle_submitter IS 'settle: submits payments for the participant its login is mapped to';
+COMMENT ON ROLE settle_operator IS 'settle: reference data, cycles, every row';
+COMMENT ON ROLE settle_auditor IS 'settle: read-only access to every row';
+
 -- The value rules of the tables intake writes, as domains rather than table
 -- CHECKs: a domain's check is parsed once per backend (type cache), a table's
 -- CHECK on every statement that writes the table, which was a sixth of the

@@ -20,19 +20,6 @@
 -- exports the chain heads for safe keeping outside the database, and
 -- settle_verify_digest() checks later that they are still in the chain.
 
--- The roles exist already when this part runs (70_security.sql creates them
--- the same way, if missing), so that this part can grant to them.
-DO $$
-DECLARE
-    r text;
-BEGIN
-    FOREACH r IN ARRAY ARRAY['settle_submitter', 'settle_operator', 'settle_auditor'] LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
-            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
-        END IF;
-    END LOOP;
-END
-$$;
 
 -- Unsealed rows are found through their inserting transaction.
 CREATE INDEX ledger_entry_xid ON settle.ledger_entry (xid);

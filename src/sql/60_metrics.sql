@@ -17,19 +17,6 @@
 -- monitoring login needs only pg_monitor (or settle_operator,
 -- settle_auditor) and SELECT on settle.metrics.
 
--- Roles that read metrics; 70_security.sql creates the same roles if they are
--- missing and gives them the rest of their rights.
-DO $$
-DECLARE
-    r text;
-BEGIN
-    FOREACH r IN ARRAY ARRAY['settle_operator', 'settle_auditor'] LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
-            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
-        END IF;
-    END LOOP;
-END
-$$;
 
 -- Histogram bucket bounds (seconds) of solver and cycle time.
 CREATE FUNCTION settle._metrics_bounds() RETURNS double precision[]

@@ -9,21 +9,7 @@
 -- object schema-qualified, so a caller's objects cannot shadow ours).
 -- Intake runs with the caller's rights and switches to the owner itself
 -- (src/intake.c), so that it knows which participant is submitting.
-
-DO $$
-DECLARE
-    r text;
-BEGIN
-    FOREACH r IN ARRAY ARRAY['settle_submitter', 'settle_operator', 'settle_auditor'] LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
-            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
-        END IF;
-    END LOOP;
-END
-$$;
-COMMENT ON ROLE settle_submitter IS 'settle: submits payments for the participant its login is mapped to';
-COMMENT ON ROLE settle_operator IS 'settle: reference data, cycles, every row';
-COMMENT ON ROLE settle_auditor IS 'settle: read-only access to every row';
+-- The roles themselves are created first thing, in 00_schema.sql.
 
 -- Which login acts for which participant.
 CREATE TABLE settle.participant_role (
