@@ -58,5 +58,7 @@
 #define ERRCODE_SETTLE_BATCH_UNKNOWN		SE('1','2','0')
 #define ERRCODE_SETTLE_BATCH_NOT_AWAITING	SE('1','2','1')
 #define ERRCODE_SETTLE_NO_PG_CRON			SE('1','3','0')
+/* durability: an answer that could still be lost in a fail-over */
+#define ERRCODE_SETTLE_NOT_DURABLE			SE('1','4','0')
 
 #endif							/* SETTLE_ERRORS_H */

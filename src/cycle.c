@@ -35,6 +35,7 @@
 
 #include "cycle.h"
 #include "engine.h"
+#include "guard.h"
 #include "settle_errors.h"
 #include "solver.h"
 #include "spi_util.h"
@@ -215,7 +216,9 @@ load_queue(CycleState *cs)
 							  "        p.source_participant, p.counterparty_id,"
 							  "        p.source_currency, p.destination_currency, p.amount,"
 							  "        CASE WHEN p.source_currency = p.destination_currency THEN p.amount"
-							  "             ELSE round(p.amount * x.m * (10::numeric ^ (cd.exponent - cs.exponent)))::bigint"
+							  "             ELSE pg_catalog.round(p.amount::numeric OPERATOR(pg_catalog.*) x.m"
+							  "                    OPERATOR(pg_catalog.*) (10::numeric OPERATOR(pg_catalog.^)"
+							  "                        (cd.exponent OPERATOR(pg_catalog.-) cs.exponent)::numeric))::bigint"
 							  "        END AS credit,"
 							  "        x.m::text, coalesce(x.s, 0)::float8, p.priority::int,"
 							  "        (p.deadline IS NOT NULL AND p.deadline > now() + $1) AS deferrable"
@@ -633,10 +636,13 @@ settle_run_cycle(const char *run_by)
 	bool		isnull;
 	int			i;
 	ErrorContextCallback errcallback;
+	int			guc_level;
 
 	work = AllocSetContextCreate(outer, "settle cycle", ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* whoever runs the cycle (the worker as superuser), names resolve in pg_catalog only */
+	guc_level = settle_pin_search_path();
 	MemoryContextSwitchTo(work);
 
 	cs = palloc0(sizeof(CycleState));
@@ -662,6 +668,7 @@ settle_run_cycle(const char *run_by)
 	if (cs->n_payments == 0 && cs->n_expired == 0)
 	{
 		error_context_stack = errcallback.previous;
+		settle_unpin_search_path(guc_level);
 		SPI_finish();
 		MemoryContextSwitchTo(outer);
 		MemoryContextDelete(work);
@@ -671,7 +678,7 @@ settle_run_cycle(const char *run_by)
 	load_accounts(cs);
 	load_wires(cs);
 
-	if (SPI_execute("SELECT nextval('settle.cycle_id_seq')", false, 1) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT pg_catalog.nextval('settle.cycle_id_seq'::pg_catalog.regclass)", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not allocate a cycle id");
 	cs->cycle_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -700,6 +707,7 @@ settle_run_cycle(const char *run_by)
 
 	error_context_stack = errcallback.previous;
 	cycle_id = cs->cycle_id;
+	settle_unpin_search_path(guc_level);
 	SPI_finish();
 	MemoryContextSwitchTo(outer);
 	MemoryContextDelete(work);

@@ -56,6 +56,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "durability.h"
 #include "intake.h"
 #include "spi_util.h"
 #include "settle_errors.h"
@@ -139,7 +140,7 @@ static void check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
 							HTAB *participants, HTAB *fxpairs);
 static void mark_duplicates(IntakeRow *rows, int n);
 static void insert_rows(IntakeRow *rows, int n, MemoryContext outer);
-static void resolve_existing(IntakeRow *rows, int n, MemoryContext outer);
+static bool resolve_existing(IntakeRow *rows, int n, MemoryContext outer);
 static int	compare_rows_by_key(const void *a, const void *b);
 static bool same_content(const IntakeRow *a, const IntakeRow *b);
 static bool same_text(const char *a, const char *b);
@@ -1049,9 +1050,10 @@ insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 
 /*
  * Rows that were not inserted (conflict) or failed a reference rule: look up
- * their keys and turn them into replays or conflicts.
+ * their keys and turn them into replays or conflicts.  Returns whether an
+ * answer now depends on a payment written by another transaction.
  */
-static void
+static bool
 resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 {
 	char	  **keys = palloc(sizeof(char *) * n);
@@ -1060,6 +1062,7 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 	HTAB	   *found_rows;
 	Datum		values[1];
 	uint64		r;
+	bool		depends = false;
 
 	for (i = 0; i < n; i++)
 	{
@@ -1070,7 +1073,7 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 			keys[nkeys++] = row->idempotency_key;
 	}
 	if (nkeys == 0)
-		return;
+		return false;
 
 	if (existing_plan == NULL)
 	{
@@ -1124,6 +1127,7 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 			if (row->insert)
 			{
 				/* not inserted, yet no row has the key: the transaction_id was taken */
+				depends = true;
 				row->insert = false;
 				intake_refuse(row, ERRCODE_SETTLE_TRANSACTION_ID_TAKEN,
 							  psprintf("transaction_id \"%s\" is already used under another idempotency_key",
@@ -1134,6 +1138,7 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 			continue;
 		}
 		tup = SPI_tuptable->vals[k->row];
+		depends = true;
 		memset(&stored, 0, sizeof(stored));
 		stored.transaction_id = SPI_getvalue(tup, desc, 3);
 		stored.amount_minor = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
@@ -1185,6 +1190,7 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 						  pstrdup("A retry must repeat the original request exactly; a new payment needs a new key."));
 		}
 	}
+	return depends;
 }
 
 void
@@ -1200,6 +1206,7 @@ settle_intake(IntakeRow *rows, int n)
 	Oid			caller;
 	Oid			save_userid;
 	int			save_sec_context;
+	bool		depends;
 
 	for (i = 0; i < n; i++)
 	{
@@ -1240,7 +1247,7 @@ settle_intake(IntakeRow *rows, int n)
 	mark_duplicates(rows, n);
 	MemoryContextSwitchTo(outer);
 	insert_rows(rows, n, outer);
-	resolve_existing(rows, n, outer);
+	depends = resolve_existing(rows, n, outer);
 
 	/* rows repeating a key earlier in the same call follow that row */
 	for (i = 0; i < n; i++)
@@ -1276,4 +1283,12 @@ settle_intake(IntakeRow *rows, int n)
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();
 	MemoryContextDelete(work);
+
+	/*
+	 * A replay (or a refusal naming an existing payment) reports a payment
+	 * this transaction did not write: its commit will not wait for the
+	 * standby, so wait here until the original is durable there.
+	 */
+	if (depends)
+		settle_wait_durable("the payment this answer reports");
 }

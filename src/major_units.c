@@ -57,7 +57,9 @@ settle_currency_exponent(const char *code, int len)
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT exponent::int FROM settle.currency WHERE code = $1",
+		/* qualified: this runs with the caller's search_path */
+		if (SPI_execute_with_args("SELECT exponent::pg_catalog.int4 FROM settle.currency"
+								  " WHERE code OPERATOR(pg_catalog.=) $1",
 								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "currency lookup failed");
 		if (SPI_processed == 1)

@@ -85,7 +85,7 @@ allocate_batches(CycleState *cs)
 		if (cs->wires[i].legs > 0)
 			cs->n_batches++;
 
-	if (SPI_execute(psprintf("SELECT nextval('settle.batch_id_seq') FROM generate_series(1, %d)",
+	if (SPI_execute(psprintf("SELECT pg_catalog.nextval('settle.batch_id_seq'::pg_catalog.regclass) FROM pg_catalog.generate_series(1, %d)",
 							 cs->n_batches), false, 0) != SPI_OK_SELECT ||
 		SPI_processed != (uint64) cs->n_batches)
 		elog(ERROR, "could not allocate batch ids");

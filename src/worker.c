@@ -24,10 +24,12 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 #include "cycle.h"
+#include "guard.h"
 #include "worker.h"
 #include "worker_state.h"
 
@@ -139,6 +141,11 @@ settle_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(settle_database, NULL, 0);
+	/*
+	 * The worker is a superuser: no name it resolves may come from public or
+	 * from a schema named after its role (ALTER ROLE/DATABASE SET included).
+	 */
+	SetConfigOption("search_path", SETTLE_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("settle worker");
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "settle worker", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(worker_cxt);

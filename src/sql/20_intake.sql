@@ -1,5 +1,12 @@
 -- settle install script, part 2: intake.
 
+-- Waits until what this backend can see is on the synchronous standby; SE140
+-- if the wait is cancelled (src/durability.c).  Answers that report a payment
+-- or hand a batch to the rail call it: their own transaction may write nothing,
+-- so its commit would not wait.
+CREATE FUNCTION settle._wait_durable(what text) RETURNS void
+AS 'MODULE_PATHNAME', 'settle_wait_durable_sql' LANGUAGE C VOLATILE STRICT;
+
 CREATE FUNCTION settle_submit(
     transaction_id       text,
     amount               numeric,

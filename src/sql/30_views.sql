@@ -44,14 +44,19 @@ CREATE VIEW settle.wire_fees AS
     SELECT w.participant_id, w.currency, settle.to_major(w.fee, w.currency) AS fee, w.fee AS fee_minor
       FROM settle.wire_fee w;
 
--- Status of one payment, by transaction_id or by idempotency_key.
+-- Status of one payment, by transaction_id or by idempotency_key; answered
+-- only once what it reports is on the synchronous standby.
 CREATE FUNCTION settle_payment_status(transaction_id text DEFAULT NULL, idempotency_key text DEFAULT NULL)
 RETURNS SETOF settle.transactions
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY
     SELECT t.* FROM settle.transactions t
      WHERE t.transaction_id = settle_payment_status.transaction_id
     UNION ALL
     SELECT t.* FROM settle.transactions t
      WHERE t.idempotency_key = settle_payment_status.idempotency_key
-       AND t.transaction_id IS DISTINCT FROM settle_payment_status.transaction_id
+       AND t.transaction_id IS DISTINCT FROM settle_payment_status.transaction_id;
+    PERFORM settle._wait_durable('the payment status');
+END
 $$;

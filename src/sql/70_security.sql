@@ -125,7 +125,8 @@ CREATE POLICY own_mapping ON settle.participant_role FOR SELECT
 
 -- Grants.
 GRANT USAGE ON SCHEMA settle TO settle_submitter, settle_operator, settle_auditor;
-GRANT EXECUTE ON FUNCTION settle.to_major(bigint, text), settle.current_participant(), settle.sees_all()
+GRANT EXECUTE ON FUNCTION settle.to_major(bigint, text), settle.current_participant(), settle.sees_all(),
+                          settle._wait_durable(text)
     TO settle_submitter, settle_operator, settle_auditor;
 GRANT SELECT ON settle.currency, settle.participant, settle.fx_rate, settle.wire_fee, settle.journal,
                 settle.payment, settle.account, settle.ledger_entry, settle.batch, settle.event,

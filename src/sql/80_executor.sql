@@ -222,6 +222,9 @@ BEGIN
         attempt := b.attempts + 1;
         RETURN NEXT;
     END LOOP;
+    -- the rows leave when the function returns: not before the batches (and the
+    -- cycle that made them) are on the synchronous standby
+    PERFORM settle._wait_durable('the batches handed to the rail');
 END
 $$;
 

@@ -1,0 +1,102 @@
+/*
+ * durability.c -- wait for the synchronous standby before reporting.
+ *
+ * Serves intake (replays and conflicts with an existing payment), the
+ * status lookup and the rail outbox (settle_rail_fetch).  A reading
+ * transaction's commit does not wait for synchronous replication, so a
+ * payment whose own commit wait was cancelled (pg_cancel_backend, a pool's
+ * timeout) would be reported on the primary although it is on no other
+ * node, and vanish at the next fail-over.  Here the reporting backend waits
+ * for the WAL position it could have read up to, exactly as a commit waits,
+ * and refuses to answer (SE140) if that wait is cancelled.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
+#include "storage/lwlock.h"
+#include "utils/builtins.h"
+
+#include "durability.h"
+#include "settle_errors.h"
+
+PG_FUNCTION_INFO_V1(settle_wait_durable_sql);
+
+/* Whether the synchronous standbys have confirmed lsn in the session's mode. */
+static bool
+confirmed(XLogRecPtr lsn)
+{
+	bool		done;
+	int			mode;
+
+	/* the mode a commit of this session waits for (syncrep.c keeps its own static) */
+	switch (synchronous_commit)
+	{
+		case SYNCHRONOUS_COMMIT_REMOTE_WRITE:
+			mode = SYNC_REP_WAIT_WRITE;
+			break;
+		case SYNCHRONOUS_COMMIT_REMOTE_APPLY:
+			mode = SYNC_REP_WAIT_APPLY;
+			break;
+		default:
+			mode = SYNC_REP_WAIT_FLUSH;
+			break;
+	}
+
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+#ifdef SYNC_STANDBY_DEFINED
+	/* 15.13 and later: the checkpointer's view, or the setting before it has one */
+	if (WalSndCtl->sync_standbys_status & SYNC_STANDBY_INIT)
+		done = !(WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED);
+	else
+		done = SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0';
+#else
+	done = !WalSndCtl->sync_standbys_defined;
+#endif
+	done = done || lsn <= WalSndCtl->lsn[mode];
+	LWLockRelease(SyncRepLock);
+	return done;
+}
+
+void
+settle_wait_durable(const char *what)
+{
+	XLogRecPtr	lsn;
+
+	/* a standby's reads are of WAL it already has; local/off: the session's choice */
+	if (RecoveryInProgress() || !SyncRepRequested())
+		return;
+
+	/* any commit this backend can see ended before the current insert position */
+	lsn = GetXLogInsertRecPtr();
+	if (confirmed(lsn))
+		return;
+	XLogFlush(lsn);
+
+	/* as at commit: interrupts held, a cancel ends the wait with a WARNING */
+	HOLD_INTERRUPTS();
+	SyncRepWaitForLSN(lsn, true);
+	RESUME_INTERRUPTS();
+	CHECK_FOR_INTERRUPTS();
+
+	if (!confirmed(lsn))
+		ereport(ERROR,
+				(errcode(ERRCODE_SETTLE_NOT_DURABLE),
+				 errmsg("%s is not yet durable on the synchronous standby", what),
+				 errdetail("The wait for synchronous replication up to %X/%X was cancelled.",
+						   LSN_FORMAT_ARGS(lsn)),
+				 errhint("Nothing was acknowledged; retry the same call, on the current primary.")));
+}
+
+/* settle._wait_durable(what): the same, for SQL functions. */
+Datum
+settle_wait_durable_sql(PG_FUNCTION_ARGS)
+{
+	settle_wait_durable(PG_ARGISNULL(0) ? "the answer" : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
