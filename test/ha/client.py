@@ -18,6 +18,16 @@
       payment_id it was acknowledged with, no payment settled twice, ledger invariants,
       settle_verify() when it exists. Prints one line per check ("ok"/"FAIL"), then
       "acknowledged N, found N, duplicates 0"; exits 1 on any failure.
+
+  client.py probe --port P --acked FILE... --prefix Q [--replays N] [--new N] [--timeout S]
+      Directly on one node (an orphaned or cut-off old leader): replays of acknowledged
+      payments, settle_payment_status of them, new payments, settle_rail_fetch in a
+      transaction and alone, each cancelled after S seconds. Exits 1 if any of them answered
+      with a payment or a batch.
+
+  client.py nodes --ports P,P,P --acked FILE...
+      Every node on its own port at one WAL position: each holds every acknowledged payment,
+      and payments, events, ledger, balances, batches and chain heads are the same on all.
 """
 import argparse
 import json
@@ -70,6 +80,11 @@ class Loader:
         self.failed = False
         self.errors = 0
         self.hosts = args.hosts
+        # host -> time until which it is tried only when no other host takes the connection:
+        # a node that took a statement and never answered (frozen, cut off, or an orphaned
+        # primary whose commits wait for a standby that is gone) is still "read-write" to
+        # libpq, and would otherwise win the next connection race again
+        self.penalty = {}
 
     def record(self, row):
         with self.lock:
@@ -109,10 +124,16 @@ class Loader:
         accepts and never answers (frozen, cut off) held every attempt that reached it first
         for the whole connect timeout."""
         P = psycopg2.extensions
+        fallback = False
         while time.time() < self.deadline:
             self.switch_hosts()
             pending = []
-            for h in self.hosts.split(","):
+            now = time.time()
+            hosts = self.hosts.split(",")
+            if not fallback:
+                hosts = [h for h in hosts if self.penalty.get(h, 0) <= now] or hosts
+            fallback = not fallback
+            for h in hosts:
                 try:
                     pending.append(psycopg2.connect(dsn(h), async_=1))
                 except psycopg2.Error:
@@ -179,6 +200,9 @@ class Loader:
                                  "port": conn.info.port, "attempts": attempts})
                     break
                 except psycopg2.Error as e:
+                    if "no answer within" in str(e):
+                        with self.lock:
+                            self.penalty["127.0.0.1:%d" % conn.info.port] = time.time() + self.args.penalty
                     code = getattr(e, "pgcode", None)
                     if code and code.startswith("SE"):
                         # a refusal by settle itself is a bug here: same key, same content
@@ -297,6 +321,190 @@ def check(args):
     return 1 if failures else 0
 
 
+def timed(conn, seconds, sql, params=None, begin=False):
+    """Run one statement on a synchronous connection; after `seconds` without an answer it is
+    cancelled (pg_cancel_backend's protocol request, as statement_timeout would, but also
+    reaching a commit's wait for the synchronous standby). Returns (outcome, rows):
+    "answer" (rows, no warning), "answer+warning" (rows, and PostgreSQL said the wait for the
+    synchronous standby was cancelled), "error SQLSTATE", "cancelled", "no answer" (the
+    cancel did not end it either)."""
+    done = threading.Event()
+
+    def cancel():
+        if not done.wait(seconds):
+            try:
+                conn.cancel()
+            except psycopg2.Error:
+                pass
+    t = threading.Thread(target=cancel, daemon=True)
+    t.start()
+    del conn.notices[:]
+    cur = conn.cursor()
+    try:
+        if begin:
+            cur.execute("BEGIN")
+        cur.execute(sql, params)
+        rows = cur.fetchall() if cur.description else []
+        warned = any("synchronous replication" in n for n in conn.notices)
+        return ("answer+warning" if warned else "answer"), rows
+    except psycopg2.extensions.QueryCanceledError as e:
+        # 57014: our cancel reached a wait that has no answer of its own to give
+        return ("error SE140" if e.pgcode == "SE140" else "cancelled"), []
+    except psycopg2.Error as e:
+        return "error %s" % (e.pgcode or str(e).strip()[:60]), []
+    finally:
+        done.set()
+        try:
+            cur.execute("ROLLBACK") if begin else None
+        except psycopg2.Error:
+            pass
+
+
+def probe(args):
+    """What a node that must not acknowledge anything answers (an orphaned primary: its Patroni
+    is dead, its synchronous standby was promoted elsewhere): replays of already acknowledged
+    payments, new payments, settle_payment_status of acknowledged keys, settle_rail_fetch inside
+    a transaction and alone. Each call is cancelled after --timeout. Anything answered with a
+    payment or a batch counts as acknowledged; exit 1 if anything was."""
+    acked = []
+    for f in args.acked:
+        with open(f) as fh:
+            acked += [json.loads(line)["key"] for line in fh]
+    acked = acked[:args.replays]
+    conn = psycopg2.connect("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=3 "
+                            "application_name=ha_probe" % args.port)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT pg_is_in_recovery(), (SELECT count(*) FROM settle.batch WHERE status = 'pending'), "
+                "current_setting('synchronous_standby_names'), "
+                "(SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync')")
+    rec, pending, ssn, syncs = cur.fetchone()
+    print("probe: node on port %d: in recovery %s, synchronous_standby_names '%s', synchronous standbys "
+          "streaming %d, rail batches pending %d" % (args.port, rec, ssn, syncs, pending))
+    results = []
+
+    def one(kind, sql, params=None, begin=False):
+        outcome, rows = timed(conn, args.timeout, sql, params, begin)
+        # a payment answered with the WARNING that the wait for the standby was cancelled is
+        # not an acknowledgement (the load client does not count it either); a batch handed
+        # to the rail is out whatever came with it
+        bad = len(rows) > 0 and (outcome == "answer" or kind.startswith("rail"))
+        results.append((kind, outcome, len(rows), bad))
+        return bad
+
+    for k in acked:
+        prefix, i = k.rsplit("-", 1)
+        one("replay", "SELECT payment_id, replay FROM settle_submit(%s, %s, %s, %s, %s, %s, %s, %s)",
+            payment(prefix, int(i)))
+        one("status", "SELECT payment_id, status FROM settle_payment_status(idempotency_key => %s)", (k,))
+    for i in range(1, args.new + 1):
+        one("new", "SELECT payment_id, replay FROM settle_submit(%s, %s, %s, %s, %s, %s, %s, %s)",
+            payment(args.prefix, i))
+    one("rail_fetch in a transaction", "SELECT batch_id FROM settle_rail_fetch(10)", begin=True)
+    one("rail_fetch", "SELECT batch_id FROM settle_rail_fetch(10)")
+    conn.close()
+    summary = {}
+    for kind, outcome, n, bad in results:
+        key = (kind, outcome + (" (%d rows)" % n if outcome.startswith("answer") else ""))
+        summary[key] = summary.get(key, 0) + 1
+    for (kind, outcome), n in sorted(summary.items()):
+        print("probe: %-28s %3d x %s" % (kind, n, outcome))
+    acks = sum(1 for r in results if r[3])
+    print("probe: acknowledged by the node: %d (replays %d, status %d, new %d, rail batches %d)" % (
+        acks, sum(1 for r in results if r[3] and r[0] == "replay"),
+        sum(1 for r in results if r[3] and r[0] == "status"),
+        sum(1 for r in results if r[3] and r[0] == "new"),
+        sum(r[2] for r in results if r[3] and r[0].startswith("rail"))))
+    return 1 if acks else 0
+
+
+NODE_QUERIES = [
+    ("payments", "SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY payment_id), '')) FROM settle.payment t"),
+    ("events", "SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY event_id), '')) FROM settle.event t"),
+    ("ledger", "SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY entry_id), '')) FROM settle.ledger_entry t"),
+    ("balances", "SELECT md5(coalesce(string_agg(account_id || '=' || balance, '|' ORDER BY account_id), '')) FROM settle.account"),
+    ("batches", "SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY batch_id), '')) FROM settle.batch t"),
+    ("chain heads", "SELECT coalesce((SELECT seq || ':' || encode(hash, 'hex') FROM settle.ledger_seal ORDER BY seq DESC LIMIT 1), '-')"
+                    " || ' ' || coalesce((SELECT seq || ':' || encode(hash, 'hex') FROM settle.event_seal ORDER BY seq DESC LIMIT 1), '-')"),
+]
+
+
+def nodes(args):
+    """Every node (the leader, the rewound old leader, the replicas) against the acknowledged
+    set and against each other: at one WAL position (the leader's, with every replica
+    replayed exactly up to it, read again after), each node's payments, events, ledger,
+    balances, batches and chain heads must be the same, and hold every acknowledged key."""
+    acked = {}
+    for f in args.acked:
+        with open(f) as fh:
+            for line in fh:
+                r = json.loads(line)
+                acked[r["key"]] = r["payment_id"]
+    conns = {}
+    for p in args.ports.split(","):
+        c = psycopg2.connect("host=127.0.0.1 port=%s user=postgres dbname=postgres connect_timeout=3 "
+                             "application_name=ha_nodes" % p)
+        c.autocommit = True
+        conns[int(p)] = c
+
+    def q(c, sql, params=None):
+        cur = c.cursor()
+        cur.execute(sql, params)
+        return cur.fetchone()[0]
+    leaders = [p for p, c in conns.items() if not q(c, "SELECT pg_is_in_recovery()")]
+    if len(leaders) != 1:
+        print("FAIL exactly one node not in recovery: %s" % leaders)
+        return 1
+    lp = leaders[0]
+    deadline = time.time() + args.seconds
+    digests = None
+    while time.time() < deadline:
+        l1 = q(conns[lp], "SELECT pg_current_wal_lsn()::text")
+        ok = True
+        for p, c in conns.items():
+            if p == lp:
+                continue
+            while q(c, "SELECT pg_last_wal_replay_lsn() < %s::pg_lsn", (l1,)):
+                if time.time() > deadline:
+                    ok = False
+                    break
+                time.sleep(0.05)
+        if not ok:
+            break
+        d = {p: [q(c, sql) for _, sql in NODE_QUERIES] for p, c in conns.items()}
+        same_pos = q(conns[lp], "SELECT pg_current_wal_lsn()::text") == l1 and all(
+            q(c, "SELECT pg_last_wal_replay_lsn()::text") == l1 for p, c in conns.items() if p != lp)
+        if same_pos:
+            digests = d
+            break
+        time.sleep(0.2)
+    if digests is None:
+        print("FAIL the replicas did not reach one WAL position with the leader within %d s" % args.seconds)
+        return 1
+    failures = 0
+    keys = list(acked)
+    for p, c in conns.items():
+        cur = c.cursor()
+        cur.execute("SELECT idempotency_key, payment_id FROM settle.payment WHERE idempotency_key = ANY(%s)", (keys,))
+        found = dict(cur.fetchall())
+        missing = [k for k in keys if k not in found]
+        wrong = [k for k in keys if k in found and found[k] != acked[k]]
+        good = not missing and not wrong
+        failures += not good
+        print("%s node on port %d (%s): acknowledged %d, found %d%s" % (
+            "ok  " if good else "FAIL", p, "leader" if p == lp else "replica", len(keys), len(keys) - len(missing),
+            (", missing %s" % missing[:5] if missing else "") + (", other payment_id %s" % wrong[:5] if wrong else "")))
+    for i, (name, _) in enumerate(NODE_QUERIES):
+        vals = {p: digests[p][i] for p in digests}
+        same = len(set(vals.values())) == 1
+        failures += not same
+        print("%s %s the same on every node at %s: %s" % (
+            "ok  " if same else "FAIL", name, l1,
+            vals[lp].split(" ")[0] + " rows" if same and name not in ("balances", "chain heads") else
+            (vals[lp][:40] if same else vals)))
+    return 1 if failures else 0
+
+
 def verify_clean(cols, rows):
     """settle_verify()'s result is clean: one true boolean, no rows, or rows whose boolean
     columns (ok/passed/clean/valid) are all true and whose problem counts are all zero."""
@@ -327,15 +535,32 @@ def main():
     lo.add_argument("--reconnect-pause", type=float, default=0.05)
     lo.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
     lo.add_argument("--connect-timeout", type=float, default=1.0)
+    lo.add_argument("--penalty", type=float, default=10.0,
+                    help="seconds a host that did not answer is tried only after the others")
     lo.add_argument("--stop-file")
     lo.add_argument("--after-stop-hosts")
     ch = sub.add_parser("check")
     ch.add_argument("--hosts", required=True)
     ch.add_argument("--acked", nargs="+", required=True)
     ch.add_argument("--prefixes", required=True)
+    pr = sub.add_parser("probe")
+    pr.add_argument("--port", type=int, required=True)
+    pr.add_argument("--acked", nargs="+", required=True)
+    pr.add_argument("--prefix", required=True, help="prefix of the new payments tried")
+    pr.add_argument("--replays", type=int, default=5)
+    pr.add_argument("--new", type=int, default=2)
+    pr.add_argument("--timeout", type=float, default=2.0)
+    no = sub.add_parser("nodes")
+    no.add_argument("--ports", required=True)
+    no.add_argument("--acked", nargs="+", required=True)
+    no.add_argument("--seconds", type=float, default=30)
     args = ap.parse_args()
     if args.cmd == "load":
         return Loader(args).run()
+    if args.cmd == "probe":
+        return probe(args)
+    if args.cmd == "nodes":
+        return nodes(args)
     return check(args)
 
 

@@ -3,11 +3,16 @@
 # (after test/lib/cluster.sh, for free_port and PGBIN).
 #
 #   ha_init DIR              ports, node configs rendered from test/ha/patroni.yml.in
-#   ha_start                 etcd + three Patroni nodes; waits for leader, sync standby, replica
+#   ha_start                 etcd (HA_ETCD_MEMBERS members, 3 by default) + three Patroni nodes;
+#                            waits for leader, sync standby, replica
 #   ha_leader / ha_sync      name of the leader / synchronous standby (from the REST API)
 #   ha_kill NODE             SIGKILL of the node's Patroni, postmaster and every server process
+#   ha_kill_patroni NODE     SIGKILL of the node's Patroni only (PostgreSQL left running)
+#   ha_kill_pg NODE          SIGKILL of the node's postmaster and server processes only
+#   ha_etcd_kill M / ha_etcd_start M / ha_etcd_leader   etcd member M (1..3)
 #   ha_start_node NODE       start the node's Patroni again
-#   ha_cut NODE hold|reset [etcd]  cut the node off the network, or off etcd only
+#   ha_cut NODE hold|reset|out|in [etcd]  cut the node off the network (both ways, or one
+#                            way), or off etcd only
 #                            (HA_NETSPLIT=1 only); ha_heal NODE
 #   ha_cleanup               SIGKILL of everything started here, removes DIR
 #
@@ -42,9 +47,16 @@ ha_init() {
     # below the ephemeral range (32768-60999 here): a restarted node must find its ports free,
     # not taken as the source port of some outgoing connection
     local base=${HA_PORT_BASE:-24100}
-    HA_ETCD_PORT=$(free_port "$base")
-    HA_ETCD_PEER=$(free_port $((HA_ETCD_PORT + 1)))
-    local n i=0 p=$((HA_ETCD_PEER + 1))
+    HA_ETCD_MEMBERS=${HA_ETCD_MEMBERS:-3}
+    local n i=0 p=$base m etcd_targets="" etcd_hosts=""
+    for m in $(seq 1 "$HA_ETCD_MEMBERS"); do
+        p=$(free_port "$p"); eval "HA_ETCD_PORT$m=$p"; p=$((p + 1))
+        p=$(free_port "$p"); eval "HA_ETCD_PEER$m=$p"; p=$((p + 1))
+        etcd_targets="${etcd_targets:+$etcd_targets/}$(eval "echo \$HA_ETCD_PORT$m")"
+        etcd_hosts="${etcd_hosts:+$etcd_hosts,}127.0.0.1:$(eval "echo \$HA_ETCD_PORT$m")"
+    done
+    HA_ETCD_PORT=$HA_ETCD_PORT1
+    HA_ETCD_TARGETS=$etcd_targets
     for n in $HA_NODES; do
         i=$((i + 1))
         p=$(free_port "$p"); eval "HA_PG_$n=$p"; p=$((p + 1))
@@ -63,7 +75,8 @@ ha_init() {
         mkdir -p "$HA_DIR/$n"
         [ "$(id -u)" = 0 ] && chown "$HA_RUNAS" "$HA_DIR/$n"
         NODE_NAME=$n REST_PORT=$(ha_rest_port $n) PG_PORT=$(ha_pg_port $n) PG_CONNECT_PORT=$(ha_client_port $n) \
-        REST_CONNECT_PORT=$(eval "echo \$HA_RESTX_$n") ETCD_HOSTS=127.0.0.1:$(eval "echo \$HA_ETCDX_$n") \
+        REST_CONNECT_PORT=$(eval "echo \$HA_RESTX_$n") \
+        ETCD_HOSTS=$([ "${HA_NETSPLIT:-0}" = 1 ] && echo "127.0.0.1:$(eval "echo \$HA_ETCDX_$n")" || echo "$etcd_hosts") \
         ETCD_USE_PROXIES=$([ "${HA_NETSPLIT:-0}" = 1 ] && echo true) \
         DATA_DIR=$HA_DIR/$n/data PGPASS_FILE=$HA_DIR/$n/pgpass \
         SOCKET_DIR=$HA_DIR/$n POST_BOOTSTRAP=$HA_SRC/post_bootstrap.sh SCOPE=settle-ha \
@@ -80,20 +93,44 @@ ha_client_port() { eval "echo \$HA_PGX_$1"; }
 ha_rest_port() { eval "echo \$HA_REST_$1"; }
 ha_node_of_port() { local n; for n in $HA_NODES; do [ "$(ha_pg_port $n)" = "$1" ] && echo $n; done; }
 
-ha_start_etcd() {
-    (exec setpriv --reuid="$HA_RUNAS" --regid="$HA_RUNAS" --init-groups -- etcd --name ha --data-dir "$HA_DIR/etcd" \
-        --listen-client-urls "http://127.0.0.1:$HA_ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$HA_ETCD_PORT" \
-        --listen-peer-urls "http://127.0.0.1:$HA_ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$HA_ETCD_PEER" \
-        --initial-cluster "ha=http://127.0.0.1:$HA_ETCD_PEER" --enable-v2 --log-level warn) \
-        >"$HA_DIR/etcd.log" 2>&1 &
-    echo "etcd $!" >> "$HA_DIR/pids"
+# etcd member M (1..HA_ETCD_MEMBERS); its data directory survives a kill, so a restart rejoins
+ha_etcd_start() {
+    local m=$1 cluster="" i
+    for i in $(seq 1 "$HA_ETCD_MEMBERS"); do
+        cluster="${cluster:+$cluster,}e$i=http://127.0.0.1:$(eval "echo \$HA_ETCD_PEER$i")"
+    done
+    local cp pp
+    cp=$(eval "echo \$HA_ETCD_PORT$m"); pp=$(eval "echo \$HA_ETCD_PEER$m")
+    (exec setpriv --reuid="$HA_RUNAS" --regid="$HA_RUNAS" --init-groups -- etcd --name "e$m" --data-dir "$HA_DIR/etcd$m" \
+        --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+        --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+        --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token settle-ha \
+        --enable-v2 --log-level warn) >>"$HA_DIR/etcd$m.log" 2>&1 &
+    echo "etcd$m $!" >> "$HA_DIR/pids"
     disown $!
-    local i
-    for i in $(seq 1 100); do
-        curl -s -m 1 "http://127.0.0.1:$HA_ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"' && return 0
+}
+ha_etcd_pid() { awk -v n="etcd$1" '$1 == n { p = $2 } END { print p }' "$HA_DIR/pids"; }
+ha_etcd_kill() { local p; p=$(ha_etcd_pid "$1"); kill -9 "$p" 2>/dev/null; while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; }
+ha_etcd_healthy() { curl -s -m 1 "http://127.0.0.1:$(eval "echo \$HA_ETCD_PORT$1")/health" 2>/dev/null | grep -q '"health":"true"'; }
+ha_etcd_all_healthy() { local m; for m in $(seq 1 "$HA_ETCD_MEMBERS"); do ha_etcd_healthy "$m" || return 1; done; }
+# the member that is etcd's Raft leader now
+ha_etcd_leader() {
+    local m
+    for m in $(seq 1 "$HA_ETCD_MEMBERS"); do
+        curl -s -m 1 "http://127.0.0.1:$(eval "echo \$HA_ETCD_PORT$m")/v2/stats/self" 2>/dev/null | grep -q '"state":"StateLeader"' \
+            && { echo "$m"; return 0; }
+    done
+    return 1
+}
+
+ha_start_etcd() {
+    local m
+    for m in $(seq 1 "$HA_ETCD_MEMBERS"); do ha_etcd_start "$m"; done
+    for _ in $(seq 1 150); do
+        ha_etcd_all_healthy && ha_etcd_leader >/dev/null && return 0
         sleep 0.2
     done
-    echo "# etcd did not start"; tail -20 "$HA_DIR/etcd.log"; return 1
+    echo "# etcd did not start"; tail -20 "$HA_DIR"/etcd*.log; return 1
 }
 
 ha_start_node() {
@@ -142,10 +179,12 @@ ha_start_netsplit() {
     for n in $HA_NODES; do
         routes="$routes $n:$(eval "echo \$HA_PGX_$n"):$(ha_pg_port $n):pg"
         routes="$routes $n:$(eval "echo \$HA_RESTX_$n"):$(ha_rest_port $n):rest"
-        routes="$routes $n:$(eval "echo \$HA_ETCDX_$n"):$HA_ETCD_PORT:etcd"
+        routes="$routes $n:$(eval "echo \$HA_ETCDX_$n"):$HA_ETCD_TARGETS:etcd"
+        # the next node starts from the next member
+        case $HA_ETCD_TARGETS in */*) HA_ETCD_TARGETS="${HA_ETCD_TARGETS#*/}/${HA_ETCD_TARGETS%%/*}" ;; esac
     done
     (exec setpriv --reuid="$HA_RUNAS" --regid="$HA_RUNAS" --init-groups -- \
-        "$HA_PY" "$HA_SRC/netsplit.py" serve --control "$HA_NETSPLIT_CTL" $routes) >"$HA_DIR/netsplit.log" 2>&1 &
+        "$HA_PY" "$HA_SRC/netsplit.py" serve --control "$HA_NETSPLIT_CTL" --nodes-dir "$HA_DIR" $routes) >"$HA_DIR/netsplit.log" 2>&1 &
     echo "netsplit $!" >> "$HA_DIR/pids"
     disown $!
     for _ in $(seq 1 50); do
@@ -203,6 +242,26 @@ ha_kill() {
     done
 }
 
+# SIGKILL of a node's Patroni alone: its PostgreSQL keeps running, read-write if it led
+ha_kill_patroni() {
+    local pat
+    pat=$(ha_patroni_pid "$1")
+    kill -9 "$pat" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$pat" 2>/dev/null || return 0; sleep 0.1; done
+}
+
+# SIGKILL of a node's postmaster and server processes; its Patroni stays
+ha_kill_pg() {
+    local pm kids
+    pm=$(ha_postmaster_pid "$1") || return 1
+    kids=$(pgrep -P "$pm")
+    kill -9 $pm $kids 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 $pm $kids 2>/dev/null || return 0; sleep 0.1; done
+}
+
+# a number between $1 and $2 (decimals), from $RANDOM (seeded by the caller: RANDOM=seed)
+ha_rand() { awk -v a="$1" -v b="$2" -v r="$RANDOM" 'BEGIN { printf "%.1f", a + (b - a) * r / 32767 }'; }
+
 ha_cleanup() {
     [ -n "${HA_DIR:-}" ] && [ -d "$HA_DIR" ] || return 0
     local n pm
@@ -226,20 +285,30 @@ ha_setup_data() {
     local l
     l=$(ha_leader) || return 1
     ha_psql "$l" -c "SELECT settle_create_participant(p) FROM unnest(ARRAY['ha_a','ha_b','ha_c']) p" \
-                 -c "SELECT settle_create_account(p || '_usd', p, 'USD', lower_limit => 0, opening_balance => 100000000) FROM unnest(ARRAY['ha_a','ha_b','ha_c']) p" >/dev/null
+                 -c "SELECT settle_create_account(p || '_usd', p, 'USD', lower_limit => 0, opening_balance => 100000000) FROM unnest(ARRAY['ha_a','ha_b','ha_c']) p" >/dev/null || return 1
+    # one two-phase cycle, so that a pay-in batch waits for the rail connector on every node:
+    # the probes of orphaned and cut-off leaders call settle_rail_fetch there (nothing else
+    # fetches it; the load's own cycles post directly, settle.two_phase being off)
+    ha_psql "$l" -c "BEGIN" -c "SET LOCAL settle.two_phase = on" \
+        -c "SELECT settle_submit('ha-rail-1', 10.00, 'USD', 'USD', 'ha_a_usd', 'ha_b_usd', 'ha_b', 'ha-rail-1')" \
+        -c "SELECT settle_run_cycle()" -c "COMMIT" >/dev/null || return 1
+    [ "$(ha_psql "$l" -c "SELECT count(*) FROM settle.batch WHERE status = 'pending'")" -ge 1 ]
 }
 
-# time of the first acknowledgement after T by a node other than OLD, from an acked file
+# time of the first acknowledgement after T by a node other than OLD (OLD "0": by any node; a
+# fourth argument: by that client port only),
+# from an acked file; replays (an answer for a payment written before) do not count
 ha_first_ack_after() {
-    local file=$1 t=$2 oldport=$3
+    local file=$1 t=$2 oldport=$3 only=${4:-0}
     [ -s "$file" ] || return 0
-    "$HA_PY" - "$file" "$t" "$oldport" <<'PY'
+    "$HA_PY" - "$file" "$t" "$oldport" "$only" <<'PY'
 import json, sys
-f, t, old = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+f, t, old, only = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 best = None
 for line in open(f):
     r = json.loads(line)
-    if r["t"] > t and r["port"] != old and (best is None or r["t"] < best):
+    if (r["t"] > t and r["port"] != old and (not only or r["port"] == only) and not r.get("replay")
+            and (best is None or r["t"] < best)):
         best = r["t"]
 print("%.6f" % best if best else "")
 PY
@@ -255,33 +324,69 @@ ha_all_settled() {
     [ "$(ha_psql "$1" -c "SELECT count(*) FROM settle.payment WHERE status = 'queued'" 2>/dev/null)" = 0 ]
 }
 
-# One round under load: start the client (prefix P), after a few seconds disrupt the leader
-# with ACTION (crash | switchover | freeze | partition | etcd-cut), measure from the
-# disruption to the first acknowledged write on another node, stop the load, bring the old
-# leader back (restart, wake, heal), and run the checks. Sets HA_OLD, HA_NEW, HA_SECS
-# (fail-over time), HA_CHECK_RC, HA_CLIENT_RC, HA_REJOIN_SECS; for a cut also HA_DEMOTE_SECS
-# (cut to the old leader's last answer as a primary), HA_RECOVERY_SECS (to its restart in
-# recovery), and for a partition HA_MINORITY (acknowledgements by the old leader after the
-# cut, to the client that stayed with it: must be 0). Writes the check output to
-# $HA_DIR/check-P.log. A partition uses HA_CUT_MODE (hold | reset, see netsplit.py); so does
-# etcd-cut, which cuts the leader's connection to etcd only: clients and its standbys still
-# reach it, so it may acknowledge commits until it demotes (they are on its standby).
+# One round under load: start the client (prefix P), after HA_LOAD_BEFORE seconds (a random
+# 2 to 6 s with HA_RANDOM=1) disrupt the cluster with ACTION, measure from the disruption to
+# the first acknowledged new write (replays do not count) on the leader at the end of the
+# round, stop the load, bring everything back (restart, wake, heal), and check.
+#
+#   crash              SIGKILL of the leader's Patroni and every postgres process
+#   pg-kill            SIGKILL of the leader's postgres processes only (Patroni restarts them)
+#   patroni-kill       SIGKILL of the leader's Patroni only: its PostgreSQL stays read-write (an
+#                      orphan) while the standby is promoted; once the new leader has written,
+#                      the orphan is probed (client.py probe: it must acknowledge nothing and
+#                      hand no batch to the rail), then its Patroni is started again
+#   replica-kill       SIGKILL of the asynchronous replica; sync-kill: of the synchronous standby
+#   etcd-member-kill   SIGKILL of an etcd member that is not the Raft leader; etcd-leader-kill:
+#                      of the Raft leader (restarted 2 s after the first write)
+#   freeze             SIGSTOP of the leader's node; woken HA_FREEZE_WAKE s after (random 1 to
+#                      12 s with HA_RANDOM=1; unset: 2 s after the new leader's first write)
+#   switchover         POST /switchover to the synchronous standby
+#   switchover-crash   the same, and the old leader SIGKILLed HA_CRASH_DELAY s (random 0 to
+#                      1.5 s with HA_RANDOM=1) into it
+#   crash-standby-loss a crash, and the new leader's synchronous standby SIGKILLed as soon as
+#                      the new leader has written (the old leader is restarted 2 s later)
+#   partition          every connection of the leader's node cut (HA_CUT_MODE hold | reset),
+#                      those it opens to its peers too; oneway-out / oneway-in: only what it
+#                      sends / only what it receives (test/ha/netsplit.py)
+#   etcd-cut           only the leader's connection to etcd (HA_CUT_MODE)
+#
+# After every round: client.py check on the leader (every acknowledged payment exactly once,
+# ledger invariants, settle_verify()), client.py nodes (every node, the old leader and the
+# replicas too, holds every acknowledged payment of every round so far, and all have the same
+# payments, events, ledger, balances, batches and chain heads), the worker cycling on the leader,
+# every node back. Sets HA_STATUS (ok | FAIL), HA_WHY (the failed conditions), HA_OLD,
+# HA_NEW, HA_SECS, HA_GAP (longest time without an acknowledgement from the disruption on),
+# HA_NOTE, HA_CHECK_RC, HA_NODES_RC, HA_CLIENT_RC, HA_WORKER_OK, HA_REJOIN_SECS, and for cuts
+# HA_DEMOTE_SECS, HA_RECOVERY_SECS, HA_MINORITY (acknowledgements by the old leader to a
+# client left on its side, more than 1 s after the cut: must be 0), HA_PROBE_RC (the probe of
+# the cut-off or orphaned old leader). Returns 0 only if the round passed.
 ha_round() {
     local action=$1 p=$2 acked=$HA_DIR/acked-$2 stop=$HA_DIR/stop-$2 client t0 first i target
-    local minority="" macked=$HA_DIR/acked-$2m watcher
-    HA_NEW="" HA_SECS="" HA_CHECK_RC=1 HA_CLIENT_RC=1 HA_REJOIN_SECS="" HA_WORKER_OK=1
-    HA_DEMOTE_SECS="" HA_RECOVERY_SECS="" HA_MINORITY=""
-    HA_OLD=$(ha_leader) || { echo "# no leader before round $p"; return 1; }
+    local minority="" macked=$HA_DIR/acked-$2m watcher="" prober="" switcher="" victim="" m=""
+    local sync0="" replica0="" mode="" wake="" delay="" t1 t2 second="" oldport why=()
+    HA_NEW="" HA_SECS="" HA_CHECK_RC=1 HA_NODES_RC=1 HA_CLIENT_RC=1 HA_REJOIN_SECS="" HA_WORKER_OK=1
+    HA_DEMOTE_SECS="" HA_RECOVERY_SECS="" HA_MINORITY="" HA_PROBE_RC="" HA_ORPHAN_ACKS="" HA_NOTE="" HA_GAP=""
+    HA_STATUS=FAIL HA_WHY="" HA_CUT_USED=""
+    HA_OLD=$(ha_leader) || { HA_WHY="no leader before the round"; return 1; }
+    sync0=$(ha_sync)
+    for i in $HA_NODES; do [ "$i" != "$HA_OLD" ] && [ "$i" != "$sync0" ] && replica0=$i; done
+    local must_change=0 must_stay=0 cut=0
+    case $action in
+    crash|switchover|switchover-crash|crash-standby-loss|partition|oneway-out|etcd-cut|patroni-kill) must_change=1 ;;
+    replica-kill|sync-kill) must_stay=1 ;;
+    freeze) [ -z "${HA_FREEZE_WAKE:-}" ] && [ "${HA_RANDOM:-0}" != 1 ] && must_change=1 ;;
+    esac
+    case $action in partition|oneway-out|oneway-in|etcd-cut) cut=1 ;; esac
     rm -f "$stop"; : > "$acked"; rm -f "$macked"
     "$HA_PY" "$HA_SRC/client.py" load --hosts "$HA_HOSTS" --prefix "$p" --count "${HA_MAX_PAYMENTS:-20000}" \
         --max-seconds "${HA_CLIENT_SECONDS:-90}" --acked "$acked" --stop-file "$stop" \
         --workers "${HA_WORKERS:-2}" --pause "${HA_PAUSE:-0.01}" >"$HA_DIR/client-$p.log" 2>&1 &
     client=$!
-    if [ "$action" = partition ]; then
-        # a client on the old leader's side of the partition: it reaches the old leader only
-        # (its own port, not the proxy), so it keeps submitting there after the cut. Nothing
-        # may be acknowledged to it then. After the heal it finishes its last, unknown
-        # payment through the cluster with the same key, as a real client would.
+    if [ $cut = 1 ] && [ "$action" != etcd-cut ]; then
+        # a client on the old leader's side of the cut: it reaches the old leader only (its own
+        # port, not the proxy), so it keeps submitting there after the cut. Nothing may be
+        # acknowledged to it then. After the heal it finishes its last, unknown payment
+        # through the cluster with the same key, as a real client would.
         : > "$macked"
         "$HA_PY" "$HA_SRC/client.py" load --hosts "127.0.0.1:$(ha_pg_port "$HA_OLD")" --after-stop-hosts "$HA_HOSTS" \
             --prefix "${p}m" --count "${HA_MAX_PAYMENTS:-20000}" --max-seconds "${HA_CLIENT_SECONDS:-90}" \
@@ -289,30 +394,65 @@ ha_round() {
             >"$HA_DIR/client-${p}m.log" 2>&1 &
         minority=$!
     fi
-    sleep "${HA_LOAD_BEFORE:-4}"
+    local before=${HA_LOAD_BEFORE:-4}
+    [ "${HA_RANDOM:-0}" = 1 ] && before=$(ha_rand 2 6)
+    sleep "$before"
     case $action in
-    crash)
-        t0=$(ha_now)
-        ha_kill "$HA_OLD" ;;
+    crash|crash-standby-loss)
+        t0=$(ha_now); ha_kill "$HA_OLD" ;;
+    pg-kill)
+        t0=$(ha_now); ha_kill_pg "$HA_OLD" ;;
+    patroni-kill)
+        t0=$(ha_now); ha_kill_patroni "$HA_OLD" ;;
+    replica-kill|sync-kill)
+        victim=$([ "$action" = sync-kill ] && echo "$sync0" || echo "$replica0")
+        t0=$(ha_now); ha_kill "$victim"
+        HA_NOTE="killed $victim ($([ "$action" = sync-kill ] && echo synchronous standby || echo asynchronous replica))" ;;
+    etcd-member-kill|etcd-leader-kill)
+        m=$(ha_etcd_leader)
+        if [ "$action" = etcd-member-kill ]; then
+            for i in $(seq 1 "$HA_ETCD_MEMBERS"); do [ "$i" != "$m" ] && { m=$i; break; }; done
+        fi
+        t0=$(ha_now); ha_etcd_kill "$m"
+        HA_NOTE="killed etcd member e$m ($([ "$action" = etcd-leader-kill ] && echo Raft leader || echo follower))" ;;
     freeze)
         # SIGSTOP of the leader's Patroni and every postgres process: to everyone else the
         # node is cut off (connections are accepted by the kernel and never answered), like
-        # a partition or a long pause; it is woken (SIGCONT) once a new leader has written
+        # a partition or a long pause
+        wake=${HA_FREEZE_WAKE:-}
+        [ "${HA_RANDOM:-0}" = 1 ] && [ -z "$wake" ] && wake=$(ha_rand 1 12)
         t0=$(ha_now)
         HA_FROZEN="$(ha_patroni_pid "$HA_OLD") $(ha_postmaster_pid "$HA_OLD")"
         HA_FROZEN="$HA_FROZEN $(pgrep -P "$(ha_postmaster_pid "$HA_OLD")" | tr '\n' ' ')"
-        kill -STOP $HA_FROZEN ;;
-    switchover)
-        for i in $HA_NODES; do [ "$i" != "$HA_OLD" ] && [ "$(ha_rest $i sync)" = 200 ] && target=$i; done
+        kill -STOP $HA_FROZEN
+        if [ -n "$wake" ]; then
+            sleep "$wake"; kill -CONT $HA_FROZEN 2>/dev/null
+            HA_NOTE="woken after $wake s"
+        fi ;;
+    switchover|switchover-crash)
+        target=$sync0
         t0=$(ha_now)
         curl -s -m 30 -X POST -H 'Content-Type: application/json' \
             -d "{\"leader\": \"$HA_OLD\", \"candidate\": \"$target\"}" \
-            "http://127.0.0.1:$(ha_rest_port "$HA_OLD")/switchover" >"$HA_DIR/switchover-$p.log" 2>&1 ;;
-    partition|etcd-cut)
-        # every connection of the leader's node (etcd, replication, clients, REST) is cut,
-        # or only its connection to etcd
+            "http://127.0.0.1:$(ha_rest_port "$HA_OLD")/switchover" >"$HA_DIR/switchover-$p.log" 2>&1 &
+        switcher=$!
+        if [ "$action" = switchover-crash ]; then
+            delay=${HA_CRASH_DELAY:-0.5}
+            [ "${HA_RANDOM:-0}" = 1 ] && delay=$(ha_rand 0 1.5)
+            sleep "$delay"; ha_kill "$HA_OLD"
+            HA_NOTE="old leader SIGKILLed $delay s into the switchover"
+        else
+            wait $switcher; switcher=""
+        fi ;;
+    partition|oneway-out|oneway-in|etcd-cut)
+        case $action in
+        partition|etcd-cut) mode=${HA_CUT_MODE:-hold} ;;
+        oneway-out) mode=out ;;
+        oneway-in) mode=in ;;
+        esac
+        HA_CUT_USED=$mode
         t0=$(ha_now)
-        ha_cut "$HA_OLD" "${HA_CUT_MODE:-hold}" $([ "$action" = etcd-cut ] && echo etcd)
+        ha_cut "$HA_OLD" "$mode" $([ "$action" = etcd-cut ] && echo etcd)
         # watch the old leader through its own port (not cut), from now on: "time f" while
         # it is a writable primary, "time t" once in recovery, "time -" when it does not answer
         ( for _ in $(seq 1 "${HA_DEMOTE_TIMEOUT:-60}0"); do
@@ -321,23 +461,70 @@ ha_round() {
               [ "$r" = t ] && break
               sleep 0.1
           done ) > "$HA_DIR/demote-$p" &
-        watcher=$! ;;
+        watcher=$!
+        if [ "$action" != etcd-cut ]; then
+            # the cut-off old leader, while it is still a primary: no replay, payment status or
+            # rail batch may come out of it (its standby cannot have what it would report)
+            sleep 0.3
+            "$HA_PY" "$HA_SRC/client.py" probe --port "$(ha_pg_port "$HA_OLD")" --acked "$acked" --prefix "${p}p" \
+                --replays 3 --new 1 --timeout 1 >"$HA_DIR/probe-$p.log" 2>&1 &
+            prober=$!
+        fi ;;
+    *) HA_WHY="unknown round kind $action"; touch "$stop"; wait; return 1 ;;
     esac
+    oldport=0
+    [ $must_change = 1 ] && oldport=$(ha_client_port "$HA_OLD")
     first=""
     for i in $(seq 1 600); do
-        first=$(ha_first_ack_after "$acked" "$t0" "$(ha_client_port "$HA_OLD")")
+        first=$(ha_first_ack_after "$acked" "$t0" "$oldport")
         [ -n "$first" ] && break
         kill -0 $client 2>/dev/null || break
         sleep 0.1
     done
-    [ -n "$first" ] && HA_SECS=$(ha_secs "$t0" "$first")
-    if [ "$action" = freeze ]; then
-        sleep "${HA_FREEZE_AFTER:-2}"
-        # the old leader wakes up believing it leads: it must find its lock gone and demote
-        # before accepting anything, and commits there cannot be acknowledged
-        kill -CONT $HA_FROZEN 2>/dev/null
-    fi
-    if [ "$action" = partition ] || [ "$action" = etcd-cut ]; then
+    case $action in
+    patroni-kill)
+        # the orphan: PostgreSQL of the old leader, still read-write, its Patroni dead, a new
+        # leader writing. Nothing may come out of it; nothing fences it until Patroni returns
+        # (no watchdog here), so the harness starts it again once the orphan has been probed
+        r=$(ha_psql "$HA_OLD" -c "SELECT pg_is_in_recovery()" 2>/dev/null) || r=-
+        "$HA_PY" "$HA_SRC/client.py" probe --port "$(ha_pg_port "$HA_OLD")" --acked "$acked" --prefix "${p}p" \
+            --replays 5 --new 2 --timeout 2 >"$HA_DIR/probe-$p.log" 2>&1
+        HA_PROBE_RC=$?
+        [ "$r" = f ] || HA_PROBE_RC=1   # no orphan to probe: the round did not test what it should
+        t1=$(ha_now)
+        ha_start_node "$HA_OLD"
+        for i in $(seq 1 300); do
+            [ "$(ha_psql "$HA_OLD" -c "SELECT pg_is_in_recovery()" 2>/dev/null)" = t ] && break
+            sleep 0.1
+        done
+        t2=$(ha_now)
+        HA_NOTE="orphan read-write at the probe: $([ "$r" = f ] && echo yes || echo "no ($r)"); its Patroni restarted $(ha_secs "$t0" "$t1") s after the kill, orphan in recovery $(ha_secs "$t1" "$t2") s later" ;;
+    crash-standby-loss)
+        victim=$(ha_sync)
+        [ -n "$victim" ] || for i in $HA_NODES; do [ "$i" != "$HA_OLD" ] && [ "$(ha_rest $i leader)" != 200 ] && victim=$i; done
+        t1=$(ha_now)
+        ha_kill "$victim"
+        sleep 2
+        ha_start_node "$HA_OLD"
+        for i in $(seq 1 900); do
+            second=$(ha_first_ack_after "$acked" "$t1" 0)
+            [ -n "$second" ] && break
+            kill -0 $client 2>/dev/null || break
+            sleep 0.1
+        done
+        HA_NOTE="then $victim (the new synchronous standby) SIGKILLed; writes again $([ -n "$second" ] && ha_secs "$t1" "$second" || echo never) s after (old leader restarted at 2 s)"
+        ha_start_node "$victim" ;;
+    replica-kill|sync-kill)
+        sleep 2; ha_start_node "$victim" ;;
+    etcd-member-kill|etcd-leader-kill)
+        sleep 2; ha_etcd_start "$m" ;;
+    freeze)
+        if [ -z "$wake" ]; then
+            sleep "${HA_FREEZE_AFTER:-2}"
+            kill -CONT $HA_FROZEN 2>/dev/null
+        fi ;;
+    esac
+    if [ -n "$watcher" ]; then
         # the old leader cannot renew its key: it must demote by itself while still cut off.
         # HA_DEMOTE_SECS: from the cut to its last answer as a primary (it stops taking
         # writes there); HA_RECOVERY_SECS: to its restart in recovery
@@ -348,12 +535,14 @@ ha_round() {
                   # never seen as a primary: it had stopped before the first look
                   if (last) printf "%.3f", last - t0; else printf "<%.3f", first - t0
                   printf " %.3f\n", rec - t0 }' "$HA_DIR/demote-$p")
+        [ -n "$prober" ] && { wait $prober; HA_PROBE_RC=$?; }
         sleep "${HA_CUT_AFTER:-2}"
         ha_heal "$HA_OLD"
     fi
     sleep "${HA_LOAD_AFTER:-2}"
     touch "$stop"
     wait $client; HA_CLIENT_RC=$?
+    [ -n "$switcher" ] && wait $switcher
     if [ -n "$minority" ]; then
         wait $minority || HA_CLIENT_RC=1
         # a reply to a commit that reached the standby before the cut may be a moment late;
@@ -362,6 +551,13 @@ ha_round() {
 import json, sys
 print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["t"] > float(sys.argv[2]) + 1
           and json.loads(l)["port"] == int(sys.argv[3])))' "$macked" "$t0" "$(ha_pg_port "$HA_OLD")")
+    fi
+    if [ "$action" = patroni-kill ] && [ -n "$first" ]; then
+        # once the new leader has written, the orphan must not acknowledge anything to the load
+        HA_ORPHAN_ACKS=$("$HA_PY" -c '
+import json, sys
+print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["t"] > float(sys.argv[2])
+          and json.loads(l)["port"] == int(sys.argv[3])))' "$acked" "$first" "$(ha_client_port "$HA_OLD")")
     fi
     HA_NEW=$(ha_leader)
     # the worker took over on the new leader by itself: it cycled after the disruption
@@ -373,10 +569,24 @@ print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["t"] > float(sys.argv[2]
             sleep 0.5
         done
         ha_worker_cycled_since "$HA_NEW" "$t0" && ha_all_settled "$HA_NEW" && HA_WORKER_OK=0
+        local f
+        f=$(ha_first_ack_after "$acked" "$t0" "-1" "$(ha_client_port "$HA_NEW")")
+        [ -n "$f" ] && HA_SECS=$(ha_secs "$t0" "$f")
     fi
-    [ "$action" = crash ] && ha_start_node "$HA_OLD"
+    case $action in crash|switchover-crash) ha_start_node "$HA_OLD" ;; esac
+    HA_GAP=$("$HA_PY" -c '
+import json, sys
+t0 = float(sys.argv[2])
+ts = sorted(json.loads(l)["t"] for l in open(sys.argv[1]) if json.loads(l)["t"] > t0)
+prev, gap = t0, 0.0
+for t in ts:
+    gap = max(gap, t - prev); prev = t
+print("%.3f" % gap)' "$acked" "$t0")
     i=$(ha_now)
-    ha_wait_healthy "${HA_REJOIN_TIMEOUT:-120}" && [ "$(ha_rest "$HA_OLD" replica)" = 200 ] && HA_REJOIN_SECS=$(ha_secs "$i" "$(ha_now)")
+    if ha_wait_healthy "${HA_REJOIN_TIMEOUT:-120}" && [ "$(ha_rest "$HA_OLD" replica)" = 200 -o "$(ha_rest "$HA_OLD" leader)" = 200 ] \
+        && ha_etcd_all_healthy; then
+        HA_REJOIN_SECS=$(ha_secs "$i" "$(ha_now)")
+    fi
     if [ -n "$minority" ]; then
         "$HA_PY" "$HA_SRC/client.py" check --hosts "$HA_HOSTS" --acked "$acked" "$macked" --prefixes "$p,${p}m" \
             >"$HA_DIR/check-$p.log" 2>&1
@@ -384,5 +594,25 @@ print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["t"] > float(sys.argv[2]
         "$HA_PY" "$HA_SRC/client.py" check --hosts "$HA_HOSTS" --acked "$acked" --prefixes "$p" >"$HA_DIR/check-$p.log" 2>&1
     fi
     HA_CHECK_RC=$?
-    return 0
+    "$HA_PY" "$HA_SRC/client.py" nodes --ports "$(ha_pg_port node1),$(ha_pg_port node2),$(ha_pg_port node3)" \
+        --acked "$HA_DIR"/acked-* >"$HA_DIR/nodes-$p.log" 2>&1
+    HA_NODES_RC=$?
+
+    [ "$HA_CLIENT_RC" = 0 ] || why+=("a client gave up or was refused")
+    [ "$HA_CHECK_RC" = 0 ] || why+=("check on the leader failed")
+    [ "$HA_NODES_RC" = 0 ] || why+=("the nodes differ or miss acknowledged payments")
+    [ "$HA_WORKER_OK" = 0 ] || why+=("the worker did not cycle and drain the queue")
+    [ -n "$HA_SECS" ] || why+=("no acknowledged write after the disruption")
+    [ -n "$HA_REJOIN_SECS" ] || why+=("the cluster (every node, every etcd member) was not whole again")
+    [ $must_change = 1 ] && [ "$HA_NEW" = "$HA_OLD" ] && why+=("the leader did not change")
+    [ $must_stay = 1 ] && [ "$HA_NEW" != "$HA_OLD" ] && why+=("the leader changed")
+    [ -z "$HA_NEW" ] && why+=("no leader at the end")
+    [ $cut = 1 ] && [ -z "$HA_DEMOTE_SECS" ] && why+=("the old leader did not demote while cut off")
+    [ -n "$minority" ] && [ "$HA_MINORITY" != 0 ] && why+=("the cut-off old leader acknowledged $HA_MINORITY payments to its client")
+    [ -n "$HA_PROBE_RC" ] && [ "$HA_PROBE_RC" != 0 ] && why+=("the $([ "$action" = patroni-kill ] && echo orphaned || echo cut-off) old leader acknowledged something to the probe (or was no orphan)")
+    [ -n "$HA_ORPHAN_ACKS" ] && [ "$HA_ORPHAN_ACKS" != 0 ] && why+=("the orphan acknowledged $HA_ORPHAN_ACKS payments to the load")
+    [ "$action" = crash-standby-loss ] && [ -z "$second" ] && why+=("no write after the second fault")
+    if [ ${#why[@]} = 0 ]; then HA_STATUS=ok; return 0; fi
+    HA_WHY=$(IFS=';'; echo "${why[*]}")
+    return 1
 }

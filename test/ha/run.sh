@@ -1,33 +1,63 @@
 #!/bin/bash
-# High availability, long form (`make ha-test`): one etcd + three Patroni nodes on 127.0.0.1,
-# then under load, one after another: HA_CRASHES SIGKILLs of the leader, HA_SWITCHOVERS
-# planned switchovers, HA_FREEZES frozen leaders (SIGSTOP: the node is cut off from
-# everyone, then woken), HA_PARTITIONS network partitions (every connection of the leader's
-# node cut by test/ha/netsplit.py, through which all cluster traffic flows, then healed;
-# alternately held like lost packets and reset) and HA_ETCD_CUTS cuts of the leader's
-# connection to etcd only (clients and replicas still reach it). After every round: every
-# acknowledged payment exactly once (also those of all earlier rounds), nothing settled
-# twice, ledger invariants and settle_verify(), the worker cycling on the new leader, the old
-# leader back as a replica; after a partition also the old leader demoted while cut off and
-# nothing acknowledged by it to a client left on its side.
-# Prints each round's time from disruption to the first acknowledged write on the new
-# leader, then a summary. Exit status 0 only if every round passed.
+# High availability, long form (`make ha-test`): three etcd members and three Patroni nodes on
+# 127.0.0.1, every node's cluster traffic through test/ha/netsplit.py's proxies, then under
+# load one round after another (test/ha/lib.sh, ha_round, says what each does):
+#   HA_CRASHES (3) crash            SIGKILL of the leader (Patroni and PostgreSQL)
+#   HA_PG_KILLS (1) pg-kill         SIGKILL of the leader's PostgreSQL only
+#   HA_PATRONI_KILLS (1) patroni-kill  SIGKILL of the leader's Patroni only; the orphaned
+#                                   PostgreSQL is probed: it must acknowledge nothing (no new
+#                                   payment, no replay, no payment status) and hand no batch to
+#                                   the rail
+#   HA_REPLICA_KILLS (1) replica-kill, HA_SYNC_KILLS (1) sync-kill   a replica / the
+#                                   synchronous standby SIGKILLed under load
+#   HA_ETCD_MEMBER_KILLS (1), HA_ETCD_LEADER_KILLS (1)   an etcd follower / the etcd Raft
+#                                   leader SIGKILLed under load
+#   HA_SWITCHOVERS (2) switchover
+#   HA_SWITCHOVER_CRASHES (1) switchover-crash   the old leader killed during a switchover
+#   HA_CRASH_STANDBY_LOSSES (1) crash-standby-loss  a crash, then the new leader's standby
+#   HA_FREEZES (2) freeze           SIGSTOP of the leader until the new leader has written
+#   HA_FREEZE_WAKES (2) freeze-wake SIGSTOP, woken after a random 1 to 12 s (before or after
+#                                   the fail-over)
+#   HA_PARTITIONS (2) partition     the leader's node cut both ways (held, then reset),
+#                                   its own connections to its peers too
+#   HA_ONEWAYS (2) oneway-out, oneway-in  only what the leader sends / receives is lost
+#   HA_ETCD_CUTS (1) etcd-cut       the leader's connection to etcd only
+# Disruptions come after a random 2 to 6 s of load (HA_SEED, printed, repeats a run's random
+# choices). After every round: every acknowledged payment exactly once on the leader (also those
+# of all earlier rounds), nothing settled twice, ledger invariants and settle_verify(), every
+# node (old leader and replicas too) holding every acknowledged payment with the same payments,
+# events, ledger, balances, batches and chain heads, the worker cycling on the leader, every
+# node and etcd member back. Prints each round's time from the disruption to the first
+# acknowledged new write (replays do not count) on the leader at the end of the round, and a
+# summary. Exit status 0 only if every round passed.
 #
-# Settings (environment): HA_CRASHES (5), HA_SWITCHOVERS (3), HA_FREEZES (2), HA_PARTITIONS (4),
-# HA_ETCD_CUTS (2), TTL, LOOP_WAIT, RETRY_TIMEOUT, USE_SLOTS (Patroni, defaults in
-# patroni.yml.in), HA_LIMIT (1500 s).
+# Settings (environment): the counts above, HA_SEED, TTL, LOOP_WAIT, RETRY_TIMEOUT, USE_SLOTS
+# (Patroni, defaults in patroni.yml.in), HA_ETCD_MEMBERS (3), HA_LIMIT (1500 s).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
 . test/ha/lib.sh
 
-CRASHES=${HA_CRASHES:-5}
-SWITCHOVERS=${HA_SWITCHOVERS:-3}
+CRASHES=${HA_CRASHES:-3}
+PG_KILLS=${HA_PG_KILLS:-1}
+PATRONI_KILLS=${HA_PATRONI_KILLS:-1}
+REPLICA_KILLS=${HA_REPLICA_KILLS:-1}
+SYNC_KILLS=${HA_SYNC_KILLS:-1}
+ETCD_MEMBER_KILLS=${HA_ETCD_MEMBER_KILLS:-1}
+ETCD_LEADER_KILLS=${HA_ETCD_LEADER_KILLS:-1}
+SWITCHOVERS=${HA_SWITCHOVERS:-2}
+SWITCHOVER_CRASHES=${HA_SWITCHOVER_CRASHES:-1}
+CRASH_STANDBY_LOSSES=${HA_CRASH_STANDBY_LOSSES:-1}
 FREEZES=${HA_FREEZES:-2}
-PARTITIONS=${HA_PARTITIONS:-4}
-ETCD_CUTS=${HA_ETCD_CUTS:-2}
+FREEZE_WAKES=${HA_FREEZE_WAKES:-2}
+PARTITIONS=${HA_PARTITIONS:-2}
+ONEWAYS=${HA_ONEWAYS:-2}
+ETCD_CUTS=${HA_ETCD_CUTS:-1}
+HA_SEED=${HA_SEED:-$(date +%s)}
+RANDOM=$HA_SEED
+export HA_RANDOM=1
 # the proxies carry every round's traffic, so that all kinds run on the same cluster
-[ $((PARTITIONS + ETCD_CUTS)) -gt 0 ] && export HA_NETSPLIT=1
+[ $((PARTITIONS + ONEWAYS + ETCD_CUTS)) -gt 0 ] && export HA_NETSPLIT=1
 
 TMP=$(mktemp -d /tmp/settle-ha-long.XXXXXX)
 chmod 755 "$TMP"
@@ -40,8 +70,8 @@ trap cleanup EXIT
 trap 'exit 1' TERM INT
 
 ha_init "$TMP/ha" || exit 1
-echo "== settings: $(grep -E '^ +(ttl|loop_wait|retry_timeout):' "$HA_DIR/node1/patroni.yml" | tr -s ' ' | tr '\n' ' ')"
-echo "== starting etcd (127.0.0.1:$HA_ETCD_PORT) and three Patroni nodes ($HA_HOSTS)"
+echo "== settings: $(grep -E '^ +(ttl|loop_wait|retry_timeout):' "$HA_DIR/node1/patroni.yml" | tr -s ' ' | tr '\n' ' ')seed $HA_SEED"
+echo "== starting $HA_ETCD_MEMBERS etcd members and three Patroni nodes ($HA_HOSTS)"
 t=$(date +%s)
 ha_start || { echo "FAIL: cluster did not start"; exit 1; }
 echo "   ready in $(( $(date +%s) - t )) s: leader $(ha_leader), synchronous standby $(ha_sync)"
@@ -51,9 +81,11 @@ fail=0
 prefixes=""
 acked_files=()
 declare -A times
+kinds=""
 round=0
+# run_round LABEL ACTION: one round, its line, its times
 run_round() {
-    local kind=$1 p
+    local label=$1 kind=$2 p
     round=$((round + 1))
     p=r$round
     ha_round "$kind" "$p"
@@ -63,50 +95,66 @@ run_round() {
         prefixes="$prefixes,${p}m"
         acked_files+=("$HA_DIR/acked-${p}m")
     fi
-    local line status=ok
+    local line nodes
     line=$(tail -1 "$HA_DIR/check-$p.log" 2>/dev/null)
-    [ "$HA_CLIENT_RC" = 0 ] && [ "$HA_CHECK_RC" = 0 ] && [ "$HA_WORKER_OK" = 0 ] && [ -n "$HA_SECS" ] \
-        && [ -n "$HA_REJOIN_SECS" ] && [ -n "$HA_NEW" ] && [ "$HA_NEW" != "$HA_OLD" ] || status=FAIL
-    [ "$kind" = partition ] && { [ -n "$HA_DEMOTE_SECS" ] && [ "$HA_MINORITY" = 0 ] || status=FAIL; }
-    [ "$kind" = etcd-cut ] && { [ -n "$HA_DEMOTE_SECS" ] || status=FAIL; }
-    printf '%-4s round %2d %-10s %s -> %s: first acknowledged write after %s s; %s; worker %s; old leader replica again after %s s\n' \
-        "$status" "$round" "$kind" "$HA_OLD" "${HA_NEW:-none}" "${HA_SECS:-never}" "${line:-no check}" \
+    nodes=$(grep -c '^ok' "$HA_DIR/nodes-$p.log" 2>/dev/null)
+    printf '%-4s round %2d %-18s %s -> %s: first acknowledged write after %s s (longest pause %s s); %s; nodes %s/9 ok; worker %s; whole again after %s s\n' \
+        "$HA_STATUS" "$round" "$label" "$HA_OLD" "${HA_NEW:-none}" "${HA_SECS:-never}" "${HA_GAP:-?}" "${line:-no check}" "$nodes" \
         "$([ "$HA_WORKER_OK" = 0 ] && echo cycling || echo NOT-cycling)" "${HA_REJOIN_SECS:-never}"
-    [ "$kind" = partition ] && printf '     cut (%s): old leader answered as primary last %s s after the cut, in recovery after %s s (still cut off); acknowledged by it after the cut: %s\n' \
-        "$HA_CUT_MODE" "${HA_DEMOTE_SECS:-never}" "${HA_RECOVERY_SECS:-never}" "${HA_MINORITY:-unknown}"
-    [ "$kind" = etcd-cut ] && printf '     etcd cut (%s): old leader answered as primary last %s s after the cut, in recovery after %s s\n' \
-        "$HA_CUT_MODE" "${HA_DEMOTE_SECS:-never}" "${HA_RECOVERY_SECS:-never}"
-    if [ $status != ok ]; then
+    [ -n "$HA_NOTE" ] && echo "     $HA_NOTE"
+    [ -n "$HA_CUT_USED" ] && printf '     cut (%s): old leader answered as primary last %s s after the cut, in recovery after %s s%s\n' \
+        "$HA_CUT_USED" "${HA_DEMOTE_SECS:-never}" "${HA_RECOVERY_SECS:-never}" \
+        "$([ -n "$HA_MINORITY" ] && echo "; acknowledged by it to its own client after the cut: $HA_MINORITY")"
+    [ -f "$HA_DIR/probe-$p.log" ] && sed -n 's/^probe: /     probe of the old leader: /p' "$HA_DIR/probe-$p.log" | grep -v ' 0 x \|^$'
+    [ -n "$HA_ORPHAN_ACKS" ] && echo "     acknowledged to the load by the orphan after the new leader's first write: $HA_ORPHAN_ACKS"
+    if [ "$HA_STATUS" != ok ]; then
         fail=$((fail + 1))
-        grep -v '^ok' "$HA_DIR/check-$p.log" 2>/dev/null | sed 's/^/     /'
+        echo "     failed: $HA_WHY"
+        grep -v '^ok' "$HA_DIR/check-$p.log" 2>/dev/null | sed 's/^/     check: /'
+        grep -v '^ok' "$HA_DIR/nodes-$p.log" 2>/dev/null | sed 's/^/     nodes: /'
         tail -3 "$HA_DIR/client-$p.log" | sed 's/^/     client: /'
     fi
-    [ -n "$HA_SECS" ] && times[$kind]="${times[$kind]:-} $HA_SECS"
+    case " $kinds " in *" $label "*) ;; *) kinds="$kinds $label" ;; esac
+    [ -n "$HA_SECS" ] && times[$label]="${times[$label]:-} $HA_SECS"
 }
 
-for _ in $(seq 1 "$CRASHES"); do run_round crash; done
-for _ in $(seq 1 "$SWITCHOVERS"); do run_round switchover; done
-for _ in $(seq 1 "$FREEZES"); do run_round freeze; done
+rounds() { local n=$1 label=$2 kind=$3; for _ in $(seq 1 "$n"); do run_round "$label" "$kind"; done; }
+rounds "$CRASHES" crash crash
+rounds "$PG_KILLS" pg-kill pg-kill
+rounds "$PATRONI_KILLS" patroni-kill patroni-kill
+rounds "$REPLICA_KILLS" replica-kill replica-kill
+rounds "$SYNC_KILLS" sync-kill sync-kill
+rounds "$ETCD_MEMBER_KILLS" etcd-member-kill etcd-member-kill
+rounds "$ETCD_LEADER_KILLS" etcd-leader-kill etcd-leader-kill
+rounds "$SWITCHOVERS" switchover switchover
+rounds "$SWITCHOVER_CRASHES" switchover-crash switchover-crash
+rounds "$CRASH_STANDBY_LOSSES" crash-standby-loss crash-standby-loss
+HA_RANDOM=0 rounds "$FREEZES" freeze freeze
+rounds "$FREEZE_WAKES" freeze-wake freeze
 for i in $(seq 1 "$PARTITIONS"); do
     HA_CUT_MODE=$([ $((i % 2)) = 1 ] && echo hold || echo reset)
-    run_round partition
+    run_round "partition-$HA_CUT_MODE" partition
+done
+for i in $(seq 1 "$ONEWAYS"); do
+    run_round "$([ $((i % 2)) = 1 ] && echo oneway-out || echo oneway-in)" "$([ $((i % 2)) = 1 ] && echo oneway-out || echo oneway-in)"
 done
 for i in $(seq 1 "$ETCD_CUTS"); do
     HA_CUT_MODE=$([ $((i % 2)) = 1 ] && echo hold || echo reset)
-    run_round etcd-cut
+    run_round "etcd-cut-$HA_CUT_MODE" etcd-cut
 done
 
 echo "== every round's acknowledged payments, checked together on the final leader ($(ha_leader))"
 "$HA_PY" test/ha/client.py check --hosts "$HA_HOSTS" --acked "${acked_files[@]}" --prefixes "$prefixes" | sed 's/^/   /'
 [ "${PIPESTATUS[0]}" = 0 ] || fail=$((fail + 1))
 
-echo "== times from disruption to the first acknowledged write on the new leader (s)"
-for kind in crash switchover freeze partition etcd-cut; do
+echo "== times from the disruption to the first acknowledged new write on the leader at the end of the round (s)"
+for kind in $kinds; do
     [ -n "${times[$kind]:-}" ] || continue
     echo "${times[$kind]}" | tr ' ' '\n' | grep . | sort -n | awk -v k="$kind" '
         { v[NR] = $1; s += $1 }
         END { med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-              printf "   %-10s runs %d  min %.3f  median %.3f  mean %.3f  max %.3f\n", k, NR, v[1], med, s / NR, v[NR] }'
+              printf "   %-18s runs %d  min %.3f  median %.3f  mean %.3f  max %.3f  (%s)\n", k, NR, v[1], med, s / NR, v[NR], substr(all, 2) }
+        { all = all " " $1 }' 
 done
 if [ "$fail" = 0 ]; then echo "PASS: $round rounds"; else echo "FAIL: $fail of $round rounds (or the final check) failed"; fi
 [ "$fail" = 0 ]

@@ -2,7 +2,9 @@
 TAP_N=0
 TAP_FAILED=0
 
-# ok CONDITION-EXIT-STATUS NAME: "ok N - name" or "not ok N - name".
+# ok CONDITION-EXIT-STATUS NAME: "ok N - name" or "not ok N - name". Returns the status it
+# was given (0 or 1), so that `ok $? "..." || { done_testing; exit 1; }` bails out on a
+# failure. No script that sources this file runs under `set -e` (a failed ok would end it).
 ok() {
     local status=$1 name=$2
     TAP_N=$((TAP_N + 1))
@@ -11,12 +13,14 @@ ok() {
     else
         echo "not ok $TAP_N - $name"
         TAP_FAILED=$((TAP_FAILED + 1))
+        return 1
     fi
+    return 0
 }
 
 # is GOT EXPECTED NAME
 is() {
-    if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "#   got: '$1'"; echo "#   expected: '$2'"; fi
+    if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "#   got: '$1'"; echo "#   expected: '$2'"; return 1; fi
 }
 
 # wait_for SECONDS COMMAND...: retry a command every 0.2 s until it succeeds.
