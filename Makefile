@@ -25,7 +25,7 @@ REGRESS     += audit_ledger
 REGRESS     += metrics
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
-ISOLATION      = intake_concurrent engine_concurrent executor_race
+ISOLATION      = intake_concurrent engine_concurrent executor_race cycle_lock
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
                  --load-extension=settle
 

@@ -2,7 +2,7 @@
  * cycle.c -- one settlement cycle: take the queue, optimise, post, record.
  *
  * Second and third stages of the pipeline (queue -> cycle -> settle).  In one
- * transaction, serialised against other cycles by an advisory lock:
+ * transaction, serialised against other cycles by a lock on settle.cycle_lock:
  *
  *   1. expire queued payments whose deadline has passed (with an event);
  *   2. load the queue (FOR UPDATE SKIP LOCKED, so intake never waits) with
@@ -23,11 +23,14 @@
 
 #include <math.h>
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "storage/lmgr.h"
+#include "utils/lsyscache.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -41,9 +44,6 @@
 #include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
-
-/* Key of the advisory lock that serialises cycles (arbitrary, documented). */
-#define SETTLE_CYCLE_LOCK_KEY INT64CONST(0x5e77e1e0c1c1e)
 
 /* Penalty factor for a payment that must settle this cycle. */
 #define DUE_FACTOR 10.0
@@ -67,6 +67,28 @@ static bool solver_interrupted(void *arg);
 static void solver_log(void *arg, const char *msg);
 static void record_cycle(CycleState *cs);
 static void cycle_error_context(void *arg);
+static void lock_cycles(const char *run_by);
+
+/*
+ * One cycle at a time: a second one waits here for the first to commit.
+ * The lock is on a table nobody is granted anything on, so no other role
+ * can hold it (an advisory lock could be taken by any login); a wait is
+ * logged, and settle.metrics shows how long it lasts.
+ */
+static void
+lock_cycles(const char *run_by)
+{
+	Oid			relid = get_relname_relid("cycle_lock", get_namespace_oid("settle", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "settle.cycle_lock does not exist");
+	if (!ConditionalLockRelationOid(relid, ExclusiveLock))
+	{
+		ereport(LOG,
+				(errmsg("settle cycle (%s) waits for the cycle that is running to finish", run_by)));
+		LockRelationOid(relid, ExclusiveLock);
+	}
+}
 
 /* Says which cycle and which stage an error came from. */
 static void
@@ -655,10 +677,7 @@ settle_run_cycle(const char *run_by)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	/* one cycle at a time: a second one waits here for the first to commit */
-	if (SPI_execute(psprintf("SELECT pg_advisory_xact_lock(%lld)", (long long) SETTLE_CYCLE_LOCK_KEY),
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not take the cycle lock");
+	lock_cycles(run_by);
 
 	cs->stage = "expiring overdue payments";
 	cs->n_expired = expire_overdue();

@@ -60,6 +60,16 @@ BEGIN
 END
 $$;
 
+-- Serialise cycles (src/cycle.c) and seals (settle_seal()): each takes an
+-- EXCLUSIVE lock on its table.  Nobody is granted anything on these tables,
+-- so no other role can take a conflicting lock, unlike an advisory lock
+-- (pg_advisory_lock is executable by PUBLIC, and a held key would stall the
+-- worker).  A wait shows as settle_lock_wait_seconds (settle.metrics).
+CREATE TABLE settle.cycle_lock ();
+CREATE TABLE settle.seal_lock ();
+COMMENT ON TABLE settle.cycle_lock IS 'settle: locked by each cycle, so that one runs at a time';
+COMMENT ON TABLE settle.seal_lock IS 'settle: locked by each seal, so that one runs at a time';
+
 -- ISO 4217 currencies and their minor-unit exponents.
 CREATE TABLE settle.currency (
     code        text PRIMARY KEY CHECK (code ~ '^[A-Z]{3}$'),

@@ -12,7 +12,7 @@
 -- settle_seal() later appends, in one pass, every row whose transaction had
 -- finished before the sealer's snapshot (xid below the snapshot's xmin), so
 -- intake and cycles never wait for each other or for the chain.  Sealers
--- serialise among themselves with an advisory lock.  The chain order is the
+-- serialise among themselves with a lock on settle.seal_lock.  The chain order is the
 -- seal order (seal runs in order; within a run, by inserting transaction then
 -- id), recorded in seq.  settle.seal_run logs every run and its horizon.
 --
@@ -159,8 +159,8 @@ BEGIN
         RAISE EXCEPTION 'cannot seal on a standby' USING ERRCODE = 'SE111',
             HINT = 'The primary seals; its chains reach the standby by replication.';
     END IF;
-    -- one sealer at a time; writers are not involved
-    PERFORM pg_advisory_xact_lock(1584880289);
+    -- one sealer at a time (a lock no other role can take); writers are not involved
+    LOCK TABLE settle.seal_lock IN EXCLUSIVE MODE;
     -- every transaction below this one has finished, so its rows are all
     -- visible to any later snapshot (also to the next statements here)
     horizon := pg_snapshot_xmin(pg_current_snapshot());

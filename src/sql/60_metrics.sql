@@ -40,7 +40,7 @@ $$;
 
 -- Running totals of every committed cycle, per (run_by, solver_status,
 -- reference currency): what the cycle counters read.  settle.cycle is
--- append-only, so totals only grow; cycles are serialised by their advisory
+-- append-only, so totals only grow; cycles are serialised by their table
 -- lock, so the upsert never waits for another cycle.
 CREATE TABLE settle.cycle_total (
     run_by              text NOT NULL,
@@ -281,6 +281,14 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     UNION ALL
     -- 1 on the primary, 0 on a replica (a standby in recovery)
     SELECT 'settle_node_primary', '{}'::jsonb, CASE WHEN pg_is_in_recovery() THEN 0 ELSE 1 END
+    UNION ALL
+    -- how long a cycle (or a seal) has been waiting for the one before it, 0 if none waits
+    SELECT 'settle_lock_wait_seconds', jsonb_build_object('lock', l.name),
+           coalesce((SELECT max(extract(epoch FROM clock_timestamp() - k.waitstart)) FROM pg_locks k
+                      WHERE k.locktype = 'relation' AND k.relation = l.rel AND NOT k.granted
+                        AND k.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())),
+                    0)::double precision
+      FROM (VALUES ('cycle', 'settle.cycle_lock'::regclass), ('seal', 'settle.seal_lock'::regclass)) l(name, rel)
 $$;
 
 -- replication: on a primary, each standby's lag; on a replica, its replay delay.

@@ -161,15 +161,17 @@ ok $? "Prometheus scrapes both exporters"
 is "$(promq 'settle_cycles_total{run_by="worker",solver_status="optimal",instance="127.0.0.1:'"$E1"'"}' '.data.result[0].value[1]')" "1" \
    "Prometheus: settle_cycles_total of the worker = 1"
 is "$(promq 'sum(settle_node_primary)' '.data.result[0].value[1]')" "1" "Prometheus: exactly one primary"
+is "$(promq 'count(settle_lock_wait_seconds == 0)' '.data.result[0].value[1]')" "4" \
+   "Prometheus: settle_lock_wait_seconds scraped for cycle and seal on both nodes, no wait"
 is "$(promq 'sum(settle_worker_cycles_failed_total) + sum(settle_worker_seals_failed_total)' '.data.result[0].value[1]')" "0" \
    "Prometheus: the workers' failed-round counters are scraped, and zero"
 is "$(promq 'sum(settle_queue_payments{status="queued",instance="127.0.0.1:'"$E1"'"})' '.data.result[0].value[1]')" "2" \
    "Prometheus: 2 queued payments on the primary"
 is "$(promq '100 * (sum(settle_baseline_cost_total{baseline="naive",instance="127.0.0.1:'"$E1"'"}) - sum(settle_cost_total{instance="127.0.0.1:'"$E1"'"})) / sum(settle_baseline_cost_total{baseline="naive",instance="127.0.0.1:'"$E1"'"})' '.data.result[0].value[1]')" \
    "71.42857142857143" "Prometheus: the dashboard's saving against naive = 125/175"
-rules_ok() { [ "$(curl -sf --max-time 5 "http://127.0.0.1:$PR/api/v1/rules" | jq '[.data.groups[].rules[] | select(.health == "ok")] | length')" = 14 ]; }
+rules_ok() { [ "$(curl -sf --max-time 5 "http://127.0.0.1:$PR/api/v1/rules" | jq '[.data.groups[].rules[] | select(.health == "ok")] | length')" = 15 ]; }
 wait_for 20 rules_ok
-ok $? "Prometheus loaded and evaluated the 14 alert rules"
+ok $? "Prometheus loaded and evaluated the 15 alert rules"
 # an evaluation that ran before both targets were scraped may have left an
 # alert pending; on a healthy cluster it clears at the next evaluation
 alerts_now() { curl -sf --max-time 5 "http://127.0.0.1:$PR/api/v1/alerts" | jq -r '[.data.alerts[].labels.alertname] | sort | join(",")'; }
@@ -208,6 +210,10 @@ tests:
         values: '0x10 1+1x10'
       - series: 'settle_worker_seals_failed_total{instance="n1"}'
         values: '0x20'
+      - series: 'settle_lock_wait_seconds{instance="n1",lock="cycle"}'
+        values: '0x10 60+60x10'
+      - series: 'settle_lock_wait_seconds{instance="n1",lock="seal"}'
+        values: '0x20'
     alert_rule_test:
       - eval_time: 4m
         alertname: SettleCyclesFailing
@@ -239,6 +245,13 @@ tests:
       - eval_time: 4m
         alertname: SettleWorkerDown
         exp_alerts: []
+      - eval_time: 4m
+        alertname: SettleCycleLockWait
+        exp_alerts:
+          - exp_labels: {instance: n1, lock: cycle, severity: page}
+            exp_annotations:
+              summary: "settle: a cycle has waited over 30 s for the one before it on n1"
+              description: "Only the extension's owner or a superuser can hold settle.cycle_lock: find the session with SELECT l.pid, a.query FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.relation = 'settle.cycle_lock'::regclass AND l.granted."
 EOF
 (cd "$TMP" && promtool test rules alerts_test.yml) >>"$TMP/promtool.log" 2>&1
 ok $? "promtool test rules: the alerts fire on failing cycles, cycle errors and a failed wire, not on a healthy worker"
