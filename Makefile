@@ -23,6 +23,8 @@ REGRESS_OPTS = --load-extension=settle
 REGRESS     += audit_ledger
 # observability
 REGRESS     += metrics
+# settings: contexts, units, checks (issue: security round 2)
+REGRESS     += settings
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
 ISOLATION      = intake_concurrent engine_concurrent executor_race cycle_lock
