@@ -32,6 +32,7 @@ typedef struct IntakeRow
 	/* derived during validation */
 	int64		amount_minor;
 	char	   *source_participant;
+	char	   *scope;			/* whose keys: the payer participant (NULL: unknown) */
 	bool		syntax_ok;		/* passed the checks that need no table */
 	bool		insert;			/* goes to the INSERT */
 	int			duplicate_of;	/* earlier row in the same call with this key, or -1 */

@@ -36,6 +36,7 @@
 /* who may submit */
 #define ERRCODE_SETTLE_NOT_OWN_ACCOUNT		SE('0','3','5')
 #define ERRCODE_SETTLE_ROLE_NOT_MAPPED		SE('0','3','6')
+#define ERRCODE_SETTLE_DESTINATION_REFUSED	SE('0','3','7')
 /* payment options */
 #define ERRCODE_SETTLE_PRIORITY_RANGE		SE('0','5','0')
 #define ERRCODE_SETTLE_DEADLINE_PAST		SE('0','5','1')

@@ -54,7 +54,8 @@ SELECT settle_create_account('sec_c_usd', 'sec_c', 'USD');
 SET ROLE sec_login_b;
 SELECT status FROM settle_submit('sec_t4', 20, 'USD', 'USD', 'sec_b_usd', 'sec_c_usd', 'sec_c', 'sec_k4');
 SELECT status FROM settle_submit('sec_t5', 30, 'USD', 'USD', 'sec_b_usd', 'sec_a_usd', 'sec_a', 'sec_k5');
--- B guessing A's key learns nothing about A's payment, and cannot replay it
+-- B guessing A's key learns nothing about A's payment, and cannot replay it;
+-- keys and transaction ids are B's own: the same key or id is a new payment of B
 SELECT try($$SELECT settle_submit('sec_t1', 10, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_k1')$$) AS replay_of_other;
 SELECT try($$SELECT settle_submit('sec_x', 1, 'USD', 'USD', 'sec_b_usd', 'sec_c_usd', 'sec_c', 'sec_k1')$$) AS key_of_other;
 RESET ROLE;
@@ -126,6 +127,86 @@ SELECT status, replay FROM settle_submit('sec_t10', 1, 'USD', 'USD', 'sec_a_usd'
 SELECT try($$SELECT settle_submit('sec_t11', 1, 'USD', 'USD', 'sec_b_usd', 'sec_a_usd', 'sec_a', 'sec_k11')$$) AS still_refused;
 SELECT count(*) AS evil_calls FROM sec_evil.calls;
 RESET search_path;
+RESET ROLE;
+
+------------------------------------------------------------------------
+-- Participant isolation (issue: security round 2)
+------------------------------------------------------------------------
+SELECT settle_create_account('sec_b_eur', 'sec_b', 'EUR');
+SELECT settle_create_account('sec_b_frozen', 'sec_b', 'USD');
+SELECT settle_set_account_status('sec_b_frozen', 'frozen');
+SET ROLE sec_login_a;
+-- keys and ids are scoped per participant: B cannot squat A's next ones
+SELECT status, replay FROM settle_submit('sec_next', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_knext');
+RESET ROLE;
+SET ROLE sec_login_b;
+SELECT status, replay FROM settle_submit('sec_next2', 1, 'USD', 'USD', 'sec_b_usd', 'sec_a_usd', 'sec_a', 'sec_knext2');
+RESET ROLE;
+SET ROLE sec_login_a;
+-- A's "next" id and key are free for A although B used the same strings
+SELECT status, replay FROM settle_submit('sec_next2', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_knext2');
+-- a retry of A's own is still a replay, and a different payment under A's key a conflict
+SELECT status, replay FROM settle_submit('sec_next', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_knext');
+SELECT try($$SELECT settle_submit('sec_next', 2, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_knext')$$) AS own_conflict;
+SELECT try($$SELECT settle_submit('sec_next', 2, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_kother')$$) AS own_id_taken;
+-- accounts A cannot read: one refusal, no detail, whatever is wrong with them
+SELECT try($$SELECT settle_submit('sec_u1', 1, 'USD', 'USD', 'sec_a_usd', 'sec_nowhere', 'sec_b', 'sec_ku1')$$) AS dst_missing;
+SELECT try($$SELECT settle_submit('sec_u2', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_frozen', 'sec_b', 'sec_ku2')$$) AS dst_frozen;
+SELECT try($$SELECT settle_submit('sec_u3', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_eur', 'sec_b', 'sec_ku3')$$) AS dst_currency;
+SELECT try($$SELECT settle_submit('sec_u4', 1, 'USD', 'USD', 'sec_a_usd', 'sec_c_usd', 'sec_b', 'sec_ku4')$$) AS dst_other_owner;
+SELECT try($$SELECT settle_submit('sec_u5', 1, 'USD', 'USD', 'sec_nowhere', 'sec_b_usd', 'sec_b', 'sec_ku5')$$) AS src_missing;
+SELECT try($$SELECT settle_submit('sec_u6', 1, 'USD', 'USD', 'sec_b_usd', 'sec_a_usd', 'sec_a', 'sec_ku6')$$) AS src_other;
+-- the same call with full details for an operator
+RESET ROLE;
+SET ROLE sec_ops;
+SELECT try($$SELECT settle_submit('sec_u2', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_frozen', 'sec_b', 'sec_ku2')$$) AS operator_sees_why;
+RESET ROLE;
+-- journals: a participant sees those that touch its accounts only
+SELECT settle_fund_account('sec_c_usd', 5, 'C-FUNDING-REF-SECRET');
+SET ROLE sec_login_a;
+SELECT count(*) AS journals_without_own_entries FROM settle.journal j
+ WHERE NOT EXISTS (SELECT 1 FROM settle.ledger_entry e JOIN settle.account a USING (account_id)
+                    WHERE e.journal_id = j.journal_id AND a.participant_id = 'sec_a');
+SELECT count(*) AS sees_c_funding FROM settle.journal WHERE reference = 'C-FUNDING-REF-SECRET';
+SELECT count(*) > 0 AS sees_own_journals FROM settle.journal;
+-- the payee does not see the payer's idempotency key
+SELECT transaction_id, source_participant, idempotency_key FROM settle.transactions
+ WHERE transaction_id IN ('sec_t5', 'sec_t1') ORDER BY 1;
+SELECT count(*) AS found_by_payers_key FROM settle_payment_status(idempotency_key => 'sec_k5');
+RESET ROLE;
+-- a mapping follows the role, not its name: dropped and created again, the
+-- login is not mapped; DROP ROLE removed the mapping, with an event
+CREATE ROLE sec_reborn LOGIN;
+SELECT settle_map_role('sec_reborn', 'sec_a');
+SELECT role_name, participant_id FROM settle.participant_role WHERE role_name = 'sec_reborn';
+DROP ROLE sec_reborn;
+SELECT count(*) AS mappings_left FROM settle.participant_role WHERE role_name = 'sec_reborn';
+SELECT details->>'role' AS role, details->>'reason' AS reason FROM settle.events
+ WHERE event_type = 'role_unmapped' ORDER BY event_id;
+CREATE ROLE sec_reborn LOGIN IN ROLE settle_submitter;
+SET ROLE sec_reborn;
+SELECT try($$SELECT settle_submit('sec_r1', 1, 'USD', 'USD', 'sec_a_usd', 'sec_b_usd', 'sec_b', 'sec_kr1')$$) AS reborn_submit;
+SELECT count(*) AS reborn_sees FROM settle.transactions;
+RESET ROLE;
+DROP ROLE sec_reborn;
+
+------------------------------------------------------------------------
+-- Auditors write nothing (issue: security round 2)
+------------------------------------------------------------------------
+SET ROLE sec_audit;
+BEGIN;
+SELECT count(*) AS problems FROM settle_verify();
+SELECT settle_chain_digest() ? 'ledger_entry' AS digest;
+SELECT count(*) AS differences FROM settle_replay();
+SELECT pg_current_xact_id_if_assigned() IS NULL AS auditor_wrote_nothing;
+COMMIT;
+SELECT try($$SELECT count(*) FROM settle_seal()$$) AS auditor_seal;
+RESET ROLE;
+SET ROLE sec_ops;
+BEGIN;
+SELECT count(*) AS problems FROM settle_verify();
+SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS operator_sealed;
+COMMIT;
 RESET ROLE;
 
 \c contrib_regression

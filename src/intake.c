@@ -61,7 +61,8 @@
 #include "spi_util.h"
 #include "settle_errors.h"
 
-#define KEY_BYTES (SETTLE_MAX_IDENTIFIER + 8)
+/* room for a participant and a key side by side (scoped_key) */
+#define KEY_BYTES (2 * SETTLE_MAX_IDENTIFIER + 16)
 
 /* What the lookup query found about one account. */
 typedef struct AccountInfo
@@ -120,11 +121,11 @@ static SPIPlanPtr insert_one_plan = NULL;
 	"   source_participant, amount, priority, deadline, created_at, updated_at)" \
 	" %s" \
 	" ON CONFLICT DO NOTHING" \
-	" RETURNING payment_id, idempotency_key, created_at)," \
+	" RETURNING payment_id, idempotency_key, created_at, source_participant)," \
 	" ev AS (" \
 	" INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, to_status)" \
 	" SELECT created_at, 'payment', payment_id::text, 'submitted', 'queued' FROM ins)" \
-	"SELECT payment_id, idempotency_key, created_at FROM ins"
+	"SELECT payment_id, idempotency_key, created_at, source_participant FROM ins"
 static SPIPlanPtr existing_plan = NULL;
 
 static Oid	tables_owner(void);
@@ -138,7 +139,10 @@ static void fill_caches(IntakeRow *rows, int n);
 static void lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants);
 static void check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
 							HTAB *participants, HTAB *fxpairs);
+static bool destination_fits(const IntakeRow *row, const AccountInfo *src, const AccountInfo *dst);
 static void mark_duplicates(IntakeRow *rows, int n);
+static void set_scope(IntakeRow *row, HTAB *accounts);
+static void scoped_key(char *dst, const char *scope, const char *key);
 static void insert_rows(IntakeRow *rows, int n, MemoryContext outer);
 static bool resolve_existing(IntakeRow *rows, int n, MemoryContext outer);
 static int	compare_rows_by_key(const void *a, const void *b);
@@ -309,7 +313,7 @@ static void
 identify_caller(Oid caller)
 {
 	Oid			operator_role = get_role_oid("settle_operator", true);
-	Oid			types[1] = {NAMEOID};
+	Oid			types[1] = {OIDOID};
 	Datum		values[1];
 
 	caller_participant = NULL;
@@ -319,9 +323,10 @@ identify_caller(Oid caller)
 	if (!caller_restricted)
 		return;
 	if (role_plan == NULL)
-		role_plan = settle_keep_plan("SELECT participant_id FROM settle.participant_role WHERE role_name = $1",
+		role_plan = settle_keep_plan("SELECT participant_id FROM settle.participant_role WHERE role_oid = $1",
 									 1, types, "caller mapping");
-	values[0] = CStringGetDatum(caller_name);
+	/* by OID: a role dropped and created again under the same name is not mapped */
+	values[0] = ObjectIdGetDatum(caller);
 	if (SPI_execute_plan(role_plan, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "caller mapping lookup failed");
 	if (SPI_processed == 1)
@@ -667,6 +672,18 @@ lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants)
 	hash_destroy(seen);
 }
 
+/*
+ * Whether the destination account could take the payment: it exists, is
+ * active, is in destination_currency and belongs to the counterparty.
+ */
+static bool
+destination_fits(const IntakeRow *row, const AccountInfo *src, const AccountInfo *dst)
+{
+	return dst != NULL && strcmp(dst->status, "active") == 0 &&
+		strcmp(dst->currency, row->destination_currency) == 0 &&
+		strcmp(dst->participant_id, row->counterparty_id) == 0;
+}
+
 /* The rules that need reference data, in parameter order. */
 static void
 check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
@@ -722,19 +739,35 @@ check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
 					  NULL, pstrdup("An operator maps it with settle_map_role()."));
 		return;
 	}
+	/*
+	 * A participant learns nothing of accounts it cannot read: another's
+	 * account and one that does not exist get the same refusal.
+	 */
+	if (caller_restricted && (src == NULL || strcmp(src->participant_id, caller_participant) != 0))
+	{
+		intake_refuse(row, ERRCODE_SETTLE_NOT_OWN_ACCOUNT,
+					  psprintf("source_account \"%s\" is not an account of participant \"%s\"",
+							   row->source_account, caller_participant),
+					  NULL, pstrdup("A participant may only pay from its own accounts."));
+		return;
+	}
 	if (src == NULL)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_UNKNOWN,
 					  psprintf("source_account \"%s\" does not exist", row->source_account), NULL, NULL);
 		return;
 	}
-	if (caller_restricted && strcmp(src->participant_id, caller_participant) != 0)
+	if (caller_restricted && (dst == NULL || strcmp(dst->participant_id, caller_participant) != 0))
 	{
-		intake_refuse(row, ERRCODE_SETTLE_NOT_OWN_ACCOUNT,
-					  psprintf("source_account \"%s\" does not belong to participant \"%s\"",
-							   row->source_account, caller_participant),
-					  NULL, pstrdup("A participant may only pay from its own accounts."));
-		return;
+		/* the payee's account: checked in full below, but refused in one way */
+		if (!destination_fits(row, src, dst))
+		{
+			intake_refuse(row, ERRCODE_SETTLE_DESTINATION_REFUSED,
+						  psprintf("destination_account \"%s\" cannot receive this payment", row->destination_account),
+						  NULL,
+						  pstrdup("It does not exist, is not active, is not in destination_currency or does not belong to counterparty_id; its participant or an operator can tell which."));
+			return;
+		}
 	}
 	if (dst == NULL)
 	{
@@ -834,6 +867,34 @@ check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
 	row->insert = true;
 }
 
+/*
+ * Keys and transaction ids are unique per payer participant: a restricted
+ * caller's are its participant's; an operator's are the source account's
+ * owner's (none if that account is unknown: no payment can exist from it).
+ */
+static void
+set_scope(IntakeRow *row, HTAB *accounts)
+{
+	char		key[KEY_BYTES];
+	AccountInfo *src;
+
+	if (caller_restricted)
+	{
+		row->scope = caller_participant;
+		return;
+	}
+	set_key(key, row->source_account);
+	src = hash_search(accounts, key, HASH_FIND, NULL);
+	row->scope = src ? pstrdup(src->participant_id) : NULL;
+}
+
+/* "scope\x1fkey": a key within its participant's key space, as a hash key. */
+static void
+scoped_key(char *dst, const char *scope, const char *key)
+{
+	snprintf(dst, KEY_BYTES, "%s\x1f%s", scope ? scope : "", key);
+}
+
 /* Whether two rows carry the same instruction (everything but the key). */
 static bool
 same_content(const IntakeRow *a, const IntakeRow *b)
@@ -885,7 +946,7 @@ mark_duplicates(IntakeRow *rows, int n)
 
 		if (!row->syntax_ok)
 			continue;
-		set_key(key, row->idempotency_key);
+		scoped_key(key, row->scope, row->idempotency_key);
 		k = hash_search(keys, key, HASH_ENTER, &found);
 		if (found)
 		{
@@ -894,7 +955,7 @@ mark_duplicates(IntakeRow *rows, int n)
 			continue;
 		}
 		k->row = i;
-		set_key(key, row->transaction_id);
+		scoped_key(key, row->scope, row->transaction_id);
 		k = hash_search(txids, key, HASH_ENTER, &found);
 		if (found)
 			intake_refuse(row, ERRCODE_SETTLE_TRANSACTION_ID_TAKEN,
@@ -1022,7 +1083,7 @@ insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 		char		key[KEY_BYTES];
 		KeySeen    *k;
 
-		set_key(key, order[i]->idempotency_key);
+		scoped_key(key, order[i]->scope, order[i]->idempotency_key);
 		k = hash_search(bykey, key, HASH_ENTER, NULL);
 		k->row = (int) (order[i] - rows);
 	}
@@ -1031,9 +1092,12 @@ insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 		HeapTuple	tup = SPI_tuptable->vals[r];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		char	   *key = SPI_getvalue(tup, desc, 2);
-		KeySeen    *k = hash_search(bykey, key, HASH_FIND, NULL);
+		char		key[KEY_BYTES];
+		KeySeen    *k;
 		IntakeRow  *row;
+
+		scoped_key(key, SPI_getvalue(tup, desc, 4), SPI_getvalue(tup, desc, 2));
+		k = hash_search(bykey, key, HASH_FIND, NULL);
 
 		if (k == NULL)
 			elog(ERROR, "inserted payment has an unexpected idempotency key");
@@ -1057,10 +1121,11 @@ static bool
 resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 {
 	char	  **keys = palloc(sizeof(char *) * n);
+	char	  **scopes = palloc(sizeof(char *) * n);
 	int			nkeys = 0;
 	int			i;
 	HTAB	   *found_rows;
-	Datum		values[1];
+	Datum		values[2];
 	uint64		r;
 	bool		depends = false;
 
@@ -1068,41 +1133,50 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 	{
 		IntakeRow  *row = &rows[i];
 
-		if (row->syntax_ok && row->duplicate_of == -1 &&
+		if (row->syntax_ok && row->duplicate_of == -1 && row->scope != NULL &&
 			(row->insert || row->sqlerrcode != 0))
+		{
+			scopes[nkeys] = row->scope;
 			keys[nkeys++] = row->idempotency_key;
+		}
 	}
 	if (nkeys == 0)
 		return false;
 
 	if (existing_plan == NULL)
 	{
-		Oid			types[1] = {TEXTARRAYOID};
+		Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
 		SPIPlanPtr	plan;
 
+		/* by (payer, key): keys are unique per participant */
 		plan = SPI_prepare(
-						   "SELECT idempotency_key, payment_id, transaction_id, amount, source_currency,"
-						   "       destination_currency, source_account, destination_account,"
-						   "       counterparty_id, priority, deadline, status, created_at, updated_at,"
-						   "       source_participant"
-						   "  FROM settle.payment WHERE idempotency_key = ANY ($1)",
-						   1, types);
+						   "SELECT p.idempotency_key, p.payment_id, p.transaction_id, p.amount, p.source_currency,"
+						   "       p.destination_currency, p.source_account, p.destination_account,"
+						   "       p.counterparty_id, p.priority, p.deadline, p.status, p.created_at, p.updated_at,"
+						   "       p.source_participant"
+						   "  FROM (SELECT unnest($1) AS s, unnest($2) AS k) x"
+						   "  JOIN settle.payment p ON p.source_participant = x.s AND p.idempotency_key = x.k",
+						   2, types);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for the intake replay lookup: %s",
 				 SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
 		existing_plan = plan;
 	}
-	values[0] = PointerGetDatum(settle_text_array(keys, nkeys));
+	values[0] = PointerGetDatum(settle_text_array(scopes, nkeys));
+	values[1] = PointerGetDatum(settle_text_array(keys, nkeys));
 	if (SPI_execute_plan(existing_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "intake replay lookup failed");
 
 	found_rows = make_table("settle intake existing", sizeof(KeySeen), SPI_processed + 1);
 	for (r = 0; r < SPI_processed; r++)
 	{
-		KeySeen    *k = hash_search(found_rows, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1),
-									HASH_ENTER, NULL);
+		char		key[KEY_BYTES];
+		KeySeen    *k;
 
+		scoped_key(key, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 15),
+				   SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
+		k = hash_search(found_rows, key, HASH_ENTER, NULL);
 		k->row = (int) r;
 	}
 
@@ -1117,10 +1191,10 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 		bool		isnull;
 		Datum		d;
 
-		if (!(row->syntax_ok && row->duplicate_of == -1 &&
+		if (!(row->syntax_ok && row->duplicate_of == -1 && row->scope != NULL &&
 			  (row->insert || row->sqlerrcode != 0)))
 			continue;
-		set_key(key, row->idempotency_key);
+		scoped_key(key, row->scope, row->idempotency_key);
 		k = hash_search(found_rows, key, HASH_FIND, NULL);
 		if (k == NULL)
 		{
@@ -1151,19 +1225,6 @@ resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 		d = SPI_getbinval(tup, desc, 11, &isnull);
 		stored.has_deadline = !isnull;
 		stored.deadline = isnull ? 0 : DatumGetTimestampTz(d);
-
-		/* a participant never sees, or replays, another participant's payment */
-		if (caller_restricted &&
-			strcmp(SPI_getvalue(tup, desc, 15), caller_participant ? caller_participant : "") != 0)
-		{
-			row->insert = false;
-			if (row->sqlerrcode == 0)
-				intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
-							  psprintf("idempotency_key \"%s\" was already used for a different payment",
-									   row->idempotency_key),
-							  NULL, NULL);
-			continue;
-		}
 
 		/* amount_minor of a row refused before parsing is 0: never equal */
 		if (row->amount_minor > 0 && same_content(row, &stored))
@@ -1243,6 +1304,9 @@ settle_intake(IntakeRow *rows, int n)
 		if (rows[i].syntax_ok)
 			check_reference(&rows[i], accounts, currencies, participants, fxpairs);
 	}
+	for (i = 0; i < n; i++)
+		if (rows[i].syntax_ok)
+			set_scope(&rows[i], accounts);
 	MemoryContextSwitchTo(work);
 	mark_duplicates(rows, n);
 	MemoryContextSwitchTo(outer);

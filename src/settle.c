@@ -16,6 +16,7 @@
 #include "cycle.h"
 #include "intake.h"
 #include "major_units.h"
+#include "role_map.h"
 #include "worker.h"
 #include "worker_state.h"
 
@@ -144,6 +145,7 @@ _PG_init(void)
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("settle");
+	settle_role_map_init();
 
 	if (process_shared_preload_libraries_in_progress)
 	{

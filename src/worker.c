@@ -64,23 +64,19 @@ do_cycle(void)
 	(void) settle_run_cycle("worker");
 }
 
-/* Seal what the last cycles wrote into the audit chains (src/sql/50_audit.sql). */
+/*
+ * Seal what the last cycles wrote into the audit chains (src/sql/50_audit.sql).
+ * settle._seal() lives in settle's own schema: a name in the extension's
+ * schema (public by default) could be made ambiguous by another role's
+ * overload, and the seal would fail round after round.
+ */
 static void
 do_seal(void)
 {
-	char	   *schema;
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-
-	/* qualified with the extension's schema: the worker's search_path is not ours */
-	if (SPI_execute("SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e"
-					"  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'settle'",
-					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not find the schema of extension settle");
-	schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	if (SPI_execute(psprintf("SELECT %s.settle_seal()", schema), false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "settle_seal() failed");
+	if (SPI_execute("SELECT count(*) FROM settle._seal()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "settle._seal() failed");
 	SPI_finish();
 }
 

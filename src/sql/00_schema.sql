@@ -185,9 +185,12 @@ CREATE TABLE settle.payment (
     destination_amount  bigint,
     fx_rate             numeric
 );
--- Exactly-once intake rests on these two unique indexes.
-CREATE UNIQUE INDEX payment_idempotency_key ON settle.payment (idempotency_key);
-CREATE UNIQUE INDEX payment_transaction_id ON settle.payment (transaction_id);
+-- Exactly-once intake rests on these two unique indexes.  Both are scoped to
+-- the payer participant, as payment APIs scope idempotency keys per client:
+-- one participant's keys and ids neither collide with another's, nor can
+-- they be squatted, probed or blocked on by another.
+CREATE UNIQUE INDEX payment_idempotency_key ON settle.payment (source_participant, idempotency_key);
+CREATE UNIQUE INDEX payment_transaction_id ON settle.payment (source_participant, transaction_id);
 -- The cycle reads the queue through this small partial index.
 CREATE INDEX payment_queued ON settle.payment (payment_id) WHERE status = 'queued';
 
@@ -242,3 +245,31 @@ CREATE TRIGGER ledger_entry_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON s
 -- The operator: owns the settlement and external accounts of every currency.
 INSERT INTO settle.participant (participant_id, name, is_operator)
     VALUES ('_settle', 'settle operator', true);
+
+-- Who is calling: row-level security, the views and intake use these
+-- (grants in 70_security.sql).
+
+-- Which login acts for which participant.  By the role's OID: a login that
+-- is dropped and created again under the same name is a new role and
+-- inherits nothing; DROP ROLE removes its mapping (src/role_map.c), and
+-- settle.forget_dropped_roles() removes any left in other databases.
+CREATE TABLE settle.participant_role (
+    role_oid        oid PRIMARY KEY,
+    role_name       name NOT NULL,       -- at mapping time, for people reading the table
+    participant_id  text NOT NULL REFERENCES settle.participant
+);
+
+-- The participant the current role acts for (NULL if none).
+CREATE FUNCTION settle.current_participant() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT participant_id FROM settle.participant_role
+     WHERE role_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
+$$;
+
+-- Whether the current role sees every row (operators, auditors, superusers).
+CREATE FUNCTION settle.sees_all() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_has_role(current_user, 'settle_operator', 'MEMBER')
+        OR pg_has_role(current_user, 'settle_auditor', 'MEMBER')
+        OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+$$;

@@ -102,7 +102,7 @@ BEGIN
         VALUES ('account', account_id, 'created', 'active',
                 jsonb_build_object('participant_id', participant_id, 'currency', currency, 'lower_limit', limit_minor));
     IF opening_balance <> 0 THEN
-        PERFORM @extschema@.settle_fund_account(account_id, opening_balance, 'opening balance');
+        PERFORM settle._fund_account(account_id, opening_balance, 'opening balance');
     END IF;
     RETURN account_id;
 END
@@ -161,7 +161,7 @@ END
 $$;
 
 -- Funds an account from the operator's external account: one balanced journal.
-CREATE FUNCTION settle_fund_account(account_id text, amount numeric, reference text DEFAULT NULL)
+CREATE FUNCTION settle._fund_account(account_id text, amount numeric, reference text)
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acc settle.account;
@@ -171,7 +171,7 @@ DECLARE
 BEGIN
     PERFORM settle._check_name('account_id', account_id);
     SELECT * INTO acc FROM settle.account a
-     WHERE a.account_id = settle_fund_account.account_id AND a.kind = 'customer' FOR UPDATE;
+     WHERE a.account_id = _fund_account.account_id AND a.kind = 'customer' FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'account_id "%" does not exist', account_id USING ERRCODE = 'SE030';
     ELSIF acc.status = 'closed' THEN
@@ -192,6 +192,11 @@ BEGIN
                     jsonb_build_object('account', acc.account_id, 'currency', acc.currency, 'amount', minor))));
     RETURN jid;
 END
+$$;
+
+CREATE FUNCTION settle_fund_account(account_id text, amount numeric, reference text DEFAULT NULL)
+RETURNS bigint LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT settle._fund_account(account_id, amount, reference)
 $$;
 
 CREATE FUNCTION settle_set_fx_rate(base_currency text, quote_currency text, mid_rate numeric, spread_bps numeric DEFAULT 0)

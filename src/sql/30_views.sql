@@ -17,8 +17,11 @@ CREATE VIEW settle.accounts AS
            a.status, a.created_at, a.updated_at
       FROM settle.account a;
 
+-- idempotency_key is the payer's: the payee sees NULL there
 CREATE VIEW settle.transactions AS
-    SELECT p.payment_id, p.transaction_id, p.idempotency_key,
+    SELECT p.payment_id, p.transaction_id,
+           CASE WHEN (SELECT settle.sees_all()) OR p.source_participant = (SELECT settle.current_participant())
+                THEN p.idempotency_key END AS idempotency_key,
            settle.to_major(p.amount, p.source_currency) AS amount,
            p.amount AS amount_minor,
            p.source_currency, p.destination_currency,

@@ -148,7 +148,7 @@ $$;
 
 -- Seals every row of both chains whose inserting transaction has finished.
 -- Returns one row per chain: rows sealed now, the chain's length and head.
-CREATE FUNCTION settle_seal()
+CREATE FUNCTION settle._seal()
 RETURNS TABLE (chain text, sealed bigint, last_seq bigint, head text, sealed_below xid8)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -171,6 +171,15 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END
+$$;
+
+-- The public name; the worker and settle_verify() call settle._seal(), in a
+-- schema where nobody else can create an overload that makes a call by name
+-- ambiguous (public is not such a schema).
+CREATE FUNCTION settle_seal()
+RETURNS TABLE (chain text, sealed bigint, last_seq bigint, head text, sealed_below xid8)
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM settle._seal()
 $$;
 
 -- Chain checks of one chain, shared by settle_verify(): each seal whose
@@ -242,13 +251,10 @@ $$;
 --   chain_*              see settle._verify_chain
 -- seal => true seals first (not on a standby), so that everything finished
 -- is checked against the chain.
-CREATE FUNCTION settle_verify(seal boolean DEFAULT true)
+CREATE FUNCTION settle._verify()
 RETURNS TABLE (problem text, entity text, entity_id text, detail text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF seal AND NOT pg_is_in_recovery() THEN
-        PERFORM @extschema@.settle_seal();
-    END IF;
 
     RETURN QUERY
     SELECT 'batch_unbalanced', 'batch', b.batch_id::text,
@@ -354,15 +360,34 @@ BEGIN
 END
 $$;
 
+-- Whether the calling role may seal (operators, superusers): an auditor's
+-- questions write nothing.  Called with the caller's rights.
+CREATE FUNCTION settle._may_seal() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT NOT pg_is_in_recovery()
+       AND (pg_has_role(current_user, 'settle_operator', 'MEMBER')
+            OR (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user))
+$$;
+
+-- The caller's rights: seals first only when the caller may (seal => true,
+-- an operator, not a standby); then the checks, as the owner.
+CREATE FUNCTION settle_verify(seal boolean DEFAULT true)
+RETURNS TABLE (problem text, entity text, entity_id text, detail text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF seal AND settle._may_seal() THEN
+        PERFORM settle._seal();
+    END IF;
+    RETURN QUERY SELECT * FROM settle._verify();
+END
+$$;
+
 -- The chain heads, to be stored outside the database (seals first).
-CREATE FUNCTION settle_chain_digest()
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION settle._chain_digest()
+RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     d jsonb;
 BEGIN
-    IF NOT pg_is_in_recovery() THEN
-        PERFORM @extschema@.settle_seal();
-    END IF;
     SELECT jsonb_build_object(
                'format', 'settle-chain-digest/1',
                'database', current_database(),
@@ -373,6 +398,18 @@ BEGIN
                            FROM settle.event_seal x ORDER BY x.seq DESC LIMIT 1))
       INTO d;
     RETURN d;
+END
+$$;
+
+-- The caller's rights: an operator's call seals first, an auditor's writes
+-- nothing and exports the heads sealed so far.
+CREATE FUNCTION settle_chain_digest()
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF settle._may_seal() THEN
+        PERFORM settle._seal();
+    END IF;
+    RETURN settle._chain_digest();
 END
 $$;
 
@@ -567,12 +604,14 @@ $$;
 -- Nothing for PUBLIC; auditors and operators ask the questions, operators seal.
 REVOKE ALL ON settle.ledger_seal, settle.event_seal, settle.seal_run FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.settle_seal(), @extschema@.settle_verify(boolean),
+    settle._seal(), settle._verify(), settle._may_seal(), settle._chain_digest(),
     @extschema@.settle_chain_digest(), @extschema@.settle_verify_digest(jsonb),
     @extschema@.settle_balance_as_of(text, timestamptz), @extschema@.settle_payment_history(text),
     @extschema@.settle_replay(boolean), settle._verify_chain(text), settle._seal_chain(text, xid8),
     settle._chain_spec(text) FROM PUBLIC;
 GRANT SELECT ON settle.ledger_seal, settle.event_seal, settle.seal_run TO settle_operator, settle_auditor;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_seal() TO settle_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_seal(), settle._seal() TO settle_operator;
+GRANT EXECUTE ON FUNCTION settle._verify(), settle._may_seal(), settle._chain_digest() TO settle_operator, settle_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_verify(boolean), @extschema@.settle_chain_digest(),
     @extschema@.settle_verify_digest(jsonb), @extschema@.settle_balance_as_of(text, timestamptz),
     @extschema@.settle_payment_history(text), @extschema@.settle_replay(boolean)

@@ -258,6 +258,15 @@ CREATE FUNCTION settle_worker_status(
     OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
+-- the same, under a name in settle's schema for the metrics (a name in public
+-- could be made ambiguous by someone else's overload)
+CREATE FUNCTION settle._worker_status(
+    OUT pid integer, OUT started_at timestamptz,
+    OUT cycles_ok bigint, OUT cycles_failed bigint, OUT seals_failed bigint,
+    OUT last_cycle_at timestamptz, OUT last_failure_at timestamptz,
+    OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
 
 -- worker and node: is the worker there and busy, is it enabled, which role this node has.
 CREATE FUNCTION settle._metrics_worker()
@@ -274,10 +283,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
            CASE WHEN current_setting('settle.worker_enabled', true)::boolean THEN 1 ELSE 0 END
     UNION ALL
     SELECT 'settle_worker_cycles_failed_total', '{}'::jsonb, w.cycles_failed::double precision
-      FROM @extschema@.settle_worker_status() w
+      FROM settle._worker_status() w
     UNION ALL
     SELECT 'settle_worker_seals_failed_total', '{}'::jsonb, w.seals_failed::double precision
-      FROM @extschema@.settle_worker_status() w
+      FROM settle._worker_status() w
     UNION ALL
     -- 1 on the primary, 0 on a replica (a standby in recovery)
     SELECT 'settle_node_primary', '{}'::jsonb, CASE WHEN pg_is_in_recovery() THEN 0 ELSE 1 END
@@ -325,7 +334,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_worker_status() TO pg_monitor, sett
 REVOKE ALL ON FUNCTION settle._metrics_bounds(), settle._metrics_observe(double precision),
     settle._metrics_add(bigint[], bigint[]), settle._cycle_total_add(),
     settle._metrics_queue(), settle._metrics_cycles(), settle._metrics_latency(),
-    settle._metrics_outbox(), settle._metrics_worker(), settle._metrics_replication() FROM PUBLIC;
+    settle._metrics_outbox(), settle._metrics_worker(), settle._metrics_replication(),
+    settle._worker_status() FROM PUBLIC;
 GRANT USAGE ON SCHEMA settle TO pg_monitor, settle_operator, settle_auditor;
 GRANT SELECT ON settle.metrics TO pg_monitor, settle_operator, settle_auditor;
 GRANT SELECT ON settle.cycle_total TO settle_operator, settle_auditor;

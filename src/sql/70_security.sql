@@ -11,25 +11,26 @@
 -- (src/intake.c), so that it knows which participant is submitting.
 -- The roles themselves are created first thing, in 00_schema.sql.
 
--- Which login acts for which participant.
-CREATE TABLE settle.participant_role (
-    role_name       name PRIMARY KEY,
-    participant_id  text NOT NULL REFERENCES settle.participant
-);
-
--- The participant the current role acts for (NULL if none).
-CREATE FUNCTION settle.current_participant() RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT participant_id FROM settle.participant_role WHERE role_name = current_user
+-- Removes the mappings of roles that no longer exist (with an event each).
+CREATE FUNCTION settle.forget_dropped_roles() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH gone AS (
+        DELETE FROM settle.participant_role m
+         WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = m.role_oid)
+        RETURNING m.role_oid, m.role_name, m.participant_id),
+    ev AS (
+        INSERT INTO settle.event (entity, entity_id, event_type, details)
+        SELECT 'participant', g.participant_id, 'role_unmapped',
+               jsonb_build_object('role', g.role_name, 'role_oid', g.role_oid, 'reason', 'role dropped')
+          FROM gone g)
+    SELECT count(*) INTO n FROM gone;
+    RETURN n;
+END
 $$;
 
--- Whether the current role sees every row (operators, auditors, superusers).
-CREATE FUNCTION settle.sees_all() RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_has_role(current_user, 'settle_operator', 'MEMBER')
-        OR pg_has_role(current_user, 'settle_auditor', 'MEMBER')
-        OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-$$;
 
 -- Map a login to a participant and make it a submitter (operators).
 CREATE FUNCTION settle_map_role(role_name name, participant_id text)
@@ -42,8 +43,11 @@ BEGIN
                     WHERE p.participant_id = settle_map_role.participant_id AND NOT p.is_operator) THEN
         RAISE EXCEPTION 'participant_id "%" does not exist', participant_id USING ERRCODE = 'SE040';
     END IF;
-    INSERT INTO settle.participant_role AS m VALUES (role_name, participant_id)
-        ON CONFLICT ON CONSTRAINT participant_role_pkey DO UPDATE SET participant_id = excluded.participant_id;
+    PERFORM settle.forget_dropped_roles();
+    INSERT INTO settle.participant_role AS m
+        SELECT r.oid, r.rolname, settle_map_role.participant_id FROM pg_roles r WHERE r.rolname = settle_map_role.role_name
+        ON CONFLICT ON CONSTRAINT participant_role_pkey
+        DO UPDATE SET participant_id = excluded.participant_id, role_name = excluded.role_name;
     EXECUTE format('GRANT settle_submitter TO %I', role_name);
     INSERT INTO settle.event (entity, entity_id, event_type, details)
         VALUES ('participant', participant_id, 'role_mapped', jsonb_build_object('role', role_name));
@@ -108,6 +112,14 @@ CREATE POLICY own_entries ON settle.ledger_entry FOR SELECT
     USING ((SELECT settle.sees_all()) OR EXISTS (SELECT 1 FROM settle.account a
                                          WHERE a.account_id = ledger_entry.account_id
                                            AND a.participant_id = (SELECT settle.current_participant())));
+-- a journal is visible when one of its entries is: funding references and
+-- settlement timing of other participants stay theirs
+ALTER TABLE settle.journal ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_journals ON settle.journal FOR SELECT
+    USING ((SELECT settle.sees_all())
+           OR journal_id IN (SELECT e.journal_id FROM settle.ledger_entry e
+                              WHERE e.account_id IN (SELECT a.account_id FROM settle.account a
+                                                      WHERE a.participant_id = (SELECT settle.current_participant()))));
 ALTER TABLE settle.batch ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_batches ON settle.batch FOR SELECT
     USING ((SELECT settle.sees_all()) OR participant_id = (SELECT settle.current_participant()));
@@ -121,7 +133,7 @@ CREATE POLICY own_events ON settle.event FOR SELECT
            OR (entity = 'participant' AND entity_id = (SELECT settle.current_participant())));
 ALTER TABLE settle.participant_role ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_mapping ON settle.participant_role FOR SELECT
-    USING ((SELECT settle.sees_all()) OR role_name = current_user);
+    USING ((SELECT settle.sees_all()) OR role_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user));
 
 -- Grants.
 GRANT USAGE ON SCHEMA settle TO settle_submitter, settle_operator, settle_auditor;

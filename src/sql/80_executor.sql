@@ -330,6 +330,8 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     INSERT INTO settle.event (entity, entity_id, event_type, details)
         VALUES ('cycle', 'eod-' || business_date, 'end_of_day', jsonb_build_object('accounts', n));
+    -- mappings of logins dropped while this database was not the one in use
+    PERFORM settle.forget_dropped_roles();
     RETURN n;
 END
 $$;
