@@ -3,6 +3,12 @@
 # template) from the environment and runs Patroni; anything else is run as given (the
 # compose file runs etcd from the same image this way).
 set -e
+# started as root (docker-compose.watchdog.yml): give the watchdog device to postgres, whose
+# Patroni must open it, then go on as postgres
+if [ "$(id -u)" = 0 ] && [ "$1" = patroni ]; then
+    [ -n "${WATCHDOG_DEVICE:-}" ] && [ -e "$WATCHDOG_DEVICE" ] && chown postgres "$WATCHDOG_DEVICE"
+    exec setpriv --reuid=postgres --regid=postgres --init-groups -- env HOME=/var/lib/postgresql "$0" "$@"
+fi
 if [ "$1" = patroni ]; then
     : "${NODE_NAME:=$(hostname)}"
     : "${CONNECT_HOST:=$(hostname)}"

@@ -336,11 +336,14 @@ def timed(conn, seconds, sql, params=None, begin=False):
                 conn.cancel()
             except psycopg2.Error:
                 pass
+    if conn.closed:
+        return "error connection closed", []
     t = threading.Thread(target=cancel, daemon=True)
     t.start()
     del conn.notices[:]
-    cur = conn.cursor()
+    cur = None
     try:
+        cur = conn.cursor()
         if begin:
             cur.execute("BEGIN")
         cur.execute(sql, params)
@@ -355,7 +358,8 @@ def timed(conn, seconds, sql, params=None, begin=False):
     finally:
         done.set()
         try:
-            cur.execute("ROLLBACK") if begin else None
+            if begin and cur is not None and not conn.closed:
+                cur.execute("ROLLBACK")
         except psycopg2.Error:
             pass
 
@@ -400,18 +404,27 @@ def probe(args):
     for i in range(1, args.new + 1):
         one("new", "SELECT payment_id, replay FROM settle_submit(%s, %s, %s, %s, %s, %s, %s, %s)",
             payment(args.prefix, i))
+    # the client's retry of a new payment whose commit wait was cancelled (it is committed on
+    # this node only): the answer would acknowledge a payment that is on no standby
+    for i in range(1, args.new + 1):
+        one("replay of a cancelled new one", "SELECT payment_id, replay FROM settle_submit(%s, %s, %s, %s, %s, %s, %s, %s)",
+            payment(args.prefix, i))
     one("rail_fetch in a transaction", "SELECT batch_id FROM settle_rail_fetch(10)", begin=True)
     one("rail_fetch", "SELECT batch_id FROM settle_rail_fetch(10)")
     conn.close()
     summary = {}
     for kind, outcome, n, bad in results:
-        key = (kind, outcome + (" (%d rows)" % n if outcome.startswith("answer") else ""))
-        summary[key] = summary.get(key, 0) + 1
-    for (kind, outcome), n in sorted(summary.items()):
-        print("probe: %-28s %3d x %s" % (kind, n, outcome))
+        if outcome.startswith("error") and "closed" in outcome:
+            outcome = "connection closed"    # the node was demoted (shut down) meanwhile
+        if outcome.startswith("answer"):
+            outcome += " (%d rows)" % n
+        summary.setdefault(kind, {})
+        summary[kind][outcome] = summary[kind].get(outcome, 0) + 1
+    print("probe: " + "; ".join("%s: %s" % (kind, ", ".join("%d %s" % (n, o) for o, n in sorted(v.items())))
+                                for kind, v in summary.items()))
     acks = sum(1 for r in results if r[3])
     print("probe: acknowledged by the node: %d (replays %d, status %d, new %d, rail batches %d)" % (
-        acks, sum(1 for r in results if r[3] and r[0] == "replay"),
+        acks, sum(1 for r in results if r[3] and r[0].startswith("replay")),
         sum(1 for r in results if r[3] and r[0] == "status"),
         sum(1 for r in results if r[3] and r[0] == "new"),
         sum(r[2] for r in results if r[3] and r[0].startswith("rail"))))

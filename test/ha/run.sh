@@ -80,7 +80,7 @@ ha_setup_data || { echo "FAIL: reference data"; exit 1; }
 fail=0
 prefixes=""
 acked_files=()
-declare -A times
+declare -A times pauses
 kinds=""
 round=0
 # run_round LABEL ACTION: one round, its line, its times
@@ -105,7 +105,7 @@ run_round() {
     [ -n "$HA_CUT_USED" ] && printf '     cut (%s): old leader answered as primary last %s s after the cut, in recovery after %s s%s\n' \
         "$HA_CUT_USED" "${HA_DEMOTE_SECS:-never}" "${HA_RECOVERY_SECS:-never}" \
         "$([ -n "$HA_MINORITY" ] && echo "; acknowledged by it to its own client after the cut: $HA_MINORITY")"
-    [ -f "$HA_DIR/probe-$p.log" ] && sed -n 's/^probe: /     probe of the old leader: /p' "$HA_DIR/probe-$p.log" | grep -v ' 0 x \|^$'
+    [ -f "$HA_DIR/probe-$p.log" ] && sed -n 's/^probe: /     probe of the old leader: /p' "$HA_DIR/probe-$p.log" 
     [ -n "$HA_ORPHAN_ACKS" ] && echo "     acknowledged to the load by the orphan after the new leader's first write: $HA_ORPHAN_ACKS"
     if [ "$HA_STATUS" != ok ]; then
         fail=$((fail + 1))
@@ -115,7 +115,13 @@ run_round() {
         tail -3 "$HA_DIR/client-$p.log" | sed 's/^/     client: /'
     fi
     case " $kinds " in *" $label "*) ;; *) kinds="$kinds $label" ;; esac
-    [ -n "$HA_SECS" ] && times[$label]="${times[$label]:-} $HA_SECS"
+    # the figure of a round: with a new leader, the time to its first acknowledged new write;
+    # with the same leader, the longest time without any acknowledgement
+    if [ -n "$HA_NEW" ] && [ "$HA_NEW" != "$HA_OLD" ]; then
+        [ -n "$HA_SECS" ] && times[$label]="${times[$label]:-} $HA_SECS"
+    else
+        [ -n "$HA_GAP" ] && pauses[$label]="${pauses[$label]:-} $HA_GAP"
+    fi
 }
 
 rounds() { local n=$1 label=$2 kind=$3; for _ in $(seq 1 "$n"); do run_round "$label" "$kind"; done; }
@@ -147,14 +153,15 @@ echo "== every round's acknowledged payments, checked together on the final lead
 "$HA_PY" test/ha/client.py check --hosts "$HA_HOSTS" --acked "${acked_files[@]}" --prefixes "$prefixes" | sed 's/^/   /'
 [ "${PIPESTATUS[0]}" = 0 ] || fail=$((fail + 1))
 
-echo "== times from the disruption to the first acknowledged new write on the leader at the end of the round (s)"
-for kind in $kinds; do
-    [ -n "${times[$kind]:-}" ] || continue
-    echo "${times[$kind]}" | tr ' ' '\n' | grep . | sort -n | awk -v k="$kind" '
-        { v[NR] = $1; s += $1 }
+summary() {
+    echo "$2" | tr ' ' '\n' | grep . | sort -n | awk -v k="$1" '
+        { v[NR] = $1; s += $1; all = all " " $1 }
         END { med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-              printf "   %-18s runs %d  min %.3f  median %.3f  mean %.3f  max %.3f  (%s)\n", k, NR, v[1], med, s / NR, v[NR], substr(all, 2) }
-        { all = all " " $1 }' 
-done
+              printf "   %-18s runs %d  min %.3f  median %.3f  mean %.3f  max %.3f  (%s)\n", k, NR, v[1], med, s / NR, v[NR], substr(all, 2) }'
+}
+echo "== rounds with a new leader: from the disruption to the first acknowledged new write on it (s)"
+for kind in $kinds; do [ -n "${times[$kind]:-}" ] && summary "$kind" "${times[$kind]}"; done
+echo "== rounds that kept their leader: the longest time without an acknowledged write (s)"
+for kind in $kinds; do [ -n "${pauses[$kind]:-}" ] && summary "$kind" "${pauses[$kind]}"; done
 if [ "$fail" = 0 ]; then echo "PASS: $round rounds"; else echo "FAIL: $fail of $round rounds (or the final check) failed"; fi
 [ "$fail" = 0 ]
