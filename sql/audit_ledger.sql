@@ -165,8 +165,9 @@ SELECT * FROM settle_verify(seal => false);
 ROLLBACK;
 
 -- a consistent rewrite: an entry backdated by a day (no balance changes)
--- AND every seal recomputed.  The chain alone cannot tell; the digest
--- stored outside can.
+-- AND every seal recomputed.  The chain alone cannot tell; the head the
+-- last seal run recorded (chain_head_missing) and the digest stored
+-- outside can.
 BEGIN;
 ALTER TABLE settle.ledger_entry DISABLE TRIGGER ledger_entry_append_only;
 ALTER TABLE settle.ledger_seal DISABLE TRIGGER ledger_seal_append_only;
@@ -179,11 +180,61 @@ UPDATE settle.ledger_seal x SET prev_hash = n.prev_hash, hash = n.hash
                                                  e.currency, e.amount, e.posted_at)) OVER (ORDER BY s.seq) AS hash
                   FROM settle.ledger_seal s JOIN settle.ledger_entry e USING (entry_id)) c) n
  WHERE n.seq = x.seq;
-SELECT count(*) AS problems FROM settle_verify(seal => false);
+SELECT problem, entity FROM settle_verify(seal => false);
 SELECT chain, seq, matches FROM settle_verify_digest(:'digest');
 ROLLBACK;
 SELECT chain, seq, matches FROM settle_verify_digest(:'digest');
 SELECT try('SELECT settle_verify_digest(''{}'')') AS not_a_digest;
+
+------------------------------------------------------------------------
+-- 4b. What the chains did not cover (issue: security round 2): the rows
+--     that state money or an outcome are checked against chained rows,
+--     the chain heads against the last seal run, and an emptied ledger is
+--     never clean.  The owner can disable triggers; verify still tells.
+------------------------------------------------------------------------
+SELECT count(*) AS problems_before FROM settle_verify();
+-- a batch's wire cannot be changed, only its rail state
+SELECT try('UPDATE settle.batch SET net_amount = net_amount + 100') AS change_wire;
+SELECT try('DELETE FROM settle.batch') AS delete_batches;
+BEGIN;
+ALTER TABLE settle.batch DISABLE TRIGGER batch_wire_fixed;
+UPDATE settle.batch SET net_amount = net_amount + 100 WHERE batch_id = (SELECT min(batch_id) FROM settle.batch);
+SELECT problem, entity FROM settle_verify(seal => false);
+ROLLBACK;
+-- a cycle record and a journal rewritten with the triggers off
+BEGIN;
+ALTER TABLE settle.cycle DISABLE TRIGGER USER;
+UPDATE settle.cycle SET settled = settled + 1 WHERE cycle_id = (SELECT min(cycle_id) FROM settle.cycle);
+ALTER TABLE settle.journal DISABLE TRIGGER journal_append_only;
+UPDATE settle.journal SET reference = 'rewritten' WHERE kind = 'funding' AND journal_id = (SELECT min(journal_id) FROM settle.journal);
+UPDATE settle.journal SET cycle_id = cycle_id + 1000 WHERE kind = 'settlement' AND journal_id = (SELECT max(journal_id) FROM settle.journal WHERE kind = 'settlement');
+SELECT problem, entity FROM settle_verify(seal => false) ORDER BY 1, 2;
+ROLLBACK;
+-- a deleted tail: the last entries and their seals removed, balances fixed
+-- to match; the last seal run still names the old head
+BEGIN;
+ALTER TABLE settle.ledger_entry DISABLE TRIGGER ledger_entry_append_only;
+ALTER TABLE settle.ledger_seal DISABLE TRIGGER ledger_seal_append_only;
+CREATE TEMP TABLE gone AS
+    SELECT e.* FROM settle.ledger_entry e JOIN settle.ledger_seal x USING (entry_id)
+     WHERE x.seq > (SELECT max(seq) - 2 FROM settle.ledger_seal);
+DELETE FROM settle.ledger_seal WHERE entry_id IN (SELECT entry_id FROM gone);
+DELETE FROM settle.ledger_entry WHERE entry_id IN (SELECT entry_id FROM gone);
+UPDATE settle.account a SET balance = a.balance - g.total
+  FROM (SELECT account_id, sum(amount) AS total FROM gone GROUP BY 1) g WHERE a.account_id = g.account_id;
+SELECT problem, entity FROM settle_verify(seal => false) WHERE problem LIKE 'chain%' OR problem LIKE 'ledger%';
+ROLLBACK;
+-- an emptied ledger: entries, seals and seal runs gone, balances zeroed
+BEGIN;
+ALTER TABLE settle.ledger_entry DISABLE TRIGGER ledger_entry_append_only;
+ALTER TABLE settle.ledger_seal DISABLE TRIGGER ledger_seal_append_only;
+ALTER TABLE settle.seal_run DISABLE TRIGGER seal_run_append_only;
+TRUNCATE settle.ledger_entry, settle.ledger_seal;
+DELETE FROM settle.seal_run;
+UPDATE settle.account SET balance = 0, pending_debit = 0, pending_credit = 0;
+SELECT problem, entity FROM settle_verify(seal => false) WHERE problem LIKE 'ledger%' OR problem LIKE 'chain_head%';
+ROLLBACK;
+SELECT count(*) AS problems_after FROM settle_verify();
 
 ------------------------------------------------------------------------
 -- 5. As of a moment: three accounts before anything, after funding,

@@ -14,6 +14,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "replication/syncrep.h"
@@ -63,6 +64,23 @@ confirmed(XLogRecPtr lsn)
 	return done;
 }
 
+/*
+ * The insert position as the end of the records before it: right after a
+ * page header nothing has been written yet on that page, and that position
+ * can neither be flushed nor confirmed until a later record fills the page.
+ */
+static XLogRecPtr
+end_of_records(XLogRecPtr ptr)
+{
+	uint32		in_page = ptr % XLOG_BLCKSZ;
+	uint64		in_segment = XLogSegmentOffset(ptr, wal_segment_size);
+
+	if (in_segment == SizeOfXLogLongPHD ||
+		(in_page == SizeOfXLogShortPHD && in_segment >= XLOG_BLCKSZ))
+		return ptr - in_page;
+	return ptr;
+}
+
 void
 settle_wait_durable(const char *what)
 {
@@ -73,7 +91,7 @@ settle_wait_durable(const char *what)
 		return;
 
 	/* any commit this backend can see ended before the current insert position */
-	lsn = GetXLogInsertRecPtr();
+	lsn = end_of_records(GetXLogInsertRecPtr());
 	if (confirmed(lsn))
 		return;
 	XLogFlush(lsn);

@@ -186,7 +186,7 @@ BEGIN
     UPDATE settle.account a SET balance = a.balance - minor, updated_at = clock_timestamp() WHERE a.account_id = ext;
     UPDATE settle.account a SET balance = a.balance + minor, updated_at = clock_timestamp() WHERE a.account_id = acc.account_id;
     INSERT INTO settle.event (entity, entity_id, event_type, details)
-        VALUES ('account', acc.account_id, 'funded', jsonb_build_object('journal_id', jid, 'amount', minor,
+        VALUES ('account', acc.account_id, 'funded', jsonb_build_object('journal_id', jid, 'amount', minor, 'reference', reference,
                 'postings', jsonb_build_array(
                     jsonb_build_object('account', ext, 'currency', acc.currency, 'amount', -minor),
                     jsonb_build_object('account', acc.account_id, 'currency', acc.currency, 'amount', minor))));

@@ -357,6 +357,99 @@ BEGIN
 
     RETURN QUERY SELECT * FROM settle._verify_chain('ledger_entry');
     RETURN QUERY SELECT * FROM settle._verify_chain('event');
+
+    -- the chains against the last seal run: a removed tail (entries and their
+    -- seals deleted) leaves the recorded head without its seal
+    RETURN QUERY
+    WITH last_run AS (
+        SELECT DISTINCT ON (r.chain) r.chain, r.last_seq, r.last_hash, r.run_id
+          FROM settle.seal_run r WHERE r.last_seq > 0 ORDER BY r.chain, r.run_id DESC),
+    heads AS (
+        SELECT 'ledger_entry' AS chain, (SELECT max(x.seq) FROM settle.ledger_seal x) AS top,
+               (SELECT count(*) FROM settle.ledger_seal x) AS n
+        UNION ALL
+        SELECT 'event', (SELECT max(x.seq) FROM settle.event_seal x), (SELECT count(*) FROM settle.event_seal x))
+    SELECT 'chain_head_missing', l.chain, l.last_seq::text,
+           format('seal run %s recorded the %s chain up to seal %s (hash %s); the chain now has %s seals, up to seal %s%s',
+                  l.run_id, l.chain, l.last_seq, left(encode(l.last_hash, 'hex'), 16), h.n, coalesce(h.top, 0),
+                  CASE WHEN s.hash IS NOT NULL AND s.hash <> l.last_hash THEN ', and that seal has another hash' ELSE '' END)
+      FROM last_run l JOIN heads h ON h.chain = l.chain
+      LEFT JOIN LATERAL (SELECT x.hash FROM settle.ledger_seal x WHERE l.chain = 'ledger_entry' AND x.seq = l.last_seq
+                         UNION ALL
+                         SELECT x.hash FROM settle.event_seal x WHERE l.chain = 'event' AND x.seq = l.last_seq) s ON true
+     WHERE s.hash IS NULL OR s.hash <> l.last_hash OR h.n < l.last_seq
+     ORDER BY l.chain;
+
+    -- an emptied ledger is never clean: events that posted, seal runs that
+    -- sealed entries, or balances other than zero need entries
+    RETURN QUERY
+    SELECT 'ledger_empty', 'ledger_entry', NULL::text,
+           format('the ledger has no entries, but %s events record postings, %s seal runs sealed entries and %s accounts have a balance',
+                  (SELECT count(*) FROM settle.event e WHERE e.details ? 'postings'),
+                  (SELECT count(*) FROM settle.seal_run r WHERE r.chain = 'ledger_entry' AND r.last_seq > 0),
+                  (SELECT count(*) FROM settle.account a WHERE a.balance <> 0))
+     WHERE NOT EXISTS (SELECT 1 FROM settle.ledger_entry)
+       AND (EXISTS (SELECT 1 FROM settle.event e WHERE e.details ? 'postings')
+            OR EXISTS (SELECT 1 FROM settle.seal_run r WHERE r.chain = 'ledger_entry' AND r.last_seq > 0)
+            OR EXISTS (SELECT 1 FROM settle.account a WHERE a.balance <> 0));
+
+    -- rows that state money or an outcome, against the chained events that
+    -- announced them: a batch (the wire sent to the rail) against its first
+    -- event, a cycle record against its 'completed' event, a journal against
+    -- the events that posted it
+    RETURN QUERY
+    SELECT 'batch_record_altered', 'batch', b.batch_id::text,
+           format('batch %s: %s %s %s net %s fee %s in cycle %s, but its first event says %s %s %s net %s fee %s in cycle %s',
+                  b.batch_id, b.participant_id, b.currency, b.direction, b.net_amount, b.fee, b.cycle_id,
+                  coalesce(f.details->>'participant_id', '?'), coalesce(f.details->>'currency', '?'),
+                  coalesce(f.details->>'direction', '?'), coalesce(f.details->>'net_amount', '?'),
+                  coalesce(f.details->>'fee', '?'), coalesce(f.details->>'cycle_id', '?'))
+      FROM settle.batch b
+      LEFT JOIN LATERAL (SELECT e.details FROM settle.event e
+                          WHERE e.entity = 'batch' AND e.entity_id = b.batch_id::text
+                          ORDER BY e.event_id LIMIT 1) f ON true
+     WHERE f.details IS NULL
+        OR (f.details->>'net_amount')::bigint IS DISTINCT FROM b.net_amount
+        OR (f.details->>'cycle_id')::bigint IS DISTINCT FROM b.cycle_id
+        OR f.details->>'currency' IS DISTINCT FROM b.currency
+        OR f.details->>'participant_id' IS DISTINCT FROM b.participant_id
+        OR f.details->>'direction' IS DISTINCT FROM b.direction
+        OR (f.details->>'fee')::bigint IS DISTINCT FROM b.fee
+     ORDER BY b.batch_id;
+
+    RETURN QUERY
+    SELECT 'cycle_record_altered', 'cycle', c.cycle_id::text,
+           format('cycle %s records %s settled, %s expired, %s batches, solver %s; its completed event says %s, %s, %s, %s',
+                  c.cycle_id, c.settled, c.expired, c.batches, c.solver_status,
+                  e.details->>'settled', e.details->>'expired', e.details->>'batches', e.details->>'solver_status')
+      FROM settle.cycle c
+      LEFT JOIN settle.event e ON e.entity = 'cycle' AND e.entity_id = c.cycle_id::text AND e.event_type = 'completed'
+     WHERE e.event_id IS NULL
+        OR (e.details->>'settled')::int IS DISTINCT FROM c.settled
+        OR (e.details->>'expired')::int IS DISTINCT FROM c.expired
+        OR (e.details->>'batches')::int IS DISTINCT FROM c.batches
+        OR e.details->>'solver_status' IS DISTINCT FROM c.solver_status
+     ORDER BY c.cycle_id;
+
+    RETURN QUERY
+    SELECT 'journal_record_altered', 'journal', j.journal_id::text,
+           format('journal %s (%s, cycle %s, reference %s) does not match the events that posted it',
+                  j.journal_id, j.kind, coalesce(j.cycle_id::text, 'none'), coalesce(j.reference, 'none'))
+      FROM settle.journal j
+     WHERE (j.kind = 'funding'
+            AND NOT EXISTS (SELECT 1 FROM settle.event e
+                             WHERE e.entity = 'account' AND e.event_type = 'funded'
+                               AND (e.details->>'journal_id')::bigint = j.journal_id
+                               AND e.details->>'reference' IS NOT DISTINCT FROM j.reference))
+        OR (j.kind = 'settlement'
+            AND (NOT EXISTS (SELECT 1 FROM settle.event e
+                              WHERE e.entity = 'payment' AND e.event_type = 'settled'
+                                AND (e.details->>'journal_id')::bigint = j.journal_id)
+                 OR EXISTS (SELECT 1 FROM settle.event e
+                             WHERE e.entity = 'payment' AND e.event_type = 'settled'
+                               AND (e.details->>'journal_id')::bigint = j.journal_id
+                               AND (e.details->>'cycle_id')::bigint IS DISTINCT FROM j.cycle_id)))
+     ORDER BY j.journal_id;
 END
 $$;
 

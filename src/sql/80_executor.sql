@@ -39,6 +39,29 @@ ALTER TABLE settle.batch
     ADD COLUMN rail_reference text,
     ADD COLUMN last_error text,
     ADD COLUMN updated_at timestamptz NOT NULL DEFAULT clock_timestamp();
+-- A batch's wire (who, which currency, how much, which cycle) never changes
+-- once written, only its rail state moves; DELETE and TRUNCATE are refused.
+-- settle_verify() also compares each batch with its first (chained) event.
+CREATE FUNCTION settle._batch_wire_fixed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (NEW.batch_id, NEW.cycle_id, NEW.participant_id, NEW.currency, NEW.debit_total, NEW.credit_total,
+        NEW.net_amount, NEW.payment_legs, NEW.fee, NEW.direction, NEW.created_at)
+       IS DISTINCT FROM
+       (OLD.batch_id, OLD.cycle_id, OLD.participant_id, OLD.currency, OLD.debit_total, OLD.credit_total,
+        OLD.net_amount, OLD.payment_legs, OLD.fee, OLD.direction, OLD.created_at) THEN
+        RAISE EXCEPTION 'the wire of batch % cannot change', OLD.batch_id
+            USING ERRCODE = 'SE110',
+                  DETAIL = 'Only a batch''s rail state (status, attempts, times, reference, error) may be updated.',
+                  HINT = 'Corrections are new entries (a reversal or an adjustment), never changes.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER batch_wire_fixed BEFORE UPDATE ON settle.batch
+    FOR EACH ROW EXECUTE FUNCTION settle._batch_wire_fixed();
+CREATE TRIGGER batch_no_delete BEFORE DELETE OR TRUNCATE ON settle.batch
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
 CREATE INDEX batch_outbox ON settle.batch (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX batch_instructed ON settle.batch (instructed_at) WHERE status = 'instructed';
 -- Reserved legs of two-phase cycles: what will be posted on confirmation.
