@@ -25,6 +25,12 @@ SELECT p.proname FROM pg_proc p
  WHERE (p.pronamespace = 'settle'::regnamespace OR p.proname LIKE 'settle\_%') AND p.prosecdef
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%');
 SELECT count(*) > 5 AS definer_functions FROM pg_proc p WHERE p.proname LIKE 'settle\_%' AND p.prosecdef;
+-- every SQL and PL/pgSQL function pins it too, but for the four the planner
+-- must inline (a SET clause prevents inlining): they run inside pinned callers
+SELECT p.oid::regprocedure AS unpinned FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE (p.pronamespace = 'settle'::regnamespace OR p.proname LIKE 'settle\_%') AND l.lanname IN ('sql', 'plpgsql')
+   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
+ ORDER BY p.oid::regprocedure::text;
 
 -- two participants, their logins, an auditor, an operator and a stranger
 SELECT settle_create_participant('sec_a'), settle_create_participant('sec_b');
