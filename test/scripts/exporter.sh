@@ -64,7 +64,7 @@ is "$(q "SELECT count(*), sum(settled) FROM settle.cycle WHERE run_by = 'worker'
 # the standby (its worker waits), then stop the primary's worker and queue
 # two payments it will not take: the queue gauge has something to show
 mkdir -p "$TMP/standby" && chown "$PGRUNAS" "$TMP/standby"
-as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P1" -U postgres -D "$TMP/standby/data" -R -X stream >"$TMP/basebackup.log" 2>&1 \
+as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P1" -U postgres -D "$TMP/standby/data" -R -X stream -c fast >"$TMP/basebackup.log" 2>&1 \
     || { cat "$TMP/basebackup.log"; exit 1; }
 as_pg sed -i -e "s/^port = .*/port = $P2/" -e "s|^unix_socket_directories = .*|unix_socket_directories = '$TMP/standby'|" \
     "$TMP/standby/data/postgresql.conf"

@@ -117,7 +117,7 @@ ok $? "payments submitted under load settled ($settled_before before the restart
 
 # a standby: the worker waits there, and cycles after promotion
 mkdir -p "$TMP/standby" && chown "$PGRUNAS" "$TMP/standby"
-as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P1" -U postgres -D "$TMP/standby/data" -R -X stream >/dev/null 2>&1
+as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P1" -U postgres -D "$TMP/standby/data" -R -X stream -c fast >/dev/null 2>&1
 ok $? "a standby is cloned from the primary"
 as_pg sed -i "s/^port = .*/port = $P2/; s#^unix_socket_directories = .*#unix_socket_directories = '$TMP/standby'#" "$TMP/standby/data/postgresql.conf"
 cluster_start "$TMP/standby"
