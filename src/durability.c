@@ -22,44 +22,63 @@
 #include "replication/walsender_private.h"
 #include "storage/lwlock.h"
 #include "utils/builtins.h"
+#include "utils/pg_lsn.h"
 
 #include "durability.h"
 #include "settle_errors.h"
 
 PG_FUNCTION_INFO_V1(settle_wait_durable_sql);
+PG_FUNCTION_INFO_V1(settle_durable_lsn);
 
-/* Whether the synchronous standbys have confirmed lsn in the session's mode. */
+/* The position a commit of this session waits for (syncrep.c keeps its own static). */
+static int
+wait_mode(void)
+{
+	switch (synchronous_commit)
+	{
+		case SYNCHRONOUS_COMMIT_REMOTE_WRITE:
+			return SYNC_REP_WAIT_WRITE;
+		case SYNCHRONOUS_COMMIT_REMOTE_APPLY:
+			return SYNC_REP_WAIT_APPLY;
+		default:
+			return SYNC_REP_WAIT_FLUSH;
+	}
+}
+
+/* Whether synchronous standbys are configured at all. */
+static bool
+standbys_defined(void)
+{
+#ifdef SYNC_STANDBY_DEFINED
+	/* 15.13 and later: the checkpointer's view, or the setting before it has one */
+	if (WalSndCtl->sync_standbys_status & SYNC_STANDBY_INIT)
+		return (WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
+	return SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0';
+#else
+	return WalSndCtl->sync_standbys_defined;
+#endif
+}
+
+/* What the synchronous standbys have confirmed, in the session's mode. */
+static XLogRecPtr
+confirmed_lsn(void)
+{
+	XLogRecPtr	lsn;
+
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	lsn = WalSndCtl->lsn[wait_mode()];
+	LWLockRelease(SyncRepLock);
+	return lsn;
+}
+
+/* Whether lsn needs no wait: no synchronous standby, or confirmed already. */
 static bool
 confirmed(XLogRecPtr lsn)
 {
 	bool		done;
-	int			mode;
-
-	/* the mode a commit of this session waits for (syncrep.c keeps its own static) */
-	switch (synchronous_commit)
-	{
-		case SYNCHRONOUS_COMMIT_REMOTE_WRITE:
-			mode = SYNC_REP_WAIT_WRITE;
-			break;
-		case SYNCHRONOUS_COMMIT_REMOTE_APPLY:
-			mode = SYNC_REP_WAIT_APPLY;
-			break;
-		default:
-			mode = SYNC_REP_WAIT_FLUSH;
-			break;
-	}
 
 	LWLockAcquire(SyncRepLock, LW_SHARED);
-#ifdef SYNC_STANDBY_DEFINED
-	/* 15.13 and later: the checkpointer's view, or the setting before it has one */
-	if (WalSndCtl->sync_standbys_status & SYNC_STANDBY_INIT)
-		done = !(WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED);
-	else
-		done = SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0';
-#else
-	done = !WalSndCtl->sync_standbys_defined;
-#endif
-	done = done || lsn <= WalSndCtl->lsn[mode];
+	done = !standbys_defined() || lsn <= WalSndCtl->lsn[wait_mode()];
 	LWLockRelease(SyncRepLock);
 	return done;
 }
@@ -117,4 +136,24 @@ settle_wait_durable_sql(PG_FUNCTION_ARGS)
 {
 	settle_wait_durable(PG_ARGISNULL(0) ? "the answer" : text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	PG_RETURN_VOID();
+}
+
+/*
+ * settle_durable_lsn(): the WAL position up to which commits are durable
+ * where they must be: confirmed by the synchronous standby (in the mode
+ * synchronous_commit asks for), or flushed locally when the server has no
+ * synchronous standby.  A CDC consumer acts on a decoded transaction only
+ * once its commit LSN is at or below this (docs/AUDIT.md).  NULL on a standby.
+ */
+Datum
+settle_durable_lsn(PG_FUNCTION_ARGS)
+{
+	XLogRecPtr	flushed;
+
+	if (RecoveryInProgress())
+		PG_RETURN_NULL();
+	flushed = GetFlushRecPtr(NULL);
+	if (confirmed(flushed))
+		PG_RETURN_LSN(flushed);
+	PG_RETURN_LSN(confirmed_lsn());
 }

@@ -7,6 +7,15 @@
 CREATE FUNCTION settle._wait_durable(what text) RETURNS void
 AS 'MODULE_PATHNAME', 'settle_wait_durable_sql' LANGUAGE C VOLATILE STRICT;
 
+-- The WAL position up to which commits are durable where they must be: what
+-- the synchronous standby has confirmed (the local flush without one).  A
+-- CDC consumer acts on a decoded transaction once its commit LSN is at or
+-- below it (docs/AUDIT.md, "Streaming events out").  NULL on a standby.
+CREATE FUNCTION settle_durable_lsn() RETURNS pg_lsn
+AS 'MODULE_PATHNAME', 'settle_durable_lsn' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION settle_durable_lsn() IS
+    'WAL position up to which commits are confirmed by the synchronous standby (local flush without one)';
+
 CREATE FUNCTION settle_submit(
     transaction_id       text,
     amount               numeric,

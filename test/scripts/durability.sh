@@ -8,6 +8,8 @@
 #   - when the standby returns, the waiting retry answers replay = true;
 #   - a cycle that committed only locally hands nothing to the rail
 #     (settle_rail_fetch waits, then SE140);
+#   - settle_durable_lsn() (what a CDC consumer may act on) stays below a
+#     commit the standby does not have;
 #   - after a fail-over to the standby, the payment and the batches that were
 #     never acknowledged do not exist, and everything acknowledged does.
 set -uo pipefail
@@ -83,6 +85,9 @@ commit_locally "$(submit d_0 k_0)"
 ok $? "standby stopped: a submit waits for it, the wait is cancelled, the commit stays local"
 is "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id = 'd_0'")" "1" \
    "the primary shows the unacknowledged payment"
+lsn_a=$(q "SELECT pg_current_wal_flush_lsn()")
+is "$(q "SELECT settle_durable_lsn() < '$lsn_a'")" "t" \
+   "settle_durable_lsn() (what a CDC consumer may act on) stays below that commit"
 q "$(submit d_0 k_0)" >"$TMP/retry.out" 2>&1 &
 retry=$!
 sleep 2
@@ -93,6 +98,7 @@ wait $retry
 is "$(cat "$TMP/retry.out")" "t" "when the standby is back, the waiting retry answers replay = true"
 wait_for 10 sync_streaming
 is "$(q2 "SELECT count(*) FROM settle.payment WHERE transaction_id = 'd_0'")" "1" "and the payment is on the standby"
+is "$(q "SELECT settle_durable_lsn() >= '$lsn_a'")" "t" "and settle_durable_lsn() has passed its commit"
 
 # B: cut again; this time the primary fails and the standby is promoted
 cluster_stop "$TMP/standby" fast
@@ -129,5 +135,7 @@ is "$(q2 "SELECT string_agg(transaction_id, ',' ORDER BY transaction_id) FROM se
    "every acknowledged payment is on the new primary; the unacknowledged one never existed"
 is "$(q2 "SELECT count(*) FROM settle.batch")" "0" "the batches the rail never received do not exist"
 is "$(q2 "SELECT count(*) FROM settle_rail_fetch(10)")" "0" "and the rail is handed nothing of them"
+is "$(q2 "SELECT settle_durable_lsn() = pg_current_wal_flush_lsn()")" "t" \
+   "alone (no synchronous standby), settle_durable_lsn() is the local flush position"
 is "$(cluster_psql "$P2" -d postgres -At -c "$(submit d_1 k_1)")" "t" "a retry of an acknowledged payment replays on the new primary"
 done_testing
