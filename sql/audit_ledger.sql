@@ -288,6 +288,11 @@ ROLLBACK;
 ------------------------------------------------------------------------
 -- 8. Streaming: the publication for logical replication and CDC.
 ------------------------------------------------------------------------
+-- created by the operator, once (not by CREATE EXTENSION: pg_dump would then
+-- dump it and every restore would fail on "already exists")
+SELECT count(*) AS before_created FROM pg_publication WHERE pubname = 'settle_events';
+SELECT settle_create_publication();
+SELECT settle_create_publication() AS again;
 SELECT pubname, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = 'settle_events';
 SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = 'settle_events' ORDER BY 2;
 

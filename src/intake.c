@@ -313,8 +313,8 @@ static void
 identify_caller(Oid caller)
 {
 	Oid			operator_role = get_role_oid("settle_operator", true);
-	Oid			types[1] = {OIDOID};
-	Datum		values[1];
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
 
 	caller_participant = NULL;
 	caller_name = GetUserNameFromId(caller, false);
@@ -323,10 +323,12 @@ identify_caller(Oid caller)
 	if (!caller_restricted)
 		return;
 	if (role_plan == NULL)
-		role_plan = settle_keep_plan("SELECT participant_id FROM settle.participant_role WHERE role_oid = $1",
-									 1, types, "caller mapping");
-	/* by OID: a role dropped and created again under the same name is not mapped */
+		role_plan = settle_keep_plan("SELECT participant_id FROM settle.participant_role"
+									 " WHERE role_oid = $1 AND role_name = $2::pg_catalog.name",
+									 2, types, "caller mapping");
+	/* by OID and name: a role dropped and created again under the same name is not mapped */
 	values[0] = ObjectIdGetDatum(caller);
+	values[1] = CStringGetTextDatum(caller_name);
 	if (SPI_execute_plan(role_plan, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "caller mapping lookup failed");
 	if (SPI_processed == 1)

@@ -70,6 +70,13 @@ CREATE TABLE settle.seal_lock ();
 COMMENT ON TABLE settle.cycle_lock IS 'settle: locked by each cycle, so that one runs at a time';
 COMMENT ON TABLE settle.seal_lock IS 'settle: locked by each seal, so that one runs at a time';
 
+-- pg_dump: every table that holds data users created is registered with
+-- pg_extension_config_dump (beside its CREATE TABLE), with its sequence, so
+-- that a dump of a database with settle carries every row and sequence
+-- position.  Not registered: settle.currency (shipped rows only), the
+-- operator participant (created here), settle.cycle_total (rebuilt by its
+-- trigger as the cycles are restored) and the two lock tables (empty).
+
 -- ISO 4217 currencies and their minor-unit exponents.
 CREATE TABLE settle.currency (
     code        text PRIMARY KEY CHECK (code ~ '^[A-Z]{3}$'),
@@ -111,6 +118,7 @@ CREATE TABLE settle.participant (
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.participant', 'WHERE NOT is_operator');
 
 -- Accounts: one currency each; balance and lower_limit in minor units.
 -- lower_limit is how far the balance may go below zero (0 = no overdraft).
@@ -132,6 +140,7 @@ CREATE TABLE settle.account (
     -- last line of defence: a customer account never ends below its limit
     CONSTRAINT account_within_limit CHECK (kind <> 'customer' OR balance >= -lower_limit)
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.account', '');
 CREATE INDEX account_participant ON settle.account (participant_id);
 
 CREATE TRIGGER participant_no_delete BEFORE DELETE OR TRUNCATE ON settle.participant
@@ -150,6 +159,7 @@ CREATE TABLE settle.fx_rate (
     PRIMARY KEY (base_currency, quote_currency, valid_from),
     CHECK (base_currency <> quote_currency)
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.fx_rate', '');
 
 -- Wire fees: the fixed cost of one wire for a participant in a currency,
 -- in minor units of that currency.  participant_id NULL is the default for
@@ -160,6 +170,7 @@ CREATE TABLE settle.wire_fee (
     fee             bigint NOT NULL CHECK (fee >= 0),
     CONSTRAINT wire_fee_key UNIQUE NULLS NOT DISTINCT (participant_id, currency)
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.wire_fee', '');
 
 -- The payment queue.  Amount in minor units of source_currency.  Accounts are
 -- validated by settle_submit and never deleted, so no foreign keys slow
@@ -185,6 +196,8 @@ CREATE TABLE settle.payment (
     destination_amount  bigint,
     fx_rate             numeric
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.payment', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.payment', 'payment_id'), '');
 -- Exactly-once intake rests on these two unique indexes.  Both are scoped to
 -- the payer participant, as payment APIs scope idempotency keys per client:
 -- one participant's keys and ids neither collide with another's, nor can
@@ -207,6 +220,8 @@ CREATE TABLE settle.event (
     -- inserting transaction: settle_seal() chains rows once it has finished (50_audit.sql)
     xid             xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.event', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.event', 'event_id'), '');
 CREATE INDEX event_entity ON settle.event (entity, entity_id);
 CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.event
     FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
@@ -220,6 +235,8 @@ CREATE TABLE settle.journal (
     reference       text,
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.journal', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.journal', 'journal_id'), '');
 CREATE TABLE settle.ledger_entry (
     entry_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- no foreign keys on this table: one RI query per entry was 39% of a
@@ -235,6 +252,8 @@ CREATE TABLE settle.ledger_entry (
     -- inserting transaction: settle_seal() chains rows once it has finished (50_audit.sql)
     xid             xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.ledger_entry', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.ledger_entry', 'entry_id'), '');
 CREATE INDEX ledger_entry_account ON settle.ledger_entry (account_id, entry_id);
 CREATE INDEX ledger_entry_payment ON settle.ledger_entry (payment_id) WHERE payment_id IS NOT NULL;
 CREATE TRIGGER journal_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.journal
@@ -249,21 +268,25 @@ INSERT INTO settle.participant (participant_id, name, is_operator)
 -- Who is calling: row-level security, the views and intake use these
 -- (grants in 70_security.sql).
 
--- Which login acts for which participant.  By the role's OID: a login that
--- is dropped and created again under the same name is a new role and
--- inherits nothing; DROP ROLE removes its mapping (src/role_map.c), and
--- settle.forget_dropped_roles() removes any left in other databases.
+-- Which login acts for which participant.  By the role's OID and name: a
+-- login dropped and created again under the same name is a new role and
+-- inherits nothing (DROP ROLE removes its mapping, src/role_map.c, and
+-- settle.forget_dropped_roles() those left in other databases); a renamed
+-- login is not mapped until mapped again; after a restore into another
+-- cluster (new OIDs) settle_remap_roles() re-resolves the names.
 CREATE TABLE settle.participant_role (
     role_oid        oid PRIMARY KEY,
     role_name       name NOT NULL,       -- at mapping time, for people reading the table
     participant_id  text NOT NULL REFERENCES settle.participant
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.participant_role', '');
 
 -- The participant the current role acts for (NULL if none).
 CREATE FUNCTION settle.current_participant() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT participant_id FROM settle.participant_role
      WHERE role_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
+       AND role_name = current_user
 $$;
 
 -- Whether the current role sees every row (operators, auditors, superusers).

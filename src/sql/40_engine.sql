@@ -25,6 +25,7 @@ $$;
 -- Values and costs are in the reference currency (settle.reference_currency),
 -- major units; they are measurements for operators, the postings are exact.
 CREATE SEQUENCE settle.cycle_id_seq;
+SELECT pg_catalog.pg_extension_config_dump('settle.cycle_id_seq', '');
 CREATE TABLE settle.cycle (
     cycle_id            bigint PRIMARY KEY,
     started_at          timestamptz NOT NULL,
@@ -54,6 +55,7 @@ CREATE TABLE settle.cycle (
     cycle_ms            double precision NOT NULL,
     journal_id          bigint
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.cycle', '');
 CREATE TRIGGER cycle_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.cycle
     FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
 
@@ -74,7 +76,9 @@ CREATE TABLE settle.batch (
     status          text NOT NULL DEFAULT 'settled' CHECK (status IN ('settled')),
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.batch', '');
 CREATE SEQUENCE settle.batch_id_seq OWNED BY settle.batch.batch_id;
+SELECT pg_catalog.pg_extension_config_dump('settle.batch_id_seq', '');
 CREATE INDEX batch_cycle ON settle.batch (cycle_id);
 CREATE INDEX payment_cycle ON settle.payment (cycle_id) WHERE cycle_id IS NOT NULL;
 

@@ -33,6 +33,7 @@ CREATE TABLE settle.ledger_seal (
     hash        bytea NOT NULL,
     sealed_at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.ledger_seal', '');
 CREATE TABLE settle.event_seal (
     seq         bigint PRIMARY KEY,
     event_id    bigint NOT NULL UNIQUE,
@@ -40,6 +41,7 @@ CREATE TABLE settle.event_seal (
     hash        bytea NOT NULL,
     sealed_at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.event_seal', '');
 -- One row per chain per seal run: every row of the chain's table whose
 -- inserting transaction id is below sealed_below is sealed.
 CREATE TABLE settle.seal_run (
@@ -51,6 +53,8 @@ CREATE TABLE settle.seal_run (
     last_hash       bytea NOT NULL,
     sealed_at       timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.seal_run', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.seal_run', 'run_id'), '');
 CREATE INDEX seal_run_chain ON settle.seal_run (chain, run_id);
 CREATE TRIGGER ledger_seal_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.ledger_seal
     FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
@@ -116,6 +120,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c record := settle._chain_spec(which);
     low xid8;
+    foreign_from xid8;
     last_seal text := format('SELECT x.seq, x.hash FROM settle.%I x ORDER BY x.seq DESC LIMIT 1', c.seal_tbl);
 BEGIN
     SELECT r.sealed_below INTO low FROM settle.seal_run r
@@ -125,16 +130,29 @@ BEGIN
     last_seq := coalesce(last_seq, 0);
     head := coalesce(head, decode(repeat('00', 32), 'hex'));
     sealed := 0;
+    -- A last seal run whose horizon is ahead of this cluster's transaction
+    -- ids came from another cluster: the data was restored from a dump.  Its
+    -- xids say nothing here: this run seals this cluster's rows below the
+    -- horizon and the restored rows that cluster had not sealed, and the
+    -- windows go on from this cluster's horizon.
+    IF low > pg_snapshot_xmax(pg_current_snapshot()) THEN
+        -- what that cluster had not sealed has xids from its last horizon on
+        foreign_from := low;
+        low := '0'::xid8;
+    END IF;
     IF horizon > low THEN
+        -- rows already sealed are skipped: after a restore, rows with another
+        -- cluster's xids can fall into a later window
         EXECUTE format($q$
             INSERT INTO settle.%1$I (seq, %2$I, prev_hash, hash)
             SELECT $1 + c.n, c.id, coalesce(lag(c.hash) OVER (ORDER BY c.n), $2), c.hash
               FROM (SELECT e.%2$I AS id, row_number() OVER w AS n, settle._chain($2, %3$s) OVER w AS hash
                       FROM settle.%4$I e
-                     WHERE e.xid >= $3 AND e.xid < $4
+                     WHERE ((e.xid >= $3 AND e.xid < $4) OR e.xid >= $5)
+                       AND NOT EXISTS (SELECT 1 FROM settle.%1$I x WHERE x.%2$I = e.%2$I)
                     WINDOW w AS (ORDER BY e.xid, e.%2$I)) c
              ORDER BY c.n$q$, c.seal_tbl, c.id, c.content, c.tbl)
-            USING last_seq, head, low, horizon;
+            USING last_seq, head, low, horizon, foreign_from;
         GET DIAGNOSTICS sealed = ROW_COUNT;
         IF sealed > 0 THEN
             EXECUTE last_seal INTO last_seq, head;
@@ -197,6 +215,11 @@ BEGIN
     SELECT r.sealed_below INTO low FROM settle.seal_run r
      WHERE r.chain = which ORDER BY r.run_id DESC LIMIT 1;
     low := coalesce(low, '0'::xid8);
+    -- a seal run of another cluster (restored data) until this cluster seals:
+    -- its horizon says nothing about this cluster's xids
+    IF low > pg_snapshot_xmax(pg_current_snapshot()) THEN
+        low := '0'::xid8;
+    END IF;
     RETURN QUERY EXECUTE format($q$
         -- content: in parallel, no ordering needed
         WITH c AS (
@@ -678,24 +701,32 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- Streaming: logical replication and CDC tools (Debezium, pg_recvlogical
--- with pgoutput) subscribe to this publication and receive every event and
--- every ledger entry in commit order.  Inserts only: nothing else ever
--- happens to these tables.  (Publications are not members of an extension:
--- it survives DROP EXTENSION, and a new CREATE EXTENSION reuses it.)
-DO $$
+-- with pgoutput) subscribe to the publication settle_events and receive
+-- every event and every ledger entry in commit order.  Inserts only: nothing
+-- else ever happens to these tables.  A publication cannot be a member of an
+-- extension, and pg_dump dumps it as an object of its own: created by the
+-- install script it made every restore fail ("already exists").  So the
+-- operator creates it once, with this function; pg_dump then carries it.
+CREATE FUNCTION settle_create_publication()
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- no WARNING about wal_level on servers that do not stream
     PERFORM set_config('client_min_messages', 'error', true);
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = 'settle_events') THEN
+    IF EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'settle_events') THEN
         ALTER PUBLICATION settle_events SET TABLE settle.event, settle.ledger_entry;
     ELSE
         CREATE PUBLICATION settle_events FOR TABLE settle.event, settle.ledger_entry WITH (publish = 'insert');
     END IF;
+    RETURN 'settle_events';
 END
 $$;
+COMMENT ON FUNCTION settle_create_publication() IS
+    'Create (or repair) the publication settle_events: every event and ledger entry, inserts only, for CDC';
 
 -- Nothing for PUBLIC; auditors and operators ask the questions, operators seal.
 REVOKE ALL ON settle.ledger_seal, settle.event_seal, settle.seal_run FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.settle_create_publication() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_create_publication() TO settle_operator;
 REVOKE ALL ON FUNCTION @extschema@.settle_seal(), @extschema@.settle_verify(boolean),
     settle._seal(), settle._verify(), settle._may_seal(), settle._chain_digest(),
     @extschema@.settle_chain_digest(), @extschema@.settle_verify_digest(jsonb),

@@ -20,6 +20,8 @@ BEGIN
     WITH gone AS (
         DELETE FROM settle.participant_role m
          WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = m.role_oid)
+           -- a name that still exists under another OID: restored data, left to settle_remap_roles()
+           AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = m.role_name)
         RETURNING m.role_oid, m.role_name, m.participant_id),
     ev AS (
         INSERT INTO settle.event (entity, entity_id, event_type, details)
@@ -31,6 +33,28 @@ BEGIN
 END
 $$;
 
+
+-- After a restore into another cluster the roles have new OIDs: map each
+-- mapping's role name to the role of that name now (operators; an event each).
+CREATE FUNCTION settle_remap_roles()
+RETURNS TABLE (role_name name, participant_id text, old_oid oid, new_oid oid)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY
+    WITH moved AS (
+        UPDATE settle.participant_role m SET role_oid = r.oid
+          FROM pg_roles r, settle.participant_role o
+         WHERE r.rolname = m.role_name AND r.oid <> m.role_oid AND o.role_oid = m.role_oid
+           AND NOT EXISTS (SELECT 1 FROM pg_roles x WHERE x.oid = m.role_oid AND x.rolname = m.role_name)
+        RETURNING m.role_name, m.participant_id, o.role_oid AS old_oid, m.role_oid AS new_oid),
+    ev AS (
+        INSERT INTO settle.event (entity, entity_id, event_type, details)
+        SELECT 'participant', v.participant_id, 'role_remapped',
+               jsonb_build_object('role', v.role_name, 'old_oid', v.old_oid, 'new_oid', v.new_oid)
+          FROM moved v)
+    SELECT v.role_name, v.participant_id, v.old_oid, v.new_oid FROM moved v;
+END
+$$;
 
 -- Map a login to a participant and make it a submitter (operators).
 CREATE FUNCTION settle_map_role(role_name name, participant_id text)
@@ -133,7 +157,8 @@ CREATE POLICY own_events ON settle.event FOR SELECT
            OR (entity = 'participant' AND entity_id = (SELECT settle.current_participant())));
 ALTER TABLE settle.participant_role ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_mapping ON settle.participant_role FOR SELECT
-    USING ((SELECT settle.sees_all()) OR role_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user));
+    USING ((SELECT settle.sees_all())
+           OR (role_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) AND role_name = current_user));
 
 -- Grants.
 GRANT USAGE ON SCHEMA settle TO settle_submitter, settle_operator, settle_auditor;
@@ -163,5 +188,6 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_create_participant(text, text),
                           @extschema@.settle_set_fx_rate(text, text, numeric, numeric),
                           @extschema@.settle_set_wire_fee(text, numeric, text),
                           @extschema@.settle_run_cycle(),
-                          @extschema@.settle_map_role(name, text)
+                          @extschema@.settle_map_role(name, text),
+                          @extschema@.settle_remap_roles()
     TO settle_operator;

@@ -75,6 +75,8 @@ CREATE TABLE settle.reservation (
     amount          bigint NOT NULL CHECK (amount <> 0),
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.reservation', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.reservation', 'reservation_id'), '');
 CREATE INDEX reservation_cycle ON settle.reservation (cycle_id);
 CREATE INDEX reservation_batch ON settle.reservation (batch_id);
 CREATE TRIGGER reservation_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.reservation
@@ -92,6 +94,8 @@ CREATE TABLE settle.balance_snapshot (
     pending_credit  bigint NOT NULL,
     CONSTRAINT balance_snapshot_day UNIQUE (business_date, account_id)
 );
+SELECT pg_catalog.pg_extension_config_dump('settle.balance_snapshot', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.balance_snapshot', 'snapshot_id'), '');
 CREATE TRIGGER balance_snapshot_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.balance_snapshot
     FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
 

@@ -25,6 +25,7 @@ cluster_start "$TMP/c" || exit 1
 q() { cluster_psql "$P" -d postgres -At -c "$1"; }
 
 q "CREATE EXTENSION settle" >/dev/null
+q "SELECT settle_create_publication()" >/dev/null
 q "SELECT pg_create_logical_replication_slot('settle_cdc', 'pgoutput')" >/dev/null
 q "SELECT pg_create_logical_replication_slot('settle_td', 'test_decoding')" >/dev/null
 ok $? "logical slots (pgoutput, test_decoding) created"
