@@ -61,5 +61,8 @@
 #define ERRCODE_SETTLE_NO_PG_CRON			SE('1','3','0')
 /* durability: an answer that could still be lost in a fail-over */
 #define ERRCODE_SETTLE_NOT_DURABLE			SE('1','4','0')
+/* lifecycle: install and drop (SE150 raised from src/sql/00_schema.sql) */
+#define ERRCODE_SETTLE_WORKER_ELSEWHERE		SE('1','5','0')
+#define ERRCODE_SETTLE_DROP_REFUSED			SE('1','5','1')
 
 #endif							/* SETTLE_ERRORS_H */

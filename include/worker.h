@@ -5,6 +5,8 @@
 #define SETTLE_WORKER_H
 
 extern char *settle_database;
+/* loaded through shared_preload_libraries: the worker is registered */
+extern bool settle_preloaded;
 extern bool settle_worker_enabled;
 
 /* Register the worker (from _PG_init, while preloading). */

@@ -14,6 +14,7 @@
 #include "utils/guc.h"
 
 #include "cycle.h"
+#include "drop_guard.h"
 #include "intake.h"
 #include "major_units.h"
 #include "role_map.h"
@@ -21,6 +22,11 @@
 #include "worker_state.h"
 
 PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(settle_preloaded_sql);
+
+/* Whether the library came in through shared_preload_libraries (the worker exists). */
+bool		settle_preloaded = false;
 
 int			settle_max_bulk_rows = 100000;
 bool		settle_worker_enabled = true;
@@ -81,10 +87,12 @@ _PG_init(void)
 							 "Off: cycles run only through settle_run_cycle().",
 							 &settle_worker_enabled, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	/* a postmaster setting can only be defined while preloading; loaded later it is read-only */
 	DefineCustomStringVariable("settle.database",
 							   "Database the settlement worker connects to.",
 							   NULL, &settle_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_INTERNAL,
+							   0, NULL, NULL, NULL);
 	DefineCustomIntVariable("settle.cycle_interval",
 							"Time between two settlement cycles of the worker.",
 							"Payments whose deadline falls within one interval must settle now.",
@@ -144,12 +152,21 @@ _PG_init(void)
 							60000, 1, 86400000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
+	settle_drop_guard_init();
 	MarkGUCPrefixReserved("settle");
 	settle_role_map_init();
 
 	if (process_shared_preload_libraries_in_progress)
 	{
+		settle_preloaded = true;
 		settle_worker_state_init();
 		settle_worker_register();
 	}
+}
+
+/* settle._preloaded(): whether this server has the settlement worker. */
+Datum
+settle_preloaded_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(settle_preloaded);
 }

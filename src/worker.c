@@ -35,6 +35,9 @@
 
 char	   *settle_database = NULL;
 
+/* the worker said once that the extension is missing (said again after it was there) */
+static bool said_not_installed = false;
+
 PGDLLEXPORT void settle_worker_main(Datum main_arg);
 
 static void do_cycle(void);
@@ -98,6 +101,12 @@ run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn)
 
 		if (installed)
 			fn();
+		else if (!said_not_installed)
+			ereport(WARNING,
+					(errmsg("settle worker: extension settle is not installed in database \"%s\"; waiting",
+							settle_database),
+					 errhint("CREATE EXTENSION settle in that database, or set settle.database to the database that has it.")));
+		said_not_installed = !installed;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		if (installed)

@@ -17,10 +17,12 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "commands/dbcommands.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "worker.h"
 #include "worker_state.h"
 
 #define LAST_ERROR_BYTES 512
@@ -139,8 +141,8 @@ settle_worker_status(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	desc = ((ReturnSetInfo *) fcinfo->resultinfo)->setDesc;
-	/* not preloaded: there is no worker and nothing to report */
-	if (state == NULL)
+	/* not preloaded: there is no worker; another database: not this one's */
+	if (state == NULL || settle_database == NULL || strcmp(settle_database, get_database_name(MyDatabaseId)) != 0)
 		PG_RETURN_VOID();
 	SpinLockAcquire(&state->mutex);
 	memcpy(&copy, state, sizeof(copy));

@@ -25,6 +25,32 @@ COMMENT ON ROLE settle_submitter IS 'settle: submits payments for the participan
 COMMENT ON ROLE settle_operator IS 'settle: reference data, cycles, every row';
 COMMENT ON ROLE settle_auditor IS 'settle: read-only access to every row';
 
+-- Where the worker is.  Without shared_preload_libraries there is none:
+-- everything works, cycles run by hand or from pg_cron, and a NOTICE says
+-- so.  With it, the worker serves one database (settle.database); created
+-- in another while the worker is on, payments there would stay queued
+-- forever, so that is refused.
+CREATE FUNCTION settle._preloaded() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'settle_preloaded_sql' LANGUAGE C STABLE;
+DO $$
+BEGIN
+    IF NOT settle._preloaded() THEN
+        -- CREATE EXTENSION runs this script with client_min_messages at warning
+        PERFORM set_config('client_min_messages', 'notice', true);
+        RAISE NOTICE 'settle is not in shared_preload_libraries: there is no settlement worker'
+            USING HINT = 'Cycles run with settle_run_cycle(), by hand or from pg_cron; add settle to shared_preload_libraries and restart for the worker.';
+    ELSIF current_setting('settle.worker_enabled')::boolean
+          AND current_setting('settle.database') <> current_database() THEN
+        RAISE EXCEPTION 'the settlement worker serves database "%", not "%"',
+                        current_setting('settle.database'), current_database()
+            USING ERRCODE = 'SE150',
+                  DETAIL = 'Payments submitted here would stay queued: no worker would run their cycles.',
+                  HINT = format('Set settle.database = %L and restart, or set settle.worker_enabled = off and run settle_run_cycle() from pg_cron.',
+                                current_database());
+    END IF;
+END
+$$;
+
 -- The value rules of the tables intake writes, as domains rather than table
 -- CHECKs: a domain's check is parsed once per backend (type cache), a table's
 -- CHECK on every statement that writes the table, which was a sixth of the

@@ -273,20 +273,23 @@ CREATE FUNCTION settle._metrics_worker()
 RETURNS TABLE (metric text, labels jsonb, value double precision)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'settle_worker_running', '{}'::jsonb,
-           (SELECT count(*) FROM pg_stat_activity a WHERE a.backend_type = 'settle worker')::double precision
+           (SELECT count(*) FROM pg_stat_activity a
+             WHERE a.backend_type = 'settle worker' AND a.datname = current_database())::double precision
     UNION ALL
     SELECT 'settle_worker_busy', '{}'::jsonb,
            (SELECT count(*) FROM pg_stat_activity a
-             WHERE a.backend_type = 'settle worker' AND a.state = 'active')::double precision
+             WHERE a.backend_type = 'settle worker' AND a.state = 'active'
+               AND a.datname = current_database())::double precision
     UNION ALL
     SELECT 'settle_worker_enabled', '{}'::jsonb,
            CASE WHEN current_setting('settle.worker_enabled', true)::boolean THEN 1 ELSE 0 END
     UNION ALL
-    SELECT 'settle_worker_cycles_failed_total', '{}'::jsonb, w.cycles_failed::double precision
-      FROM settle._worker_status() w
+    -- 0 where this database has no worker (not preloaded, or settle.database is another)
+    SELECT 'settle_worker_cycles_failed_total', '{}'::jsonb,
+           coalesce((SELECT w.cycles_failed FROM settle._worker_status() w), 0)::double precision
     UNION ALL
-    SELECT 'settle_worker_seals_failed_total', '{}'::jsonb, w.seals_failed::double precision
-      FROM settle._worker_status() w
+    SELECT 'settle_worker_seals_failed_total', '{}'::jsonb,
+           coalesce((SELECT w.seals_failed FROM settle._worker_status() w), 0)::double precision
     UNION ALL
     -- 1 on the primary, 0 on a replica (a standby in recovery)
     SELECT 'settle_node_primary', '{}'::jsonb, CASE WHEN pg_is_in_recovery() THEN 0 ELSE 1 END

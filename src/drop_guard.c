@@ -1,0 +1,115 @@
+/*
+ * drop_guard.c -- DROP EXTENSION settle: refused while the ledger holds
+ * entries, unless confirmed; when it goes, what it left outside goes too.
+ *
+ * Lifecycle of the extension (docs/OPERATIONS.md, "Install and drop").  The
+ * ledger and event tables refuse DELETE and TRUNCATE, but DROP EXTENSION
+ * would remove them with everything else, silently.  This hook refuses it
+ * (SE151) while settle.ledger_entry has a row, unless the operator set
+ * settle.allow_drop = on (a superuser setting).  A drop that goes ahead also
+ * removes what the extension created outside itself: the pg_cron jobs named
+ * settle-* (settle_schedule_jobs()) and the publication settle_events
+ * (settle_create_publication()), which are not extension members.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+
+#include "drop_guard.h"
+#include "guard.h"
+#include "settle_errors.h"
+
+static bool settle_allow_drop = false;
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+static void drop_guard_utility(PlannedStmt *pstmt, const char *queryString,
+							   bool readOnlyTree, ProcessUtilityContext context,
+							   ParamListInfo params, QueryEnvironment *queryEnv,
+							   DestReceiver *dest, QueryCompletion *qc);
+static bool drops_settle(Node *stmt);
+static void before_drop(void);
+
+void
+settle_drop_guard_init(void)
+{
+	DefineCustomBoolVariable("settle.allow_drop",
+							 "Lets DROP EXTENSION settle remove a ledger that holds entries.",
+							 "Off: DROP EXTENSION settle is refused while settle.ledger_entry has a row.",
+							 &settle_allow_drop, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = drop_guard_utility;
+}
+
+/* Whether a statement is DROP EXTENSION naming settle. */
+static bool
+drops_settle(Node *stmt)
+{
+	DropStmt   *drop;
+	ListCell   *lc;
+
+	if (!IsA(stmt, DropStmt))
+		return false;
+	drop = (DropStmt *) stmt;
+	if (drop->removeType != OBJECT_EXTENSION)
+		return false;
+	foreach(lc, drop->objects)
+	{
+		if (strcmp(strVal(lfirst(lc)), "settle") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Refuse, or remove the cron jobs and the publication, before the drop. */
+static void
+before_drop(void)
+{
+	bool		has_entries;
+	bool		isnull;
+	int			guc_level;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	guc_level = settle_pin_search_path();
+	if (SPI_execute("SELECT EXISTS (SELECT 1 FROM settle.ledger_entry)", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read settle.ledger_entry");
+	has_entries = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (has_entries && !settle_allow_drop)
+		ereport(ERROR,
+				(errcode(ERRCODE_SETTLE_DROP_REFUSED),
+				 errmsg("extension settle holds a ledger and is not dropped"),
+				 errdetail("DROP EXTENSION would remove settle.ledger_entry, settle.event and their seals with it."),
+				 errhint("Back the database up first; then SET settle.allow_drop = on (a superuser) and drop it again.")));
+	/* what settle created outside the extension */
+	if (OidIsValid(get_namespace_oid("cron", true)) &&
+		SPI_execute("SELECT cron.unschedule(j.jobid) FROM cron.job j"
+					" WHERE j.jobname LIKE 'settle-%' AND j.database = pg_catalog.current_database()",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not remove the pg_cron jobs of settle");
+	if (SPI_execute("DROP PUBLICATION IF EXISTS settle_events", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not drop the publication settle_events");
+	settle_unpin_search_path(guc_level);
+	SPI_finish();
+}
+
+static void
+drop_guard_utility(PlannedStmt *pstmt, const char *queryString,
+				   bool readOnlyTree, ProcessUtilityContext context,
+				   ParamListInfo params, QueryEnvironment *queryEnv,
+				   DestReceiver *dest, QueryCompletion *qc)
+{
+	if (drops_settle(pstmt->utilityStmt) && OidIsValid(get_extension_oid("settle", true)))
+		before_drop();
+
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}

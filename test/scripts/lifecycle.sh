@@ -1,0 +1,84 @@
+#!/bin/bash
+# Install and drop (docs/OPERATIONS.md, "Install and drop"):
+#   - without shared_preload_libraries, CREATE EXTENSION works, says with a
+#     NOTICE that there is no worker, the session goes on, and cycles run by hand;
+#   - with the worker on, CREATE EXTENSION in a database the worker does not
+#     serve is refused (SE150); with the worker off it is allowed;
+#     settle_worker_status() answers only in the worker's database; the worker
+#     says when its database has no extension;
+#   - DROP EXTENSION settle is refused while the ledger holds entries (SE151),
+#     and once confirmed (settle.allow_drop) it also removes settle's pg_cron
+#     jobs and the publication.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib/cluster.sh
+. test/lib/tap.sh
+
+TMP=$(mktemp -d /tmp/settle-lifecycle.XXXXXX)
+chmod 755 "$TMP"
+P1=$(free_port 55540)
+P2=$(free_port $((P1 + 1)))
+cleanup() { cluster_stop "$TMP/plain" immediate; cluster_stop "$TMP/pre" immediate; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+# 1. not preloaded
+cluster_init "$TMP/plain" "$P1" "shared_preload_libraries = ''" || exit 1
+cluster_start "$TMP/plain" || exit 1
+out=$(psql -X -h 127.0.0.1 -p "$P1" -U postgres -d postgres -At -v ON_ERROR_STOP=1 \
+      -c "CREATE EXTENSION settle" -c "SELECT 'session alive'" -c "SHOW settle.database" 2>&1)
+echo "$out" | grep -q "NOTICE:  settle is not in shared_preload_libraries: there is no settlement worker"
+ok $? "without preload, CREATE EXTENSION says there is no worker"
+echo "$out" | grep -q "^session alive$" && ! echo "$out" | grep -q FATAL
+ok $? "and the session goes on (no FATAL)"
+q1() { cluster_psql "$P1" -d postgres -At -c "$1"; }
+q1 "SELECT settle_create_participant(p) FROM unnest(ARRAY['l_a','l_b']) p" >/dev/null
+q1 "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 100) FROM unnest(ARRAY['l_a','l_b']) p" >/dev/null
+q1 "SELECT settle_submit('l1', 5, 'USD', 'USD', 'l_a_usd', 'l_b_usd', 'l_b', 'lk1')" >/dev/null
+is "$(q1 "SELECT settled FROM settle_run_cycle()")" "1" "intake and a cycle by hand work"
+is "$(q1 "SELECT count(*) FROM settle_worker_status()")" "0" "settle_worker_status() reports no worker"
+
+# 2. preloaded, the worker serving postgres
+cluster_init "$TMP/pre" "$P2" "settle.database = postgres" "settle.cycle_interval = 200ms" || exit 1
+cluster_start "$TMP/pre" || exit 1
+q2() { cluster_psql "$P2" -d "${DB:-postgres}" -At -c "$1"; }
+q2 "CREATE DATABASE other" >/dev/null
+DB=other q2 "CREATE EXTENSION settle" >"$TMP/other.out" 2>&1
+grep -q 'the settlement worker serves database "postgres", not "other"' "$TMP/other.out"
+ok $? "with the worker on, CREATE EXTENSION in another database is refused"
+is "$(psql -X -h 127.0.0.1 -p "$P2" -U postgres -d other -At -c '\set VERBOSITY sqlstate' -c "CREATE EXTENSION settle" 2>&1)" \
+   "ERROR:  SE150" "with SQLSTATE SE150"
+saw_warning() { grep -q 'settle worker: extension settle is not installed in database "postgres"; waiting' "$TMP/pre/server.log"; }
+wait_for 10 saw_warning
+ok $? "the worker says its database has no extension"
+is "$(grep -c 'extension settle is not installed' "$TMP/pre/server.log")" "1" "once, not every round"
+q2 "CREATE EXTENSION settle" >/dev/null
+q2 "CREATE EXTENSION pg_cron" >/dev/null
+q2 "SELECT settle_create_participant(p) FROM unnest(ARRAY['l_a','l_b']) p" >/dev/null
+q2 "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 100) FROM unnest(ARRAY['l_a','l_b']) p" >/dev/null
+q2 "SELECT settle_submit('l1', 5, 'USD', 'USD', 'l_a_usd', 'l_b_usd', 'l_b', 'lk1')" >/dev/null
+settled() { [ "$(q2 "SELECT status FROM settle.payment WHERE transaction_id = 'l1'")" = settled ]; }
+wait_for 20 settled
+ok $? "in its own database the worker settles"
+is "$(q2 "SELECT count(*) FROM settle_worker_status()")" "1" "settle_worker_status() answers in the worker's database"
+q2 "ALTER SYSTEM SET settle.worker_enabled = off" >/dev/null
+q2 "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+DB=other q2 "CREATE EXTENSION settle" >/dev/null 2>&1
+ok $? "with the worker off, CREATE EXTENSION in another database is allowed"
+is "$(DB=other q2 "SELECT count(*) FROM settle_worker_status()")" "0" "and settle_worker_status() there reports no worker"
+q2 "ALTER SYSTEM RESET settle.worker_enabled" >/dev/null
+q2 "SELECT pg_reload_conf()" >/dev/null
+
+# 3. DROP EXTENSION
+q2 "SELECT count(*) FROM settle_schedule_jobs()" >/dev/null
+q2 "SELECT settle_create_publication()" >/dev/null
+is "$(psql -X -h 127.0.0.1 -p "$P2" -U postgres -d postgres -At -c '\set VERBOSITY sqlstate' -c "DROP EXTENSION settle CASCADE" 2>&1)" \
+   "ERROR:  SE151" "DROP EXTENSION settle (even CASCADE) is refused while the ledger holds entries (SE151)"
+is "$(q2 "SELECT count(*) > 0 FROM settle.ledger_entry")" "t" "the ledger is still there"
+is "$(cluster_psql "$P2" -d postgres -At -c "SET settle.allow_drop = on" -c "DROP EXTENSION settle CASCADE" -c "SELECT count(*) FROM pg_extension WHERE extname = 'settle'")" \
+   "0" "confirmed with settle.allow_drop, it is dropped"
+is "$(q2 "SELECT count(*) FROM cron.job WHERE jobname LIKE 'settle-%'")" "0" "its pg_cron jobs are gone"
+is "$(q2 "SELECT count(*) FROM pg_publication WHERE pubname = 'settle_events'")" "0" "and so is its publication"
+DB=other q2 "DROP EXTENSION settle" >/dev/null 2>&1
+ok $? "an empty ledger drops without confirmation"
+done_testing
