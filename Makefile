@@ -13,7 +13,8 @@ EXTRA_CLEAN = settle--$(EXTVERSION).sql results regression.diffs regression.out 
               test/isolation/output_iso
 
 PG_CPPFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
-              -Wno-missing-field-initializers -Werror -Iinclude
+              -Wno-missing-field-initializers -Werror -Iinclude \
+              -DSETTLE_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK  = -lglpk -lm
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, in this order.
@@ -44,7 +45,7 @@ include $(PGXS)
 endif
 
 # Every object depends on every header (PGXS tracks no header dependencies).
-$(OBJS): $(wildcard include/*.h)
+$(OBJS): $(wildcard include/*.h) settle.control
 
 # The install script is assembled from one file per concern.
 settle--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))

@@ -64,5 +64,6 @@
 /* lifecycle: install and drop (SE150 raised from src/sql/00_schema.sql) */
 #define ERRCODE_SETTLE_WORKER_ELSEWHERE		SE('1','5','0')
 #define ERRCODE_SETTLE_DROP_REFUSED			SE('1','5','1')
+#define ERRCODE_SETTLE_VERSION_MISMATCH		SE('1','5','2')
 
 #endif							/* SETTLE_ERRORS_H */

@@ -60,6 +60,7 @@
 #include "intake.h"
 #include "spi_util.h"
 #include "settle_errors.h"
+#include "version.h"
 
 /* room for a participant and a key side by side (scoped_key) */
 #define KEY_BYTES (2 * SETTLE_MAX_IDENTIFIER + 16)
@@ -1271,6 +1272,7 @@ settle_intake(IntakeRow *rows, int n)
 	int			save_sec_context;
 	bool		depends;
 
+	settle_check_version();
 	for (i = 0; i < n; i++)
 	{
 		rows[i].duplicate_of = -1;

@@ -30,6 +30,8 @@
 
 #include "cycle.h"
 #include "guard.h"
+#include "settle_errors.h"
+#include "version.h"
 #include "worker.h"
 #include "worker_state.h"
 
@@ -37,6 +39,8 @@ char	   *settle_database = NULL;
 
 /* the worker said once that the extension is missing (said again after it was there) */
 static bool said_not_installed = false;
+/* the same for a library and SQL of different releases */
+static bool said_version_mismatch = false;
 
 PGDLLEXPORT void settle_worker_main(Datum main_arg);
 
@@ -98,9 +102,24 @@ run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn)
 	PG_TRY();
 	{
 		bool		installed = OidIsValid(get_extension_oid("settle", true));
+		char	   *sql_version = NULL;
 
-		if (installed)
+		if (installed && !settle_version_matches(&sql_version))
+		{
+			/* a new library with the old SQL: wait for ALTER EXTENSION settle UPDATE */
+			if (!said_version_mismatch)
+				ereport(WARNING,
+						(errcode(ERRCODE_SETTLE_VERSION_MISMATCH),
+						 errmsg("settle worker: the library is release %s but database \"%s\" has settle %s; waiting",
+								SETTLE_VERSION, settle_database, sql_version),
+						 errhint("Run ALTER EXTENSION settle UPDATE in that database.")));
+			said_version_mismatch = true;
+		}
+		else if (installed)
+		{
+			said_version_mismatch = false;
 			fn();
+		}
 		else if (!said_not_installed)
 			ereport(WARNING,
 					(errmsg("settle worker: extension settle is not installed in database \"%s\"; waiting",

@@ -36,6 +36,17 @@ q1 "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 100) 
 q1 "SELECT settle_submit('l1', 5, 'USD', 'USD', 'l_a_usd', 'l_b_usd', 'l_b', 'lk1')" >/dev/null
 is "$(q1 "SELECT settled FROM settle_run_cycle()")" "1" "intake and a cycle by hand work"
 is "$(q1 "SELECT count(*) FROM settle_worker_status()")" "0" "settle_worker_status() reports no worker"
+# a library of another release than the SQL objects: refused, with the fix
+q1 "UPDATE pg_extension SET extversion = '0.0-old' WHERE extname = 'settle'" >/dev/null
+out=$(psql -X -h 127.0.0.1 -p "$P1" -U postgres -d postgres -At -c '\set VERBOSITY verbose' \
+      -c "SELECT settle_submit('l2', 5, 'USD', 'USD', 'l_a_usd', 'l_b_usd', 'l_b', 'lk2')" 2>&1)
+echo "$out" | grep -q "SE152: the settle library is release .* but this database has settle 0.0-old" && echo "$out" | grep -q "ALTER EXTENSION settle UPDATE"
+ok $? "a library of another release than the installed SQL refuses intake (SE152, hint: ALTER EXTENSION settle UPDATE)"
+out=$(psql -X -h 127.0.0.1 -p "$P1" -U postgres -d postgres -At -c "SELECT settle_run_cycle()" 2>&1)
+echo "$out" | grep -q "is release .* but this database has settle 0.0-old"
+ok $? "and cycles"
+q1 "UPDATE pg_extension SET extversion = '$(sed -n "s/^default_version = '\(.*\)'/\1/p" settle.control)' WHERE extname = 'settle'" >/dev/null
+is "$(q1 "SELECT status FROM settle_submit('l2', 5, 'USD', 'USD', 'l_a_usd', 'l_b_usd', 'l_b', 'lk2')")" "queued" "the same release again: intake works"
 
 # 2. preloaded, the worker serving postgres
 cluster_init "$TMP/pre" "$P2" "settle.database = postgres" "settle.cycle_interval = 200ms" || exit 1
@@ -60,6 +71,14 @@ settled() { [ "$(q2 "SELECT status FROM settle.payment WHERE transaction_id = 'l
 wait_for 20 settled
 ok $? "in its own database the worker settles"
 is "$(q2 "SELECT count(*) FROM settle_worker_status()")" "1" "settle_worker_status() answers in the worker's database"
+# the worker with SQL of another release: it waits and says why
+q2 "UPDATE pg_extension SET extversion = '0.0-old' WHERE extname = 'settle'" >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$TMP/pre/data" -w -m fast restart -l "$TMP/pre/server.log" >/dev/null
+saw_mismatch() { grep -q 'settle worker: the library is release .* but database "postgres" has settle 0.0-old; waiting' "$TMP/pre/server.log"; }
+wait_for 10 saw_mismatch
+ok $? "the worker of a library of another release waits and says why"
+q2 "UPDATE pg_extension SET extversion = '$(sed -n "s/^default_version = '\(.*\)'/\1/p" settle.control)' WHERE extname = 'settle'" >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$TMP/pre/data" -w -m fast restart -l "$TMP/pre/server.log" >/dev/null
 q2 "ALTER SYSTEM SET settle.worker_enabled = off" >/dev/null
 q2 "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5

@@ -1,0 +1,20 @@
+/*
+ * version.h -- the library and the installed SQL must be the same release.
+ */
+#ifndef SETTLE_VERSION_H
+#define SETTLE_VERSION_H
+
+/* The release this library was built as (settle.control's default_version). */
+#ifndef SETTLE_VERSION
+#error "SETTLE_VERSION is defined by the Makefile from settle.control"
+#endif
+
+/*
+ * Raise SE152 if the extension installed in this database is another
+ * release than the library (checked once per backend and database).
+ */
+extern void settle_check_version(void);
+/* The same, as a boolean (the worker logs and waits instead of raising). */
+extern bool settle_version_matches(char **installed);
+
+#endif							/* SETTLE_VERSION_H */
