@@ -8,13 +8,25 @@ EXTENSION   = settle
 EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" settle.control)
 MODULE_big  = settle
 OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c))
+# Releases (docs/OPERATIONS.md, "Upgrades"): src/sql/releases/ holds the
+# frozen install script of every released version and the upgrade scripts
+# between them (settle--1.0.sql, settle--1.0--1.1.sql, ...).  The version in
+# development, default_version until it is released, is assembled from
+# src/sql/*.sql; once released its script is frozen in src/sql/releases/.
+DATA        = $(wildcard src/sql/releases/settle--*.sql)
+# Older releases whose SQL objects this release's library still runs (comma-
+# separated): their databases keep working until ALTER EXTENSION settle
+# UPDATE, and test/scripts/upgrade.sh loads data into them before updating.
+COMPATIBLE_SQL =
+ifeq ($(wildcard src/sql/releases/settle--$(EXTVERSION).sql),)
 DATA_built  = settle--$(EXTVERSION).sql
+endif
 EXTRA_CLEAN = settle--$(EXTVERSION).sql results regression.diffs regression.out \
               test/isolation/output_iso
 
 PG_CPPFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers -Werror -Iinclude \
-              -DSETTLE_VERSION='"$(EXTVERSION)"'
+              -DSETTLE_VERSION='"$(EXTVERSION)"' -DSETTLE_COMPATIBLE_SQL='"$(COMPATIBLE_SQL)"'
 SHLIB_LINK  = -lglpk -lm
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, in this order.

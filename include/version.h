@@ -8,6 +8,10 @@
 #ifndef SETTLE_VERSION
 #error "SETTLE_VERSION is defined by the Makefile from settle.control"
 #endif
+/* Older releases whose SQL this library still runs (comma-separated, may be empty). */
+#ifndef SETTLE_COMPATIBLE_SQL
+#define SETTLE_COMPATIBLE_SQL ""
+#endif
 
 /*
  * Raise SE152 if the extension installed in this database is another

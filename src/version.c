@@ -8,7 +8,8 @@
  * write tables whose shape it does not know, so intake, the cycle and the
  * worker check that pg_extension.extversion is the release the library was
  * built as, and otherwise stop with SE152 and the fix: ALTER EXTENSION
- * settle UPDATE.  The lookup is done once per backend (a worker or a
+ * settle UPDATE (a release may also declare older SQL it still runs:
+ * COMPATIBLE_SQL in the Makefile).  The lookup is done once per backend (a worker or a
  * pooled connection keeps its library for its life, and ALTER EXTENSION
  * UPDATE runs the new release's SQL, so a match stays a match).
  */
@@ -28,6 +29,31 @@
 #include "version.h"
 
 static Oid	checked_database = InvalidOid;
+
+/*
+ * Older releases whose SQL objects this library still runs correctly
+ * (Makefile: COMPATIBLE_SQL, comma-separated; empty when the C code needs
+ * the current schema).  Each release decides, and says so in CHANGELOG.md.
+ */
+static bool
+compatible(const char *installed)
+{
+	const char *list = SETTLE_COMPATIBLE_SQL;
+	size_t		len = strlen(installed);
+
+	while (*list)
+	{
+		const char *end = strchr(list, ',');
+		size_t		n = end ? (size_t) (end - list) : strlen(list);
+
+		if (n == len && strncmp(list, installed, n) == 0)
+			return true;
+		if (!end)
+			break;
+		list = end + 1;
+	}
+	return false;
+}
 
 /* pg_extension.extversion of settle in this database, or NULL. */
 static char *
@@ -68,7 +94,7 @@ settle_version_matches(char **installed)
 	if (installed)
 		*installed = v;
 	/* not installed (yet): nothing to compare; CREATE EXTENSION runs the matching script */
-	if (v != NULL && strcmp(v, SETTLE_VERSION) != 0)
+	if (v != NULL && strcmp(v, SETTLE_VERSION) != 0 && !compatible(v))
 		return false;
 	if (v != NULL)
 		checked_database = MyDatabaseId;

@@ -56,9 +56,13 @@ cluster_psql() {
     psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"
 }
 
-# A free TCP port on 127.0.0.1, starting from $1.
+# A free TCP port on 127.0.0.1, starting from $1.  Ports from 32768 up are
+# Linux's ephemeral range, where any outgoing connection may hold one (the
+# server then fails to bind although nobody listens): a start there is moved
+# 30000 down, below it, where only listeners can take a port.
 free_port() {
-    local p=${1:-54320}
+    local p=${1:-24320}
+    [ "$p" -ge 32768 ] && p=$((p - 30000))
     while (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; do p=$((p + 1)); done
     echo $p
 }

@@ -1,0 +1,83 @@
+#!/bin/bash
+# Upgrades (docs/OPERATIONS.md, "Upgrades"):
+#   - each released version older than the current one is installed, loaded
+#     with payments, cycles, seals, and updated with ALTER EXTENSION settle
+#     UPDATE; the upgraded database must then have exactly the objects of a
+#     fresh install (every function, table, column, constraint, index,
+#     trigger, policy, view, type and privilege: test/lib/extension_catalog.sql),
+#     verify clean, and go on settling;
+#   - a released version's install script is frozen: src/sql/*.sql must
+#     still assemble into it;
+#   - the comparison itself can fail: a changed comment and a dropped index
+#     in one of two fresh installs are both reported.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib/cluster.sh
+. test/lib/tap.sh
+
+TMP=$(mktemp -d /tmp/settle-upgrade.XXXXXX)
+chmod 755 "$TMP"
+P=$(free_port 55560)
+cleanup() { cluster_stop "$TMP/db" immediate; [ -n "${KEEP:-}" ] && echo "# kept $TMP" && return; rm -rf "$TMP"; }
+trap cleanup EXIT
+cluster_init "$TMP/db" "$P" "settle.worker_enabled = off" || exit 1
+cluster_start "$TMP/db" || exit 1
+q() { local db=$1; shift; cluster_psql "$P" -d "$db" -At -c "$1"; }
+catalog() { cluster_psql "$P" -d "$1" -At -f test/lib/extension_catalog.sql; }
+
+CURRENT=$(sed -n "s/^default_version = '\(.*\)'/\1/p" settle.control)
+
+# the comparison can fail
+q postgres "CREATE DATABASE fresh_a" >/dev/null
+q postgres "CREATE DATABASE fresh_b" >/dev/null
+q fresh_a "CREATE EXTENSION settle" >/dev/null
+q fresh_b "CREATE EXTENSION settle" >/dev/null
+catalog fresh_a >"$TMP/fresh_a.txt"
+catalog fresh_b >"$TMP/fresh_b.txt"
+[ "$(wc -l <"$TMP/fresh_a.txt")" -gt 300 ] && cmp -s "$TMP/fresh_a.txt" "$TMP/fresh_b.txt"
+ok $? "two fresh installs of $CURRENT have the same $(wc -l <"$TMP/fresh_a.txt") catalog lines"
+q fresh_b "COMMENT ON FUNCTION settle_seal() IS 'changed'; DROP INDEX settle.batch_outbox" >/dev/null
+catalog fresh_b >"$TMP/fresh_b2.txt"
+changed=$(diff "$TMP/fresh_a.txt" "$TMP/fresh_b2.txt" | grep '^[<>]' | grep -c 'settle_seal()\|batch_outbox')
+[ "$changed" -ge 2 ]
+ok $? "a changed comment and a dropped index are both found by the comparison ($changed lines)"
+
+# a released version's install script is frozen
+if [ -f "src/sql/releases/settle--$CURRENT.sql" ]; then
+    cat $(ls src/sql/*.sql | sort) | cmp -s - "src/sql/releases/settle--$CURRENT.sql"
+    ok $? "src/sql/*.sql still assemble into the frozen install script of $CURRENT"
+else
+    echo "# $CURRENT is not released yet: its install script is built from src/sql/*.sql"
+fi
+
+# every released version older than the current one (src/sql/releases/), updated
+older=0
+for f in src/sql/releases/settle--*.sql; do
+    [ -e "$f" ] || continue
+    v=$(basename "$f" .sql); v=${v#settle--}
+    case "$v" in *--*|"$CURRENT") continue ;; esac
+    older=$((older + 1))
+    db="up_$(echo "$v" | tr -c 'a-z0-9\n' '_')"
+    q postgres "CREATE DATABASE $db" >/dev/null
+    q "$db" "CREATE EXTENSION settle VERSION '$v'" >/dev/null
+    ok $? "installed settle $v"
+    q "$db" "SELECT settle_create_participant(p) FROM unnest(ARRAY['u_a','u_b','u_c']) p;
+             SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 1000) FROM unnest(ARRAY['u_a','u_b','u_c']) p;
+             SELECT count(*) FROM (SELECT settle_submit('t' || i, 1 + i, 'USD', 'USD', 'u_a_usd', 'u_b_usd', 'u_b', 'k' || i)
+                                     FROM generate_series(1, 20) i) s;
+             SELECT settled FROM settle_run_cycle();
+             SELECT settle_submit('q1', 5, 'USD', 'USD', 'u_b_usd', 'u_c_usd', 'u_c', 'kq1');
+             SELECT count(*) FROM settle_seal()" >/dev/null
+    ok $? "loaded $v with payments, a cycle and a seal"
+    q "$db" "ALTER EXTENSION settle UPDATE" >/dev/null
+    ok $? "ALTER EXTENSION settle UPDATE from $v"
+    is "$(q "$db" "SELECT extversion FROM pg_extension WHERE extname = 'settle'")" "$CURRENT" "$v is now $CURRENT"
+    catalog "$db" >"$TMP/$db.txt"
+    diff "$TMP/fresh_a.txt" "$TMP/$db.txt" >"$TMP/$db.diff"
+    ok $? "the database updated from $v has exactly the objects of a fresh $CURRENT"
+    head -20 "$TMP/$db.diff" | sed 's/^/#   /'
+    is "$(q "$db" "SELECT count(*) FROM settle_verify()")" "0" "settle_verify() is clean after the update"
+    is "$(q "$db" "SELECT settled FROM settle_run_cycle()")" "1" "and the queued payment settles after it"
+done
+[ "$older" = 0 ] && echo "# no released version older than $CURRENT in src/sql/releases/: nothing to update from yet"
+done_testing
