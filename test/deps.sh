@@ -7,7 +7,8 @@ PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib libglpk-dev 
           clang-14 libclang-rt-14-dev
           prometheus prometheus-postgres-exporter curl jq python3-yaml
           gnuplot-nox
-          patroni etcd-server etcd-client python3-psycopg2"
+          patroni etcd-server etcd-client python3-psycopg2
+          pgbackrest"
 
 missing=()
 for p in $PACKAGES; do
