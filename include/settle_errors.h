@@ -65,5 +65,6 @@
 #define ERRCODE_SETTLE_WORKER_ELSEWHERE		SE('1','5','0')
 #define ERRCODE_SETTLE_DROP_REFUSED			SE('1','5','1')
 #define ERRCODE_SETTLE_VERSION_MISMATCH		SE('1','5','2')
+#define ERRCODE_SETTLE_FENCED				SE('1','5','3')
 
 #endif							/* SETTLE_ERRORS_H */

@@ -42,6 +42,7 @@
 #include "settle_errors.h"
 #include "solver.h"
 #include "spi_util.h"
+#include "fence.h"
 #include "version.h"
 
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
@@ -662,6 +663,7 @@ settle_run_cycle(const char *run_by)
 	int			guc_level;
 
 	settle_check_version();
+	settle_check_fence("a settlement cycle");
 	work = AllocSetContextCreate(outer, "settle cycle", ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

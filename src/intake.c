@@ -60,6 +60,7 @@
 #include "intake.h"
 #include "spi_util.h"
 #include "settle_errors.h"
+#include "fence.h"
 #include "version.h"
 
 /* room for a participant and a key side by side (scoped_key) */
@@ -1273,6 +1274,7 @@ settle_intake(IntakeRow *rows, int n)
 	bool		depends;
 
 	settle_check_version();
+	settle_check_fence("intake");
 	for (i = 0; i < n; i++)
 	{
 		rows[i].duplicate_of = -1;

@@ -15,6 +15,7 @@
 
 #include "cycle.h"
 #include "drop_guard.h"
+#include "fence.h"
 #include "intake.h"
 #include "major_units.h"
 #include "role_map.h"
@@ -153,6 +154,7 @@ _PG_init(void)
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	settle_drop_guard_init();
+	settle_fence_init();
 	MarkGUCPrefixReserved("settle");
 	settle_role_map_init();
 

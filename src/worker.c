@@ -29,6 +29,7 @@
 #include "utils/snapmgr.h"
 
 #include "cycle.h"
+#include "fence.h"
 #include "guard.h"
 #include "settle_errors.h"
 #include "version.h"
@@ -39,6 +40,8 @@ char	   *settle_database = NULL;
 
 /* the worker said once that the extension is missing (said again after it was there) */
 static bool said_not_installed = false;
+/* the same for a fenced server */
+static bool said_fenced = false;
 /* the same for a library and SQL of different releases */
 static bool said_version_mismatch = false;
 
@@ -202,6 +205,24 @@ settle_worker_main(Datum main_arg)
 		if (was_standby)
 			ereport(LOG, (errmsg("settle worker: server promoted, cycling")));
 		was_standby = false;
+		{
+			const char *why;
+
+			/* a restored copy: nothing until an operator releases it */
+			if (settle_fenced(&why))
+			{
+				if (!said_fenced)
+					ereport(LOG,
+							(errmsg("settle worker: this server is fenced, no cycles until an operator releases it"),
+							 errdetail("%s.", why),
+							 errhint("ALTER SYSTEM SET settle.fence = off; SELECT pg_reload_conf();")));
+				said_fenced = true;
+				continue;
+			}
+			if (said_fenced)
+				ereport(LOG, (errmsg("settle worker: released, cycling")));
+			said_fenced = false;
+		}
 
 		run_safely(worker_cxt, "settle cycle", true, do_cycle);
 		/* the audit chains, in a transaction of their own: writers never wait for them */

@@ -11,6 +11,15 @@ AS 'MODULE_PATHNAME', 'settle_wait_durable_sql' LANGUAGE C VOLATILE STRICT;
 -- the synchronous standby has confirmed (the local flush without one).  A
 -- CDC consumer acts on a decoded transaction once its commit LSN is at or
 -- below it (docs/AUDIT.md, "Streaming events out").  NULL on a standby.
+-- Whether this server is a fenced restored copy, and why (src/fence.c).
+CREATE FUNCTION settle_fence_state(OUT fenced boolean, OUT reason text) RETURNS record
+AS 'MODULE_PATHNAME', 'settle_fence_state' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION settle_fence_state() IS
+    'Whether this server is fenced (a restored copy: no cycles, intake, rail traffic or calendar jobs), and why';
+-- SE153 when fenced, for the SQL functions that act on the outside world.
+CREATE FUNCTION settle._check_fence(what text) RETURNS void
+AS 'MODULE_PATHNAME', 'settle_check_fence_sql' LANGUAGE C VOLATILE STRICT;
+
 CREATE FUNCTION settle_durable_lsn() RETURNS pg_lsn
 AS 'MODULE_PATHNAME', 'settle_durable_lsn' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION settle_durable_lsn() IS

@@ -294,6 +294,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     -- 1 on the primary, 0 on a replica (a standby in recovery)
     SELECT 'settle_node_primary', '{}'::jsonb, CASE WHEN pg_is_in_recovery() THEN 0 ELSE 1 END
     UNION ALL
+    -- 1 on a fenced restored copy (no cycles, intake, rail or calendar until released)
+    SELECT 'settle_node_fenced', '{}'::jsonb,
+           CASE WHEN (SELECT f.fenced FROM @extschema@.settle_fence_state() f) THEN 1 ELSE 0 END
+    UNION ALL
     -- how long a cycle (or a seal) has been waiting for the one before it, 0 if none waits
     SELECT 'settle_lock_wait_seconds', jsonb_build_object('lock', l.name),
            coalesce((SELECT max(extract(epoch FROM clock_timestamp() - k.waitstart)) FROM pg_locks k
