@@ -161,6 +161,7 @@ ok $? "Prometheus scrapes both exporters"
 is "$(promq 'settle_cycles_total{run_by="worker",solver_status="optimal",instance="127.0.0.1:'"$E1"'"}' '.data.result[0].value[1]')" "1" \
    "Prometheus: settle_cycles_total of the worker = 1"
 is "$(promq 'sum(settle_node_primary)' '.data.result[0].value[1]')" "1" "Prometheus: exactly one primary"
+is "$(promq 'sum(settle_node_fenced)' '.data.result[0].value[1]')" "0" "Prometheus: settle_node_fenced scraped, no node fenced"
 is "$(promq 'count(settle_lock_wait_seconds == 0)' '.data.result[0].value[1]')" "4" \
    "Prometheus: settle_lock_wait_seconds scraped for cycle and seal on both nodes, no wait"
 is "$(promq 'sum(settle_worker_cycles_failed_total) + sum(settle_worker_seals_failed_total)' '.data.result[0].value[1]')" "0" \
@@ -169,9 +170,9 @@ is "$(promq 'sum(settle_queue_payments{status="queued",instance="127.0.0.1:'"$E1
    "Prometheus: 2 queued payments on the primary"
 is "$(promq '100 * (sum(settle_baseline_cost_total{baseline="naive",instance="127.0.0.1:'"$E1"'"}) - sum(settle_cost_total{instance="127.0.0.1:'"$E1"'"})) / sum(settle_baseline_cost_total{baseline="naive",instance="127.0.0.1:'"$E1"'"})' '.data.result[0].value[1]')" \
    "71.42857142857143" "Prometheus: the dashboard's saving against naive = 125/175"
-rules_ok() { [ "$(curl -sf --max-time 5 "http://127.0.0.1:$PR/api/v1/rules" | jq '[.data.groups[].rules[] | select(.health == "ok")] | length')" = 15 ]; }
+rules_ok() { [ "$(curl -sf --max-time 5 "http://127.0.0.1:$PR/api/v1/rules" | jq '[.data.groups[].rules[] | select(.health == "ok")] | length')" = 16 ]; }
 wait_for 20 rules_ok
-ok $? "Prometheus loaded and evaluated the 15 alert rules"
+ok $? "Prometheus loaded and evaluated the 16 alert rules"
 # an evaluation that ran before both targets were scraped may have left an
 # alert pending; on a healthy cluster it clears at the next evaluation
 alerts_now() { curl -sf --max-time 5 "http://127.0.0.1:$PR/api/v1/alerts" | jq -r '[.data.alerts[].labels.alertname] | sort | join(",")'; }
