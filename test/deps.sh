@@ -8,7 +8,8 @@ PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib libglpk-dev 
           prometheus prometheus-postgres-exporter curl jq python3-yaml
           gnuplot-nox
           patroni etcd-server etcd-client python3-psycopg2
-          pgbackrest"
+          pgbackrest
+          debhelper dpkg-dev"
 
 missing=()
 for p in $PACKAGES; do
