@@ -18,6 +18,9 @@ extern void settle_worker_state_init(void);
 /* The worker has started (or restarted) in this process. */
 extern void settle_worker_state_started(void);
 
+/* A worker cycle committed without settling or expiring anything (no row written). */
+extern void settle_worker_state_note_unchanged(void);
+
 /* A round ended: a cycle (or a seal if !is_cycle), failed if edata != NULL. */
 extern void settle_worker_state_note(bool is_cycle, ErrorData *edata);
 

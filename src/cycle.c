@@ -44,6 +44,7 @@
 #include "spi_util.h"
 #include "fence.h"
 #include "version.h"
+#include "worker_state.h"
 
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
 
@@ -724,12 +725,26 @@ settle_run_cycle(const char *run_by)
 	cs->stage = settle_two_phase ? "reserving" : "posting";
 	if (cs->n_settled > 0)
 		settle_post_selection(cs);
-	cs->stage = "recording";
-	settle_compute_baselines(cs);
-	record_cycle(cs);
+	if (cs->n_settled == 0 && cs->n_expired == 0 && strcmp(run_by, "worker") == 0)
+	{
+		/*
+		 * A worker cycle that changed nothing (everything deferred or
+		 * waiting) writes no record: a payment deferred to a far deadline
+		 * would otherwise add a cycle row and an event every interval.
+		 * It is counted instead (settle_worker_status(), settle.metrics).
+		 */
+		settle_worker_state_note_unchanged();
+		cycle_id = 0;
+	}
+	else
+	{
+		cs->stage = "recording";
+		settle_compute_baselines(cs);
+		record_cycle(cs);
+		cycle_id = cs->cycle_id;
+	}
 
 	error_context_stack = errcallback.previous;
-	cycle_id = cs->cycle_id;
 	settle_unpin_search_path(guc_level);
 	SPI_finish();
 	MemoryContextSwitchTo(outer);

@@ -33,6 +33,7 @@ typedef struct SettleWorkerState
 	int			pid;			/* 0: no worker has started yet */
 	TimestampTz started_at;
 	int64		cycles_ok;
+	int64		cycles_unchanged;	/* committed but settled and expired nothing: no row */
 	int64		cycles_failed;
 	int64		seals_failed;
 	TimestampTz last_cycle_at;	/* end of the last successful cycle */
@@ -125,6 +126,17 @@ settle_worker_state_note(bool is_cycle, ErrorData *edata)
 	SpinLockRelease(&state->mutex);
 }
 
+/* A worker cycle that changed nothing and so wrote no cycle record. */
+void
+settle_worker_state_note_unchanged(void)
+{
+	if (state == NULL)
+		return;
+	SpinLockAcquire(&state->mutex);
+	state->cycles_unchanged++;
+	SpinLockRelease(&state->mutex);
+}
+
 PG_FUNCTION_INFO_V1(settle_worker_status);
 
 /*
@@ -136,8 +148,8 @@ settle_worker_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
 	SettleWorkerState copy;
-	Datum		values[10];
-	bool		nulls[10] = {0};
+	Datum		values[11];
+	bool		nulls[11] = {0};
 
 	InitMaterializedSRF(fcinfo, 0);
 	desc = ((ReturnSetInfo *) fcinfo->resultinfo)->setDesc;
@@ -165,6 +177,7 @@ settle_worker_status(PG_FUNCTION_ARGS)
 	nulls[8] = copy.last_failure_at == 0;
 	values[9] = CStringGetTextDatum(copy.last_error);
 	nulls[9] = copy.last_failure_at == 0;
+	values[10] = Int64GetDatum(copy.cycles_unchanged);
 	tuplestore_putvalues(((ReturnSetInfo *) fcinfo->resultinfo)->setResult, desc, values, nulls);
 	PG_RETURN_VOID();
 }

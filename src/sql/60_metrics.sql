@@ -185,8 +185,11 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'settle_cost_saved', jsonb_build_object('currency', c.currency, 'baseline', k.baseline), k.v
       FROM cur c, LATERAL (VALUES ('naive', c.naive_cost - c.cost), ('fifo', c.fifo_cost - c.cost)) k(baseline, v)
     UNION ALL
-    -- NULL (NaN in Prometheus) until the first cycle commits
-    SELECT 'settle_last_cycle_age_seconds', '{}'::jsonb, extract(epoch FROM now() - s.last_finished_at)::double precision
+    -- NULL (NaN in Prometheus) until the first cycle commits; the worker's
+    -- cycles that changed nothing write no record but count as committed
+    SELECT 'settle_last_cycle_age_seconds', '{}'::jsonb,
+           extract(epoch FROM now() - greatest(s.last_finished_at,
+                                               (SELECT w.last_cycle_at FROM settle._worker_status() w)))::double precision
       FROM s
 $$;
 
@@ -255,7 +258,8 @@ CREATE FUNCTION settle_worker_status(
     OUT pid integer, OUT started_at timestamptz,
     OUT cycles_ok bigint, OUT cycles_failed bigint, OUT seals_failed bigint,
     OUT last_cycle_at timestamptz, OUT last_failure_at timestamptz,
-    OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text)
+    OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text,
+    OUT cycles_unchanged bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
 -- the same, under a name in settle's schema for the metrics (a name in public
@@ -264,7 +268,8 @@ CREATE FUNCTION settle._worker_status(
     OUT pid integer, OUT started_at timestamptz,
     OUT cycles_ok bigint, OUT cycles_failed bigint, OUT seals_failed bigint,
     OUT last_cycle_at timestamptz, OUT last_failure_at timestamptz,
-    OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text)
+    OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text,
+    OUT cycles_unchanged bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
 
@@ -288,6 +293,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'settle_worker_cycles_failed_total', '{}'::jsonb,
            coalesce((SELECT w.cycles_failed FROM settle._worker_status() w), 0)::double precision
     UNION ALL
+    -- cycles that settled and expired nothing: they write no cycle record
+    SELECT 'settle_worker_cycles_unchanged_total', '{}'::jsonb,
+           coalesce((SELECT w.cycles_unchanged FROM settle._worker_status() w), 0)::double precision    UNION ALL
     SELECT 'settle_worker_seals_failed_total', '{}'::jsonb,
            coalesce((SELECT w.seals_failed FROM settle._worker_status() w), 0)::double precision
     UNION ALL

@@ -69,6 +69,24 @@ ok $? "once the cause is gone the next cycle settles the payment"
 [ "$(q "SELECT cycles_ok FROM settle_worker_status()")" -gt "$ok_before" ]
 ok $? "and is counted as a cycle that committed"
 
+# a payment deferred to a far deadline: the cycles that change nothing write no
+# record (they would add a cycle row and an event every interval) and are counted
+q "SELECT settle_set_wire_fee('USD', 25)" >/dev/null
+q "SELECT settle_submit('w_far', 1, 'USD', 'USD', 'w_a_usd', 'w_b_usd', 'w_b', 'wk_far', deadline => now() + interval '30 days')" >/dev/null
+sleep 1
+rows_before=$(q "SELECT (SELECT count(*) FROM settle.cycle) || ' ' || (SELECT count(*) FROM settle.event)")
+unchanged_before=$(q "SELECT cycles_unchanged FROM settle_worker_status()")
+sleep 2
+is "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'w_far'")" "queued" "a small payment with a far deadline waits (its wire costs more than waiting)"
+is "$(q "SELECT (SELECT count(*) FROM settle.cycle) || ' ' || (SELECT count(*) FROM settle.event)")" "$rows_before" \
+   "the worker's cycles that change nothing write no cycle row and no event"
+[ "$(q "SELECT cycles_unchanged FROM settle_worker_status()")" -ge $((unchanged_before + 5)) ]
+ok $? "they are counted: settle_worker_status().cycles_unchanged and settle_worker_cycles_unchanged_total"
+is "$(q "SELECT value > 0 FROM settle.metrics WHERE metric = 'settle_worker_cycles_unchanged_total'")" "t" "the metric has them"
+is "$(q "SELECT value < 2 FROM settle.metrics WHERE metric = 'settle_last_cycle_age_seconds'")" "t" \
+   "settle_last_cycle_age_seconds counts them as cycles (no false SettleCyclesFailing)"
+q "SELECT settle_set_wire_fee('USD', 0)" >/dev/null
+
 # load: 4 clients submitting for a few seconds, then SIGKILL of every server process
 cat > "$TMP/load.sql" <<'SQL'
 \set k random(1, 1000000000000)
