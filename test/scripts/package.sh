@@ -57,7 +57,7 @@ ok $? "copied the source tree" || bail "copy failed"
 changelog_version=$(cd "$SRC" && dpkg-parsechangelog -S Version)
 if (cd "$SRC" && make -s -f debian/rules check-version) >/dev/null 2>&1; then
     ok 0 "debian/changelog ($changelog_version) matches settle.control ($EXTVERSION)"
-    (cd "$SRC" && DEB_VERSION_UPSTREAM=0.0.0 make -s -f debian/rules check-version) >"$TMP/mismatch.log" 2>&1
+    (cd "$SRC" && make -s -f debian/rules check-version DEB_VERSION_UPSTREAM=0.0.0) >"$TMP/mismatch.log" 2>&1
     ! [ $? = 0 ] && grep -q "but settle.control's default_version is '$EXTVERSION'" "$TMP/mismatch.log"
     ok $? "a changelog version that contradicts settle.control stops the build"
 else
