@@ -38,6 +38,8 @@ REGRESS     += audit_ledger
 REGRESS     += metrics
 # settings: contexts, units, checks (issue: security round 2)
 REGRESS     += settings
+# catalog documentation: comments on every public function, view and column
+REGRESS     += catalog
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
 ISOLATION      = intake_concurrent engine_concurrent executor_race cycle_lock
@@ -92,6 +94,13 @@ installcheck-regress:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
 installcheck-isolation:
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+# storage cost per million payments, measured (docs/OPERATIONS.md, "Growth")
+.PHONY: storage
+storage: deps
+	$(MAKE) all
+	$(MAKE) install
+	bash test/bench/storage.sh
 
 # high availability, long form: etcd + three Patroni nodes, repeated fail-overs under load
 .PHONY: ha-test
