@@ -1,7 +1,8 @@
 #!/bin/bash
 # The Debian package (debian/, docs/OPERATIONS.md "Debian package"):
 #   - a copy of the source tree builds postgresql-15-settle with
-#     dpkg-buildpackage (pg_buildext); a debian/changelog that contradicts
+#     dpkg-buildpackage (pg_buildext), and a source package with dpkg-source
+#     (3.0 (quilt), no patches); a debian/changelog that contradicts
 #     settle.control's default_version stops the build;
 #   - the .deb holds the library in /usr/lib/postgresql/15/lib, settle.control
 #     and the install script in /usr/share/postgresql/15/extension, the docs,
@@ -72,6 +73,13 @@ else
     echo "# building a snapshot, $EXTVERSION.0~test-1"
 fi
 DEBVERSION=$(cd "$SRC" && dpkg-parsechangelog -S Version)
+
+# a source package too (3.0 (quilt): the upstream tarball, no patches)
+UPSTREAM=${DEBVERSION%-*}
+(cd "$SRC" && tar -czf "../settle_$UPSTREAM.orig.tar.gz" --exclude=./debian --transform "s,^\.,settle-$UPSTREAM," .) \
+    && (cd "$TMP/build" && dpkg-source -b settle) >"$TMP/source.log" 2>&1 \
+    && [ -f "$TMP/build/settle_$DEBVERSION.dsc" ] && ! [ -e "$SRC/debian/patches" ]
+ok $? "dpkg-source -b builds the source package settle_$DEBVERSION.dsc" || cat "$TMP/source.log"
 
 # 3. build
 start=$(date +%s)
