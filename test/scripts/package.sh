@@ -33,7 +33,9 @@ cleanup() {
     if [ -n "$DPKG_INSTALLED" ]; then
         dpkg -r "$PKG" >/dev/null 2>&1
         # put back what dpkg -i replaced (a `make install` of this tree)
-        [ -d "$TMP/replaced" ] && cp -a "$TMP/replaced/." /
+        while read -r f; do
+            [ -e "$TMP/replaced$f" ] && cp -a "$TMP/replaced$f" "$f"
+        done <"$TMP/files"
     fi
     rm -rf "$TMP"
 }
@@ -135,7 +137,7 @@ ok $? "the library links libglpk"
 # 5. install
 if [ "${CI:-}" = true ] || [ "${SETTLE_PKG_INSTALL:-}" = 1 ]; then
     [ "$(id -u)" = 0 ]
-    ok $? "dpkg -i needs root" || bail "run as root, or without CI=true / SETTLE_PKG_INSTALL=1"
+    ok $? "running as root, for dpkg -i" || bail "run as root, or without CI=true / SETTLE_PKG_INSTALL=1"
     if ! dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q "install ok installed"; then
         # keep what the package replaces (a `make install`), to put it back
         while read -r f; do
@@ -162,9 +164,10 @@ else
         && dpkg-deb -x "$DEB" "$ROOT"
     ok $? "extracted the package into a relocated copy of PostgreSQL $PGMAJOR (dpkg -i: CI=true or SETTLE_PKG_INSTALL=1)"
     PGBIN=$ROOT/usr/lib/postgresql/$PGMAJOR/bin
-    cmp -s "$ROOT$LIBDIR/settle.so" "$TMP/deb$LIBDIR/settle.so"
-    ok $? "the copy's settle.so is the package's"
 fi
+cmp -s "$ROOT$LIBDIR/settle.so" "$TMP/deb$LIBDIR/settle.so" \
+    && cmp -s "$ROOT$EXTDIR/settle--$EXTVERSION.sql" "$TMP/deb$EXTDIR/settle--$EXTVERSION.sql"
+ok $? "$ROOT$LIBDIR/settle.so and the install script are the package's"
 
 # 6. a throwaway server with the package's files
 PORT=$(free_port 55590)
