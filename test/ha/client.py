@@ -396,21 +396,27 @@ def probe(args):
         results.append((kind, outcome, len(rows), bad))
         return bad
 
-    for k in acked:
+    # one call of each kind first (a cut-off leader demotes itself within seconds: every kind
+    # must be tried while it is still a primary), then the rest
+    calls = []
+    for n, k in enumerate(acked):
         prefix, i = k.rsplit("-", 1)
-        one("replay", "SELECT payment_id, replay FROM settle_submit(%s, %s, %s, %s, %s, %s, %s, %s)",
-            payment(prefix, int(i)))
-        one("status", "SELECT payment_id, status FROM settle_payment_status(idempotency_key => %s)", (k,))
+        calls.append((n, "replay", "SELECT payment_id, replay FROM settle_submit(%s, %s, %s, %s, %s, %s, %s, %s)",
+                      payment(prefix, int(i)), False))
+        calls.append((n, "status", "SELECT payment_id, status FROM settle_payment_status(idempotency_key => %s)", (k,), False))
+    calls.append((0, "rail_fetch in a transaction", "SELECT batch_id FROM settle_rail_fetch(10)", None, True))
+    calls.append((0, "rail_fetch", "SELECT batch_id FROM settle_rail_fetch(10)", None, False))
     for i in range(1, args.new + 1):
-        one("new", "SELECT payment_id, replay FROM settle_submit(%s, %s, %s, %s, %s, %s, %s, %s)",
-            payment(args.prefix, i))
+        calls.append((i - 1, "new", "SELECT payment_id, replay FROM settle_submit(%s, %s, %s, %s, %s, %s, %s, %s)",
+                      payment(args.prefix, i), False))
     # the client's retry of a new payment whose commit wait was cancelled (it is committed on
     # this node only): the answer would acknowledge a payment that is on no standby
     for i in range(1, args.new + 1):
-        one("replay of a cancelled new one", "SELECT payment_id, replay FROM settle_submit(%s, %s, %s, %s, %s, %s, %s, %s)",
-            payment(args.prefix, i))
-    one("rail_fetch in a transaction", "SELECT batch_id FROM settle_rail_fetch(10)", begin=True)
-    one("rail_fetch", "SELECT batch_id FROM settle_rail_fetch(10)")
+        calls.append((i - 1, "replay of a cancelled new one", "SELECT payment_id, replay FROM settle_submit(%s, %s, %s, %s, %s, %s, %s, %s)",
+                      payment(args.prefix, i), False))
+    # stable sort: round 0 of every kind (in the order above: the new payment before its replay)
+    for _, kind, sql, params, begin in sorted(calls, key=lambda c: c[0]):
+        one(kind, sql, params, begin)
     conn.close()
     summary = {}
     for kind, outcome, n, bad in results:

@@ -479,7 +479,7 @@ ha_round() {
             # rail batch may come out of it (its standby cannot have what it would report)
             sleep 0.3
             "$HA_PY" "$HA_SRC/client.py" probe --port "$(ha_pg_port "$HA_OLD")" --acked "$acked" --prefix "${p}p" \
-                --replays 3 --new 1 --timeout 1 >"$HA_DIR/probe-$p.log" 2>&1 &
+                --replays 3 --new 1 --timeout 0.4 >"$HA_DIR/probe-$p.log" 2>&1 &
             prober=$!
         fi ;;
     *) HA_WHY="unknown round kind $action"; touch "$stop"; wait; return 1 ;;
