@@ -141,7 +141,7 @@ static void fill_caches(IntakeRow *rows, int n);
 static void lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants);
 static void check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
 							HTAB *participants, HTAB *fxpairs);
-static bool destination_fits(const IntakeRow *row, const AccountInfo *src, const AccountInfo *dst);
+static bool destination_fits(const IntakeRow *row, const AccountInfo *dst);
 static void mark_duplicates(IntakeRow *rows, int n);
 static void set_scope(IntakeRow *row, HTAB *accounts);
 static void scoped_key(char *dst, const char *scope, const char *key);
@@ -681,7 +681,7 @@ lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants)
  * active, is in destination_currency and belongs to the counterparty.
  */
 static bool
-destination_fits(const IntakeRow *row, const AccountInfo *src, const AccountInfo *dst)
+destination_fits(const IntakeRow *row, const AccountInfo *dst)
 {
 	return dst != NULL && strcmp(dst->status, "active") == 0 &&
 		strcmp(dst->currency, row->destination_currency) == 0 &&
@@ -764,7 +764,7 @@ check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
 	if (caller_restricted && (dst == NULL || strcmp(dst->participant_id, caller_participant) != 0))
 	{
 		/* the payee's account: checked in full below, but refused in one way */
-		if (!destination_fits(row, src, dst))
+		if (!destination_fits(row, dst))
 		{
 			intake_refuse(row, ERRCODE_SETTLE_DESTINATION_REFUSED,
 						  psprintf("destination_account \"%s\" cannot receive this payment", row->destination_account),
