@@ -114,6 +114,9 @@ typedef struct CycleState
 /* Value of minor units of currency ci in reference major units. */
 extern double settle_reference_value(const CycleState *cs, int ci, int64 minor);
 
+/* cycle.c: hold payments for an operator, with a reason and an event each. */
+extern void settle_hold_payments(int64 *ids, char **reasons, int n);
+
 /* posting.c: post the selection as one balanced journal; fills cost figures. */
 extern void settle_post_selection(CycleState *cs);
 

@@ -45,6 +45,9 @@
 
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
 
+/* SETTLE_MAX_AMOUNT_MINOR (amount.h) as SQL text */
+#define MAX_AMOUNT_SQL "999999999999999"
+
 /* Penalty factor for a payment that must settle this cycle. */
 #define DUE_FACTOR 10.0
 
@@ -146,13 +149,14 @@ expire_overdue(void)
 	int			ret;
 	bool		isnull;
 
+	/* held payments expire too: a deadline is the last moment to settle (held: hold_reason is set) */
 	ret = SPI_execute("WITH x AS ("
 					  "  UPDATE settle.payment SET status = 'expired', updated_at = clock_timestamp()"
-					  "   WHERE status = 'queued' AND deadline < now()"
-					  "  RETURNING payment_id),"
+					  "   WHERE (status = 'queued' OR status = 'held') AND deadline < now()"
+					  "  RETURNING payment_id, CASE WHEN hold_reason IS NULL THEN 'queued' ELSE 'held' END AS was),"
 					  " e AS ("
 					  "  INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)"
-					  "  SELECT 'payment', payment_id::text, 'expired', 'queued', 'expired',"
+					  "  SELECT 'payment', payment_id::text, 'expired', was, 'expired',"
 					  "         '{\"reason\": \"deadline passed before it could settle\"}'::jsonb FROM x)"
 					  "SELECT count(*)::int FROM x", false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
@@ -218,44 +222,86 @@ settle_reference_value(const CycleState *cs, int ci, int64 minor)
 static void
 load_queue(CycleState *cs)
 {
-	Oid			types[2] = {INTERVALOID, INT4OID};
-	Datum		values[2];
+	Oid			types[3] = {INTERVALOID, INT4OID, BOOLOID};
+	Datum		values[3];
 	uint64		i;
 	int			n = 0;
+	int64	   *hold_ids;
+	char	  **hold_reasons;
+	int			n_hold = 0;
 
 	values[0] = DirectFunctionCall3(interval_in,
 									CStringGetDatum(psprintf("%d milliseconds", settle_cycle_interval_ms)),
 									ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	values[1] = Int32GetDatum(settle_max_cycle_payments);
+	values[2] = BoolGetDatum(settle_suspension_holds_payee);
 	if (SPI_execute_with_args(
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
 							  "             FROM settle.fx_rates),"
-							  " rr AS (SELECT b, q, m, s FROM r"
+							  /* a pair stored the other way round: the credit divides by its rate */
+							  " rr AS (SELECT b, q, m, s, false AS inv FROM r"
 							  "        UNION ALL"
-							  "        SELECT q, b, 1 / m, s FROM r r1"
-							  "         WHERE NOT EXISTS (SELECT 1 FROM r r2 WHERE r2.b = r1.q AND r2.q = r1.b))"
+							  "        SELECT q, b, m, s, true FROM r r1"
+							  "         WHERE NOT EXISTS (SELECT 1 FROM r r2 WHERE r2.b = r1.q AND r2.q = r1.b)),"
+							  " c AS ("
 							  " SELECT p.payment_id, p.source_account, p.destination_account,"
 							  "        p.source_participant, p.counterparty_id,"
-							  "        p.source_currency, p.destination_currency, p.amount,"
-							  "        CASE WHEN p.source_currency = p.destination_currency THEN p.amount"
-							  "             ELSE pg_catalog.round(p.amount::numeric OPERATOR(pg_catalog.*) x.m"
-							  "                    OPERATOR(pg_catalog.*) (10::numeric OPERATOR(pg_catalog.^)"
-							  "                        (cd.exponent OPERATOR(pg_catalog.-) cs.exponent)::numeric))::bigint"
-							  "        END AS credit,"
-							  "        x.m::text, coalesce(x.s, 0)::float8, p.priority::int,"
-							  "        (p.deadline IS NOT NULL AND p.deadline > now() + $1) AS deferrable"
+							  "        p.source_currency, p.destination_currency, p.amount, x.m, x.s, x.inv,"
+							  "        p.priority, p.deadline, sp.status AS payer_status, tp.status AS payee_status,"
+							  "        CASE WHEN p.source_currency = p.destination_currency THEN p.amount::numeric"
+							  /* amount x 10^(exponent difference): exact in numeric */
+							  "             ELSE p.amount::numeric OPERATOR(pg_catalog.*) (10::numeric OPERATOR(pg_catalog.^)"
+							  "                    (cd.exponent OPERATOR(pg_catalog.-) cs.exponent)::numeric) END AS scaled"
 							  "   FROM settle.payment p"
 							  "   JOIN settle.currency cs ON cs.code = p.source_currency"
 							  "   JOIN settle.currency cd ON cd.code = p.destination_currency"
 							  "   LEFT JOIN rr x ON x.b = p.source_currency AND x.q = p.destination_currency"
+							  "   JOIN settle.participant sp ON sp.participant_id = p.source_participant"
+							  "   JOIN settle.participant tp ON tp.participant_id = p.counterparty_id"
 							  "  WHERE p.status = 'queued'"
 							  "  ORDER BY p.payment_id"
 							  "  LIMIT $2"
-							  "  FOR UPDATE OF p SKIP LOCKED",
-							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+							  "  FOR UPDATE OF p SKIP LOCKED),"
+							  /*
+							   * The exact credit, rounded half away from zero (amounts are
+							   * positive: half up).  Stored the other way round, the quotient
+							   * is exact too: div() truncates exactly and mod() is the exact
+							   * remainder, so no reciprocal is ever rounded.
+							   */
+							  " v AS ("
+							  " SELECT c.*,"
+							  "        CASE WHEN c.source_currency = c.destination_currency THEN c.scaled"
+							  "             WHEN NOT c.inv THEN pg_catalog.round(c.scaled OPERATOR(pg_catalog.*) c.m)"
+							  "             ELSE pg_catalog.div(c.scaled, c.m) OPERATOR(pg_catalog.+)"
+							  "                  CASE WHEN 2 OPERATOR(pg_catalog.*) pg_catalog.mod(c.scaled, c.m)"
+							  "                            OPERATOR(pg_catalog.>=) c.m THEN 1 ELSE 0 END"
+							  "        END AS exact"
+							  "   FROM c)"
+							  " SELECT v.payment_id, v.source_account, v.destination_account,"
+							  "        v.source_participant, v.counterparty_id,"
+							  "        v.source_currency, v.destination_currency, v.amount,"
+							  "        CASE WHEN v.exact OPERATOR(pg_catalog.>=) 1"
+							  "              AND v.exact OPERATOR(pg_catalog.<=) " MAX_AMOUNT_SQL "::numeric"
+							  "             THEN v.exact::bigint END AS credit,"
+							  "        CASE WHEN v.source_currency = v.destination_currency THEN NULL"
+							  "             WHEN v.inv THEN (1 OPERATOR(pg_catalog./) v.m)::text ELSE v.m::text END,"
+							  "        coalesce(v.s, 0)::float8, v.priority::int,"
+							  "        (v.deadline IS NOT NULL AND v.deadline > now() + $1) AS deferrable,"
+							  "        CASE WHEN v.payer_status <> 'active'"
+							  "             THEN pg_catalog.format('payer %s is %s', v.source_participant, v.payer_status)"
+							  "             WHEN v.payee_status <> 'active' AND $3"
+							  "             THEN pg_catalog.format('payee %s is %s', v.counterparty_id, v.payee_status)"
+							  "             WHEN v.exact IS NULL THEN NULL"
+							  "             WHEN v.exact OPERATOR(pg_catalog.<) 1 THEN 'converts to less than one minor unit'"
+							  "             WHEN v.exact OPERATOR(pg_catalog.>) " MAX_AMOUNT_SQL "::numeric"
+							  "                  THEN 'converts to more than the largest amount accepted' END AS problem"
+							  "   FROM v ORDER BY v.payment_id",
+							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading the queue failed");
 
 	cs->payments = palloc0(sizeof(CyclePayment) * Max(SPI_processed, 1));
+	hold_ids = palloc(sizeof(int64) * Max(SPI_processed, 1));
+	hold_reasons = palloc(sizeof(char *) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -263,6 +309,7 @@ load_queue(CycleState *cs)
 		CyclePayment *p = &cs->payments[n];
 		bool		isnull;
 		Datum		credit;
+		char	   *problem;
 
 		CHECK_FOR_INTERRUPTS();
 		p->payment_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
@@ -273,6 +320,18 @@ load_queue(CycleState *cs)
 		p->source_ccy = name_lookup(cs->currency_index, SPI_getvalue(tup, desc, 6));
 		p->destination_ccy = name_lookup(cs->currency_index, SPI_getvalue(tup, desc, 7));
 		p->debit = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+		problem = SPI_getvalue(tup, desc, 14);
+		if (problem != NULL)
+		{
+			/*
+			 * A suspended participant's payment, or one that can never be
+			 * posted at today's rate: held for an operator, with the reason,
+			 * and the rest of the queue settles.
+			 */
+			hold_ids[n_hold] = p->payment_id;
+			hold_reasons[n_hold++] = problem;
+			continue;
+		}
 		credit = SPI_getbinval(tup, desc, 9, &isnull);
 		if (isnull)
 			continue;			/* no rate any more: stays queued */
@@ -282,11 +341,40 @@ load_queue(CycleState *cs)
 		p->priority = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
 		p->deferrable = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 		p->value = settle_reference_value(cs, p->source_ccy, p->debit);
-		if (p->credit <= 0)
-			continue;			/* converts to nothing: cannot settle, stays queued */
 		n++;
 	}
 	cs->n_payments = n;
+	if (n_hold > 0)
+		settle_hold_payments(hold_ids, hold_reasons, n_hold);
+	cs->held += n_hold;			/* considered, and left unsettled */
+}
+
+/*
+ * Hold payments the cycle cannot handle (or whose participant is suspended):
+ * status 'held' with the reason, one 'held' event each.  They stay visible in
+ * settle.transactions; settle_release_payment() queues them again,
+ * settle_cancel_payment() ends them.  The rows are locked by this cycle.
+ */
+void
+settle_hold_payments(int64 *ids, char **reasons, int n)
+{
+	SpiArgs		a = {0};
+
+	spi_arg_int8s(&a, ids, n);
+	spi_arg_texts(&a, reasons, n);
+	if (SPI_execute_with_args(
+							  "WITH h AS ("
+							  " UPDATE settle.payment p SET status = 'held', hold_reason = u.reason,"
+							  "        updated_at = pg_catalog.clock_timestamp()"
+							  "   FROM (SELECT pg_catalog.unnest($1) AS id, pg_catalog.unnest($2) AS reason) u"
+							  "  WHERE p.payment_id = u.id AND p.status = 'queued'"
+							  " RETURNING p.payment_id, p.hold_reason, p.updated_at)"
+							  "INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, from_status, to_status, details)"
+							  "SELECT h.updated_at, 'payment', h.payment_id::text, 'held', 'queued', 'held',"
+							  "       pg_catalog.jsonb_build_object('reason', h.hold_reason)"
+							  "  FROM h",
+							  a.n, a.types, a.values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "holding payments failed");
 }
 
 /* Lock and load every account the queue touches, in account order. */
@@ -684,7 +772,7 @@ settle_run_cycle(const char *run_by)
 	cs->stage = "loading the queue";
 	load_currencies(cs);
 	load_queue(cs);
-	if (cs->n_payments == 0 && cs->n_expired == 0)
+	if (cs->n_payments == 0 && cs->n_expired == 0 && cs->held == 0)
 	{
 		error_context_stack = errcallback.previous;
 		settle_unpin_search_path(guc_level);

@@ -67,6 +67,28 @@ BEGIN
      WHERE p.participant_id = settle_set_participant_status.participant_id;
     INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status)
         VALUES ('participant', participant_id, 'status_changed', old, status);
+    -- a suspended (or closed) participant's queued payments are held at once:
+    -- as payer always, as payee when settle.suspension_holds_payee is on.
+    -- They stay visible with the reason until an operator releases
+    -- (settle_release_payment) or cancels (settle_cancel_payment) them; a
+    -- cycle holds any that intake accepted while this committed.
+    IF status <> 'active' THEN
+        WITH h AS (
+            UPDATE settle.payment p
+               SET status = 'held', updated_at = clock_timestamp(),
+                   hold_reason = CASE WHEN p.source_participant = settle_set_participant_status.participant_id
+                                      THEN format('payer %s is %s', p.source_participant, settle_set_participant_status.status)
+                                      ELSE format('payee %s is %s', p.counterparty_id, settle_set_participant_status.status) END
+             WHERE p.status = 'queued'
+               AND (p.source_participant = settle_set_participant_status.participant_id
+                    OR (p.counterparty_id = settle_set_participant_status.participant_id
+                        AND coalesce(current_setting('settle.suspension_holds_payee', true)::boolean, true)))
+            RETURNING p.payment_id, p.hold_reason, p.updated_at)
+        INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, from_status, to_status, details)
+            SELECT h.updated_at, 'payment', h.payment_id::text, 'held', 'queued', 'held',
+                   jsonb_build_object('reason', h.hold_reason)
+              FROM h;
+    END IF;
     RETURN status;
 END
 $$;

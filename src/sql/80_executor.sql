@@ -27,7 +27,7 @@ ALTER TABLE settle.account
         CHECK (kind <> 'customer' OR balance - pending_debit >= -lower_limit);
 ALTER DOMAIN settle.payment_status DROP CONSTRAINT payment_status_check;
 ALTER DOMAIN settle.payment_status ADD CONSTRAINT payment_status_check
-    CHECK (VALUE IN ('queued', 'reserved', 'settled', 'expired', 'failed'));
+    CHECK (VALUE IN ('queued', 'held', 'reserved', 'settled', 'expired', 'failed'));
 ALTER TABLE settle.batch
     DROP CONSTRAINT batch_status_check,
     ADD CONSTRAINT batch_status_check
