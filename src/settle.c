@@ -16,6 +16,7 @@
 #include "cycle.h"
 #include "intake.h"
 #include "major_units.h"
+#include "refcache.h"
 #include "role_map.h"
 #include "worker.h"
 #include "worker_state.h"
@@ -152,6 +153,7 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("settle");
 	settle_role_map_init();
+	settle_refcache_init();
 
 	if (process_shared_preload_libraries_in_progress)
 	{

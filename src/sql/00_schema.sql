@@ -153,6 +153,15 @@ CREATE TABLE settle.fx_rate (
     CHECK (base_currency <> quote_currency)
 );
 
+-- Backends cache currencies and FX pairs (intake, settle.to_major): every
+-- change tells them to read again (src/refcache.c).
+CREATE FUNCTION settle._reference_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'settle_reference_changed' LANGUAGE C;
+CREATE TRIGGER currency_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON settle.currency
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._reference_changed();
+CREATE TRIGGER fx_rate_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON settle.fx_rate
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._reference_changed();
+
 -- Wire fees: the fixed cost of one wire for a participant in a currency,
 -- in minor units of that currency.  participant_id NULL is the default for
 -- the currency.
