@@ -25,6 +25,8 @@ REGRESS     += audit_ledger
 REGRESS     += metrics
 # settings: contexts, units, checks (issue: security round 2)
 REGRESS     += settings
+# settlement semantics (issue #16)
+REGRESS     += fx_exact
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
 ISOLATION      = intake_concurrent engine_concurrent executor_race cycle_lock
