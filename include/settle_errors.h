@@ -61,6 +61,8 @@
 /* audit (raised from src/sql/50_audit.sql) */
 #define ERRCODE_SETTLE_SEAL_ON_STANDBY		SE('1','1','1')
 #define ERRCODE_SETTLE_NOT_A_DIGEST			SE('1','1','2')
+/* a final payment outcome (settled, expired, failed) cannot change (80_executor.sql) */
+#define ERRCODE_SETTLE_OUTCOME_FINAL		SE('1','1','3')
 /* executor (raised from src/sql/80_executor.sql) */
 #define ERRCODE_SETTLE_BATCH_UNKNOWN		SE('1','2','0')
 #define ERRCODE_SETTLE_BATCH_NOT_AWAITING	SE('1','2','1')
