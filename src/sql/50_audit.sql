@@ -601,10 +601,13 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
           FROM settle.event e
          WHERE e.to_status IS NOT NULL AND e.entity IN ('payment', 'batch', 'participant', 'account')
          ORDER BY e.entity, e.entity_id, e.event_id DESC),
+    -- the cycle of a payment's last status event; a payment requeued by a
+    -- voided cycle belongs to none until a later cycle takes it
     settled_in AS (
-        SELECT DISTINCT ON (e.entity_id) e.entity_id, e.details->>'cycle_id' AS cycle_id
+        SELECT DISTINCT ON (e.entity_id) e.entity_id,
+               CASE WHEN e.event_type <> 'requeued' THEN e.details->>'cycle_id' END AS cycle_id
           FROM settle.event e
-         WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed')
+         WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed', 'queued')
          ORDER BY e.entity_id, e.event_id DESC),
     limits AS (
         SELECT DISTINCT ON (e.entity_id) e.entity_id,
