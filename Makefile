@@ -29,7 +29,7 @@ REGRESS     += settings
 REGRESS     += fx_exact semantics two_phase
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
-ISOLATION      = intake_concurrent engine_concurrent executor_race cycle_lock
+ISOLATION      = intake_concurrent engine_concurrent executor_race cycle_lock ack_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
                  --load-extension=settle
 
