@@ -26,7 +26,7 @@ REGRESS     += metrics
 # settings: contexts, units, checks (issue: security round 2)
 REGRESS     += settings
 # settlement semantics (issue #16)
-REGRESS     += fx_exact semantics two_phase
+REGRESS     += fx_exact semantics two_phase cycle_range
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
 ISOLATION      = intake_concurrent engine_concurrent executor_race cycle_lock ack_race

@@ -65,6 +65,7 @@ static void load_currencies(CycleState *cs);
 static void load_queue(CycleState *cs);
 static void load_accounts(CycleState *cs);
 static void load_wires(CycleState *cs);
+static void guard_ranges(CycleState *cs);
 static void build_and_solve(CycleState *cs);
 static bool solver_interrupted(void *arg);
 static void solver_log(void *arg, const char *msg);
@@ -407,7 +408,7 @@ load_accounts(CycleState *cs)
 	}
 	if (SPI_execute_with_args(
 							  "SELECT account_id, participant_id, currency, balance - pending_debit, lower_limit,"
-							  "       status = 'active'"
+							  "       status = 'active', balance, pending_debit, pending_credit"
 							  "  FROM settle.account WHERE account_id = ANY ($1) AND kind = 'customer'"
 							  " ORDER BY account_id FOR UPDATE",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -431,6 +432,9 @@ load_accounts(CycleState *cs)
 		a->balance = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 		a->lower_limit = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 		a->active = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		a->posted = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		a->pending_debit = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+		a->pending_credit = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
 		name_insert(cs->account_index, a->account_id, (int) r, &found);
 	}
 
@@ -513,6 +517,109 @@ load_wires(CycleState *cs)
 				p->wire_dst = w;
 		}
 	}
+}
+
+/*
+ * Keep out of the cycle what its arithmetic cannot carry.  Every amount the
+ * cycle writes is an int64 sum: an account's balance (and, two-phase, its
+ * pending amounts) after the cycle, the solver's available + credits and
+ * available - debits, a wire's debit and credit totals, the operator's
+ * settlement account of each currency.  Payments are taken oldest first;
+ * one that would take any of those sums out of range together with the ones
+ * taken before it stays queued for a later cycle, so that an extreme payment
+ * cannot stop every other one (the solver refuses a whole instance whose
+ * sums could overflow).  A payment that does not fit even alone can never
+ * settle: it is held, with the reason and an event, for an operator.
+ */
+static void
+guard_ranges(CycleState *cs)
+{
+	int128	   *acc_in = palloc0(sizeof(int128) * Max(cs->n_accounts, 1));
+	int128	   *acc_out = palloc0(sizeof(int128) * Max(cs->n_accounts, 1));
+	int128	   *wire_debit = palloc0(sizeof(int128) * Max(cs->n_wires, 1));
+	int128	   *wire_credit = palloc0(sizeof(int128) * Max(cs->n_wires, 1));
+	int128	   *ccy_in = palloc0(sizeof(int128) * Max(cs->n_currencies, 1));
+	int128	   *ccy_out = palloc0(sizeof(int128) * Max(cs->n_currencies, 1));
+	int128	   *ccy_balance = palloc0(sizeof(int128) * Max(cs->n_currencies, 1));
+	int64	   *hold_ids = palloc(sizeof(int64) * Max(cs->n_payments, 1));
+	char	  **hold_reasons = palloc(sizeof(char *) * Max(cs->n_payments, 1));
+	int			n_hold = 0;
+	int			kept = 0;
+	int			i;
+	uint64		r;
+	const int128 max = PG_INT64_MAX;
+	const int128 min = PG_INT64_MIN;
+
+	if (SPI_execute("SELECT currency, balance FROM settle.account WHERE kind = 'settlement'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the settlement accounts failed");
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int			c = name_lookup(cs->currency_index,
+									SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
+
+		if (c >= 0)
+			ccy_balance[c] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+
+	for (i = 0; i < cs->n_payments; i++)
+	{
+		CyclePayment *p = &cs->payments[i];
+		int			pass;
+		const char *why = NULL;
+
+		/* pass 0: with what is already taken; pass 1: alone */
+		for (pass = 0; pass < 2; pass++)
+		{
+			CycleAccount *src = &cs->accounts[p->src];
+			CycleAccount *dst = &cs->accounts[p->dst];
+			int128		out = (pass == 0 ? acc_out[p->src] : 0) + p->debit;
+			int128		in = (pass == 0 ? acc_in[p->dst] : 0) + p->credit;
+			int128		s_avail = (int128) src->balance + src->lower_limit;
+			int128		d_avail = (int128) dst->balance + dst->lower_limit;
+			int128		wd = (pass == 0 ? wire_debit[p->wire_src] : 0) + p->debit;
+			int128		wc = (pass == 0 ? wire_credit[p->wire_dst] : 0) + p->credit;
+			int128		ci = (pass == 0 ? ccy_in[p->source_ccy] : 0) + p->debit;
+			int128		co = (pass == 0 ? ccy_out[p->destination_ccy] : 0) + p->credit;
+
+			why = NULL;
+			if (s_avail - out < min || (int128) src->posted - out < min ||
+				(int128) src->pending_debit + out > max)
+				why = psprintf("its debit would take account %s beyond the range of a balance", src->account_id);
+			else if (d_avail + in > max || (int128) dst->posted + in > max ||
+					 (int128) dst->pending_credit + in > max)
+				why = psprintf("its credit would take account %s beyond the range of a balance", dst->account_id);
+			else if (wd > max || wc > max)
+				why = pstrdup("a wire total would be beyond the range of an amount");
+			else if (ccy_balance[p->source_ccy] + ci > max ||
+					 ccy_balance[p->destination_ccy] - co < min)
+				why = pstrdup("the operator's settlement account would be beyond the range of a balance");
+			if (why == NULL)
+				break;
+		}
+		if (why == NULL && pass == 0)
+		{
+			acc_out[p->src] += p->debit;
+			acc_in[p->dst] += p->credit;
+			wire_debit[p->wire_src] += p->debit;
+			wire_credit[p->wire_dst] += p->credit;
+			ccy_in[p->source_ccy] += p->debit;
+			ccy_out[p->destination_ccy] += p->credit;
+			cs->payments[kept++] = *p;
+			continue;
+		}
+		cs->held++;				/* considered, left unsettled */
+		if (why != NULL)
+		{
+			/* it does not fit even alone: it never will */
+			hold_ids[n_hold] = p->payment_id;
+			hold_reasons[n_hold++] = (char *) why;
+		}
+	}
+	cs->n_payments = kept;
+	if (n_hold > 0)
+		settle_hold_payments(hold_ids, hold_reasons, n_hold);
 }
 
 /* Interrupt check for the solver: it unwinds cleanly, we then raise. */
@@ -784,6 +891,7 @@ settle_run_cycle(const char *run_by)
 	cs->stage = "locking accounts";
 	load_accounts(cs);
 	load_wires(cs);
+	guard_ranges(cs);
 
 	if (SPI_execute("SELECT pg_catalog.nextval('settle.cycle_id_seq'::pg_catalog.regclass)", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not allocate a cycle id");
