@@ -38,11 +38,13 @@ REGRESS     += audit_ledger
 REGRESS     += metrics
 # settings: contexts, units, checks (issue: security round 2)
 REGRESS     += settings
+# settlement semantics (issue #16)
+REGRESS     += fx_exact semantics two_phase cycle_range
 # catalog documentation: comments on every public function, view and column
 REGRESS     += catalog
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
-ISOLATION      = intake_concurrent engine_concurrent executor_race cycle_lock
+ISOLATION      = intake_concurrent engine_concurrent executor_race cycle_lock ack_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
                  --load-extension=settle
 

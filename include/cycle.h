@@ -15,6 +15,7 @@ extern int	settle_max_cycle_payments;
 extern char *settle_reference_currency;
 extern double settle_delay_cost_bps;
 extern bool settle_two_phase;
+extern bool settle_suspension_holds_payee;
 
 /*
  * Run one cycle in the current transaction (SPI must not be connected).

@@ -24,9 +24,12 @@ typedef struct CycleAccount
 	char	   *account_id;
 	char	   *participant_id;
 	int			currency;		/* index into currencies */
-	int64		balance;		/* minor units, locked for the cycle */
+	int64		balance;		/* minor units, locked for the cycle: posted - pending debits */
 	int64		lower_limit;
 	bool		active;
+	int64		posted;			/* the balance column */
+	int64		pending_debit;
+	int64		pending_credit;
 } CycleAccount;
 
 typedef struct CyclePayment
@@ -98,7 +101,7 @@ typedef struct CycleState
 	SolverResult result;
 	SolverStatus solver_status;
 
-	int			held;			/* queued, but an account is frozen or closed */
+	int			held;			/* considered but left: an account frozen or closed, held, out of range */
 	int			n_expired;
 	int			n_settled;
 	int			n_deferred;
@@ -113,6 +116,9 @@ typedef struct CycleState
 
 /* Value of minor units of currency ci in reference major units. */
 extern double settle_reference_value(const CycleState *cs, int ci, int64 minor);
+
+/* cycle.c: hold payments for an operator, with a reason and an event each. */
+extern void settle_hold_payments(int64 *ids, char **reasons, int n);
 
 /* posting.c: post the selection as one balanced journal; fills cost figures. */
 extern void settle_post_selection(CycleState *cs);

@@ -21,6 +21,8 @@
 #define ERRCODE_SETTLE_AMOUNT_DECIMALS		SE('0','1','2')
 #define ERRCODE_SETTLE_AMOUNT_ABOVE_BOUND	SE('0','1','3')
 #define ERRCODE_SETTLE_AMOUNT_SYNTAX		SE('0','1','4')
+#define ERRCODE_SETTLE_CONVERTED_ABOVE_BOUND SE('0','1','5')
+#define ERRCODE_SETTLE_CONVERTED_TO_ZERO	SE('0','1','6')
 /* currency */
 #define ERRCODE_SETTLE_CURRENCY_SYNTAX		SE('0','2','0')
 #define ERRCODE_SETTLE_CURRENCY_UNKNOWN		SE('0','2','1')
@@ -51,10 +53,16 @@
 #define ERRCODE_SETTLE_SOLVER_FAILED		SE('1','0','0')
 #define ERRCODE_SETTLE_BALANCE_OVERFLOW		SE('1','0','1')
 #define ERRCODE_SETTLE_LEDGER_IMBALANCE		SE('1','0','2')
+/* operator actions on payments (raised from src/sql/40_engine.sql) */
+#define ERRCODE_SETTLE_PAYMENT_UNKNOWN		SE('1','0','3')
+#define ERRCODE_SETTLE_PAYMENT_STATE		SE('1','0','4')
+#define ERRCODE_SETTLE_PARTICIPANT_NOT_ACTIVE SE('1','0','5')
 #define ERRCODE_SETTLE_APPEND_ONLY			SE('1','1','0')
 /* audit (raised from src/sql/50_audit.sql) */
 #define ERRCODE_SETTLE_SEAL_ON_STANDBY		SE('1','1','1')
 #define ERRCODE_SETTLE_NOT_A_DIGEST			SE('1','1','2')
+/* a final payment outcome (settled, expired, failed) cannot change (80_executor.sql) */
+#define ERRCODE_SETTLE_OUTCOME_FINAL		SE('1','1','3')
 /* executor (raised from src/sql/80_executor.sql) */
 #define ERRCODE_SETTLE_BATCH_UNKNOWN		SE('1','2','0')
 #define ERRCODE_SETTLE_BATCH_NOT_AWAITING	SE('1','2','1')

@@ -275,7 +275,11 @@ SELECT e.details->'postings' AS postings
  WHERE e.entity = 'payment' AND e.event_type = 'settled' AND p.transaction_id = 'pay_1';
 -- a status, a limit, a balance and a pending amount changed behind the event log's back are found,
 -- and so is a ledger entry that no event announced
+-- (a final outcome refuses to change, the owner's UPDATE included; a
+-- tamperer disables that trigger first)
+SELECT try($$UPDATE settle.payment SET status = 'queued' WHERE transaction_id = 'pay_2'$$) AS outcome_final;
 BEGIN;
+ALTER TABLE settle.payment DISABLE TRIGGER payment_outcome_final;
 UPDATE settle.payment SET status = 'queued' WHERE transaction_id = 'pay_2';
 UPDATE settle.account SET lower_limit = 0 WHERE account_id = 'b_usd';
 UPDATE settle.account SET balance = balance + 1 WHERE account_id = 'c_eur';

@@ -23,7 +23,7 @@ SELECT status FROM settle_submit('txn_003', 1.125, 'BHD', 'USD', 'acc_005', 'acc
 SELECT transaction_id, amount, amount_minor, priority FROM settle.transactions WHERE transaction_id IN ('txn_002', 'txn_003') ORDER BY 1;
 
 SELECT count(*) AS payments_mid FROM settle.payment \gset
-SELECT count(*) AS events_mid FROM settle.event WHERE entity = 'payment' \gset
+SELECT count(*) AS events_mid FROM settle.event WHERE entity = 'payment' AND event_type = 'submitted' \gset
 
 -- one line per rule: the template is valid; each case breaks one field
 CREATE TEMP TABLE cases (name text, call text);
@@ -80,8 +80,8 @@ SELECT test.try($$SELECT settle_submit('t', 1, 'USD', 'USD', 'acc_001', 'acc_003
 SELECT test.try($$SELECT settle_submit('t', 1, 'USD', 'USD', 'acc_003', 'acc_001', 'bank_a', 'k')$$) AS suspended_payer;
 SELECT settle_set_participant_status('bank_b', 'active');
 
--- nothing was written by any refusal
-SELECT count(*) - :payments_mid AS payments_written, (SELECT count(*) FROM settle.event WHERE entity = 'payment') - :events_mid AS events_written
+-- nothing was written by any refusal (the suspension held bank_b's queued payments: events 'held', not 'submitted')
+SELECT count(*) - :payments_mid AS payments_written, (SELECT count(*) FROM settle.event WHERE entity = 'payment' AND event_type = 'submitted') - :events_mid AS events_written
   FROM settle.payment;
 
 -- a refusal inside a transaction aborts it: the earlier submit is gone too

@@ -48,6 +48,9 @@
 
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
 
+/* SETTLE_MAX_AMOUNT_MINOR (amount.h) as SQL text */
+#define MAX_AMOUNT_SQL "999999999999999"
+
 /* Penalty factor for a payment that must settle this cycle. */
 #define DUE_FACTOR 10.0
 
@@ -65,6 +68,7 @@ static void load_currencies(CycleState *cs);
 static void load_queue(CycleState *cs);
 static void load_accounts(CycleState *cs);
 static void load_wires(CycleState *cs);
+static void guard_ranges(CycleState *cs);
 static void build_and_solve(CycleState *cs);
 static bool solver_interrupted(void *arg);
 static void solver_log(void *arg, const char *msg);
@@ -149,13 +153,14 @@ expire_overdue(void)
 	int			ret;
 	bool		isnull;
 
+	/* held payments expire too: a deadline is the last moment to settle (held: hold_reason is set) */
 	ret = SPI_execute("WITH x AS ("
 					  "  UPDATE settle.payment SET status = 'expired', updated_at = clock_timestamp()"
-					  "   WHERE status = 'queued' AND deadline < now()"
-					  "  RETURNING payment_id),"
+					  "   WHERE (status = 'queued' OR status = 'held') AND deadline < now()"
+					  "  RETURNING payment_id, CASE WHEN hold_reason IS NULL THEN 'queued' ELSE 'held' END AS was),"
 					  " e AS ("
 					  "  INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)"
-					  "  SELECT 'payment', payment_id::text, 'expired', 'queued', 'expired',"
+					  "  SELECT 'payment', payment_id::text, 'expired', was, 'expired',"
 					  "         '{\"reason\": \"deadline passed before it could settle\"}'::jsonb FROM x)"
 					  "SELECT count(*)::int FROM x", false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
@@ -221,44 +226,86 @@ settle_reference_value(const CycleState *cs, int ci, int64 minor)
 static void
 load_queue(CycleState *cs)
 {
-	Oid			types[2] = {INTERVALOID, INT4OID};
-	Datum		values[2];
+	Oid			types[3] = {INTERVALOID, INT4OID, BOOLOID};
+	Datum		values[3];
 	uint64		i;
 	int			n = 0;
+	int64	   *hold_ids;
+	char	  **hold_reasons;
+	int			n_hold = 0;
 
 	values[0] = DirectFunctionCall3(interval_in,
 									CStringGetDatum(psprintf("%d milliseconds", settle_cycle_interval_ms)),
 									ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	values[1] = Int32GetDatum(settle_max_cycle_payments);
+	values[2] = BoolGetDatum(settle_suspension_holds_payee);
 	if (SPI_execute_with_args(
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
 							  "             FROM settle.fx_rates),"
-							  " rr AS (SELECT b, q, m, s FROM r"
+							  /* a pair stored the other way round: the credit divides by its rate */
+							  " rr AS (SELECT b, q, m, s, false AS inv FROM r"
 							  "        UNION ALL"
-							  "        SELECT q, b, 1 / m, s FROM r r1"
-							  "         WHERE NOT EXISTS (SELECT 1 FROM r r2 WHERE r2.b = r1.q AND r2.q = r1.b))"
+							  "        SELECT q, b, m, s, true FROM r r1"
+							  "         WHERE NOT EXISTS (SELECT 1 FROM r r2 WHERE r2.b = r1.q AND r2.q = r1.b)),"
+							  " c AS ("
 							  " SELECT p.payment_id, p.source_account, p.destination_account,"
 							  "        p.source_participant, p.counterparty_id,"
-							  "        p.source_currency, p.destination_currency, p.amount,"
-							  "        CASE WHEN p.source_currency = p.destination_currency THEN p.amount"
-							  "             ELSE pg_catalog.round(p.amount::numeric OPERATOR(pg_catalog.*) x.m"
-							  "                    OPERATOR(pg_catalog.*) (10::numeric OPERATOR(pg_catalog.^)"
-							  "                        (cd.exponent OPERATOR(pg_catalog.-) cs.exponent)::numeric))::bigint"
-							  "        END AS credit,"
-							  "        x.m::text, coalesce(x.s, 0)::float8, p.priority::int,"
-							  "        (p.deadline IS NOT NULL AND p.deadline > now() + $1) AS deferrable"
+							  "        p.source_currency, p.destination_currency, p.amount, x.m, x.s, x.inv,"
+							  "        p.priority, p.deadline, sp.status AS payer_status, tp.status AS payee_status,"
+							  "        CASE WHEN p.source_currency = p.destination_currency THEN p.amount::numeric"
+							  /* amount x 10^(exponent difference): exact in numeric */
+							  "             ELSE p.amount::numeric OPERATOR(pg_catalog.*) (10::numeric OPERATOR(pg_catalog.^)"
+							  "                    (cd.exponent OPERATOR(pg_catalog.-) cs.exponent)::numeric) END AS scaled"
 							  "   FROM settle.payment p"
 							  "   JOIN settle.currency cs ON cs.code = p.source_currency"
 							  "   JOIN settle.currency cd ON cd.code = p.destination_currency"
 							  "   LEFT JOIN rr x ON x.b = p.source_currency AND x.q = p.destination_currency"
+							  "   JOIN settle.participant sp ON sp.participant_id = p.source_participant"
+							  "   JOIN settle.participant tp ON tp.participant_id = p.counterparty_id"
 							  "  WHERE p.status = 'queued'"
 							  "  ORDER BY p.payment_id"
 							  "  LIMIT $2"
-							  "  FOR UPDATE OF p SKIP LOCKED",
-							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+							  "  FOR UPDATE OF p SKIP LOCKED),"
+							  /*
+							   * The exact credit, rounded half away from zero (amounts are
+							   * positive: half up).  Stored the other way round, the quotient
+							   * is exact too: div() truncates exactly and mod() is the exact
+							   * remainder, so no reciprocal is ever rounded.
+							   */
+							  " v AS ("
+							  " SELECT c.*,"
+							  "        CASE WHEN c.source_currency = c.destination_currency THEN c.scaled"
+							  "             WHEN NOT c.inv THEN pg_catalog.round(c.scaled OPERATOR(pg_catalog.*) c.m)"
+							  "             ELSE pg_catalog.div(c.scaled, c.m) OPERATOR(pg_catalog.+)"
+							  "                  CASE WHEN 2 OPERATOR(pg_catalog.*) pg_catalog.mod(c.scaled, c.m)"
+							  "                            OPERATOR(pg_catalog.>=) c.m THEN 1 ELSE 0 END"
+							  "        END AS exact"
+							  "   FROM c)"
+							  " SELECT v.payment_id, v.source_account, v.destination_account,"
+							  "        v.source_participant, v.counterparty_id,"
+							  "        v.source_currency, v.destination_currency, v.amount,"
+							  "        CASE WHEN v.exact OPERATOR(pg_catalog.>=) 1"
+							  "              AND v.exact OPERATOR(pg_catalog.<=) " MAX_AMOUNT_SQL "::numeric"
+							  "             THEN v.exact::bigint END AS credit,"
+							  "        CASE WHEN v.source_currency = v.destination_currency THEN NULL"
+							  "             WHEN v.inv THEN (1 OPERATOR(pg_catalog./) v.m)::text ELSE v.m::text END,"
+							  "        coalesce(v.s, 0)::float8, v.priority::int,"
+							  "        (v.deadline IS NOT NULL AND v.deadline > now() + $1) AS deferrable,"
+							  "        CASE WHEN v.payer_status <> 'active'"
+							  "             THEN pg_catalog.format('payer %s is %s', v.source_participant, v.payer_status)"
+							  "             WHEN v.payee_status <> 'active' AND $3"
+							  "             THEN pg_catalog.format('payee %s is %s', v.counterparty_id, v.payee_status)"
+							  "             WHEN v.exact IS NULL THEN NULL"
+							  "             WHEN v.exact OPERATOR(pg_catalog.<) 1 THEN 'converts to less than one minor unit'"
+							  "             WHEN v.exact OPERATOR(pg_catalog.>) " MAX_AMOUNT_SQL "::numeric"
+							  "                  THEN 'converts to more than the largest amount accepted' END AS problem"
+							  "   FROM v ORDER BY v.payment_id",
+							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading the queue failed");
 
 	cs->payments = palloc0(sizeof(CyclePayment) * Max(SPI_processed, 1));
+	hold_ids = palloc(sizeof(int64) * Max(SPI_processed, 1));
+	hold_reasons = palloc(sizeof(char *) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -266,6 +313,7 @@ load_queue(CycleState *cs)
 		CyclePayment *p = &cs->payments[n];
 		bool		isnull;
 		Datum		credit;
+		char	   *problem;
 
 		CHECK_FOR_INTERRUPTS();
 		p->payment_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
@@ -276,6 +324,18 @@ load_queue(CycleState *cs)
 		p->source_ccy = name_lookup(cs->currency_index, SPI_getvalue(tup, desc, 6));
 		p->destination_ccy = name_lookup(cs->currency_index, SPI_getvalue(tup, desc, 7));
 		p->debit = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+		problem = SPI_getvalue(tup, desc, 14);
+		if (problem != NULL)
+		{
+			/*
+			 * A suspended participant's payment, or one that can never be
+			 * posted at today's rate: held for an operator, with the reason,
+			 * and the rest of the queue settles.
+			 */
+			hold_ids[n_hold] = p->payment_id;
+			hold_reasons[n_hold++] = problem;
+			continue;
+		}
 		credit = SPI_getbinval(tup, desc, 9, &isnull);
 		if (isnull)
 			continue;			/* no rate any more: stays queued */
@@ -285,11 +345,40 @@ load_queue(CycleState *cs)
 		p->priority = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
 		p->deferrable = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 		p->value = settle_reference_value(cs, p->source_ccy, p->debit);
-		if (p->credit <= 0)
-			continue;			/* converts to nothing: cannot settle, stays queued */
 		n++;
 	}
 	cs->n_payments = n;
+	if (n_hold > 0)
+		settle_hold_payments(hold_ids, hold_reasons, n_hold);
+	cs->held += n_hold;			/* considered, and left unsettled */
+}
+
+/*
+ * Hold payments the cycle cannot handle (or whose participant is suspended):
+ * status 'held' with the reason, one 'held' event each.  They stay visible in
+ * settle.transactions; settle_release_payment() queues them again,
+ * settle_cancel_payment() ends them.  The rows are locked by this cycle.
+ */
+void
+settle_hold_payments(int64 *ids, char **reasons, int n)
+{
+	SpiArgs		a = {0};
+
+	spi_arg_int8s(&a, ids, n);
+	spi_arg_texts(&a, reasons, n);
+	if (SPI_execute_with_args(
+							  "WITH h AS ("
+							  " UPDATE settle.payment p SET status = 'held', hold_reason = u.reason,"
+							  "        updated_at = pg_catalog.clock_timestamp()"
+							  "   FROM (SELECT pg_catalog.unnest($1) AS id, pg_catalog.unnest($2) AS reason) u"
+							  "  WHERE p.payment_id = u.id AND p.status = 'queued'"
+							  " RETURNING p.payment_id, p.hold_reason, p.updated_at)"
+							  "INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, from_status, to_status, details)"
+							  "SELECT h.updated_at, 'payment', h.payment_id::text, 'held', 'queued', 'held',"
+							  "       pg_catalog.jsonb_build_object('reason', h.hold_reason)"
+							  "  FROM h",
+							  a.n, a.types, a.values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "holding payments failed");
 }
 
 /* Lock and load every account the queue touches, in account order. */
@@ -322,7 +411,7 @@ load_accounts(CycleState *cs)
 	}
 	if (SPI_execute_with_args(
 							  "SELECT account_id, participant_id, currency, balance - pending_debit, lower_limit,"
-							  "       status = 'active'"
+							  "       status = 'active', balance, pending_debit, pending_credit"
 							  "  FROM settle.account WHERE account_id = ANY ($1) AND kind = 'customer'"
 							  " ORDER BY account_id FOR UPDATE",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -346,6 +435,9 @@ load_accounts(CycleState *cs)
 		a->balance = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 		a->lower_limit = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 		a->active = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		a->posted = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		a->pending_debit = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+		a->pending_credit = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
 		name_insert(cs->account_index, a->account_id, (int) r, &found);
 	}
 
@@ -428,6 +520,109 @@ load_wires(CycleState *cs)
 				p->wire_dst = w;
 		}
 	}
+}
+
+/*
+ * Keep out of the cycle what its arithmetic cannot carry.  Every amount the
+ * cycle writes is an int64 sum: an account's balance (and, two-phase, its
+ * pending amounts) after the cycle, the solver's available + credits and
+ * available - debits, a wire's debit and credit totals, the operator's
+ * settlement account of each currency.  Payments are taken oldest first;
+ * one that would take any of those sums out of range together with the ones
+ * taken before it stays queued for a later cycle, so that an extreme payment
+ * cannot stop every other one (the solver refuses a whole instance whose
+ * sums could overflow).  A payment that does not fit even alone can never
+ * settle: it is held, with the reason and an event, for an operator.
+ */
+static void
+guard_ranges(CycleState *cs)
+{
+	int128	   *acc_in = palloc0(sizeof(int128) * Max(cs->n_accounts, 1));
+	int128	   *acc_out = palloc0(sizeof(int128) * Max(cs->n_accounts, 1));
+	int128	   *wire_debit = palloc0(sizeof(int128) * Max(cs->n_wires, 1));
+	int128	   *wire_credit = palloc0(sizeof(int128) * Max(cs->n_wires, 1));
+	int128	   *ccy_in = palloc0(sizeof(int128) * Max(cs->n_currencies, 1));
+	int128	   *ccy_out = palloc0(sizeof(int128) * Max(cs->n_currencies, 1));
+	int128	   *ccy_balance = palloc0(sizeof(int128) * Max(cs->n_currencies, 1));
+	int64	   *hold_ids = palloc(sizeof(int64) * Max(cs->n_payments, 1));
+	char	  **hold_reasons = palloc(sizeof(char *) * Max(cs->n_payments, 1));
+	int			n_hold = 0;
+	int			kept = 0;
+	int			i;
+	uint64		r;
+	const int128 max = PG_INT64_MAX;
+	const int128 min = PG_INT64_MIN;
+
+	if (SPI_execute("SELECT currency, balance FROM settle.account WHERE kind = 'settlement'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the settlement accounts failed");
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int			c = name_lookup(cs->currency_index,
+									SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
+
+		if (c >= 0)
+			ccy_balance[c] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+
+	for (i = 0; i < cs->n_payments; i++)
+	{
+		CyclePayment *p = &cs->payments[i];
+		int			pass;
+		const char *why = NULL;
+
+		/* pass 0: with what is already taken; pass 1: alone */
+		for (pass = 0; pass < 2; pass++)
+		{
+			CycleAccount *src = &cs->accounts[p->src];
+			CycleAccount *dst = &cs->accounts[p->dst];
+			int128		out = (pass == 0 ? acc_out[p->src] : 0) + p->debit;
+			int128		in = (pass == 0 ? acc_in[p->dst] : 0) + p->credit;
+			int128		s_avail = (int128) src->balance + src->lower_limit;
+			int128		d_avail = (int128) dst->balance + dst->lower_limit;
+			int128		wd = (pass == 0 ? wire_debit[p->wire_src] : 0) + p->debit;
+			int128		wc = (pass == 0 ? wire_credit[p->wire_dst] : 0) + p->credit;
+			int128		ci = (pass == 0 ? ccy_in[p->source_ccy] : 0) + p->debit;
+			int128		co = (pass == 0 ? ccy_out[p->destination_ccy] : 0) + p->credit;
+
+			why = NULL;
+			if (s_avail - out < min || (int128) src->posted - out < min ||
+				(int128) src->pending_debit + out > max)
+				why = psprintf("its debit would take account %s beyond the range of a balance", src->account_id);
+			else if (d_avail + in > max || (int128) dst->posted + in > max ||
+					 (int128) dst->pending_credit + in > max)
+				why = psprintf("its credit would take account %s beyond the range of a balance", dst->account_id);
+			else if (wd > max || wc > max)
+				why = pstrdup("a wire total would be beyond the range of an amount");
+			else if (ccy_balance[p->source_ccy] + ci > max ||
+					 ccy_balance[p->destination_ccy] - co < min)
+				why = pstrdup("the operator's settlement account would be beyond the range of a balance");
+			if (why == NULL)
+				break;
+		}
+		if (why == NULL && pass == 0)
+		{
+			acc_out[p->src] += p->debit;
+			acc_in[p->dst] += p->credit;
+			wire_debit[p->wire_src] += p->debit;
+			wire_credit[p->wire_dst] += p->credit;
+			ccy_in[p->source_ccy] += p->debit;
+			ccy_out[p->destination_ccy] += p->credit;
+			cs->payments[kept++] = *p;
+			continue;
+		}
+		cs->held++;				/* considered, left unsettled */
+		if (why != NULL)
+		{
+			/* it does not fit even alone: it never will */
+			hold_ids[n_hold] = p->payment_id;
+			hold_reasons[n_hold++] = (char *) why;
+		}
+	}
+	cs->n_payments = kept;
+	if (n_hold > 0)
+		settle_hold_payments(hold_ids, hold_reasons, n_hold);
 }
 
 /* Interrupt check for the solver: it unwinds cleanly, we then raise. */
@@ -689,7 +884,7 @@ settle_run_cycle(const char *run_by)
 	cs->stage = "loading the queue";
 	load_currencies(cs);
 	load_queue(cs);
-	if (cs->n_payments == 0 && cs->n_expired == 0)
+	if (cs->n_payments == 0 && cs->n_expired == 0 && cs->held == 0)
 	{
 		error_context_stack = errcallback.previous;
 		settle_unpin_search_path(guc_level);
@@ -701,6 +896,7 @@ settle_run_cycle(const char *run_by)
 	cs->stage = "locking accounts";
 	load_accounts(cs);
 	load_wires(cs);
+	guard_ranges(cs);
 
 	if (SPI_execute("SELECT pg_catalog.nextval('settle.cycle_id_seq'::pg_catalog.regclass)", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not allocate a cycle id");

@@ -93,7 +93,10 @@ before_drop(void)
 					" WHERE j.jobname LIKE 'settle-%' AND j.database = pg_catalog.current_database()",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not remove the pg_cron jobs of settle");
-	if (SPI_execute("DROP PUBLICATION IF EXISTS settle_events", false, 0) != SPI_OK_UTILITY)
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = 'settle_events'", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_publication");
+	if (SPI_processed == 1 &&
+		SPI_execute("DROP PUBLICATION settle_events", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not drop the publication settle_events");
 	settle_unpin_search_path(guc_level);
 	SPI_finish();

@@ -7,8 +7,10 @@
  *   1. syntax rules that need no table (nulls, identifiers, currency codes,
  *      amount form, priority, deadline), in parameter order;
  *   2. every account and counterparty the rows mention is read by a
- *      primary-key probe (currencies and FX pairs from per-backend caches),
- *      and the reference rules run in C;
+ *      primary-key probe (currencies and FX pairs from per-backend caches,
+ *      emptied whenever those tables change: src/refcache.c), and the
+ *      reference rules run in C, including whether an FX payment's credit
+ *      can be posted at today's rate;
  *   3. one INSERT ... ON CONFLICT DO NOTHING writes all valid rows and their
  *      'submitted' events.  The unique indexes on idempotency_key and
  *      transaction_id make concurrent repeats collapse to one row: a second
@@ -58,6 +60,7 @@
 
 #include "durability.h"
 #include "intake.h"
+#include "refcache.h"
 #include "spi_util.h"
 #include "settle_errors.h"
 #include "fence.h"
@@ -82,6 +85,9 @@ typedef struct NameInfo
 	char		key[KEY_BYTES];
 	int			number;
 	char		status[16];
+	/* FX pair (source, destination): source amounts whose credit can be posted */
+	int64		min_amount;
+	int64		max_amount;
 } NameInfo;
 
 /* First row in this call that used a key. */
@@ -387,19 +393,22 @@ check_syntax(IntakeRow *row)
 					  pstrdup("9 is the most urgent; the default is 5."));
 		return;
 	}
+	row->syntax_ok = true;
+	/*
+	 * The only rule that depends on the time: refused, but the row still
+	 * goes through the key lookup, so that a late retry of a payment that
+	 * was accepted (and has settled or expired since) gets its original
+	 * answer rather than a refusal that reads as "never accepted".
+	 */
 	if (row->has_deadline)
 	{
 		if (TIMESTAMP_NOT_FINITE(row->deadline) ||
 			row->deadline <= GetCurrentTimestamp())
-		{
 			intake_refuse(row, ERRCODE_SETTLE_DEADLINE_PAST,
 						  pstrdup("deadline must be a finite time in the future"),
 						  psprintf("deadline is %s.", timestamptz_to_str(row->deadline)),
 						  pstrdup("Leave deadline null to settle as soon as liquidity allows."));
-			return;
-		}
 	}
-	row->syntax_ok = true;
 }
 
 /* A string-keyed hash table in the current memory context. */
@@ -423,22 +432,39 @@ set_key(char *dst, const char *src)
 }
 
 /*
- * Currencies and FX pairs rarely change and are never removed, so each
- * backend keeps the ones it has seen (in TopMemoryContext) and asks the
- * database only about the ones it has not; accounts and participants, whose
- * status can change at any time, are read on every call.
+ * Currencies and FX pairs rarely change, so each backend keeps the ones it
+ * has seen (in TopMemoryContext) and asks the database only about the ones
+ * it has not, until a change to either table empties the caches
+ * (init_caches); accounts and participants, whose status can change at any
+ * time, are read on every call.
  */
 static HTAB *currency_cache = NULL;
 static HTAB *fxpair_cache = NULL;
+static uint64 cache_generation = 0;
 
-/* Create the backend-lifetime caches on first use. */
+/*
+ * Create the backend-lifetime caches on first use, and again whenever
+ * settle.currency, settle.fx_rate or settle.payment (its owner) changed or
+ * was dropped since they were filled (src/refcache.c).  Called before any
+ * of them is read in a call, so no one holds an entry of the old ones.
+ */
 static void
 init_caches(void)
 {
 	MemoryContext old;
 
-	if (currency_cache != NULL)
+	if (currency_cache != NULL && settle_refcache_valid(&cache_generation))
 		return;
+	(void) settle_refcache_valid(&cache_generation);
+	if (currency_cache != NULL)
+	{
+		hash_destroy(currency_cache);
+		hash_destroy(fxpair_cache);
+	}
+	settle_owner = InvalidOid;
+	settle_refcache_watch("currency");
+	settle_refcache_watch("fx_rate");
+	settle_refcache_watch("payment");
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	currency_cache = make_table("settle currency cache", sizeof(NameInfo), 64);
 	fxpair_cache = make_table("settle fx pair cache", sizeof(NameInfo), 64);
@@ -473,16 +499,11 @@ fill_caches(IntakeRow *rows, int n)
 		if (strcmp(rows[i].source_currency, rows[i].destination_currency) != 0)
 		{
 			char		ab[KEY_BYTES];
-			char		ba[KEY_BYTES];
 
+			/* by direction: what a source amount converts to differs */
 			snprintf(ab, sizeof(ab), "%s%s", rows[i].source_currency, rows[i].destination_currency);
-			snprintf(ba, sizeof(ba), "%s%s", rows[i].destination_currency, rows[i].source_currency);
-			if (hash_search(fxpair_cache, ab, HASH_FIND, NULL) == NULL &&
-				hash_search(fxpair_cache, ba, HASH_FIND, NULL) == NULL)
-			{
+			if (hash_search(fxpair_cache, ab, HASH_FIND, NULL) == NULL)
 				fx[nfx++] = pstrdup(ab);
-				fx[nfx++] = pstrdup(ba);
-			}
 		}
 	}
 	if (ncur == 0 && nfx == 0)
@@ -493,11 +514,12 @@ fill_caches(IntakeRow *rows, int n)
 		Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
 
 		cache_plan = settle_keep_plan(
-									  "SELECT 'c'::text, c.code, c.exponent::int FROM settle.currency c WHERE c.code = ANY ($1)"
+									  "SELECT 'c'::text, c.code, c.exponent::int, 0::bigint, 0::bigint"
+									  "  FROM settle.currency c WHERE c.code = ANY ($1)"
 									  " UNION ALL "
-									  "SELECT 'f', x, 0 FROM unnest($2::text[]) x"
-									  " WHERE EXISTS (SELECT 1 FROM settle.fx_rate f"
-									  "                WHERE f.base_currency = left(x, 3) AND f.quote_currency = right(x, 3))",
+									  "SELECT 'f', x, 0, b.min_amount, b.max_amount"
+									  "  FROM unnest($2::text[]) x, settle._fx_bounds(left(x, 3), right(x, 3)) b"
+									  " WHERE b.min_amount IS NOT NULL",
 									  2, types, "currency and FX pair lookup");
 	}
 	values[0] = PointerGetDatum(settle_text_array(cur, ncur));
@@ -511,10 +533,13 @@ fill_caches(IntakeRow *rows, int n)
 		char	   *kind = SPI_getvalue(tup, desc, 1);
 		NameInfo   *e;
 		bool		found;
+		bool		isnull;
 
 		set_key(key, SPI_getvalue(tup, desc, 2));
 		e = hash_search(kind[0] == 'c' ? currency_cache : fxpair_cache, key, HASH_ENTER, &found);
 		e->number = atoi(SPI_getvalue(tup, desc, 3));
+		e->min_amount = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		e->max_amount = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 	}
 }
 
@@ -611,7 +636,6 @@ lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants)
 	char		key[KEY_BYTES];
 	int			i;
 
-	init_caches();
 	fill_caches(rows, n);
 	keyed_open(&account, "account");
 	keyed_open(&participant, "participant");
@@ -852,23 +876,49 @@ check_reference(IntakeRow *row, HTAB *accounts, HTAB *currencies,
 	if (strcmp(row->source_currency, row->destination_currency) != 0)
 	{
 		char		pair[KEY_BYTES];
+		NameInfo   *fx;
 
 		snprintf(pair, sizeof(pair), "%s%s", row->source_currency, row->destination_currency);
-		if (hash_search(fxpairs, pair, HASH_FIND, NULL) == NULL)
+		fx = hash_search(fxpairs, pair, HASH_FIND, NULL);
+		if (fx == NULL)
 		{
-			snprintf(pair, sizeof(pair), "%s%s", row->destination_currency, row->source_currency);
-			if (hash_search(fxpairs, pair, HASH_FIND, NULL) == NULL)
-			{
-				intake_refuse(row, ERRCODE_SETTLE_FX_RATE_MISSING,
-							  psprintf("no FX rate between %s and %s",
-									   row->source_currency, row->destination_currency),
-							  NULL, pstrdup("Set one with settle_set_fx_rate()."));
-				return;
-			}
+			intake_refuse(row, ERRCODE_SETTLE_FX_RATE_MISSING,
+						  psprintf("no FX rate between %s and %s",
+								   row->source_currency, row->destination_currency),
+						  NULL, pstrdup("Set one with settle_set_fx_rate()."));
+			return;
+		}
+		/* a credit that could never be posted: refused now, not at every cycle */
+		if (row->amount_minor > fx->max_amount)
+		{
+			char		buf[40];
+
+			settle_format_amount(fx->max_amount, scur->number, buf);
+			intake_refuse(row, ERRCODE_SETTLE_CONVERTED_ABOVE_BOUND,
+						  psprintf("amount converts to more than the largest %s amount accepted",
+								   row->destination_currency),
+						  psprintf("At the current rate the largest %s amount that converts to %s is %s.",
+								   row->source_currency, row->destination_currency, buf),
+						  pstrdup("Split the payment."));
+			return;
+		}
+		if (row->amount_minor < fx->min_amount)
+		{
+			char		buf[40];
+
+			settle_format_amount(fx->min_amount, scur->number, buf);
+			intake_refuse(row, ERRCODE_SETTLE_CONVERTED_TO_ZERO,
+						  psprintf("amount converts to less than one minor unit of %s",
+								   row->destination_currency),
+						  psprintf("At the current rate the smallest %s amount that converts to %s is %s.",
+								   row->source_currency, row->destination_currency, buf),
+						  NULL);
+			return;
 		}
 	}
 	row->source_participant = pstrdup(src->participant_id);
-	row->insert = true;
+	/* refused before (deadline past): only its key is looked up */
+	row->insert = row->sqlerrcode == 0;
 }
 
 /*
@@ -1288,6 +1338,9 @@ settle_intake(IntakeRow *rows, int n)
 	work = AllocSetContextCreate(outer, "settle intake", ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+
+	/* reference data cached by this backend: still current? */
+	init_caches();
 
 	/* note the caller, then work on the tables as their owner (restored below, or by abort) */
 	caller = GetUserId();

@@ -4,9 +4,9 @@
  * settle.ledger, settle.batches, ...).
  *
  * It runs once per amount per row read, so it is C with a per-backend
- * table of exponents: currencies are reference data that is only ever
- * added to (ISO 4217 exponents do not change under an existing code).  A
- * code not seen yet is looked up once.  The reference functions' checks
+ * table of exponents.  A code not seen yet is looked up once; any change
+ * to settle.currency (or a DROP EXTENSION) empties the table
+ * (src/refcache.c).  The reference functions' checks
  * (refcheck.c) use the same table.
  */
 #include "postgres.h"
@@ -20,6 +20,7 @@
 
 #include "amount.h"
 #include "major_units.h"
+#include "refcache.h"
 
 PG_FUNCTION_INFO_V1(settle_to_major);
 
@@ -28,6 +29,7 @@ PG_FUNCTION_INFO_V1(settle_to_major);
 #define NO_CURRENCY (-1)		/* what settle_currency_exponent returns for an unknown code */
 
 static int8 *exponent_of = NULL;	/* by code AAA..ZZZ, in TopMemoryContext */
+static uint64 exponent_generation = 0;	/* refcache.c generation it was filled at */
 
 int
 settle_currency_exponent(const char *code, int len)
@@ -45,9 +47,12 @@ settle_currency_exponent(const char *code, int len)
 		slot = slot * 26 + (code[i] - 'A');
 	}
 	if (exponent_of == NULL)
-	{
 		exponent_of = MemoryContextAlloc(TopMemoryContext, CODES);
+	/* first use, or settle.currency changed or was dropped since (refcache.c) */
+	if (!settle_refcache_valid(&exponent_generation))
+	{
 		memset(exponent_of, NOT_LOOKED_UP, CODES);
+		settle_refcache_watch("currency");
 	}
 	if (exponent_of[slot] == NOT_LOOKED_UP)
 	{

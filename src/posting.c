@@ -12,7 +12,8 @@
  * position, squared by converting externally the net of each currency pair.
  *
  * With settle.two_phase on, the same legs are written to settle.reservation
- * instead, and count in the accounts' pending amounts; the rail's
+ * instead, and each account's net in the cycle counts in its pending amounts
+ * (a net debit against its limit, as the solver judged it); the rail's
  * confirmations post them later (src/sql/80_executor.sql).
  *
  * Everything is written with a handful of set-based statements (unnest of
@@ -126,8 +127,6 @@ settle_post_selection(CycleState *cs)
 	bool		isnull;
 	int			i;
 	bool		two_phase = settle_two_phase;
-	int64	   *pend_debit = palloc0(sizeof(int64) * (cs->n_accounts + 1));
-	int64	   *pend_credit = palloc0(sizeof(int64) * (cs->n_accounts + 1));
 	bool		any_pay_in = false;
 
 	allocate_batches(cs);
@@ -164,8 +163,6 @@ settle_post_selection(CycleState *cs)
 		e_amount[ne++] = p->credit;
 		add_delta(delta, p->src, -p->debit, p->source_account);
 		add_delta(delta, p->dst, p->credit, p->destination_account);
-		add_delta(pend_debit, p->src, p->debit, p->source_account);
-		add_delta(pend_credit, p->dst, p->credit, p->destination_account);
 
 		settled_ids[ns] = p->payment_id;
 		settled_credit[ns] = p->credit;
@@ -320,13 +317,19 @@ settle_post_selection(CycleState *cs)
 		int64	   *credits = palloc(sizeof(int64) * (cs->n_accounts + 1));
 		int			nd = 0;
 
+		/*
+		 * What an account reserves is its net in the cycle, the quantity
+		 * the solver held within its limit: the cycle posts or voids as
+		 * one, so its own credits offset its debits (a ring reserves
+		 * nothing).  _post_cycle and _void_cycle release the same nets.
+		 */
 		for (i = 0; i < cs->n_accounts; i++)
 		{
-			if (pend_debit[i] == 0 && pend_credit[i] == 0)
+			if (delta[i] == 0)
 				continue;
 			ids[nd] = cs->accounts[i].account_id;
-			debits[nd] = pend_debit[i];
-			credits[nd++] = pend_credit[i];
+			debits[nd] = delta[i] < 0 ? -delta[i] : 0;
+			credits[nd++] = delta[i] > 0 ? delta[i] : 0;
 		}
 		args = (SpiArgs) {0};
 		spi_arg_texts(&args, ids, nd);

@@ -18,6 +18,7 @@
 #include "fence.h"
 #include "intake.h"
 #include "major_units.h"
+#include "refcache.h"
 #include "role_map.h"
 #include "worker.h"
 #include "worker_state.h"
@@ -39,6 +40,7 @@ int			settle_max_cycle_payments = 100000;
 char	   *settle_reference_currency = NULL;
 double		settle_delay_cost_bps = 10;
 bool		settle_two_phase = false;
+bool		settle_suspension_holds_payee = true;
 int			settle_rail_max_attempts = 5;
 int			settle_rail_backoff_ms = 1000;
 int			settle_rail_timeout_ms = 60000;
@@ -137,6 +139,11 @@ _PG_init(void)
 							 "Off: cycles post at once.",
 							 &settle_two_phase, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("settle.suspension_holds_payee",
+							 "A suspended participant's queued payments are held as payee too, not only as payer.",
+							 "Off: payments to a suspended participant still settle.",
+							 &settle_suspension_holds_payee, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("settle.rail_max_attempts",
 							"Attempts of a wire before its failure is final.",
 							NULL, &settle_rail_max_attempts,
@@ -157,6 +164,7 @@ _PG_init(void)
 	settle_fence_init();
 	MarkGUCPrefixReserved("settle");
 	settle_role_map_init();
+	settle_refcache_init();
 
 	if (process_shared_preload_libraries_in_progress)
 	{

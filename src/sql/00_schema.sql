@@ -57,10 +57,12 @@ $$;
 -- CPU of a single-row settle_submit (docs/INTAKE.md).
 CREATE DOMAIN settle.payment_amount AS bigint       -- minor units
     CONSTRAINT payment_amount_check CHECK (VALUE > 0);
-CREATE DOMAIN settle.payment_priority AS smallint   -- 1 most urgent
+CREATE DOMAIN settle.payment_priority AS smallint   -- 9 most urgent (weight priority / 5)
     CONSTRAINT payment_priority_check CHECK (VALUE BETWEEN 1 AND 9);
+COMMENT ON DOMAIN settle.payment_priority IS
+    'settle: payment priority, 1 (least urgent) to 9 (most urgent); the solver weighs a payment by priority / 5';
 CREATE DOMAIN settle.payment_status AS text
-    CONSTRAINT payment_status_check CHECK (VALUE IN ('queued', 'settled', 'expired'));
+    CONSTRAINT payment_status_check CHECK (VALUE IN ('queued', 'held', 'settled', 'expired'));
 CREATE DOMAIN settle.event_entity AS text
     CONSTRAINT event_entity_check
     CHECK (VALUE IN ('payment', 'batch', 'cycle', 'account', 'participant', 'fx_rate', 'wire_fee'));
@@ -187,6 +189,15 @@ CREATE TABLE settle.fx_rate (
 );
 SELECT pg_catalog.pg_extension_config_dump('settle.fx_rate', '');
 
+-- Backends cache currencies and FX pairs (intake, settle.to_major): every
+-- change tells them to read again (src/refcache.c).
+CREATE FUNCTION settle._reference_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'settle_reference_changed' LANGUAGE C;
+CREATE TRIGGER currency_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON settle.currency
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._reference_changed();
+CREATE TRIGGER fx_rate_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON settle.fx_rate
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._reference_changed();
+
 -- Wire fees: the fixed cost of one wire for a participant in a currency,
 -- in minor units of that currency.  participant_id NULL is the default for
 -- the currency.
@@ -220,7 +231,10 @@ CREATE TABLE settle.payment (
     settled_at          timestamptz,
     cycle_id            bigint,
     destination_amount  bigint,
-    fx_rate             numeric
+    fx_rate             numeric,
+    -- why a 'held' payment is held (the participant is suspended, it can
+    -- never be posted at today's rate, ...); NULL otherwise
+    hold_reason         text
 );
 SELECT pg_catalog.pg_extension_config_dump('settle.payment', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.payment', 'payment_id'), '');
@@ -232,6 +246,9 @@ CREATE UNIQUE INDEX payment_idempotency_key ON settle.payment (source_participan
 CREATE UNIQUE INDEX payment_transaction_id ON settle.payment (source_participant, transaction_id);
 -- The cycle reads the queue through this small partial index.
 CREATE INDEX payment_queued ON settle.payment (payment_id) WHERE status = 'queued';
+-- Held payments (a suspended participant, an amount that cannot be posted)
+-- wait for an operator; expiry reads them too.
+CREATE INDEX payment_held ON settle.payment (payment_id) WHERE status = 'held';
 
 -- Every state change, of payments and everything else.  Append-only.
 CREATE TABLE settle.event (

@@ -14,6 +14,36 @@ CREATE FUNCTION settle._to_minor(field text, value numeric, currency text, allow
 CREATE FUNCTION settle.to_major(amount bigint, currency text) RETURNS numeric
 AS 'MODULE_PATHNAME', 'settle_to_major' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
+-- The source amounts (minor units) whose credit, converted from src to dst at
+-- the rate in force, can be posted: at least one minor unit of dst and at
+-- most 999,999,999,999,999.  The cycle converts as src/cycle.c does: the
+-- pair as stored (base src, quote dst) multiplies by its mid rate, a pair
+-- stored the other way round divides by it, rounded half away from zero;
+-- with a = the amount, credit = round(a * n / d), so credit >= 1 iff
+-- 2an >= d and credit <= M iff 2an < (2M + 1)d, computed exactly (div and
+-- mod of numerics are exact).  No row (NULLs) without a rate.  Intake caches
+-- the answer (src/intake.c, invalidated when a rate changes).
+CREATE FUNCTION settle._fx_bounds(src text, dst text, OUT min_amount bigint, OUT max_amount bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH r AS (
+        SELECT (SELECT f.mid_rate FROM settle.fx_rate f WHERE f.base_currency = src AND f.quote_currency = dst
+                 ORDER BY f.valid_from DESC LIMIT 1) AS direct,
+               (SELECT f.mid_rate FROM settle.fx_rate f WHERE f.base_currency = dst AND f.quote_currency = src
+                 ORDER BY f.valid_from DESC LIMIT 1) AS inverse,
+               10::numeric ^ ((SELECT c.exponent FROM settle.currency c WHERE c.code = dst)
+                              - (SELECT c.exponent FROM settle.currency c WHERE c.code = src))::numeric AS scale),
+    f AS (
+        SELECT CASE WHEN r.direct IS NOT NULL THEN r.direct * r.scale ELSE r.scale END AS n,
+               CASE WHEN r.direct IS NOT NULL THEN 1::numeric ELSE r.inverse END AS d
+          FROM r WHERE r.direct IS NOT NULL OR r.inverse IS NOT NULL),
+    b AS (SELECT f.d AS lo, (2 * 999999999999999::numeric + 1) * f.d AS hi, 2 * f.n AS den FROM f)
+    SELECT least(div(b.lo, b.den) + CASE WHEN mod(b.lo, b.den) > 0 THEN 1 ELSE 0 END,
+                 1000000000000000)::bigint,
+           least(div(b.hi, b.den) + CASE WHEN mod(b.hi, b.den) > 0 THEN 1 ELSE 0 END - 1,
+                 999999999999999)::bigint
+      FROM b
+$$;
+
 -- The operator's settlement or external account for a currency, created on first use.
 CREATE FUNCTION settle._operator_account(kind text, currency text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -67,6 +97,28 @@ BEGIN
      WHERE p.participant_id = settle_set_participant_status.participant_id;
     INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status)
         VALUES ('participant', participant_id, 'status_changed', old, status);
+    -- a suspended (or closed) participant's queued payments are held at once:
+    -- as payer always, as payee when settle.suspension_holds_payee is on.
+    -- They stay visible with the reason until an operator releases
+    -- (settle_release_payment) or cancels (settle_cancel_payment) them; a
+    -- cycle holds any that intake accepted while this committed.
+    IF status <> 'active' THEN
+        WITH h AS (
+            UPDATE settle.payment p
+               SET status = 'held', updated_at = clock_timestamp(),
+                   hold_reason = CASE WHEN p.source_participant = settle_set_participant_status.participant_id
+                                      THEN format('payer %s is %s', p.source_participant, settle_set_participant_status.status)
+                                      ELSE format('payee %s is %s', p.counterparty_id, settle_set_participant_status.status) END
+             WHERE p.status = 'queued'
+               AND (p.source_participant = settle_set_participant_status.participant_id
+                    OR (p.counterparty_id = settle_set_participant_status.participant_id
+                        AND coalesce(current_setting('settle.suspension_holds_payee', true)::boolean, true)))
+            RETURNING p.payment_id, p.hold_reason, p.updated_at)
+        INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, from_status, to_status, details)
+            SELECT h.updated_at, 'payment', h.payment_id::text, 'held', 'queued', 'held',
+                   jsonb_build_object('reason', h.hold_reason)
+              FROM h;
+    END IF;
     RETURN status;
 END
 $$;

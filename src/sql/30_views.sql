@@ -29,7 +29,8 @@ CREATE VIEW settle.transactions AS
            p.source_participant, p.counterparty_id,
            settle.to_major(p.destination_amount, p.destination_currency) AS destination_amount,
            p.fx_rate, p.priority, p.deadline, p.status,
-           p.created_at AS submitted_at, p.updated_at, p.settled_at, p.cycle_id
+           p.created_at AS submitted_at, p.updated_at, p.settled_at, p.cycle_id,
+           p.hold_reason
       FROM settle.payment p;
 
 CREATE VIEW settle.events AS

@@ -118,3 +118,64 @@ BEGIN
     RETURN QUERY SELECT * FROM settle.cycles c WHERE c.cycle_id = id;
 END
 $$;
+
+-- Held payments (docs/ENGINE.md, "Held payments"): an operator releases one
+-- into the queue, or cancels it (it fails, with the operator's reason).
+CREATE FUNCTION settle_release_payment(payment_id bigint)
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p settle.payment;
+    blocked text;
+BEGIN
+    SELECT * INTO p FROM settle.payment x WHERE x.payment_id = settle_release_payment.payment_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'payment % does not exist', payment_id USING ERRCODE = 'SE103';
+    ELSIF p.status <> 'held' THEN
+        RAISE EXCEPTION 'payment % is not held', payment_id USING ERRCODE = 'SE104',
+            DETAIL = format('Its status is %s.', p.status),
+            HINT = 'Only a held payment can be released.';
+    END IF;
+    -- the cycle would only hold it again
+    SELECT x.participant_id || ' is ' || x.status INTO blocked FROM settle.participant x
+     WHERE x.status <> 'active'
+       AND (x.participant_id = p.source_participant
+            OR (x.participant_id = p.counterparty_id AND coalesce(current_setting('settle.suspension_holds_payee', true)::boolean, true)))
+     ORDER BY x.participant_id <> p.source_participant LIMIT 1;
+    IF blocked IS NOT NULL THEN
+        RAISE EXCEPTION 'payment % cannot be released: participant %', payment_id, blocked
+            USING ERRCODE = 'SE105',
+                  HINT = 'Set the participant active first, or cancel the payment with settle_cancel_payment().';
+    END IF;
+    UPDATE settle.payment x SET status = 'queued', hold_reason = NULL, updated_at = clock_timestamp()
+     WHERE x.payment_id = p.payment_id;
+    INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)
+        VALUES ('payment', p.payment_id::text, 'released', 'held', 'queued',
+                jsonb_build_object('hold_reason', p.hold_reason, 'by', session_user::text));
+    RETURN 'queued';
+END
+$$;
+
+CREATE FUNCTION settle_cancel_payment(payment_id bigint, reason text)
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p settle.payment;
+BEGIN
+    IF reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'reason must not be empty' USING ERRCODE = 'SE001';
+    END IF;
+    SELECT * INTO p FROM settle.payment x WHERE x.payment_id = settle_cancel_payment.payment_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'payment % does not exist', payment_id USING ERRCODE = 'SE103';
+    ELSIF p.status NOT IN ('held', 'queued') THEN
+        RAISE EXCEPTION 'payment % cannot be cancelled', payment_id USING ERRCODE = 'SE104',
+            DETAIL = format('Its status is %s.', p.status),
+            HINT = 'Only a held or queued payment can be cancelled.';
+    END IF;
+    UPDATE settle.payment x SET status = 'failed', updated_at = clock_timestamp()
+     WHERE x.payment_id = p.payment_id;
+    INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)
+        VALUES ('payment', p.payment_id::text, 'cancelled', p.status, 'failed',
+                jsonb_build_object('reason', reason, 'hold_reason', p.hold_reason, 'by', session_user::text));
+    RETURN 'failed';
+END
+$$;

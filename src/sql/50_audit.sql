@@ -620,14 +620,17 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH
     last_event AS (
         SELECT DISTINCT ON (e.entity, e.entity_id) e.entity, e.entity_id, e.to_status,
-               e.details->'reservations' AS reservations
+               e.details->'reservations' AS reservations, e.details->>'cycle_id' AS cycle_id
           FROM settle.event e
          WHERE e.to_status IS NOT NULL AND e.entity IN ('payment', 'batch', 'participant', 'account')
          ORDER BY e.entity, e.entity_id, e.event_id DESC),
+    -- the cycle of a payment's last status event; a payment requeued by a
+    -- voided cycle belongs to none until a later cycle takes it
     settled_in AS (
-        SELECT DISTINCT ON (e.entity_id) e.entity_id, e.details->>'cycle_id' AS cycle_id
+        SELECT DISTINCT ON (e.entity_id) e.entity_id,
+               CASE WHEN e.event_type <> 'requeued' THEN e.details->>'cycle_id' END AS cycle_id
           FROM settle.event e
-         WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed')
+         WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed', 'queued')
          ORDER BY e.entity_id, e.event_id DESC),
     limits AS (
         SELECT DISTINCT ON (e.entity_id) e.entity_id,
@@ -650,13 +653,17 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
             ON l.journal_id = p.journal_id AND l.account = p.account),
     balances AS (
         SELECT p.account, sum(p.amount) AS total FROM posted p GROUP BY p.account),
-    -- two-phase: the legs of payments whose last event is "reserved" are pending
-    pending AS (
-        SELECT x.account, coalesce(sum(-x.amount) FILTER (WHERE x.amount < 0), 0) AS debit,
-               coalesce(sum(x.amount) FILTER (WHERE x.amount > 0), 0) AS credit
+    -- two-phase: the legs of payments whose last event is "reserved" are
+    -- pending, each account's net per cycle (a net debit or a net credit)
+    pending_net AS (
+        SELECT l.cycle_id, x.account, sum(x.amount) AS net
           FROM last_event l, jsonb_to_recordset(l.reservations) AS x(account text, amount bigint)
          WHERE l.entity = 'payment' AND l.reservations IS NOT NULL
-         GROUP BY x.account),
+         GROUP BY l.cycle_id, x.account),
+    pending AS (
+        SELECT n.account, coalesce(sum(-n.net) FILTER (WHERE n.net < 0), 0) AS debit,
+               coalesce(sum(n.net) FILTER (WHERE n.net > 0), 0) AS credit
+          FROM pending_net n GROUP BY n.account),
     cmp AS (
         SELECT 'payment' AS entity, p.payment_id::text AS entity_id, 'status' AS field,
                l.to_status AS replayed, p.status AS current

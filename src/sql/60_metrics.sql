@@ -122,6 +122,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'settle_queue_payments', '{"status": "queued"}'::jsonb,
            (SELECT count(*) FROM settle.payment p WHERE p.status = 'queued')::double precision
     UNION ALL
+    -- held for an operator (a suspended participant, an amount that cannot be posted)
+    SELECT 'settle_queue_payments', '{"status": "held"}'::jsonb,
+           (SELECT count(*) FROM settle.payment p WHERE p.status = 'held')::double precision
+    UNION ALL
     -- reserved (two-phase): the payments of cycles whose pay-ins are not all
     -- confirmed; such a cycle always has a pending or instructed batch
     SELECT 'settle_queue_payments', '{"status": "reserved"}'::jsonb,

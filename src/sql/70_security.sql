@@ -190,6 +190,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_create_participant(text, text),
                           @extschema@.settle_set_fx_rate(text, text, numeric, numeric),
                           @extschema@.settle_set_wire_fee(text, numeric, text),
                           @extschema@.settle_run_cycle(),
+                          @extschema@.settle_release_payment(bigint),
+                          @extschema@.settle_cancel_payment(bigint, text),
                           @extschema@.settle_map_role(name, text),
                           @extschema@.settle_remap_roles()
     TO settle_operator;

@@ -2,9 +2,11 @@
 -- the external rail, and the calendar jobs.
 --
 -- With settle.two_phase on, a cycle does not post: it *reserves*.  The
--- chosen payments' legs are written to settle.reservation and counted in the
--- accounts' pending_debit / pending_credit (pending debits count against the
--- limit, pending credits are not yet available).  Each batch is a wire:
+-- chosen payments' legs are written to settle.reservation, and each
+-- account's net in the cycle is counted in its pending_debit (a net debit,
+-- which counts against the limit) or pending_credit (a net credit, not yet
+-- available): the cycle posts or voids as a whole, so within it a credit
+-- offsets a debit, as in the solver's limit rule and in direct mode.  Each batch is a wire:
 --   net < 0  pay-in   the participant owes the operator: instructed first;
 --   net > 0  pay-out  the operator owes the participant: instructed once every
 --                     pay-in of the cycle is confirmed;
@@ -27,11 +29,11 @@ ALTER TABLE settle.account
         CHECK (kind <> 'customer' OR balance - pending_debit >= -lower_limit);
 ALTER DOMAIN settle.payment_status DROP CONSTRAINT payment_status_check;
 ALTER DOMAIN settle.payment_status ADD CONSTRAINT payment_status_check
-    CHECK (VALUE IN ('queued', 'reserved', 'settled', 'expired', 'failed'));
+    CHECK (VALUE IN ('queued', 'held', 'reserved', 'settled', 'expired', 'failed'));
 ALTER TABLE settle.batch
     DROP CONSTRAINT batch_status_check,
     ADD CONSTRAINT batch_status_check
-        CHECK (status IN ('settled', 'reserved', 'pending', 'instructed', 'confirmed', 'voided', 'failed')),
+        CHECK (status IN ('settled', 'reserved', 'pending', 'instructed', 'confirmed', 'voided', 'failed', 'retained')),
     ADD COLUMN direction text NOT NULL DEFAULT 'none' CHECK (direction IN ('pay_in', 'pay_out', 'none')),
     ADD COLUMN attempts integer NOT NULL DEFAULT 0,
     ADD COLUMN next_attempt_at timestamptz,
@@ -82,6 +84,24 @@ CREATE INDEX reservation_batch ON settle.reservation (batch_id);
 CREATE TRIGGER reservation_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.reservation
     FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
 
+-- A payment's outcome, once final, never changes (issue #16, item 11):
+-- expired and failed stay so, settled stays settled.  Whatever the path (a
+-- retry, a cycle, a late or racing acknowledgement, a bug), the row refuses.
+-- The WHEN clause keeps the per-row cost of a cycle's UPDATE to an
+-- expression: the function runs only to refuse.
+CREATE FUNCTION settle._refuse_outcome_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'payment % is %: its outcome cannot change', OLD.payment_id, OLD.status
+        USING ERRCODE = 'SE113', DETAIL = format('Refused change to %s.', NEW.status),
+              HINT = 'A final outcome is corrected by a new payment, never by changing this one.';
+END
+$$;
+CREATE TRIGGER payment_outcome_final BEFORE UPDATE OF status ON settle.payment
+    FOR EACH ROW
+    WHEN (OLD.status IN ('settled', 'expired', 'failed') AND NEW.status IS DISTINCT FROM OLD.status)
+    EXECUTE FUNCTION settle._refuse_outcome_change();
+
 -- End-of-day balance snapshots (append-only).
 CREATE TABLE settle.balance_snapshot (
     snapshot_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -129,6 +149,18 @@ RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
             coalesce(details, '{}'::jsonb) || jsonb_build_object('cycle_id', b.cycle_id, 'attempts', b.attempts))
 $$;
 
+-- What a two-phase cycle reserved on each account: total, every reserved
+-- amount (what posting adds to the balance); legs, the net of its payments'
+-- legs, which the cycle counted in pending_debit (< 0) or pending_credit
+-- (> 0): a participant pays in its net, as the solver's limit rule has it.
+CREATE FUNCTION settle._reserved_nets(p_cycle_id bigint)
+RETURNS TABLE (account_id text, total bigint, legs bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.account_id, sum(r.amount)::bigint,
+           coalesce(sum(r.amount) FILTER (WHERE r.payment_id IS NOT NULL), 0)::bigint
+      FROM settle.reservation r WHERE r.cycle_id = p_cycle_id GROUP BY r.account_id
+$$;
+
 -- Posts a two-phase cycle once every pay-in is confirmed: reservations become one journal.
 CREATE FUNCTION settle._post_cycle(p_cycle_id bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -148,10 +180,8 @@ BEGIN
            pending_debit = a.pending_debit - d.debits,
            pending_credit = a.pending_credit - d.credits,
            updated_at = clock_timestamp()
-      FROM (SELECT r.account_id, sum(r.amount) AS total,
-                   coalesce(sum(-r.amount) FILTER (WHERE r.amount < 0 AND r.payment_id IS NOT NULL), 0) AS debits,
-                   coalesce(sum(r.amount) FILTER (WHERE r.amount > 0 AND r.payment_id IS NOT NULL), 0) AS credits
-              FROM settle.reservation r WHERE r.cycle_id = p_cycle_id GROUP BY r.account_id) d
+      FROM (SELECT n.account_id, n.total, greatest(-n.legs, 0) AS debits, greatest(n.legs, 0) AS credits
+              FROM settle._reserved_nets(p_cycle_id) n) d
      WHERE a.account_id = d.account_id;
     WITH s AS (
         UPDATE settle.payment p SET status = 'settled', settled_at = clock_timestamp(), updated_at = clock_timestamp()
@@ -194,10 +224,8 @@ BEGIN
        SET pending_debit = a.pending_debit - d.debits,
            pending_credit = a.pending_credit - d.credits,
            updated_at = clock_timestamp()
-      FROM (SELECT r.account_id,
-                   coalesce(sum(-r.amount) FILTER (WHERE r.amount < 0 AND r.payment_id IS NOT NULL), 0) AS debits,
-                   coalesce(sum(r.amount) FILTER (WHERE r.amount > 0 AND r.payment_id IS NOT NULL), 0) AS credits
-              FROM settle.reservation r WHERE r.cycle_id = p_cycle_id GROUP BY r.account_id) d
+      FROM (SELECT n.account_id, greatest(-n.legs, 0) AS debits, greatest(n.legs, 0) AS credits
+              FROM settle._reserved_nets(p_cycle_id) n) d
      WHERE a.account_id = d.account_id AND a.kind = 'customer';
     WITH f AS (
         UPDATE settle.payment p
@@ -217,9 +245,57 @@ BEGIN
         UPDATE settle.batch SET status = 'voided', last_error = reason, updated_at = clock_timestamp()
          WHERE batch_id = b.batch_id;
     END LOOP;
+    -- pay-ins already confirmed: the operator has that money; it is kept as
+    -- the payer's funding (never lost, never asked for twice without a record)
+    FOR b IN SELECT * FROM settle.batch
+              WHERE cycle_id = p_cycle_id AND direction = 'pay_in' AND status = 'confirmed'
+              ORDER BY batch_id FOR UPDATE LOOP
+        PERFORM settle._retain_pay_in(b);
+    END LOOP;
     INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)
         VALUES ('cycle', p_cycle_id::text, 'voided', 'voided',
                 jsonb_build_object('defaulter', defaulter, 'reason', reason));
+END
+$$;
+
+-- A confirmed pay-in of a cycle that is then voided: the participant wired
+-- the money and the operator holds it, but the cycle that needed it will not
+-- post.  It becomes the participant's funding: one balanced journal (kind
+-- funding) from the operator's external account of the currency to the
+-- account of the participant that the batch debited most (its only one in
+-- that currency, usually), an account 'funded' event that carries the
+-- postings (replay), and the batch 'retained' with its journal.  The
+-- participant's requeued payments are then settled by a later cycle like
+-- any other, against a balance that includes this funding.
+CREATE FUNCTION settle._retain_pay_in(b settle.batch) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    acc text;
+    amount bigint := -b.net_amount;
+    ext text := settle._operator_account('external', b.currency);
+    ref text := format('pay-in batch %s of voided cycle %s', b.batch_id, b.cycle_id);
+    jid bigint;
+BEGIN
+    SELECT r.account_id INTO acc FROM settle.reservation r
+     WHERE r.batch_id = b.batch_id AND r.payment_id IS NOT NULL
+     GROUP BY r.account_id ORDER BY sum(r.amount), r.account_id LIMIT 1;
+    INSERT INTO settle.journal (kind, cycle_id, reference) VALUES ('funding', NULL, ref) RETURNING journal_id INTO jid;
+    INSERT INTO settle.ledger_entry (journal_id, account_id, currency, amount)
+        VALUES (jid, ext, b.currency, -amount), (jid, acc, b.currency, amount);
+    UPDATE settle.account a SET balance = a.balance - amount, updated_at = clock_timestamp() WHERE a.account_id = ext;
+    UPDATE settle.account a SET balance = a.balance + amount, updated_at = clock_timestamp() WHERE a.account_id = acc;
+    INSERT INTO settle.event (entity, entity_id, event_type, details)
+        VALUES ('account', acc, 'funded',
+                jsonb_build_object('journal_id', jid, 'amount', amount, 'reference', ref, 'batch_id', b.batch_id,
+                                   'cycle_id', b.cycle_id,
+                                   'postings', jsonb_build_array(
+                                       jsonb_build_object('account', ext, 'currency', b.currency, 'amount', -amount),
+                                       jsonb_build_object('account', acc, 'currency', b.currency, 'amount', amount))));
+    PERFORM settle._batch_event(b, 'retained',
+                                jsonb_build_object('journal_id', jid, 'account', acc, 'amount', amount,
+                                                   'reason', 'its cycle was voided after this pay-in was confirmed'));
+    UPDATE settle.batch x SET status = 'retained', updated_at = clock_timestamp() WHERE x.batch_id = b.batch_id;
+    RETURN jid;
 END
 $$;
 
@@ -257,11 +333,19 @@ END
 $$;
 
 -- Locks an instructed batch for an acknowledgement; refuses unknown and final ones.
+-- The acknowledgements of one cycle take its row lock first, one at a time:
+-- two pay-ins confirmed at once would otherwise each miss the other's
+-- confirmation and the cycle would never post, and a confirmation racing a
+-- final failure would see the cycle half voided.
 CREATE FUNCTION settle._ack_lock(p_batch_id bigint) RETURNS settle.batch
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     b settle.batch;
 BEGIN
+    PERFORM 1 FROM settle.cycle c
+     WHERE c.cycle_id = (SELECT x.cycle_id FROM settle.batch x WHERE x.batch_id = p_batch_id)
+       FOR UPDATE;
+    -- a new statement: it sees what the acknowledgement we waited for committed
     SELECT * INTO b FROM settle.batch WHERE batch_id = p_batch_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'batch % does not exist', p_batch_id USING ERRCODE = 'SE120';

@@ -6,6 +6,10 @@
 -- functions
 COMMENT ON FUNCTION @extschema@.settle_balance_as_of(text, timestamptz) IS
     'Balance of an account as of a moment: the sum of its ledger entries posted at or before it';
+COMMENT ON FUNCTION @extschema@.settle_cancel_payment(bigint, text) IS
+    'Cancel a held payment with a reason: it fails for good and never settles (operators)';
+COMMENT ON FUNCTION @extschema@.settle_release_payment(bigint) IS
+    'Release a held payment back to the queue once its participants are active again (operators)';
 COMMENT ON FUNCTION @extschema@.settle_chain_digest() IS
     'The hash chains'' heads as jsonb, to keep outside the database (an operator''s call seals first)';
 COMMENT ON FUNCTION @extschema@.settle_create_account(text, text, text, numeric, numeric) IS
@@ -104,11 +108,12 @@ COMMENT ON COLUMN settle.transactions.destination_amount IS 'amount credited onc
 COMMENT ON COLUMN settle.transactions.fx_rate IS 'the rate the credit was converted at (NULL without FX)';
 COMMENT ON COLUMN settle.transactions.priority IS 'priority 1..9';
 COMMENT ON COLUMN settle.transactions.deadline IS 'latest time to settle; before it the payment may wait when that is cheaper';
-COMMENT ON COLUMN settle.transactions.status IS 'queued, reserved, settled, expired or failed';
+COMMENT ON COLUMN settle.transactions.status IS 'queued, held, reserved, settled, expired or failed';
 COMMENT ON COLUMN settle.transactions.submitted_at IS 'when it was accepted';
 COMMENT ON COLUMN settle.transactions.updated_at IS 'last change of status';
 COMMENT ON COLUMN settle.transactions.settled_at IS 'when it settled';
 COMMENT ON COLUMN settle.transactions.cycle_id IS 'the cycle that settled (or reserved) it';
+COMMENT ON COLUMN settle.transactions.hold_reason IS 'why a held payment is held (a suspended participant, a credit out of range)';
 
 COMMENT ON VIEW settle.events IS 'every state change, append-only and hash-chained (row-level security: a participant''s own)';
 COMMENT ON COLUMN settle.events.event_id IS 'event identifier, in insertion order';
@@ -175,7 +180,7 @@ COMMENT ON COLUMN settle.batches.net_amount IS 'credit_total - debit_total: nega
 COMMENT ON COLUMN settle.batches.net_amount_minor IS 'net amount, minor units';
 COMMENT ON COLUMN settle.batches.payment_legs IS 'payment legs netted into the wire';
 COMMENT ON COLUMN settle.batches.fee IS 'the wire''s fee, major units';
-COMMENT ON COLUMN settle.batches.status IS 'settled (direct), or reserved, pending, instructed, confirmed, voided, failed (two-phase)';
+COMMENT ON COLUMN settle.batches.status IS 'settled (direct), or reserved, pending, instructed, confirmed, voided, retained, failed (two-phase)';
 COMMENT ON COLUMN settle.batches.created_at IS 'when the cycle wrote it';
 COMMENT ON COLUMN settle.batches.direction IS 'pay_in, pay_out or none';
 COMMENT ON COLUMN settle.batches.attempts IS 'times handed to the rail';

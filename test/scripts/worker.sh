@@ -87,6 +87,30 @@ is "$(q "SELECT value < 2 FROM settle.metrics WHERE metric = 'settle_last_cycle_
    "settle_last_cycle_age_seconds counts them as cycles (no false SettleCyclesFailing)"
 q "SELECT settle_set_wire_fee('USD', 0)" >/dev/null
 
+# suspension with the worker cycling every 200 ms (issue #16, item 3): w_d's
+# payment waits for liquidity; w_d is suspended, then funded; the worker must
+# not settle it (held, with the reason) until an operator releases it
+q "SELECT settle_create_participant(p) FROM unnest(ARRAY['w_d','w_e']) p" >/dev/null
+q "SELECT settle_create_account(p || '_usd', p, 'USD') FROM unnest(ARRAY['w_d','w_e']) p" >/dev/null
+q "SELECT settle_submit('w_sus', 50, 'USD', 'USD', 'w_d_usd', 'w_e_usd', 'w_e', 'wk_sus')" >/dev/null
+sleep 0.6
+is "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'w_sus'")" "queued" "a payment without liquidity waits in the queue"
+q "SELECT settle_set_participant_status('w_d', 'suspended')" >/dev/null
+q "SELECT settle_fund_account('w_d_usd', 100)" >/dev/null
+cycles_before=$(q "SELECT cycles_ok FROM settle_worker_status()")
+more_cycles() { [ "$(q "SELECT cycles_ok FROM settle_worker_status()")" -ge $((cycles_before + 3)) ]; }
+wait_for 20 more_cycles
+is "$(q "SELECT status || ' ' || hold_reason FROM settle.transactions WHERE transaction_id = 'w_sus'")" \
+   "held payer w_d is suspended" "the worker does not settle a suspended payer's queued payment, though it is funded now"
+q "SELECT settle_set_participant_status('w_d', 'active')" >/dev/null
+cycles_before=$(q "SELECT cycles_ok FROM settle_worker_status()")
+wait_for 20 more_cycles
+is "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'w_sus'")" "held" "reactivating the participant releases nothing by itself"
+q "SELECT settle_release_payment(payment_id) FROM settle.payment WHERE transaction_id = 'w_sus'" >/dev/null
+sus_settled() { [ "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'w_sus'")" = settled ]; }
+wait_for 20 sus_settled
+ok $? "released by the operator, the worker settles it"
+
 # load: 4 clients submitting for a few seconds, then SIGKILL of every server process
 cat > "$TMP/load.sql" <<'SQL'
 \set k random(1, 1000000000000)
