@@ -1,7 +1,7 @@
 /*
  * role_map.c -- a dropped login loses its participant mapping.
  *
- * Part of security (src/sql/70_security.sql).  settle.participant_role maps
+ * Part of security (src/sql/90_security.sql).  settle.participant_role maps
  * a login to a participant by the role's OID, so a role dropped and created
  * again under the same name inherits nothing.  This hook also removes the
  * mapping of a role DROP ROLE removes, in the same transaction, when the

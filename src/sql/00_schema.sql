@@ -7,7 +7,7 @@
 CREATE SCHEMA IF NOT EXISTS settle;
 COMMENT ON SCHEMA settle IS 'settle: tables and views of the settlement engine';
 
--- The three roles (their rights: 70_security.sql), created here once so that
+-- The three roles (their rights: 90_security.sql), created here once so that
 -- every later part can grant to them.  Roles are cluster-wide: a second
 -- database with settle reuses them.
 DO $$
@@ -62,7 +62,7 @@ CREATE DOMAIN settle.payment_priority AS smallint   -- 9 most urgent (weight pri
 COMMENT ON DOMAIN settle.payment_priority IS
     'settle: payment priority, 1 (least urgent) to 9 (most urgent); the solver weighs a payment by priority / 5';
 CREATE DOMAIN settle.payment_status AS text
-    CONSTRAINT payment_status_check CHECK (VALUE IN ('queued', 'held', 'settled', 'expired'));
+    CONSTRAINT payment_status_check CHECK (VALUE IN ('queued', 'held', 'reserved', 'settled', 'expired', 'failed'));
 CREATE DOMAIN settle.event_entity AS text
     CONSTRAINT event_entity_check
     CHECK (VALUE IN ('payment', 'batch', 'cycle', 'account', 'participant', 'fx_rate', 'wire_fee'));
@@ -165,8 +165,12 @@ CREATE TABLE settle.account (
                     CHECK (status IN ('active', 'frozen', 'closed')),
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- two-phase settlement (80_executor.sql): a cycle's net debit reserved,
+    -- counting against the limit, and its net credit, not yet available
+    pending_debit   bigint NOT NULL DEFAULT 0 CHECK (pending_debit >= 0),
+    pending_credit  bigint NOT NULL DEFAULT 0 CHECK (pending_credit >= 0),
     -- last line of defence: a customer account never ends below its limit
-    CONSTRAINT account_within_limit CHECK (kind <> 'customer' OR balance >= -lower_limit)
+    CONSTRAINT account_within_limit CHECK (kind <> 'customer' OR balance - pending_debit >= -lower_limit)
 );
 SELECT pg_catalog.pg_extension_config_dump('settle.account', '');
 CREATE INDEX account_participant ON settle.account (participant_id);
@@ -309,7 +313,7 @@ INSERT INTO settle.participant (participant_id, name, is_operator)
     VALUES ('_settle', 'settle operator', true);
 
 -- Who is calling: row-level security, the views and intake use these
--- (grants in 70_security.sql).
+-- (grants in 90_security.sql).
 
 -- Which login acts for which participant.  By the role's OID and name: a
 -- login dropped and created again under the same name is a new role and

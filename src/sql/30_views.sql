@@ -12,9 +12,11 @@ CREATE VIEW settle.accounts AS
     SELECT a.account_id, a.participant_id, a.currency, a.kind,
            settle.to_major(a.balance, a.currency) AS balance,
            settle.to_major(a.lower_limit, a.currency) AS lower_limit,
-           settle.to_major(a.balance + a.lower_limit, a.currency) AS available,
+           settle.to_major(a.balance - a.pending_debit + a.lower_limit, a.currency) AS available,
            a.balance AS balance_minor, a.lower_limit AS lower_limit_minor,
-           a.status, a.created_at, a.updated_at
+           a.status, a.created_at, a.updated_at,
+           settle.to_major(a.pending_debit, a.currency) AS pending_debit,
+           settle.to_major(a.pending_credit, a.currency) AS pending_credit
       FROM settle.account a;
 
 -- idempotency_key is the payer's: the payee sees NULL there

@@ -73,13 +73,47 @@ CREATE TABLE settle.batch (
     net_amount      bigint NOT NULL,
     payment_legs    integer NOT NULL,
     fee             bigint NOT NULL,
-    status          text NOT NULL DEFAULT 'settled' CHECK (status IN ('settled')),
-    created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+    -- settled (direct mode); the rail's states in two-phase mode (80_executor.sql)
+    status          text NOT NULL DEFAULT 'settled'
+                    CHECK (status IN ('settled', 'reserved', 'pending', 'instructed', 'confirmed', 'voided', 'failed', 'retained')),
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    direction       text NOT NULL DEFAULT 'none' CHECK (direction IN ('pay_in', 'pay_out', 'none')),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz,
+    instructed_at   timestamptz,
+    rail_reference  text,
+    last_error      text,
+    updated_at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 SELECT pg_catalog.pg_extension_config_dump('settle.batch', '');
 CREATE SEQUENCE settle.batch_id_seq OWNED BY settle.batch.batch_id;
 SELECT pg_catalog.pg_extension_config_dump('settle.batch_id_seq', '');
 CREATE INDEX batch_cycle ON settle.batch (cycle_id);
+-- A batch's wire (who, which currency, how much, which cycle) never changes
+-- once written, only its rail state moves; DELETE and TRUNCATE are refused.
+-- settle_verify() also compares each batch with its first (chained) event.
+CREATE FUNCTION settle._batch_wire_fixed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (NEW.batch_id, NEW.cycle_id, NEW.participant_id, NEW.currency, NEW.debit_total, NEW.credit_total,
+        NEW.net_amount, NEW.payment_legs, NEW.fee, NEW.direction, NEW.created_at)
+       IS DISTINCT FROM
+       (OLD.batch_id, OLD.cycle_id, OLD.participant_id, OLD.currency, OLD.debit_total, OLD.credit_total,
+        OLD.net_amount, OLD.payment_legs, OLD.fee, OLD.direction, OLD.created_at) THEN
+        RAISE EXCEPTION 'the wire of batch % cannot change', OLD.batch_id
+            USING ERRCODE = 'SE110',
+                  DETAIL = 'Only a batch''s rail state (status, attempts, times, reference, error) may be updated.',
+                  HINT = 'Corrections are new entries (a reversal or an adjustment), never changes.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER batch_wire_fixed BEFORE UPDATE ON settle.batch
+    FOR EACH ROW EXECUTE FUNCTION settle._batch_wire_fixed();
+CREATE TRIGGER batch_no_delete BEFORE DELETE OR TRUNCATE ON settle.batch
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+CREATE INDEX batch_outbox ON settle.batch (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX batch_instructed ON settle.batch (instructed_at) WHERE status = 'instructed';
 CREATE INDEX payment_cycle ON settle.payment (cycle_id) WHERE cycle_id IS NOT NULL;
 
 -- Runs one cycle; returns its cycle_id (NULL if the queue was empty).
@@ -99,7 +133,9 @@ CREATE VIEW settle.batches AS
            settle.to_major(b.credit_total, b.currency) AS credit_total,
            settle.to_major(b.net_amount, b.currency) AS net_amount,
            b.net_amount AS net_amount_minor,
-           b.payment_legs, settle.to_major(b.fee, b.currency) AS fee, b.status, b.created_at
+           b.payment_legs, settle.to_major(b.fee, b.currency) AS fee, b.status, b.created_at,
+           b.direction, b.attempts, b.next_attempt_at, b.instructed_at, b.rail_reference,
+           b.last_error, b.updated_at
       FROM settle.batch b;
 
 CREATE VIEW settle.ledger AS

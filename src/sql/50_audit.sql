@@ -729,27 +729,3 @@ END
 $$;
 COMMENT ON FUNCTION settle_create_publication() IS
     'Create (or repair) the publication settle_events: every event and ledger entry, inserts only, for CDC';
-
--- Nothing for PUBLIC; auditors and operators ask the questions, operators seal.
-REVOKE ALL ON settle.ledger_seal, settle.event_seal, settle.seal_run FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.settle_create_publication() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_create_publication() TO settle_operator;
-REVOKE ALL ON FUNCTION @extschema@.settle_seal(), @extschema@.settle_verify(boolean),
-    settle._seal(), settle._verify(), settle._may_seal(), settle._chain_digest(),
-    @extschema@.settle_chain_digest(), @extschema@.settle_verify_digest(jsonb),
-    @extschema@.settle_balance_as_of(text, timestamptz), @extschema@.settle_payment_history(text),
-    @extschema@.settle_replay(boolean), settle._verify_chain(text), settle._seal_chain(text, xid8),
-    settle._chain_spec(text) FROM PUBLIC;
-GRANT SELECT ON settle.ledger_seal, settle.event_seal, settle.seal_run TO settle_operator, settle_auditor;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_seal(), settle._seal() TO settle_operator;
-GRANT EXECUTE ON FUNCTION settle._verify(), settle._may_seal(), settle._chain_digest() TO settle_operator, settle_auditor;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_verify(boolean), @extschema@.settle_chain_digest(),
-    @extschema@.settle_verify_digest(jsonb), @extschema@.settle_balance_as_of(text, timestamptz),
-    @extschema@.settle_payment_history(text), @extschema@.settle_replay(boolean)
-    TO settle_operator, settle_auditor;
--- so that auditors can recompute any seal themselves (docs/AUDIT.md)
-GRANT EXECUTE ON FUNCTION
-    settle._entry_content(bigint, bigint, bigint, bigint, text, text, bigint, timestamptz),
-    settle._event_content(bigint, timestamptz, text, text, text, text, text, jsonb),
-    settle._chain_step(bytea, bytea, bytea), settle._chain(bytea, bytea)
-    TO settle_operator, settle_auditor;

@@ -20,52 +20,6 @@
 -- is marked failed for an operator to resolve.  Nothing is ever updated or
 -- deleted in the ledger.  docs/SETTLEMENT_FLOW.md draws the state machines.
 
--- Pending amounts, and the states the executor adds.
-ALTER TABLE settle.account
-    ADD COLUMN pending_debit bigint NOT NULL DEFAULT 0 CHECK (pending_debit >= 0),
-    ADD COLUMN pending_credit bigint NOT NULL DEFAULT 0 CHECK (pending_credit >= 0),
-    DROP CONSTRAINT account_within_limit,
-    ADD CONSTRAINT account_within_limit
-        CHECK (kind <> 'customer' OR balance - pending_debit >= -lower_limit);
-ALTER DOMAIN settle.payment_status DROP CONSTRAINT payment_status_check;
-ALTER DOMAIN settle.payment_status ADD CONSTRAINT payment_status_check
-    CHECK (VALUE IN ('queued', 'held', 'reserved', 'settled', 'expired', 'failed'));
-ALTER TABLE settle.batch
-    DROP CONSTRAINT batch_status_check,
-    ADD CONSTRAINT batch_status_check
-        CHECK (status IN ('settled', 'reserved', 'pending', 'instructed', 'confirmed', 'voided', 'failed', 'retained')),
-    ADD COLUMN direction text NOT NULL DEFAULT 'none' CHECK (direction IN ('pay_in', 'pay_out', 'none')),
-    ADD COLUMN attempts integer NOT NULL DEFAULT 0,
-    ADD COLUMN next_attempt_at timestamptz,
-    ADD COLUMN instructed_at timestamptz,
-    ADD COLUMN rail_reference text,
-    ADD COLUMN last_error text,
-    ADD COLUMN updated_at timestamptz NOT NULL DEFAULT clock_timestamp();
--- A batch's wire (who, which currency, how much, which cycle) never changes
--- once written, only its rail state moves; DELETE and TRUNCATE are refused.
--- settle_verify() also compares each batch with its first (chained) event.
-CREATE FUNCTION settle._batch_wire_fixed() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF (NEW.batch_id, NEW.cycle_id, NEW.participant_id, NEW.currency, NEW.debit_total, NEW.credit_total,
-        NEW.net_amount, NEW.payment_legs, NEW.fee, NEW.direction, NEW.created_at)
-       IS DISTINCT FROM
-       (OLD.batch_id, OLD.cycle_id, OLD.participant_id, OLD.currency, OLD.debit_total, OLD.credit_total,
-        OLD.net_amount, OLD.payment_legs, OLD.fee, OLD.direction, OLD.created_at) THEN
-        RAISE EXCEPTION 'the wire of batch % cannot change', OLD.batch_id
-            USING ERRCODE = 'SE110',
-                  DETAIL = 'Only a batch''s rail state (status, attempts, times, reference, error) may be updated.',
-                  HINT = 'Corrections are new entries (a reversal or an adjustment), never changes.';
-    END IF;
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER batch_wire_fixed BEFORE UPDATE ON settle.batch
-    FOR EACH ROW EXECUTE FUNCTION settle._batch_wire_fixed();
-CREATE TRIGGER batch_no_delete BEFORE DELETE OR TRUNCATE ON settle.batch
-    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
-CREATE INDEX batch_outbox ON settle.batch (next_attempt_at) WHERE status = 'pending';
-CREATE INDEX batch_instructed ON settle.batch (instructed_at) WHERE status = 'instructed';
 -- Reserved legs of two-phase cycles: what will be posted on confirmation.
 CREATE TABLE settle.reservation (
     reservation_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -118,28 +72,6 @@ SELECT pg_catalog.pg_extension_config_dump('settle.balance_snapshot', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.balance_snapshot', 'snapshot_id'), '');
 CREATE TRIGGER balance_snapshot_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.balance_snapshot
     FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
-
-CREATE OR REPLACE VIEW settle.accounts AS
-    SELECT a.account_id, a.participant_id, a.currency, a.kind,
-           settle.to_major(a.balance, a.currency) AS balance,
-           settle.to_major(a.lower_limit, a.currency) AS lower_limit,
-           settle.to_major(a.balance - a.pending_debit + a.lower_limit, a.currency) AS available,
-           a.balance AS balance_minor, a.lower_limit AS lower_limit_minor,
-           a.status, a.created_at, a.updated_at,
-           settle.to_major(a.pending_debit, a.currency) AS pending_debit,
-           settle.to_major(a.pending_credit, a.currency) AS pending_credit
-      FROM settle.account a;
-
-CREATE OR REPLACE VIEW settle.batches AS
-    SELECT b.batch_id, b.cycle_id, b.participant_id, b.currency,
-           settle.to_major(b.debit_total, b.currency) AS debit_total,
-           settle.to_major(b.credit_total, b.currency) AS credit_total,
-           settle.to_major(b.net_amount, b.currency) AS net_amount,
-           b.net_amount AS net_amount_minor,
-           b.payment_legs, settle.to_major(b.fee, b.currency) AS fee, b.status, b.created_at,
-           b.direction, b.attempts, b.next_attempt_at, b.instructed_at, b.rail_reference,
-           b.last_error, b.updated_at
-      FROM settle.batch b;
 
 -- Records a batch's state change as an event.
 CREATE FUNCTION settle._batch_event(b settle.batch, new_status text, details jsonb DEFAULT NULL)
@@ -489,16 +421,3 @@ BEGIN
     RETURN NEXT cron.schedule('settle-rail-timeouts', rail_timeouts, format('SELECT %I.settle_rail_expire()', '@extschema@'));
 END
 $$;
-
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA settle FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.settle_rail_confirm(bigint, text),
-    @extschema@.settle_rail_fail(bigint, text, boolean), @extschema@.settle_rail_expire(),
-    @extschema@.settle_end_of_day(date), @extschema@.settle_purge_idempotency_keys(interval),
-    @extschema@.settle_schedule_jobs(text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.settle_rail_confirm(bigint, text),
-    @extschema@.settle_rail_fail(bigint, text, boolean), @extschema@.settle_rail_expire(),
-    @extschema@.settle_end_of_day(date), @extschema@.settle_purge_idempotency_keys(interval)
-    TO settle_operator;
-GRANT SELECT ON settle.reservation, settle.balance_snapshot TO settle_operator, settle_auditor;
-ALTER VIEW settle.accounts SET (security_invoker = true);
-ALTER VIEW settle.batches SET (security_invoker = true);

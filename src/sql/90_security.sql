@@ -1,4 +1,5 @@
--- settle install script, part 7: roles, privileges, row-level security.
+-- settle install script, part 9: roles, privileges, row-level security:
+-- every GRANT, REVOKE and policy of the extension, in one place.
 --
 --   settle_submitter  submits payments and reads its own participant's
 --                     payments, accounts, batches, ledger lines and events;
@@ -195,3 +196,54 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_create_participant(text, text),
                           @extschema@.settle_map_role(name, text),
                           @extschema@.settle_remap_roles()
     TO settle_operator;
+
+-- Audit (50_audit.sql): auditors and operators ask the questions, operators seal.
+REVOKE ALL ON settle.ledger_seal, settle.event_seal, settle.seal_run FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.settle_create_publication() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_create_publication() TO settle_operator;
+REVOKE ALL ON FUNCTION @extschema@.settle_seal(), @extschema@.settle_verify(boolean),
+    settle._seal(), settle._verify(), settle._may_seal(), settle._chain_digest(),
+    @extschema@.settle_chain_digest(), @extschema@.settle_verify_digest(jsonb),
+    @extschema@.settle_balance_as_of(text, timestamptz), @extschema@.settle_payment_history(text),
+    @extschema@.settle_replay(boolean), settle._verify_chain(text), settle._seal_chain(text, xid8),
+    settle._chain_spec(text) FROM PUBLIC;
+GRANT SELECT ON settle.ledger_seal, settle.event_seal, settle.seal_run TO settle_operator, settle_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_seal(), settle._seal() TO settle_operator;
+GRANT EXECUTE ON FUNCTION settle._verify(), settle._may_seal(), settle._chain_digest() TO settle_operator, settle_auditor;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_verify(boolean), @extschema@.settle_chain_digest(),
+    @extschema@.settle_verify_digest(jsonb), @extschema@.settle_balance_as_of(text, timestamptz),
+    @extschema@.settle_payment_history(text), @extschema@.settle_replay(boolean)
+    TO settle_operator, settle_auditor;
+-- so that auditors can recompute any seal themselves (docs/AUDIT.md)
+GRANT EXECUTE ON FUNCTION
+    settle._entry_content(bigint, bigint, bigint, bigint, text, text, bigint, timestamptz),
+    settle._event_content(bigint, timestamptz, text, text, text, text, text, jsonb),
+    settle._chain_step(bytea, bytea, bytea), settle._chain(bytea, bytea)
+    TO settle_operator, settle_auditor;
+
+-- Metrics (60_metrics.sql): the exporter's role reads them.
+REVOKE ALL ON settle.cycle_total, settle.metrics FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.settle_worker_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_worker_status() TO pg_monitor, settle_operator, settle_auditor;
+REVOKE ALL ON FUNCTION settle._metrics_bounds(), settle._metrics_observe(double precision),
+    settle._metrics_add(bigint[], bigint[]), settle._cycle_total_add(),
+    settle._metrics_queue(), settle._metrics_cycles(), settle._metrics_latency(),
+    settle._metrics_outbox(), settle._metrics_worker(), settle._metrics_replication(),
+    settle._worker_status() FROM PUBLIC;
+GRANT USAGE ON SCHEMA settle TO pg_monitor, settle_operator, settle_auditor;
+GRANT SELECT ON settle.metrics TO pg_monitor, settle_operator, settle_auditor;
+GRANT SELECT ON settle.cycle_total TO settle_operator, settle_auditor;
+GRANT EXECUTE ON FUNCTION settle._metrics_bounds(), settle._metrics_queue(), settle._metrics_cycles(),
+    settle._metrics_latency(), settle._metrics_outbox(), settle._metrics_worker(), settle._metrics_replication()
+    TO pg_monitor, settle_operator, settle_auditor;
+
+-- The rail and the calendar (80_executor.sql): operators.
+REVOKE ALL ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.settle_rail_confirm(bigint, text),
+    @extschema@.settle_rail_fail(bigint, text, boolean), @extschema@.settle_rail_expire(),
+    @extschema@.settle_end_of_day(date), @extschema@.settle_purge_idempotency_keys(interval),
+    @extschema@.settle_schedule_jobs(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.settle_rail_confirm(bigint, text),
+    @extschema@.settle_rail_fail(bigint, text, boolean), @extschema@.settle_rail_expire(),
+    @extschema@.settle_end_of_day(date), @extschema@.settle_purge_idempotency_keys(interval)
+    TO settle_operator;
+GRANT SELECT ON settle.reservation, settle.balance_snapshot TO settle_operator, settle_auditor;
