@@ -85,6 +85,7 @@ class Loader:
         # primary whose commits wait for a standby that is gone) is still "read-write" to
         # libpq, and would otherwise win the next connection race again
         self.penalty = {}
+        self.messages = {}
 
     def record(self, row):
         with self.lock:
@@ -210,6 +211,9 @@ class Loader:
                         self.failed = True
                         return
                     self.errors += 1
+                    msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+                    with self.lock:
+                        self.messages[msg] = self.messages.get(msg, 0) + 1
                     try:
                         conn.close()
                     except psycopg2.Error:
@@ -229,6 +233,8 @@ class Loader:
             t.join()
         self.out.close()
         print("client: done, %d failed attempts retried" % self.errors)
+        for msg, n in sorted(self.messages.items(), key=lambda kv: -kv[1])[:3]:
+            print("client: %d x %s" % (n, msg))
         return 1 if self.failed else 0
 
 

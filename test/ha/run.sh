@@ -112,7 +112,12 @@ run_round() {
         echo "     failed: $HA_WHY"
         grep -v '^ok' "$HA_DIR/check-$p.log" 2>/dev/null | sed 's/^/     check: /'
         grep -v '^ok' "$HA_DIR/nodes-$p.log" 2>/dev/null | sed 's/^/     nodes: /'
-        tail -3 "$HA_DIR/client-$p.log" | sed 's/^/     client: /'
+        tail -6 "$HA_DIR/client-$p.log" | sed 's/^/     client: /'
+        # the round's logs are kept, the cluster's directory is removed at the end
+        local keep=/tmp/settle-ha-failed-$HA_SEED-$p
+        mkdir -p "$keep" && cp "$HA_DIR"/*-"$p"* "$HA_DIR"/netsplit.log "$keep"/ 2>/dev/null
+        for n in $HA_NODES; do cp "$HA_DIR/$n/patroni.log" "$keep/$n-patroni.log" 2>/dev/null; done
+        echo "     logs kept in $keep"
     fi
     case " $kinds " in *" $label "*) ;; *) kinds="$kinds $label" ;; esac
     # the figure of a round: with a new leader, the time to its first acknowledged new write;
