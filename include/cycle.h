@@ -17,6 +17,9 @@ extern double settle_delay_cost_bps;
 extern bool settle_two_phase;
 extern bool settle_suspension_holds_payee;
 
+/* The NOTIFY channel of settled payments (docs/OPERATIONS.md, "Real time"). */
+#define SETTLE_NOTIFY_CHANNEL "settle_settled"
+
 /*
  * Run one cycle in the current transaction (SPI must not be connected).
  * Returns the new cycle_id, or 0 when there was nothing to do.

@@ -18,6 +18,10 @@ extern void settle_worker_state_init(void);
 /* The worker has started (or restarted) in this process. */
 extern void settle_worker_state_started(void);
 
+/* Wake the worker now; or once the current transaction commits (intake). */
+extern void settle_worker_wake(void);
+extern void settle_worker_wake_at_commit(void);
+
 /* A worker cycle committed without settling or expiring anything (no row written). */
 extern void settle_worker_state_note_unchanged(void);
 

@@ -25,6 +25,8 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "lib/stringinfo.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -75,6 +77,56 @@ static void solver_log(void *arg, const char *msg);
 static void record_cycle(CycleState *cs);
 static void cycle_error_context(void *arg);
 static void lock_cycles(const char *run_by);
+static void notify_settled(CycleState *cs);
+
+/* Payment ids per notification: a payload stays far below NOTIFY's 8000 bytes. */
+#define NOTIFY_IDS_PER_PAYLOAD 400
+
+/*
+ * Tell listeners which payments this cycle settled: NOTIFY settle_settled
+ * with {"cycle": N, "part": i, "parts": n, "payments": [ids]}, in as many
+ * notifications as the ids need.  Delivered when the cycle commits (after
+ * its wait for the synchronous standby), exactly once per listener.  Only
+ * settle's payment ids: PostgreSQL puts no privilege on LISTEN, and a
+ * participant's transaction ids are its own (docs/OPERATIONS.md).
+ */
+static void
+notify_settled(CycleState *cs)
+{
+	int			parts = (cs->n_settled + NOTIFY_IDS_PER_PAYLOAD - 1) / NOTIFY_IDS_PER_PAYLOAD;
+	int			part = 0;
+	int			in_part = 0;
+	int			i;
+	StringInfoData buf;
+
+	if (cs->n_settled == 0)
+		return;
+	initStringInfo(&buf);
+	for (i = 0; i < cs->n_payments; i++)
+	{
+		if (!cs->selected[i])
+			continue;
+		if (in_part == 0)
+		{
+			resetStringInfo(&buf);
+			appendStringInfo(&buf, "{\"cycle\": %lld, \"part\": %d, \"parts\": %d, \"payments\": [",
+							 (long long) cs->cycle_id, part + 1, parts);
+		}
+		appendStringInfo(&buf, "%s%lld", in_part > 0 ? ", " : "", (long long) cs->payments[i].payment_id);
+		if (++in_part == NOTIFY_IDS_PER_PAYLOAD)
+		{
+			appendStringInfoString(&buf, "]}");
+			Async_Notify(SETTLE_NOTIFY_CHANNEL, buf.data);
+			in_part = 0;
+			part++;
+		}
+	}
+	if (in_part > 0)
+	{
+		appendStringInfoString(&buf, "]}");
+		Async_Notify(SETTLE_NOTIFY_CHANNEL, buf.data);
+	}
+}
 
 /*
  * One cycle at a time: a second one waits here for the first to commit.
@@ -937,6 +989,8 @@ settle_run_cycle(const char *run_by)
 		cs->stage = "recording";
 		settle_compute_baselines(cs);
 		record_cycle(cs);
+		if (!settle_two_phase)
+			notify_settled(cs);
 		cycle_id = cs->cycle_id;
 	}
 

@@ -65,6 +65,7 @@
 #include "settle_errors.h"
 #include "fence.h"
 #include "version.h"
+#include "worker_state.h"
 
 /* room for a participant and a key side by side (scoped_key) */
 #define KEY_BYTES (2 * SETTLE_MAX_IDENTIFIER + 16)
@@ -1130,6 +1131,10 @@ insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 		if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "intake insert failed");
 	}
+
+	/* the worker cycles as soon as this transaction commits (no poll) */
+	if (SPI_processed > 0)
+		settle_worker_wake_at_commit();
 
 	bykey = make_table("settle intake inserted", sizeof(KeySeen), m);
 	for (i = 0; i < m; i++)

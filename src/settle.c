@@ -162,6 +162,7 @@ _PG_init(void)
 
 	settle_drop_guard_init();
 	settle_fence_init();
+	settle_worker_define_settings();
 	MarkGUCPrefixReserved("settle");
 	settle_role_map_init();
 	settle_refcache_init();

@@ -37,6 +37,7 @@
 #include "worker_state.h"
 
 char	   *settle_database = NULL;
+int			settle_batch_window_ms = 10;
 
 /* the worker said once that the extension is missing (said again after it was there) */
 static bool said_not_installed = false;
@@ -50,6 +51,18 @@ PGDLLEXPORT void settle_worker_main(Datum main_arg);
 static void do_cycle(void);
 static void do_seal(void);
 static void run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn) (void));
+
+/* The worker's own settings (from _PG_init). */
+void
+settle_worker_define_settings(void)
+{
+	DefineCustomIntVariable("settle.batch_window",
+							"After a commit wakes the worker, how long it waits for more payments before cycling.",
+							"0: cycle at once. settle.cycle_interval stays the idle heartbeat.",
+							&settle_batch_window_ms,
+							10, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+}
 
 void
 settle_worker_register(void)
@@ -183,10 +196,27 @@ settle_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 settle_cycle_interval_ms, PG_WAIT_EXTENSION);
+		int			rc;
+
+		/*
+		 * Woken by a commit that queued payments (intake sets this latch
+		 * after commit), or by the heartbeat, settle.cycle_interval.
+		 */
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   settle_cycle_interval_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if ((rc & WL_LATCH_SET) && settle_batch_window_ms > 0)
+		{
+			/*
+			 * A batching window: the commits of the next few milliseconds
+			 * join this cycle (their wake-ups are cleared: they are in it).
+			 */
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 settle_batch_window_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
 
 		if (ConfigReloadPending)
 		{

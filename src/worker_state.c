@@ -13,7 +13,9 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "access/xact.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -31,6 +33,7 @@ typedef struct SettleWorkerState
 {
 	slock_t		mutex;
 	int			pid;			/* 0: no worker has started yet */
+	Latch	   *latch;			/* the worker's latch: set by a commit that queued payments */
 	TimestampTz started_at;
 	int64		cycles_ok;
 	int64		cycles_unchanged;	/* committed but settled and expired nothing: no row */
@@ -88,6 +91,7 @@ settle_worker_state_started(void)
 		return;
 	SpinLockAcquire(&state->mutex);
 	state->pid = MyProcPid;
+	state->latch = MyLatch;
 	state->started_at = GetCurrentTimestamp();
 	SpinLockRelease(&state->mutex);
 }
@@ -124,6 +128,62 @@ settle_worker_state_note(bool is_cycle, ErrorData *edata)
 		state->last_error[message_len] = '\0';
 	}
 	SpinLockRelease(&state->mutex);
+}
+
+/* Wake the worker (a payment was committed to the queue). */
+void
+settle_worker_wake(void)
+{
+	Latch	   *latch;
+
+	if (state == NULL)
+		return;
+	SpinLockAcquire(&state->mutex);
+	latch = state->latch;
+	SpinLockRelease(&state->mutex);
+	/* a worker that died leaves a latch of a free PGPROC: a spurious wake-up at worst */
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+static bool wake_registered = false;
+static bool wake_at_commit = false;
+
+/* Transaction callback: the worker is woken once the queueing transaction has committed. */
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit)
+				settle_worker_wake();
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* a prepared transaction commits elsewhere: the heartbeat finds it */
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* This transaction queued payments: wake the worker when (if) it commits. */
+void
+settle_worker_wake_at_commit(void)
+{
+	if (state == NULL)
+		return;					/* not preloaded: there is no worker */
+	if (!wake_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		wake_registered = true;
+	}
+	wake_at_commit = true;
 }
 
 /* A worker cycle that changed nothing and so wrote no cycle record. */
