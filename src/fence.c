@@ -58,7 +58,11 @@ settle_fence_init(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
-/* Whether a recovery target is set (the server did point-in-time recovery). */
+/*
+ * Whether a recovery target is set (the server did point-in-time recovery).
+ * They are postmaster settings: looked up once per backend (intake asks on
+ * every call).
+ */
 static bool
 recovery_target_set(void)
 {
@@ -66,16 +70,20 @@ recovery_target_set(void)
 		"recovery_target", "recovery_target_time", "recovery_target_xid",
 		"recovery_target_lsn", "recovery_target_name", NULL
 	};
+	static int	known = -1;
 	int			i;
 
+	if (known >= 0)
+		return known == 1;
+	known = 0;
 	for (i = 0; targets[i]; i++)
 	{
 		const char *v = GetConfigOption(targets[i], true, false);
 
 		if (v != NULL && v[0] != '\0')
-			return true;
+			known = 1;
 	}
-	return false;
+	return known == 1;
 }
 
 bool
