@@ -52,22 +52,7 @@ typedef struct IntakeRow
 /* Validate and enqueue rows[0..n-1]; each row gets its own outcome. */
 extern void settle_intake(IntakeRow *rows, int n);
 
-/* Record a refusal on a row (first one wins). */
-extern void intake_refuse(IntakeRow *row, int sqlerrcode, char *message,
-						  char *detail, char *hint);
-
-/* Refusal text for an identifier rule (0 if the field is fine). */
-extern int	settle_field_refusal(const char *field, FieldResult r, size_t pos,
-								 const char *value, bool is_key, char **message,
-								 char **detail, char **hint);
-
-/* ereport(ERROR) for a name that fails its rule. */
-extern void settle_raise_field(const char *field, FieldResult r, size_t pos,
-							   const char *value);
-
-/* Refusal text for an amount rule. */
-extern int	settle_amount_refusal(const char *field, AmountResult r,
-								  const char *currency, int exponent,
-								  char **message, char **detail, char **hint);
+/* The refusal texts: refusal.h. */
+#include "refusal.h"
 
 #endif							/* SETTLE_INTAKE_H */

@@ -12,7 +12,7 @@
 #include "utils/builtins.h"
 #include "utils/numeric.h"
 
-#include "intake.h"
+#include "refusal.h"
 #include "major_units.h"
 #include "settle_errors.h"
 

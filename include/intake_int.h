@@ -1,0 +1,73 @@
+/*
+ * intake_int.h -- what the files of intake share (private to intake).
+ *
+ *   intake.c         the entry (settle_intake) and the validation rules;
+ *   intake_lookup.c  the caller, reference data and its caches;
+ *   intake_keys.c    duplicate keys, the insert, replays and conflicts;
+ *   refusal.c        the refusal texts.
+ */
+#ifndef SETTLE_INTAKE_INT_H
+#define SETTLE_INTAKE_INT_H
+
+#include "postgres.h"
+#include "utils/hsearch.h"
+
+#include "intake.h"
+
+/* room for a participant and a key side by side (scoped keys) */
+#define KEY_BYTES (2 * SETTLE_MAX_IDENTIFIER + 16)
+
+/* What the lookup found about one account. */
+typedef struct AccountInfo
+{
+	char		key[KEY_BYTES];
+	char		participant_id[KEY_BYTES];
+	char		currency[4];
+	char		status[16];
+	char		participant_status[16];
+} AccountInfo;
+
+/* A name seen in the rows: currency exponent, participant status, FX pair. */
+typedef struct NameInfo
+{
+	char		key[KEY_BYTES];
+	int			number;
+	char		status[16];
+	/* FX pair (source, destination): source amounts whose credit can be posted */
+	int64		min_amount;
+	int64		max_amount;
+} NameInfo;
+
+/* First row in this call that used a key. */
+typedef struct KeySeen
+{
+	char		key[KEY_BYTES];
+	int			row;
+} KeySeen;
+
+/* Who is calling, for one call. */
+typedef struct IntakeCaller
+{
+	char	   *name;			/* the role's name */
+	bool		restricted;		/* neither a superuser nor a settle_operator member */
+	char	   *participant;	/* the participant a restricted caller acts for, or NULL */
+} IntakeCaller;
+
+/* intake_lookup.c */
+extern void intake_init_caches(void);
+extern Oid	intake_tables_owner(void);
+extern void intake_identify_caller(Oid caller_oid, IntakeCaller *caller);
+extern HTAB *intake_make_table(const char *name, Size entrysize, long n);
+extern void intake_set_key(char *dst, const char *src);
+extern void intake_lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants);
+extern HTAB *intake_currency_cache(void);
+extern HTAB *intake_fxpair_cache(void);
+
+/* intake_keys.c */
+extern void intake_set_scope(IntakeRow *row, HTAB *accounts, const IntakeCaller *caller);
+extern bool intake_same_content(const IntakeRow *a, const IntakeRow *b);
+extern void intake_mark_duplicates(IntakeRow *rows, int n);
+extern void intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer);
+extern bool intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer);
+
+#endif							/* SETTLE_INTAKE_INT_H */
