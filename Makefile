@@ -40,6 +40,8 @@ REGRESS     += metrics
 REGRESS     += settings
 # settlement semantics (issue #16)
 REGRESS     += fx_exact semantics two_phase cycle_range
+# limits at their boundary, one minor unit over (issue #17, item 9)
+REGRESS     += limit_boundary
 # catalog documentation: comments on every public function, view and column
 REGRESS     += catalog
 

@@ -3,7 +3,9 @@
  *
  * Class "SE" is settle's own.  Every validation rule has its own code, so a
  * client can branch on the SQLSTATE alone; docs/ERRORS.md is the table.
- * Codes are a public interface: never renumber, only add.
+ * Codes are a public interface: never renumber, only add.  Codes raised from
+ * SQL (src/sql) are defined here too, so that this file, docs/ERRORS.md and
+ * the code agree; test/scripts/sqlstates.sh fails when they do not.
  */
 #ifndef SETTLE_ERRORS_H
 #define SETTLE_ERRORS_H
@@ -45,6 +47,14 @@
 /* idempotency */
 #define ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT SE('0','6','0')
 #define ERRCODE_SETTLE_TRANSACTION_ID_TAKEN SE('0','6','1')
+/* reference data: participants, accounts, rates, fees (raised from src/sql/10_reference.sql) */
+#define ERRCODE_SETTLE_PARTICIPANT_EXISTS	SE('0','7','0')
+#define ERRCODE_SETTLE_ACCOUNT_EXISTS		SE('0','7','1')
+#define ERRCODE_SETTLE_LIMIT_BELOW_BALANCE	SE('0','7','2')
+#define ERRCODE_SETTLE_PARTICIPANT_NAME		SE('0','7','3')
+#define ERRCODE_SETTLE_FX_RATE_INVALID		SE('0','7','4')
+#define ERRCODE_SETTLE_WIRE_FEE_NEGATIVE	SE('0','7','5')
+#define ERRCODE_SETTLE_STATUS_INVALID		SE('0','7','6')
 /* bulk input */
 #define ERRCODE_SETTLE_BULK_NOT_ARRAY		SE('0','9','0')
 #define ERRCODE_SETTLE_BULK_BAD_ELEMENT		SE('0','9','1')
@@ -52,7 +62,7 @@
 /* engine */
 #define ERRCODE_SETTLE_SOLVER_FAILED		SE('1','0','0')
 #define ERRCODE_SETTLE_BALANCE_OVERFLOW		SE('1','0','1')
-#define ERRCODE_SETTLE_LEDGER_IMBALANCE		SE('1','0','2')
+/* SE102 (ledger imbalance) was defined but never raised: removed, never to be reused */
 /* operator actions on payments (raised from src/sql/40_engine.sql) */
 #define ERRCODE_SETTLE_PAYMENT_UNKNOWN		SE('1','0','3')
 #define ERRCODE_SETTLE_PAYMENT_STATE		SE('1','0','4')

@@ -99,9 +99,12 @@ typedef struct SolverResult
 extern SolverStatus settle_solve(const SolverProblem *problem, SolverResult *result);
 
 /*
- * Tests only: when non-zero, settle_solve() makes an invalid GLPK call after
+ * Tests only: when 1, settle_solve() makes an invalid GLPK call after
  * building each LP, so that GLPK's error path (error hook, longjmp,
- * glp_free_env, greedy fallback) can be exercised.  Always 0 in production.
+ * glp_free_env, greedy fallback) can be exercised; when 2, it selects every
+ * payment just before its final exact check (settle_check_selection), so
+ * that the check is fed a selection that breaks a limit.  Always 0 in
+ * production.
  */
 extern int	settle_solver_fault_injection;
 

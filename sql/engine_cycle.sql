@@ -3,14 +3,9 @@
 CREATE DATABASE settle_engine;
 \c settle_engine
 CREATE EXTENSION settle;
-CREATE FUNCTION try(call text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE call;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+-- errors are recorded by pg_regress: only their SQLSTATE, which is what
+-- these tests check (the codes are settle's public interface, docs/ERRORS.md)
+\set VERBOSITY sqlstate
 SELECT settle_set_wire_fee('USD', 25), settle_set_wire_fee('EUR', 20), settle_set_wire_fee('GBP', 18);
 
 -- an empty queue: no cycle is recorded
@@ -146,10 +141,10 @@ SELECT p.transaction_id, p.status, count(e.entry_id) FROM settle.payment p
 -- no customer account below its limit
 SELECT account_id FROM settle.account WHERE kind = 'customer' AND balance < -lower_limit;
 -- the ledger is append-only
-SELECT try($$UPDATE settle.ledger_entry SET amount = amount + 1$$) AS update_ledger;
-SELECT try($$DELETE FROM settle.journal$$) AS delete_journal;
-SELECT try($$TRUNCATE settle.event$$) AS truncate_events;
-SELECT try($$UPDATE settle.cycle SET cost = 0$$) AS update_cycle;
+UPDATE settle.ledger_entry SET amount = amount + 1; -- update_ledger
+DELETE FROM settle.journal; -- delete_journal
+TRUNCATE settle.event; -- truncate_events
+UPDATE settle.cycle SET cost = 0; -- update_cycle
 
 \c contrib_regression
 DROP DATABASE settle_engine;

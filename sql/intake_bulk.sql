@@ -1,5 +1,7 @@
 -- settle_submit_bulk: the same rules and idempotency as settle_submit,
 -- reported per row; accepted rows are written, refused rows are not.
+-- errors are recorded by pg_regress: only their SQLSTATE (docs/ERRORS.md)
+\set VERBOSITY sqlstate
 SELECT count(*) AS payments_before FROM settle.payment \gset
 
 SELECT ordinal, transaction_id, idempotency_key, payment_id IS NOT NULL AS has_id, status, replay, sqlstate, message
@@ -52,10 +54,10 @@ SELECT count(*) FILTER (WHERE replay) AS replays, count(*) FILTER (WHERE status 
 SELECT count(*) - :payments_before AS payments_written FROM settle.payment;
 
 -- whole-call refusals
-SELECT test.try($$SELECT * FROM settle_submit_bulk('{"a": 1}')$$) AS not_array;
-SELECT test.try($$SELECT * FROM settle_submit_bulk(NULL)$$) AS null_input;
+SELECT * FROM settle_submit_bulk('{"a": 1}'); -- not_array
+SELECT * FROM settle_submit_bulk(NULL); -- null_input
 SET settle.max_bulk_rows = 2;
-SELECT test.try($$SELECT * FROM settle_submit_bulk('[{}, {}, {}]')$$) AS too_many;
+SELECT * FROM settle_submit_bulk('[{}, {}, {}]'); -- too_many
 RESET settle.max_bulk_rows;
 SELECT count(*) AS empty_array FROM settle_submit_bulk('[]');
 

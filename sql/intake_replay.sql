@@ -1,5 +1,7 @@
 -- Idempotency: same key and content replays; same key, other content is
 -- refused (SE060); same transaction_id under another key is refused (SE061).
+-- errors are recorded by pg_regress: only their SQLSTATE (docs/ERRORS.md)
+\set VERBOSITY sqlstate
 SELECT payment_id AS original_id, submitted_at AS original_at
   FROM settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1') \gset
 SELECT count(*) AS payments_before FROM settle.payment \gset
@@ -12,18 +14,18 @@ SELECT payment_id = :original_id AS same_id, status, replay, submitted_at = :'or
 SELECT replay FROM settle_submit('txn_r1', 42.5000, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1', priority => 5);
 
 -- each field changed under the same key is a conflict
-SELECT test.try($$SELECT settle_submit('txn_r1', 42.51, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1')$$) AS other_amount;
-SELECT test.try($$SELECT settle_submit('txn_r9', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1')$$) AS other_transaction_id;
-SELECT test.try($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'USD', 'acc_001', 'acc_003', 'bank_b', 'req_r1')$$) AS other_destination;
-SELECT test.try($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1', 6)$$) AS other_priority;
-SELECT test.try($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1', 5, now() + interval '1 day')$$) AS other_deadline;
+SELECT settle_submit('txn_r1', 42.51, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1'); -- other_amount
+SELECT settle_submit('txn_r9', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1'); -- other_transaction_id
+SELECT settle_submit('txn_r1', 42.50, 'USD', 'USD', 'acc_001', 'acc_003', 'bank_b', 'req_r1'); -- other_destination
+SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1', 6); -- other_priority
+SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1', 5, now() + interval '1 day'); -- other_deadline
 -- the transaction_id under a new key
-SELECT test.try($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r2')$$) AS transaction_id_taken;
+SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r2'); -- transaction_id_taken
 
 -- a retry after the account was frozen still gets its original answer
 SELECT settle_set_account_status('acc_001', 'frozen');
 SELECT replay, status FROM settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1');
-SELECT test.try($$SELECT settle_submit('txn_r3', 1, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r3')$$) AS new_payment_refused;
+SELECT settle_submit('txn_r3', 1, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r3'); -- new_payment_refused
 SELECT settle_set_account_status('acc_001', 'active');
 
 -- replays and conflicts wrote nothing

@@ -87,7 +87,10 @@
 
 typedef __int128 wide;
 
-/* Tests only (solver.h): make an invalid GLPK call to exercise the error path. */
+/*
+ * Tests only (solver.h): 1 makes an invalid GLPK call to exercise the error
+ * path; 2 selects every payment just before the final exact check.
+ */
 int			settle_solver_fault_injection = 0;
 
 /* Everything one solve allocates, so that every exit can free it. */
@@ -1660,7 +1663,7 @@ solve_lp(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 		}
 	}
 
-	if (settle_solver_fault_injection)
+	if (settle_solver_fault_injection == 1)
 	{
 		/* tests only: an invalid call, so that GLPK's error path runs */
 		w->idx[1] = w->idx[2] = 1;
@@ -2163,6 +2166,8 @@ finish:
 	free_work(w);
 	free(w);
 	result->solve_ms = now_ms() - start;
+	if (settle_solver_fault_injection == 2)
+		memset(result->settle, 1, sizeof(bool) * problem->n_payments);	/* tests only */
 	if (settle_check_selection(problem, result->settle) >= 0)
 	{
 		/* cannot happen: every path repairs exactly; refuse rather than trust */

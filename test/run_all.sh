@@ -1,39 +1,65 @@
 #!/bin/bash
 # Runs every test suite against a throwaway PostgreSQL 15 cluster and ends
-# with one line "N passed, N failed".  Exits non-zero on any failure.
+# with one line "N passed, N failed, N skipped".  Exits non-zero on any
+# failure.  A test that cannot run here (a TAP "ok N # SKIP reason", a suite
+# left out with SETTLE_SKIP) counts as skipped, never as passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . test/lib/cluster.sh
 
 passed=0
 failed=0
+skipped=0
 failures=()
+skips=()
 
-# Record one suite's counts: name passed failed
+# Record one suite's counts: name passed failed [skipped]
 record() {
+    local s=${4:-0}
     passed=$((passed + $2))
     failed=$((failed + $3))
+    skipped=$((skipped + s))
     [ "$3" -gt 0 ] && failures+=("$1")
-    echo "== $1: $2 passed, $3 failed"
+    [ "$s" -gt 0 ] && skips+=("$1")
+    echo "== $1: $2 passed, $3 failed, $s skipped"
 }
 
-# Count pg_regress-style "... ok" / "... FAILED" lines in a log.
+# A whole suite left out: counted as one skipped test.
+record_skipped() {
+    skipped=$((skipped + 1))
+    skips+=("$1")
+    echo "== $1: skipped ($2)"
+}
+
+# Count pg_regress-style "... ok" / "... FAILED" lines in a log.  A test
+# marked ignore in a schedule that fails ("... failed (ignored)") failed.
 count_regress() {
     local log=$1 name=$2 rc=$3 ok bad
-    ok=$(grep -cE '\.\.\. ok|\.\.\. ignored' "$log" || true)
-    bad=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$log" || true)
+    ok=$(grep -cE '\.\.\. ok( |$)' "$log" || true)
+    bad=$(grep -ciE '\.\.\. failed' "$log" || true)
     # a run that failed without per-test lines still counts as a failure
     if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then bad=1; fi
+    # so does a run that printed no test at all
+    if [ "$ok" = 0 ] && [ "$bad" = 0 ]; then bad=1; fi
     record "$name" "$ok" "$bad"
 }
 
-# Count TAP "ok N" / "not ok N" lines.
+# Count TAP "ok N" / "not ok N" / "ok N # SKIP" lines.  The plan ("1..N")
+# must be there and match the lines counted, or the suite stopped early.
 count_tap() {
-    local log=$1 name=$2 rc=$3 ok bad
+    local log=$1 name=$2 rc=$3 ok bad skip plan
     ok=$(grep -cE '^ok [0-9]+' "$log" || true)
+    skip=$(grep -ciE '^ok [0-9]+[^#]*# *skip' "$log" || true)
+    ok=$((ok - skip))
     bad=$(grep -cE '^not ok [0-9]+' "$log" || true)
-    if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then bad=1; fi
-    record "$name" "$ok" "$bad"
+    plan=$(grep -oE '^1\.\.[0-9]+' "$log" | tail -1 | cut -d. -f3)
+    if [ -z "$plan" ] || [ "$plan" != $((ok + bad + skip)) ]; then
+        echo "# $name: plan ${plan:-missing}, $((ok + bad + skip)) tests seen"
+        bad=$((bad + 1))
+    elif [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
+        bad=1
+    fi
+    record "$name" "$ok" "$bad" "$skip"
 }
 
 TMP=$(mktemp -d /tmp/settle-test.XXXXXX)
@@ -63,7 +89,7 @@ for t in test/scripts/*.sh; do
     [ -e "$t" ] || continue
     name=$(basename "$t" .sh)
     # SETTLE_SKIP="a b": leave those script suites out (for local iteration only)
-    case " ${SETTLE_SKIP:-} " in *" $name "*) echo "== $name: skipped (SETTLE_SKIP)"; continue ;; esac
+    case " ${SETTLE_SKIP:-} " in *" $name "*) record_skipped "$name" "SETTLE_SKIP"; continue ;; esac
     bash "$t" >"$TMP/$name.log" 2>&1; rc=$?
     cat "$TMP/$name.log"
     count_tap "$TMP/$name.log" "$name" $rc
@@ -81,5 +107,6 @@ count_tap "$TMP/fuzz.log" "fuzz" $rc
 
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
-echo "$passed passed, $failed failed"
+[ ${#skips[@]} -gt 0 ] && echo "suites with skipped tests: ${skips[*]}"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -24,24 +24,29 @@ cluster_init "$TMP/c" "$P" "settle.worker_enabled = off" "wal_level = logical" |
 cluster_start "$TMP/c" || exit 1
 q() { cluster_psql "$P" -d postgres -At -c "$1"; }
 
-q "CREATE EXTENSION settle" >/dev/null
-q "SELECT settle_create_publication()" >/dev/null
-q "SELECT pg_create_logical_replication_slot('settle_cdc', 'pgoutput')" >/dev/null
-q "SELECT pg_create_logical_replication_slot('settle_td', 'test_decoding')" >/dev/null
-ok $? "logical slots (pgoutput, test_decoding) created"
+q "CREATE EXTENSION settle" >/dev/null \
+    && q "SELECT settle_create_publication()" >/dev/null \
+    && q "SELECT pg_create_logical_replication_slot('settle_cdc', 'pgoutput')" >/dev/null \
+    && q "SELECT pg_create_logical_replication_slot('settle_td', 'test_decoding')" >/dev/null
+ok $? "extension, publication and logical slots (pgoutput, test_decoding) created" || { done_testing; exit 1; }
 
 # the workload: reference data, funding, 40 payments in one bulk call and
 # 10 single ones, a cycle
-q "SELECT settle_create_participant(p) FROM unnest(ARRAY['s_a', 's_b']) p" >/dev/null
-q "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 100000) FROM unnest(ARRAY['s_a', 's_b']) p" >/dev/null
-q "SELECT count(*) FROM settle_submit_bulk((SELECT jsonb_agg(jsonb_build_object(
+q "SELECT settle_create_participant(p) FROM unnest(ARRAY['s_a', 's_b']) p" >/dev/null \
+    && q "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 100000) FROM unnest(ARRAY['s_a', 's_b']) p" >/dev/null
+ok $? "participants and funded accounts created"
+bulk_ok=$(q "SELECT count(*) FILTER (WHERE status = 'queued') FROM settle_submit_bulk((SELECT jsonb_agg(jsonb_build_object(
        'transaction_id', 'sb_' || i, 'amount', (10 + i)::text, 'source_currency', 'USD',
        'destination_currency', 'USD', 'source_account', 's_a_usd', 'destination_account', 's_b_usd',
-       'counterparty_id', 's_b', 'idempotency_key', 'sbk_' || i)) FROM generate_series(1, 40) i))" >/dev/null
+       'counterparty_id', 's_b', 'idempotency_key', 'sbk_' || i)) FROM generate_series(1, 40) i))")
+is "$bulk_ok" "40" "the bulk call queues its 40 payments"
+singles=0
 for i in $(seq 1 10); do
-    q "SELECT status FROM settle_submit('ss_$i', $i, 'USD', 'USD', 's_b_usd', 's_a_usd', 's_a', 'ssk_$i')" >/dev/null
+    [ "$(q "SELECT status FROM settle_submit('ss_$i', $i, 'USD', 'USD', 's_b_usd', 's_a_usd', 's_a', 'ssk_$i')")" = queued ] \
+        && singles=$((singles + 1))
 done
-q "SELECT settled FROM settle_run_cycle()" >/dev/null
+is "$singles" "10" "the 10 single submits are queued"
+is "$(q "SELECT settled FROM settle_run_cycle()")" "50" "the cycle settles all 50 payments"
 
 # two transactions that commit in the other order than their event ids:
 # A writes its event first and commits 3 s later; B writes and commits meanwhile
@@ -63,6 +68,10 @@ ok $? "A's event id ($a_id) is below B's ($b_id)"
 end=$(q "SELECT pg_current_wal_lsn()")
 events=$(q "SELECT count(*) FROM settle.event")
 entries=$(q "SELECT count(*) FROM settle.ledger_entry")
+# the counts below compare the stream with the tables: both must hold the workload
+# (fundings and 50 settled payments: at least 2 + 2 x 50 ledger entries)
+[ "${events:-0}" -ge 52 ] && [ "${entries:-0}" -ge 102 ]
+ok $? "the tables hold the workload ($events events, $entries ledger entries)"
 
 # pgoutput through the publication, as a CDC tool or a subscriber reads it
 pg_recvlogical -h 127.0.0.1 -p "$P" -U postgres -d postgres --slot settle_cdc --start --no-loop \

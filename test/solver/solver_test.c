@@ -9,6 +9,7 @@
  * path frees what it allocates.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +574,82 @@ test_reference_workload(void)
 	}
 }
 
+/*
+ * The exact check itself, fed selections that break a limit (issue #17,
+ * item 9a): exactly at the limit passes, one minor unit over fails, an
+ * account already below zero may not go lower, an unconstrained one may, and
+ * sums beyond int64 neither wrap into a pass nor into a false violation.
+ * Then settle_solve's own final check, fed a bad selection (fault injection
+ * 2): the solve fails rather than return it.
+ */
+static void
+test_exact_check(void)
+{
+	SolverAccount acc[3] = {{100, true}, {10, true}, {-50, true}};
+	SolverPayment pay[4] = {
+		{0, 1, 100, 100, 1, -1, -1, -1, 0},
+		{1, 0, 1, 1, 1, -1, -1, -1, 0},
+		{2, 1, 10, 10, 1, -1, -1, -1, 0},
+		{1, 2, 10, 10, 1, -1, -1, -1, 0}};
+	bool		sel[4] = {true, false, false, false};
+	SolverProblem p = problem(3, acc, 4, pay, 0, NULL, 0, NULL);
+	SolverAccount big[3] = {{10, true}, {INT64_MAX, true}, {INT64_MAX, true}};
+	SolverPayment bigpay[3] = {
+		{0, 1, INT64_MAX, INT64_MAX, 1, -1, -1, -1, 0},
+		{0, 1, INT64_MAX, INT64_MAX, 1, -1, -1, -1, 0},
+		{2, 1, INT64_MAX, INT64_MAX, 1, -1, -1, -1, 0}};
+	bool		bigsel[3] = {false, false, true};
+	SolverProblem bp = problem(3, big, 3, bigpay, 0, NULL, 0, NULL);
+	SolverAccount racc[3] = {{0, true}, {0, true}, {0, true}};
+	SolverPayment rpay[3] = {
+		{0, 1, 100, 100, 10, -1, -1, -1, 0},
+		{1, 2, 100, 100, 10, -1, -1, -1, 0},
+		{2, 0, 99, 99, 10, -1, -1, -1, 0}};
+	SolverProblem rp = problem(3, racc, 3, rpay, 0, NULL, 0, NULL);
+	bool		rsel[3];
+	SolverResult r;
+
+	ok(settle_check_selection(&p, sel) == -1, "exact check: ending exactly at the limit passes");
+	pay[0].debit = 101;
+	ok(settle_check_selection(&p, sel) == 0, "exact check: one minor unit over the limit fails (account 0)");
+	sel[1] = true;
+	ok(settle_check_selection(&p, sel) == -1, "exact check: a credit of one unit in the same selection makes it fit");
+	pay[1].credit = 0;
+	ok(settle_check_selection(&p, sel) == 0, "exact check: debit 101 against 100 with no credit fails again");
+	pay[0].debit = 100;
+	pay[1].credit = 1;
+	sel[0] = sel[1] = false;
+	sel[3] = true;
+	ok(settle_check_selection(&p, sel) == -1, "exact check: an account below zero may receive");
+	sel[2] = true;
+	ok(settle_check_selection(&p, sel) == -1, "exact check: an account below zero may pay what it receives (ends where it started)");
+	sel[3] = false;
+	ok(settle_check_selection(&p, sel) == 2, "exact check: an account below zero may not go lower (account 2)");
+	acc[2].constrained = false;
+	ok(settle_check_selection(&p, sel) == -1, "exact check: an unconstrained account may go lower");
+	acc[2].constrained = true;
+	sel[0] = true;
+	pay[0].debit = 101;
+	ok(settle_check_selection(&p, sel) == 0, "exact check: of two violated accounts, the first is reported");
+
+	ok(settle_check_selection(&bp, bigsel) == -1,
+	   "exact check, 128 bits: INT64_MAX + INT64_MAX is a large balance, not a negative one");
+	bigsel[0] = bigsel[1] = true;
+	bigsel[2] = false;
+	ok(settle_check_selection(&bp, bigsel) == 0,
+	   "exact check, 128 bits: 10 - 2 x INT64_MAX does not wrap into a pass");
+
+	settle_solver_fault_injection = 2;
+	solve(&rp, rsel, &r);
+	settle_solver_fault_injection = 0;
+	ok(r.status == SOLVER_ERROR && strstr(r.message, "exact limit check") != NULL,
+	   "final check: a bad selection makes the solve fail (status error, message)");
+	ok(!rsel[0] && !rsel[1] && !rsel[2], "final check: the bad selection is not returned");
+	solve(&rp, rsel, &r);
+	ok(r.status == SOLVER_OPTIMAL && !rsel[0] && !rsel[1] && !rsel[2],
+	   "final check: without the fault, the broken ring settles nothing, optimally");
+}
+
 /* A GLPK internal error must come back as the greedy result, not abort(). */
 static void
 test_glpk_error(void)
@@ -729,6 +806,7 @@ main(void)
 	test_components();
 	test_odd_input();
 	test_glpk_error();
+	test_exact_check();
 	test_lp_bound();
 	test_reference_workload();
 	test_failure_paths();
