@@ -30,7 +30,7 @@ PG_CPPFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
 SHLIB_LINK  = -lglpk -lm
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, in this order.
-REGRESS      = intake_reference intake_submit intake_replay intake_bulk engine_cycle hostile_input security executor
+REGRESS      = intake_reference intake_submit intake_replay intake_bulk cycle hostile_input security rail
 REGRESS_OPTS = --load-extension=settle
 # ledger audit (issue: ledger integrity)
 REGRESS     += audit_ledger
@@ -46,7 +46,7 @@ REGRESS     += limit_boundary
 REGRESS     += catalog
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
-ISOLATION      = intake_concurrent engine_concurrent executor_race cycle_lock ack_race
+ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
                  --load-extension=settle
 

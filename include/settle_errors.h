@@ -63,7 +63,7 @@
 #define ERRCODE_SETTLE_SOLVER_FAILED		SE('1','0','0')
 #define ERRCODE_SETTLE_BALANCE_OVERFLOW		SE('1','0','1')
 /* SE102 (ledger imbalance) was defined but never raised: removed, never to be reused */
-/* operator actions on payments (raised from src/sql/40_engine.sql) */
+/* operator actions on payments (raised from src/sql/40_cycle.sql) */
 #define ERRCODE_SETTLE_PAYMENT_UNKNOWN		SE('1','0','3')
 #define ERRCODE_SETTLE_PAYMENT_STATE		SE('1','0','4')
 #define ERRCODE_SETTLE_PARTICIPANT_NOT_ACTIVE SE('1','0','5')
@@ -71,9 +71,9 @@
 /* audit (raised from src/sql/50_audit.sql) */
 #define ERRCODE_SETTLE_SEAL_ON_STANDBY		SE('1','1','1')
 #define ERRCODE_SETTLE_NOT_A_DIGEST			SE('1','1','2')
-/* a final payment outcome (settled, expired, failed) cannot change (80_executor.sql) */
+/* a final payment outcome (settled, expired, failed) cannot change (80_rail.sql) */
 #define ERRCODE_SETTLE_OUTCOME_FINAL		SE('1','1','3')
-/* executor (raised from src/sql/80_executor.sql) */
+/* the rail (raised from src/sql/80_rail.sql) */
 #define ERRCODE_SETTLE_BATCH_UNKNOWN		SE('1','2','0')
 #define ERRCODE_SETTLE_BATCH_NOT_AWAITING	SE('1','2','1')
 #define ERRCODE_SETTLE_NO_PG_CRON			SE('1','3','0')

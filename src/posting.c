@@ -14,7 +14,7 @@
  * With settle.two_phase on, the same legs are written to settle.reservation
  * instead, and each account's net in the cycle counts in its pending amounts
  * (a net debit against its limit, as the solver judged it); the rail's
- * confirmations post them later (src/sql/80_executor.sql).
+ * confirmations post them later (src/sql/80_rail.sql).
  *
  * Everything is written with a handful of set-based statements (unnest of
  * arrays), whatever the number of payments.
