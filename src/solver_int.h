@@ -89,8 +89,8 @@ typedef struct Work
 	bool	   *chained;		/* per payment: added by a chain in this move */
 	wide	   *snap;			/* per account: balance when the last round started */
 	bool	   *dirty;			/* per account: it or a payer into it changed since */
-	int			chain_left;		/* repair_from: chain adds still allowed */
-	bool		chain_seen;		/* repair_from met a payment a chain could add */
+	int			chain_left;		/* solver_repair_from: chain adds still allowed */
+	bool		chain_seen;		/* solver_repair_from met a payment a chain could add */
 	double	   *key;			/* per payment sort key */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;
