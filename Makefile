@@ -63,7 +63,7 @@ include $(PGXS)
 endif
 
 # Every object depends on every header (PGXS tracks no header dependencies).
-$(OBJS): $(wildcard include/*.h) settle.control
+$(OBJS): $(wildcard include/*.h) $(wildcard src/*.h) settle.control
 
 # The install script is assembled from one file per concern.
 settle--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))

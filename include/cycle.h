@@ -14,7 +14,6 @@ extern int	settle_mip_max_payments;
 extern int	settle_max_cycle_payments;
 extern char *settle_reference_currency;
 extern double settle_delay_cost_bps;
-extern bool settle_two_phase;
 extern bool settle_suspension_holds_payee;
 
 /* The NOTIFY channel of settled payments (docs/OPERATIONS.md, "Real time"). */

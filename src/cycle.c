@@ -41,6 +41,7 @@
 #include "cycle.h"
 #include "engine.h"
 #include "guard.h"
+#include "posting.h"
 #include "settle_errors.h"
 #include "solver.h"
 #include "spi_util.h"

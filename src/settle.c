@@ -1,5 +1,5 @@
 /*
- * settle.c -- module entry: GUCs and background-worker registration.
+ * settle.c -- module entry: the GUCs no other module owns, and background-worker registration.
  *
  * settle is meant to be in shared_preload_libraries (the settlement worker
  * is registered there); loaded any other way, the SQL functions still work
@@ -18,6 +18,7 @@
 #include "fence.h"
 #include "intake.h"
 #include "major_units.h"
+#include "posting.h"
 #include "refcache.h"
 #include "role_map.h"
 #include "worker.h"
@@ -39,7 +40,6 @@ int			settle_mip_max_payments = 200;
 int			settle_max_cycle_payments = 100000;
 char	   *settle_reference_currency = NULL;
 double		settle_delay_cost_bps = 10;
-bool		settle_two_phase = false;
 bool		settle_suspension_holds_payee = true;
 int			settle_rail_max_attempts = 5;
 int			settle_rail_backoff_ms = 1000;
@@ -134,11 +134,6 @@ _PG_init(void)
 							 10, 0.000001, 10000,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 
-	DefineCustomBoolVariable("settle.two_phase",
-							 "Cycles reserve, and the rail's confirmations post (see docs/SETTLEMENT_FLOW.md).",
-							 "Off: cycles post at once.",
-							 &settle_two_phase, false,
-							 PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("settle.suspension_holds_payee",
 							 "A suspended participant's queued payments are held as payee too, not only as payer.",
 							 "Off: payments to a suspended participant still settle.",
@@ -160,6 +155,7 @@ _PG_init(void)
 							60000, 1, 86400000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
+	settle_posting_init();
 	settle_drop_guard_init();
 	settle_fence_init();
 	settle_worker_define_settings();

@@ -1,5 +1,5 @@
 /*
- * solver_bench.c -- model build + solve time and quality of src/solver.c on
+ * solver_bench.c -- model build + solve time and quality of the solver (src/solver*.c) on
  * a documented, deterministic reference workload, at 1k, 10k and 100k
  * queued payments, against two baselines.
  *

@@ -1,5 +1,5 @@
 /*
- * solver_test.c -- unit tests of src/solver.c, without PostgreSQL (TAP).
+ * solver_test.c -- unit tests of the solver (src/solver*.c), without PostgreSQL (TAP).
  *
  * Small cases checked by hand (gridlock, deferral, FX netting, limits),
  * random instances checked exactly against the limits and, when tiny,

@@ -1,0 +1,191 @@
+/*
+ * solver_int.h -- private to the solver files: the work structure one solve
+ * allocates, and what the stages call across files.
+ *
+ * The solver (include/solver.h, docs/ALGORITHM.md) is split by stage:
+ *   solver.c         entry: validation, the loop over components (H, L, LS,
+ *                    M, keep the cheapest), the greedy fallback, the exact
+ *                    limit check
+ *   solver_work.c    work memory, clocks, decomposition into components,
+ *                    balances, wire use and the exact objective
+ *   solver_repair.c  repair (make every account whole again), dropping
+ *                    unprofitable deferrals, refill
+ *   solver_search.c  local search: moves, ejection chains, don't-look bits
+ *   solver_glpk.c    the GLPK model: columns, account, wire and FX rows; LP
+ *                    (dual simplex or sifting) and MIP
+ *
+ * Plain C11 over GLPK: no PostgreSQL header may be included here or in any
+ * solver file (test/solver builds them standalone).  Functions shared
+ * between the files are prefixed solver_: the library is loaded into
+ * PostgreSQL backends, where a plain global name could clash.
+ */
+#ifndef SETTLE_SOLVER_INT_H
+#define SETTLE_SOLVER_INT_H
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glpk.h>
+
+#include "solver.h"
+
+/*
+ * A failed local-search move is retried allowing this many added payments
+ * whose payers then go short (an ejection chain, docs/ALGORITHM.md).  Also
+ * sizes the repair stack.
+ */
+#define CHAIN_MAX 2
+
+typedef __int128 wide;
+
+/* Everything one solve allocates, so that every exit can free it. */
+typedef struct Work
+{
+	const SolverProblem *p;
+	double		deadline_ms;	/* absolute, monotonic clock; <= 0: none */
+	double		ls_deadline_ms; /* local search stops here; <= 0: none */
+	bool		interrupted;	/* problem->interrupted() said stop */
+	int		   *wire_start;		/* LP wire rows in CSR: n_wires + 1 */
+	int		   *wire_fill;
+	int		   *wire_list;		/* 2n + 1 */
+	int		   *ar_start;		/* LP account rows in CSR: n_accounts + 2 */
+	int		   *ar_fill;
+	double	   *ar_scale;
+	int		   *ar_idx;			/* 2n + 1 (entry 0 unused: GLPK is 1-based) */
+	double	   *ar_val;
+	int		   *parent;			/* union-find over accounts, wires, fx pairs */
+	int		   *comp_of;		/* payment -> component */
+	int		   *order;			/* payments grouped by component */
+	int		   *comp_start;		/* n_comps + 1 offsets into order */
+	int			n_comps;
+	int		   *local;			/* scratch: global index -> local index */
+	double	   *density;		/* penalty per unit of debit */
+	wide	   *balance;		/* per account, for the current selection */
+	int		   *wire_use;		/* selected payments per wire */
+	double	   *fx_net;			/* per fx pair, selected signed volume */
+	bool	   *cand;			/* scratch selections */
+	bool	   *best;
+	bool	   *saved;			/* local search: selection before a round */
+	double	   *mip_x;			/* MIP callback: the incumbent, by column */
+	double	   *lpx;			/* the LP's x, by payment */
+	int		   *idx;			/* GLPK row/column index scratch */
+	double	   *val;
+	int		   *sorted;
+	int		   *by_density;		/* the component, least penalty per unit of debit first */
+	int		   *by_penalty;		/* the component, largest penalty first */
+	int		   *out_first;		/* per account: its outgoing payments are */
+	int		   *out_end;		/* out_list[out_first .. out_end), least dense first */
+	int		   *out_count;
+	int		   *in_first;		/* per account: its incoming payments are */
+	int		   *in_end;			/* in_list[in_first .. in_end), densest first */
+	int		   *in_list;
+	int		   *out_list;
+	int		   *tmp;			/* sort scratch, n */
+	int		   *tmp2;			/* improve: undo log, 3n */
+	int		   *stack;			/* repair: accounts to look at, 2n + n_accounts */
+	bool	   *mark;			/* per account */
+	bool	   *chained;		/* per payment: added by a chain in this move */
+	wide	   *snap;			/* per account: balance when the last round started */
+	bool	   *dirty;			/* per account: it or a payer into it changed since */
+	int			chain_left;		/* solver_repair_from: chain adds still allowed */
+	bool		chain_seen;		/* solver_repair_from met a payment a chain could add */
+	double	   *key;			/* per payment sort key */
+	glp_prob   *lp;
+	jmp_buf		glpk_jump;
+} Work;
+
+/* The payer's wire (end 0) or the payee's wire (end 1) of a payment, -1 if none. */
+static inline int
+payment_wire(const SolverPayment *s, int end)
+{
+	return end == 0 ? s->wire_src : s->wire_dst;
+}
+
+/* The payer's account (end 0) or the payee's account (end 1) of a payment. */
+static inline int
+payment_account(const SolverPayment *s, int end)
+{
+	return end == 0 ? s->src : s->dst;
+}
+
+/* Lowest balance an account may end at: 0, or below if it starts below. */
+static inline wide
+floor_of(const SolverProblem *p, int a)
+{
+	return p->accounts[a].available < 0 ? (wide) p->accounts[a].available : 0;
+}
+
+/* True if account a is constrained and below its floor. */
+static inline bool
+is_short(const Work *w, int a)
+{
+	return w->p->accounts[a].constrained && w->balance[a] < floor_of(w->p, a);
+}
+
+/*
+ * Count payment i in (sign 1) or out of (sign -1) wire use and FX nets.
+ * Inline, like marginal_cost: repair and the local search call both per step.
+ */
+static inline void
+use_payment(Work *w, int i, int sign)
+{
+	const SolverPayment *s = &w->p->payments[i];
+
+	if (s->wire_src >= 0)
+		w->wire_use[s->wire_src] += sign;
+	if (s->wire_dst >= 0)
+		w->wire_use[s->wire_dst] += sign;
+	if (s->fx_pair >= 0)
+		w->fx_net[s->fx_pair] += sign * s->fx_value;
+}
+
+/* Fee of the wires payment i would open and the spread it would add. */
+static inline double
+marginal_cost(const Work *w, int i)
+{
+	const SolverProblem *p = w->p;
+	const SolverPayment *s = &p->payments[i];
+	double		cost = 0;
+
+	if (s->wire_src >= 0 && w->wire_use[s->wire_src] == 0)
+		cost += p->wire_fee[s->wire_src];
+	if (s->wire_dst >= 0 && w->wire_use[s->wire_dst] == 0 && s->wire_dst != s->wire_src)
+		cost += p->wire_fee[s->wire_dst];
+	if (s->fx_pair >= 0)
+		cost += p->fx_spread[s->fx_pair] *
+			(fabs(w->fx_net[s->fx_pair] + s->fx_value) - fabs(w->fx_net[s->fx_pair]));
+	return cost;
+}
+
+/* solver_work.c: memory, clocks, components, balances and the objective */
+extern bool solver_alloc_work(Work *w);
+extern void solver_free_work(Work *w);
+extern double solver_now_ms(void);
+extern bool solver_out_of_time(const Work *w);
+extern bool solver_stop_requested(Work *w);
+extern bool solver_out_of_ls_time(Work *w);
+extern bool solver_decompose(Work *w);
+extern void solver_build_lists(Work *w, const int *members, int n);
+extern void solver_compute_balances(Work *w, const bool *sel, const int *members, int n);
+extern void solver_compute_usage(Work *w, const bool *sel, const int *members, int n);
+extern double solver_objective(const Work *w, const bool *sel, const int *members, int n);
+
+/* solver_repair.c: exact repair, unprofitable deferrals, refill */
+extern bool solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_log,
+							   double budget);
+extern void solver_repair(Work *w, bool *sel, const int *members, int n);
+extern bool solver_component_feasible(Work *w, const bool *sel, const int *members, int n);
+extern void solver_drop_unprofitable(Work *w, bool *sel, const int *members, int n);
+extern void solver_refill(Work *w, bool *sel, const int *members, int n);
+
+/* solver_search.c: the local search */
+extern void solver_local_search(Work *w, bool *sel, const int *members, int n);
+
+/* solver_glpk.c: the component's model in GLPK, LP relaxation or MIP */
+extern bool solver_solve_model(Work *w, const int *members, int n, bool mip,
+							   const bool *incumbent, const bool *guess, bool *out,
+							   double *lp_obj, double *lp_weight, bool *proved);
+
+#endif							/* SETTLE_SOLVER_INT_H */

@@ -1,0 +1,208 @@
+/*
+ * solver_search.c -- the local search (LS): improve a feasible selection
+ * by single moves, each repaired exactly and undone when it does not gain.
+ *
+ * A move selects one unsettled payment and repairs the shortfall it causes
+ * (solver_repair_from); a move that fails with drops alone is retried as a
+ * short ejection chain, which is what closes gridlocked rings.  Rounds
+ * repeat while the exact objective falls; a payment is retried only when
+ * balances near it changed (don't-look bits).  docs/ALGORITHM.md, step 4.
+ * Plain C11, no PostgreSQL headers (solver_int.h).
+ */
+#include <math.h>
+
+#include "solver_int.h"
+
+/* At most this many improve + refill rounds per local search. */
+#define IMPROVE_ROUNDS 100
+
+static bool try_move(Work *w, bool *sel, int i, int chain);
+static int	collect_candidates(Work *w, const bool *sel, const int *members, int n, int round);
+static int	improve(Work *w, bool *sel, const int *members, int n, int round);
+
+/*
+ * One local-search move: select payment i, repair the shortfall it causes
+ * (never dropping i; at most "chain" payments added whose payers then go
+ * short), keep it if the penalty gained exceeds the penalties dropped plus
+ * i's marginal cost, else undo it exactly from the log.  True if kept.
+ */
+static bool
+try_move(Work *w, bool *sel, int i, int chain)
+{
+	const SolverProblem *p = w->p;
+	const SolverPayment *s = &p->payments[i];
+	int		   *log = w->tmp2;
+	int			n_log = 0;
+	int			k;
+	bool		ok = true;
+	double		gain = s->penalty - marginal_cost(w, i);
+
+	sel[i] = true;
+	w->balance[s->src] -= s->debit;
+	w->balance[s->dst] += s->credit;
+	use_payment(w, i, 1);
+	if (is_short(w, s->src))
+	{
+		w->stack[0] = s->src;
+		w->chain_left = chain;
+		/* abandoned once it loses four times what it can gain */
+		ok = solver_repair_from(w, sel, 1, i, log, &n_log, 4 * gain);
+		w->chain_left = 0;
+	}
+	for (k = 0; k < n_log; k++)
+	{
+		if (log[k] >= 0)
+			gain -= p->payments[log[k]].penalty;
+		else
+		{
+			gain += p->payments[-log[k] - 1].penalty;
+			w->chained[-log[k] - 1] = false;
+		}
+	}
+	if (ok && gain > 1e-9 * s->penalty)
+		return true;			/* keep (costs re-checked exactly by the caller) */
+	/* undo, newest first */
+	for (k = n_log - 1; k >= 0; k--)
+	{
+		int			d = log[k] >= 0 ? log[k] : -log[k] - 1;
+		int			sign = log[k] >= 0 ? 1 : -1;	/* re-select a drop, unselect an add */
+		const SolverPayment *ds = &p->payments[d];
+
+		sel[d] = sign > 0;
+		w->balance[ds->src] -= sign * ds->debit;
+		w->balance[ds->dst] += sign * ds->credit;
+		use_payment(w, d, sign);
+	}
+	sel[i] = false;
+	w->balance[s->src] += s->debit;
+	w->balance[s->dst] -= s->credit;
+	use_payment(w, i, -1);
+	return false;
+}
+
+/*
+ * The payments a round tries, into w->sorted, most valuable first; returns
+ * how many.  Don't-look bits: a payment tried in the last round failed, and
+ * unless the balance of its payer, or of an account paying into its payer
+ * (affordable adds, chains), has changed since, it would fail the same way.
+ * Round 0 tries every unselected payment.  Balances must be current.
+ */
+static int
+collect_candidates(Work *w, const bool *sel, const int *members, int n, int round)
+{
+	const SolverProblem *p = w->p;
+	int			n_cand = 0;
+	int			j;
+
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		if (round == 0 || w->snap[s->src] != w->balance[s->src])
+			w->dirty[s->src] = true;
+		if (round == 0 || w->snap[s->dst] != w->balance[s->dst])
+			w->dirty[s->dst] = true;
+	}
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		w->mark[s->dst] = w->mark[s->dst] || w->dirty[s->src] || w->dirty[s->dst];
+	}
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		w->dirty[s->dst] = w->mark[s->dst];
+		w->snap[s->src] = w->balance[s->src];
+		w->snap[s->dst] = w->balance[s->dst];
+	}
+	/* the payments unselected when the round starts (a drop waits for the next round) */
+	for (j = 0; j < n; j++)
+	{
+		int			i = w->by_penalty[j];
+
+		if (!sel[i] && w->dirty[p->payments[i].src])
+			w->sorted[n_cand++] = i;
+	}
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		w->mark[s->dst] = false;
+		w->dirty[s->src] = w->dirty[s->dst] = false;
+	}
+	return n_cand;
+}
+
+/*
+ * One round: try each candidate, most valuable first (try_move), with a
+ * chain only if the move without one met a payment a chain could add (else
+ * it would be the same move).  Returns the number of moves kept.  This is
+ * what turns a rounded LP solution, whose accounts are all at their
+ * limits, into a good one.
+ */
+static int
+improve(Work *w, bool *sel, const int *members, int n, int round)
+{
+	int			kept = 0;
+	const SolverProblem *p = w->p;
+	const int  *cands = w->sorted;
+	int			n_cand;
+	int			j;
+
+	solver_compute_balances(w, sel, members, n);
+	solver_compute_usage(w, sel, members, n);
+	n_cand = collect_candidates(w, sel, members, n, round);
+	for (j = 0; j < n_cand; j++)
+	{
+		int			i = cands[j];
+		const SolverPayment *s = &p->payments[i];
+
+		if ((j & 15) == 15 && solver_out_of_ls_time(w))
+			break;
+		if (sel[i])
+			continue;
+		if (s->penalty <= marginal_cost(w, i))
+			continue;
+		w->chain_seen = false;
+		if (try_move(w, sel, i, 0) || (w->chain_seen && try_move(w, sel, i, CHAIN_MAX)))
+			kept++;
+	}
+	return kept;
+}
+
+/*
+ * Improve and refill in rounds while the exact objective goes down (the
+ * gain improve() estimates ignores the fees saved and the spread changed by
+ * its drops, so a round is judged, and undone if need be, on the exact
+ * objective: this also rules out cycling).
+ */
+void
+solver_local_search(Work *w, bool *sel, const int *members, int n)
+{
+	int			round;
+	double		obj;
+	int			j;
+
+	solver_refill(w, sel, members, n);
+	obj = solver_objective(w, sel, members, n);
+	for (round = 0; round < IMPROVE_ROUNDS && !solver_out_of_ls_time(w); round++)
+	{
+		double		next;
+
+		for (j = 0; j < n; j++)
+			w->saved[members[j]] = sel[members[j]];
+		if (improve(w, sel, members, n, round) == 0)
+			break;
+		solver_refill(w, sel, members, n);
+		next = solver_objective(w, sel, members, n);
+		if (!(next < obj - 1e-12 * fabs(obj)))
+		{
+			for (j = 0; j < n; j++)
+				sel[members[j]] = w->saved[members[j]];
+			break;
+		}
+		obj = next;
+	}
+}
