@@ -1,7 +1,7 @@
 /*
  * posting.h -- post a cycle's selection as one balanced journal (posting.c;
  * settle_post_selection itself is declared with the cycle's state in
- * engine.h).
+ * cycle_state.h).
  */
 #ifndef SETTLE_POSTING_H
 #define SETTLE_POSTING_H

@@ -16,7 +16,7 @@
  */
 #include "postgres.h"
 
-#include "engine.h"
+#include "cycle_state.h"
 
 void
 settle_compute_baselines(CycleState *cs)

@@ -39,7 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "cycle.h"
-#include "engine.h"
+#include "cycle_state.h"
 #include "guard.h"
 #include "posting.h"
 #include "settle_errors.h"

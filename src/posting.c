@@ -33,7 +33,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-#include "engine.h"
+#include "cycle_state.h"
 #include "posting.h"
 #include "settle_errors.h"
 #include "spi_util.h"

@@ -1,9 +1,9 @@
 /*
- * engine.h -- the state one settlement cycle shares between its stages:
+ * cycle_state.h -- the state one settlement cycle shares between its stages:
  * cycle.c (load, solve, record), posting.c (ledger) and baseline.c.
  */
-#ifndef SETTLE_ENGINE_H
-#define SETTLE_ENGINE_H
+#ifndef SETTLE_CYCLE_STATE_H
+#define SETTLE_CYCLE_STATE_H
 
 #include "postgres.h"
 #include "portability/instr_time.h"
@@ -126,4 +126,4 @@ extern void settle_post_selection(CycleState *cs);
 /* baseline.c: FIFO gross settlement and naive batching on the same queue. */
 extern void settle_compute_baselines(CycleState *cs);
 
-#endif							/* SETTLE_ENGINE_H */
+#endif							/* SETTLE_CYCLE_STATE_H */
