@@ -118,6 +118,9 @@ add_columns(Work *w, Model *m)
 	int			j;
 	int			end;
 
+	/* a model left by a component whose solve failed is freed, not overwritten */
+	if (w->lp)
+		glp_delete_prob(w->lp);
 	w->lp = m->lp = glp_create_prob();
 	glp_set_obj_dir(m->lp, GLP_MIN);
 	glp_add_cols(m->lp, m->ncols);
