@@ -74,6 +74,10 @@ static void check_syntax(IntakeRow *row);
 static bool check_field(IntakeRow *row, const char *field, const char *value, bool is_key);
 static bool check_currency_field(IntakeRow *row, const char *field, const char *value);
 static bool destination_fits(const IntakeRow *row, const AccountInfo *dst);
+static NameInfo *check_currencies_and_amount(IntakeRow *row, HTAB *currencies);
+static bool check_accounts(IntakeRow *row, const IntakeCaller *caller, AccountInfo *src, AccountInfo *dst);
+static bool check_counterparty(IntakeRow *row, HTAB *participants, AccountInfo *dst);
+static bool check_fx(IntakeRow *row, HTAB *fxpairs, NameInfo *scur);
 static void check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 							HTAB *currencies, HTAB *participants, HTAB *fxpairs);
 
@@ -217,16 +221,12 @@ destination_fits(const IntakeRow *row, const AccountInfo *dst)
 		strcmp(dst->participant_id, row->counterparty_id) == 0;
 }
 
-/* The rules that need reference data, in parameter order. */
-static void
-check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
-				HTAB *currencies, HTAB *participants, HTAB *fxpairs)
+/* Currencies known, and the amount within the source currency's rules. */
+static NameInfo *
+check_currencies_and_amount(IntakeRow *row, HTAB *currencies)
 {
 	NameInfo   *scur,
-			   *dcur,
-			   *cp;
-	AccountInfo *src,
-			   *dst;
+			   *dcur;
 	AmountResult ar;
 	char		key[KEY_BYTES];
 
@@ -237,7 +237,7 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 		intake_refuse(row, ERRCODE_SETTLE_CURRENCY_UNKNOWN,
 					  psprintf("source_currency \"%s\" is not a known currency", row->source_currency),
 					  NULL, pstrdup("settle.currencies lists the currencies settle knows."));
-		return;
+		return NULL;
 	}
 	intake_set_key(key, row->destination_currency);
 	dcur = hash_search(currencies, key, HASH_FIND, NULL);
@@ -246,7 +246,7 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 		intake_refuse(row, ERRCODE_SETTLE_CURRENCY_UNKNOWN,
 					  psprintf("destination_currency \"%s\" is not a known currency", row->destination_currency),
 					  NULL, pstrdup("settle.currencies lists the currencies settle knows."));
-		return;
+		return NULL;
 	}
 	ar = settle_parse_amount(row->amount, scur->number, &row->amount_minor);
 	if (ar != AMOUNT_OK)
@@ -258,19 +258,26 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 												 scur->number, &m, &d, &h);
 
 		intake_refuse(row, code, m, d, h);
-		return;
+		return NULL;
 	}
 
-	intake_set_key(key, row->source_account);
-	src = hash_search(accounts, key, HASH_FIND, NULL);
-	intake_set_key(key, row->destination_account);
-	dst = hash_search(accounts, key, HASH_FIND, NULL);
+	return scur;
+}
+
+/*
+ * The two accounts: the caller's right to the source, then what each
+ * account must be.  A participant gets one refusal without detail for an
+ * account it cannot read.
+ */
+static bool
+check_accounts(IntakeRow *row, const IntakeCaller *caller, AccountInfo *src, AccountInfo *dst)
+{
 	if (caller->restricted && caller->participant == NULL)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_ROLE_NOT_MAPPED,
 					  psprintf("role \"%s\" is not mapped to a participant", caller->name),
 					  NULL, pstrdup("An operator maps it with settle_map_role()."));
-		return;
+		return false;
 	}
 	/*
 	 * A participant learns nothing of accounts it cannot read: another's
@@ -282,13 +289,13 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 					  psprintf("source_account \"%s\" is not an account of participant \"%s\"",
 							   row->source_account, caller->participant),
 					  NULL, pstrdup("A participant may only pay from its own accounts."));
-		return;
+		return false;
 	}
 	if (src == NULL)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_UNKNOWN,
 					  psprintf("source_account \"%s\" does not exist", row->source_account), NULL, NULL);
-		return;
+		return false;
 	}
 	if (caller->restricted && (dst == NULL || strcmp(dst->participant_id, caller->participant) != 0))
 	{
@@ -299,28 +306,28 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 						  psprintf("destination_account \"%s\" cannot receive this payment", row->destination_account),
 						  NULL,
 						  pstrdup("It does not exist, is not active, is not in destination_currency or does not belong to counterparty_id; its participant or an operator can tell which."));
-			return;
+			return false;
 		}
 	}
 	if (dst == NULL)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_UNKNOWN,
 					  psprintf("destination_account \"%s\" does not exist", row->destination_account), NULL, NULL);
-		return;
+		return false;
 	}
 	if (strcmp(src->status, "active") != 0)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_INACTIVE,
 					  psprintf("source_account \"%s\" is not active", row->source_account),
 					  psprintf("Its status is %s.", src->status), NULL);
-		return;
+		return false;
 	}
 	if (strcmp(dst->status, "active") != 0)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_INACTIVE,
 					  psprintf("destination_account \"%s\" is not active", row->destination_account),
 					  psprintf("Its status is %s.", dst->status), NULL);
-		return;
+		return false;
 	}
 	if (strcmp(src->currency, row->source_currency) != 0)
 	{
@@ -328,7 +335,7 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 					  psprintf("source_account \"%s\" is not in source_currency %s",
 							   row->source_account, row->source_currency),
 					  psprintf("The account is in %s.", src->currency), NULL);
-		return;
+		return false;
 	}
 	if (strcmp(dst->currency, row->destination_currency) != 0)
 	{
@@ -336,14 +343,14 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 					  psprintf("destination_account \"%s\" is not in destination_currency %s",
 							   row->destination_account, row->destination_currency),
 					  psprintf("The account is in %s.", dst->currency), NULL);
-		return;
+		return false;
 	}
 	if (strcmp(row->source_account, row->destination_account) == 0)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_SAME_ACCOUNT,
 					  pstrdup("source_account and destination_account must differ"),
 					  psprintf("Both are \"%s\".", row->source_account), NULL);
-		return;
+		return false;
 	}
 	if (strcmp(src->participant_status, "active") != 0)
 	{
@@ -352,22 +359,32 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 							   row->source_account),
 					  psprintf("Participant \"%s\" is %s.", src->participant_id, src->participant_status),
 					  NULL);
-		return;
+		return false;
 	}
+	return true;
+}
+
+/* The counterparty: exists, active, owns the destination account. */
+static bool
+check_counterparty(IntakeRow *row, HTAB *participants, AccountInfo *dst)
+{
+	NameInfo   *cp;
+	char		key[KEY_BYTES];
+
 	intake_set_key(key, row->counterparty_id);
 	cp = hash_search(participants, key, HASH_FIND, NULL);
 	if (cp == NULL)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_UNKNOWN,
 					  psprintf("counterparty_id \"%s\" does not exist", row->counterparty_id), NULL, NULL);
-		return;
+		return false;
 	}
 	if (strcmp(cp->status, "active") != 0)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_INACTIVE,
 					  psprintf("counterparty_id \"%s\" is not active", row->counterparty_id),
 					  psprintf("Its status is %s.", cp->status), NULL);
-		return;
+		return false;
 	}
 	if (strcmp(dst->participant_id, row->counterparty_id) != 0)
 	{
@@ -376,8 +393,15 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 							   row->destination_account, row->counterparty_id),
 					  psprintf("It belongs to \"%s\".", dst->participant_id),
 					  pstrdup("The counterparty is the participant that receives the payment."));
-		return;
+		return false;
 	}
+	return true;
+}
+
+/* An FX payment: a rate exists and the credit can be posted at it. */
+static bool
+check_fx(IntakeRow *row, HTAB *fxpairs, NameInfo *scur)
+{
 	if (strcmp(row->source_currency, row->destination_currency) != 0)
 	{
 		char		pair[KEY_BYTES];
@@ -391,7 +415,7 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 						  psprintf("no FX rate between %s and %s",
 								   row->source_currency, row->destination_currency),
 						  NULL, pstrdup("Set one with settle_set_fx_rate()."));
-			return;
+			return false;
 		}
 		/* a credit that could never be posted: refused now, not at every cycle */
 		if (row->amount_minor > fx->max_amount)
@@ -405,7 +429,7 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 						  psprintf("At the current rate the largest %s amount that converts to %s is %s.",
 								   row->source_currency, row->destination_currency, buf),
 						  pstrdup("Split the payment."));
-			return;
+			return false;
 		}
 		if (row->amount_minor < fx->min_amount)
 		{
@@ -418,9 +442,33 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 						  psprintf("At the current rate the smallest %s amount that converts to %s is %s.",
 								   row->source_currency, row->destination_currency, buf),
 						  NULL);
-			return;
+			return false;
 		}
 	}
+	return true;
+}
+
+/* The rules that need reference data, in parameter order. */
+static void
+check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
+				HTAB *currencies, HTAB *participants, HTAB *fxpairs)
+{
+	NameInfo   *scur;
+	AccountInfo *src,
+			   *dst;
+	char		key[KEY_BYTES];
+
+	scur = check_currencies_and_amount(row, currencies);
+	if (scur == NULL)
+		return;
+	intake_set_key(key, row->source_account);
+	src = hash_search(accounts, key, HASH_FIND, NULL);
+	intake_set_key(key, row->destination_account);
+	dst = hash_search(accounts, key, HASH_FIND, NULL);
+	if (!check_accounts(row, caller, src, dst) ||
+		!check_counterparty(row, participants, dst) ||
+		!check_fx(row, fxpairs, scur))
+		return;
 	row->source_participant = pstrdup(src->participant_id);
 	/* refused before (deadline past): only its key is looked up */
 	row->insert = row->sqlerrcode == 0;
