@@ -11,14 +11,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
-TMP=$(mktemp -d /tmp/settle-backup.XXXXXX)
-chmod 777 "$TMP"
-P1=$(free_port 55520)
-P2=$(free_port $((P1 + 1)))
-cleanup() { [ -n "${KEEP:-}" ] && { echo "# kept $TMP"; return; }; cluster_stop "$TMP/a" immediate; cluster_stop "$TMP/b" immediate; rm -rf "$TMP"; }
-trap cleanup EXIT
+scratch backup 777
+scratch_ports P1 55520 P2 55521
+scratch_cluster "$TMP/a" "$TMP/b"
 for c in a b; do
     port=$([ $c = a ] && echo "$P1" || echo "$P2")
     cluster_init "$TMP/$c" "$port" "settle.worker_enabled = off" || exit 1

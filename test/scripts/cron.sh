@@ -5,12 +5,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
-TMP=$(mktemp -d /tmp/settle-cron.XXXXXX)
-chmod 755 "$TMP"
-PORT=$(free_port 55475)
-trap 'cluster_stop "$TMP/c" immediate; rm -rf "$TMP"' EXIT
+scratch cron
+scratch_ports PORT 55475
+scratch_cluster "$TMP/c"
 cluster_init "$TMP/c" "$PORT" "settle.worker_enabled = off" || exit 1
 cluster_start "$TMP/c" || exit 1
 q() { cluster_psql "$PORT" -d postgres -At -c "$1"; }

@@ -15,19 +15,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
-TMP=$(mktemp -d /tmp/settle-durability.XXXXXX)
-chmod 755 "$TMP"
-P1=$(free_port 55480)
-P2=$(free_port $((P1 + 1)))
-cleanup() {
-    jobs -p | xargs -r kill 2>/dev/null
-    cluster_stop "$TMP/primary" immediate
-    cluster_stop "$TMP/standby" immediate
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch durability
+scratch_ports P1 55480 P2 55481
+scratch_on_exit 'jobs -p | xargs -r kill 2>/dev/null'
+scratch_cluster "$TMP/primary" "$TMP/standby"
 
 cluster_init "$TMP/primary" "$P1" "settle.worker_enabled = off" "settle.two_phase = on" \
     "wal_level = replica" "max_wal_senders = 4" "hot_standby = on" \

@@ -11,25 +11,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
-TMP=$(mktemp -d /tmp/settle-exporter.XXXXXX)
-chmod 755 "$TMP"
-P1=$(free_port 55560)
-P2=$(free_port $((P1 + 1)))
-E1=$(free_port 19187)
-E2=$(free_port $((E1 + 1)))
-PR=$(free_port $((E2 + 1)))
+scratch exporter
+scratch_ports P1 55560 P2 55561 E1 19187 E2 19188 PR 19189
 PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    cluster_stop "$TMP/standby" immediate
-    cluster_stop "$TMP/primary" immediate
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch_on_exit 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done'
+scratch_cluster "$TMP/standby" "$TMP/primary"
 
 for bin in prometheus-postgres-exporter prometheus promtool curl jq; do
     command -v "$bin" >/dev/null || { echo "Bail out! $bin is not installed (test/deps.sh installs it)"; exit 1; }

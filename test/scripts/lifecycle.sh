@@ -12,14 +12,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
-TMP=$(mktemp -d /tmp/settle-lifecycle.XXXXXX)
-chmod 755 "$TMP"
-P1=$(free_port 55540)
-P2=$(free_port $((P1 + 1)))
-cleanup() { cluster_stop "$TMP/plain" immediate; cluster_stop "$TMP/pre" immediate; rm -rf "$TMP"; }
-trap cleanup EXIT
+scratch lifecycle
+scratch_ports P1 55540 P2 55541
+scratch_cluster "$TMP/plain" "$TMP/pre"
 
 # 1. not preloaded
 cluster_init "$TMP/plain" "$P1" "shared_preload_libraries = ''" || exit 1

@@ -10,15 +10,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
 command -v pgbackrest >/dev/null || { echo "not ok 1 - pgbackrest is installed (test/deps.sh)"; echo "1..1"; exit 1; }
-TMP=$(mktemp -d /tmp/settle-pitr.XXXXXX)
-chmod 777 "$TMP"
-P1=$(free_port 55580)
-P2=$(free_port $((P1 + 1)))
-cleanup() { cluster_stop "$TMP/a" immediate; cluster_stop "$TMP/r" immediate; rm -rf "$TMP"; }
-trap cleanup EXIT
+scratch pitr 777
+scratch_ports P1 55580 P2 55581
+scratch_cluster "$TMP/a" "$TMP/r"
 
 CONF=$TMP/pgbackrest.conf
 cat >"$CONF" <<CONF

@@ -13,13 +13,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
-TMP=$(mktemp -d /tmp/settle-planted.XXXXXX)
-chmod 755 "$TMP"
-P1=$(free_port 55500)
-cleanup() { cluster_stop "$TMP/db" immediate; rm -rf "$TMP"; }
-trap cleanup EXIT
+scratch planted
+scratch_ports P1 55500
+scratch_cluster "$TMP/db"
 cluster_init "$TMP/db" "$P1" "settle.cycle_interval = 200ms" "settle.database = postgres" "settle.two_phase = on" || exit 1
 cluster_start "$TMP/db" || exit 1
 q() { cluster_psql "$P1" -d postgres -At -c "$1"; }

@@ -7,13 +7,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
-TMP=$(mktemp -d /tmp/settle-realtime.XXXXXX)
-chmod 755 "$TMP"
-P=$(free_port 55620)
-cleanup() { [ -n "${LISTENER:-}" ] && kill "$LISTENER" 2>/dev/null; cluster_stop "$TMP/db" immediate; rm -rf "$TMP"; }
-trap cleanup EXIT
+scratch realtime
+scratch_ports P 55620
+scratch_on_exit '[ -n "${LISTENER:-}" ] && kill "$LISTENER" 2>/dev/null'
+scratch_cluster "$TMP/db"
 cluster_init "$TMP/db" "$P" "settle.database = postgres" "settle.cycle_interval = 60s" "settle.batch_window = 10ms" || exit 1
 cluster_start "$TMP/db" || exit 1
 q() { cluster_psql "$P" -d postgres -At -c "$1"; }

@@ -7,18 +7,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
-TMP=$(mktemp -d /tmp/settle-stream.XXXXXX)
-chmod 755 "$TMP"
-P=$(free_port 55480)
+scratch stream
+scratch_ports P 55480
 APID=
-cleanup() {
-    [ -n "$APID" ] && kill "$APID" 2>/dev/null
-    cluster_stop "$TMP/c" immediate
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch_on_exit '[ -n "$APID" ] && kill "$APID" 2>/dev/null'
+scratch_cluster "$TMP/c"
 
 cluster_init "$TMP/c" "$P" "settle.worker_enabled = off" "wal_level = logical" || exit 1
 cluster_start "$TMP/c" || exit 1

@@ -13,13 +13,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
-TMP=$(mktemp -d /tmp/settle-upgrade.XXXXXX)
-chmod 755 "$TMP"
-P=$(free_port 55560)
-cleanup() { cluster_stop "$TMP/db" immediate; [ -n "${KEEP:-}" ] && echo "# kept $TMP" && return; rm -rf "$TMP"; }
-trap cleanup EXIT
+scratch upgrade
+scratch_ports P 55560
+scratch_cluster "$TMP/db"
 cluster_init "$TMP/db" "$P" "settle.worker_enabled = off" || exit 1
 cluster_start "$TMP/db" || exit 1
 q() { local db=$1; shift; cluster_psql "$P" -d "$db" -At -c "$1"; }

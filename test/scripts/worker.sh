@@ -7,18 +7,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
+. test/lib/scratch.sh
 . test/lib/tap.sh
 
-TMP=$(mktemp -d /tmp/settle-worker.XXXXXX)
-chmod 755 "$TMP"
-P1=$(free_port 55460)
-P2=$(free_port $((P1 + 1)))
-cleanup() {
-    cluster_stop "$TMP/primary" immediate
-    cluster_stop "$TMP/standby" immediate
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch worker
+scratch_ports P1 55460 P2 55461
+scratch_cluster "$TMP/primary" "$TMP/standby"
 
 WORKER_CONF=("settle.cycle_interval = 200ms" "settle.database = postgres"
              "wal_level = replica" "max_wal_senders = 4" "hot_standby = on")
