@@ -134,11 +134,29 @@ ha_start_etcd() {
 }
 
 ha_start_node() {
-    local n=$1
+    local n=$1 port
+    # the REST port must be free, or Patroni exits at once ("Address already in use": pass 7 of
+    # make ha-test lost a node that way, after a crash, with no listener left by the time the
+    # round had failed). Wait for it, and say in the node's log who held it
+    port=$(ha_rest_port "$n")
+    for _ in $(seq 1 50); do
+        ss -Htln "sport = :$port" | grep -q . || break
+        sleep 0.2
+    done
+    ss -Htln "sport = :$port" | grep -q . && \
+        echo "harness: port $port still has a listener before starting $n: $(ss -Htlnp "sport = :$port" | tr -s ' ')" >> "$HA_DIR/$n/patroni.log"
     (cd "$HA_DIR/$n" && exec setpriv --reuid="$HA_RUNAS" --regid="$HA_RUNAS" --init-groups -- \
         env HOME="$HA_DIR" PATH="$PATH" patroni "$HA_DIR/$n/patroni.yml") >>"$HA_DIR/$n/patroni.log" 2>&1 &
     echo "$n $!" >> "$HA_DIR/pids"
     disown $!
+    # a Patroni that could not bind its REST port ends within a second: start it once more
+    local pid=$!
+    sleep 1.5
+    if ! kill -0 "$pid" 2>/dev/null && [ "${2:-}" != again ]; then
+        echo "harness: Patroni of $n exited at start (listeners on $port: $(ss -Htlnp "sport = :$port" | tr -s ' ')); starting it again" >> "$HA_DIR/$n/patroni.log"
+        sleep 2
+        ha_start_node "$n" again
+    fi
 }
 
 # the pid of a node's Patroni (last one started)
