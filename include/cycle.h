@@ -6,7 +6,7 @@
 
 #include "postgres.h"
 
-/* GUCs (settle.c defines them) */
+/* The cycle's settings, defined by settle_cycle_init() (cycle.c) */
 extern int	settle_cycle_interval_ms;
 extern double settle_solver_time_limit_ms;
 extern double settle_mip_gap;
@@ -18,6 +18,9 @@ extern bool settle_suspension_holds_payee;
 
 /* The NOTIFY channel of settled payments (docs/OPERATIONS.md, "Real time"). */
 #define SETTLE_NOTIFY_CHANNEL "settle_settled"
+
+/* Define the cycle's settings (from _PG_init). */
+extern void settle_cycle_init(void);
 
 /*
  * Run one cycle in the current transaction (SPI must not be connected).

@@ -10,7 +10,8 @@
 #include "amount.h"
 
 /* Largest number of rows settle_submit_bulk takes in one call (GUC). */
-extern int	settle_max_bulk_rows;
+/* Define intake's settings (submit.c, from _PG_init). */
+extern void settle_submit_init(void);
 
 /* One payment instruction on its way in, and what became of it. */
 typedef struct IntakeRow

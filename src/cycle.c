@@ -23,33 +23,124 @@
 
 #include <math.h>
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
-#include "lib/stringinfo.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "storage/lmgr.h"
-#include "utils/lsyscache.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "cycle.h"
 #include "cycle_state.h"
+#include "fence.h"
 #include "guard.h"
+#include "major_units.h"
 #include "posting.h"
 #include "settle_errors.h"
 #include "solver.h"
 #include "spi_util.h"
-#include "fence.h"
 #include "version.h"
 #include "worker_state.h"
 
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
+
+/* The cycle's settings (settle_cycle_init). */
+int			settle_cycle_interval_ms = 1000;
+double		settle_solver_time_limit_ms = 500;
+double		settle_mip_gap = 1e-4;
+int			settle_mip_max_payments = 200;
+int			settle_max_cycle_payments = 100000;
+char	   *settle_reference_currency = NULL;
+double		settle_delay_cost_bps = 10;
+bool		settle_suspension_holds_payee = true;
+
+static bool check_reference_currency(char **newval, void **extra, GucSource source);
+
+/*
+ * settle.reference_currency: three upper-case letters, and a currency
+ * settle knows when it can look (in a transaction of a database that has
+ * the extension; a configuration file is read outside any transaction).
+ */
+static bool
+check_reference_currency(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+
+	if (v == NULL || strlen(v) != 3 ||
+		v[0] < 'A' || v[0] > 'Z' || v[1] < 'A' || v[1] > 'Z' || v[2] < 'A' || v[2] > 'Z')
+	{
+		GUC_check_errdetail("A currency is an ISO 4217 code of three upper-case letters.");
+		return false;
+	}
+	if (source != PGC_S_TEST && source != PGC_S_FILE && source != PGC_S_DEFAULT &&
+		IsTransactionState() && !IsAbortedTransactionBlockState() &&
+		OidIsValid(get_extension_oid("settle", true)) &&
+		settle_currency_exponent(v, 3) < 0)
+	{
+		GUC_check_errdetail("settle.currencies lists the currencies settle knows.");
+		return false;
+	}
+	return true;
+}
+
+/* Define the cycle's settings (from _PG_init). */
+void
+settle_cycle_init(void)
+{
+	DefineCustomIntVariable("settle.cycle_interval",
+							"Time between two settlement cycles of the worker.",
+							"Payments whose deadline falls within one interval must settle now.",
+							&settle_cycle_interval_ms,
+							1000, 10, 86400000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomRealVariable("settle.solver_time_limit",
+							 "Time limit of the GLPK solve in one cycle.",
+							 "When it is reached the best solution found so far, or the greedy heuristic, is used.",
+							 &settle_solver_time_limit_ms,
+							 500, 0.000001, 3600000,
+							 PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomRealVariable("settle.mip_gap",
+							 "Relative MIP gap at which GLPK stops branching.",
+							 NULL, &settle_mip_gap,
+							 1e-4, 0, 1,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.mip_max_payments",
+							"Largest independent component solved as a MIP (larger ones: LP, rounding and repair).",
+							NULL, &settle_mip_max_payments,
+							200, 0, 100000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.max_cycle_payments",
+							"Most queued payments one cycle considers (oldest first).",
+							NULL, &settle_max_cycle_payments,
+							100000, 1, 10000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("settle.reference_currency",
+							   "Currency in which cycle values and costs are measured.",
+							   NULL, &settle_reference_currency, "USD",
+							   PGC_SUSET, 0, check_reference_currency, NULL, NULL);
+	DefineCustomRealVariable("settle.delay_cost_bps",
+							 "Cost of making a deferrable payment wait one cycle, in basis points of its value.",
+							 "A payment whose deadline is after the next cycle waits when its wire fee and spread cost more than this.",
+							 &settle_delay_cost_bps,
+							 10, 0.000001, 10000,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("settle.suspension_holds_payee",
+							 "A suspended participant's queued payments are held as payee too, not only as payer.",
+							 "Off: payments to a suspended participant still settle.",
+							 &settle_suspension_holds_payee, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 /* SETTLE_MAX_AMOUNT_MINOR (amount.h) as SQL text */
 #define MAX_AMOUNT_SQL "999999999999999"

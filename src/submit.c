@@ -13,6 +13,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/resowner.h"
@@ -23,6 +24,20 @@
 
 PG_FUNCTION_INFO_V1(settle_submit);
 PG_FUNCTION_INFO_V1(settle_submit_bulk);
+
+/* Largest settle_submit_bulk call (settle.max_bulk_rows). */
+static int	settle_max_bulk_rows = 100000;
+
+/* Define intake's settings (from _PG_init). */
+void
+settle_submit_init(void)
+{
+	DefineCustomIntVariable("settle.max_bulk_rows",
+							"Largest number of payments one settle_submit_bulk call accepts.",
+							NULL, &settle_max_bulk_rows,
+							100000, 1, 10000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 static char *text_arg(FunctionCallInfo fcinfo, int n);
 static char *numeric_arg(FunctionCallInfo fcinfo, int n, IntakeRow *row);

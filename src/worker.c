@@ -37,6 +37,7 @@
 #include "worker_state.h"
 
 char	   *settle_database = NULL;
+bool		settle_worker_enabled = true;
 int			settle_batch_window_ms = 10;
 
 /* the worker said once that the extension is missing (said again after it was there) */
@@ -56,6 +57,17 @@ static void run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle
 void
 settle_worker_define_settings(void)
 {
+	DefineCustomBoolVariable("settle.worker_enabled",
+							 "Runs settlement cycles in a background worker.",
+							 "Off: cycles run only through settle_run_cycle().",
+							 &settle_worker_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	/* a postmaster setting can only be defined while preloading; loaded later it is read-only */
+	DefineCustomStringVariable("settle.database",
+							   "Database the settlement worker connects to.",
+							   NULL, &settle_database, "postgres",
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_INTERNAL,
+							   0, NULL, NULL, NULL);
 	DefineCustomIntVariable("settle.batch_window",
 							"After a commit wakes the worker, how long it waits for more payments before cycling.",
 							"0: cycle at once. settle.cycle_interval stays the idle heartbeat.",
