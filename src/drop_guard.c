@@ -13,7 +13,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -88,7 +87,12 @@ before_drop(void)
 				 errdetail("DROP EXTENSION would remove settle.ledger_entry, settle.event and their seals with it."),
 				 errhint("Back the database up first; then SET settle.allow_drop = on (a superuser) and drop it again.")));
 	/* what settle created outside the extension */
-	if (OidIsValid(get_namespace_oid("cron", true)) &&
+	/*
+	 * pg_cron's jobs only if the extension itself is here: a schema merely
+	 * named cron could be anyone's (a database owner may create one), and
+	 * this runs as the superuser who drops settle.
+	 */
+	if (OidIsValid(get_extension_oid("pg_cron", true)) &&
 		SPI_execute("SELECT cron.unschedule(j.jobid) FROM cron.job j"
 					" WHERE j.jobname LIKE 'settle-%' AND j.database = pg_catalog.current_database()",
 					false, 0) != SPI_OK_SELECT)
