@@ -67,11 +67,15 @@
 #define ERRCODE_SETTLE_PAYMENT_UNKNOWN		SE('1','0','3')
 #define ERRCODE_SETTLE_PAYMENT_STATE		SE('1','0','4')
 #define ERRCODE_SETTLE_PARTICIPANT_NOT_ACTIVE SE('1','0','5')
+/* returns (raised from src/sql/82_returns.sql) */
+#define ERRCODE_SETTLE_RETURN_NOT_SETTLED	SE('1','0','6')
+#define ERRCODE_SETTLE_RETURN_BEYOND_LIMIT	SE('1','0','7')
+#define ERRCODE_SETTLE_RETURN_NO_REASON		SE('1','0','8')
 #define ERRCODE_SETTLE_APPEND_ONLY			SE('1','1','0')
 /* audit (raised from src/sql/50_audit.sql) */
 #define ERRCODE_SETTLE_SEAL_ON_STANDBY		SE('1','1','1')
 #define ERRCODE_SETTLE_NOT_A_DIGEST			SE('1','1','2')
-/* a final payment outcome (settled, expired, failed) cannot change (80_rail.sql) */
+/* a final payment outcome (settled, expired, failed, returned) cannot change (80_rail.sql) */
 #define ERRCODE_SETTLE_OUTCOME_FINAL		SE('1','1','3')
 /* the rail (raised from src/sql/80_rail.sql) */
 #define ERRCODE_SETTLE_BATCH_UNKNOWN		SE('1','2','0')

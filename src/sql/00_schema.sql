@@ -62,7 +62,7 @@ CREATE DOMAIN settle.payment_priority AS smallint   -- 9 most urgent (weight pri
 COMMENT ON DOMAIN settle.payment_priority IS
     'settle: payment priority, 1 (least urgent) to 9 (most urgent); the solver weighs a payment by priority / 5';
 CREATE DOMAIN settle.payment_status AS text
-    CONSTRAINT payment_status_check CHECK (VALUE IN ('queued', 'held', 'reserved', 'settled', 'expired', 'failed'));
+    CONSTRAINT payment_status_check CHECK (VALUE IN ('queued', 'held', 'reserved', 'settled', 'expired', 'failed', 'returned'));
 CREATE DOMAIN settle.event_entity AS text
     CONSTRAINT event_entity_check
     CHECK (VALUE IN ('payment', 'batch', 'cycle', 'account', 'participant', 'fx_rate', 'wire_fee'));
@@ -165,7 +165,7 @@ CREATE TABLE settle.account (
                     CHECK (status IN ('active', 'frozen', 'closed')),
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
-    -- two-phase settlement (80_executor.sql): a cycle's net debit reserved,
+    -- two-phase settlement (80_rail.sql): a cycle's net debit reserved,
     -- counting against the limit, and its net credit, not yet available
     pending_debit   bigint NOT NULL DEFAULT 0 CHECK (pending_debit >= 0),
     pending_credit  bigint NOT NULL DEFAULT 0 CHECK (pending_credit >= 0),

@@ -173,7 +173,7 @@ BEGIN
         RAISE EXCEPTION 'account_id "%" does not exist', account_id USING ERRCODE = 'SE030';
     END IF;
     limit_minor := settle._to_minor('lower_limit', lower_limit, acc.currency, true);
-    -- pending debits of two-phase cycles (80_executor.sql) count against the limit too
+    -- pending debits of two-phase cycles (80_rail.sql) count against the limit too
     IF acc.balance - acc.pending_debit < -limit_minor THEN
         RAISE EXCEPTION 'lower_limit would leave account "%" below its limit', account_id
             USING ERRCODE = 'SE072',

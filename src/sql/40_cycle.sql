@@ -73,9 +73,9 @@ CREATE TABLE settle.batch (
     net_amount      bigint NOT NULL,
     payment_legs    integer NOT NULL,
     fee             bigint NOT NULL,
-    -- settled (direct mode); the rail's states in two-phase mode (80_executor.sql)
+    -- settled (direct mode); the rail's states in two-phase mode (80_rail.sql, 82_returns.sql)
     status          text NOT NULL DEFAULT 'settled'
-                    CHECK (status IN ('settled', 'reserved', 'pending', 'instructed', 'confirmed', 'voided', 'failed', 'retained')),
+                    CHECK (status IN ('settled', 'reserved', 'pending', 'instructed', 'confirmed', 'voided', 'failed', 'retained', 'returned')),
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     direction       text NOT NULL DEFAULT 'none' CHECK (direction IN ('pay_in', 'pay_out', 'none')),
     attempts        integer NOT NULL DEFAULT 0,
@@ -155,7 +155,7 @@ BEGIN
 END
 $$;
 
--- Held payments (docs/ENGINE.md, "Held payments"): an operator releases one
+-- Held payments (docs/CYCLE.md, "Held payments"): an operator releases one
 -- into the queue, or cancels it (it fails, with the operator's reason).
 CREATE FUNCTION settle_release_payment(payment_id bigint)
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -267,10 +267,13 @@ $$;
 --                        an entry naming an account (in its currency), a journal
 --                        or a payment that does not exist
 --   payment_not_posted / payment_posted_twice / payment_legs_wrong / payment_posted_unsettled
---                        a settled payment without its two legs in one journal,
---                        with legs in several journals, with legs that do not
---                        match its accounts and amounts; a payment that is not
---                        settled but has legs
+--                        a settled (or returned) payment without its two legs in
+--                        one journal, with legs in several journals, with legs
+--                        that do not match its accounts and amounts; a payment
+--                        that is neither settled nor returned but has legs
+--   payment_return_wrong a returned payment without exactly one reversal
+--                        journal that takes back its two legs, or a payment
+--                        that is not returned but has reversal legs
 --   chain_*              see settle._verify_chain
 -- seal => true seals first (not on a standby), so that everything finished
 -- is checked against the chain.
@@ -323,8 +326,9 @@ BEGIN
      WHERE a.kind = 'customer' AND a.balance - a.pending_debit < -a.lower_limit
      ORDER BY a.account_id;
 
-    -- each settled payment: exactly one journal, a debit of its amount on the
-    -- source account and a credit of its destination amount on the destination
+    -- each settled (or returned) payment: exactly one journal, a debit of its
+    -- amount on the source account and a credit of its destination amount on
+    -- the destination; a return's reversal journal is checked below
     RETURN QUERY
     WITH legs AS (
         SELECT e.payment_id, count(*) AS n, count(DISTINCT e.journal_id) AS journals,
@@ -334,12 +338,15 @@ BEGIN
                sum(e.amount) FILTER (WHERE e.amount > 0) AS credit,
                min(e.account_id) FILTER (WHERE e.amount < 0) AS debit_account,
                min(e.account_id) FILTER (WHERE e.amount > 0) AS credit_account
-          FROM settle.ledger_entry e WHERE e.payment_id IS NOT NULL GROUP BY e.payment_id),
+          FROM settle.ledger_entry e
+         WHERE e.payment_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM settle.journal j WHERE j.journal_id = e.journal_id AND j.kind = 'reversal')
+         GROUP BY e.payment_id),
     c AS (
         SELECT p.payment_id, p.transaction_id, p.status,
                CASE
-                   WHEN p.status <> 'settled' AND l.n IS NOT NULL THEN 'payment_posted_unsettled'
-                   WHEN p.status <> 'settled' THEN NULL
+                   WHEN p.status NOT IN ('settled', 'returned') AND l.n IS NOT NULL THEN 'payment_posted_unsettled'
+                   WHEN p.status NOT IN ('settled', 'returned') THEN NULL
                    WHEN l.n IS NULL THEN 'payment_not_posted'
                    WHEN l.journals > 1 OR l.debits > 1 OR l.credits > 1 THEN 'payment_posted_twice'
                    WHEN l.debits <> 1 OR l.credits <> 1
@@ -361,6 +368,32 @@ BEGIN
                    ELSE '' END
       FROM c WHERE c.kind IS NOT NULL
      ORDER BY c.payment_id;
+
+    -- each returned payment: exactly one reversal journal whose legs on the
+    -- payment take back its settlement (credit its amount to the source
+    -- account, debit its destination amount from the destination); no other
+    -- payment has reversal legs
+    RETURN QUERY
+    WITH rev AS (
+        SELECT e.payment_id, count(*) AS n, count(DISTINCT e.journal_id) AS journals,
+               sum(e.amount) FILTER (WHERE e.amount > 0) AS credit,
+               sum(-e.amount) FILTER (WHERE e.amount < 0) AS debit,
+               min(e.account_id) FILTER (WHERE e.amount > 0) AS credit_account,
+               min(e.account_id) FILTER (WHERE e.amount < 0) AS debit_account
+          FROM settle.ledger_entry e JOIN settle.journal j ON j.journal_id = e.journal_id AND j.kind = 'reversal'
+         WHERE e.payment_id IS NOT NULL
+         GROUP BY e.payment_id)
+    SELECT 'payment_return_wrong', 'payment', p.payment_id::text,
+           format('payment %s (transaction_id %s, %s) has %s reversal entries in %s journals', p.payment_id,
+                  p.transaction_id, p.status, coalesce(r.n, 0), coalesce(r.journals, 0))
+      FROM settle.payment p LEFT JOIN rev r ON r.payment_id = p.payment_id
+     WHERE (p.status = 'returned'
+            AND (r.n IS NULL OR r.n <> 2 OR r.journals <> 1
+                 OR r.credit IS DISTINCT FROM p.amount::numeric OR r.credit_account IS DISTINCT FROM p.source_account
+                 OR r.debit IS DISTINCT FROM coalesce(p.destination_amount, p.amount)::numeric
+                 OR r.debit_account IS DISTINCT FROM p.destination_account))
+        OR (p.status <> 'returned' AND r.n IS NOT NULL)
+     ORDER BY p.payment_id;
 
     RETURN QUERY
     SELECT 'entry_journal_unknown', 'ledger_entry', e.entry_id::text,
@@ -464,6 +497,12 @@ BEGIN
                              WHERE e.entity = 'account' AND e.event_type = 'funded'
                                AND (e.details->>'journal_id')::bigint = j.journal_id
                                AND e.details->>'reference' IS NOT DISTINCT FROM j.reference))
+        OR (j.kind = 'reversal'
+            AND NOT EXISTS (SELECT 1 FROM settle.event e
+                             WHERE e.entity = 'payment' AND e.event_type = 'returned'
+                               AND (e.details->>'journal_id')::bigint = j.journal_id
+                               AND e.details->>'reference' IS NOT DISTINCT FROM j.reference
+                               AND j.cycle_id IS NULL))
         OR (j.kind = 'settlement'
             AND (NOT EXISTS (SELECT 1 FROM settle.event e
                               WHERE e.entity = 'payment' AND e.event_type = 'settled'
@@ -630,7 +669,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         SELECT DISTINCT ON (e.entity_id) e.entity_id,
                CASE WHEN e.event_type <> 'requeued' THEN e.details->>'cycle_id' END AS cycle_id
           FROM settle.event e
-         WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed', 'queued')
+         WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed', 'queued', 'returned')
          ORDER BY e.entity_id, e.event_id DESC),
     limits AS (
         SELECT DISTINCT ON (e.entity_id) e.entity_id,

@@ -16,9 +16,10 @@
 -- released for instruction.  A pay-in that fails for good voids the cycle:
 -- reservations released, the defaulting participant's payments failed, the
 -- others back in the queue for the next cycle.  A pay-out that fails for
--- good stays posted (the operator owes the participant the net amount) and
--- is marked failed for an operator to resolve.  Nothing is ever updated or
--- deleted in the ledger.  docs/SETTLEMENT_FLOW.md draws the state machines.
+-- good returns the payments into it to their payers, up to its net
+-- (82_returns.sql); what cannot be returned stays posted and the batch is
+-- marked failed for an operator.  Nothing is ever updated or deleted in the
+-- ledger.  docs/SETTLEMENT_FLOW.md draws the state machines.
 
 -- Reserved legs of two-phase cycles: what will be posted on confirmation.
 CREATE TABLE settle.reservation (
@@ -39,8 +40,10 @@ CREATE TRIGGER reservation_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON se
     FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
 
 -- A payment's outcome, once final, never changes (issue #16, item 11):
--- expired and failed stay so, settled stays settled.  Whatever the path (a
--- retry, a cycle, a late or racing acknowledgement, a bug), the row refuses.
+-- expired, failed and returned stay so; settled stays settled, except that a
+-- return (82_returns.sql, a new journal) makes it returned, and nothing
+-- else does.  Whatever the path (a retry, a cycle, a late or racing
+-- acknowledgement, a bug), the row refuses any other change.
 -- The WHEN clause keeps the per-row cost of a cycle's UPDATE to an
 -- expression: the function runs only to refuse.
 CREATE FUNCTION settle._refuse_outcome_change() RETURNS trigger
@@ -53,7 +56,10 @@ END
 $$;
 CREATE TRIGGER payment_outcome_final BEFORE UPDATE OF status ON settle.payment
     FOR EACH ROW
-    WHEN (OLD.status IN ('settled', 'expired', 'failed') AND NEW.status IS DISTINCT FROM OLD.status)
+    WHEN (NEW.status IS DISTINCT FROM OLD.status
+          AND ((OLD.status IN ('settled', 'expired', 'failed', 'returned')
+                AND NOT (OLD.status = 'settled' AND NEW.status = 'returned'))
+               OR (NEW.status = 'returned' AND OLD.status <> 'settled')))
     EXECUTE FUNCTION settle._refuse_outcome_change();
 
 -- End-of-day balance snapshots (append-only).
@@ -329,10 +335,11 @@ BEGIN
         RETURN 'retry';
     END IF;
     IF b.direction = 'pay_out' THEN
-        -- already posted: the operator still owes the net; an operator must act
-        PERFORM settle._batch_event(b, 'failed', jsonb_build_object('error', reason));
-        UPDATE settle.batch x SET status = 'failed', last_error = reason, updated_at = clock_timestamp()
-         WHERE x.batch_id = b.batch_id;
+        -- already posted: the payments into it go back to their payers, up to
+        -- its net (82_returns.sql); what is left, an operator resolves
+        IF settle._return_pay_out(b, reason) = b.net_amount THEN
+            RETURN 'returned';
+        END IF;
         RETURN 'failed';
     END IF;
     PERFORM settle._void_cycle(b.cycle_id, b.participant_id, reason);
@@ -396,7 +403,7 @@ BEGIN
     PERFORM settle._check_fence('the key retention job');
     WITH p AS (
         UPDATE settle.payment x SET idempotency_key = '~expired:' || x.payment_id
-         WHERE x.status IN ('settled', 'expired', 'failed') AND x.updated_at < clock_timestamp() - keep
+         WHERE x.status IN ('settled', 'expired', 'failed', 'returned') AND x.updated_at < clock_timestamp() - keep
            AND x.idempotency_key NOT LIKE '~expired:%'
         RETURNING x.payment_id)
     SELECT count(*) INTO n FROM p;

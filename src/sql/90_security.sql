@@ -237,7 +237,7 @@ GRANT EXECUTE ON FUNCTION settle._metrics_bounds(), settle._metrics_queue(), set
     settle._metrics_latency(), settle._metrics_outbox(), settle._metrics_worker(), settle._metrics_replication()
     TO pg_monitor, settle_operator, settle_auditor;
 
--- The rail and the calendar (80_executor.sql): operators.
+-- The rail and the calendar (80_rail.sql), returns (82_returns.sql): operators.
 REVOKE ALL ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.settle_rail_confirm(bigint, text),
     @extschema@.settle_rail_fail(bigint, text, boolean), @extschema@.settle_rail_expire(),
     @extschema@.settle_end_of_day(date), @extschema@.settle_purge_idempotency_keys(interval),
@@ -247,3 +247,5 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.se
     @extschema@.settle_end_of_day(date), @extschema@.settle_purge_idempotency_keys(interval)
     TO settle_operator;
 GRANT SELECT ON settle.reservation, settle.balance_snapshot TO settle_operator, settle_auditor;
+REVOKE ALL ON FUNCTION @extschema@.settle_return_payment(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_return_payment(bigint, text) TO settle_operator;

@@ -8,6 +8,8 @@ COMMENT ON FUNCTION @extschema@.settle_balance_as_of(text, timestamptz) IS
     'Balance of an account as of a moment: the sum of its ledger entries posted at or before it';
 COMMENT ON FUNCTION @extschema@.settle_cancel_payment(bigint, text) IS
     'Cancel a held payment with a reason: it fails for good and never settles (operators)';
+COMMENT ON FUNCTION @extschema@.settle_return_payment(bigint, text) IS
+    'Return a settled payment with a reason: a reversal journal takes back its legs, within the payee''s limit; the payment becomes returned (operators)';
 COMMENT ON FUNCTION @extschema@.settle_release_payment(bigint) IS
     'Release a held payment back to the queue once its participants are active again (operators)';
 COMMENT ON FUNCTION @extschema@.settle_chain_digest() IS
