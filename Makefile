@@ -42,6 +42,8 @@ REGRESS     += settings
 REGRESS     += fx_exact semantics two_phase cycle_range returns
 # limits at their boundary, one minor unit over (issue #17, item 9)
 REGRESS     += limit_boundary
+# archiving events, cycles and seal runs (issue #15)
+REGRESS     += archive
 # catalog documentation: comments on every public function, view and column
 REGRESS     += catalog
 

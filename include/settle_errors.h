@@ -88,5 +88,8 @@
 #define ERRCODE_SETTLE_DROP_REFUSED			SE('1','5','1')
 #define ERRCODE_SETTLE_VERSION_MISMATCH		SE('1','5','2')
 #define ERRCODE_SETTLE_FENCED				SE('1','5','3')
+/* archiving (raised from src/sql/48_archive.sql) */
+#define ERRCODE_SETTLE_ARCHIVE_HORIZON		SE('1','5','4')
+#define ERRCODE_SETTLE_ARCHIVE_UNVERIFIED	SE('1','5','5')
 
 #endif							/* SETTLE_ERRORS_H */

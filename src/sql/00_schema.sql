@@ -68,9 +68,18 @@ CREATE DOMAIN settle.event_entity AS text
     CHECK (VALUE IN ('payment', 'batch', 'cycle', 'account', 'participant', 'fx_rate', 'wire_fee'));
 
 -- Refuses UPDATE, DELETE and TRUNCATE on append-only tables, for every role.
+-- One exception: settle_archive() (48_archive.sql) moves old events, event
+-- seals, cycles and seal runs to archive tables; its DELETEs pass while its
+-- own transaction holds settle.archive_lock, which no other role can lock.
 CREATE FUNCTION settle._refuse_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND TG_TABLE_NAME IN ('event', 'event_seal', 'cycle', 'seal_run')
+       AND EXISTS (SELECT 1 FROM pg_locks l
+                    WHERE l.locktype = 'relation' AND l.relation = to_regclass('settle.archive_lock')
+                      AND l.pid = pg_backend_pid() AND l.mode = 'ExclusiveLock' AND l.granted) THEN
+        RETURN NULL;
+    END IF;
     RAISE EXCEPTION 'settle.% is append-only', TG_TABLE_NAME
         USING ERRCODE = 'SE110',
               DETAIL = format('%s refused on %I.%I.', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME),

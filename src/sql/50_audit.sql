@@ -211,7 +211,14 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c record := settle._chain_spec(which);
     low xid8;
+    -- where the live chain starts: after the last archive (48_archive.sql)
+    -- for the event chain, at the beginning for the ledger
+    base_seq bigint := 0;
+    base_hash bytea := decode(repeat('00', 32), 'hex');
 BEGIN
+    IF which = 'event' THEN
+        SELECT b.base_seq, b.base_hash INTO base_seq, base_hash FROM settle._event_chain_base() b;
+    END IF;
     SELECT r.sealed_below INTO low FROM settle.seal_run r
      WHERE r.chain = which ORDER BY r.run_id DESC LIMIT 1;
     low := coalesce(low, '0'::xid8);
@@ -233,7 +240,7 @@ BEGIN
                            lag(x.hash) OVER (ORDER BY x.seq) AS before_hash,
                            row_number() OVER (ORDER BY x.seq) AS pos
                       FROM settle.%3$I x) y
-             WHERE y.seq <> y.pos OR y.prev_hash <> coalesce(y.before_hash, decode(repeat('00', 32), 'hex'))),
+             WHERE y.seq <> $1 + y.pos OR y.prev_hash <> coalesce(y.before_hash, $2)),
         p AS (
             SELECT coalesce(l.seq, c.seq) AS seq, coalesce(l.id, c.id) AS id,
                    CASE WHEN l.seq IS NOT NULL THEN 'chain_link_broken'
@@ -246,7 +253,8 @@ BEGIN
                                   WHEN 'chain_%6$s_missing' THEN 'the sealed %6$s no longer exists'
                                   ELSE 'the %6$s differs from the content sealed' END,
                       CASE WHEN p.seq = min(p.seq) OVER () THEN '; first broken entry' ELSE '' END)
-          FROM p ORDER BY p.seq$q$, c.tbl, c.id, c.seal_tbl, c.content, c.label, c.noun);
+          FROM p ORDER BY p.seq$q$, c.tbl, c.id, c.seal_tbl, c.content, c.label, c.noun)
+        USING base_seq, base_hash;
     RETURN QUERY EXECUTE format($q$
         SELECT 'chain_%4$s_unsealed', %1$L, e.%2$I::text,
                format('%4$s %%s was written by transaction %%s, which had finished before the last seal run, but is not in the chain',
@@ -424,7 +432,10 @@ BEGIN
         SELECT 'ledger_entry' AS chain, (SELECT max(x.seq) FROM settle.ledger_seal x) AS top,
                (SELECT count(*) FROM settle.ledger_seal x) AS n
         UNION ALL
-        SELECT 'event', (SELECT max(x.seq) FROM settle.event_seal x), (SELECT count(*) FROM settle.event_seal x))
+        -- archived seals (48_archive.sql) count, the live chain goes on from them
+        SELECT 'event', coalesce((SELECT max(x.seq) FROM settle.event_seal x), b.base_seq),
+               (SELECT count(*) FROM settle.event_seal x) + b.base_seq
+          FROM settle._event_chain_base() b)
     SELECT 'chain_head_missing', l.chain, l.last_seq::text,
            format('seal run %s recorded the %s chain up to seal %s (hash %s); the chain now has %s seals, up to seal %s%s',
                   l.run_id, l.chain, l.last_seq, left(encode(l.last_hash, 'hex'), 16), h.n, coalesce(h.top, 0),
@@ -432,7 +443,9 @@ BEGIN
       FROM last_run l JOIN heads h ON h.chain = l.chain
       LEFT JOIN LATERAL (SELECT x.hash FROM settle.ledger_seal x WHERE l.chain = 'ledger_entry' AND x.seq = l.last_seq
                          UNION ALL
-                         SELECT x.hash FROM settle.event_seal x WHERE l.chain = 'event' AND x.seq = l.last_seq) s ON true
+                         SELECT x.hash FROM settle.event_seal x WHERE l.chain = 'event' AND x.seq = l.last_seq
+                         UNION ALL
+                         SELECT a.end_hash FROM settle.archive a WHERE l.chain = 'event' AND a.last_seq = l.last_seq) s ON true
      WHERE s.hash IS NULL OR s.hash <> l.last_hash OR h.n < l.last_seq
      ORDER BY l.chain;
 
@@ -461,9 +474,11 @@ BEGIN
                   coalesce(f.details->>'direction', '?'), coalesce(f.details->>'net_amount', '?'),
                   coalesce(f.details->>'fee', '?'), coalesce(f.details->>'cycle_id', '?'))
       FROM settle.batch b
-      LEFT JOIN LATERAL (SELECT e.details FROM settle.event e
-                          WHERE e.entity = 'batch' AND e.entity_id = b.batch_id::text
-                          ORDER BY e.event_id LIMIT 1) f ON true
+      -- its first event, archived (48_archive.sql) or live
+      LEFT JOIN LATERAL (SELECT coalesce(settle._archived('batch', b.batch_id::text, 'first_event')::jsonb,
+                                         (SELECT e.details FROM settle.event e
+                                           WHERE e.entity = 'batch' AND e.entity_id = b.batch_id::text
+                                           ORDER BY e.event_id LIMIT 1)) AS details) f ON true
      WHERE f.details IS NULL
         OR (f.details->>'net_amount')::bigint IS DISTINCT FROM b.net_amount
         OR (f.details->>'cycle_id')::bigint IS DISTINCT FROM b.cycle_id
@@ -492,25 +507,38 @@ BEGIN
            format('journal %s (%s, cycle %s, reference %s) does not match the events that posted it',
                   j.journal_id, j.kind, coalesce(j.cycle_id::text, 'none'), coalesce(j.reference, 'none'))
       FROM settle.journal j
+     -- the events that posted it, live or carried by an archive (48_archive.sql)
      WHERE (j.kind = 'funding'
             AND NOT EXISTS (SELECT 1 FROM settle.event e
                              WHERE e.entity = 'account' AND e.event_type = 'funded'
                                AND (e.details->>'journal_id')::bigint = j.journal_id
-                               AND e.details->>'reference' IS NOT DISTINCT FROM j.reference))
+                               AND e.details->>'reference' IS NOT DISTINCT FROM j.reference)
+            AND NOT EXISTS (SELECT 1 FROM settle.archive_state s
+                             WHERE s.entity = 'journal' AND s.entity_id = j.journal_id::text
+                               AND s.field = 'reference' AND s.value IS NOT DISTINCT FROM j.reference))
         OR (j.kind = 'reversal'
-            AND NOT EXISTS (SELECT 1 FROM settle.event e
-                             WHERE e.entity = 'payment' AND e.event_type = 'returned'
-                               AND (e.details->>'journal_id')::bigint = j.journal_id
-                               AND e.details->>'reference' IS NOT DISTINCT FROM j.reference
-                               AND j.cycle_id IS NULL))
+            AND (j.cycle_id IS NOT NULL
+                 OR (NOT EXISTS (SELECT 1 FROM settle.event e
+                                  WHERE e.entity = 'payment' AND e.event_type = 'returned'
+                                    AND (e.details->>'journal_id')::bigint = j.journal_id
+                                    AND e.details->>'reference' IS NOT DISTINCT FROM j.reference)
+                     AND NOT EXISTS (SELECT 1 FROM settle.archive_state s
+                                      WHERE s.entity = 'journal' AND s.entity_id = j.journal_id::text
+                                        AND s.field = 'reference' AND s.value IS NOT DISTINCT FROM j.reference))))
         OR (j.kind = 'settlement'
-            AND (NOT EXISTS (SELECT 1 FROM settle.event e
-                              WHERE e.entity = 'payment' AND e.event_type = 'settled'
-                                AND (e.details->>'journal_id')::bigint = j.journal_id)
+            AND ((NOT EXISTS (SELECT 1 FROM settle.event e
+                               WHERE e.entity = 'payment' AND e.event_type = 'settled'
+                                 AND (e.details->>'journal_id')::bigint = j.journal_id)
+                  AND NOT EXISTS (SELECT 1 FROM settle.archive_state s
+                                   WHERE s.entity = 'journal' AND s.entity_id = j.journal_id::text
+                                     AND s.field = 'settled_cycle'))
                  OR EXISTS (SELECT 1 FROM settle.event e
                              WHERE e.entity = 'payment' AND e.event_type = 'settled'
                                AND (e.details->>'journal_id')::bigint = j.journal_id
-                               AND (e.details->>'cycle_id')::bigint IS DISTINCT FROM j.cycle_id)))
+                               AND (e.details->>'cycle_id')::bigint IS DISTINCT FROM j.cycle_id)
+                 OR EXISTS (SELECT 1 FROM settle.archive_state s
+                             WHERE s.entity = 'journal' AND s.entity_id = j.journal_id::text
+                               AND s.field = 'settled_cycle' AND s.value::bigint IS DISTINCT FROM j.cycle_id)))
      ORDER BY j.journal_id;
 END
 $$;
@@ -582,11 +610,14 @@ BEGIN
     END IF;
     RETURN QUERY
     SELECT c.name, (digest->c.name->>'seq')::bigint, digest->c.name->>'hash',
-           encode(coalesce(l.hash, v.hash), 'hex'),
-           coalesce(encode(coalesce(l.hash, v.hash), 'hex') = digest->c.name->>'hash', false)
+           encode(coalesce(l.hash, v.hash, a.hash), 'hex'),
+           coalesce(encode(coalesce(l.hash, v.hash, a.hash), 'hex') = digest->c.name->>'hash', false)
       FROM (VALUES (1, 'ledger_entry'), (2, 'event')) AS c(ord, name)
       LEFT JOIN settle.ledger_seal l ON c.name = 'ledger_entry' AND l.seq = (digest->c.name->>'seq')::bigint
       LEFT JOIN settle.event_seal v ON c.name = 'event' AND v.seq = (digest->c.name->>'seq')::bigint
+      -- a head since archived (48_archive.sql)
+      LEFT JOIN LATERAL (SELECT settle._archived_seal_hash((digest->c.name->>'seq')::bigint) AS hash
+                          WHERE c.name = 'event') a ON true
      WHERE digest ? c.name AND jsonb_typeof(digest->c.name) = 'object'
      ORDER BY c.ord;
 END
@@ -611,8 +642,9 @@ BEGIN
 END
 $$;
 
--- Everything that happened to one payment, in order: its events and its
--- postings (and reservations, with settle.two_phase).
+-- Everything that happened to one payment, in order: its events (also those
+-- in archives still attached) and its postings (and reservations, with
+-- settle.two_phase).
 CREATE FUNCTION settle_payment_history(transaction_id text)
 RETURNS TABLE (at timestamptz, source text, id bigint, what text, from_status text, to_status text,
                account_id text, amount numeric, journal_id bigint, batch_id bigint, details jsonb)
@@ -628,7 +660,9 @@ BEGIN
     SELECT h.* FROM (
         SELECT e.occurred_at, 'event'::text, e.event_id, e.event_type, e.from_status, e.to_status,
                NULL::text, NULL::numeric, (e.details->>'journal_id')::bigint, NULL::bigint, e.details
-          FROM settle.event e WHERE e.entity = 'payment' AND e.entity_id = pid::text
+          FROM (SELECT * FROM settle._archived_events('payment', pid::text)   -- 48_archive.sql
+                UNION ALL
+                SELECT * FROM settle.event x WHERE x.entity = 'payment' AND x.entity_id = pid::text) e
         UNION ALL
         SELECT r.created_at, 'reservation', r.reservation_id, CASE WHEN r.amount < 0 THEN 'debit' ELSE 'credit' END,
                NULL, NULL, r.account_id, settle.to_major(r.amount, r.currency), NULL, r.batch_id,
@@ -651,32 +685,55 @@ $$;
 -- "reservations" of the payments whose last event is "reserved".  Every event that posted to the ledger (a
 -- funding, a settled payment, a batch's or a two-phase cycle's counter-entry)
 -- carries its "postings"; summed, they are the balances, and journal by
--- journal they must equal the ledger's entries.  only_differences => false
+-- journal they must equal the ledger's entries.  Events moved out by
+-- settle_archive() count through what their archive carried
+-- (settle.archive_state, 48_archive.sql).  only_differences => false
 -- returns every comparison.
 CREATE FUNCTION settle_replay(only_differences boolean DEFAULT true)
 RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text, equal boolean)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH
+    -- what archives carried: the latest archive's value of each field
+    carried AS (
+        SELECT DISTINCT ON (s.entity, s.entity_id, s.field) s.entity, s.entity_id, s.field, s.value, s.archive_id
+          FROM settle.archive_state s
+         WHERE s.field IN ('last_status', 'cycle_id', 'lower_limit')
+         ORDER BY s.entity, s.entity_id, s.field, s.archive_id DESC),
     last_event AS (
-        SELECT DISTINCT ON (e.entity, e.entity_id) e.entity, e.entity_id, e.to_status,
-               e.details->'reservations' AS reservations, e.details->>'cycle_id' AS cycle_id
-          FROM settle.event e
-         WHERE e.to_status IS NOT NULL AND e.entity IN ('payment', 'batch', 'participant', 'account')
-         ORDER BY e.entity, e.entity_id, e.event_id DESC),
+        SELECT DISTINCT ON (x.entity, x.entity_id) x.entity, x.entity_id, x.to_status, x.reservations, x.cycle_id
+          FROM (SELECT e.entity, e.entity_id, e.to_status, e.details->'reservations' AS reservations,
+                       e.details->>'cycle_id' AS cycle_id, e.event_id AS ord
+                  FROM settle.event e
+                 WHERE e.to_status IS NOT NULL AND e.entity IN ('payment', 'batch', 'participant', 'account')
+                UNION ALL
+                SELECT c.entity, c.entity_id, c.value::jsonb->>'to_status',
+                       nullif(c.value::jsonb->'reservations', 'null'::jsonb), c.value::jsonb->>'cycle_id',
+                       c.archive_id - 9000000000000000000
+                  FROM carried c WHERE c.field = 'last_status') x
+         ORDER BY x.entity, x.entity_id, x.ord DESC),
     -- the cycle of a payment's last status event; a payment requeued by a
     -- voided cycle belongs to none until a later cycle takes it
     settled_in AS (
-        SELECT DISTINCT ON (e.entity_id) e.entity_id,
-               CASE WHEN e.event_type <> 'requeued' THEN e.details->>'cycle_id' END AS cycle_id
-          FROM settle.event e
-         WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed', 'queued', 'returned')
-         ORDER BY e.entity_id, e.event_id DESC),
+        SELECT DISTINCT ON (x.entity_id) x.entity_id, x.cycle_id
+          FROM (SELECT e.entity_id, CASE WHEN e.event_type <> 'requeued' THEN e.details->>'cycle_id' END AS cycle_id,
+                       e.event_id AS ord
+                  FROM settle.event e
+                 WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed', 'queued', 'returned')
+                UNION ALL
+                SELECT c.entity_id, c.value, c.archive_id - 9000000000000000000
+                  FROM carried c WHERE c.entity = 'payment' AND c.field = 'cycle_id') x
+         ORDER BY x.entity_id, x.ord DESC),
     limits AS (
-        SELECT DISTINCT ON (e.entity_id) e.entity_id,
-               CASE e.event_type WHEN 'created' THEN e.details->>'lower_limit' ELSE e.details->>'to' END AS lower_limit
-          FROM settle.event e
-         WHERE e.entity = 'account' AND e.event_type IN ('created', 'limit_changed')
-         ORDER BY e.entity_id, e.event_id DESC),
+        SELECT DISTINCT ON (x.entity_id) x.entity_id, x.lower_limit
+          FROM (SELECT e.entity_id,
+                       CASE e.event_type WHEN 'created' THEN e.details->>'lower_limit' ELSE e.details->>'to' END AS lower_limit,
+                       e.event_id AS ord
+                  FROM settle.event e
+                 WHERE e.entity = 'account' AND e.event_type IN ('created', 'limit_changed')
+                UNION ALL
+                SELECT c.entity_id, c.value, c.archive_id - 9000000000000000000
+                  FROM carried c WHERE c.entity = 'account' AND c.field = 'lower_limit') x
+         ORDER BY x.entity_id, x.ord DESC),
     -- every posting announced by the event log
     posted AS (
         SELECT (e.details->>'journal_id')::bigint AS journal_id, x.account, x.amount
@@ -686,12 +743,23 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     by_journal AS (
         SELECT coalesce(p.journal_id, l.journal_id) AS journal_id, coalesce(p.account, l.account) AS account,
                p.total AS replayed, l.total AS current
-          FROM (SELECT journal_id, account, sum(amount) AS total FROM posted GROUP BY 1, 2) p
+          FROM (SELECT x.journal_id, x.account, sum(x.amount) AS total
+                  FROM (SELECT journal_id, account, amount FROM posted
+                        UNION ALL
+                        SELECT s.entity_id::bigint, substr(s.field, 11), s.value::bigint
+                          FROM settle.archive_state s
+                         WHERE s.entity = 'journal' AND s.field LIKE 'posted to %') x
+                 GROUP BY 1, 2) p
           FULL JOIN (SELECT e.journal_id, e.account_id AS account, sum(e.amount) AS total
                        FROM settle.ledger_entry e GROUP BY 1, 2) l
             ON l.journal_id = p.journal_id AND l.account = p.account),
     balances AS (
-        SELECT p.account, sum(p.amount) AS total FROM posted p GROUP BY p.account),
+        SELECT x.account, sum(x.amount) AS total
+          FROM (SELECT p.account, p.amount FROM posted p
+                UNION ALL
+                SELECT s.entity_id, s.value::bigint FROM settle.archive_state s
+                 WHERE s.entity = 'account' AND s.field = 'posted') x
+         GROUP BY x.account),
     -- two-phase: the legs of payments whose last event is "reserved" are
     -- pending, each account's net per cycle (a net debit or a net credit)
     pending_net AS (

@@ -239,19 +239,25 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
                (SELECT min(b.created_at) FROM settle.batch b WHERE b.status = 'pending'),
                (SELECT min(b.created_at) FROM settle.batch b WHERE b.status = 'instructed'))), 0)::double precision
     UNION ALL
+    -- counted from the events, and from what archives carried of them
+    -- (48_archive.sql), so that the totals never go down
     -- every failed attempt that was scheduled again (settle_rail_fail retryable, or a time-out)
     SELECT 'settle_outbox_retries_total', '{}'::jsonb,
-           (SELECT count(*) FROM settle.event e
-             WHERE e.entity = 'batch' AND e.event_type = 'pending' AND e.details ? 'retry')::double precision
+           ((SELECT count(*) FROM settle.event e
+              WHERE e.entity = 'batch' AND e.event_type = 'pending' AND e.details ? 'retry')
+            + settle._archived_count('outbox_retries'))::double precision
     UNION ALL
-    -- final failures: a pay-in voids its cycle; a pay-out is left failed for an operator
+    -- final failures: a pay-in voids its cycle; a pay-out's payments are
+    -- returned (82_returns.sql), what is left for an operator
     SELECT 'settle_outbox_final_failures_total', '{"direction": "pay_in"}'::jsonb,
-           (SELECT count(*) FROM settle.event e
-             WHERE e.entity = 'cycle' AND e.event_type = 'voided')::double precision
+           ((SELECT count(*) FROM settle.event e
+              WHERE e.entity = 'cycle' AND e.event_type = 'voided')
+            + settle._archived_count('cycles_voided'))::double precision
     UNION ALL
     SELECT 'settle_outbox_final_failures_total', '{"direction": "pay_out"}'::jsonb,
-           (SELECT count(*) FROM settle.event e
-             WHERE e.entity = 'batch' AND e.event_type = 'failed')::double precision
+           ((SELECT count(*) FROM settle.event e
+              WHERE e.entity = 'batch' AND e.event_type IN ('failed', 'returned'))
+            + settle._archived_count('pay_outs_failed'))::double precision
 $$;
 
 -- What this server's worker has done since the server started (shared

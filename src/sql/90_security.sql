@@ -197,6 +197,14 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_create_participant(text, text),
                           @extschema@.settle_remap_roles()
     TO settle_operator;
 
+-- Archives (48_archive.sql): operators archive; auditors and operators read
+-- and check them.
+REVOKE ALL ON settle.archive, settle.archive_state, settle.archive_lock FROM PUBLIC;
+GRANT SELECT ON settle.archive, settle.archive_state TO settle_operator, settle_auditor;
+REVOKE ALL ON FUNCTION @extschema@.settle_archive(timestamptz), @extschema@.settle_verify_archive(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_archive(timestamptz) TO settle_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_verify_archive(bigint) TO settle_operator, settle_auditor;
+
 -- Audit (50_audit.sql): auditors and operators ask the questions, operators seal.
 REVOKE ALL ON settle.ledger_seal, settle.event_seal, settle.seal_run FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.settle_create_publication() FROM PUBLIC;

@@ -4,6 +4,14 @@
 -- exact numeric in major units; *_minor columns are bigint minor units.
 
 -- functions
+COMMENT ON FUNCTION @extschema@.settle_archive(timestamptz) IS
+    'Move sealed events older than a time (whole transactions), their cycles and old seal runs to tables of schema settle_archive; the chains and verify stay whole (operators)';
+COMMENT ON FUNCTION @extschema@.settle_verify_archive(bigint) IS
+    'Check an archive (or all) against the hashes settle.archive recorded: attached or detached, links and content intact';
+COMMENT ON TABLE settle.archive IS
+    'settle: one row per settle_archive() run: the event chain positions and hashes at both ends of what was moved out';
+COMMENT ON TABLE settle.archive_state IS
+    'settle: what replay and verify read from archived events (last statuses, limits, postings, journal references, first batch events)';
 COMMENT ON FUNCTION @extschema@.settle_balance_as_of(text, timestamptz) IS
     'Balance of an account as of a moment: the sum of its ledger entries posted at or before it';
 COMMENT ON FUNCTION @extschema@.settle_cancel_payment(bigint, text) IS

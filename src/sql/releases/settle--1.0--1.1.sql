@@ -55,337 +55,6 @@ $$;
 
 ALTER FUNCTION @extschema@.settle_set_account_limit(text, numeric) SECURITY DEFINER;
 
-CREATE OR REPLACE FUNCTION settle._verify()
-RETURNS TABLE (problem text, entity text, entity_id text, detail text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-
-    RETURN QUERY
-    SELECT 'batch_unbalanced', 'batch', b.batch_id::text,
-           format('batch %s sums to %s %s, not 0', b.batch_id, settle.to_major(b.total::bigint, b.currency), b.currency)
-      FROM (SELECT e.batch_id, e.currency, sum(e.amount) AS total
-              FROM settle.ledger_entry e WHERE e.batch_id IS NOT NULL
-             GROUP BY e.batch_id, e.currency HAVING sum(e.amount) <> 0) b
-     ORDER BY b.batch_id, b.currency;
-
-    RETURN QUERY
-    SELECT 'journal_unbalanced', 'journal', j.journal_id::text,
-           format('journal %s sums to %s %s, not 0', j.journal_id, settle.to_major(j.total::bigint, j.currency), j.currency)
-      FROM (SELECT e.journal_id, e.currency, sum(e.amount) AS total
-              FROM settle.ledger_entry e
-             GROUP BY e.journal_id, e.currency HAVING sum(e.amount) <> 0) j
-     ORDER BY j.journal_id, j.currency;
-
-    RETURN QUERY
-    SELECT 'balance_mismatch', 'account', a.account_id,
-           format('account %s has balance %s %s but its entries sum to %s', a.account_id,
-                  settle.to_major(a.balance, a.currency), a.currency,
-                  settle.to_major(coalesce(t.total, 0)::bigint, a.currency))
-      FROM settle.account a
-      LEFT JOIN (SELECT e.account_id, sum(e.amount) AS total
-                   FROM settle.ledger_entry e GROUP BY e.account_id) t ON t.account_id = a.account_id
-     WHERE a.balance <> coalesce(t.total, 0)
-     ORDER BY a.account_id;
-
-    RETURN QUERY
-    SELECT 'entry_account_unknown', 'ledger_entry', e.entry_id::text,
-           format('entry %s posts to account %s in %s, which is not an account in that currency',
-                  e.entry_id, e.account_id, e.currency)
-      FROM settle.ledger_entry e
-     WHERE NOT EXISTS (SELECT 1 FROM settle.account a WHERE a.account_id = e.account_id AND a.currency = e.currency)
-     ORDER BY e.entry_id;
-
-    RETURN QUERY
-    SELECT 'below_limit', 'account', a.account_id,
-           format('account %s: balance %s %s (pending debits %s) is below its limit of -%s', a.account_id,
-                  settle.to_major(a.balance, a.currency), a.currency,
-                  settle.to_major(a.pending_debit, a.currency), settle.to_major(a.lower_limit, a.currency))
-      FROM settle.account a
-     WHERE a.kind = 'customer' AND a.balance - a.pending_debit < -a.lower_limit
-     ORDER BY a.account_id;
-
-    -- each settled (or returned) payment: exactly one journal, a debit of its
-    -- amount on the source account and a credit of its destination amount on
-    -- the destination; a return's reversal journal is checked below
-    RETURN QUERY
-    WITH legs AS (
-        SELECT e.payment_id, count(*) AS n, count(DISTINCT e.journal_id) AS journals,
-               count(*) FILTER (WHERE e.amount < 0) AS debits,
-               count(*) FILTER (WHERE e.amount > 0) AS credits,
-               sum(-e.amount) FILTER (WHERE e.amount < 0) AS debit,
-               sum(e.amount) FILTER (WHERE e.amount > 0) AS credit,
-               min(e.account_id) FILTER (WHERE e.amount < 0) AS debit_account,
-               min(e.account_id) FILTER (WHERE e.amount > 0) AS credit_account
-          FROM settle.ledger_entry e
-         WHERE e.payment_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM settle.journal j WHERE j.journal_id = e.journal_id AND j.kind = 'reversal')
-         GROUP BY e.payment_id),
-    c AS (
-        SELECT p.payment_id, p.transaction_id, p.status,
-               CASE
-                   WHEN p.status NOT IN ('settled', 'returned') AND l.n IS NOT NULL THEN 'payment_posted_unsettled'
-                   WHEN p.status NOT IN ('settled', 'returned') THEN NULL
-                   WHEN l.n IS NULL THEN 'payment_not_posted'
-                   WHEN l.journals > 1 OR l.debits > 1 OR l.credits > 1 THEN 'payment_posted_twice'
-                   WHEN l.debits <> 1 OR l.credits <> 1
-                     OR l.debit <> p.amount OR l.credit <> coalesce(p.destination_amount, p.amount)
-                     OR l.debit_account <> p.source_account OR l.credit_account <> p.destination_account
-                       THEN 'payment_legs_wrong'
-               END AS kind,
-               l.n, l.journals, l.debit, l.debit_account, l.credit, l.credit_account,
-               p.amount, p.source_account, coalesce(p.destination_amount, p.amount) AS destination_amount,
-               p.destination_account
-          FROM settle.payment p LEFT JOIN legs l ON l.payment_id = p.payment_id)
-    SELECT c.kind, 'payment', c.payment_id::text,
-           format('payment %s (transaction_id %s, %s) has %s ledger entries in %s journals', c.payment_id,
-                  c.transaction_id, c.status, coalesce(c.n, 0), coalesce(c.journals, 0))
-           || CASE WHEN c.kind = 'payment_legs_wrong'
-                   THEN format(': debit %s on %s, credit %s on %s (minor units); expected debit %s on %s, credit %s on %s',
-                               c.debit, c.debit_account, c.credit, c.credit_account,
-                               c.amount, c.source_account, c.destination_amount, c.destination_account)
-                   ELSE '' END
-      FROM c WHERE c.kind IS NOT NULL
-     ORDER BY c.payment_id;
-
-    -- each returned payment: exactly one reversal journal whose legs on the
-    -- payment take back its settlement (credit its amount to the source
-    -- account, debit its destination amount from the destination); no other
-    -- payment has reversal legs
-    RETURN QUERY
-    WITH rev AS (
-        SELECT e.payment_id, count(*) AS n, count(DISTINCT e.journal_id) AS journals,
-               sum(e.amount) FILTER (WHERE e.amount > 0) AS credit,
-               sum(-e.amount) FILTER (WHERE e.amount < 0) AS debit,
-               min(e.account_id) FILTER (WHERE e.amount > 0) AS credit_account,
-               min(e.account_id) FILTER (WHERE e.amount < 0) AS debit_account
-          FROM settle.ledger_entry e JOIN settle.journal j ON j.journal_id = e.journal_id AND j.kind = 'reversal'
-         WHERE e.payment_id IS NOT NULL
-         GROUP BY e.payment_id)
-    SELECT 'payment_return_wrong', 'payment', p.payment_id::text,
-           format('payment %s (transaction_id %s, %s) has %s reversal entries in %s journals', p.payment_id,
-                  p.transaction_id, p.status, coalesce(r.n, 0), coalesce(r.journals, 0))
-      FROM settle.payment p LEFT JOIN rev r ON r.payment_id = p.payment_id
-     WHERE (p.status = 'returned'
-            AND (r.n IS NULL OR r.n <> 2 OR r.journals <> 1
-                 OR r.credit IS DISTINCT FROM p.amount::numeric OR r.credit_account IS DISTINCT FROM p.source_account
-                 OR r.debit IS DISTINCT FROM coalesce(p.destination_amount, p.amount)::numeric
-                 OR r.debit_account IS DISTINCT FROM p.destination_account))
-        OR (p.status <> 'returned' AND r.n IS NOT NULL)
-     ORDER BY p.payment_id;
-
-    RETURN QUERY
-    SELECT 'entry_journal_unknown', 'ledger_entry', e.entry_id::text,
-           format('entry %s belongs to journal %s, which does not exist', e.entry_id, e.journal_id)
-      FROM settle.ledger_entry e
-     WHERE NOT EXISTS (SELECT 1 FROM settle.journal j WHERE j.journal_id = e.journal_id)
-     ORDER BY e.entry_id;
-
-    -- legs of payments that do not exist
-    RETURN QUERY
-    SELECT 'entry_payment_unknown', 'ledger_entry', e.entry_id::text,
-           format('entry %s names payment %s, which does not exist', e.entry_id, e.payment_id)
-      FROM settle.ledger_entry e
-     WHERE e.payment_id IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM settle.payment p WHERE p.payment_id = e.payment_id)
-     ORDER BY e.entry_id;
-
-    RETURN QUERY SELECT * FROM settle._verify_chain('ledger_entry');
-    RETURN QUERY SELECT * FROM settle._verify_chain('event');
-
-    -- the chains against the last seal run: a removed tail (entries and their
-    -- seals deleted) leaves the recorded head without its seal
-    RETURN QUERY
-    WITH last_run AS (
-        SELECT DISTINCT ON (r.chain) r.chain, r.last_seq, r.last_hash, r.run_id
-          FROM settle.seal_run r WHERE r.last_seq > 0 ORDER BY r.chain, r.run_id DESC),
-    heads AS (
-        SELECT 'ledger_entry' AS chain, (SELECT max(x.seq) FROM settle.ledger_seal x) AS top,
-               (SELECT count(*) FROM settle.ledger_seal x) AS n
-        UNION ALL
-        SELECT 'event', (SELECT max(x.seq) FROM settle.event_seal x), (SELECT count(*) FROM settle.event_seal x))
-    SELECT 'chain_head_missing', l.chain, l.last_seq::text,
-           format('seal run %s recorded the %s chain up to seal %s (hash %s); the chain now has %s seals, up to seal %s%s',
-                  l.run_id, l.chain, l.last_seq, left(encode(l.last_hash, 'hex'), 16), h.n, coalesce(h.top, 0),
-                  CASE WHEN s.hash IS NOT NULL AND s.hash <> l.last_hash THEN ', and that seal has another hash' ELSE '' END)
-      FROM last_run l JOIN heads h ON h.chain = l.chain
-      LEFT JOIN LATERAL (SELECT x.hash FROM settle.ledger_seal x WHERE l.chain = 'ledger_entry' AND x.seq = l.last_seq
-                         UNION ALL
-                         SELECT x.hash FROM settle.event_seal x WHERE l.chain = 'event' AND x.seq = l.last_seq) s ON true
-     WHERE s.hash IS NULL OR s.hash <> l.last_hash OR h.n < l.last_seq
-     ORDER BY l.chain;
-
-    -- an emptied ledger is never clean: events that posted, seal runs that
-    -- sealed entries, or balances other than zero need entries
-    RETURN QUERY
-    SELECT 'ledger_empty', 'ledger_entry', NULL::text,
-           format('the ledger has no entries, but %s events record postings, %s seal runs sealed entries and %s accounts have a balance',
-                  (SELECT count(*) FROM settle.event e WHERE e.details ? 'postings'),
-                  (SELECT count(*) FROM settle.seal_run r WHERE r.chain = 'ledger_entry' AND r.last_seq > 0),
-                  (SELECT count(*) FROM settle.account a WHERE a.balance <> 0))
-     WHERE NOT EXISTS (SELECT 1 FROM settle.ledger_entry)
-       AND (EXISTS (SELECT 1 FROM settle.event e WHERE e.details ? 'postings')
-            OR EXISTS (SELECT 1 FROM settle.seal_run r WHERE r.chain = 'ledger_entry' AND r.last_seq > 0)
-            OR EXISTS (SELECT 1 FROM settle.account a WHERE a.balance <> 0));
-
-    -- rows that state money or an outcome, against the chained events that
-    -- announced them: a batch (the wire sent to the rail) against its first
-    -- event, a cycle record against its 'completed' event, a journal against
-    -- the events that posted it
-    RETURN QUERY
-    SELECT 'batch_record_altered', 'batch', b.batch_id::text,
-           format('batch %s: %s %s %s net %s fee %s in cycle %s, but its first event says %s %s %s net %s fee %s in cycle %s',
-                  b.batch_id, b.participant_id, b.currency, b.direction, b.net_amount, b.fee, b.cycle_id,
-                  coalesce(f.details->>'participant_id', '?'), coalesce(f.details->>'currency', '?'),
-                  coalesce(f.details->>'direction', '?'), coalesce(f.details->>'net_amount', '?'),
-                  coalesce(f.details->>'fee', '?'), coalesce(f.details->>'cycle_id', '?'))
-      FROM settle.batch b
-      LEFT JOIN LATERAL (SELECT e.details FROM settle.event e
-                          WHERE e.entity = 'batch' AND e.entity_id = b.batch_id::text
-                          ORDER BY e.event_id LIMIT 1) f ON true
-     WHERE f.details IS NULL
-        OR (f.details->>'net_amount')::bigint IS DISTINCT FROM b.net_amount
-        OR (f.details->>'cycle_id')::bigint IS DISTINCT FROM b.cycle_id
-        OR f.details->>'currency' IS DISTINCT FROM b.currency
-        OR f.details->>'participant_id' IS DISTINCT FROM b.participant_id
-        OR f.details->>'direction' IS DISTINCT FROM b.direction
-        OR (f.details->>'fee')::bigint IS DISTINCT FROM b.fee
-     ORDER BY b.batch_id;
-
-    RETURN QUERY
-    SELECT 'cycle_record_altered', 'cycle', c.cycle_id::text,
-           format('cycle %s records %s settled, %s expired, %s batches, solver %s; its completed event says %s, %s, %s, %s',
-                  c.cycle_id, c.settled, c.expired, c.batches, c.solver_status,
-                  e.details->>'settled', e.details->>'expired', e.details->>'batches', e.details->>'solver_status')
-      FROM settle.cycle c
-      LEFT JOIN settle.event e ON e.entity = 'cycle' AND e.entity_id = c.cycle_id::text AND e.event_type = 'completed'
-     WHERE e.event_id IS NULL
-        OR (e.details->>'settled')::int IS DISTINCT FROM c.settled
-        OR (e.details->>'expired')::int IS DISTINCT FROM c.expired
-        OR (e.details->>'batches')::int IS DISTINCT FROM c.batches
-        OR e.details->>'solver_status' IS DISTINCT FROM c.solver_status
-     ORDER BY c.cycle_id;
-
-    RETURN QUERY
-    SELECT 'journal_record_altered', 'journal', j.journal_id::text,
-           format('journal %s (%s, cycle %s, reference %s) does not match the events that posted it',
-                  j.journal_id, j.kind, coalesce(j.cycle_id::text, 'none'), coalesce(j.reference, 'none'))
-      FROM settle.journal j
-     WHERE (j.kind = 'funding'
-            AND NOT EXISTS (SELECT 1 FROM settle.event e
-                             WHERE e.entity = 'account' AND e.event_type = 'funded'
-                               AND (e.details->>'journal_id')::bigint = j.journal_id
-                               AND e.details->>'reference' IS NOT DISTINCT FROM j.reference))
-        OR (j.kind = 'reversal'
-            AND NOT EXISTS (SELECT 1 FROM settle.event e
-                             WHERE e.entity = 'payment' AND e.event_type = 'returned'
-                               AND (e.details->>'journal_id')::bigint = j.journal_id
-                               AND e.details->>'reference' IS NOT DISTINCT FROM j.reference
-                               AND j.cycle_id IS NULL))
-        OR (j.kind = 'settlement'
-            AND (NOT EXISTS (SELECT 1 FROM settle.event e
-                              WHERE e.entity = 'payment' AND e.event_type = 'settled'
-                                AND (e.details->>'journal_id')::bigint = j.journal_id)
-                 OR EXISTS (SELECT 1 FROM settle.event e
-                             WHERE e.entity = 'payment' AND e.event_type = 'settled'
-                               AND (e.details->>'journal_id')::bigint = j.journal_id
-                               AND (e.details->>'cycle_id')::bigint IS DISTINCT FROM j.cycle_id)))
-     ORDER BY j.journal_id;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION settle_replay(only_differences boolean DEFAULT true)
-RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text, equal boolean)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    WITH
-    last_event AS (
-        SELECT DISTINCT ON (e.entity, e.entity_id) e.entity, e.entity_id, e.to_status,
-               e.details->'reservations' AS reservations, e.details->>'cycle_id' AS cycle_id
-          FROM settle.event e
-         WHERE e.to_status IS NOT NULL AND e.entity IN ('payment', 'batch', 'participant', 'account')
-         ORDER BY e.entity, e.entity_id, e.event_id DESC),
-    -- the cycle of a payment's last status event; a payment requeued by a
-    -- voided cycle belongs to none until a later cycle takes it
-    settled_in AS (
-        SELECT DISTINCT ON (e.entity_id) e.entity_id,
-               CASE WHEN e.event_type <> 'requeued' THEN e.details->>'cycle_id' END AS cycle_id
-          FROM settle.event e
-         WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed', 'queued', 'returned')
-         ORDER BY e.entity_id, e.event_id DESC),
-    limits AS (
-        SELECT DISTINCT ON (e.entity_id) e.entity_id,
-               CASE e.event_type WHEN 'created' THEN e.details->>'lower_limit' ELSE e.details->>'to' END AS lower_limit
-          FROM settle.event e
-         WHERE e.entity = 'account' AND e.event_type IN ('created', 'limit_changed')
-         ORDER BY e.entity_id, e.event_id DESC),
-    -- every posting announced by the event log
-    posted AS (
-        SELECT (e.details->>'journal_id')::bigint AS journal_id, x.account, x.amount
-          FROM settle.event e,
-               jsonb_to_recordset(e.details->'postings') AS x(account text, amount bigint)
-         WHERE e.details ? 'postings'),
-    by_journal AS (
-        SELECT coalesce(p.journal_id, l.journal_id) AS journal_id, coalesce(p.account, l.account) AS account,
-               p.total AS replayed, l.total AS current
-          FROM (SELECT journal_id, account, sum(amount) AS total FROM posted GROUP BY 1, 2) p
-          FULL JOIN (SELECT e.journal_id, e.account_id AS account, sum(e.amount) AS total
-                       FROM settle.ledger_entry e GROUP BY 1, 2) l
-            ON l.journal_id = p.journal_id AND l.account = p.account),
-    balances AS (
-        SELECT p.account, sum(p.amount) AS total FROM posted p GROUP BY p.account),
-    -- two-phase: the legs of payments whose last event is "reserved" are
-    -- pending, each account's net per cycle (a net debit or a net credit)
-    pending_net AS (
-        SELECT l.cycle_id, x.account, sum(x.amount) AS net
-          FROM last_event l, jsonb_to_recordset(l.reservations) AS x(account text, amount bigint)
-         WHERE l.entity = 'payment' AND l.reservations IS NOT NULL
-         GROUP BY l.cycle_id, x.account),
-    pending AS (
-        SELECT n.account, coalesce(sum(-n.net) FILTER (WHERE n.net < 0), 0) AS debit,
-               coalesce(sum(n.net) FILTER (WHERE n.net > 0), 0) AS credit
-          FROM pending_net n GROUP BY n.account),
-    cmp AS (
-        SELECT 'payment' AS entity, p.payment_id::text AS entity_id, 'status' AS field,
-               l.to_status AS replayed, p.status AS current
-          FROM settle.payment p LEFT JOIN last_event l ON l.entity = 'payment' AND l.entity_id = p.payment_id::text
-        UNION ALL
-        SELECT 'payment', p.payment_id::text, 'cycle_id', s.cycle_id, p.cycle_id::text
-          FROM settle.payment p LEFT JOIN settled_in s ON s.entity_id = p.payment_id::text
-        UNION ALL
-        SELECT 'batch', b.batch_id::text, 'status', l.to_status, b.status
-          FROM settle.batch b LEFT JOIN last_event l ON l.entity = 'batch' AND l.entity_id = b.batch_id::text
-        UNION ALL
-        SELECT 'participant', x.participant_id, 'status', l.to_status, x.status
-          FROM settle.participant x LEFT JOIN last_event l ON l.entity = 'participant' AND l.entity_id = x.participant_id
-         WHERE NOT x.is_operator
-        UNION ALL
-        SELECT 'account', a.account_id, 'status', l.to_status, a.status
-          FROM settle.account a LEFT JOIN last_event l ON l.entity = 'account' AND l.entity_id = a.account_id
-         WHERE a.kind = 'customer'
-        UNION ALL
-        SELECT 'account', a.account_id, 'lower_limit', m.lower_limit, a.lower_limit::text
-          FROM settle.account a LEFT JOIN limits m ON m.entity_id = a.account_id
-         WHERE a.kind = 'customer'
-        UNION ALL
-        -- journal by journal, what the events posted to each account is what the ledger holds
-        SELECT 'journal', j.journal_id::text, 'posted to ' || j.account, j.replayed::text, j.current::text
-          FROM by_journal j
-        UNION ALL
-        SELECT 'account', a.account_id, 'balance', coalesce(b.total, 0)::text, a.balance::text
-          FROM settle.account a LEFT JOIN balances b ON b.account = a.account_id
-        UNION ALL
-        SELECT 'account', a.account_id, 'pending_debit', coalesce(r.debit, 0)::text, a.pending_debit::text
-          FROM settle.account a LEFT JOIN pending r ON r.account = a.account_id
-         WHERE a.kind = 'customer'
-        UNION ALL
-        SELECT 'account', a.account_id, 'pending_credit', coalesce(r.credit, 0)::text, a.pending_credit::text
-          FROM settle.account a LEFT JOIN pending r ON r.account = a.account_id
-         WHERE a.kind = 'customer')
-    SELECT c.entity, c.entity_id, c.field, c.replayed, c.current, c.replayed IS NOT DISTINCT FROM c.current
-      FROM cmp c
-     WHERE NOT only_differences OR c.replayed IS DISTINCT FROM c.current
-     ORDER BY 1, 2, 3
-$$;
-
 CREATE OR REPLACE FUNCTION settle_rail_fail(batch_id bigint, reason text, retryable boolean DEFAULT true)
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -572,3 +241,915 @@ REVOKE ALL ON FUNCTION @extschema@.settle_return_payment(bigint, text) FROM PUBL
 GRANT EXECUTE ON FUNCTION @extschema@.settle_return_payment(bigint, text) TO settle_operator;
 COMMENT ON FUNCTION @extschema@.settle_return_payment(bigint, text) IS
     'Return a settled payment with a reason: a reversal journal takes back its legs, within the payee''s limit; the payment becomes returned (operators)';
+
+-- issue #15: archiving the event log, cycles and seal runs by time range
+-- (48_archive.sql); the audit functions and the outbox counters read what
+-- archives carry; the verify and replay of returns (82_returns.sql, above).
+CREATE TABLE settle.archive (
+    archive_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    archived_before timestamptz NOT NULL,     -- the time asked for
+    first_seq       bigint NOT NULL,          -- event chain positions archived
+    last_seq        bigint NOT NULL,
+    start_hash      bytea NOT NULL,           -- prev_hash of the first archived seal
+    end_hash        bytea NOT NULL,           -- hash of the last: the live chain goes on from it
+    first_event_id  bigint NOT NULL,
+    last_event_id   bigint NOT NULL,
+    events          bigint NOT NULL,
+    cycles          bigint NOT NULL,
+    seal_runs       bigint NOT NULL,
+    schema_name     name NOT NULL,            -- where its tables were created
+    archived_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    archived_by     text NOT NULL DEFAULT session_user,
+    CHECK (last_seq >= first_seq)
+);
+SELECT pg_catalog.pg_extension_config_dump('settle.archive', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.archive', 'archive_id'), '');
+CREATE TABLE settle.archive_state (
+    archive_id      bigint NOT NULL REFERENCES settle.archive,
+    entity          text NOT NULL,
+    entity_id       text NOT NULL,
+    field           text NOT NULL,
+    value           text,
+    PRIMARY KEY (entity, entity_id, field, archive_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('settle.archive_state', '');
+-- Held by settle_archive(): while it is, the append-only tables it empties
+-- accept its DELETEs (settle._refuse_change); nobody is granted anything on
+-- it, so no other role can take it.
+CREATE TABLE settle.archive_lock ();
+COMMENT ON TABLE settle.archive_lock IS 'settle: locked by settle_archive(), which alone may delete archived rows';
+CREATE TRIGGER archive_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.archive
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+CREATE TRIGGER archive_state_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.archive_state
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+
+-- The carried value of one field (the latest archive's; balances and
+-- journal postings are sums over every archive).
+CREATE FUNCTION settle._archived(p_entity text, p_entity_id text, p_field text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.value FROM settle.archive_state s
+     WHERE s.entity = p_entity AND s.entity_id = p_entity_id AND s.field = p_field
+     ORDER BY s.archive_id DESC LIMIT 1
+$$;
+
+-- The sum of one counter over every archive (metrics that count events).
+CREATE FUNCTION settle._archived_count(counter text) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(sum(s.value::bigint), 0)::bigint FROM settle.archive_state s
+     WHERE s.entity = 'counter' AND s.entity_id = counter AND s.field = 'count'
+$$;
+
+-- The event chain's base: the position and hash the live chain goes on from
+-- (0 and 32 zero bytes before any archive).
+CREATE FUNCTION settle._event_chain_base(OUT base_seq bigint, OUT base_hash bytea)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(max(a.last_seq), 0),
+           coalesce((SELECT a2.end_hash FROM settle.archive a2 ORDER BY a2.last_seq DESC LIMIT 1),
+                    decode(repeat('00', 32), 'hex'))
+      FROM settle.archive a
+$$;
+
+-- Archives every sealed event older than `before` (whole transactions, a
+-- prefix of the live chain), the cycles completed by them and the seal runs
+-- before the last of each chain.  Seals first; refuses while settle_verify()
+-- reports a problem (an archive must carry a clean state).  Returns the new
+-- archive, or no row when there is nothing to archive.
+CREATE FUNCTION settle_archive(before timestamptz)
+RETURNS TABLE (archive_id bigint, events bigint, cycles bigint, seal_runs bigint, first_seq bigint,
+               last_seq bigint, end_hash text, tables text[])
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    base record := settle._event_chain_base();
+    cut bigint;
+    first_s settle.event_seal;
+    last_s settle.event_seal;
+    aid bigint;
+    n_events bigint;
+    n_cycles bigint;
+    n_runs bigint;
+    problems bigint;
+    sch name := 'settle_archive';
+    t_event text;
+    t_seal text;
+    t_cycle text;
+    t_run text;
+BEGIN
+    IF before IS NULL OR before > clock_timestamp() THEN
+        RAISE EXCEPTION 'archive horizon must be a time in the past' USING ERRCODE = 'SE154',
+            DETAIL = format('Asked for %s.', coalesce(before::text, 'NULL'));
+    END IF;
+    -- one archive at a time, no seal run in between
+    LOCK TABLE settle.archive_lock IN EXCLUSIVE MODE;
+    PERFORM settle._seal();
+    LOCK TABLE settle.seal_lock IN EXCLUSIVE MODE;
+    SELECT count(*) INTO problems FROM settle._verify();
+    IF problems > 0 THEN
+        RAISE EXCEPTION 'the ledger does not verify: nothing archived' USING ERRCODE = 'SE155',
+            DETAIL = format('settle_verify() reports %s problems.', problems),
+            HINT = 'An archive carries the state its events prove: resolve what settle_verify() reports first.';
+    END IF;
+    -- the longest prefix of the live chain older than `before` ...
+    SELECT min(x.seq) - 1 INTO cut
+      FROM settle.event_seal x JOIN settle.event e ON e.event_id = x.event_id
+     WHERE e.occurred_at >= before;
+    IF cut IS NULL THEN
+        SELECT max(x.seq) INTO cut FROM settle.event_seal x;
+    END IF;
+    -- ... ending with a whole transaction (its events are contiguous in the
+    -- chain): if the next seal is of the same transaction, stop before it
+    IF EXISTS (SELECT 1 FROM settle.event_seal x WHERE x.seq = cut + 1) THEN
+        SELECT coalesce(min(x.seq) - 1, cut) INTO cut
+          FROM settle.event_seal x JOIN settle.event e ON e.event_id = x.event_id
+         WHERE x.seq <= cut
+           AND e.xid = (SELECT e2.xid FROM settle.event_seal x2 JOIN settle.event e2 ON e2.event_id = x2.event_id
+                         WHERE x2.seq = cut + 1);
+    END IF;
+    IF cut IS NULL OR cut <= base.base_seq THEN
+        RETURN;
+    END IF;
+    SELECT * INTO first_s FROM settle.event_seal x WHERE x.seq = base.base_seq + 1;
+    SELECT * INTO last_s FROM settle.event_seal x WHERE x.seq = cut;
+    n_events := cut - base.base_seq;
+    SELECT count(*) INTO n_cycles FROM settle.cycle c
+     WHERE EXISTS (SELECT 1 FROM settle.event_seal x JOIN settle.event e ON e.event_id = x.event_id
+                    WHERE x.seq BETWEEN first_s.seq AND last_s.seq
+                      AND e.entity = 'cycle' AND e.event_type = 'completed' AND e.entity_id = c.cycle_id::text);
+    SELECT count(*) INTO n_runs FROM settle.seal_run r
+     WHERE r.run_id < (SELECT max(r2.run_id) FROM settle.seal_run r2 WHERE r2.chain = r.chain)
+       AND r.sealed_at < before;
+
+    INSERT INTO settle.archive (archived_before, first_seq, last_seq, start_hash, end_hash,
+                                first_event_id, last_event_id, events, cycles, seal_runs, schema_name)
+        VALUES (before, first_s.seq, last_s.seq, first_s.prev_hash, last_s.hash,
+                first_s.event_id, last_s.event_id, n_events, n_cycles, n_runs, sch)
+        RETURNING settle.archive.archive_id INTO aid;
+    t_event := format('%I.%I', sch, 'event_' || aid);
+    t_seal := format('%I.%I', sch, 'event_seal_' || aid);
+    t_cycle := format('%I.%I', sch, 'cycle_' || aid);
+    t_run := format('%I.%I', sch, 'seal_run_' || aid);
+    IF to_regnamespace(sch) IS NULL THEN
+        EXECUTE format('CREATE SCHEMA %I', sch);
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO settle_operator, settle_auditor', sch);
+    END IF;
+
+    -- the chunk: its seals, its events, the cycles they completed, the older seal runs
+    EXECUTE format('CREATE TABLE %s AS SELECT x.* FROM settle.event_seal x WHERE x.seq BETWEEN $1 AND $2', t_seal)
+        USING first_s.seq, last_s.seq;
+    EXECUTE format('CREATE TABLE %s AS SELECT e.* FROM settle.event e JOIN %s x USING (event_id)', t_event, t_seal);
+    EXECUTE format($q$CREATE TABLE %s AS SELECT c.* FROM settle.cycle c
+                       WHERE EXISTS (SELECT 1 FROM %s e WHERE e.entity = 'cycle' AND e.event_type = 'completed'
+                                        AND e.entity_id = c.cycle_id::text)$q$, t_cycle, t_event);
+    EXECUTE format($q$CREATE TABLE %s AS SELECT r.* FROM settle.seal_run r
+                       WHERE r.run_id < (SELECT max(r2.run_id) FROM settle.seal_run r2 WHERE r2.chain = r.chain)
+                         AND r.sealed_at < $1$q$, t_run) USING before;
+    EXECUTE format('ALTER TABLE %s ADD PRIMARY KEY (seq)', t_seal);
+    EXECUTE format('ALTER TABLE %s ADD PRIMARY KEY (event_id)', t_event);
+    EXECUTE format('CREATE INDEX ON %s (entity, entity_id)', t_event);
+    EXECUTE format('GRANT SELECT ON %s, %s, %s, %s TO settle_operator, settle_auditor', t_event, t_seal, t_cycle, t_run);
+    EXECUTE format('COMMENT ON TABLE %s IS %L', t_event,
+                   format('settle archive %s: events %s..%s (chain seals %s..%s), older than %s', aid,
+                          first_s.event_id, last_s.event_id, first_s.seq, last_s.seq, before));
+
+    -- what replay and verify read from these events, carried (docs/AUDIT.md)
+    EXECUTE format($q$
+        INSERT INTO settle.archive_state (archive_id, entity, entity_id, field, value)
+        -- each entity's last status event: its status, and (two-phase) its reservations and cycle
+        SELECT $1, l.entity, l.entity_id, 'last_status',
+               jsonb_build_object('to_status', l.to_status, 'reservations', l.details->'reservations',
+                                  'cycle_id', l.details->>'cycle_id')::text
+          FROM (SELECT DISTINCT ON (e.entity, e.entity_id) e.*
+                  FROM %1$s e
+                 WHERE e.to_status IS NOT NULL AND e.entity IN ('payment', 'batch', 'participant', 'account')
+                 ORDER BY e.entity, e.entity_id, e.event_id DESC) l
+        UNION ALL
+        -- each payment's cycle, as replay's settled_in reads it
+        SELECT $1, 'payment', s.entity_id, 'cycle_id',
+               CASE WHEN s.event_type <> 'requeued' THEN s.details->>'cycle_id' END
+          FROM (SELECT DISTINCT ON (e.entity_id) e.*
+                  FROM %1$s e
+                 WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed', 'queued', 'returned')
+                 ORDER BY e.entity_id, e.event_id DESC) s
+        UNION ALL
+        -- each account's limit
+        SELECT $1, 'account', m.entity_id, 'lower_limit',
+               CASE m.event_type WHEN 'created' THEN m.details->>'lower_limit' ELSE m.details->>'to' END
+          FROM (SELECT DISTINCT ON (e.entity_id) e.*
+                  FROM %1$s e
+                 WHERE e.entity = 'account' AND e.event_type IN ('created', 'limit_changed')
+                 ORDER BY e.entity_id, e.event_id DESC) m
+        UNION ALL
+        -- the postings: per account (balances) and per journal and account
+        SELECT $1, 'account', x.account, 'posted', sum(x.amount)::text
+          FROM %1$s e, jsonb_to_recordset(e.details->'postings') AS x(account text, amount bigint)
+         WHERE e.details ? 'postings' GROUP BY x.account
+        UNION ALL
+        SELECT $1, 'journal', (e.details->>'journal_id'), 'posted to ' || x.account, sum(x.amount)::text
+          FROM %1$s e, jsonb_to_recordset(e.details->'postings') AS x(account text, amount bigint)
+         WHERE e.details ? 'postings' GROUP BY e.details->>'journal_id', x.account
+        UNION ALL
+        -- what a journal's events said of it (settle_verify: journal_record_altered)
+        SELECT $1, 'journal', e.details->>'journal_id', 'reference', min(e.details->>'reference')
+          FROM %1$s e
+         WHERE e.details ? 'journal_id' AND e.event_type IN ('funded', 'returned')
+         GROUP BY e.details->>'journal_id'
+        UNION ALL
+        SELECT $1, 'journal', e.details->>'journal_id', 'settled_cycle', min(e.details->>'cycle_id')
+          FROM %1$s e
+         WHERE e.details ? 'journal_id' AND e.entity = 'payment' AND e.event_type = 'settled'
+         GROUP BY e.details->>'journal_id'
+        UNION ALL
+        -- the events that metrics count (60_metrics.sql: settle._metrics_outbox)
+        SELECT $1, 'counter', k.counter, 'count', k.n::text
+          FROM (SELECT 'outbox_retries' AS counter,
+                       count(*) FILTER (WHERE e.entity = 'batch' AND e.event_type = 'pending' AND e.details ? 'retry') AS n
+                  FROM %1$s e
+                UNION ALL
+                SELECT 'cycles_voided', count(*) FILTER (WHERE e.entity = 'cycle' AND e.event_type = 'voided') FROM %1$s e
+                UNION ALL
+                SELECT 'pay_outs_failed', count(*) FILTER (WHERE e.entity = 'batch' AND e.event_type IN ('failed', 'returned'))
+                  FROM %1$s e) k
+        UNION ALL
+        -- each batch's first event (settle_verify: batch_record_altered)
+        SELECT $1, 'batch', f.entity_id, 'first_event', f.details::text
+          FROM (SELECT DISTINCT ON (e.entity_id) e.*
+                  FROM %1$s e
+                 WHERE e.entity = 'batch'
+                   AND NOT EXISTS (SELECT 1 FROM settle.archive_state s
+                                    WHERE s.entity = 'batch' AND s.entity_id = e.entity_id AND s.field = 'first_event')
+                 ORDER BY e.entity_id, e.event_id) f$q$, t_event)
+        USING aid;
+
+    -- out of the live tables (the lock above lets these DELETEs through)
+    EXECUTE format('DELETE FROM settle.event e USING %s a WHERE a.event_id = e.event_id', t_event);
+    EXECUTE format('DELETE FROM settle.event_seal x USING %s a WHERE a.seq = x.seq', t_seal);
+    EXECUTE format('DELETE FROM settle.cycle c USING %s a WHERE a.cycle_id = c.cycle_id', t_cycle);
+    EXECUTE format('DELETE FROM settle.seal_run r USING %s a WHERE a.run_id = r.run_id', t_run);
+
+    archive_id := aid; events := n_events; cycles := n_cycles; seal_runs := n_runs;
+    first_seq := first_s.seq; last_seq := last_s.seq; end_hash := encode(last_s.hash, 'hex');
+    tables := ARRAY[t_event, t_seal, t_cycle, t_run];
+    RETURN NEXT;
+END
+$$;
+
+-- Checks one archive against what settle.archive recorded: its tables still
+-- attached, its seals linking from start_hash to end_hash, every archived
+-- event's content matching its seal.  One row per archive.
+CREATE FUNCTION settle_verify_archive(archive bigint DEFAULT NULL)
+RETURNS TABLE (archive_id bigint, attached boolean, events bigint, first_seq bigint, last_seq bigint,
+               intact boolean, detail text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a settle.archive;
+    t_event text;
+    t_seal text;
+    bad bigint;
+    n bigint;
+    head bytea;
+    last bigint;
+BEGIN
+    FOR a IN SELECT * FROM settle.archive x
+              WHERE settle_verify_archive.archive IS NULL OR x.archive_id = settle_verify_archive.archive
+              ORDER BY x.archive_id LOOP
+        archive_id := a.archive_id; first_seq := a.first_seq; last_seq := a.last_seq;
+        t_event := format('%I.%I', a.schema_name, 'event_' || a.archive_id);
+        t_seal := format('%I.%I', a.schema_name, 'event_seal_' || a.archive_id);
+        attached := to_regclass(t_event) IS NOT NULL AND to_regclass(t_seal) IS NOT NULL;
+        IF NOT attached THEN
+            events := NULL; intact := NULL;
+            detail := format('detached: attach %s and %s to check them against end hash %s',
+                             t_event, t_seal, left(encode(a.end_hash, 'hex'), 16));
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        -- the links, in chain order, from start_hash
+        EXECUTE format($q$
+            SELECT count(*) FILTER (WHERE y.prev_hash <> coalesce(y.before_hash, $1) OR y.seq <> $2 + y.pos - 1),
+                   count(*), (array_agg(y.hash ORDER BY y.seq DESC))[1], max(y.seq)
+              FROM (SELECT x.seq, x.prev_hash, x.hash, lag(x.hash) OVER (ORDER BY x.seq) AS before_hash,
+                           row_number() OVER (ORDER BY x.seq) AS pos
+                      FROM %s x) y$q$, t_seal)
+            INTO bad, n, head, last USING a.start_hash, a.first_seq;
+        -- the content of every archived event against its seal
+        EXECUTE format($q$
+            SELECT $1 + count(*) FROM %s x LEFT JOIN %s e ON e.event_id = x.event_id
+             WHERE e.event_id IS NULL
+                OR sha256(x.prev_hash || settle._event_content(e.event_id, e.occurred_at, e.entity, e.entity_id,
+                                                               e.event_type, e.from_status, e.to_status, e.details)) <> x.hash$q$,
+                       t_seal, t_event)
+            INTO bad USING bad;
+        EXECUTE format('SELECT count(*) FROM %s', t_event) INTO events;
+        intact := bad = 0 AND n = a.last_seq - a.first_seq + 1 AND last = a.last_seq
+                  AND head IS NOT DISTINCT FROM a.end_hash AND events = n;
+        detail := CASE WHEN intact THEN format('%s events, seals %s..%s link from the recorded start hash to end hash %s',
+                                               events, a.first_seq, a.last_seq, left(encode(a.end_hash, 'hex'), 16))
+                       ELSE format('%s broken or altered seals, %s of %s seals, %s events; head %s, recorded %s',
+                                   bad, n, a.last_seq - a.first_seq + 1, events,
+                                   left(encode(head, 'hex'), 16), left(encode(a.end_hash, 'hex'), 16)) END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- The hash of event seal `seq` if an archive holds it: its end_hash, or the
+-- seal itself while the archive's tables are attached (settle_verify_digest).
+CREATE FUNCTION settle._archived_seal_hash(seq bigint) RETURNS bytea
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a settle.archive;
+    h bytea;
+BEGIN
+    SELECT * INTO a FROM settle.archive x WHERE seq BETWEEN x.first_seq AND x.last_seq;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    ELSIF a.last_seq = seq THEN
+        RETURN a.end_hash;
+    ELSIF to_regclass(format('%I.%I', a.schema_name, 'event_seal_' || a.archive_id)) IS NOT NULL THEN
+        EXECUTE format('SELECT x.hash FROM %I.%I x WHERE x.seq = $1', a.schema_name, 'event_seal_' || a.archive_id)
+            INTO h USING seq;
+    END IF;
+    RETURN h;
+END
+$$;
+
+-- The archived events of one entity, from the archives still attached
+-- (settle_payment_history).
+CREATE FUNCTION settle._archived_events(p_entity text, p_entity_id text) RETURNS SETOF settle.event
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a settle.archive;
+BEGIN
+    FOR a IN SELECT * FROM settle.archive ORDER BY archive_id LOOP
+        CONTINUE WHEN to_regclass(format('%I.%I', a.schema_name, 'event_' || a.archive_id)) IS NULL;
+        RETURN QUERY EXECUTE format('SELECT * FROM %I.%I e WHERE e.entity = $1 AND e.entity_id = $2 ORDER BY e.event_id',
+                                    a.schema_name, 'event_' || a.archive_id)
+            USING p_entity, p_entity_id;
+    END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION settle._refuse_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND TG_TABLE_NAME IN ('event', 'event_seal', 'cycle', 'seal_run')
+       AND EXISTS (SELECT 1 FROM pg_locks l
+                    WHERE l.locktype = 'relation' AND l.relation = to_regclass('settle.archive_lock')
+                      AND l.pid = pg_backend_pid() AND l.mode = 'ExclusiveLock' AND l.granted) THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'settle.% is append-only', TG_TABLE_NAME
+        USING ERRCODE = 'SE110',
+              DETAIL = format('%s refused on %I.%I.', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME),
+              HINT = 'Corrections are new entries (a reversal or an adjustment), never changes.';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION settle._verify_chain(which text)
+RETURNS TABLE (problem text, entity text, entity_id text, detail text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c record := settle._chain_spec(which);
+    low xid8;
+    -- where the live chain starts: after the last archive (48_archive.sql)
+    -- for the event chain, at the beginning for the ledger
+    base_seq bigint := 0;
+    base_hash bytea := decode(repeat('00', 32), 'hex');
+BEGIN
+    IF which = 'event' THEN
+        SELECT b.base_seq, b.base_hash INTO base_seq, base_hash FROM settle._event_chain_base() b;
+    END IF;
+    SELECT r.sealed_below INTO low FROM settle.seal_run r
+     WHERE r.chain = which ORDER BY r.run_id DESC LIMIT 1;
+    low := coalesce(low, '0'::xid8);
+    -- a seal run of another cluster (restored data) until this cluster seals:
+    -- its horizon says nothing about this cluster's xids
+    IF low > pg_snapshot_xmax(pg_current_snapshot()) THEN
+        low := '0'::xid8;
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        -- content: in parallel, no ordering needed
+        WITH c AS (
+            SELECT x.seq, x.%2$I AS id, e.%2$I IS NOT NULL AS present
+              FROM settle.%3$I x LEFT JOIN settle.%1$I e ON e.%2$I = x.%2$I
+             WHERE e.%2$I IS NULL OR sha256(x.prev_hash || %4$s) <> x.hash),
+        -- links: the seals in chain order (primary key order, no sort)
+        l AS (
+            SELECT y.seq, y.id
+              FROM (SELECT x.seq, x.%2$I AS id, x.prev_hash,
+                           lag(x.hash) OVER (ORDER BY x.seq) AS before_hash,
+                           row_number() OVER (ORDER BY x.seq) AS pos
+                      FROM settle.%3$I x) y
+             WHERE y.seq <> $1 + y.pos OR y.prev_hash <> coalesce(y.before_hash, $2)),
+        p AS (
+            SELECT coalesce(l.seq, c.seq) AS seq, coalesce(l.id, c.id) AS id,
+                   CASE WHEN l.seq IS NOT NULL THEN 'chain_link_broken'
+                        WHEN NOT c.present THEN 'chain_%6$s_missing'
+                        ELSE 'chain_%6$s_altered' END AS kind
+              FROM l FULL JOIN c ON c.seq = l.seq)
+        SELECT p.kind, %1$L, p.id::text,
+               format('seal %%s of the %5$s chain: %%s%%s', p.seq,
+                      CASE p.kind WHEN 'chain_link_broken' THEN 'does not link to the seal before it (reordered, removed or rewritten seals)'
+                                  WHEN 'chain_%6$s_missing' THEN 'the sealed %6$s no longer exists'
+                                  ELSE 'the %6$s differs from the content sealed' END,
+                      CASE WHEN p.seq = min(p.seq) OVER () THEN '; first broken entry' ELSE '' END)
+          FROM p ORDER BY p.seq$q$, c.tbl, c.id, c.seal_tbl, c.content, c.label, c.noun)
+        USING base_seq, base_hash;
+    RETURN QUERY EXECUTE format($q$
+        SELECT 'chain_%4$s_unsealed', %1$L, e.%2$I::text,
+               format('%4$s %%s was written by transaction %%s, which had finished before the last seal run, but is not in the chain',
+                      e.%2$I, e.xid)
+          FROM settle.%1$I e
+         WHERE e.xid < $1 AND NOT EXISTS (SELECT 1 FROM settle.%3$I x WHERE x.%2$I = e.%2$I)
+         ORDER BY e.%2$I$q$, c.tbl, c.id, c.seal_tbl, c.noun)
+        USING low;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION settle._verify()
+RETURNS TABLE (problem text, entity text, entity_id text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+
+    RETURN QUERY
+    SELECT 'batch_unbalanced', 'batch', b.batch_id::text,
+           format('batch %s sums to %s %s, not 0', b.batch_id, settle.to_major(b.total::bigint, b.currency), b.currency)
+      FROM (SELECT e.batch_id, e.currency, sum(e.amount) AS total
+              FROM settle.ledger_entry e WHERE e.batch_id IS NOT NULL
+             GROUP BY e.batch_id, e.currency HAVING sum(e.amount) <> 0) b
+     ORDER BY b.batch_id, b.currency;
+
+    RETURN QUERY
+    SELECT 'journal_unbalanced', 'journal', j.journal_id::text,
+           format('journal %s sums to %s %s, not 0', j.journal_id, settle.to_major(j.total::bigint, j.currency), j.currency)
+      FROM (SELECT e.journal_id, e.currency, sum(e.amount) AS total
+              FROM settle.ledger_entry e
+             GROUP BY e.journal_id, e.currency HAVING sum(e.amount) <> 0) j
+     ORDER BY j.journal_id, j.currency;
+
+    RETURN QUERY
+    SELECT 'balance_mismatch', 'account', a.account_id,
+           format('account %s has balance %s %s but its entries sum to %s', a.account_id,
+                  settle.to_major(a.balance, a.currency), a.currency,
+                  settle.to_major(coalesce(t.total, 0)::bigint, a.currency))
+      FROM settle.account a
+      LEFT JOIN (SELECT e.account_id, sum(e.amount) AS total
+                   FROM settle.ledger_entry e GROUP BY e.account_id) t ON t.account_id = a.account_id
+     WHERE a.balance <> coalesce(t.total, 0)
+     ORDER BY a.account_id;
+
+    RETURN QUERY
+    SELECT 'entry_account_unknown', 'ledger_entry', e.entry_id::text,
+           format('entry %s posts to account %s in %s, which is not an account in that currency',
+                  e.entry_id, e.account_id, e.currency)
+      FROM settle.ledger_entry e
+     WHERE NOT EXISTS (SELECT 1 FROM settle.account a WHERE a.account_id = e.account_id AND a.currency = e.currency)
+     ORDER BY e.entry_id;
+
+    RETURN QUERY
+    SELECT 'below_limit', 'account', a.account_id,
+           format('account %s: balance %s %s (pending debits %s) is below its limit of -%s', a.account_id,
+                  settle.to_major(a.balance, a.currency), a.currency,
+                  settle.to_major(a.pending_debit, a.currency), settle.to_major(a.lower_limit, a.currency))
+      FROM settle.account a
+     WHERE a.kind = 'customer' AND a.balance - a.pending_debit < -a.lower_limit
+     ORDER BY a.account_id;
+
+    -- each settled (or returned) payment: exactly one journal, a debit of its
+    -- amount on the source account and a credit of its destination amount on
+    -- the destination; a return's reversal journal is checked below
+    RETURN QUERY
+    WITH legs AS (
+        SELECT e.payment_id, count(*) AS n, count(DISTINCT e.journal_id) AS journals,
+               count(*) FILTER (WHERE e.amount < 0) AS debits,
+               count(*) FILTER (WHERE e.amount > 0) AS credits,
+               sum(-e.amount) FILTER (WHERE e.amount < 0) AS debit,
+               sum(e.amount) FILTER (WHERE e.amount > 0) AS credit,
+               min(e.account_id) FILTER (WHERE e.amount < 0) AS debit_account,
+               min(e.account_id) FILTER (WHERE e.amount > 0) AS credit_account
+          FROM settle.ledger_entry e
+         WHERE e.payment_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM settle.journal j WHERE j.journal_id = e.journal_id AND j.kind = 'reversal')
+         GROUP BY e.payment_id),
+    c AS (
+        SELECT p.payment_id, p.transaction_id, p.status,
+               CASE
+                   WHEN p.status NOT IN ('settled', 'returned') AND l.n IS NOT NULL THEN 'payment_posted_unsettled'
+                   WHEN p.status NOT IN ('settled', 'returned') THEN NULL
+                   WHEN l.n IS NULL THEN 'payment_not_posted'
+                   WHEN l.journals > 1 OR l.debits > 1 OR l.credits > 1 THEN 'payment_posted_twice'
+                   WHEN l.debits <> 1 OR l.credits <> 1
+                     OR l.debit <> p.amount OR l.credit <> coalesce(p.destination_amount, p.amount)
+                     OR l.debit_account <> p.source_account OR l.credit_account <> p.destination_account
+                       THEN 'payment_legs_wrong'
+               END AS kind,
+               l.n, l.journals, l.debit, l.debit_account, l.credit, l.credit_account,
+               p.amount, p.source_account, coalesce(p.destination_amount, p.amount) AS destination_amount,
+               p.destination_account
+          FROM settle.payment p LEFT JOIN legs l ON l.payment_id = p.payment_id)
+    SELECT c.kind, 'payment', c.payment_id::text,
+           format('payment %s (transaction_id %s, %s) has %s ledger entries in %s journals', c.payment_id,
+                  c.transaction_id, c.status, coalesce(c.n, 0), coalesce(c.journals, 0))
+           || CASE WHEN c.kind = 'payment_legs_wrong'
+                   THEN format(': debit %s on %s, credit %s on %s (minor units); expected debit %s on %s, credit %s on %s',
+                               c.debit, c.debit_account, c.credit, c.credit_account,
+                               c.amount, c.source_account, c.destination_amount, c.destination_account)
+                   ELSE '' END
+      FROM c WHERE c.kind IS NOT NULL
+     ORDER BY c.payment_id;
+
+    -- each returned payment: exactly one reversal journal whose legs on the
+    -- payment take back its settlement (credit its amount to the source
+    -- account, debit its destination amount from the destination); no other
+    -- payment has reversal legs
+    RETURN QUERY
+    WITH rev AS (
+        SELECT e.payment_id, count(*) AS n, count(DISTINCT e.journal_id) AS journals,
+               sum(e.amount) FILTER (WHERE e.amount > 0) AS credit,
+               sum(-e.amount) FILTER (WHERE e.amount < 0) AS debit,
+               min(e.account_id) FILTER (WHERE e.amount > 0) AS credit_account,
+               min(e.account_id) FILTER (WHERE e.amount < 0) AS debit_account
+          FROM settle.ledger_entry e JOIN settle.journal j ON j.journal_id = e.journal_id AND j.kind = 'reversal'
+         WHERE e.payment_id IS NOT NULL
+         GROUP BY e.payment_id)
+    SELECT 'payment_return_wrong', 'payment', p.payment_id::text,
+           format('payment %s (transaction_id %s, %s) has %s reversal entries in %s journals', p.payment_id,
+                  p.transaction_id, p.status, coalesce(r.n, 0), coalesce(r.journals, 0))
+      FROM settle.payment p LEFT JOIN rev r ON r.payment_id = p.payment_id
+     WHERE (p.status = 'returned'
+            AND (r.n IS NULL OR r.n <> 2 OR r.journals <> 1
+                 OR r.credit IS DISTINCT FROM p.amount::numeric OR r.credit_account IS DISTINCT FROM p.source_account
+                 OR r.debit IS DISTINCT FROM coalesce(p.destination_amount, p.amount)::numeric
+                 OR r.debit_account IS DISTINCT FROM p.destination_account))
+        OR (p.status <> 'returned' AND r.n IS NOT NULL)
+     ORDER BY p.payment_id;
+
+    RETURN QUERY
+    SELECT 'entry_journal_unknown', 'ledger_entry', e.entry_id::text,
+           format('entry %s belongs to journal %s, which does not exist', e.entry_id, e.journal_id)
+      FROM settle.ledger_entry e
+     WHERE NOT EXISTS (SELECT 1 FROM settle.journal j WHERE j.journal_id = e.journal_id)
+     ORDER BY e.entry_id;
+
+    -- legs of payments that do not exist
+    RETURN QUERY
+    SELECT 'entry_payment_unknown', 'ledger_entry', e.entry_id::text,
+           format('entry %s names payment %s, which does not exist', e.entry_id, e.payment_id)
+      FROM settle.ledger_entry e
+     WHERE e.payment_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM settle.payment p WHERE p.payment_id = e.payment_id)
+     ORDER BY e.entry_id;
+
+    RETURN QUERY SELECT * FROM settle._verify_chain('ledger_entry');
+    RETURN QUERY SELECT * FROM settle._verify_chain('event');
+
+    -- the chains against the last seal run: a removed tail (entries and their
+    -- seals deleted) leaves the recorded head without its seal
+    RETURN QUERY
+    WITH last_run AS (
+        SELECT DISTINCT ON (r.chain) r.chain, r.last_seq, r.last_hash, r.run_id
+          FROM settle.seal_run r WHERE r.last_seq > 0 ORDER BY r.chain, r.run_id DESC),
+    heads AS (
+        SELECT 'ledger_entry' AS chain, (SELECT max(x.seq) FROM settle.ledger_seal x) AS top,
+               (SELECT count(*) FROM settle.ledger_seal x) AS n
+        UNION ALL
+        -- archived seals (48_archive.sql) count, the live chain goes on from them
+        SELECT 'event', coalesce((SELECT max(x.seq) FROM settle.event_seal x), b.base_seq),
+               (SELECT count(*) FROM settle.event_seal x) + b.base_seq
+          FROM settle._event_chain_base() b)
+    SELECT 'chain_head_missing', l.chain, l.last_seq::text,
+           format('seal run %s recorded the %s chain up to seal %s (hash %s); the chain now has %s seals, up to seal %s%s',
+                  l.run_id, l.chain, l.last_seq, left(encode(l.last_hash, 'hex'), 16), h.n, coalesce(h.top, 0),
+                  CASE WHEN s.hash IS NOT NULL AND s.hash <> l.last_hash THEN ', and that seal has another hash' ELSE '' END)
+      FROM last_run l JOIN heads h ON h.chain = l.chain
+      LEFT JOIN LATERAL (SELECT x.hash FROM settle.ledger_seal x WHERE l.chain = 'ledger_entry' AND x.seq = l.last_seq
+                         UNION ALL
+                         SELECT x.hash FROM settle.event_seal x WHERE l.chain = 'event' AND x.seq = l.last_seq
+                         UNION ALL
+                         SELECT a.end_hash FROM settle.archive a WHERE l.chain = 'event' AND a.last_seq = l.last_seq) s ON true
+     WHERE s.hash IS NULL OR s.hash <> l.last_hash OR h.n < l.last_seq
+     ORDER BY l.chain;
+
+    -- an emptied ledger is never clean: events that posted, seal runs that
+    -- sealed entries, or balances other than zero need entries
+    RETURN QUERY
+    SELECT 'ledger_empty', 'ledger_entry', NULL::text,
+           format('the ledger has no entries, but %s events record postings, %s seal runs sealed entries and %s accounts have a balance',
+                  (SELECT count(*) FROM settle.event e WHERE e.details ? 'postings'),
+                  (SELECT count(*) FROM settle.seal_run r WHERE r.chain = 'ledger_entry' AND r.last_seq > 0),
+                  (SELECT count(*) FROM settle.account a WHERE a.balance <> 0))
+     WHERE NOT EXISTS (SELECT 1 FROM settle.ledger_entry)
+       AND (EXISTS (SELECT 1 FROM settle.event e WHERE e.details ? 'postings')
+            OR EXISTS (SELECT 1 FROM settle.seal_run r WHERE r.chain = 'ledger_entry' AND r.last_seq > 0)
+            OR EXISTS (SELECT 1 FROM settle.account a WHERE a.balance <> 0));
+
+    -- rows that state money or an outcome, against the chained events that
+    -- announced them: a batch (the wire sent to the rail) against its first
+    -- event, a cycle record against its 'completed' event, a journal against
+    -- the events that posted it
+    RETURN QUERY
+    SELECT 'batch_record_altered', 'batch', b.batch_id::text,
+           format('batch %s: %s %s %s net %s fee %s in cycle %s, but its first event says %s %s %s net %s fee %s in cycle %s',
+                  b.batch_id, b.participant_id, b.currency, b.direction, b.net_amount, b.fee, b.cycle_id,
+                  coalesce(f.details->>'participant_id', '?'), coalesce(f.details->>'currency', '?'),
+                  coalesce(f.details->>'direction', '?'), coalesce(f.details->>'net_amount', '?'),
+                  coalesce(f.details->>'fee', '?'), coalesce(f.details->>'cycle_id', '?'))
+      FROM settle.batch b
+      -- its first event, archived (48_archive.sql) or live
+      LEFT JOIN LATERAL (SELECT coalesce(settle._archived('batch', b.batch_id::text, 'first_event')::jsonb,
+                                         (SELECT e.details FROM settle.event e
+                                           WHERE e.entity = 'batch' AND e.entity_id = b.batch_id::text
+                                           ORDER BY e.event_id LIMIT 1)) AS details) f ON true
+     WHERE f.details IS NULL
+        OR (f.details->>'net_amount')::bigint IS DISTINCT FROM b.net_amount
+        OR (f.details->>'cycle_id')::bigint IS DISTINCT FROM b.cycle_id
+        OR f.details->>'currency' IS DISTINCT FROM b.currency
+        OR f.details->>'participant_id' IS DISTINCT FROM b.participant_id
+        OR f.details->>'direction' IS DISTINCT FROM b.direction
+        OR (f.details->>'fee')::bigint IS DISTINCT FROM b.fee
+     ORDER BY b.batch_id;
+
+    RETURN QUERY
+    SELECT 'cycle_record_altered', 'cycle', c.cycle_id::text,
+           format('cycle %s records %s settled, %s expired, %s batches, solver %s; its completed event says %s, %s, %s, %s',
+                  c.cycle_id, c.settled, c.expired, c.batches, c.solver_status,
+                  e.details->>'settled', e.details->>'expired', e.details->>'batches', e.details->>'solver_status')
+      FROM settle.cycle c
+      LEFT JOIN settle.event e ON e.entity = 'cycle' AND e.entity_id = c.cycle_id::text AND e.event_type = 'completed'
+     WHERE e.event_id IS NULL
+        OR (e.details->>'settled')::int IS DISTINCT FROM c.settled
+        OR (e.details->>'expired')::int IS DISTINCT FROM c.expired
+        OR (e.details->>'batches')::int IS DISTINCT FROM c.batches
+        OR e.details->>'solver_status' IS DISTINCT FROM c.solver_status
+     ORDER BY c.cycle_id;
+
+    RETURN QUERY
+    SELECT 'journal_record_altered', 'journal', j.journal_id::text,
+           format('journal %s (%s, cycle %s, reference %s) does not match the events that posted it',
+                  j.journal_id, j.kind, coalesce(j.cycle_id::text, 'none'), coalesce(j.reference, 'none'))
+      FROM settle.journal j
+     -- the events that posted it, live or carried by an archive (48_archive.sql)
+     WHERE (j.kind = 'funding'
+            AND NOT EXISTS (SELECT 1 FROM settle.event e
+                             WHERE e.entity = 'account' AND e.event_type = 'funded'
+                               AND (e.details->>'journal_id')::bigint = j.journal_id
+                               AND e.details->>'reference' IS NOT DISTINCT FROM j.reference)
+            AND NOT EXISTS (SELECT 1 FROM settle.archive_state s
+                             WHERE s.entity = 'journal' AND s.entity_id = j.journal_id::text
+                               AND s.field = 'reference' AND s.value IS NOT DISTINCT FROM j.reference))
+        OR (j.kind = 'reversal'
+            AND (j.cycle_id IS NOT NULL
+                 OR (NOT EXISTS (SELECT 1 FROM settle.event e
+                                  WHERE e.entity = 'payment' AND e.event_type = 'returned'
+                                    AND (e.details->>'journal_id')::bigint = j.journal_id
+                                    AND e.details->>'reference' IS NOT DISTINCT FROM j.reference)
+                     AND NOT EXISTS (SELECT 1 FROM settle.archive_state s
+                                      WHERE s.entity = 'journal' AND s.entity_id = j.journal_id::text
+                                        AND s.field = 'reference' AND s.value IS NOT DISTINCT FROM j.reference))))
+        OR (j.kind = 'settlement'
+            AND ((NOT EXISTS (SELECT 1 FROM settle.event e
+                               WHERE e.entity = 'payment' AND e.event_type = 'settled'
+                                 AND (e.details->>'journal_id')::bigint = j.journal_id)
+                  AND NOT EXISTS (SELECT 1 FROM settle.archive_state s
+                                   WHERE s.entity = 'journal' AND s.entity_id = j.journal_id::text
+                                     AND s.field = 'settled_cycle'))
+                 OR EXISTS (SELECT 1 FROM settle.event e
+                             WHERE e.entity = 'payment' AND e.event_type = 'settled'
+                               AND (e.details->>'journal_id')::bigint = j.journal_id
+                               AND (e.details->>'cycle_id')::bigint IS DISTINCT FROM j.cycle_id)
+                 OR EXISTS (SELECT 1 FROM settle.archive_state s
+                             WHERE s.entity = 'journal' AND s.entity_id = j.journal_id::text
+                               AND s.field = 'settled_cycle' AND s.value::bigint IS DISTINCT FROM j.cycle_id)))
+     ORDER BY j.journal_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION settle_verify_digest(digest jsonb)
+RETURNS TABLE (chain text, seq bigint, stored_hash text, current_hash text, matches boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF digest IS NULL OR digest->>'format' IS DISTINCT FROM 'settle-chain-digest/1' THEN
+        RAISE EXCEPTION 'not a settle chain digest' USING ERRCODE = 'SE112',
+            HINT = 'Pass the jsonb returned by settle_chain_digest().';
+    END IF;
+    RETURN QUERY
+    SELECT c.name, (digest->c.name->>'seq')::bigint, digest->c.name->>'hash',
+           encode(coalesce(l.hash, v.hash, a.hash), 'hex'),
+           coalesce(encode(coalesce(l.hash, v.hash, a.hash), 'hex') = digest->c.name->>'hash', false)
+      FROM (VALUES (1, 'ledger_entry'), (2, 'event')) AS c(ord, name)
+      LEFT JOIN settle.ledger_seal l ON c.name = 'ledger_entry' AND l.seq = (digest->c.name->>'seq')::bigint
+      LEFT JOIN settle.event_seal v ON c.name = 'event' AND v.seq = (digest->c.name->>'seq')::bigint
+      -- a head since archived (48_archive.sql)
+      LEFT JOIN LATERAL (SELECT settle._archived_seal_hash((digest->c.name->>'seq')::bigint) AS hash
+                          WHERE c.name = 'event') a ON true
+     WHERE digest ? c.name AND jsonb_typeof(digest->c.name) = 'object'
+     ORDER BY c.ord;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION settle_payment_history(transaction_id text)
+RETURNS TABLE (at timestamptz, source text, id bigint, what text, from_status text, to_status text,
+               account_id text, amount numeric, journal_id bigint, batch_id bigint, details jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pid bigint;
+BEGIN
+    SELECT x.payment_id INTO pid FROM settle.payment x WHERE x.transaction_id = settle_payment_history.transaction_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT h.* FROM (
+        SELECT e.occurred_at, 'event'::text, e.event_id, e.event_type, e.from_status, e.to_status,
+               NULL::text, NULL::numeric, (e.details->>'journal_id')::bigint, NULL::bigint, e.details
+          FROM (SELECT * FROM settle._archived_events('payment', pid::text)   -- 48_archive.sql
+                UNION ALL
+                SELECT * FROM settle.event x WHERE x.entity = 'payment' AND x.entity_id = pid::text) e
+        UNION ALL
+        SELECT r.created_at, 'reservation', r.reservation_id, CASE WHEN r.amount < 0 THEN 'debit' ELSE 'credit' END,
+               NULL, NULL, r.account_id, settle.to_major(r.amount, r.currency), NULL, r.batch_id,
+               jsonb_build_object('cycle_id', r.cycle_id, 'currency', r.currency)
+          FROM settle.reservation r WHERE r.payment_id = pid
+        UNION ALL
+        SELECT l.posted_at, 'ledger', l.entry_id, CASE WHEN l.amount < 0 THEN 'debit' ELSE 'credit' END,
+               NULL, NULL, l.account_id, settle.to_major(l.amount, l.currency), l.journal_id, l.batch_id,
+               jsonb_build_object('currency', l.currency)
+          FROM settle.ledger_entry l WHERE l.payment_id = pid) h(h_at, h_source, h_id, h_what, h_from, h_to,
+                                                                h_account, h_amount, h_journal, h_batch, h_details)
+     ORDER BY 1, CASE h.h_source WHEN 'event' THEN 0 WHEN 'reservation' THEN 1 ELSE 2 END, 3;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION settle_replay(only_differences boolean DEFAULT true)
+RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text, equal boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    WITH
+    -- what archives carried: the latest archive's value of each field
+    carried AS (
+        SELECT DISTINCT ON (s.entity, s.entity_id, s.field) s.entity, s.entity_id, s.field, s.value, s.archive_id
+          FROM settle.archive_state s
+         WHERE s.field IN ('last_status', 'cycle_id', 'lower_limit')
+         ORDER BY s.entity, s.entity_id, s.field, s.archive_id DESC),
+    last_event AS (
+        SELECT DISTINCT ON (x.entity, x.entity_id) x.entity, x.entity_id, x.to_status, x.reservations, x.cycle_id
+          FROM (SELECT e.entity, e.entity_id, e.to_status, e.details->'reservations' AS reservations,
+                       e.details->>'cycle_id' AS cycle_id, e.event_id AS ord
+                  FROM settle.event e
+                 WHERE e.to_status IS NOT NULL AND e.entity IN ('payment', 'batch', 'participant', 'account')
+                UNION ALL
+                SELECT c.entity, c.entity_id, c.value::jsonb->>'to_status',
+                       nullif(c.value::jsonb->'reservations', 'null'::jsonb), c.value::jsonb->>'cycle_id',
+                       c.archive_id - 9000000000000000000
+                  FROM carried c WHERE c.field = 'last_status') x
+         ORDER BY x.entity, x.entity_id, x.ord DESC),
+    -- the cycle of a payment's last status event; a payment requeued by a
+    -- voided cycle belongs to none until a later cycle takes it
+    settled_in AS (
+        SELECT DISTINCT ON (x.entity_id) x.entity_id, x.cycle_id
+          FROM (SELECT e.entity_id, CASE WHEN e.event_type <> 'requeued' THEN e.details->>'cycle_id' END AS cycle_id,
+                       e.event_id AS ord
+                  FROM settle.event e
+                 WHERE e.entity = 'payment' AND e.to_status IN ('settled', 'reserved', 'failed', 'queued', 'returned')
+                UNION ALL
+                SELECT c.entity_id, c.value, c.archive_id - 9000000000000000000
+                  FROM carried c WHERE c.entity = 'payment' AND c.field = 'cycle_id') x
+         ORDER BY x.entity_id, x.ord DESC),
+    limits AS (
+        SELECT DISTINCT ON (x.entity_id) x.entity_id, x.lower_limit
+          FROM (SELECT e.entity_id,
+                       CASE e.event_type WHEN 'created' THEN e.details->>'lower_limit' ELSE e.details->>'to' END AS lower_limit,
+                       e.event_id AS ord
+                  FROM settle.event e
+                 WHERE e.entity = 'account' AND e.event_type IN ('created', 'limit_changed')
+                UNION ALL
+                SELECT c.entity_id, c.value, c.archive_id - 9000000000000000000
+                  FROM carried c WHERE c.entity = 'account' AND c.field = 'lower_limit') x
+         ORDER BY x.entity_id, x.ord DESC),
+    -- every posting announced by the event log
+    posted AS (
+        SELECT (e.details->>'journal_id')::bigint AS journal_id, x.account, x.amount
+          FROM settle.event e,
+               jsonb_to_recordset(e.details->'postings') AS x(account text, amount bigint)
+         WHERE e.details ? 'postings'),
+    by_journal AS (
+        SELECT coalesce(p.journal_id, l.journal_id) AS journal_id, coalesce(p.account, l.account) AS account,
+               p.total AS replayed, l.total AS current
+          FROM (SELECT x.journal_id, x.account, sum(x.amount) AS total
+                  FROM (SELECT journal_id, account, amount FROM posted
+                        UNION ALL
+                        SELECT s.entity_id::bigint, substr(s.field, 11), s.value::bigint
+                          FROM settle.archive_state s
+                         WHERE s.entity = 'journal' AND s.field LIKE 'posted to %') x
+                 GROUP BY 1, 2) p
+          FULL JOIN (SELECT e.journal_id, e.account_id AS account, sum(e.amount) AS total
+                       FROM settle.ledger_entry e GROUP BY 1, 2) l
+            ON l.journal_id = p.journal_id AND l.account = p.account),
+    balances AS (
+        SELECT x.account, sum(x.amount) AS total
+          FROM (SELECT p.account, p.amount FROM posted p
+                UNION ALL
+                SELECT s.entity_id, s.value::bigint FROM settle.archive_state s
+                 WHERE s.entity = 'account' AND s.field = 'posted') x
+         GROUP BY x.account),
+    -- two-phase: the legs of payments whose last event is "reserved" are
+    -- pending, each account's net per cycle (a net debit or a net credit)
+    pending_net AS (
+        SELECT l.cycle_id, x.account, sum(x.amount) AS net
+          FROM last_event l, jsonb_to_recordset(l.reservations) AS x(account text, amount bigint)
+         WHERE l.entity = 'payment' AND l.reservations IS NOT NULL
+         GROUP BY l.cycle_id, x.account),
+    pending AS (
+        SELECT n.account, coalesce(sum(-n.net) FILTER (WHERE n.net < 0), 0) AS debit,
+               coalesce(sum(n.net) FILTER (WHERE n.net > 0), 0) AS credit
+          FROM pending_net n GROUP BY n.account),
+    cmp AS (
+        SELECT 'payment' AS entity, p.payment_id::text AS entity_id, 'status' AS field,
+               l.to_status AS replayed, p.status AS current
+          FROM settle.payment p LEFT JOIN last_event l ON l.entity = 'payment' AND l.entity_id = p.payment_id::text
+        UNION ALL
+        SELECT 'payment', p.payment_id::text, 'cycle_id', s.cycle_id, p.cycle_id::text
+          FROM settle.payment p LEFT JOIN settled_in s ON s.entity_id = p.payment_id::text
+        UNION ALL
+        SELECT 'batch', b.batch_id::text, 'status', l.to_status, b.status
+          FROM settle.batch b LEFT JOIN last_event l ON l.entity = 'batch' AND l.entity_id = b.batch_id::text
+        UNION ALL
+        SELECT 'participant', x.participant_id, 'status', l.to_status, x.status
+          FROM settle.participant x LEFT JOIN last_event l ON l.entity = 'participant' AND l.entity_id = x.participant_id
+         WHERE NOT x.is_operator
+        UNION ALL
+        SELECT 'account', a.account_id, 'status', l.to_status, a.status
+          FROM settle.account a LEFT JOIN last_event l ON l.entity = 'account' AND l.entity_id = a.account_id
+         WHERE a.kind = 'customer'
+        UNION ALL
+        SELECT 'account', a.account_id, 'lower_limit', m.lower_limit, a.lower_limit::text
+          FROM settle.account a LEFT JOIN limits m ON m.entity_id = a.account_id
+         WHERE a.kind = 'customer'
+        UNION ALL
+        -- journal by journal, what the events posted to each account is what the ledger holds
+        SELECT 'journal', j.journal_id::text, 'posted to ' || j.account, j.replayed::text, j.current::text
+          FROM by_journal j
+        UNION ALL
+        SELECT 'account', a.account_id, 'balance', coalesce(b.total, 0)::text, a.balance::text
+          FROM settle.account a LEFT JOIN balances b ON b.account = a.account_id
+        UNION ALL
+        SELECT 'account', a.account_id, 'pending_debit', coalesce(r.debit, 0)::text, a.pending_debit::text
+          FROM settle.account a LEFT JOIN pending r ON r.account = a.account_id
+         WHERE a.kind = 'customer'
+        UNION ALL
+        SELECT 'account', a.account_id, 'pending_credit', coalesce(r.credit, 0)::text, a.pending_credit::text
+          FROM settle.account a LEFT JOIN pending r ON r.account = a.account_id
+         WHERE a.kind = 'customer')
+    SELECT c.entity, c.entity_id, c.field, c.replayed, c.current, c.replayed IS NOT DISTINCT FROM c.current
+      FROM cmp c
+     WHERE NOT only_differences OR c.replayed IS DISTINCT FROM c.current
+     ORDER BY 1, 2, 3
+$$;
+
+CREATE OR REPLACE FUNCTION settle._metrics_outbox()
+RETURNS TABLE (metric text, labels jsonb, value double precision)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    -- pending and instructed batches are read through their partial indexes
+    SELECT 'settle_outbox_batches', jsonb_build_object('status', st),
+           (SELECT count(*) FROM settle.batch b WHERE b.status = st)::double precision
+      FROM unnest(ARRAY['pending', 'instructed']) st
+    UNION ALL
+    SELECT 'settle_outbox_oldest_age_seconds', '{}'::jsonb,
+           coalesce(extract(epoch FROM now() - least(
+               (SELECT min(b.created_at) FROM settle.batch b WHERE b.status = 'pending'),
+               (SELECT min(b.created_at) FROM settle.batch b WHERE b.status = 'instructed'))), 0)::double precision
+    UNION ALL
+    -- counted from the events, and from what archives carried of them
+    -- (48_archive.sql), so that the totals never go down
+    -- every failed attempt that was scheduled again (settle_rail_fail retryable, or a time-out)
+    SELECT 'settle_outbox_retries_total', '{}'::jsonb,
+           ((SELECT count(*) FROM settle.event e
+              WHERE e.entity = 'batch' AND e.event_type = 'pending' AND e.details ? 'retry')
+            + settle._archived_count('outbox_retries'))::double precision
+    UNION ALL
+    -- final failures: a pay-in voids its cycle; a pay-out's payments are
+    -- returned (82_returns.sql), what is left for an operator
+    SELECT 'settle_outbox_final_failures_total', '{"direction": "pay_in"}'::jsonb,
+           ((SELECT count(*) FROM settle.event e
+              WHERE e.entity = 'cycle' AND e.event_type = 'voided')
+            + settle._archived_count('cycles_voided'))::double precision
+    UNION ALL
+    SELECT 'settle_outbox_final_failures_total', '{"direction": "pay_out"}'::jsonb,
+           ((SELECT count(*) FROM settle.event e
+              WHERE e.entity = 'batch' AND e.event_type IN ('failed', 'returned'))
+            + settle._archived_count('pay_outs_failed'))::double precision
+$$;
+
+REVOKE ALL ON FUNCTION settle._archived(text, text, text), settle._archived_count(text), settle._event_chain_base(),
+    settle._archived_seal_hash(bigint), settle._archived_events(text, text) FROM PUBLIC;
+REVOKE ALL ON settle.archive, settle.archive_state, settle.archive_lock FROM PUBLIC;
+REVOKE ALL ON SEQUENCE settle.archive_archive_id_seq FROM PUBLIC;
+GRANT SELECT ON settle.archive, settle.archive_state TO settle_operator, settle_auditor;
+REVOKE ALL ON FUNCTION @extschema@.settle_archive(timestamptz), @extschema@.settle_verify_archive(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_archive(timestamptz) TO settle_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_verify_archive(bigint) TO settle_operator, settle_auditor;
+COMMENT ON FUNCTION @extschema@.settle_archive(timestamptz) IS
+    'Move sealed events older than a time (whole transactions), their cycles and old seal runs to tables of schema settle_archive; the chains and verify stay whole (operators)';
+COMMENT ON FUNCTION @extschema@.settle_verify_archive(bigint) IS
+    'Check an archive (or all) against the hashes settle.archive recorded: attached or detached, links and content intact';
+COMMENT ON TABLE settle.archive IS
+    'settle: one row per settle_archive() run: the event chain positions and hashes at both ends of what was moved out';
+COMMENT ON TABLE settle.archive_state IS
+    'settle: what replay and verify read from archived events (last statuses, limits, postings, journal references, first batch events)';
