@@ -52,6 +52,8 @@ typedef struct CyclePayment
 	int			dst;
 	int			wire_src;		/* index into wires */
 	int			wire_dst;
+	char	   *link_group;		/* linked payments (src/cycle_links.c): NULL if none */
+	int			link_size;
 } CyclePayment;
 
 /* A wire: one participant's net position in one currency. */

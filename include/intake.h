@@ -29,6 +29,9 @@ typedef struct IntakeRow
 	bool		priority_null;
 	TimestampTz deadline;
 	bool		has_deadline;
+	char	   *link_group;		/* linked payments: NULL if none */
+	int			link_size;
+	bool		has_link_size;
 
 	/* derived during validation */
 	int64		amount_minor;

@@ -4,6 +4,7 @@
  *   intake.c         the entry (settle_intake) and the validation rules;
  *   intake_lookup.c  the caller, reference data and its caches;
  *   intake_keys.c    duplicate keys, the insert, replays and conflicts;
+ *   intake_links.c   linked payments: joining a group, replays, refusals;
  *   refusal.c        the refusal texts.
  */
 #ifndef SETTLE_INTAKE_INT_H
@@ -69,5 +70,11 @@ extern bool intake_same_content(const IntakeRow *a, const IntakeRow *b);
 extern void intake_mark_duplicates(IntakeRow *rows, int n);
 extern void intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer);
 extern bool intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer);
+
+/* intake_links.c */
+extern void intake_links_admit(IntakeRow *rows, int n);
+extern void intake_links_record(IntakeRow *rows, int n);
+extern void intake_links_check_replays(IntakeRow *rows, int n);
+extern void intake_links_refused(IntakeRow *rows, int n);
 
 #endif							/* SETTLE_INTAKE_INT_H */

@@ -56,6 +56,11 @@
 #define ERRCODE_SETTLE_WIRE_FEE_NEGATIVE	SE('0','7','5')
 #define ERRCODE_SETTLE_STATUS_INVALID		SE('0','7','6')
 /* bulk input */
+/* linked payments (src/intake_links.c, src/sql/84_links.sql) */
+#define ERRCODE_SETTLE_LINK_INVALID			SE('0','8','0')
+#define ERRCODE_SETTLE_LINK_SIZE_MISMATCH	SE('0','8','1')
+#define ERRCODE_SETTLE_LINK_CLOSED			SE('0','8','2')
+#define ERRCODE_SETTLE_LINK_NOT_PARTY		SE('0','8','3')
 #define ERRCODE_SETTLE_BULK_NOT_ARRAY		SE('0','9','0')
 #define ERRCODE_SETTLE_BULK_BAD_ELEMENT		SE('0','9','1')
 #define ERRCODE_SETTLE_BULK_TOO_LARGE		SE('0','9','2')

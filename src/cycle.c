@@ -45,6 +45,7 @@
 #include "cycle_state.h"
 #include "fence.h"
 #include "guard.h"
+#include "links.h"
 #include "major_units.h"
 #include "posting.h"
 #include "settle_errors.h"
@@ -98,6 +99,7 @@ check_reference_currency(char **newval, void **extra, GucSource source)
 void
 settle_cycle_init(void)
 {
+	settle_links_init();
 	DefineCustomIntVariable("settle.cycle_interval",
 							"Time between two settlement cycles of the worker.",
 							"Payments whose deadline falls within one interval must settle now.",
@@ -377,13 +379,15 @@ load_queue(CycleState *cs)
 	int64	   *hold_ids;
 	char	  **hold_reasons;
 	int			n_hold = 0;
+	bool		links;
 
 	values[0] = DirectFunctionCall3(interval_in,
 									CStringGetDatum(psprintf("%d milliseconds", settle_cycle_interval_ms)),
 									ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	values[1] = Int32GetDatum(settle_max_cycle_payments);
 	values[2] = BoolGetDatum(settle_suspension_holds_payee);
-	if (SPI_execute_with_args(
+	links = settle_links_installed();
+	if (SPI_execute_with_args(psprintf("%s%s%s%s%s",
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
 							  "             FROM settle.fx_rates),"
 							  /* a pair stored the other way round: the credit divides by its rate */
@@ -395,7 +399,10 @@ load_queue(CycleState *cs)
 							  " SELECT p.payment_id, p.source_account, p.destination_account,"
 							  "        p.source_participant, p.counterparty_id,"
 							  "        p.source_currency, p.destination_currency, p.amount, x.m, x.s, x.inv,"
-							  "        p.priority, p.deadline, sp.status AS payer_status, tp.status AS payee_status,"
+							  "        p.priority, p.deadline, sp.status AS payer_status, tp.status AS payee_status,",
+							  /* linked payments: 1.1's SQL has them (src/cycle_links.c) */
+							  links ? " lk.link_group, lg.link_size," : " NULL::text AS link_group, NULL::int AS link_size,",
+							  ""
 							  "        CASE WHEN p.source_currency = p.destination_currency THEN p.amount::numeric"
 							  /* amount x 10^(exponent difference): exact in numeric */
 							  "             ELSE p.amount::numeric OPERATOR(pg_catalog.*) (10::numeric OPERATOR(pg_catalog.^)"
@@ -405,7 +412,10 @@ load_queue(CycleState *cs)
 							  "   JOIN settle.currency cd ON cd.code = p.destination_currency"
 							  "   LEFT JOIN rr x ON x.b = p.source_currency AND x.q = p.destination_currency"
 							  "   JOIN settle.participant sp ON sp.participant_id = p.source_participant"
-							  "   JOIN settle.participant tp ON tp.participant_id = p.counterparty_id"
+							  "   JOIN settle.participant tp ON tp.participant_id = p.counterparty_id",
+							  links ? " LEFT JOIN settle.payment_link lk ON lk.payment_id = p.payment_id"
+							  " LEFT JOIN settle.link_group lg ON lg.link_group = lk.link_group" : "",
+							  ""
 							  "  WHERE p.status = 'queued'"
 							  "  ORDER BY p.payment_id"
 							  "  LIMIT $2"
@@ -442,8 +452,9 @@ load_queue(CycleState *cs)
 							  "             WHEN v.exact IS NULL THEN NULL"
 							  "             WHEN v.exact OPERATOR(pg_catalog.<) 1 THEN 'converts to less than one minor unit'"
 							  "             WHEN v.exact OPERATOR(pg_catalog.>) " MAX_AMOUNT_SQL "::numeric"
-							  "                  THEN 'converts to more than the largest amount accepted' END AS problem"
-							  "   FROM v ORDER BY v.payment_id",
+							  "                  THEN 'converts to more than the largest amount accepted' END AS problem,"
+							  "        v.link_group, v.link_size"
+							  "   FROM v ORDER BY v.payment_id"),
 							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading the queue failed");
 
@@ -489,6 +500,9 @@ load_queue(CycleState *cs)
 		p->priority = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
 		p->deferrable = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 		p->value = settle_reference_value(cs, p->source_ccy, p->debit);
+		p->link_group = SPI_getvalue(tup, desc, 15);
+		if (p->link_group != NULL)
+			p->link_size = DatumGetInt32(SPI_getbinval(tup, desc, 16, &isnull));
 		n++;
 	}
 	cs->n_payments = n;
@@ -875,6 +889,8 @@ build_and_solve(CycleState *cs)
 	memset(&cs->result, 0, sizeof(cs->result));
 	cs->result.settle = cs->selected;
 	status = settle_solve(&problem, &cs->result);
+	if (status != SOLVER_INTERRUPTED && status != SOLVER_ERROR)
+		settle_links_enforce(cs, &problem, cs->selected);
 	if (status == SOLVER_INTERRUPTED)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -890,6 +906,7 @@ build_and_solve(CycleState *cs)
 				 errdetail("%s", cs->result.message)));
 		memset(cs->selected, 0, sizeof(bool) * cs->n_payments);
 		settle_solve_greedy(&problem, cs->selected);
+		settle_links_enforce(cs, &problem, cs->selected);
 		strlcpy(cs->result.method, "greedy (solver error)", sizeof(cs->result.method));
 	}
 	/* never post a selection that breaks a limit, whoever chose it */
@@ -1025,6 +1042,8 @@ settle_run_cycle(const char *run_by)
 
 	cs->stage = "expiring overdue payments";
 	cs->n_expired = expire_overdue();
+	/* a group with an expired or failed member ends with it */
+	settle_links_housekeeping();
 	cs->stage = "loading the queue";
 	load_currencies(cs);
 	load_queue(cs);
@@ -1041,6 +1060,7 @@ settle_run_cycle(const char *run_by)
 	load_accounts(cs);
 	load_wires(cs);
 	guard_ranges(cs);
+	settle_links_filter(cs);
 
 	if (SPI_execute("SELECT pg_catalog.nextval('settle.cycle_id_seq'::pg_catalog.regclass)", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not allocate a cycle id");

@@ -179,6 +179,26 @@ check_syntax(IntakeRow *row)
 					  pstrdup("9 is the most urgent; the default is 5."));
 		return;
 	}
+	if (row->link_group != NULL || row->has_link_size)
+	{
+		if (row->link_group == NULL || !row->has_link_size)
+		{
+			intake_refuse(row, ERRCODE_SETTLE_LINK_INVALID,
+						  pstrdup("link_group and link_size go together"),
+						  NULL, pstrdup("Give both to link the payment into a group, or neither."));
+			return;
+		}
+		if (!check_field(row, "link_group", row->link_group, true))
+			return;
+		if (row->link_size < 2 || row->link_size > 1000)
+		{
+			intake_refuse(row, ERRCODE_SETTLE_LINK_INVALID,
+						  pstrdup("link_size must be between 2 and 1000"),
+						  psprintf("link_size is %d.", row->link_size),
+						  pstrdup("link_size is how many payments the group has, this one included."));
+			return;
+		}
+	}
 	row->syntax_ok = true;
 	/*
 	 * The only rule that depends on the time: refused, but the row still
@@ -544,8 +564,11 @@ settle_intake(IntakeRow *rows, int n)
 	MemoryContextSwitchTo(work);
 	intake_mark_duplicates(rows, n);
 	MemoryContextSwitchTo(outer);
+	intake_links_admit(rows, n);
 	intake_insert_rows(rows, n, outer);
+	intake_links_record(rows, n);
 	depends = intake_resolve_existing(rows, n, outer);
+	intake_links_check_replays(rows, n);
 
 	/* rows repeating a key earlier in the same call follow that row */
 	for (i = 0; i < n; i++)
@@ -577,6 +600,12 @@ settle_intake(IntakeRow *rows, int n)
 			row->updated_at = first->updated_at;
 		}
 	}
+
+	/*
+	 * A refused linked row fails its group (settle_submit_bulk; a refused
+	 * settle_submit raises, and this rolls back with it)
+	 */
+	intake_links_refused(rows, n);
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();

@@ -124,7 +124,9 @@ intake_same_content(const IntakeRow *a, const IntakeRow *b)
 		same_text(a->counterparty_id, b->counterparty_id) &&
 		a->priority == b->priority &&
 		a->has_deadline == b->has_deadline &&
-		(!a->has_deadline || a->deadline == b->deadline);
+		(!a->has_deadline || a->deadline == b->deadline) &&
+		((a->link_group == NULL && b->link_group == NULL) || same_text(a->link_group, b->link_group)) &&
+		a->has_link_size == b->has_link_size && a->link_size == b->link_size;
 }
 
 static bool
@@ -437,6 +439,10 @@ intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 		d = SPI_getbinval(tup, desc, 11, &isnull);
 		stored.has_deadline = !isnull;
 		stored.deadline = isnull ? 0 : DatumGetTimestampTz(d);
+		/* the stored link is compared apart (intake_links_check_replays) */
+		stored.link_group = row->link_group;
+		stored.link_size = row->link_size;
+		stored.has_link_size = row->has_link_size;
 
 		/* amount_minor of a row refused before parsing is 0: never equal */
 		if (row->amount_minor > 0 && intake_same_content(row, &stored))

@@ -105,6 +105,13 @@ settle_submit(PG_FUNCTION_ARGS)
 	row.priority = row.priority_null ? 0 : PG_GETARG_INT32(8);
 	row.has_deadline = !PG_ARGISNULL(9);
 	row.deadline = row.has_deadline ? PG_GETARG_TIMESTAMPTZ(9) : 0;
+	/* linked payments: 1.1's SQL passes link_group and link_size, 1.0's does not */
+	if (PG_NARGS() >= 12)
+	{
+		row.link_group = text_arg(fcinfo, 10);
+		row.has_link_size = !PG_ARGISNULL(11);
+		row.link_size = row.has_link_size ? PG_GETARG_INT32(11) : 0;
+	}
 
 	settle_intake(&row, 1);
 	if (row.sqlerrcode != 0)
@@ -213,6 +220,22 @@ row_from_jsonb(IntakeRow *row, JsonbContainer *obj)
 					row->priority = (int) p;
 			}
 		}
+		else if (strcmp(key, "link_size") == 0)
+		{
+			if (v.type == jbvNumeric)
+			{
+				char	   *s = jsonb_scalar_text(&v);
+				char	   *end;
+				long		k = strtol(s, &end, 10);
+
+				row->has_link_size = true;
+				/* not an integer, or far out of range: refused as out of range */
+				row->link_size = (*end != '\0' || k < 0 || k > INT_MAX) ? 0 : (int) k;
+			}
+			else if (v.type != jbvNull)
+				intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
+							  pstrdup("link_size must be a JSON number"), NULL, NULL);
+		}
 		else if (strcmp(key, "deadline") == 0)
 		{
 			if (v.type == jbvString)
@@ -241,6 +264,8 @@ row_from_jsonb(IntakeRow *row, JsonbContainer *obj)
 				field = &row->counterparty_id;
 			else if (strcmp(key, "idempotency_key") == 0)
 				field = &row->idempotency_key;
+			else if (strcmp(key, "link_group") == 0)
+				field = &row->link_group;
 			else
 			{
 				intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,

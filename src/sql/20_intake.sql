@@ -36,6 +36,9 @@ CREATE FUNCTION settle_submit(
     idempotency_key      text,
     priority             integer DEFAULT 5,
     deadline             timestamptz DEFAULT NULL,
+    -- linked payments, all or nothing (84_links.sql): both or neither
+    link_group           text DEFAULT NULL,
+    link_size            integer DEFAULT NULL,
     OUT payment_id       bigint,
     OUT status           text,
     OUT replay           boolean,

@@ -217,3 +217,16 @@ COMMENT ON COLUMN settle.metrics.family IS 'queue, cycles, latency, outbox, work
 COMMENT ON COLUMN settle.metrics.metric IS 'Prometheus metric name';
 COMMENT ON COLUMN settle.metrics.labels IS 'Prometheus labels';
 COMMENT ON COLUMN settle.metrics.value IS 'sample value';
+
+-- linked payments (84_links.sql)
+COMMENT ON VIEW settle.link_groups IS
+    'Groups of linked payments that settle all or nothing: the caller''s own (as a party), or every group for operators and auditors';
+COMMENT ON COLUMN settle.link_groups.link_group IS 'the group''s name, chosen by its parties';
+COMMENT ON COLUMN settle.link_groups.link_size IS 'how many payments the group has';
+COMMENT ON COLUMN settle.link_groups.members IS 'how many have arrived';
+COMMENT ON COLUMN settle.link_groups.status IS 'open (waiting for members), complete (eligible), settled, failed or expired';
+COMMENT ON COLUMN settle.link_groups.reason IS 'why a group failed or expired';
+COMMENT ON COLUMN settle.link_groups.opened_by IS 'payer of the first member: a party';
+COMMENT ON COLUMN settle.link_groups.counterparty IS 'payee of the first member: the other party';
+COMMENT ON COLUMN settle.link_groups.created_at IS 'when the group was opened';
+COMMENT ON COLUMN settle.link_groups.updated_at IS 'last change';

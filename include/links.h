@@ -1,0 +1,29 @@
+/*
+ * links.h -- linked payments that settle all or nothing (issue #16, item 10;
+ * src/sql/84_links.sql, docs/SETTLEMENT_FLOW.md "Linked payments").
+ */
+#ifndef SETTLE_LINKS_H
+#define SETTLE_LINKS_H
+
+#include "cycle_state.h"
+#include "solver.h"
+
+/* How long a group may wait for its members (ms, 0 = forever): GUC settle.link_timeout. */
+extern int	settle_link_timeout_ms;
+
+/* Define the setting (from settle_cycle_init). */
+extern void settle_links_init(void);
+
+/* Whether this database's SQL has linked payments (1.1 or later). */
+extern bool settle_links_installed(void);
+
+/* Each cycle, after expiry: groups with an expired or failed member, or too old, end. */
+extern void settle_links_housekeeping(void);
+
+/* Before solving: members of groups not wholly in this cycle's queue wait. */
+extern void settle_links_filter(CycleState *cs);
+
+/* After solving: every group settles whole or not at all (exact, then refilled). */
+extern void settle_links_enforce(CycleState *cs, const SolverProblem *problem, bool *selected);
+
+#endif							/* SETTLE_LINKS_H */

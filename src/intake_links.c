@@ -1,0 +1,241 @@
+/*
+ * intake_links.c -- linked payments at intake (issue #16, item 10).
+ *
+ * Part of intake.  A row with link_group and link_size joins a group that
+ * settles all or nothing (src/cycle_links.c).  The rules live in SQL
+ * (src/sql/84_links.sql); intake calls them only for linked rows, so an
+ * unlinked submission costs nothing more:
+ *   before the insert   settle._link_admit: may each row join its group
+ *                       (size, still open, a party of the group, room left)?
+ *                       Locks the groups until commit;
+ *   after the insert    settle._link_record: the inserted rows join;
+ *   a replay            the stored payment's link must be the request's, or
+ *                       the retry is a conflict (SE060) like any other change;
+ *   a refused row       (settle_submit_bulk) settle._link_refused fails its
+ *                       group, unless the payer is not a party of it.
+ * A database still on 1.0's SQL has no groups: a linked row is refused there.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "intake.h"
+#include "intake_int.h"
+#include "links.h"
+#include "settle_errors.h"
+#include "spi_util.h"
+
+static bool linked(const IntakeRow *row);
+
+static bool
+linked(const IntakeRow *row)
+{
+	return row->link_group != NULL && row->sqlerrcode == 0;
+}
+
+/*
+ * Before the insert: rows that may not join their group are refused.  A
+ * database without groups refuses every linked row.
+ */
+void
+intake_links_admit(IntakeRow *rows, int n)
+{
+	IntakeRow **linked_rows = palloc(sizeof(IntakeRow *) * n);
+	int			m = 0;
+	int			i;
+	char	  **groups,
+			  **payers,
+			  **payees,
+			  **keys;
+	Datum	   *sizes;
+	Datum		values[5];
+	Oid			types[5] = {TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	uint64		r;
+
+	for (i = 0; i < n; i++)
+		if (rows[i].insert && linked(&rows[i]))
+			linked_rows[m++] = &rows[i];
+	if (m == 0)
+		return;
+	if (!settle_links_installed())
+	{
+		for (i = 0; i < m; i++)
+			intake_refuse(linked_rows[i], ERRCODE_SETTLE_LINK_INVALID,
+						  pstrdup("linked payments need settle 1.1 or later in this database"),
+						  NULL, pstrdup("ALTER EXTENSION settle UPDATE, then submit again."));
+		return;
+	}
+	groups = palloc(sizeof(char *) * m);
+	payers = palloc(sizeof(char *) * m);
+	payees = palloc(sizeof(char *) * m);
+	keys = palloc(sizeof(char *) * m);
+	sizes = palloc(sizeof(Datum) * m);
+	for (i = 0; i < m; i++)
+	{
+		groups[i] = linked_rows[i]->link_group;
+		sizes[i] = Int32GetDatum(linked_rows[i]->link_size);
+		payers[i] = linked_rows[i]->source_participant;
+		payees[i] = linked_rows[i]->counterparty_id;
+		keys[i] = linked_rows[i]->idempotency_key;
+	}
+	values[0] = PointerGetDatum(settle_text_array(groups, m));
+	values[1] = PointerGetDatum(construct_array(sizes, m, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(settle_text_array(payers, m));
+	values[3] = PointerGetDatum(settle_text_array(payees, m));
+	values[4] = PointerGetDatum(settle_text_array(keys, m));
+	if (SPI_execute_with_args("SELECT ord, code, message, detail FROM settle._link_admit($1, $2, $3, $4, $5)",
+							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "admitting linked payments failed");
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			ord = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *code = SPI_getvalue(tup, desc, 2);
+		IntakeRow  *row = linked_rows[ord - 1];
+
+		/* SPI_getvalue copies into the caller's context (intake's outer one) */
+		intake_refuse(row, MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]),
+					  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4),
+					  pstrdup("See settle.link_groups; a group's payments share link_group and link_size."));
+	}
+}
+
+/* After the insert: the rows inserted just now join their groups. */
+void
+intake_links_record(IntakeRow *rows, int n)
+{
+	char	  **groups = palloc(sizeof(char *) * n);
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	int			m = 0;
+	int			i;
+	Datum		values[2];
+	Oid			types[2] = {INT8ARRAYOID, TEXTARRAYOID};
+
+	for (i = 0; i < n; i++)
+		if (rows[i].duplicate_of == -2 && linked(&rows[i]))
+		{
+			groups[m] = rows[i].link_group;
+			ids[m++] = Int64GetDatum(rows[i].payment_id);
+		}
+	if (m == 0)
+		return;
+	values[0] = PointerGetDatum(construct_array(ids, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(settle_text_array(groups, m));
+	if (SPI_execute_with_args("SELECT settle._link_record($1, $2)", 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "recording linked payments failed");
+}
+
+/*
+ * A replay answers with the original only if the request's link is the
+ * stored one (both none, or the same group and size); otherwise the retry
+ * changed the payment: a conflict, as for any other field.
+ */
+void
+intake_links_check_replays(IntakeRow *rows, int n)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	int			m = 0;
+	int			i;
+	Datum		values[1];
+	Oid			types[1] = {INT8ARRAYOID};
+	uint64		r;
+
+	for (i = 0; i < n; i++)
+		if (rows[i].sqlerrcode == 0 && rows[i].replay && rows[i].duplicate_of == -1)
+			ids[m++] = Int64GetDatum(rows[i].payment_id);
+	if (m == 0 || !settle_links_installed())
+		return;
+	values[0] = PointerGetDatum(construct_array(ids, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("SELECT x.id, g.link_group, g.link_size"
+							  "  FROM pg_catalog.unnest($1) AS x(id)"
+							  "  LEFT JOIN settle.payment_link l ON l.payment_id = x.id"
+							  "  LEFT JOIN settle.link_group g ON g.link_group = l.link_group",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the links of replayed payments failed");
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *group = SPI_getvalue(tup, desc, 2);
+		Datum		size = SPI_getbinval(tup, desc, 3, &isnull);
+		int			stored_size = isnull ? 0 : DatumGetInt32(size);
+
+		for (i = 0; i < n; i++)
+		{
+			IntakeRow  *row = &rows[i];
+			bool		same;
+
+			if (!(row->sqlerrcode == 0 && row->replay && row->duplicate_of == -1 && row->payment_id == id))
+				continue;
+			same = (group == NULL && row->link_group == NULL) ||
+				(group != NULL && row->link_group != NULL && strcmp(group, row->link_group) == 0 &&
+				 stored_size == row->link_size);
+			if (!same)
+			{
+				row->replay = false;
+				intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
+							  psprintf("idempotency_key \"%s\" was already used for a different payment",
+									   row->idempotency_key),
+							  psprintf("Payment %lld was submitted with link_group %s.", (long long) id,
+									   group ? quote_literal_cstr(group) : "none"),
+							  pstrdup("A retry must repeat the original request exactly; a new payment needs a new key."));
+			}
+		}
+	}
+}
+
+/*
+ * settle_submit_bulk: a linked row refused at intake fails its group (a
+ * refused settle_submit raises, and its transaction rolls back: the group
+ * then waits for the member until settle.link_timeout).  Refusals that say
+ * the row could not join (SE081-SE083) or repeat a key (SE060, SE061) are
+ * not the group's failure.
+ */
+void
+intake_links_refused(IntakeRow *rows, int n)
+{
+	char	  **groups = palloc(sizeof(char *) * n);
+	char	  **payers = palloc(sizeof(char *) * n);
+	char	  **payees = palloc(sizeof(char *) * n);
+	char	  **reasons = palloc(sizeof(char *) * n);
+	Datum	   *sizes = palloc(sizeof(Datum) * n);
+	int			m = 0;
+	int			i;
+	Datum		values[5];
+	Oid			types[5] = {TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+
+	for (i = 0; i < n; i++)
+	{
+		IntakeRow  *row = &rows[i];
+		int			c = row->sqlerrcode;
+
+		if (row->link_group == NULL || c == 0 || row->scope == NULL || row->counterparty_id == NULL ||
+			c == ERRCODE_SETTLE_LINK_SIZE_MISMATCH || c == ERRCODE_SETTLE_LINK_CLOSED ||
+			c == ERRCODE_SETTLE_LINK_NOT_PARTY || c == ERRCODE_SETTLE_LINK_INVALID ||
+			c == ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT || c == ERRCODE_SETTLE_TRANSACTION_ID_TAKEN)
+			continue;
+		groups[m] = row->link_group;
+		sizes[m] = Int32GetDatum(row->link_size);
+		payers[m] = row->scope;
+		payees[m] = row->counterparty_id;
+		reasons[m++] = row->message ? row->message : "refused";
+	}
+	if (m == 0 || !settle_links_installed())
+		return;
+	values[0] = PointerGetDatum(settle_text_array(groups, m));
+	values[1] = PointerGetDatum(construct_array(sizes, m, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(settle_text_array(payers, m));
+	values[3] = PointerGetDatum(settle_text_array(payees, m));
+	values[4] = PointerGetDatum(settle_text_array(reasons, m));
+	if (SPI_execute_with_args("SELECT settle._link_refused($1, $2, $3, $4, $5)",
+							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "failing the groups of refused linked payments failed");
+}
