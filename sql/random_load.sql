@@ -90,10 +90,14 @@ BEGIN
             more := true;
             BEGIN
                 confirm := random() < (CASE b.direction WHEN 'pay_in' THEN 0.97 ELSE 0.8 END);
-                -- and surely once each: the first pay-in of round 10, the first pay-out of round 12
-                IF r = 10 AND b.direction = 'pay_in' AND NOT forced_in THEN
+                -- and surely at least once each: from round 10 a pay-in, from
+                -- round 12 a pay-out, until one has failed
+                IF r >= 10 AND b.direction = 'pay_in' AND NOT forced_in
+                   AND NOT EXISTS (SELECT 1 FROM settle.batch x WHERE x.status = 'voided') THEN
                     confirm := false; forced_in := true;
-                ELSIF r = 12 AND b.direction = 'pay_out' AND NOT forced_out THEN
+                ELSIF r >= 12 AND b.direction = 'pay_out' AND NOT forced_out
+                   AND NOT EXISTS (SELECT 1 FROM settle.batch x WHERE x.direction = 'pay_out'
+                                                                 AND x.status IN ('returned', 'failed')) THEN
                     confirm := false; forced_out := true;
                 END IF;
                 IF confirm THEN
