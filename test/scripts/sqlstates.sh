@@ -35,7 +35,9 @@ check "every ERRCODE_SETTLE_* used in src/*.c is defined in $H" "$(missing "$c_n
 check "every SQLSTATE literal in src/*.c is defined in $H" "$(missing "$c_literals" "$header_codes")"
 # a code is raised when C uses its name or SQL raises it
 raised=$( { echo "$defs" | while read -r name code; do
-               [ -n "$name" ] && echo "$c_names" | grep -qx "$name" && echo "$code"; done
+               # a here-string, not a pipe: grep -q exits at the first match, and with
+               # pipefail the echo it cut short (SIGPIPE) would fail the test at random
+               [ -n "$name" ] && grep -qx "$name" <<<"$c_names" && echo "$code"; done
            echo "$sql_codes"; echo "$c_literals"; } | sort -u)
 check "every code defined in $H is raised (from C or SQL)" "$(missing "$header_codes" "$raised")"
 check "every code defined in $H is documented in docs/ERRORS.md" "$(missing "$header_codes" "$doc_codes")"
