@@ -43,7 +43,7 @@ REGRESS     += fx_exact semantics two_phase cycle_range
 # limits at their boundary, one minor unit over (issue #17, item 9)
 REGRESS     += limit_boundary
 # a participant's treasurer: funding advice, statements, liquidity forecast (issue #21)
-REGRESS     += funding_advice
+REGRESS     += funding_advice treasury
 # catalog documentation: comments on every public function, view and column
 REGRESS     += catalog
 
