@@ -93,6 +93,7 @@ bench: deps
 	$(MAKE) all
 	$(MAKE) install
 	bash test/bench/run.sh
+	bash test/bench/liquidity_prices.sh
 
 # pg_regress and pg_isolation_regress separately, against a running server.
 .PHONY: installcheck-regress installcheck-isolation

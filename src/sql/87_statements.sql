@@ -51,7 +51,10 @@ COMMENT ON TABLE settle.ledger_leaf IS
 COMMENT ON TABLE settle.ledger_merkle_node IS
     'settle: the complete subtrees of the statement Merkle tree over sealed ledger entries (level 0: leaf hashes)';
 
--- The leaf content (text, as the verifier reads it) and the two hashes.
+-- The leaf content (text, as the verifier reads it) and the two hashes:
+-- like settle._entry_content, without a pinned search_path so that the
+-- planner inlines them (once per leaf); everything they name is in
+-- pg_catalog, which is searched first.
 CREATE FUNCTION settle._leaf_content(seq bigint, entry_id bigint, journal_id bigint, batch_id bigint,
                                      payment_id bigint, participant_id text, account_id text, currency text,
                                      amount bigint, posted_at timestamptz, account_seq bigint, balance_after bigint)
@@ -61,7 +64,7 @@ RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 -- Microseconds since the epoch; -infinity and infinity as the ends of bigint.
 CREATE FUNCTION settle._epoch_us(t timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN pg_catalog.isfinite(t) THEN (extract(epoch FROM t) * 1000000)::bigint
                 WHEN t > '2000-01-01'::timestamptz THEN 9223372036854775807
                 ELSE -9223372036854775808 END
