@@ -44,6 +44,8 @@ REGRESS     += fx_exact semantics two_phase cycle_range returns links random_loa
 REGRESS     += limit_boundary
 # archiving events, cycles and seal runs (issue #15)
 REGRESS     += archive
+# a participant's treasurer: funding advice, statements, liquidity forecast (issue #21)
+REGRESS     += funding_advice treasury
 # catalog documentation: comments on every public function, view and column
 REGRESS     += catalog
 
@@ -93,6 +95,7 @@ bench: deps
 	$(MAKE) all
 	$(MAKE) install
 	bash test/bench/run.sh
+	bash test/bench/liquidity_prices.sh
 
 # pg_regress and pg_isolation_regress separately, against a running server.
 .PHONY: installcheck-regress installcheck-isolation

@@ -100,6 +100,7 @@ typedef struct CycleState
 	HTAB	   *wire_index;
 
 	bool	   *selected;
+	double	   *account_price;	/* issue #21: LP price per account, NULL if not recorded */
 	SolverResult result;
 	SolverStatus solver_status;
 

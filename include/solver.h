@@ -69,6 +69,14 @@ typedef struct SolverProblem
 	/* Optional sink for GLPK's terminal output and solver diagnostics. */
 	void		(*log) (void *arg, const char *msg);
 	void	   *log_arg;
+
+	/*
+	 * Optional (issue #21), caller-allocated n_accounts: the LP relaxation's
+	 * price of each account's liquidity, the dual of its row per minor unit
+	 * (objective decrease per unit more available); 0 where no LP priced it.
+	 * Filled by src/solver_duals.c.
+	 */
+	double	   *account_price;
 } SolverProblem;
 
 typedef enum SolverStatus

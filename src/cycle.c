@@ -52,6 +52,7 @@
 #include "solver.h"
 #include "spi_util.h"
 #include "version.h"
+#include "funding_advice.h"
 #include "worker_state.h"
 
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
@@ -884,6 +885,8 @@ build_and_solve(CycleState *cs)
 	problem.mip_max_payments = settle_mip_max_payments;
 	problem.interrupted = solver_interrupted;
 	problem.log = solver_log;
+	/* issue #21: the LP's liquidity prices, when they are recorded */
+	problem.account_price = cs->account_price = settle_liquidity_prices_prepare(cs->n_accounts);
 
 	cs->selected = palloc0(sizeof(bool) * Max(cs->n_payments, 1));
 	memset(&cs->result, 0, sizeof(cs->result));
@@ -1101,6 +1104,7 @@ settle_run_cycle(const char *run_by)
 		cs->stage = "recording";
 		settle_compute_baselines(cs);
 		record_cycle(cs);
+		settle_liquidity_prices_record(cs, cs->account_price, DUE_FACTOR);
 		if (!settle_two_phase)
 			notify_settled(cs);
 		cycle_id = cs->cycle_id;

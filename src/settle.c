@@ -14,6 +14,7 @@
 #include "cycle.h"
 #include "drop_guard.h"
 #include "fence.h"
+#include "funding_advice.h"
 #include "intake.h"
 #include "posting.h"
 #include "refcache.h"
@@ -58,6 +59,7 @@ _PG_init(void)
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	settle_cycle_init();
+	settle_funding_init();
 	settle_submit_init();
 	settle_posting_init();
 	settle_drop_guard_init();

@@ -698,6 +698,9 @@ solver_solve_model(Work *w, const int *members, int n, bool mip, const bool *inc
 		add_fx_rows(w, &m);
 	if (!solve_relaxation(w, &m, guess))
 		return false;
+	/* issue #21: the relaxation's price of each account's liquidity (solver_duals.c) */
+	if (!mip)
+		solver_record_duals(w, m.lp, members, n);
 	*lp_obj = glp_get_obj_val(m.lp);
 	*lp_weight = 0;
 	for (j = 0; j < n; j++)

@@ -188,4 +188,7 @@ extern bool solver_solve_model(Work *w, const int *members, int n, bool mip,
 							   const bool *incumbent, const bool *guess, bool *out,
 							   double *lp_obj, double *lp_weight, bool *proved);
 
+/* solver_duals.c (issue #21): the LP's account prices into p->account_price */
+extern void solver_record_duals(Work *w, glp_prob *lp, const int *members, int n);
+
 #endif							/* SETTLE_SOLVER_INT_H */

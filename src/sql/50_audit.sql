@@ -578,7 +578,10 @@ BEGIN
                'ledger_entry', (SELECT jsonb_build_object('seq', x.seq, 'entry_id', x.entry_id, 'hash', encode(x.hash, 'hex'))
                                   FROM settle.ledger_seal x ORDER BY x.seq DESC LIMIT 1),
                'event', (SELECT jsonb_build_object('seq', x.seq, 'event_id', x.event_id, 'hash', encode(x.hash, 'hex'))
-                           FROM settle.event_seal x ORDER BY x.seq DESC LIMIT 1))
+                           FROM settle.event_seal x ORDER BY x.seq DESC LIMIT 1),
+               -- the statement Merkle tree over the sealed entries (87_statements.sql)
+               'ledger_merkle', (SELECT jsonb_build_object('size', t.n, 'root', encode(settle._merkle_root(t.n), 'hex'))
+                                   FROM (SELECT settle._merkle_size() AS n) t))
       INTO d;
     RETURN d;
 END

@@ -1,0 +1,358 @@
+-- settle install script, part 8.7: verifiable statements (docs/AUDIT.md,
+-- "Statements a participant can verify").
+--
+-- Every sealed ledger entry is also a leaf of one append-only Merkle tree
+-- (RFC 6962 / 9162 shape: leaf index = chain seq - 1, a tree of n leaves is
+-- the first n sealed entries).  A leaf commits to the entry's content and
+-- to its place in its account: the account's entry number (account_seq,
+-- 1, 2, ... in chain order) and its balance after the entry, so that a
+-- statement from which an entry was dropped, or whose balances were
+-- recomputed after a drop, no longer verifies.  Each leaf has 16 random
+-- bytes of salt, revealed only with the participant's own entries: the
+-- sibling hashes a statement carries cannot be reversed into another
+-- participant's amounts by guessing.
+--
+--   leaf hash  = sha256(0x00 || salt || content)      content: the UTF-8 text of
+--                [seq, entry_id, journal_id, batch_id, payment_id, participant_id,
+--                 account_id, currency, amount, posted_at (µs since epoch), account_seq,
+--                 balance_after]: a verifier sees whose entry each leaf is
+--   node hash  = sha256(0x01 || left || right)
+--
+-- Complete subtrees are stored once (settle.ledger_merkle_node, (level, idx)
+-- covers leaves idx * 2^level .. (idx + 1) * 2^level - 1) and never change,
+-- so the root and the inclusion proofs of any earlier tree size can be
+-- computed from them.  The tree grows with every seal run that sealed
+-- ledger entries (a trigger on settle.seal_run); settle_chain_digest()
+-- exports its size and root beside the chain heads.
+
+CREATE TABLE settle.ledger_leaf (
+    seq             bigint PRIMARY KEY,     -- settle.ledger_seal.seq; the leaf index is seq - 1
+    entry_id        bigint NOT NULL UNIQUE,
+    account_id      text NOT NULL,
+    account_seq     bigint NOT NULL,        -- the account's entries numbered 1, 2, ... in chain order
+    balance_after   bigint NOT NULL,        -- the sum of the account's entries up to this one, chain order
+    salt            bytea NOT NULL          -- 16 random bytes, revealed only to the account's participant
+);
+SELECT pg_catalog.pg_extension_config_dump('settle.ledger_leaf', '');
+CREATE UNIQUE INDEX ledger_leaf_account ON settle.ledger_leaf (account_id, account_seq);
+CREATE TABLE settle.ledger_merkle_node (
+    level           smallint NOT NULL,      -- 0: a leaf hash
+    idx             bigint NOT NULL,
+    hash            bytea NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+SELECT pg_catalog.pg_extension_config_dump('settle.ledger_merkle_node', '');
+CREATE TRIGGER ledger_leaf_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.ledger_leaf
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+CREATE TRIGGER ledger_merkle_node_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.ledger_merkle_node
+    FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
+COMMENT ON TABLE settle.ledger_leaf IS
+    'settle: each sealed ledger entry as a leaf of the statement Merkle tree: its number and balance in its account, its salt';
+COMMENT ON TABLE settle.ledger_merkle_node IS
+    'settle: the complete subtrees of the statement Merkle tree over sealed ledger entries (level 0: leaf hashes)';
+
+-- The leaf content (text, as the verifier reads it) and the two hashes:
+-- like settle._entry_content, without a pinned search_path so that the
+-- planner inlines them (once per leaf); everything they name is in
+-- pg_catalog, which is searched first.
+CREATE FUNCTION settle._leaf_content(seq bigint, entry_id bigint, journal_id bigint, batch_id bigint,
+                                     payment_id bigint, participant_id text, account_id text, currency text,
+                                     amount bigint, posted_at timestamptz, account_seq bigint, balance_after bigint)
+RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.jsonb_build_array(seq, entry_id, journal_id, batch_id, payment_id, participant_id, account_id, currency,
+               amount, (extract(epoch FROM posted_at) * 1000000)::bigint, account_seq, balance_after)::text
+$$;
+-- Microseconds since the epoch; -infinity and infinity as the ends of bigint.
+CREATE FUNCTION settle._epoch_us(t timestamptz) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN pg_catalog.isfinite(t) THEN (extract(epoch FROM t) * 1000000)::bigint
+                WHEN t > '2000-01-01'::timestamptz THEN 9223372036854775807
+                ELSE -9223372036854775808 END
+$$;
+CREATE FUNCTION settle._leaf_hash(salt bytea, content text) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.sha256('\x00'::bytea OPERATOR(pg_catalog.||) salt
+                             OPERATOR(pg_catalog.||) pg_catalog.convert_to(content, 'UTF8'))
+$$;
+CREATE FUNCTION settle._node_hash(l bytea, r bytea) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.sha256('\x01'::bytea OPERATOR(pg_catalog.||) l OPERATOR(pg_catalog.||) r)
+$$;
+
+-- Adds every sealed entry that is not a leaf yet, then every subtree those
+-- leaves complete.  Returns the number of leaves added.  Runs under the seal
+-- lock (from the seal_run trigger), so leaves are added by one at a time.
+CREATE FUNCTION settle._merkle_extend() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    done bigint;
+    added bigint;
+    n bigint;
+    lvl int;
+BEGIN
+    SELECT coalesce(max(l.seq), 0) INTO done FROM settle.ledger_leaf l;
+    WITH fresh AS (
+        SELECT s.seq, e.entry_id, e.journal_id, e.batch_id, e.payment_id, a.participant_id, e.account_id,
+               e.currency, e.amount, e.posted_at
+          FROM settle.ledger_seal s JOIN settle.ledger_entry e ON e.entry_id = s.entry_id
+          LEFT JOIN settle.account a ON a.account_id = e.account_id
+         WHERE s.seq > done),
+    prior AS (
+        SELECT a.account_id, p.account_seq, p.balance_after
+          FROM (SELECT DISTINCT f.account_id FROM fresh f) a
+          CROSS JOIN LATERAL (SELECT x.account_seq, x.balance_after FROM settle.ledger_leaf x
+                               WHERE x.account_id = a.account_id
+                               ORDER BY x.account_seq DESC LIMIT 1) p),
+    leaf AS (
+        SELECT f.*, coalesce(p.account_seq, 0) + row_number() OVER w AS account_seq,
+               (coalesce(p.balance_after, 0) + sum(f.amount) OVER w)::bigint AS balance_after,
+               uuid_send(gen_random_uuid()) AS salt
+          FROM fresh f LEFT JOIN prior p ON p.account_id = f.account_id
+        WINDOW w AS (PARTITION BY f.account_id ORDER BY f.seq)),
+    ins AS (
+        INSERT INTO settle.ledger_leaf (seq, entry_id, account_id, account_seq, balance_after, salt)
+        SELECT l.seq, l.entry_id, l.account_id, l.account_seq, l.balance_after, l.salt FROM leaf l)
+    INSERT INTO settle.ledger_merkle_node (level, idx, hash)
+    SELECT 0, l.seq - 1,
+           settle._leaf_hash(l.salt, settle._leaf_content(l.seq, l.entry_id, l.journal_id, l.batch_id, l.payment_id,
+                                                          l.participant_id, l.account_id, l.currency, l.amount, l.posted_at,
+                                                          l.account_seq, l.balance_after))
+      FROM leaf l;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    IF added = 0 THEN
+        RETURN 0;
+    END IF;
+    n := done + added;
+    -- level lvl gains the nodes idx in [done >> lvl, n >> lvl): complete now, not before
+    lvl := 1;
+    WHILE (n >> lvl) > 0 LOOP
+        INSERT INTO settle.ledger_merkle_node (level, idx, hash)
+        SELECT lvl, a.idx / 2, settle._node_hash(a.hash, b.hash)
+          FROM settle.ledger_merkle_node a
+          JOIN settle.ledger_merkle_node b ON b.level = lvl - 1 AND b.idx = a.idx + 1
+         WHERE a.level = lvl - 1 AND a.idx >= 2 * (done >> lvl) AND a.idx < 2 * (n >> lvl)
+           AND a.idx % 2 = 0;
+        lvl := lvl + 1;
+    END LOOP;
+    RETURN added;
+END
+$$;
+
+CREATE FUNCTION settle._merkle_on_seal() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM settle._merkle_extend();
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER seal_run_merkle AFTER INSERT ON settle.seal_run
+    FOR EACH ROW WHEN (NEW.chain = 'ledger_entry' AND NEW.rows_sealed > 0)
+    EXECUTE FUNCTION settle._merkle_on_seal();
+
+-- Leaves in the tree now.
+CREATE FUNCTION settle._merkle_size() RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(max(n.idx) + 1, 0) FROM settle.ledger_merkle_node n WHERE n.level = 0
+$$;
+
+-- One stored subtree (an error if it is missing: the tree is incomplete).
+CREATE FUNCTION settle._merkle_node(lvl int, i bigint) RETURNS bytea
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h bytea;
+BEGIN
+    SELECT n.hash INTO h FROM settle.ledger_merkle_node n WHERE n.level = lvl AND n.idx = i;
+    IF h IS NULL THEN
+        RAISE EXCEPTION 'the statement Merkle tree has no node (%, %)', lvl, i
+            USING ERRCODE = 'XX001', HINT = 'Run settle_verify(); the tree is rebuilt by no function, it only grows.';
+    END IF;
+    RETURN h;
+END
+$$;
+
+-- The root of the tree of the first n leaves: its perfect subtrees (one per
+-- bit of n, largest first) folded from the right, as RFC 9162 defines it.
+CREATE FUNCTION settle._merkle_root(n bigint) RETURNS bytea
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    peaks bytea[] := '{}';
+    off bigint := 0;
+    r bytea;
+    b int;
+    i int;
+BEGIN
+    IF n IS NULL OR n < 0 OR n > settle._merkle_size() THEN
+        RAISE EXCEPTION 'the statement Merkle tree has % leaves, not %', settle._merkle_size(), n
+            USING ERRCODE = '22023';
+    END IF;
+    IF n = 0 THEN
+        RETURN sha256(''::bytea);
+    END IF;
+    FOR b IN REVERSE 62..0 LOOP
+        CONTINUE WHEN (n >> b) & 1 = 0;
+        peaks := peaks || settle._merkle_node(b, off >> b);
+        off := off + (1::bigint << b);
+    END LOOP;
+    r := peaks[cardinality(peaks)];
+    FOR i IN REVERSE cardinality(peaks) - 1 .. 1 LOOP
+        r := settle._node_hash(peaks[i], r);
+    END LOOP;
+    RETURN r;
+END
+$$;
+
+-- The inclusion proof of leaf m in the tree of the first n leaves, bottom
+-- up (RFC 9162 section 2.1.3): the siblings inside m's perfect subtree, the
+-- root of everything to its right, then each perfect subtree to its left.
+-- Only hashes: it says nothing of any other leaf.
+CREATE FUNCTION settle._merkle_path(m bigint, n bigint) RETURNS bytea[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    off bigint := 0;
+    peak int := -1;
+    lefts bytea[] := '{}';
+    rights bytea[] := '{}';
+    path bytea[] := '{}';
+    r bytea;
+    b int;
+    i int;
+BEGIN
+    IF m IS NULL OR n IS NULL OR m < 0 OR m >= n OR n > settle._merkle_size() THEN
+        RAISE EXCEPTION 'leaf % is not in a tree of % leaves', m, n USING ERRCODE = '22023';
+    END IF;
+    FOR b IN REVERSE 62..0 LOOP
+        CONTINUE WHEN (n >> b) & 1 = 0;
+        IF peak >= 0 THEN
+            rights := rights || settle._merkle_node(b, off >> b);
+        ELSIF m < off + (1::bigint << b) THEN
+            peak := b;
+        ELSE
+            lefts := lefts || settle._merkle_node(b, off >> b);
+        END IF;
+        off := off + (1::bigint << b);
+    END LOOP;
+    FOR b IN 0 .. peak - 1 LOOP
+        path := path || settle._merkle_node(b, (m >> b) # 1);
+    END LOOP;
+    IF cardinality(rights) > 0 THEN
+        r := rights[cardinality(rights)];
+        FOR i IN REVERSE cardinality(rights) - 1 .. 1 LOOP
+            r := settle._node_hash(rights[i], r);
+        END LOOP;
+        path := path || r;
+    END IF;
+    FOR i IN REVERSE cardinality(lefts) .. 1 LOOP
+        path := path || lefts[i];
+    END LOOP;
+    RETURN path;
+END
+$$;
+
+-- A participant's statement: with the caller's rights, so that row-level
+-- security shows a participant its own accounts, entries and leaves only
+-- (operators and auditors: any participant's).  Per account, the entries
+-- from the first posted at or after from_time to the last posted before
+-- to_time (chain order, no gap), with the entry just before and the entry
+-- just after as context when the tree has them; each entry with its leaf
+-- content, salt and inclusion proof against the tree of tree_size leaves
+-- (default: every sealed entry).  docs/AUDIT.md; the offline verifier is
+-- tools/settle-verify-statement.
+CREATE FUNCTION settle_statement(participant_id text, from_time timestamptz, to_time timestamptz,
+                                 tree_size bigint DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    me text := settle.current_participant();
+    n bigint;
+    accounts jsonb;
+BEGIN
+    IF participant_id IS NULL OR from_time IS NULL OR to_time IS NULL THEN
+        RAISE EXCEPTION 'participant_id, from_time and to_time must not be null' USING ERRCODE = 'SE001';
+    END IF;
+    IF NOT settle.sees_all() THEN
+        IF me IS NULL THEN
+            RAISE EXCEPTION 'role "%" is not mapped to a participant', current_user USING ERRCODE = 'SE036';
+        END IF;
+        IF me IS DISTINCT FROM settle_statement.participant_id THEN
+            -- the same refusal as an unknown participant: nothing is learnt about others
+            RAISE EXCEPTION 'participant_id "%" does not exist', settle_statement.participant_id
+                USING ERRCODE = 'SE040';
+        END IF;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM settle.participant p
+                    WHERE p.participant_id = settle_statement.participant_id AND NOT p.is_operator) THEN
+        RAISE EXCEPTION 'participant_id "%" does not exist', settle_statement.participant_id USING ERRCODE = 'SE040';
+    END IF;
+    n := coalesce(tree_size, settle._merkle_size());
+    IF n < 0 OR n > settle._merkle_size() THEN
+        RAISE EXCEPTION 'tree_size % is not a size of the statement tree', n USING ERRCODE = '22023',
+            DETAIL = format('The tree has %s leaves (sealed ledger entries).', settle._merkle_size());
+    END IF;
+    WITH acc AS (
+        SELECT a.account_id, a.currency, a.participant_id FROM settle.account a
+         WHERE a.participant_id = settle_statement.participant_id AND a.kind = 'customer'),
+    leaf AS (
+        SELECT l.seq, acc.participant_id, l.account_id, l.account_seq, l.balance_after, l.salt, e.journal_id, e.batch_id,
+               e.payment_id, e.entry_id, e.currency, e.amount, e.posted_at
+          FROM acc JOIN settle.ledger_leaf l ON l.account_id = acc.account_id
+          JOIN settle.ledger_entry e ON e.entry_id = l.entry_id
+         WHERE l.seq <= n),
+    bounds AS (
+        SELECT acc.account_id,
+               coalesce(min(l.account_seq) FILTER (WHERE l.posted_at >= from_time), max(l.account_seq) + 1, 1) AS lo,
+               coalesce(max(l.account_seq) FILTER (WHERE l.posted_at < to_time), 0) AS hi
+          FROM acc LEFT JOIN leaf l ON l.account_id = acc.account_id
+         GROUP BY acc.account_id),
+    shown AS (
+        SELECT l.*, l.account_seq BETWEEN b.lo AND b.hi AS in_period
+          FROM leaf l JOIN bounds b ON b.account_id = l.account_id
+         WHERE l.account_seq BETWEEN least(b.lo, b.hi + 1) - 1 AND greatest(b.hi, b.lo - 1) + 1)
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'account_id', acc.account_id, 'currency', acc.currency,
+               'entries', coalesce((
+                   SELECT jsonb_agg(jsonb_build_object(
+                              'leaf_index', s.seq - 1,
+                              'in_period', s.in_period,
+                              'content', settle._leaf_content(s.seq, s.entry_id, s.journal_id, s.batch_id, s.payment_id,
+                                                              s.participant_id, s.account_id, s.currency, s.amount, s.posted_at,
+                                                              s.account_seq, s.balance_after),
+                              'salt', encode(s.salt, 'hex'),
+                              'proof', (SELECT jsonb_agg(encode(h, 'hex') ORDER BY o)
+                                          FROM unnest(settle._merkle_path(s.seq - 1, n)) WITH ORDINALITY AS x(h, o)))
+                              ORDER BY s.account_seq)
+                     FROM shown s WHERE s.account_id = acc.account_id), '[]'::jsonb))
+               ORDER BY acc.account_id), '[]'::jsonb)
+      INTO accounts
+      FROM acc;
+    RETURN jsonb_build_object(
+        'format', 'settle-statement/1',
+        'participant_id', settle_statement.participant_id,
+        'from', from_time, 'to', to_time,
+        'from_us', settle._epoch_us(from_time),
+        'to_us', settle._epoch_us(to_time),
+        'tree', jsonb_build_object('size', n, 'root', encode(settle._merkle_root(n), 'hex')),
+        'accounts', accounts);
+END
+$$;
+COMMENT ON FUNCTION settle_statement(text, timestamptz, timestamptz, bigint) IS
+    'A participant''s ledger entries from from_time to to_time, each with a Merkle inclusion proof against the sealed tree in settle_chain_digest(); check offline with tools/settle-verify-statement';
+
+-- Rights: the functions are the caller's own; row-level security keeps a
+-- participant to its own accounts, entries and leaves; the tree is read
+-- through the three functions above, which return hashes only.
+ALTER TABLE settle.ledger_leaf ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_leaves ON settle.ledger_leaf FOR SELECT
+    USING ((SELECT settle.sees_all()) OR EXISTS (SELECT 1 FROM settle.account a
+                                         WHERE a.account_id = ledger_leaf.account_id
+                                           AND a.participant_id = (SELECT settle.current_participant())));
+REVOKE ALL ON settle.ledger_leaf, settle.ledger_merkle_node FROM PUBLIC;
+REVOKE ALL ON FUNCTION settle._leaf_content(bigint, bigint, bigint, bigint, bigint, text, text, text, bigint, timestamptz, bigint, bigint),
+    settle._epoch_us(timestamptz), settle._leaf_hash(bytea, text), settle._node_hash(bytea, bytea), settle._merkle_extend(), settle._merkle_on_seal(),
+    settle._merkle_size(), settle._merkle_node(int, bigint), settle._merkle_root(bigint), settle._merkle_path(bigint, bigint),
+    @extschema@.settle_statement(text, timestamptz, timestamptz, bigint) FROM PUBLIC;
+GRANT SELECT ON settle.ledger_leaf TO settle_submitter, settle_operator, settle_auditor;
+GRANT SELECT ON settle.ledger_merkle_node TO settle_operator, settle_auditor;
+GRANT EXECUTE ON FUNCTION settle._leaf_content(bigint, bigint, bigint, bigint, bigint, text, text, text, bigint, timestamptz, bigint, bigint),
+    settle._epoch_us(timestamptz), settle._leaf_hash(bytea, text), settle._node_hash(bytea, bytea),
+    settle._merkle_size(), settle._merkle_root(bigint), settle._merkle_path(bigint, bigint),
+    @extschema@.settle_statement(text, timestamptz, timestamptz, bigint)
+    TO settle_submitter, settle_operator, settle_auditor;

@@ -1,0 +1,151 @@
+#!/bin/bash
+# Verifiable statements (docs/AUDIT.md, "Statements a participant can
+# verify"): settle_statement() against the Merkle tree that
+# settle_chain_digest() exports, checked offline by
+# tools/settle-verify-statement.  A genuine statement verifies (for every
+# size the tree has had); a tampered entry, a dropped entry (also with the
+# balances recomputed to hide it), an entry in the database changed after
+# sealing, and a statement against the wrong digest are each rejected; a
+# participant gets its own statement only and sees nothing of another's.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib/cluster.sh
+. test/lib/scratch.sh
+. test/lib/tap.sh
+
+VERIFY=tools/settle-verify-statement
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+scratch statement
+scratch_ports P 55620
+scratch_cluster "$TMP/c"
+cluster_init "$TMP/c" "$P" "settle.worker_enabled = off" || exit 1
+cluster_start "$TMP/c" || exit 1
+q() { cluster_psql "$P" -d postgres -At -c "$1"; }
+qa() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$P" -U st_alice -d postgres -At -c "$1"; }
+verify() { $PY "$VERIFY" "$1" "$2" >"$TMP/verify.out" 2>&1; }
+
+q "CREATE EXTENSION settle" >/dev/null \
+  && q "SELECT settle_create_participant(p) FROM unnest(ARRAY['st_a', 'st_b', 'st_c']) p" >/dev/null \
+  && q "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 1000) FROM unnest(ARRAY['st_a', 'st_b', 'st_c']) p" >/dev/null \
+  && q "SELECT settle_create_account('st_a_eur', 'st_a', 'EUR', opening_balance => 500)" >/dev/null \
+  && q "CREATE ROLE st_alice LOGIN; SELECT settle_map_role('st_alice', 'st_a')" >/dev/null
+ok $? "three participants, four funded accounts, a login mapped to st_a" || { done_testing; exit 1; }
+
+# three rounds of payments among the three, a cycle and a seal each: the
+# tree grows over several seal runs
+rounds=0
+for r in 1 2 3; do
+    q "SELECT count(*) FROM (SELECT settle_submit('r${r}_' || i, 10 + i, 'USD', 'USD', s || '_usd', d || '_usd', d, 'k${r}_' || i)
+         FROM generate_series(1, 4) i, (VALUES ('st_a', 'st_b'), ('st_b', 'st_c'), ('st_c', 'st_a')) v(s, d)) x" >/dev/null \
+      && q "SELECT settle_run_cycle()" >/dev/null && q "SELECT count(*) FROM settle_seal()" >/dev/null || break
+    if [ "$r" = 1 ]; then
+        q "SELECT settle._merkle_root(settle._merkle_size())" >"$TMP/root1"
+        q "SELECT settle._merkle_size()" >"$TMP/size1"
+    fi
+    rounds=$((rounds + 1))
+done
+[ "$rounds" = 3 ] && [ "$(q "SELECT count(*) FROM settle.payment WHERE status = 'settled'")" = 36 ]
+ok $? "three rounds of 12 payments, each settled by a cycle and sealed"
+
+n=$(q "SELECT settle._merkle_size()")
+sealed=$(q "SELECT count(*) FROM settle.ledger_seal")
+is "$n" "$sealed" "the tree has one leaf per sealed entry ($n)"
+is "$(q "SELECT settle._merkle_root($(cat "$TMP/size1"))")" "$(cat "$TMP/root1")" \
+   "the root of the tree as it was after the first seal is unchanged by later seals"
+
+q "SELECT settle_chain_digest()" >"$TMP/digest.json"
+size_in_digest=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['ledger_merkle']['size'])" "$TMP/digest.json")
+is "$size_in_digest" "$n" "settle_chain_digest() exports the tree's size and root"
+
+# a genuine statement verifies, as an operator asks it and as the participant does
+q "SELECT settle_statement('st_a', now() - interval '1 hour', now() + interval '1 hour')" >"$TMP/op.json"
+verify "$TMP/op.json" "$TMP/digest.json"
+ok $? "an operator's statement of st_a verifies against the digest" || cat "$TMP/verify.out"
+qa "SELECT settle_statement('st_a', now() - interval '1 hour', now() + interval '1 hour')" >"$TMP/a.json"
+verify "$TMP/a.json" "$TMP/digest.json"
+ok $? "st_a's own login gets a statement that verifies" || cat "$TMP/verify.out"
+entries=$($PY -c "import json,sys; s=json.load(open(sys.argv[1])); print(sum(len(a['entries']) for a in s['accounts']))" "$TMP/a.json")
+expected=$(q "SELECT count(*) FROM settle.ledger_entry e JOIN settle.account a USING (account_id) WHERE a.participant_id = 'st_a'")
+is "$entries" "$expected" "the statement shows each of st_a's $expected entries"
+grep -q 'st_b\|st_c' "$TMP/a.json"
+ok $((! $?)) "nothing in st_a's statement names st_b or st_c (other entries appear as hashes only)"
+err=$(qa "SELECT settle_statement('st_b', now() - interval '1 hour', now())" 2>&1 >/dev/null)
+echo "$err" | grep -q 'participant_id "st_b" does not exist'
+ok $? "st_a's login asking for st_b's statement is refused as if st_b did not exist" || echo "# $err"
+
+# every size the tree has had: each statement verifies against that size's root
+bad=0
+for m in $(seq 1 "$n"); do
+    q "SELECT settle_statement('st_b', '-infinity', 'infinity', $m)" >"$TMP/m.json"
+    q "SELECT jsonb_build_object('format', 'settle-chain-digest/1', 'ledger_merkle',
+              jsonb_build_object('size', $m, 'root', encode(settle._merkle_root($m), 'hex')))" >"$TMP/md.json"
+    verify "$TMP/m.json" "$TMP/md.json" || { bad=$((bad + 1)); cat "$TMP/verify.out"; }
+done
+is "$bad" "0" "statements of st_b against each of the $n tree sizes verify (every proof shape)"
+
+# tampering with the statement
+edit() {  # edit IN OUT PYTHON-EXPRESSION-ON-s
+    $PY - "$1" "$2" "$3" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+def leaf(e): return json.loads(e["content"])
+def put(e, v): e["content"] = json.dumps(v, separators=(", ", ": "))
+exec(sys.argv[3])
+json.dump(s, open(sys.argv[2], "w"))
+EOF
+}
+edit "$TMP/a.json" "$TMP/t1.json" '
+e = s["accounts"][1]["entries"][2]; v = leaf(e); v[8] += 100; v[11] += 100; put(e, v)'
+verify "$TMP/t1.json" "$TMP/digest.json"
+ok $((! $?)) "a tampered entry (amount raised) is rejected" && grep -q 'does not lead to the digest' "$TMP/verify.out"
+ok $? "  ... because its proof no longer reaches the root"
+edit "$TMP/a.json" "$TMP/t2.json" 'del s["accounts"][1]["entries"][3]'
+verify "$TMP/t2.json" "$TMP/digest.json"
+ok $((! $?)) "a dropped entry is rejected" && grep -q 'missing' "$TMP/verify.out"
+ok $? "  ... as a gap in the account's numbering"
+edit "$TMP/a.json" "$TMP/t3.json" '
+es = s["accounts"][1]["entries"]; gone = leaf(es[3])
+del es[3]
+for e in es[3:]:
+    v = leaf(e); v[10] -= 1; v[11] -= gone[8]; put(e, v)'
+verify "$TMP/t3.json" "$TMP/digest.json"
+ok $((! $?)) "a dropped entry with the later numbers and balances recomputed is rejected (the leaves commit to them)"
+edit "$TMP/a.json" "$TMP/t4.json" 'del s["accounts"][1]["entries"][0]'
+verify "$TMP/t4.json" "$TMP/digest.json"
+ok $((! $?)) "dropping an account's first entry is rejected"
+edit "$TMP/a.json" "$TMP/t5.json" '
+e = s["accounts"][1]["entries"][0]; v = leaf(e); v[5] = "st_b"; put(e, v)'
+verify "$TMP/t5.json" "$TMP/digest.json"
+ok $((! $?)) "an entry relabelled as another participant's is rejected"
+edit "$TMP/a.json" "$TMP/t6.json" 's["accounts"][1]["entries"][0]["note"] = "x"'
+verify "$TMP/t6.json" "$TMP/digest.json"
+ok $((! $?)) "a statement carrying an unknown field is rejected"
+
+# the wrong digest: one taken before the last seal, and one of another database
+q "SELECT jsonb_build_object('format', 'settle-chain-digest/1', 'ledger_merkle',
+          jsonb_build_object('size', $(cat "$TMP/size1"), 'root', encode(settle._merkle_root($(cat "$TMP/size1")), 'hex')))" >"$TMP/old.json"
+verify "$TMP/a.json" "$TMP/old.json"
+ok $((! $?)) "a statement against the wrong (earlier) digest is rejected" && grep -q 'another tree' "$TMP/verify.out"
+ok $? "  ... as against another tree"
+$PY -c "
+import json,sys; d=json.load(open(sys.argv[1])); r=d['ledger_merkle']['root']
+d['ledger_merkle']['root'] = ('0' if r[0] != '0' else '1') + r[1:]; json.dump(d, open(sys.argv[2], 'w'))" "$TMP/digest.json" "$TMP/wrong.json"
+verify "$TMP/a.json" "$TMP/wrong.json"
+ok $((! $?)) "a statement against a digest of the same size with another root is rejected"
+
+# an entry changed in the database after it was sealed: the statement the
+# operator then produces does not verify
+q "BEGIN; ALTER TABLE settle.ledger_entry DISABLE TRIGGER ledger_entry_append_only;
+   UPDATE settle.ledger_entry SET amount = amount - 1 WHERE entry_id = (SELECT min(entry_id) FROM settle.ledger_entry e
+          JOIN settle.account a USING (account_id) WHERE a.participant_id = 'st_a' AND e.payment_id IS NOT NULL);
+   ALTER TABLE settle.ledger_entry ENABLE TRIGGER ledger_entry_append_only; COMMIT" >/dev/null
+q "SELECT settle_statement('st_a', now() - interval '1 hour', now() + interval '1 hour')" >"$TMP/forged.json"
+verify "$TMP/forged.json" "$TMP/digest.json"
+ok $((! $?)) "after an entry was changed in the database, the statement no longer verifies"
+
+# the verifier itself is standard library only
+! grep -E '^import |^from [a-z_.]+ import ' "$VERIFY" | grep -vqE '^import (hashlib|json|sys)$'
+ok $? "the verifier imports nothing outside Python's standard library"
+
+done_testing
