@@ -84,5 +84,9 @@
 #define ERRCODE_SETTLE_DROP_REFUSED			SE('1','5','1')
 #define ERRCODE_SETTLE_VERSION_MISMATCH		SE('1','5','2')
 #define ERRCODE_SETTLE_FENCED				SE('1','5','3')
+/* API clients of settle-gateway (raised from src/sql/85_api_clients.sql) */
+#define ERRCODE_SETTLE_API_CLIENT_EXISTS	SE('1','6','0')
+#define ERRCODE_SETTLE_API_CLIENT_UNKNOWN	SE('1','6','1')
+#define ERRCODE_SETTLE_API_CLIENT_ID		SE('1','6','2')
 
 #endif							/* SETTLE_ERRORS_H */
