@@ -43,6 +43,7 @@ typedef struct Req
 	int			pending_status;
 	Buf			body;
 	bool		too_large;
+	size_t		discarded;		/* bytes dropped from a body too large */
 	AuthResult	auth;
 	char		path_id[GW_MAX_ID + 1];
 	JsonPayments pays;
@@ -586,13 +587,18 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
-		if (r->body.len + *upload_data_size > gw_config.max_body)
+		if (r->too_large || r->body.len + *upload_data_size > gw_config.max_body)
 		{
+			/*
+			 * A body without Content-Length (chunked) that grows too large:
+			 * libmicrohttpd cannot answer in the middle of a body, so the
+			 * rest is read and dropped, up to 64 KiB more; a client that
+			 * sends more is cut off.
+			 */
 			r->too_large = true;
+			r->discarded += *upload_data_size;
 			*upload_data_size = 0;
-			decide_problem(r, 413, "body-too-large", "Body too large",
-						   "the body is larger than the gateway accepts", NULL, NULL);
-			return send_pending(r);
+			return r->discarded > gw_config.max_body + 65536 ? MHD_NO : MHD_YES;
 		}
 		buf_append(&r->body, upload_data, *upload_data_size);
 		*upload_data_size = 0;
