@@ -32,6 +32,7 @@ typedef struct Worker
 	PGconn	   *conn;
 	char		role[GW_ROLE_LEN + 1];	/* current SET ROLE, "" none */
 	double		next_connect;
+	bool		warned;			/* a WARNING arrived during the current call */
 } Worker;
 
 static pthread_mutex_t qlock = PTHREAD_MUTEX_INITIALIZER;
@@ -44,6 +45,9 @@ static int	connected_workers;
 static bool primary_missing;	/* the last connection attempt found no primary */
 static bool stopping;
 static Worker *workers;
+
+/* the last failure to reach a primary, logged when the pool loses it */
+static __thread char last_connect_error[512];
 
 static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
 static PGconn *control;
@@ -79,12 +83,28 @@ connect_db(bool primary)
 
 	if (PQstatus(c) != CONNECTION_OK)
 	{
-		fprintf(stderr, "settle-gateway: no %s: %s", primary ? "primary" : "database",
-				PQerrorMessage(c));
+		if (primary)
+			snprintf(last_connect_error, sizeof(last_connect_error), "%s", PQerrorMessage(c));
 		PQfinish(c);
 		return NULL;
 	}
 	return c;
+}
+
+/*
+ * A commit whose wait for the synchronous standby is cancelled
+ * (pg_cancel_backend, a pool's time-out) stays local and comes back as a
+ * success with a WARNING.  So any WARNING during a submit makes the worker
+ * check durability before it answers (run_submit).
+ */
+static void
+notice_receiver(void *arg, const PGresult *res)
+{
+	Worker	   *w = arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+	if (sev && strcmp(sev, "WARNING") == 0)
+		w->warned = true;
 }
 
 static bool
@@ -94,6 +114,7 @@ worker_connect(Worker *w)
 
 	if (c)
 	{
+		PQsetNoticeReceiver(c, notice_receiver, w);
 		PGresult   *r1 = PQprepare(c, "submit", submit_sql, 1, NULL);
 		PGresult   *r2 = PQprepare(c, "status", status_sql, 2, NULL);
 
@@ -109,13 +130,19 @@ worker_connect(Worker *w)
 	pthread_mutex_lock(&qlock);
 	w->conn = c;
 	w->role[0] = '\0';
+	/* one line when the pool loses the primary and one when it has one again */
 	if (c)
 	{
+		if (primary_missing)
+			fprintf(stderr, "settle-gateway: connected to the primary again\n");
 		connected_workers++;
 		primary_missing = false;
 	}
 	else
 	{
+		if (!primary_missing)
+			fprintf(stderr, "settle-gateway: no primary reachable (answering 503 meanwhile): %s",
+					last_connect_error);
 		primary_missing = true;
 		w->next_connect = gw_now() + RECONNECT_INTERVAL;
 	}
@@ -203,8 +230,6 @@ ensure_role(Worker *w, Job **jobs, int n)
 	}
 }
 
-static void run_submit(Worker *w, Job **jobs, int n);
-
 static void
 run_submit(Worker *w, Job **jobs, int n)
 {
@@ -239,8 +264,26 @@ run_submit(Worker *w, Job **jobs, int n)
 		}
 	buf_append(&arr, "]", 1);
 	params[0] = arr.data;
+	w->warned = false;
 	res = PQexecPrepared(w->conn, "submit", 1, params, NULL, NULL, 0);
 	buf_free(&arr);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && w->warned)
+	{
+		/*
+		 * Perhaps a commit that did not reach the synchronous standby: wait
+		 * until it has (settle._wait_durable, as intake does for replays),
+		 * or answer 503 (SE140 if that wait is cancelled too).
+		 */
+		PGresult   *d = PQexec(w->conn, "SELECT settle._wait_durable('the payments of this gateway call')");
+
+		if (PQresultStatus(d) != PGRES_TUPLES_OK)
+		{
+			PQclear(res);
+			res = d;
+		}
+		else
+			PQclear(d);
+	}
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 	{
@@ -288,7 +331,7 @@ run_submit(Worker *w, Job **jobs, int n)
 						 "the connection to the primary was lost or it is no longer the primary: "
 						 "the outcome is unknown, retry with the same idempotency_key");
 		}
-		else if (n > 1)
+		else if (n > 1 && strcmp(state, "SE140") != 0)
 		{
 			/* one request must not fail the others: each alone */
 			for (int i = 0; i < n && w->conn; i++)
@@ -302,7 +345,8 @@ run_submit(Worker *w, Job **jobs, int n)
 		{
 			StatusMapping m = status_for_sqlstate(state);
 
-			fail_job(jobs[0], m.http_status, state, msg);
+			for (int i = 0; i < n; i++)
+				fail_job(jobs[i], m.http_status, state, msg);
 		}
 		free(msg);
 	}
@@ -373,12 +417,8 @@ static void
 timed_wait(double until)
 {
 	struct timespec ts;
-	double		now_rt;
-	struct timespec rt;
 
-	/* qcond uses CLOCK_MONOTONIC (pool_start) */
-	(void) now_rt;
-	(void) rt;
+	/* qcond uses CLOCK_MONOTONIC (pool_start), as gw_now() does */
 	ts.tv_sec = (time_t) until;
 	ts.tv_nsec = (long) ((until - (double) ts.tv_sec) * 1e9);
 	if (ts.tv_nsec >= 1000000000L)

@@ -1,7 +1,20 @@
 -- wrk script for settle-gateway: one payment per request, a unique
 -- transaction_id and idempotency_key each (run id, thread, counter).
 -- Environment: GW_TOKEN, GW_RUN (a prefix unique per run), GW_SRC, GW_DST,
--- GW_CPTY (accounts and counterparty), GW_AMOUNT.
+-- GW_CPTY (accounts and counterparty), GW_AMOUNT; GW_RATE (requests per
+-- second, all threads together): paced, each thread issues its requests at
+-- fixed intervals (a request waits for a free connection: with too few
+-- connections for the rate the load falls behind, which the run reports).
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } gw_timespec;
+int clock_gettime(int clk, gw_timespec *ts);
+]]
+local ts = ffi.new("gw_timespec")
+local function now()
+    ffi.C.clock_gettime(1, ts)   -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+end
 local threads = {}
 local next_id = 0
 
@@ -24,6 +37,20 @@ function init(args)
         '","counterparty_id":"' .. os.getenv("GW_CPTY") .. '","idempotency_key":"%s"}'
     created = 0
     other = 0
+    local rate = tonumber(os.getenv("GW_RATE") or "0")
+    local nthreads = tonumber(os.getenv("GW_THREADS") or "1")
+    interval = rate > 0 and nthreads / rate or 0
+    slot = 0
+end
+
+-- paced load: the time until this thread's next slot
+function delay()
+    if interval == 0 then return 0 end
+    local t = now()
+    if slot < t then slot = t end
+    local wait = slot - t
+    slot = slot + interval
+    return wait * 1000
 end
 
 function request()

@@ -313,12 +313,37 @@ is "$CODE/$(echo "$BODY" | jf synchronous_standby.required)/$(echo "$BODY" | jf 
 grep -qi '^Retry-After:' "$TMP/x/health_sync.hdr"; ok $? "with Retry-After"
 CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${A[@]}" -d "$(pay sy1 sy1)" "$U/api/v1/transactions")
 is "$CODE" 000 "a payment is not answered while its commit waits for the synchronous standby"
+# a commit whose wait for the standby is cancelled (pg_cancel_backend, as a pool's time-out
+# does) stays local and comes back as a success with a WARNING: the gateway must not answer 201
+syncwait() {  # what: settle_submit_bulk | _wait_durable
+    q "SELECT pid FROM pg_stat_activity WHERE application_name = 'settle-gateway'
+         AND wait_event = 'SyncRep' AND query LIKE '%$1%'" | grep -q .
+}
+curl -s -o "$TMP/sy2.body" -w '%{http_code}' --max-time 30 "${A[@]}" -d "$(pay sy2 sy2)" \
+    "$U/api/v1/transactions" >"$TMP/sy2.code" &
+SY2=$!
+wait_for 10 syncwait settle_submit_bulk
+ok $? "the gateway's commit waits for the synchronous standby"
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'settle-gateway'
+     AND wait_event = 'SyncRep' AND query LIKE '%settle_submit_bulk%'" >/dev/null
+wait_for 10 syncwait _wait_durable
+ok $? "its wait cancelled, the commit stays local: the gateway then waits for durability itself"
+sleep 0.5
+kill -0 "$SY2" 2>/dev/null
+ok $? "and has not answered"
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'settle-gateway'
+     AND wait_event = 'SyncRep' AND query LIKE '%_wait_durable%'" >/dev/null
+wait "$SY2"
+is "$(cat "$TMP/sy2.code")/$($PY -c 'import json,sys; print(json.load(open(sys.argv[1])).get("sqlstate"))' "$TMP/sy2.body")" \
+   "503/SE140" "that wait cancelled too: 503, SE140 (not durable: retry), never 201"
 q "ALTER SYSTEM RESET synchronous_standby_names" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
 call sync_retry POST /api/v1/transactions "${A[@]}" -d "$(pay sy1 sy1)"
 is "$CODE" 200 "once released, the client's retry with the same key gets the original (200)"
 is "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id = 'sy1'")" 1 "one payment"
+call sync_retry2 POST /api/v1/transactions "${A[@]}" -d "$(pay sy2 sy2)"
+is "$CODE" 200 "the retry of the payment answered 503: 200, the original"
 
 # --- 429: the queue is full; 503: no primary -------------------------------------------
 start_gateway "$G2" "$TMP/gw2.log" --pool-size 1 --queue-max 1 --batch-wait-us 0
