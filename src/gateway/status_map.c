@@ -31,6 +31,7 @@ static const Rule rules[] = {
 	{"25006", 503, "The database is read-only (not the primary)", true},
 	{"40001", 503, "Serialization failure", true},
 	{"40P01", 503, "Deadlock", true},
+	{"57014", 503, "The statement was cancelled", true},
 	{"08*", 503, "Database connection failure", true},
 	{"57P*", 503, "Database shutting down or starting up", true},
 	{"53*", 503, "Database out of resources", true},

@@ -21,10 +21,10 @@ for bin in curl openssl "$GATEWAY"; do
 done
 
 scratch gateway
-scratch_ports P 55620 G 18620 G2 18621 G3 18622 GT 18623 DEAD 18624
+scratch_ports P 55620 PS 55621 G 18620 G2 18621 G3 18622 GT 18623 DEAD 18624 GR 18625
 PIDS=()
 scratch_on_exit 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done'
-scratch_cluster "$TMP/db"
+scratch_cluster "$TMP/standby" "$TMP/db"
 
 cluster_init "$TMP/db" "$P" "settle.cycle_interval = 200ms" "settle.database = postgres" || exit 1
 cluster_start "$TMP/db" || exit 1
@@ -363,8 +363,14 @@ call saturated POST /api/v1/transactions "${A[@]}" -d "$(pay q3 q3)"
 U=$U_SAVE
 is "$CODE" 429 "one payment in flight, one queued, --queue-max 1: 429"
 grep -qi '^Retry-After: 1' "$TMP/x/saturated.hdr"; ok $? "with Retry-After"
+# the statement in flight cancelled (57014, as a pooler's or an operator's cancel): 503, retry
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'settle-gateway'
+     AND wait_event_type = 'Lock' AND query LIKE '%settle_submit_bulk%'" >/dev/null
 wait $C1 $C2 $LOCKER
-is "$(cat "$TMP/q1.code")/$(cat "$TMP/q2.code")" "201/201" "the waiting ones are answered once the lock is released"
+is "$(cat "$TMP/q1.code")/$(cat "$TMP/q2.code")" "503/201" \
+   "the payment whose statement was cancelled: 503; the queued one is answered once the lock is released"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' "${A[@]}" -d "$(pay q1 q1)" "http://127.0.0.1:$G2/api/v1/transactions")
+is "$CODE" 201 "the cancelled payment was not written: its retry creates it"
 
 start_gateway "$G3" "$TMP/gw3.log" --health-ttl-ms 0
 G3_PID=$LAST_PID
@@ -379,6 +385,26 @@ call nodb_post POST /api/v1/transactions "${A[@]}" -d "$(pay nd1 nd1)"
 is "$CODE" 503 "no database: a payment gets 503 (the token cannot be checked)"
 grep -qi '^Retry-After:' "$TMP/x/nodb_post.hdr"; ok $? "with Retry-After"
 U=$U_SAVE
+# a gateway that reaches only a standby: health says "replica", payments get 503
+mkdir -p "$TMP/standby" && chown "$PGRUNAS" "$TMP/standby"
+as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P" -U postgres -D "$TMP/standby/data" -R -X stream -c fast \
+    >"$TMP/basebackup.log" 2>&1 || { cat "$TMP/basebackup.log"; exit 1; }
+as_pg sed -i -e "s/^port = .*/port = $PS/" -e "s|^unix_socket_directories = .*|unix_socket_directories = '$TMP/standby'|" \
+    "$TMP/standby/data/postgresql.conf"
+cluster_start "$TMP/standby" || exit 1
+"$GATEWAY" --port "$GR" --db "host=127.0.0.1 port=$PS user=gateway dbname=postgres connect_timeout=2" \
+    --health-ttl-ms 0 >"$TMP/gwreplica.log" 2>&1 &
+PIDS+=($!)
+wait_for 10 up "http://127.0.0.1:$GR"
+U_SAVE=$U; U=http://127.0.0.1:$GR
+call replica_health GET /api/v1/health
+is "$CODE/$(echo "$BODY" | jf database.reachable)/$(echo "$BODY" | jf database.role)" "503/true/replica" \
+   "only a standby reachable: health 503, reachable, role replica"
+call replica_post POST /api/v1/transactions "${A[@]}" -d "$(pay rp1 rp1)"
+is "$CODE" 503 "and a payment gets 503 (no primary)"
+U=$U_SAVE
+cluster_stop "$TMP/standby"
+
 # a gateway whose database goes away after start: 503 for payments and status
 wait_for 10 up "http://127.0.0.1:$G3"
 U_SAVE=$U; U=http://127.0.0.1:$G3
