@@ -30,7 +30,7 @@ GatewayConfig gw_config = {
 	.http_threads = 2,
 	.auth_ttl = 5,
 	.retry_after = 1,
-	.health_ttl_ms = 1000,
+	.health_interval_ms = 1000,
 };
 
 typedef enum
@@ -69,7 +69,7 @@ static const Opt opts[] = {
 	{"http-threads", T_INT, &gw_config.http_threads, 1, 64, "HTTP event-loop threads (2)"},
 	{"auth-ttl", T_INT, &gw_config.auth_ttl, 0, 3600, "seconds a token look-up is cached (5)"},
 	{"retry-after", T_INT, &gw_config.retry_after, 1, 3600, "Retry-After seconds in 429 and 503 answers (1)"},
-	{"health-ttl-ms", T_INT, &gw_config.health_ttl_ms, 0, 60000, "milliseconds a health check is cached (1000)"},
+	{"health-interval-ms", T_INT, &gw_config.health_interval_ms, 50, 60000, "milliseconds between health checks, each on the health thread's own connection (1000)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 

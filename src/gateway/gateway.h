@@ -9,6 +9,7 @@
  *   pool.c        database connections, coalescing of requests into
  *                 settle_submit_bulk calls, fail-over;
  *   auth.c        bearer tokens: hashed, looked up in the database, cached;
+ *   health.c      the health check, refreshed by its own thread and connection;
  *   status_map.c  SQLSTATE -> HTTP status, the one table;
  *   metrics.c     Prometheus counters and histograms.
  */
@@ -46,7 +47,7 @@ typedef struct GatewayConfig
 	int			http_threads;
 	int			auth_ttl;		/* seconds a token look-up is cached */
 	int			retry_after;	/* seconds, in 429 and 503 answers */
-	int			health_ttl_ms;
+	int			health_interval_ms;	/* how often health is checked */
 } GatewayConfig;
 
 extern GatewayConfig gw_config;
@@ -184,14 +185,22 @@ typedef struct HealthReport
 
 extern int	pool_start(void);
 extern void pool_stop(void);
+/* a new connection: to the primary, or to any reachable host; NULL if none */
+typedef struct pg_conn PGconn;
+extern PGconn *pool_connect(bool primary);
 /* 0: queued (done() will be called); 429: saturated; 503: no primary */
 extern int	pool_enqueue(Job *job);
-/* one statement on the control connection (auth, health); NULL on failure */
+/* one statement on the control connection (token look-ups); NULL on failure */
 typedef struct pg_result PGresult;
 extern PGresult *pool_control_exec(const char *sql, int nparams, const char *const *params,
 								   char *error, size_t errsize);
-extern void pool_health(HealthReport *out);
 extern void pool_gauges(int *busy, int *connected, int *size, int *queued_rows);
+
+/* ---- health.c ---- */
+extern void health_start(void);
+extern void health_stop(void);
+/* the last report (waits for the first one, up to a few seconds) */
+extern void health_get(HealthReport *out);
 
 /* ---- http.c ---- */
 extern int	http_start(void);

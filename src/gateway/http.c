@@ -319,7 +319,7 @@ decide_health(Req *r)
 	Buf			b;
 	bool		ok;
 
-	pool_health(&h);
+	health_get(&h);
 	ok = h.reachable && h.primary && (!h.worker_enabled || h.worker_running) &&
 		(!h.sync_required || h.sync_standbys > 0);
 	buf_init(&b, 512);

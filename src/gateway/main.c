@@ -37,8 +37,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "settle-gateway: cannot start the database pool\n");
 		return 1;
 	}
+	health_start();
 	if (http_start() != 0)
 	{
+		health_stop();
 		pool_stop();
 		return 1;
 	}
@@ -48,6 +50,7 @@ main(int argc, char **argv)
 	sigwait(&set, &sig);
 	fprintf(stderr, "settle-gateway: signal %d, shutting down\n", sig);
 	http_stop();
+	health_stop();
 	pool_stop();
 	http_close();
 	gnutls_global_deinit();

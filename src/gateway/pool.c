@@ -52,9 +52,6 @@ static __thread char last_connect_error[512];
 static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
 static PGconn *control;
 
-static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
-static HealthReport health_cache;
-static double health_at = -1e9;
 
 #define RECONNECT_INTERVAL 0.25
 
@@ -74,8 +71,8 @@ static const char *status_sql =
 " FROM settle_payment_status(transaction_id => $1) t WHERE t.source_participant = $2";
 
 /* A connection to a host of the cluster: the primary, or any (health). */
-static PGconn *
-connect_db(bool primary)
+PGconn *
+pool_connect(bool primary)
 {
 	const char *keys[] = {"connect_timeout", "application_name", "dbname", "target_session_attrs", NULL};
 	const char *vals[] = {"3", "settle-gateway", gw_config.conninfo, primary ? "read-write" : "any", NULL};
@@ -110,7 +107,7 @@ notice_receiver(void *arg, const PGresult *res)
 static bool
 worker_connect(Worker *w)
 {
-	PGconn	   *c = connect_db(true);
+	PGconn	   *c = pool_connect(true);
 
 	if (c)
 	{
@@ -625,7 +622,7 @@ pool_stop(void)
 	control = NULL;
 }
 
-/* ---- the control connection: auth look-ups and health ---- */
+/* ---- the control connection: token look-ups ---- */
 
 PGresult *
 pool_control_exec(const char *sql, int nparams, const char *const *params, char *error, size_t errsize)
@@ -639,7 +636,7 @@ pool_control_exec(const char *sql, int nparams, const char *const *params, char 
 		{
 			if (control)
 				PQfinish(control);
-			control = connect_db(true);
+			control = pool_connect(true);
 			if (!control)
 			{
 				snprintf(error, errsize, "no primary database is reachable");
@@ -664,61 +661,4 @@ pool_control_exec(const char *sql, int nparams, const char *const *params, char 
 	}
 	pthread_mutex_unlock(&control_lock);
 	return res;
-}
-
-static void
-read_health(PGresult *res, HealthReport *h)
-{
-	h->reachable = true;
-	h->primary = PQgetvalue(res, 0, 0)[0] == 't';
-	h->worker_enabled = PQgetvalue(res, 0, 1)[0] == 't';
-	h->worker_running = PQgetvalue(res, 0, 2)[0] == 't';
-	h->has_cycle_age = !PQgetisnull(res, 0, 3);
-	h->last_cycle_age = h->has_cycle_age ? atof(PQgetvalue(res, 0, 3)) : 0;
-	h->sync_required = PQgetvalue(res, 0, 4)[0] == 't';
-	h->sync_standbys = atoi(PQgetvalue(res, 0, 5));
-}
-
-void
-pool_health(HealthReport *out)
-{
-	static const char *sql = "SELECT * FROM settle_gateway_health()";
-	HealthReport h;
-	PGresult   *res;
-	double		now = gw_now();
-
-	pthread_mutex_lock(&health_lock);
-	if (now - health_at < gw_config.health_ttl_ms / 1000.0)
-	{
-		*out = health_cache;
-		pthread_mutex_unlock(&health_lock);
-		return;
-	}
-	memset(&h, 0, sizeof(h));
-	res = pool_control_exec(sql, 0, NULL, h.error, sizeof(h.error));
-	if (res && PQntuples(res) == 1)
-		read_health(res, &h);
-	else
-	{
-		/* no primary: is any host there at all (a replica)? */
-		PGconn	   *c = connect_db(false);
-
-		if (c)
-		{
-			PGresult   *r = PQexec(c, sql);
-
-			if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-				read_health(r, &h);
-			else
-				snprintf(h.error, sizeof(h.error), "%s", PQerrorMessage(c));
-			PQclear(r);
-			PQfinish(c);
-		}
-	}
-	if (res)
-		PQclear(res);
-	health_cache = h;
-	health_at = gw_now();
-	*out = h;
-	pthread_mutex_unlock(&health_lock);
 }

@@ -64,7 +64,7 @@ start_gateway() {  # port log args...
 }
 up() { curl -s -o /dev/null "$1/metrics" -k; }
 start_gateway "$G" "$TMP/gw.log" --max-body 8192 --connection-timeout 2 --max-connections 100 \
-    --auth-ttl 1 --health-ttl-ms 0 --batch-wait-us 2000
+    --auth-ttl 1 --health-interval-ms 100 --batch-wait-us 2000
 GW_PID=$LAST_PID
 U=http://127.0.0.1:$G
 wait_for 10 up "$U"
@@ -372,7 +372,7 @@ is "$(cat "$TMP/q1.code")/$(cat "$TMP/q2.code")" "503/201" \
 CODE=$(curl -s -o /dev/null -w '%{http_code}' "${A[@]}" -d "$(pay q1 q1)" "http://127.0.0.1:$G2/api/v1/transactions")
 is "$CODE" 201 "the cancelled payment was not written: its retry creates it"
 
-start_gateway "$G3" "$TMP/gw3.log" --health-ttl-ms 0
+start_gateway "$G3" "$TMP/gw3.log" --health-interval-ms 100
 G3_PID=$LAST_PID
 sleep 0.3
 "$GATEWAY" --port "$DEAD" --db "host=127.0.0.1 port=1 dbname=postgres connect_timeout=1" >"$TMP/gwdead.log" 2>&1 &
@@ -393,7 +393,7 @@ as_pg sed -i -e "s/^port = .*/port = $PS/" -e "s|^unix_socket_directories = .*|u
     "$TMP/standby/data/postgresql.conf"
 cluster_start "$TMP/standby" || exit 1
 "$GATEWAY" --port "$GR" --db "host=127.0.0.1 port=$PS user=gateway dbname=postgres connect_timeout=2" \
-    --health-ttl-ms 0 >"$TMP/gwreplica.log" 2>&1 &
+    --health-interval-ms 100 >"$TMP/gwreplica.log" 2>&1 &
 PIDS+=($!)
 wait_for 10 up "http://127.0.0.1:$GR"
 U_SAVE=$U; U=http://127.0.0.1:$GR
