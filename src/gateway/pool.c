@@ -30,7 +30,6 @@ typedef struct Worker
 	pthread_t	thread;
 	int			id;
 	PGconn	   *conn;
-	char		role[GW_ROLE_LEN + 1];	/* current SET ROLE, "" none */
 	double		next_connect;
 	bool		warned;			/* a WARNING arrived during the current call */
 } Worker;
@@ -126,7 +125,6 @@ worker_connect(Worker *w)
 	}
 	pthread_mutex_lock(&qlock);
 	w->conn = c;
-	w->role[0] = '\0';
 	/* one line when the pool loses the primary and one when it has one again */
 	if (c)
 	{
@@ -153,7 +151,6 @@ worker_disconnect(Worker *w)
 	PQfinish(w->conn);
 	pthread_mutex_lock(&qlock);
 	w->conn = NULL;
-	w->role[0] = '\0';
 	connected_workers--;
 	w->next_connect = gw_now();
 	pthread_mutex_unlock(&qlock);
@@ -194,37 +191,57 @@ connection_error(PGconn *conn, const char *sqlstate)
 		strcmp(sqlstate, "25006") == 0;
 }
 
-/* SET ROLE to the client's role (if not already); false: jobs failed. */
-static bool
-ensure_role(Worker *w, Job **jobs, int n)
+/*
+ * One prepared statement as the client's role: SET ROLE and the statement
+ * in one pipeline, one implicit transaction, one round trip.  The role is
+ * set again for every call, so that the database checks at every batch that
+ * the gateway may still act as it (settle_revoke_api_token of a role's last
+ * token revokes that), not only when a connection first took the role.
+ * An error result if the SET ROLE or the statement failed; a result without
+ * SQLSTATE if the connection did.
+ */
+static PGresult *
+exec_as(Worker *w, const char *role, const char *stmt, int nparams, const char *const *params)
 {
-	const char *role = jobs[0]->role;
-	PGresult   *res;
-	const char *params[1] = {role};
+	PGconn	   *c = w->conn;
+	const char *rp[1] = {role};
+	PGresult   *r,
+			   *got[2] = {NULL, NULL};
 
-	if (strcmp(w->role, role) == 0)
-		return true;
-	res = PQexecParams(w->conn, "SELECT set_config('role', $1, false)", 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+	if (!PQenterPipelineMode(c))
+		return PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR);
+	if (!PQsendQueryParams(c, "SELECT set_config('role', $1, false)", 1, NULL, rp, NULL, NULL, 0) ||
+		!PQsendQueryPrepared(c, stmt, nparams, params, NULL, NULL, 0) ||
+		!PQpipelineSync(c))
+		goto broken;
+	/* the SET ROLE's result, then the statement's, each followed by NULL, then the sync */
+	for (int i = 0; i < 2; i++)
 	{
-		snprintf(w->role, sizeof(w->role), "%s", role);
-		PQclear(res);
-		return true;
+		if ((got[i] = PQgetResult(c)) == NULL)
+			goto broken;
+		while ((r = PQgetResult(c)) != NULL)
+			PQclear(r);
 	}
+	r = PQgetResult(c);
+	if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC)
 	{
-		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		bool		lost = connection_error(w->conn, st);
-		StatusMapping m = status_for_sqlstate(lost ? "08006" : st);
+		PQclear(r);
+		goto broken;
+	}
+	PQclear(r);
+	PQexitPipelineMode(c);
+	if (PQresultStatus(got[0]) != PGRES_TUPLES_OK)
+	{
+		PQclear(got[1]);
+		return got[0];
+	}
+	PQclear(got[0]);
+	return got[1];
 
-		metrics_db_error();
-		for (int i = 0; i < n; i++)
-			fail_job(jobs[i], m.http_status, lost ? "08006" : st,
-					 lost ? "the connection to the primary was lost" : PQresultErrorMessage(res));
-		PQclear(res);
-		if (lost)
-			worker_disconnect(w);
-		return false;
-	}
+broken:
+	PQclear(got[0]);
+	PQclear(got[1]);
+	return PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR);
 }
 
 static void
@@ -240,8 +257,6 @@ run_submit(Worker *w, Job **jobs, int n)
 				replayed = 0,
 				refused = 0;
 
-	if (!ensure_role(w, jobs, n))
-		return;
 	for (int i = 0; i < n; i++)
 		rows += jobs[i]->n;
 	job_of = malloc(rows * sizeof(int));
@@ -262,7 +277,7 @@ run_submit(Worker *w, Job **jobs, int n)
 	buf_append(&arr, "]", 1);
 	params[0] = arr.data;
 	w->warned = false;
-	res = PQexecPrepared(w->conn, "submit", 1, params, NULL, NULL, 0);
+	res = exec_as(w, jobs[0]->role, "submit", 1, params);
 	buf_free(&arr);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && w->warned)
 	{
@@ -328,7 +343,7 @@ run_submit(Worker *w, Job **jobs, int n)
 						 "the connection to the primary was lost or it is no longer the primary: "
 						 "the outcome is unknown, retry with the same idempotency_key");
 		}
-		else if (n > 1 && strcmp(state, "SE140") != 0)
+		else if (n > 1 && strcmp(state, "SE140") != 0 && strcmp(state, "42501") != 0)
 		{
 			/* one request must not fail the others: each alone */
 			for (int i = 0; i < n && w->conn; i++)
@@ -357,9 +372,7 @@ run_status(Worker *w, Job *j)
 	PGresult   *res;
 	const char *params[2] = {j->transaction_id, j->participant};
 
-	if (!ensure_role(w, &j, 1))
-		return;
-	res = PQexecPrepared(w->conn, "status", 2, params, NULL, NULL, 0);
+	res = exec_as(w, j->role, "status", 2, params);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 	{
 		if (PQntuples(res) > 0)

@@ -410,6 +410,17 @@ wait_for 10 up "http://127.0.0.1:$G3"
 U_SAVE=$U; U=http://127.0.0.1:$G3
 call g3_ok POST /api/v1/transactions "${A[@]}" -d "$(pay g3a g3a)"
 is "$CODE" 201 "a third gateway submits"
+# revoking a role's last token: the database refuses the role at once, whatever the gateway cached
+T4=$(q "CREATE ROLE bank_a_ops; SELECT settle_map_role('bank_a_ops', 'bank_a');
+        SELECT settle_issue_api_token('bank_a_ops_client', 'bank_a_ops')" | tail -1)
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $T4" -H "Content-Type: application/json" \
+    -d "$(pay ops1 ops1)" "$U/api/v1/transactions")
+is "$CODE" 201 "a client of another role of bank_a submits (its token now in this gateway's cache for 5 s)"
+q "SELECT settle_revoke_api_token('bank_a_ops_client')" >/dev/null
+is "$(q "SELECT pg_has_role('settle_gateway', 'bank_a_ops', 'MEMBER')")" f "its last token revoked: settle_gateway is no longer a member of the role"
+call revoked_db POST /api/v1/transactions -H "Authorization: Bearer $T4" -H "Content-Type: application/json" -d "$(pay ops2 ops2)"
+is "$CODE/$(echo "$BODY" | jf sqlstate)" "403/42501" "within the cache's lifetime the database refuses the SET ROLE: 403, 42501"
+is "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id = 'ops2'")" 0 "nothing written"
 cluster_stop "$TMP/db" fast
 call nodb_post2 POST /api/v1/transactions "${A[@]}" -d "$(pay g3b g3b)"
 is "$CODE" 503 "its database stopped: 503 (token cached, no primary)"
