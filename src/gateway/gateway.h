@@ -108,7 +108,6 @@ typedef struct StatusMapping
 extern StatusMapping status_for_sqlstate(const char *sqlstate);
 /* the field a settle message names (its first word, or an unknown key) */
 extern void status_field_of_message(const char *message, char *field, size_t size);
-extern const char *status_reason(int http_status);
 
 /* ---- metrics.c ---- */
 extern void metrics_request(int http_status, double seconds);

@@ -96,26 +96,3 @@ status_field_of_message(const char *message, char *field, size_t size)
 			snprintf(field, size, "%.*s", (int) (end - message - 13), message + 13);
 	}
 }
-
-const char *
-status_reason(int s)
-{
-	switch (s)
-	{
-		case 200: return "OK";
-		case 201: return "Created";
-		case 400: return "Bad Request";
-		case 401: return "Unauthorized";
-		case 403: return "Forbidden";
-		case 404: return "Not Found";
-		case 405: return "Method Not Allowed";
-		case 409: return "Conflict";
-		case 413: return "Content Too Large";
-		case 415: return "Unsupported Media Type";
-		case 422: return "Unprocessable Content";
-		case 429: return "Too Many Requests";
-		case 500: return "Internal Server Error";
-		case 503: return "Service Unavailable";
-		default: return "Error";
-	}
-}
