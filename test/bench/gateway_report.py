@@ -161,7 +161,7 @@ set xlabel "offered payments/s"
 set ylabel "ms"
 set key top left
 set logscale y
-set xrange [0:*]
+set xrange [0:{int(max(float(x) for x in rates) * 1.2)}]
 unset style
 plot "{lat_dat}" using 1:2:3:4 with yerrorlines title "P50" lc rgb "#4477aa", \\
      "" using 1:5:6:7 with yerrorlines title "P99" lc rgb "#cc6677"
