@@ -29,6 +29,13 @@ PG_CPPFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
               -DSETTLE_VERSION='"$(EXTVERSION)"' -DSETTLE_COMPATIBLE_SQL='"$(COMPATIBLE_SQL)"'
 SHLIB_LINK  = -lglpk -lm
 
+# settle-gateway, the REST gateway (docs/GATEWAY.md): a program, installed
+# into $(bindir) with the server's programs.
+GATEWAY      = src/gateway/settle-gateway
+SCRIPTS_built = $(GATEWAY)
+GATEWAY_SRCS = $(wildcard src/gateway/*.c)
+EXTRA_CLEAN += $(GATEWAY)
+
 # pg_regress: sql/NAME.sql against expected/NAME.out, in this order.
 REGRESS      = intake_reference intake_submit intake_replay intake_bulk cycle hostile_input security rail
 REGRESS_OPTS = --load-extension=settle
@@ -68,6 +75,13 @@ endif
 
 # Every object depends on every header (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard include/*.h) $(wildcard src/*.h) settle.control
+
+# -Werror like the extension; libpq from this PostgreSQL's pg_config.
+$(GATEWAY): $(GATEWAY_SRCS) src/gateway/gateway.h
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror -pthread \
+	    -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libmicrohttpd gnutls) \
+	    -o $@ $(GATEWAY_SRCS) -L$(shell $(PG_CONFIG) --libdir) \
+	    $(shell pkg-config --libs libmicrohttpd gnutls) -lpq
 
 # The install script is assembled from one file per concern.
 settle--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))

@@ -9,6 +9,7 @@ PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib libglpk-dev 
           gnuplot-nox
           patroni etcd-server etcd-client python3-psycopg2
           pgbackrest
+          libmicrohttpd-dev libgnutls28-dev libpq-dev pkg-config wrk
           debhelper dpkg-dev"
 
 missing=()

@@ -314,5 +314,10 @@ for iv in 1000 100; do
     echo "| $iv ms | $(get "cpu_other.e2e_$iv") | $(fmt "$(get "e2e_$iv.tps")") | $(fmt "$(get "e2e_$iv.cnt")") | $(fmt "$(get "e2e_$iv.rate")") | $(get "e2e_$iv.p50") | $(get "e2e_$iv.p95") | $(get "e2e_$iv.p99") | $(get "e2e_$iv.left") | $(get "e2e_$iv.cycles") | $(get "e2e_$iv.avg_cycle") |"
 done
 echo
+# the REST gateway's section, written by test/bench/gateway.sh
+if [ -f "$IMG/bench_gateway.md" ]; then
+    cat "$IMG/bench_gateway.md"
+    echo
+fi
 cat "$BENCH/NOTES.md"
 } >"$DOCDIR/BENCHMARKS.md"

@@ -430,6 +430,12 @@ for iv in $E2E_INTERVALS; do
     log "  interval $iv ms: submit $(get "e2e_$iv.tps") tps; settled $cnt ($rate/s), latency p50 $p50 ms, p95 $p95 ms, p99 $p99 ms; $left not settled; $cycles cycles (avg $avg_cycle ms)"
 done
 
+# the REST gateway against its baselines, in its own cluster (its section of the doc)
+log "REST gateway (test/bench/gateway.sh)"
+cluster_stop "$DIR"
+GW_BENCH_OUT="$DOCDIR/img/bench_gateway.md" bash "$BENCH/gateway.sh"
+cluster_start "$DIR"
+
 put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 put duration_s "$(( $(date +%s) - START_S ))"
 

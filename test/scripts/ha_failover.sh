@@ -7,7 +7,9 @@
 # acknowledged with the same keys. Then: every acknowledged payment exactly once, nothing
 # settled twice, ledger invariants, every node (the rewound old leader too) holding the same
 # payments, events, ledger and chain heads, the worker cycling on the new leader, the old
-# leader back as a replica.
+# leader back as a replica. Meanwhile an HTTP client submits through settle-gateway, which
+# lists all three nodes and follows the primary: it retries a 503 or a lost connection with the
+# same key, and every payment it got acknowledged is in the new leader's database once.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
@@ -26,7 +28,8 @@ chmod 755 "$TMP"
   sleep "${HA_SHORT_LIMIT:-170}" & s=$!; wait $s
   echo "# time limit reached"; kill -TERM $$ ) 2>/dev/null &
 WATCHDOG=$!
-cleanup() { kill $WATCHDOG 2>/dev/null; ha_cleanup; rm -rf "$TMP"; }
+GW_PID=""
+cleanup() { kill $WATCHDOG 2>/dev/null; [ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null; ha_cleanup; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 1' TERM INT
 
@@ -43,6 +46,23 @@ is "$(ha_psql "$L" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type 
 ha_setup_data
 ok $? "reference data created on the leader"
 
+# settle-gateway in front of the three nodes, a client token for ha_a; its HTTP client stops
+# with the round's own load (the round's stop file), before the round waits for the queue to drain
+GATEWAY=$PGBIN/settle-gateway
+[ -x "$GATEWAY" ] || GATEWAY=src/gateway/settle-gateway
+GW_PORT=$(free_port 18700)
+GW_DB="host=127.0.0.1,127.0.0.1,127.0.0.1 port=$(echo "$HA_HOSTS" | sed 's/127\.0\.0\.1://g') user=ha_gateway dbname=postgres"
+GW_TOKEN=$(ha_psql "$L" -c "CREATE ROLE ha_gateway LOGIN IN ROLE settle_gateway" -c "CREATE ROLE ha_a_app LOGIN" \
+    -c "SELECT settle_map_role('ha_a_app', 'ha_a')" -c "SELECT settle_issue_api_token('ha_a_gw', 'ha_a_app')" | tail -1)
+"$GATEWAY" --port "$GW_PORT" --db "$GW_DB" --pool-size 2 >"$TMP/gateway.log" 2>&1 &
+GW_PID=$!
+wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$GW_PORT/api/v1/health"
+ok $? "settle-gateway in front of the cluster: healthy (primary, worker, synchronous standby)"
+"$HA_PY" test/ha/gateway_client.py load --url "http://127.0.0.1:$GW_PORT" --token "$GW_TOKEN" --prefix gw \
+    --acked "$TMP/gw-acked" --stop-file "$HA_DIR/stop-short" --workers 2 --pause 0.02 --max-seconds 60 \
+    >"$TMP/gw-client.log" 2>&1 &
+GW_CLIENT=$!
+
 HA_LOAD_BEFORE=4 HA_LOAD_AFTER=2 HA_REJOIN_TIMEOUT=60 ha_round crash short
 ok $? "load, SIGKILL of the leader ($HA_OLD), reconnect and retry: the round passed" || echo "#   failed: $HA_WHY"
 is "$HA_CLIENT_RC" 0 "the client got every submit acknowledged in the end"
@@ -57,5 +77,16 @@ grep -q "settle worker: server promoted, cycling" "$HA_DIR/$HA_NEW/patroni.log"
 ok $? "the new leader's worker logged its take-over"
 [ -n "$HA_REJOIN_SECS" ]
 ok $? "the old leader rejoined as a replica (${HA_REJOIN_SECS:-not} s after restart)"
+wait $GW_CLIENT
+is "$?" 0 "the HTTP client got every payment acknowledged through the gateway, retrying across the fail-over"
+sed 's/^/# gateway client: /' "$TMP/gw-client.log"
+grep -q '"retries": [1-9]' "$TMP/gw-client.log"
+ok $? "the gateway answered 503 (or lost the connection) during the fail-over, and the retries went through"
+"$HA_PY" test/ha/gateway_client.py check --dsn "host=127.0.0.1 port=$(ha_pg_port "$(ha_leader)") user=postgres dbname=postgres" \
+    --acked "$TMP/gw-acked" --prefix gw >"$TMP/gw-check.log" 2>&1
+is "$?" 0 "every payment acknowledged over HTTP is on the new leader once, with its payment_id, none twice"
+sed 's/^/# /' "$TMP/gw-check.log"
+curl -s "http://127.0.0.1:$GW_PORT/api/v1/health" | grep -q '"role":"primary"'
+ok $? "the gateway follows the new primary (health)"
 echo "# crash fail-over: ${HA_SECS:-none} s from SIGKILL to the first acknowledged write on the new leader"
 done_testing

@@ -107,7 +107,10 @@ grep -qx "$EXTDIR/settle.control" "$TMP/files"
 ok $? "the control file: $EXTDIR/settle.control"
 grep -qx "$EXTDIR/settle--$EXTVERSION.sql" "$TMP/files"
 ok $? "the install script of $EXTVERSION: $EXTDIR/settle--$EXTVERSION.sql"
-stray=$(grep -vE "^($LIBDIR/settle\.so|$EXTDIR/settle\.control|$EXTDIR/settle--[0-9][0-9.]*(--[0-9][0-9.]*)?\.sql|$DOCDIR/[^/]+)$" "$TMP/files")
+BINDIR=/usr/lib/postgresql/$PGMAJOR/bin
+grep -qx "$BINDIR/settle-gateway" "$TMP/files"
+ok $? "the REST gateway: $BINDIR/settle-gateway"
+stray=$(grep -vE "^($BINDIR/settle-gateway|$LIBDIR/settle\.so|$EXTDIR/settle\.control|$EXTDIR/settle--[0-9][0-9.]*(--[0-9][0-9.]*)?\.sql|$DOCDIR/[^/]+)$" "$TMP/files")
 is "$stray" "" "nothing else: no test files, no bitcode, no headers"
 is "$(grep -ciE 'test|regress|expected|isolation|\.spec$|\.out$' "$TMP/files")" "0" "no file named like a test"
 for f in copyright changelog.Debian.gz README.md.gz; do

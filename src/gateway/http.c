@@ -1,0 +1,767 @@
+/*
+ * http.c -- the HTTP server (libmicrohttpd): routes, limits, answers.
+ *
+ * An event loop (http_threads threads, epoll) reads requests; a request that
+ * needs the database is suspended, handed to the pool as a job, and resumed
+ * by the pool once the database answered (after commit): no thread waits on
+ * the database per request, so connections cost memory, not threads.
+ * Limits: connections (total, per address), silence per connection,
+ * memory per connection (request line and headers: above it 431), body size
+ * (413), payments per request, payments queued (429).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <microhttpd.h>
+
+#include "gateway.h"
+
+typedef enum
+{
+	R_NONE,
+	R_SUBMIT,
+	R_STATUS,
+	R_HEALTH,
+	R_METRICS
+} Route;
+
+typedef struct Req
+{
+	struct MHD_Connection *conn;
+	double		start;
+	Route		route;
+	int			status;			/* the status answered */
+	bool		answered;		/* a response is queued */
+	bool		suspended;
+	/* a response decided but not yet queued */
+	struct MHD_Response *pending;
+	int			pending_status;
+	Buf			body;
+	bool		too_large;
+	size_t		discarded;		/* bytes dropped from a body too large */
+	AuthResult	auth;
+	char		path_id[GW_MAX_ID + 1];
+	JsonPayments pays;
+	Job			job;
+} Req;
+
+static struct MHD_Daemon *daemon_;
+static char *tls_cert_pem;
+static char *tls_key_pem;
+
+static const char *SUBMIT_PATH = "/api/v1/transactions";
+static const char *HEALTH_PATH = "/api/v1/health";
+static const char *METRICS_PATH = "/metrics";
+
+unsigned
+http_open_connections(void)
+{
+	const union MHD_DaemonInfo *i;
+
+	if (!daemon_)
+		return 0;
+	i = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return i ? i->num_connections : 0;
+}
+
+/* ---- building answers ---- */
+
+static struct MHD_Response *
+make_response(char *body, const char *ctype)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	return resp;
+}
+
+/* A problem object (RFC 9457) into b. */
+static void
+problem_into(Buf *b, int status, const char *type, const char *title, const char *detail,
+			 const char *sqlstate, const char *field, const char *instance)
+{
+	buf_puts(b, "{\"type\":");
+	if (sqlstate && *sqlstate)
+	{
+		char		t[64];
+
+		snprintf(t, sizeof(t), "urn:settle:sqlstate:%s", sqlstate);
+		buf_json_string(b, t);
+	}
+	else
+	{
+		char		t[96];
+
+		snprintf(t, sizeof(t), "urn:settle:gateway:%s", type);
+		buf_json_string(b, t);
+	}
+	buf_puts(b, ",\"title\":");
+	buf_json_string(b, title);
+	buf_printf(b, ",\"status\":%d", status);
+	if (detail && *detail)
+	{
+		/* libpq's messages end with a newline and may start with ERROR: */
+		char	   *d = strdup(detail);
+		size_t		n = strlen(d);
+
+		while (n > 0 && (d[n - 1] == '\n' || d[n - 1] == ' '))
+			d[--n] = '\0';
+		buf_puts(b, ",\"detail\":");
+		buf_json_string(b, strncmp(d, "ERROR:  ", 8) == 0 ? d + 8 : d);
+		free(d);
+	}
+	if (sqlstate && *sqlstate)
+	{
+		buf_puts(b, ",\"sqlstate\":");
+		buf_json_string(b, sqlstate);
+	}
+	if (field && *field)
+	{
+		buf_puts(b, ",\"field\":");
+		buf_json_string(b, field);
+	}
+	if (instance)
+	{
+		buf_puts(b, ",\"instance\":");
+		buf_json_string(b, instance);
+	}
+	buf_puts(b, "}");
+}
+
+static void
+decide(Req *r, int status, struct MHD_Response *resp)
+{
+	if (status == 503 || status == 429)
+	{
+		char		ra[16];
+
+		snprintf(ra, sizeof(ra), "%d", gw_config.retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
+	if (status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"settle\"");
+	r->pending = resp;
+	r->pending_status = status;
+}
+
+static void
+decide_problem(Req *r, int status, const char *type, const char *title, const char *detail,
+			   const char *sqlstate, const char *field)
+{
+	Buf			b;
+
+	buf_init(&b, 256);
+	problem_into(&b, status, type, title, detail, sqlstate, field, NULL);
+	decide(r, status, make_response(buf_steal(&b), "application/problem+json"));
+}
+
+static enum MHD_Result
+send_pending(Req *r)
+{
+	enum MHD_Result rc;
+
+	r->status = r->pending_status;
+	r->answered = true;
+	rc = MHD_queue_response(r->conn, (unsigned) r->pending_status, r->pending);
+	MHD_destroy_response(r->pending);
+	r->pending = NULL;
+	return rc;
+}
+
+static void
+url_encode_into(Buf *b, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	{
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+			*p == '-' || *p == '_' || *p == '.' || *p == '~')
+			buf_append(b, (const char *) p, 1);
+		else
+			buf_printf(b, "%%%02X", *p);
+	}
+}
+
+static void
+receipt_into(Buf *b, const PaymentResult *pr)
+{
+	buf_printf(b, "{\"payment_id\":%lld,\"transaction_id\":", pr->payment_id);
+	buf_json_string(b, pr->transaction_id);
+	buf_puts(b, ",\"idempotency_key\":");
+	buf_json_string(b, pr->idempotency_key);
+	buf_puts(b, "}");
+}
+
+static int
+result_status(const PaymentResult *pr)
+{
+	if (pr->has_payment)
+		return pr->replay ? 200 : 201;
+	if (!pr->sqlstate[0])
+		return 500;
+	return status_for_sqlstate(pr->sqlstate).http_status;
+}
+
+static void
+refusal_into(Buf *b, const PaymentResult *pr)
+{
+	char		field[GW_MAX_ID + 1];
+	int			status = result_status(pr);
+
+	if (!pr->sqlstate[0])
+	{
+		problem_into(b, 500, "no-result", "The database returned no result for this payment", NULL, NULL,
+					 NULL, NULL);
+		return;
+	}
+	status_field_of_message(pr->message, field, sizeof(field));
+	problem_into(b, status, NULL, status_for_sqlstate(pr->sqlstate).title, pr->message, pr->sqlstate,
+				 field, NULL);
+}
+
+/* The answer to a finished submit job. */
+static void
+decide_submit(Req *r)
+{
+	Job		   *j = &r->job;
+	Buf			b;
+
+	if (j->error_status)
+	{
+		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
+
+		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+		return;
+	}
+	buf_init(&b, 128 * (size_t) j->n);
+	if (!r->pays.is_array)
+	{
+		PaymentResult *pr = &j->results[0];
+		int			status = result_status(pr);
+		struct MHD_Response *resp;
+
+		if (pr->has_payment)
+		{
+			Buf			loc;
+
+			receipt_into(&b, pr);
+			resp = make_response(buf_steal(&b), "application/json");
+			buf_init(&loc, 64);
+			buf_puts(&loc, SUBMIT_PATH);
+			buf_puts(&loc, "/");
+			url_encode_into(&loc, pr->transaction_id ? pr->transaction_id : "");
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc.data);
+			buf_free(&loc);
+			MHD_add_response_header(resp, "Idempotent-Replayed", pr->replay ? "true" : "false");
+		}
+		else
+		{
+			refusal_into(&b, pr);
+			resp = make_response(buf_steal(&b), "application/problem+json");
+		}
+		decide(r, status, resp);
+		return;
+	}
+	buf_puts(&b, "{\"results\":[");
+	for (int i = 0; i < j->n; i++)
+	{
+		PaymentResult *pr = &j->results[i];
+
+		if (i)
+			buf_puts(&b, ",");
+		if (pr->has_payment)
+		{
+			buf_printf(&b, "{\"status\":%d,\"payment_id\":%lld,\"transaction_id\":",
+					   result_status(pr), pr->payment_id);
+			buf_json_string(&b, pr->transaction_id);
+			buf_puts(&b, ",\"idempotency_key\":");
+			buf_json_string(&b, pr->idempotency_key);
+			buf_puts(&b, "}");
+		}
+		else
+			refusal_into(&b, pr);
+	}
+	buf_puts(&b, "]}");
+	decide(r, 200, make_response(buf_steal(&b), "application/json"));
+}
+
+static void
+decide_status(Req *r)
+{
+	Job		   *j = &r->job;
+
+	if (j->error_status)
+	{
+		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
+
+		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+	}
+	else if (!j->status_json)
+		decide_problem(r, 404, "not-found", "No such payment",
+					   "no payment of this client's participant has this transaction_id", NULL, NULL);
+	else
+	{
+		decide(r, 200, make_response(j->status_json, "application/json"));
+		j->status_json = NULL;	/* the response frees it */
+	}
+}
+
+static void
+decide_health(Req *r)
+{
+	HealthReport h;
+	Buf			b;
+	bool		ok;
+
+	health_get(&h);
+	ok = h.reachable && h.primary && (!h.worker_enabled || h.worker_running) &&
+		(!h.sync_required || h.sync_standbys > 0);
+	buf_init(&b, 512);
+	buf_printf(&b, "{\"status\":\"%s\",\"database\":{\"reachable\":%s,\"role\":%s",
+			   ok ? "ok" : "unavailable", h.reachable ? "true" : "false",
+			   !h.reachable ? "null" : h.primary ? "\"primary\"" : "\"replica\"");
+	if (!h.reachable)
+	{
+		buf_puts(&b, ",\"error\":");
+		buf_json_string(&b, h.error);
+	}
+	buf_printf(&b, "},\"worker\":{\"enabled\":%s,\"running\":%s,\"last_cycle_age_seconds\":",
+			   h.worker_enabled ? "true" : "false", h.worker_running ? "true" : "false");
+	if (h.has_cycle_age)
+		buf_printf(&b, "%.3f", h.last_cycle_age);
+	else
+		buf_puts(&b, "null");
+	buf_printf(&b, "},\"synchronous_standby\":{\"required\":%s,\"attached\":%d}}",
+			   h.sync_required ? "true" : "false", h.sync_standbys);
+	decide(r, ok ? 200 : 503, make_response(buf_steal(&b), "application/json"));
+}
+
+static void
+decide_metrics(Req *r)
+{
+	Buf			b;
+
+	buf_init(&b, 4096);
+	metrics_render(&b);
+	decide(r, 200, make_response(buf_steal(&b), "text/plain; version=0.0.4; charset=utf-8"));
+}
+
+/* ---- jobs ---- */
+
+static void
+job_done(Job *j)
+{
+	Req		   *r = j->owner;
+
+	MHD_resume_connection(r->conn);
+}
+
+static void
+job_clear(Job *j)
+{
+	if (j->results)
+		for (int i = 0; i < j->n; i++)
+		{
+			free(j->results[i].transaction_id);
+			free(j->results[i].idempotency_key);
+			free(j->results[i].message);
+		}
+	free(j->results);
+	free(j->status_json);
+	free(j->error_message);
+}
+
+/* Suspend, then queue: the pool may answer before this returns. */
+static void
+submit_job(Req *r)
+{
+	int			rc;
+
+	r->job.owner = r;
+	r->job.done = job_done;
+	snprintf(r->job.role, sizeof(r->job.role), "%s", r->auth.role);
+	snprintf(r->job.participant, sizeof(r->job.participant), "%s", r->auth.participant);
+	r->suspended = true;
+	MHD_suspend_connection(r->conn);
+	rc = pool_enqueue(&r->job);
+	if (rc != 0)
+	{
+		if (rc == 429)
+			decide_problem(r, 429, "saturated", "Too many payments waiting",
+						   "the gateway's queue of payments is full; retry after the Retry-After delay",
+						   NULL, NULL);
+		else
+			decide_problem(r, 503, "no-primary", "No primary database",
+						   "no primary database is reachable now; retry with the same idempotency_key",
+						   NULL, NULL);
+		r->suspended = false;
+		MHD_resume_connection(r->conn);
+	}
+}
+
+/* ---- the request ---- */
+
+static bool
+is_json(const char *ctype)
+{
+	const char *p;
+	size_t		n = strlen("application/json");
+
+	if (!ctype || strncasecmp(ctype, "application/json", n) != 0)
+		return false;
+	p = ctype + n;
+	while (*p == ' ')
+		p++;
+	if (*p == '\0')
+		return true;
+	if (*p != ';')
+		return false;
+	p++;
+	while (*p == ' ')
+		p++;
+	return strncasecmp(p, "charset=utf-8", 13) == 0 && (p[13] == '\0' || p[13] == ';' || p[13] == ' ');
+}
+
+/* First call: the route and the checks that need no body. */
+static void
+route_request(Req *r, const char *url, const char *method)
+{
+	size_t		sl = strlen(SUBMIT_PATH);
+	const char *allow = NULL;
+	struct MHD_Connection *c = r->conn;
+
+	if (strcmp(url, SUBMIT_PATH) == 0 || strcmp(url, "/api/v1/transactions/") == 0)
+	{
+		if (strcmp(method, "POST") == 0)
+			r->route = R_SUBMIT;
+		else
+			allow = "POST";
+	}
+	else if (strncmp(url, SUBMIT_PATH, sl) == 0 && url[sl] == '/')
+	{
+		const char *id = url + sl + 1;
+
+		if (strcmp(method, "GET") != 0)
+			allow = "GET";
+		else if (strchr(id, '/') || strlen(id) > GW_MAX_ID)
+		{
+			decide_problem(r, 404, "not-found", "Not found",
+						   "a transaction_id has 1 to 128 bytes and no '/'", NULL, "transaction_id");
+			return;
+		}
+		else
+		{
+			r->route = R_STATUS;
+			snprintf(r->path_id, sizeof(r->path_id), "%s", id);
+		}
+	}
+	else if (strcmp(url, HEALTH_PATH) == 0)
+	{
+		if (strcmp(method, "GET") == 0)
+			r->route = R_HEALTH;
+		else
+			allow = "GET";
+	}
+	else if (strcmp(url, METRICS_PATH) == 0)
+	{
+		if (strcmp(method, "GET") == 0)
+			r->route = R_METRICS;
+		else
+			allow = "GET";
+	}
+	else
+	{
+		decide_problem(r, 404, "not-found", "Not found", "no such endpoint", NULL, NULL);
+		return;
+	}
+	if (allow)
+	{
+		decide_problem(r, 405, "method-not-allowed", "Method not allowed", NULL, NULL, NULL);
+		MHD_add_response_header(r->pending, MHD_HTTP_HEADER_ALLOW, allow);
+		return;
+	}
+	if (r->route == R_SUBMIT || r->route == R_STATUS)
+	{
+		auth_check(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), &r->auth);
+		if (r->auth.http_status == 401)
+		{
+			decide_problem(r, 401, "unauthorized", "Unauthorized", r->auth.reason, NULL, NULL);
+			return;
+		}
+		if (r->auth.http_status)
+		{
+			decide_problem(r, 503, "no-primary", "Cannot authenticate now", r->auth.reason, NULL, NULL);
+			return;
+		}
+	}
+	if (r->route == R_SUBMIT)
+	{
+		const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+		const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		if (!is_json(ctype))
+		{
+			decide_problem(r, 415, "unsupported-media-type", "Unsupported media type",
+						   "the body must be Content-Type: application/json (UTF-8)", NULL, NULL);
+			return;
+		}
+		if (clen && strtoull(clen, NULL, 10) > gw_config.max_body)
+		{
+			decide_problem(r, 413, "body-too-large", "Body too large",
+						   "the body is larger than the gateway accepts", NULL, NULL);
+			return;
+		}
+		buf_init(&r->body, 1024);
+	}
+}
+
+/* Last call for a submit: read the body, queue the job. */
+static void
+start_submit(Req *r)
+{
+	JsonError	err;
+	JsonStatus	st;
+
+	if (r->too_large)
+	{
+		decide_problem(r, 413, "body-too-large", "Body too large",
+					   "the body is larger than the gateway accepts", NULL, NULL);
+		return;
+	}
+	st = json_read_payments(r->body.data, r->body.len, gw_config.max_array, &r->pays, &err);
+	if (st == JSON_SYNTAX)
+	{
+		decide_problem(r, 400, "malformed-json", "Malformed JSON", err.message, NULL, NULL);
+		return;
+	}
+	if (st == JSON_SHAPE)
+	{
+		decide_problem(r, 422, err.field[0] ? "duplicate-field" : "invalid-body",
+					   err.field[0] ? "A field appears twice" : "Not a payment or an array of payments",
+					   err.message, NULL, err.field);
+		return;
+	}
+	r->job.kind = JOB_SUBMIT;
+	r->job.n = r->pays.n;
+	r->job.elem = r->pays.elem;
+	r->job.elem_len = r->pays.elem_len;
+	r->job.results = calloc((size_t) r->pays.n, sizeof(PaymentResult));
+	submit_job(r);
+}
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+	   const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	Req		   *r = *con_cls;
+
+	if (!r)
+	{
+		r = calloc(1, sizeof(Req));
+		if (!r)
+			return MHD_NO;
+		r->conn = c;
+		r->start = gw_now();
+		*con_cls = r;
+		route_request(r, url, method);
+		if (r->pending)
+			return send_pending(r);
+		return MHD_YES;
+	}
+	if (r->answered)
+	{
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size)
+	{
+		if (r->route != R_SUBMIT)
+		{
+			/* a body where none is read: ignored */
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		if (r->too_large || r->body.len + *upload_data_size > gw_config.max_body)
+		{
+			/*
+			 * A body without Content-Length (chunked) that grows too large:
+			 * libmicrohttpd cannot answer in the middle of a body, so the
+			 * rest is read and dropped, up to 64 KiB more; a client that
+			 * sends more is cut off.
+			 */
+			r->too_large = true;
+			r->discarded += *upload_data_size;
+			*upload_data_size = 0;
+			return r->discarded > gw_config.max_body + 65536 ? MHD_NO : MHD_YES;
+		}
+		buf_append(&r->body, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	/* the request is complete (or the pool answered) */
+	if (r->suspended)
+	{
+		r->suspended = false;
+		if (r->job.kind == JOB_STATUS)
+			decide_status(r);
+		else
+			decide_submit(r);
+		return send_pending(r);
+	}
+	if (!r->pending)
+		switch (r->route)
+		{
+			case R_SUBMIT:
+				start_submit(r);
+				break;
+			case R_STATUS:
+				r->job.kind = JOB_STATUS;
+				r->job.transaction_id = r->path_id;
+				submit_job(r);
+				break;
+			case R_HEALTH:
+				decide_health(r);
+				break;
+			case R_METRICS:
+				decide_metrics(r);
+				break;
+			case R_NONE:
+				decide_problem(r, 404, "not-found", "Not found", NULL, NULL, NULL);
+				break;
+		}
+	if (r->pending && !r->suspended)
+		return send_pending(r);
+	return MHD_YES;
+}
+
+static void
+completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	Req		   *r = *con_cls;
+
+	if (!r)
+		return;
+	if (r->answered)
+		metrics_request(r->status, gw_now() - r->start);
+	if (r->pending)
+		MHD_destroy_response(r->pending);
+	job_clear(&r->job);
+	json_payments_free(&r->pays);
+	buf_free(&r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static char *
+read_file(const char *path)
+{
+	FILE	   *f = fopen(path, "rb");
+	char	   *data;
+	long		n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	if (n < 0 || n > 1024 * 1024)
+	{
+		fclose(f);
+		return NULL;
+	}
+	data = malloc((size_t) n + 1);
+	if (fread(data, 1, (size_t) n, f) != (size_t) n)
+	{
+		free(data);
+		fclose(f);
+		return NULL;
+	}
+	data[n] = '\0';
+	fclose(f);
+	return data;
+}
+
+static void
+log_mhd(void *cls, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "settle-gateway: http: ");
+	vfprintf(stderr, fmt, ap);
+}
+
+int
+http_start(void)
+{
+	struct sockaddr_in addr;
+	unsigned	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+		MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem tls[3];
+
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons((uint16_t) gw_config.port);
+	if (inet_pton(AF_INET, gw_config.listen_host, &addr.sin_addr) != 1)
+	{
+		fprintf(stderr, "settle-gateway: --listen \"%s\" is not an IPv4 address\n", gw_config.listen_host);
+		return -1;
+	}
+	tls[0] = (struct MHD_OptionItem) {MHD_OPTION_END, 0, NULL};
+	if (gw_config.tls_cert)
+	{
+		if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+		{
+			fprintf(stderr, "settle-gateway: this libmicrohttpd has no TLS support\n");
+			return -1;
+		}
+		tls_cert_pem = read_file(gw_config.tls_cert);
+		tls_key_pem = read_file(gw_config.tls_key);
+		if (!tls_cert_pem || !tls_key_pem)
+		{
+			fprintf(stderr, "settle-gateway: cannot read %s or %s\n", gw_config.tls_cert, gw_config.tls_key);
+			return -1;
+		}
+		flags |= MHD_USE_TLS;
+		tls[0] = (struct MHD_OptionItem) {MHD_OPTION_HTTPS_MEM_CERT, 0, tls_cert_pem};
+		tls[1] = (struct MHD_OptionItem) {MHD_OPTION_HTTPS_MEM_KEY, 0, tls_key_pem};
+		tls[2] = (struct MHD_OptionItem) {MHD_OPTION_END, 0, NULL};
+	}
+	daemon_ = MHD_start_daemon(flags, (uint16_t) gw_config.port, NULL, NULL, handle, NULL,
+							   MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
+							   MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
+							   MHD_OPTION_THREAD_POOL_SIZE, (unsigned) gw_config.http_threads,
+							   MHD_OPTION_CONNECTION_LIMIT, (unsigned) gw_config.max_connections,
+							   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) gw_config.per_ip_connections,
+							   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) gw_config.connection_timeout,
+							   MHD_OPTION_CONNECTION_MEMORY_LIMIT, gw_config.connection_memory,
+							   MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+							   MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+							   MHD_OPTION_ARRAY, tls,
+							   MHD_OPTION_END);
+	if (!daemon_)
+	{
+		fprintf(stderr, "settle-gateway: cannot listen on %s:%d\n", gw_config.listen_host, gw_config.port);
+		return -1;
+	}
+	return 0;
+}
+
+/* Stop accepting; the pool then answers what is queued; then close. */
+void
+http_stop(void)
+{
+	if (daemon_)
+		MHD_quiesce_daemon(daemon_);
+}
+
+void
+http_close(void)
+{
+	if (daemon_)
+		MHD_stop_daemon(daemon_);
+	daemon_ = NULL;
+}
