@@ -68,7 +68,7 @@ status_for_sqlstate(const char *sqlstate)
 static const char *const fields[] = {
 	"transaction_id", "amount", "source_currency", "destination_currency",
 	"source_account", "destination_account", "counterparty_id", "idempotency_key",
-	"priority", "deadline", NULL
+	"priority", "deadline", "link_group", "link_size", NULL
 };
 
 void

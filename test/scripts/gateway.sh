@@ -169,6 +169,15 @@ is "$CODE" 200 "an array: 200"
 is "$(echo "$BODY" | jf results.0.status),$(echo "$BODY" | jf results.1.status)/$(echo "$BODY" | jf results.1.sqlstate),$(echo "$BODY" | jf results.2.status)" \
    "201,422/SE012,200" "one result per element, in order: created, refused, replayed"
 
+# --- linked payments (1.1): link_group and link_size pass through ----------------
+lpay() { pay "$1" "$1" | sed "s/}\$/,\"link_group\":\"gw-link\",\"link_size\":$2}/"; }
+call link_one POST /api/v1/transactions "${A[@]}" -d "$(lpay lk1 2)"
+is "$CODE/$(q "SELECT members FROM settle.link_groups WHERE link_group = 'gw-link'")" "201/1" \
+   "a linked payment over HTTP: 201, and it joined its group"
+call link_size POST /api/v1/transactions "${A[@]}" -d "$(lpay lk2 3)"
+is "$CODE/$(echo "$BODY" | jf sqlstate)/$(echo "$BODY" | jf field)" "422/SE081/link_group" \
+   "another link_size for the same group: 422, SE081, naming link_group"
+
 # --- revocation -----------------------------------------------------------------
 T3=$(q "SELECT settle_issue_api_token('bank_a_batch', 'bank_a_app')")
 call rev_before POST /api/v1/transactions -H "Authorization: Bearer $T3" -H "Content-Type: application/json" -d "$(pay rv1 rv1)"
