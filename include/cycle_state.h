@@ -47,6 +47,7 @@ typedef struct CyclePayment
 	double		spread_bps;
 	int			priority;
 	bool		deferrable;		/* deadline after the next cycle */
+	double		age_ms;			/* how long it has been queued, at the cycle's start */
 	double		value;			/* reference major units, for the objective and reports */
 	int			src;			/* index into accounts */
 	int			dst;
@@ -102,6 +103,10 @@ typedef struct CycleState
 	SolverStatus solver_status;
 
 	int			held;			/* considered but left: an account frozen or closed, held, out of range */
+	int			n_loaded;		/* queued payments taken (locked) by the cycle */
+	int			n_newly_held;	/* of which held for an operator by this cycle */
+	int			n_waiting;		/* left for lack of liquidity, a frozen account, a range or a rate */
+	int64		oldest_waiting_id;	/* the oldest of those; 0: none */
 	int			n_expired;
 	int			n_settled;
 	int			n_deferred;

@@ -84,5 +84,7 @@
 #define ERRCODE_SETTLE_DROP_REFUSED			SE('1','5','1')
 #define ERRCODE_SETTLE_VERSION_MISMATCH		SE('1','5','2')
 #define ERRCODE_SETTLE_FENCED				SE('1','5','3')
+/* backpressure: intake refuses new payments while the queue is full (settle.max_queued) */
+#define ERRCODE_SETTLE_QUEUE_FULL			SE('1','6','0')
 
 #endif							/* SETTLE_ERRORS_H */

@@ -51,6 +51,7 @@
 #include "solver.h"
 #include "spi_util.h"
 #include "version.h"
+#include "backlog.h"
 #include "worker_state.h"
 
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
@@ -64,6 +65,9 @@ int			settle_max_cycle_payments = 100000;
 char	   *settle_reference_currency = NULL;
 double		settle_delay_cost_bps = 10;
 bool		settle_suspension_holds_payee = true;
+int			settle_priority_aging_ms = 60000;
+
+SettleCycleOutcome settle_cycle_outcome;
 
 static bool check_reference_currency(char **newval, void **extra, GucSource source);
 
@@ -135,6 +139,12 @@ settle_cycle_init(void)
 							 &settle_delay_cost_bps,
 							 10, 0.000001, 10000,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.priority_aging",
+							"Time after which a queued payment's priority weight has doubled (it grows linearly with its age).",
+							"0: age does not count. Keeps old payments from starving behind newer ones when liquidity is short.",
+							&settle_priority_aging_ms,
+							60000, 0, 86400000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomBoolVariable("settle.suspension_holds_payee",
 							 "A suspended participant's queued payments are held as payee too, not only as payer.",
 							 "Off: payments to a suspended participant still settle.",
@@ -170,6 +180,67 @@ static void record_cycle(CycleState *cs);
 static void cycle_error_context(void *arg);
 static void lock_cycles(const char *run_by);
 static void notify_settled(CycleState *cs);
+static void note_waiting(CycleState *cs, int64 payment_id);
+static int64 count_queued(int64 bound);
+static void set_outcome(CycleState *cs);
+
+/* A payment the cycle leaves queued, not by choice: counted for the backlog report. */
+static void
+note_waiting(CycleState *cs, int64 payment_id)
+{
+	cs->n_waiting++;
+	if (cs->oldest_waiting_id == 0 || payment_id < cs->oldest_waiting_id)
+		cs->oldest_waiting_id = payment_id;
+}
+
+/* Queued payments in this cycle's snapshot, counted up to bound (an index scan). */
+static int64
+count_queued(int64 bound)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = Int64GetDatum(bound);
+	if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM settle.payment"
+							  " WHERE status = 'queued' LIMIT $1) q",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "counting the queue failed");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * What this cycle saw and did, for the worker (read once it committed).  The
+ * depth it leaves: what it took minus what it settled or held, unless it took
+ * a full settle.max_cycle_payments, when the queue may hold more: then it is
+ * counted, up to a bound (settle.max_queued + 1, or 10 x max_cycle_payments
+ * without a limit), so that overload costs at most one bounded index scan.
+ */
+static void
+set_outcome(CycleState *cs)
+{
+	SettleCycleOutcome *o = &settle_cycle_outcome;
+	int			i;
+
+	o->ran = true;
+	o->loaded = cs->n_loaded;
+	o->settled = cs->n_settled;
+	o->expired = cs->n_expired;
+	o->held = cs->n_newly_held;
+	o->deferred = cs->n_deferred;
+	o->waiting = cs->n_waiting;
+	o->oldest_waiting = cs->oldest_waiting_id;
+	o->cost = cs->fee_cost + cs->fx_cost;
+	o->settled_weight = 0;
+	for (i = 0; i < cs->n_payments; i++)
+		if (cs->selected != NULL && cs->selected[i])
+			o->settled_weight += cs->payments[i].priority / 5.0 * cs->payments[i].value;
+	if (cs->n_loaded < settle_max_cycle_payments)
+		o->queued_after = cs->n_loaded - cs->n_settled - cs->n_newly_held;
+	else
+		o->queued_after = count_queued(settle_max_queued > 0 ? (int64) settle_max_queued + 1
+									   : 10 * (int64) settle_max_cycle_payments);
+}
 
 /* Payment ids per notification: a payload stays far below NOTIFY's 8000 bytes. */
 #define NOTIFY_IDS_PER_PAYLOAD 400
@@ -395,7 +466,7 @@ load_queue(CycleState *cs)
 							  " SELECT p.payment_id, p.source_account, p.destination_account,"
 							  "        p.source_participant, p.counterparty_id,"
 							  "        p.source_currency, p.destination_currency, p.amount, x.m, x.s, x.inv,"
-							  "        p.priority, p.deadline, sp.status AS payer_status, tp.status AS payee_status,"
+							  "        p.priority, p.deadline, p.created_at, sp.status AS payer_status, tp.status AS payee_status,"
 							  "        CASE WHEN p.source_currency = p.destination_currency THEN p.amount::numeric"
 							  /* amount x 10^(exponent difference): exact in numeric */
 							  "             ELSE p.amount::numeric OPERATOR(pg_catalog.*) (10::numeric OPERATOR(pg_catalog.^)"
@@ -442,11 +513,14 @@ load_queue(CycleState *cs)
 							  "             WHEN v.exact IS NULL THEN NULL"
 							  "             WHEN v.exact OPERATOR(pg_catalog.<) 1 THEN 'converts to less than one minor unit'"
 							  "             WHEN v.exact OPERATOR(pg_catalog.>) " MAX_AMOUNT_SQL "::numeric"
-							  "                  THEN 'converts to more than the largest amount accepted' END AS problem"
+							  "                  THEN 'converts to more than the largest amount accepted' END AS problem,"
+							  "        (pg_catalog.date_part('epoch', now() OPERATOR(pg_catalog.-) v.created_at)"
+							  "           OPERATOR(pg_catalog.*) 1000)::float8 AS age_ms"
 							  "   FROM v ORDER BY v.payment_id",
 							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading the queue failed");
 
+	cs->n_loaded = (int) SPI_processed;
 	cs->payments = palloc0(sizeof(CyclePayment) * Max(SPI_processed, 1));
 	hold_ids = palloc(sizeof(int64) * Max(SPI_processed, 1));
 	hold_reasons = palloc(sizeof(char *) * Max(SPI_processed, 1));
@@ -482,12 +556,16 @@ load_queue(CycleState *cs)
 		}
 		credit = SPI_getbinval(tup, desc, 9, &isnull);
 		if (isnull)
-			continue;			/* no rate any more: stays queued */
+		{
+			note_waiting(cs, p->payment_id);	/* no rate any more: stays queued */
+			continue;
+		}
 		p->credit = DatumGetInt64(credit);
 		p->fx_rate = SPI_getvalue(tup, desc, 10);
 		p->spread_bps = DatumGetFloat8(SPI_getbinval(tup, desc, 11, &isnull));
 		p->priority = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
 		p->deferrable = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+		p->age_ms = Max(DatumGetFloat8(SPI_getbinval(tup, desc, 15, &isnull)), 0);
 		p->value = settle_reference_value(cs, p->source_ccy, p->debit);
 		n++;
 	}
@@ -495,6 +573,7 @@ load_queue(CycleState *cs)
 	if (n_hold > 0)
 		settle_hold_payments(hold_ids, hold_reasons, n_hold);
 	cs->held += n_hold;			/* considered, and left unsettled */
+	cs->n_newly_held += n_hold;
 }
 
 /*
@@ -596,6 +675,7 @@ load_accounts(CycleState *cs)
 			!cs->accounts[p->src].active || !cs->accounts[p->dst].active)
 		{
 			cs->held++;
+			note_waiting(cs, p->payment_id);
 			continue;
 		}
 		cs->payments[kept++] = *p;
@@ -757,7 +837,9 @@ guard_ranges(CycleState *cs)
 			continue;
 		}
 		cs->held++;				/* considered, left unsettled */
-		if (why != NULL)
+		if (why == NULL)
+			note_waiting(cs, p->payment_id);	/* fits alone: a later cycle */
+		else
 		{
 			/* it does not fit even alone: it never will */
 			hold_ids[n_hold] = p->payment_id;
@@ -765,6 +847,7 @@ guard_ranges(CycleState *cs)
 		}
 	}
 	cs->n_payments = kept;
+	cs->n_newly_held += n_hold;
 	if (n_hold > 0)
 		settle_hold_payments(hold_ids, hold_reasons, n_hold);
 }
@@ -814,7 +897,9 @@ build_and_solve(CycleState *cs)
 	{
 		CyclePayment *p = &cs->payments[i];
 		SolverPayment *s = &payments[i];
-		double		weight = p->priority / 5.0;
+		/* priority weight, growing with age: old payments do not starve (settle.priority_aging) */
+		double		weight = p->priority / 5.0 *
+			(settle_priority_aging_ms > 0 ? 1.0 + p->age_ms / settle_priority_aging_ms : 1.0);
 
 		s->src = p->src;
 		s->dst = p->dst;
@@ -1004,6 +1089,7 @@ settle_run_cycle(const char *run_by)
 
 	settle_check_version();
 	settle_check_fence("a settlement cycle");
+	memset(&settle_cycle_outcome, 0, sizeof(settle_cycle_outcome));
 	work = AllocSetContextCreate(outer, "settle cycle", ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1030,6 +1116,7 @@ settle_run_cycle(const char *run_by)
 	load_queue(cs);
 	if (cs->n_payments == 0 && cs->n_expired == 0 && cs->held == 0)
 	{
+		set_outcome(cs);
 		error_context_stack = errcallback.previous;
 		settle_unpin_search_path(guc_level);
 		SPI_finish();
@@ -1061,6 +1148,8 @@ settle_run_cycle(const char *run_by)
 		}
 		else if (cs->payments[i].deferrable)
 			cs->n_deferred++;
+		else
+			note_waiting(cs, cs->payments[i].payment_id);
 	}
 	cs->stage = settle_two_phase ? "reserving" : "posting";
 	if (cs->n_settled > 0)
@@ -1085,6 +1174,7 @@ settle_run_cycle(const char *run_by)
 			notify_settled(cs);
 		cycle_id = cs->cycle_id;
 	}
+	set_outcome(cs);
 
 	error_context_stack = errcallback.previous;
 	settle_unpin_search_path(guc_level);

@@ -20,6 +20,8 @@
 #include "role_map.h"
 #include "worker.h"
 #include "worker_state.h"
+#include "backlog.h"
+#include "pace.h"
 
 PG_MODULE_MAGIC;
 
@@ -63,6 +65,8 @@ _PG_init(void)
 	settle_drop_guard_init();
 	settle_fence_init();
 	settle_worker_define_settings();
+	settle_backlog_define_settings();
+	settle_pace_define_settings();
 	MarkGUCPrefixReserved("settle");
 	settle_role_map_init();
 	settle_refcache_init();
@@ -71,6 +75,7 @@ _PG_init(void)
 	{
 		settle_preloaded = true;
 		settle_worker_state_init();
+		settle_backlog_shmem_init();
 		settle_worker_register();
 	}
 }
