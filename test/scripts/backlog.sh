@@ -173,4 +173,46 @@ ok $? "priority 9 cuts the gathering short ($(latency_ms urgent) ms), and the pa
 is "$(q "SELECT count(DISTINCT cycle_id) FROM settle.payment WHERE transaction_id IN ('slow', 'urgent')")" 1 "one cycle for both"
 
 is "$(q "SELECT count(*) FROM settle_seal()" >/dev/null; q "SELECT count(*) FROM settle_verify()")" 0 "settle_verify() finds nothing wrong (the stalled event is sealed with the rest)"
+# --- the alerts on these series (promtool unit test) -------------------------------------
+cp docker/prometheus/alerts.yml "$TMP/alerts.yml"
+cat >"$TMP/backlog_alerts_test.yml" <<'EOF'
+rule_files: [alerts.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'settle_backlog_stalled{instance="n1"}'
+        values: '0x4 1x20'
+      - series: 'settle_backlog_stalled{instance="n2"}'
+        values: '0x24'
+      - series: 'settle_intake_refused_total{instance="n1"}'
+        values: '0x10 5+5x14'
+      - series: 'settle_intake_refused_total{instance="n2"}'
+        values: '0x24'
+    alert_rule_test:
+      - eval_time: 1m
+        alertname: SettleBacklogStalled
+        exp_alerts: []
+      - eval_time: 5m
+        alertname: SettleBacklogStalled
+        exp_alerts:
+          - exp_labels: {instance: n1, severity: page}
+            exp_annotations:
+              summary: "settle: every cycle leaves the same oldest payment waiting on n1"
+              description: "A gridlock or a participant without liquidity (settle.stall_after). SELECT * FROM settle_backlog_status(); the payment's 'stalled' event in settle.events says which and why."
+      - eval_time: 2m
+        alertname: SettleIntakeRefusing
+        exp_alerts: []
+      - eval_time: 5m
+        alertname: SettleIntakeRefusing
+        exp_alerts:
+          - exp_labels: {instance: n1, severity: page}
+            exp_annotations:
+              summary: "settle: intake refuses payments, the queue is full on n1"
+              description: "The queue reached settle.max_queued (SE160): cycles do not keep up, or a stuck backlog fills it. SELECT * FROM settle_backlog_status();"
+EOF
+command -v promtool >/dev/null || { echo "Bail out! promtool is not installed (test/deps.sh installs it)"; exit 1; }
+(cd "$TMP" && promtool test rules backlog_alerts_test.yml) >"$TMP/promtool.log" 2>&1
+ok $? "promtool: SettleBacklogStalled and SettleIntakeRefusing fire on a stalled backlog and on refusals, not before" \
+    || cat "$TMP/promtool.log"
 done_testing
