@@ -16,6 +16,7 @@ extern char *settle_reference_currency;
 extern double settle_delay_cost_bps;
 extern bool settle_suspension_holds_payee;
 extern int	settle_priority_aging_ms;
+extern bool settle_cycle_keep_plans;
 
 /*
  * What the last settle_run_cycle() of this process saw and did, for the

@@ -77,12 +77,31 @@ typedef struct BaselineFigures
 	int			wires;
 } BaselineFigures;
 
+/* The stages of a cycle whose time is measured (settle cycle's DEBUG1 line, test/bench/profile_cycle.sh). */
+typedef enum CycleStage
+{
+	CYCLE_STAGE_LOCK,
+	CYCLE_STAGE_EXPIRE,
+	CYCLE_STAGE_LOAD,			/* currencies and the queue */
+	CYCLE_STAGE_ACCOUNTS,		/* lock accounts, wires, ranges, cycle id */
+	CYCLE_STAGE_SOLVE,
+	CYCLE_STAGE_POST,
+	CYCLE_STAGE_BASELINES,
+	CYCLE_STAGE_RECORD,
+	CYCLE_STAGE_NOTIFY,
+	CYCLE_STAGE_OUTCOME,		/* the worker's figures (a bounded count under overload) */
+	CYCLE_STAGES
+} CycleStage;
+
 typedef struct CycleState
 {
 	const char *run_by;
 	const char *stage;			/* for the error context */
 	TimestampTz started_at;
 	instr_time	start_instr;
+	int			cur_stage;		/* CycleStage being timed, -1 none */
+	instr_time	stage_start;
+	double		stage_ms[CYCLE_STAGES];
 	int64		cycle_id;
 	int64		journal_id;
 
@@ -118,6 +137,13 @@ typedef struct CycleState
 	BaselineFigures fifo;
 	BaselineFigures naive;
 } CycleState;
+
+/*
+ * cycle.c: SPI_execute_with_args for the cycle's stages, with the plan kept
+ * between cycles (by statement text) while settle.cycle_keep_plans is on.
+ */
+extern int	settle_cycle_execute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+								 bool read_only, long count);
 
 /* Value of minor units of currency ci in reference major units. */
 extern double settle_reference_value(const CycleState *cs, int ci, int64 minor);

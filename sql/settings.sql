@@ -16,6 +16,7 @@ SET settle.solver_time_limit = '1h';
 SET settle.max_cycle_payments = 10000000;
 SET settle.rail_max_attempts = 1000;
 SET settle.priority_aging = 0;
+SET settle.cycle_keep_plans = off;
 SHOW settle.max_bulk_rows;
 SHOW settle.two_phase;
 RESET ROLE;

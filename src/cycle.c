@@ -66,6 +66,7 @@ char	   *settle_reference_currency = NULL;
 double		settle_delay_cost_bps = 10;
 bool		settle_suspension_holds_payee = true;
 int			settle_priority_aging_ms = 60000;
+bool		settle_cycle_keep_plans = true;
 
 SettleCycleOutcome settle_cycle_outcome;
 
@@ -145,6 +146,11 @@ settle_cycle_init(void)
 							&settle_priority_aging_ms,
 							60000, 0, 86400000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("settle.cycle_keep_plans",
+							 "Keeps the plans of a cycle's statements from one cycle to the next.",
+							 "Off: every statement is planned again in every cycle (as before 1.1), for comparison.",
+							 &settle_cycle_keep_plans, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("settle.suspension_holds_payee",
 							 "A suspended participant's queued payments are held as payee too, not only as payer.",
 							 "Off: payments to a suspended participant still settle.",
@@ -183,6 +189,78 @@ static void notify_settled(CycleState *cs);
 static void note_waiting(CycleState *cs, int64 payment_id);
 static int64 count_queued(int64 bound);
 static void set_outcome(CycleState *cs);
+static void enter_stage(CycleState *cs, int stage, const char *name);
+static void log_stages(CycleState *cs);
+
+/* Close the stage being timed and start the next (-1: none); name is for the error context. */
+static void
+enter_stage(CycleState *cs, int stage, const char *name)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	if (cs->cur_stage >= 0)
+	{
+		instr_time	d = now;
+
+		INSTR_TIME_SUBTRACT(d, cs->stage_start);
+		cs->stage_ms[cs->cur_stage] += INSTR_TIME_GET_MILLISEC(d);
+	}
+	cs->cur_stage = stage;
+	cs->stage_start = now;
+	if (name != NULL)
+		cs->stage = name;
+}
+
+/* Where the cycle's time went, at DEBUG1 (test/bench/profile_cycle.sh reads it). */
+static void
+log_stages(CycleState *cs)
+{
+	enter_stage(cs, -1, NULL);
+	elog(DEBUG1, "settle cycle stages (ms): considered %d settled %d lock %.3f expire %.3f load %.3f accounts %.3f"
+		 " solve %.3f post %.3f baselines %.3f record %.3f notify %.3f outcome %.3f",
+		 cs->n_loaded, cs->n_settled,
+		 cs->stage_ms[CYCLE_STAGE_LOCK], cs->stage_ms[CYCLE_STAGE_EXPIRE], cs->stage_ms[CYCLE_STAGE_LOAD],
+		 cs->stage_ms[CYCLE_STAGE_ACCOUNTS], cs->stage_ms[CYCLE_STAGE_SOLVE], cs->stage_ms[CYCLE_STAGE_POST],
+		 cs->stage_ms[CYCLE_STAGE_BASELINES], cs->stage_ms[CYCLE_STAGE_RECORD], cs->stage_ms[CYCLE_STAGE_NOTIFY],
+		 cs->stage_ms[CYCLE_STAGE_OUTCOME]);
+}
+
+/*
+ * The plans a cycle keeps (settle.cycle_keep_plans), by statement text: a
+ * dozen statements whose text never changes, planned once per process
+ * instead of once per cycle (planning the queue's statement alone took
+ * 2-4 ms, more than executing it for a small queue).  PostgreSQL's plan
+ * cache re-plans them when a table, function or the search_path they
+ * depend on changes.
+ */
+typedef struct KeptPlan
+{
+	char	   *sql;
+	SPIPlanPtr	plan;
+} KeptPlan;
+
+#define MAX_KEPT_PLANS 32
+static KeptPlan kept_plans[MAX_KEPT_PLANS];
+static int	n_kept_plans = 0;
+
+int
+settle_cycle_execute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+					 bool read_only, long count)
+{
+	int			i;
+
+	if (!settle_cycle_keep_plans)
+		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, count);
+	for (i = 0; i < n_kept_plans; i++)
+		if (strcmp(kept_plans[i].sql, sql) == 0)
+			return SPI_execute_plan(kept_plans[i].plan, values, nulls, read_only, count);
+	if (n_kept_plans == MAX_KEPT_PLANS)
+		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, count);
+	kept_plans[n_kept_plans].plan = settle_keep_plan(sql, nargs, types, "settlement cycle");
+	kept_plans[n_kept_plans].sql = MemoryContextStrdup(TopMemoryContext, sql);
+	return SPI_execute_plan(kept_plans[n_kept_plans++].plan, values, nulls, read_only, count);
+}
 
 /* A payment the cycle leaves queued, not by choice: counted for the backlog report. */
 static void
@@ -202,7 +280,7 @@ count_queued(int64 bound)
 	bool		isnull;
 
 	values[0] = Int64GetDatum(bound);
-	if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM settle.payment"
+	if (settle_cycle_execute("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM settle.payment"
 							  " WHERE status = 'queued' LIMIT $1) q",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "counting the queue failed");
@@ -369,7 +447,7 @@ expire_overdue(void)
 	bool		isnull;
 
 	/* held payments expire too: a deadline is the last moment to settle (held: hold_reason is set) */
-	ret = SPI_execute("WITH x AS ("
+	ret = settle_cycle_execute("WITH x AS ("
 					  "  UPDATE settle.payment SET status = 'expired', updated_at = clock_timestamp()"
 					  "   WHERE (status = 'queued' OR status = 'held') AND deadline < now()"
 					  "  RETURNING payment_id, CASE WHEN hold_reason IS NULL THEN 'queued' ELSE 'held' END AS was),"
@@ -377,7 +455,7 @@ expire_overdue(void)
 					  "  INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)"
 					  "  SELECT 'payment', payment_id::text, 'expired', was, 'expired',"
 					  "         '{\"reason\": \"deadline passed before it could settle\"}'::jsonb FROM x)"
-					  "SELECT count(*)::int FROM x", false, 0);
+					  "SELECT count(*)::int FROM x", 0, NULL, NULL, NULL, false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "expiring overdue payments failed");
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -392,7 +470,7 @@ load_currencies(CycleState *cs)
 	uint64		i;
 
 	values[0] = CStringGetTextDatum(settle_reference_currency);
-	if (SPI_execute_with_args(
+	if (settle_cycle_execute(
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m FROM settle.fx_rates)"
 							  " SELECT c.code, c.exponent::int,"
 							  "        (CASE WHEN c.code = $1 THEN 1"
@@ -454,7 +532,7 @@ load_queue(CycleState *cs)
 									ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	values[1] = Int32GetDatum(settle_max_cycle_payments);
 	values[2] = BoolGetDatum(settle_suspension_holds_payee);
-	if (SPI_execute_with_args(
+	if (settle_cycle_execute(
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
 							  "             FROM settle.fx_rates),"
 							  /* a pair stored the other way round: the credit divides by its rate */
@@ -589,7 +667,7 @@ settle_hold_payments(int64 *ids, char **reasons, int n)
 
 	spi_arg_int8s(&a, ids, n);
 	spi_arg_texts(&a, reasons, n);
-	if (SPI_execute_with_args(
+	if (settle_cycle_execute(
 							  "WITH h AS ("
 							  " UPDATE settle.payment p SET status = 'held', hold_reason = u.reason,"
 							  "        updated_at = pg_catalog.clock_timestamp()"
@@ -632,7 +710,7 @@ load_accounts(CycleState *cs)
 		}
 		values[0] = PointerGetDatum(settle_text_array(ids, nids));
 	}
-	if (SPI_execute_with_args(
+	if (settle_cycle_execute(
 							  "SELECT account_id, participant_id, currency, balance - pending_debit, lower_limit,"
 							  "       status = 'active', balance, pending_debit, pending_credit"
 							  "  FROM settle.account WHERE account_id = ANY ($1) AND kind = 'customer'"
@@ -693,8 +771,7 @@ load_wires(CycleState *cs)
 	uint64		r;
 	int			i;
 
-	if (SPI_execute("SELECT coalesce(participant_id, ''), currency, fee FROM settle.wire_fee",
-					true, 0) != SPI_OK_SELECT)
+	if (settle_cycle_execute("SELECT coalesce(participant_id, ''), currency, fee FROM settle.wire_fee", 0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading wire fees failed");
 	fee_values = palloc(sizeof(int64) * (SPI_processed + 1));
 	for (r = 0; r < SPI_processed; r++)
@@ -777,8 +854,7 @@ guard_ranges(CycleState *cs)
 	const int128 max = PG_INT64_MAX;
 	const int128 min = PG_INT64_MIN;
 
-	if (SPI_execute("SELECT currency, balance FROM settle.account WHERE kind = 'settlement'",
-					true, 0) != SPI_OK_SELECT)
+	if (settle_cycle_execute("SELECT currency, balance FROM settle.account WHERE kind = 'settlement'", 0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the settlement accounts failed");
 	for (r = 0; r < SPI_processed; r++)
 	{
@@ -1046,7 +1122,7 @@ record_cycle(CycleState *cs)
 #undef ARG
 #undef NUMARG
 
-	if (SPI_execute_with_args(
+	if (settle_cycle_execute(
 							  "WITH c AS ("
 							  " INSERT INTO settle.cycle (cycle_id, started_at, finished_at, run_by, reference_currency,"
 							  "   considered, settled, deferred, unsettled, expired, settled_value, batches, wires,"
@@ -1101,7 +1177,8 @@ settle_run_cycle(const char *run_by)
 	cs->run_by = run_by;
 	cs->started_at = GetCurrentTimestamp();
 	INSTR_TIME_SET_CURRENT(cs->start_instr);
-	cs->stage = "waiting for the cycle lock";
+	cs->cur_stage = -1;
+	enter_stage(cs, CYCLE_STAGE_LOCK, "waiting for the cycle lock");
 	errcallback.callback = cycle_error_context;
 	errcallback.arg = cs;
 	errcallback.previous = error_context_stack;
@@ -1109,14 +1186,16 @@ settle_run_cycle(const char *run_by)
 
 	lock_cycles(run_by);
 
-	cs->stage = "expiring overdue payments";
+	enter_stage(cs, CYCLE_STAGE_EXPIRE, "expiring overdue payments");
 	cs->n_expired = expire_overdue();
-	cs->stage = "loading the queue";
+	enter_stage(cs, CYCLE_STAGE_LOAD, "loading the queue");
 	load_currencies(cs);
 	load_queue(cs);
 	if (cs->n_payments == 0 && cs->n_expired == 0 && cs->held == 0)
 	{
+		enter_stage(cs, CYCLE_STAGE_OUTCOME, NULL);
 		set_outcome(cs);
+		log_stages(cs);
 		error_context_stack = errcallback.previous;
 		settle_unpin_search_path(guc_level);
 		SPI_finish();
@@ -1124,16 +1203,16 @@ settle_run_cycle(const char *run_by)
 		MemoryContextDelete(work);
 		return 0;
 	}
-	cs->stage = "locking accounts";
+	enter_stage(cs, CYCLE_STAGE_ACCOUNTS, "locking accounts");
 	load_accounts(cs);
 	load_wires(cs);
 	guard_ranges(cs);
 
-	if (SPI_execute("SELECT pg_catalog.nextval('settle.cycle_id_seq'::pg_catalog.regclass)", false, 1) != SPI_OK_SELECT)
+	if (settle_cycle_execute("SELECT pg_catalog.nextval('settle.cycle_id_seq'::pg_catalog.regclass)", 0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not allocate a cycle id");
 	cs->cycle_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-	cs->stage = "solving";
+	enter_stage(cs, CYCLE_STAGE_SOLVE, "solving");
 	if (cs->n_payments > 0)
 		build_and_solve(cs);
 	else
@@ -1151,7 +1230,7 @@ settle_run_cycle(const char *run_by)
 		else
 			note_waiting(cs, cs->payments[i].payment_id);
 	}
-	cs->stage = settle_two_phase ? "reserving" : "posting";
+	enter_stage(cs, CYCLE_STAGE_POST, settle_two_phase ? "reserving" : "posting");
 	if (cs->n_settled > 0)
 		settle_post_selection(cs);
 	if (cs->n_settled == 0 && cs->n_expired == 0 && strcmp(run_by, "worker") == 0)
@@ -1167,14 +1246,18 @@ settle_run_cycle(const char *run_by)
 	}
 	else
 	{
-		cs->stage = "recording";
+		enter_stage(cs, CYCLE_STAGE_BASELINES, "recording");
 		settle_compute_baselines(cs);
+		enter_stage(cs, CYCLE_STAGE_RECORD, NULL);
 		record_cycle(cs);
+		enter_stage(cs, CYCLE_STAGE_NOTIFY, NULL);
 		if (!settle_two_phase)
 			notify_settled(cs);
 		cycle_id = cs->cycle_id;
 	}
+	enter_stage(cs, CYCLE_STAGE_OUTCOME, NULL);
 	set_outcome(cs);
+	log_stages(cs);
 
 	error_context_stack = errcallback.previous;
 	settle_unpin_search_path(guc_level);
