@@ -189,6 +189,8 @@ settle_pace_cycle_starting(TimestampTz now)
 {
 	SettleArrivals a;
 
+	/* what the last cycle did is forgotten: a round that runs no cycle must not reuse it */
+	memset(&settle_cycle_outcome, 0, sizeof(settle_cycle_outcome));
 	settle_backlog_take(&a);
 	if (pace.cycle_started_at != 0 && now > pace.cycle_started_at)
 	{
