@@ -40,7 +40,7 @@
 #include "worker.h"
 
 int			settle_batch_window_ms = 10;
-int			settle_max_batch_delay_ms = 50;
+int			settle_max_batch_delay_ms = 25;
 double		settle_waiting_cost_bps = 100;
 int			settle_stall_backoff_max_ms = 1000;
 
@@ -90,7 +90,7 @@ settle_pace_define_settings(void)
 							"Most time the worker gathers payments before cycling, from the first one waiting.",
 							"Below settle.batch_window, the window applies.",
 							&settle_max_batch_delay_ms,
-							50, 0, 60000,
+							25, 0, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomRealVariable("settle.waiting_cost_bps",
 							 "Cost of one second of a payment's wait for a cycle, in basis points of its priority-weighted value.",
