@@ -126,6 +126,8 @@ typedef struct CycleState
 	int			n_newly_held;	/* of which held for an operator by this cycle */
 	int			n_waiting;		/* left for lack of liquidity, a frozen account, a range or a rate */
 	int64		oldest_waiting_id;	/* the oldest of those; 0: none */
+	int64		n_skipped;		/* old payments of quiet payers not loaded (quiet.c) */
+	int64		skipped_oldest; /* the oldest of them; 0: none */
 	int			n_expired;
 	int			n_settled;
 	int			n_deferred;

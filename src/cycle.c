@@ -52,6 +52,7 @@
 #include "spi_util.h"
 #include "version.h"
 #include "backlog.h"
+#include "quiet.h"
 #include "worker_state.h"
 
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
@@ -175,7 +176,7 @@ static int	name_lookup(HTAB *t, const char *key);
 static int	name_insert(HTAB *t, const char *key, int index, bool *found);
 static int	expire_overdue(void);
 static void load_currencies(CycleState *cs);
-static void load_queue(CycleState *cs);
+static void load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid);
 static void load_accounts(CycleState *cs);
 static void load_wires(CycleState *cs);
 static void guard_ranges(CycleState *cs);
@@ -306,15 +307,18 @@ set_outcome(CycleState *cs)
 	o->expired = cs->n_expired;
 	o->held = cs->n_newly_held;
 	o->deferred = cs->n_deferred;
-	o->waiting = cs->n_waiting;
+	/* the payments of quiet payers wait too, unjudged (quiet.c) */
+	o->waiting = cs->n_waiting + (int) Min(cs->n_skipped, INT_MAX / 2);
 	o->oldest_waiting = cs->oldest_waiting_id;
+	if (cs->skipped_oldest != 0 && (o->oldest_waiting == 0 || cs->skipped_oldest < o->oldest_waiting))
+		o->oldest_waiting = cs->skipped_oldest;
 	o->cost = cs->fee_cost + cs->fx_cost;
 	o->settled_weight = 0;
 	for (i = 0; i < cs->n_payments; i++)
 		if (cs->selected != NULL && cs->selected[i])
 			o->settled_weight += cs->payments[i].priority / 5.0 * cs->payments[i].value;
 	if (cs->n_loaded < settle_max_cycle_payments)
-		o->queued_after = cs->n_loaded - cs->n_settled - cs->n_newly_held;
+		o->queued_after = cs->n_loaded - cs->n_settled - cs->n_newly_held + cs->n_skipped;
 	else
 		o->queued_after = count_queued(settle_max_queued > 0 ? (int64) settle_max_queued + 1
 									   : 10 * (int64) settle_max_cycle_payments);
@@ -517,10 +521,10 @@ settle_reference_value(const CycleState *cs, int ci, int64 minor)
 
 /* The queue, locked without waiting, with FX credits converted exactly. */
 static void
-load_queue(CycleState *cs)
+load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 {
-	Oid			types[3] = {INTERVALOID, INT4OID, BOOLOID};
-	Datum		values[3];
+	Oid			types[5] = {INTERVALOID, INT4OID, BOOLOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[5];
 	uint64		i;
 	int			n = 0;
 	int64	   *hold_ids;
@@ -532,6 +536,9 @@ load_queue(CycleState *cs)
 									ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	values[1] = Int32GetDatum(settle_max_cycle_payments);
 	values[2] = BoolGetDatum(settle_suspension_holds_payee);
+	/* quiet payers (quiet.c): their payments older than $5's snapshot are not loaded */
+	values[3] = PointerGetDatum(settle_text_array(skip, n_skip));
+	values[4] = CStringGetTextDatum(new_from_xid != NULL ? new_from_xid : "3");
 	if (settle_cycle_execute(
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
 							  "             FROM settle.fx_rates),"
@@ -556,6 +563,8 @@ load_queue(CycleState *cs)
 							  "   JOIN settle.participant sp ON sp.participant_id = p.source_participant"
 							  "   JOIN settle.participant tp ON tp.participant_id = p.counterparty_id"
 							  "  WHERE p.status = 'queued'"
+							  "    AND (p.source_account OPERATOR(pg_catalog.<>) ALL ($4)"
+							  "         OR pg_catalog.age(p.xmin) OPERATOR(pg_catalog.<=) pg_catalog.age($5::text::pg_catalog.xid))"
 							  "  ORDER BY p.payment_id"
 							  "  LIMIT $2"
 							  "  FOR UPDATE OF p SKIP LOCKED),"
@@ -595,7 +604,7 @@ load_queue(CycleState *cs)
 							  "        (pg_catalog.date_part('epoch', now() OPERATOR(pg_catalog.-) v.created_at)"
 							  "           OPERATOR(pg_catalog.*) 1000)::float8 AS age_ms"
 							  "   FROM v ORDER BY v.payment_id",
-							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
+							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading the queue failed");
 
 	cs->n_loaded = (int) SPI_processed;
@@ -636,6 +645,7 @@ load_queue(CycleState *cs)
 		if (isnull)
 		{
 			note_waiting(cs, p->payment_id);	/* no rate any more: stays queued */
+			settle_quiet_noisy(p->source_account);
 			continue;
 		}
 		p->credit = DatumGetInt64(credit);
@@ -754,6 +764,7 @@ load_accounts(CycleState *cs)
 		{
 			cs->held++;
 			note_waiting(cs, p->payment_id);
+			settle_quiet_noisy(p->source_account);
 			continue;
 		}
 		cs->payments[kept++] = *p;
@@ -914,7 +925,10 @@ guard_ranges(CycleState *cs)
 		}
 		cs->held++;				/* considered, left unsettled */
 		if (why == NULL)
+		{
 			note_waiting(cs, p->payment_id);	/* fits alone: a later cycle */
+			settle_quiet_noisy(p->source_account);
+		}
 		else
 		{
 			/* it does not fit even alone: it never will */
@@ -1190,7 +1204,13 @@ settle_run_cycle(const char *run_by)
 	cs->n_expired = expire_overdue();
 	enter_stage(cs, CYCLE_STAGE_LOAD, "loading the queue");
 	load_currencies(cs);
-	load_queue(cs);
+	{
+		int			n_skip;
+		char	   *new_from;
+		char	  **skip = settle_quiet_skip(&n_skip, &new_from, &cs->n_skipped, &cs->skipped_oldest);
+
+		load_queue(cs, skip, n_skip, new_from);
+	}
 	if (cs->n_payments == 0 && cs->n_expired == 0 && cs->held == 0)
 	{
 		enter_stage(cs, CYCLE_STAGE_OUTCOME, NULL);
@@ -1230,6 +1250,7 @@ settle_run_cycle(const char *run_by)
 		else
 			note_waiting(cs, cs->payments[i].payment_id);
 	}
+	settle_quiet_collect(cs);
 	enter_stage(cs, CYCLE_STAGE_POST, settle_two_phase ? "reserving" : "posting");
 	if (cs->n_settled > 0)
 		settle_post_selection(cs);

@@ -22,6 +22,7 @@
 #include "worker_state.h"
 #include "backlog.h"
 #include "pace.h"
+#include "quiet.h"
 
 PG_MODULE_MAGIC;
 
@@ -67,6 +68,7 @@ _PG_init(void)
 	settle_worker_define_settings();
 	settle_backlog_define_settings();
 	settle_pace_define_settings();
+	settle_quiet_define_settings();
 	MarkGUCPrefixReserved("settle");
 	settle_role_map_init();
 	settle_refcache_init();

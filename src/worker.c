@@ -38,6 +38,7 @@
 #include "worker_state.h"
 #include "backlog.h"
 #include "pace.h"
+#include "quiet.h"
 #include "spi_util.h"
 
 char	   *settle_database = NULL;
@@ -300,7 +301,9 @@ settle_worker_main(Datum main_arg)
 		}
 
 		settle_pace_cycle_starting(GetCurrentTimestamp());
+		settle_quiet_cycle_starting(GetCurrentTimestamp());
 		committed = run_safely(worker_cxt, "settle cycle", true, do_cycle);
+		settle_quiet_cycle_finished(committed);
 		if (settle_pace_cycle_finished(GetCurrentTimestamp(), committed, &stall))
 			stall_to_report = true;
 		/* the audit chains, in a transaction of their own: writers never wait for them */
