@@ -1213,6 +1213,7 @@ settle_run_cycle(const char *run_by)
 	}
 	if (cs->n_payments == 0 && cs->n_expired == 0 && cs->held == 0)
 	{
+		settle_quiet_collect(cs);	/* the skipped payers stay quiet */
 		enter_stage(cs, CYCLE_STAGE_OUTCOME, NULL);
 		set_outcome(cs);
 		log_stages(cs);

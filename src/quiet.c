@@ -37,7 +37,7 @@
 #include "quiet.h"
 #include "spi_util.h"
 
-int			settle_full_cycle_interval_ms = 5000;
+int			settle_full_cycle_interval_ms = 30000;
 
 #define KEY_LEN (NAMEDATALEN * 3)
 
@@ -75,7 +75,7 @@ settle_quiet_define_settings(void)
 							"Longest time between two worker cycles that judge the whole queue.",
 							"In between, the old payments of payers that cannot settle anything until their position changes are skipped. 0: every cycle judges the whole queue.",
 							&settle_full_cycle_interval_ms,
-							5000, 0, 3600000,
+							30000, 0, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
