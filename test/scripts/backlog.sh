@@ -13,7 +13,10 @@
 #     new urgent one to scarce liquidity; without it, it does not;
 #   - pacing: with wire fees to save the worker gathers payments (up to
 #     settle.max_batch_delay), an urgent payment (priority 9) cuts the
-#     gathering short.
+#     gathering short;
+#   - quiet payers: 350 stuck payments are not taken again by the cycles
+#     that settle new ones, a new payment closing a ring and a funding
+#     bring them back without a full cycle.
 # Only bounds that a slow machine cannot break: counts, orderings, waits
 # from below.
 set -uo pipefail
@@ -173,6 +176,44 @@ ok $? "priority 9 cuts the gathering short ($(latency_ms urgent) ms), and the pa
 is "$(q "SELECT count(DISTINCT cycle_id) FROM settle.payment WHERE transaction_id IN ('slow', 'urgent')")" 1 "one cycle for both"
 
 is "$(q "SELECT count(*) FROM settle_seal()" >/dev/null; q "SELECT count(*) FROM settle_verify()")" 0 "settle_verify() finds nothing wrong (the stalled event is sealed with the rest)"
+# --- quiet payers: stuck payments are not judged again until their payer's position changes ---
+# (docs/CYCLE.md, "Quiet payers"); no full cycle during this part
+setting settle.full_cycle_interval 10min
+setting settle.max_batch_delay 25ms
+setting settle.batch_window 10ms
+q "SELECT settle_create_participant(p) FROM unnest(ARRAY['q_a','q_b','r_a','r_b']) p" >/dev/null
+q "SELECT settle_create_account(p || '_usd', p, 'USD') FROM unnest(ARRAY['q_a','q_b','r_a','r_b']) p" >/dev/null
+stuck_bulk() {  # stuck_bulk PREFIX N FROM TO: N payments of 1.00
+    q "SELECT count(*) FROM settle_submit_bulk((SELECT jsonb_agg(jsonb_build_object(
+          'transaction_id', '$1' || g, 'idempotency_key', '$1' || g, 'amount', '1.00',
+          'source_currency', 'USD', 'destination_currency', 'USD',
+          'source_account', '$3_usd', 'destination_account', '$4_usd', 'counterparty_id', '$4'))
+        FROM generate_series(1, $2) g))" >/dev/null
+}
+stuck_bulk qs 300 q_a q_b
+stuck_bulk rs 50 r_a r_b
+wait_for 20 is_now 350 "SELECT waiting FROM settle_backlog_status()"
+ok $? "350 payments wait: their payers have nothing"
+lo=$(q "SELECT max(payment_id) FROM settle.payment")
+for i in 1 2 3 4 5; do q "SELECT settle_submit('qn$i', 1, 'USD', 'USD', 'f_x_usd', 'f_y_usd', 'f_y', 'qn$i')" >/dev/null; sleep 0.2; done
+wait_for 20 is_now 5 "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'qn%' AND status = 'settled'"
+ok $? "5 new affordable payments settle"
+mx=$(q "SELECT max(c.considered) FROM settle.cycle c WHERE c.cycle_id IN (SELECT cycle_id FROM settle.payment WHERE transaction_id LIKE 'qn%')")
+[ "$mx" -lt 50 ]
+ok $? "the cycles that settled them did not take the 350 stuck payments again (at most $mx considered)"
+is "$(status waiting)" 350 "the stuck payments still count as waiting"
+# a ring closed by a new payment: q_b pays q_a back 300.00; q_a, credited, is judged again with its old payments
+q "SELECT settle_submit('q_back', 300, 'USD', 'USD', 'q_b_usd', 'q_a_usd', 'q_a', 'q_back')" >/dev/null
+wait_for 20 is_now 301 "SELECT count(*) FROM settle.payment WHERE (transaction_id LIKE 'qs%' OR transaction_id = 'q_back') AND status = 'settled'"
+ok $? "a new payment that closes the ring settles it with the 300 old ones, without a full cycle (netting, nobody funded)"
+# funding: r_a's account changes; the next wake-up judges its payments again
+q "SELECT settle_fund_account('r_a_usd', 100)" >/dev/null
+q "SELECT settle_submit('qn9', 1, 'USD', 'USD', 'f_x_usd', 'f_y_usd', 'f_y', 'qn9')" >/dev/null
+wait_for 20 is_now 50 "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'rs%' AND status = 'settled'"
+ok $? "once r_a is funded, its 50 payments settle at the next wake-up, without a full cycle"
+setting settle.full_cycle_interval 0
+is "$(q "SELECT count(*) FROM settle.payment WHERE status = 'queued'")" 0 "nothing is left in the queue"
+
 # --- the alerts on these series (promtool unit test) -------------------------------------
 cp docker/prometheus/alerts.yml "$TMP/alerts.yml"
 cat >"$TMP/backlog_alerts_test.yml" <<'EOF'
