@@ -15,6 +15,29 @@ extern int	settle_max_cycle_payments;
 extern char *settle_reference_currency;
 extern double settle_delay_cost_bps;
 extern bool settle_suspension_holds_payee;
+extern int	settle_priority_aging_ms;
+extern bool settle_cycle_keep_plans;
+
+/*
+ * What the last settle_run_cycle() of this process saw and did, for the
+ * worker's pacing and backlog report (read only once the cycle committed).
+ */
+typedef struct SettleCycleOutcome
+{
+	bool		ran;			/* the cycle got as far as taking the queue */
+	int			loaded;			/* queued payments it took */
+	int64		queued_after;	/* the queue's depth its snapshot left; -1 unknown */
+	int			settled;		/* settled (two-phase: reserved) */
+	int			expired;
+	int			held;			/* held for an operator by this cycle */
+	int			deferred;		/* left because waiting was cheaper */
+	int			waiting;		/* left for lack of liquidity, a frozen account, a range or a rate */
+	int64		oldest_waiting; /* the oldest of those; 0: none */
+	double		cost;			/* wire fees and spread, reference currency */
+	double		settled_weight; /* sum of priority weight x value settled, reference currency */
+} SettleCycleOutcome;
+
+extern SettleCycleOutcome settle_cycle_outcome;
 
 /* The NOTIFY channel of settled payments (docs/OPERATIONS.md, "Real time"). */
 #define SETTLE_NOTIFY_CHANNEL "settle_settled"

@@ -47,6 +47,7 @@ typedef struct CyclePayment
 	double		spread_bps;
 	int			priority;
 	bool		deferrable;		/* deadline after the next cycle */
+	double		age_ms;			/* how long it has been queued, at the cycle's start */
 	double		value;			/* reference major units, for the objective and reports */
 	int			src;			/* index into accounts */
 	int			dst;
@@ -78,12 +79,31 @@ typedef struct BaselineFigures
 	int			wires;
 } BaselineFigures;
 
+/* The stages of a cycle whose time is measured (settle cycle's DEBUG1 line, test/bench/profile_cycle.sh). */
+typedef enum CycleStage
+{
+	CYCLE_STAGE_LOCK,
+	CYCLE_STAGE_EXPIRE,
+	CYCLE_STAGE_LOAD,			/* currencies and the queue */
+	CYCLE_STAGE_ACCOUNTS,		/* lock accounts, wires, ranges, cycle id */
+	CYCLE_STAGE_SOLVE,
+	CYCLE_STAGE_POST,
+	CYCLE_STAGE_BASELINES,
+	CYCLE_STAGE_RECORD,
+	CYCLE_STAGE_NOTIFY,
+	CYCLE_STAGE_OUTCOME,		/* the worker's figures (a bounded count under overload) */
+	CYCLE_STAGES
+} CycleStage;
+
 typedef struct CycleState
 {
 	const char *run_by;
 	const char *stage;			/* for the error context */
 	TimestampTz started_at;
 	instr_time	start_instr;
+	int			cur_stage;		/* CycleStage being timed, -1 none */
+	instr_time	stage_start;
+	double		stage_ms[CYCLE_STAGES];
 	int64		cycle_id;
 	int64		journal_id;
 
@@ -105,6 +125,12 @@ typedef struct CycleState
 	SolverStatus solver_status;
 
 	int			held;			/* considered but left: an account frozen or closed, held, out of range */
+	int			n_loaded;		/* queued payments taken (locked) by the cycle */
+	int			n_newly_held;	/* of which held for an operator by this cycle */
+	int			n_waiting;		/* left for lack of liquidity, a frozen account, a range or a rate */
+	int64		oldest_waiting_id;	/* the oldest of those; 0: none */
+	int64		n_skipped;		/* old payments of quiet payers not loaded (quiet.c) */
+	int64		skipped_oldest; /* the oldest of them; 0: none */
 	int			n_expired;
 	int			n_settled;
 	int			n_deferred;
@@ -116,6 +142,13 @@ typedef struct CycleState
 	BaselineFigures fifo;
 	BaselineFigures naive;
 } CycleState;
+
+/*
+ * cycle.c: SPI_execute_with_args for the cycle's stages, with the plan kept
+ * between cycles (by statement text) while settle.cycle_keep_plans is on.
+ */
+extern int	settle_cycle_execute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+								 bool read_only, long count);
 
 /* Value of minor units of currency ci in reference major units. */
 extern double settle_reference_value(const CycleState *cs, int ci, int64 minor);

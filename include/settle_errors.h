@@ -100,5 +100,7 @@
 #define ERRCODE_SETTLE_API_CLIENT_EXISTS	SE('1','6','0')
 #define ERRCODE_SETTLE_API_CLIENT_UNKNOWN	SE('1','6','1')
 #define ERRCODE_SETTLE_API_CLIENT_ID		SE('1','6','2')
+/* backpressure: intake refuses new payments while the queue is full (settle.max_queued) */
+#define ERRCODE_SETTLE_QUEUE_FULL			SE('0','9','3')
 
 #endif							/* SETTLE_ERRORS_H */

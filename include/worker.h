@@ -9,8 +9,6 @@ extern char *settle_database;
 extern bool settle_preloaded;
 extern bool settle_worker_enabled;
 
-extern int	settle_batch_window_ms;
-
 /* Define the worker's settings (from _PG_init). */
 extern void settle_worker_define_settings(void);
 

@@ -11,6 +11,7 @@
 
 #include "postgres.h"
 #include "utils/elog.h"
+#include "utils/timestamp.h"
 
 /* From _PG_init while preloading: ask for the shared memory. */
 extern void settle_worker_state_init(void);
@@ -20,7 +21,7 @@ extern void settle_worker_state_started(void);
 
 /* Wake the worker now; or once the current transaction commits (intake). */
 extern void settle_worker_wake(void);
-extern void settle_worker_wake_at_commit(void);
+extern void settle_worker_wake_at_commit(int n, int max_priority, TimestampTz min_deadline);
 
 /* A worker cycle committed without settling or expiring anything (no row written). */
 extern void settle_worker_state_note_unchanged(void);

@@ -18,6 +18,9 @@ LANGUAGE sql AS $$ SELECT value FROM settle.metrics WHERE metric = name AND labe
 SELECT family, count(*) AS samples FROM settle.metrics GROUP BY 1 ORDER BY 1;
 SELECT v('settle_last_cycle_age_seconds') IS NULL AS no_cycle_yet;
 SELECT * FROM m('queue');
+-- the backlog: shared memory of the worker's database (not this one): zeros, no estimate
+SELECT * FROM m('backlog');
+SELECT count(*) AS backlog_rows_here FROM settle_backlog_status();
 
 SELECT settle_set_wire_fee('USD', 25);
 SELECT settle_create_participant(p) FROM unnest(ARRAY['m_a', 'm_b', 'm_c', 'm_d']) p;

@@ -15,6 +15,8 @@ SET settle.reference_currency = 'EUR';
 SET settle.solver_time_limit = '1h';
 SET settle.max_cycle_payments = 10000000;
 SET settle.rail_max_attempts = 1000;
+SET settle.priority_aging = 0;
+SET settle.cycle_keep_plans = off;
 SHOW settle.max_bulk_rows;
 SHOW settle.two_phase;
 RESET ROLE;
@@ -25,6 +27,8 @@ SET settle.solver_time_limit = '250ms';
 SHOW settle.solver_time_limit;
 SET settle.rail_backoff = '2min';
 SHOW settle.rail_backoff;
+SET settle.priority_aging = '2min';
+SHOW settle.priority_aging;
 -- checked values
 SET settle.reference_currency = 'usd';
 SET settle.reference_currency = 'XYZ';
@@ -33,6 +37,22 @@ SHOW settle.reference_currency;
 SET settle.max_bulk_rows = 0;
 SET settle.solver_time_limit = '-1ms';
 SET settle.cycle_interval = '1s';
+SET settle.priority_aging = '-1ms';
+-- the worker's pacing and the backlog (docs/CYCLE.md): the configuration file's,
+-- checked by ALTER SYSTEM (nothing is written when refused)
+SET settle.max_batch_delay = '20ms';
+SET settle.waiting_cost_bps = 5;
+SET settle.max_queued = 10;
+SET settle.stall_after = '5s';
+SET settle.stall_backoff_max = '5s';
+SET settle.full_cycle_interval = '1s';
+ALTER SYSTEM SET settle.max_batch_delay = '2min';
+ALTER SYSTEM SET settle.waiting_cost_bps = 0;
+ALTER SYSTEM SET settle.max_queued = -1;
+ALTER SYSTEM SET settle.stall_after = '10ms';
+ALTER SYSTEM SET settle.stall_backoff_max = '2h';
+ALTER SYSTEM SET settle.full_cycle_interval = '-1s';
+SELECT count(*) FROM pg_file_settings WHERE name LIKE 'settle.%' AND sourcefile LIKE '%postgresql.auto.conf';
 \c contrib_regression
 DROP DATABASE settle_settings;
 DROP ROLE settings_user;

@@ -53,6 +53,8 @@
 #include "spi_util.h"
 #include "version.h"
 #include "funding_advice.h"
+#include "backlog.h"
+#include "quiet.h"
 #include "worker_state.h"
 
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
@@ -66,6 +68,10 @@ int			settle_max_cycle_payments = 100000;
 char	   *settle_reference_currency = NULL;
 double		settle_delay_cost_bps = 10;
 bool		settle_suspension_holds_payee = true;
+int			settle_priority_aging_ms = 60000;
+bool		settle_cycle_keep_plans = true;
+
+SettleCycleOutcome settle_cycle_outcome;
 
 static bool check_reference_currency(char **newval, void **extra, GucSource source);
 
@@ -138,6 +144,17 @@ settle_cycle_init(void)
 							 &settle_delay_cost_bps,
 							 10, 0.000001, 10000,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.priority_aging",
+							"Time after which a queued payment's priority weight has doubled (it grows linearly with its age).",
+							"0: age does not count. Keeps old payments from starving behind newer ones when liquidity is short.",
+							&settle_priority_aging_ms,
+							60000, 0, 86400000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("settle.cycle_keep_plans",
+							 "Keeps the plans of a cycle's statements from one cycle to the next.",
+							 "Off: every statement is planned again in every cycle (as before 1.1), for comparison.",
+							 &settle_cycle_keep_plans, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("settle.suspension_holds_payee",
 							 "A suspended participant's queued payments are held as payee too, not only as payer.",
 							 "Off: payments to a suspended participant still settle.",
@@ -162,7 +179,7 @@ static int	name_lookup(HTAB *t, const char *key);
 static int	name_insert(HTAB *t, const char *key, int index, bool *found);
 static int	expire_overdue(void);
 static void load_currencies(CycleState *cs);
-static void load_queue(CycleState *cs);
+static void load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid);
 static void load_accounts(CycleState *cs);
 static void load_wires(CycleState *cs);
 static void guard_ranges(CycleState *cs);
@@ -173,6 +190,142 @@ static void record_cycle(CycleState *cs);
 static void cycle_error_context(void *arg);
 static void lock_cycles(const char *run_by);
 static void notify_settled(CycleState *cs);
+static void note_waiting(CycleState *cs, int64 payment_id);
+static int64 count_queued(int64 bound);
+static void set_outcome(CycleState *cs);
+static void enter_stage(CycleState *cs, int stage, const char *name);
+static void log_stages(CycleState *cs);
+
+/* Close the stage being timed and start the next (-1: none); name is for the error context. */
+static void
+enter_stage(CycleState *cs, int stage, const char *name)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	if (cs->cur_stage >= 0)
+	{
+		instr_time	d = now;
+
+		INSTR_TIME_SUBTRACT(d, cs->stage_start);
+		cs->stage_ms[cs->cur_stage] += INSTR_TIME_GET_MILLISEC(d);
+	}
+	cs->cur_stage = stage;
+	cs->stage_start = now;
+	if (name != NULL)
+		cs->stage = name;
+}
+
+/* Where the cycle's time went, at DEBUG1 (test/bench/profile_cycle.sh reads it). */
+static void
+log_stages(CycleState *cs)
+{
+	enter_stage(cs, -1, NULL);
+	elog(DEBUG1, "settle cycle stages (ms): considered %d settled %d lock %.3f expire %.3f load %.3f accounts %.3f"
+		 " solve %.3f post %.3f baselines %.3f record %.3f notify %.3f outcome %.3f",
+		 cs->n_loaded, cs->n_settled,
+		 cs->stage_ms[CYCLE_STAGE_LOCK], cs->stage_ms[CYCLE_STAGE_EXPIRE], cs->stage_ms[CYCLE_STAGE_LOAD],
+		 cs->stage_ms[CYCLE_STAGE_ACCOUNTS], cs->stage_ms[CYCLE_STAGE_SOLVE], cs->stage_ms[CYCLE_STAGE_POST],
+		 cs->stage_ms[CYCLE_STAGE_BASELINES], cs->stage_ms[CYCLE_STAGE_RECORD], cs->stage_ms[CYCLE_STAGE_NOTIFY],
+		 cs->stage_ms[CYCLE_STAGE_OUTCOME]);
+}
+
+/*
+ * The plans a cycle keeps (settle.cycle_keep_plans), by statement text: a
+ * dozen statements whose text never changes, planned once per process
+ * instead of once per cycle (planning the queue's statement alone took
+ * 2-4 ms, more than executing it for a small queue).  PostgreSQL's plan
+ * cache re-plans them when a table, function or the search_path they
+ * depend on changes.
+ */
+typedef struct KeptPlan
+{
+	char	   *sql;
+	SPIPlanPtr	plan;
+} KeptPlan;
+
+#define MAX_KEPT_PLANS 32
+static KeptPlan kept_plans[MAX_KEPT_PLANS];
+static int	n_kept_plans = 0;
+
+int
+settle_cycle_execute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+					 bool read_only, long count)
+{
+	int			i;
+
+	if (!settle_cycle_keep_plans)
+		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, count);
+	for (i = 0; i < n_kept_plans; i++)
+		if (strcmp(kept_plans[i].sql, sql) == 0)
+			return SPI_execute_plan(kept_plans[i].plan, values, nulls, read_only, count);
+	if (n_kept_plans == MAX_KEPT_PLANS)
+		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, count);
+	kept_plans[n_kept_plans].plan = settle_keep_plan(sql, nargs, types, "settlement cycle");
+	kept_plans[n_kept_plans].sql = MemoryContextStrdup(TopMemoryContext, sql);
+	return SPI_execute_plan(kept_plans[n_kept_plans++].plan, values, nulls, read_only, count);
+}
+
+/* A payment the cycle leaves queued, not by choice: counted for the backlog report. */
+static void
+note_waiting(CycleState *cs, int64 payment_id)
+{
+	cs->n_waiting++;
+	if (cs->oldest_waiting_id == 0 || payment_id < cs->oldest_waiting_id)
+		cs->oldest_waiting_id = payment_id;
+}
+
+/* Queued payments in this cycle's snapshot, counted up to bound (an index scan). */
+static int64
+count_queued(int64 bound)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = Int64GetDatum(bound);
+	if (settle_cycle_execute("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM settle.payment"
+							  " WHERE status = 'queued' LIMIT $1) q",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "counting the queue failed");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * What this cycle saw and did, for the worker (read once it committed).  The
+ * depth it leaves: what it took minus what it settled or held, unless it took
+ * a full settle.max_cycle_payments, when the queue may hold more: then it is
+ * counted, up to a bound (settle.max_queued + 1, or 10 x max_cycle_payments
+ * without a limit), so that overload costs at most one bounded index scan.
+ */
+static void
+set_outcome(CycleState *cs)
+{
+	SettleCycleOutcome *o = &settle_cycle_outcome;
+	int			i;
+
+	o->ran = true;
+	o->loaded = cs->n_loaded;
+	o->settled = cs->n_settled;
+	o->expired = cs->n_expired;
+	o->held = cs->n_newly_held;
+	o->deferred = cs->n_deferred;
+	/* the payments of quiet payers wait too, unjudged (quiet.c) */
+	o->waiting = cs->n_waiting + (int) Min(cs->n_skipped, INT_MAX / 2);
+	o->oldest_waiting = cs->oldest_waiting_id;
+	if (cs->skipped_oldest != 0 && (o->oldest_waiting == 0 || cs->skipped_oldest < o->oldest_waiting))
+		o->oldest_waiting = cs->skipped_oldest;
+	o->cost = cs->fee_cost + cs->fx_cost;
+	o->settled_weight = 0;
+	for (i = 0; i < cs->n_payments; i++)
+		if (cs->selected != NULL && cs->selected[i])
+			o->settled_weight += cs->payments[i].priority / 5.0 * cs->payments[i].value;
+	if (cs->n_loaded < settle_max_cycle_payments)
+		o->queued_after = cs->n_loaded - cs->n_settled - cs->n_newly_held + cs->n_skipped;
+	else
+		o->queued_after = count_queued(settle_max_queued > 0 ? (int64) settle_max_queued + 1
+									   : 10 * (int64) settle_max_cycle_payments);
+}
 
 /* Payment ids per notification: a payload stays far below NOTIFY's 8000 bytes. */
 #define NOTIFY_IDS_PER_PAYLOAD 400
@@ -301,7 +454,7 @@ expire_overdue(void)
 	bool		isnull;
 
 	/* held payments expire too: a deadline is the last moment to settle (held: hold_reason is set) */
-	ret = SPI_execute("WITH x AS ("
+	ret = settle_cycle_execute("WITH x AS ("
 					  "  UPDATE settle.payment SET status = 'expired', updated_at = clock_timestamp()"
 					  "   WHERE (status = 'queued' OR status = 'held') AND deadline < now()"
 					  "  RETURNING payment_id, CASE WHEN hold_reason IS NULL THEN 'queued' ELSE 'held' END AS was),"
@@ -309,7 +462,7 @@ expire_overdue(void)
 					  "  INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)"
 					  "  SELECT 'payment', payment_id::text, 'expired', was, 'expired',"
 					  "         '{\"reason\": \"deadline passed before it could settle\"}'::jsonb FROM x)"
-					  "SELECT count(*)::int FROM x", false, 0);
+					  "SELECT count(*)::int FROM x", 0, NULL, NULL, NULL, false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "expiring overdue payments failed");
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -324,7 +477,7 @@ load_currencies(CycleState *cs)
 	uint64		i;
 
 	values[0] = CStringGetTextDatum(settle_reference_currency);
-	if (SPI_execute_with_args(
+	if (settle_cycle_execute(
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m FROM settle.fx_rates)"
 							  " SELECT c.code, c.exponent::int,"
 							  "        (CASE WHEN c.code = $1 THEN 1"
@@ -371,10 +524,10 @@ settle_reference_value(const CycleState *cs, int ci, int64 minor)
 
 /* The queue, locked without waiting, with FX credits converted exactly. */
 static void
-load_queue(CycleState *cs)
+load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 {
-	Oid			types[3] = {INTERVALOID, INT4OID, BOOLOID};
-	Datum		values[3];
+	Oid			types[5] = {INTERVALOID, INT4OID, BOOLOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[5];
 	uint64		i;
 	int			n = 0;
 	int64	   *hold_ids;
@@ -387,8 +540,11 @@ load_queue(CycleState *cs)
 									ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	values[1] = Int32GetDatum(settle_max_cycle_payments);
 	values[2] = BoolGetDatum(settle_suspension_holds_payee);
+	/* quiet payers (quiet.c): their payments older than $5's snapshot are not loaded */
+	values[3] = PointerGetDatum(settle_text_array(skip, n_skip));
+	values[4] = CStringGetTextDatum(new_from_xid != NULL ? new_from_xid : "3");
 	links = settle_links_installed();
-	if (SPI_execute_with_args(psprintf("%s%s%s%s%s",
+	if (settle_cycle_execute(psprintf("%s%s%s%s%s",
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
 							  "             FROM settle.fx_rates),"
 							  /* a pair stored the other way round: the credit divides by its rate */
@@ -400,7 +556,7 @@ load_queue(CycleState *cs)
 							  " SELECT p.payment_id, p.source_account, p.destination_account,"
 							  "        p.source_participant, p.counterparty_id,"
 							  "        p.source_currency, p.destination_currency, p.amount, x.m, x.s, x.inv,"
-							  "        p.priority, p.deadline, sp.status AS payer_status, tp.status AS payee_status,",
+							  "        p.priority, p.deadline, p.created_at, sp.status AS payer_status, tp.status AS payee_status,",
 							  /* linked payments: 1.1's SQL has them (src/cycle_links.c) */
 							  links ? " lk.link_group, lg.link_size," : " NULL::text AS link_group, NULL::int AS link_size,",
 							  ""
@@ -418,6 +574,8 @@ load_queue(CycleState *cs)
 							  " LEFT JOIN settle.link_group lg ON lg.link_group = lk.link_group" : "",
 							  ""
 							  "  WHERE p.status = 'queued'"
+							  "    AND (p.source_account OPERATOR(pg_catalog.<>) ALL ($4)"
+							  "         OR pg_catalog.age(p.xmin) OPERATOR(pg_catalog.<=) pg_catalog.age($5::text::pg_catalog.xid))"
 							  "  ORDER BY p.payment_id"
 							  "  LIMIT $2"
 							  "  FOR UPDATE OF p SKIP LOCKED),"
@@ -454,11 +612,14 @@ load_queue(CycleState *cs)
 							  "             WHEN v.exact OPERATOR(pg_catalog.<) 1 THEN 'converts to less than one minor unit'"
 							  "             WHEN v.exact OPERATOR(pg_catalog.>) " MAX_AMOUNT_SQL "::numeric"
 							  "                  THEN 'converts to more than the largest amount accepted' END AS problem,"
+							  "        (pg_catalog.date_part('epoch', now() OPERATOR(pg_catalog.-) v.created_at)"
+							  "           OPERATOR(pg_catalog.*) 1000)::float8 AS age_ms,"
 							  "        v.link_group, v.link_size"
 							  "   FROM v ORDER BY v.payment_id"),
-							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
+							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading the queue failed");
 
+	cs->n_loaded = (int) SPI_processed;
 	cs->payments = palloc0(sizeof(CyclePayment) * Max(SPI_processed, 1));
 	hold_ids = palloc(sizeof(int64) * Max(SPI_processed, 1));
 	hold_reasons = palloc(sizeof(char *) * Max(SPI_processed, 1));
@@ -494,22 +655,28 @@ load_queue(CycleState *cs)
 		}
 		credit = SPI_getbinval(tup, desc, 9, &isnull);
 		if (isnull)
-			continue;			/* no rate any more: stays queued */
+		{
+			note_waiting(cs, p->payment_id);	/* no rate any more: stays queued */
+			settle_quiet_noisy(p->source_account);
+			continue;
+		}
 		p->credit = DatumGetInt64(credit);
 		p->fx_rate = SPI_getvalue(tup, desc, 10);
 		p->spread_bps = DatumGetFloat8(SPI_getbinval(tup, desc, 11, &isnull));
 		p->priority = DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
 		p->deferrable = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+		p->age_ms = Max(DatumGetFloat8(SPI_getbinval(tup, desc, 15, &isnull)), 0);
 		p->value = settle_reference_value(cs, p->source_ccy, p->debit);
-		p->link_group = SPI_getvalue(tup, desc, 15);
+		p->link_group = SPI_getvalue(tup, desc, 16);
 		if (p->link_group != NULL)
-			p->link_size = DatumGetInt32(SPI_getbinval(tup, desc, 16, &isnull));
+			p->link_size = DatumGetInt32(SPI_getbinval(tup, desc, 17, &isnull));
 		n++;
 	}
 	cs->n_payments = n;
 	if (n_hold > 0)
 		settle_hold_payments(hold_ids, hold_reasons, n_hold);
 	cs->held += n_hold;			/* considered, and left unsettled */
+	cs->n_newly_held += n_hold;
 }
 
 /*
@@ -525,7 +692,7 @@ settle_hold_payments(int64 *ids, char **reasons, int n)
 
 	spi_arg_int8s(&a, ids, n);
 	spi_arg_texts(&a, reasons, n);
-	if (SPI_execute_with_args(
+	if (settle_cycle_execute(
 							  "WITH h AS ("
 							  " UPDATE settle.payment p SET status = 'held', hold_reason = u.reason,"
 							  "        updated_at = pg_catalog.clock_timestamp()"
@@ -568,7 +735,7 @@ load_accounts(CycleState *cs)
 		}
 		values[0] = PointerGetDatum(settle_text_array(ids, nids));
 	}
-	if (SPI_execute_with_args(
+	if (settle_cycle_execute(
 							  "SELECT account_id, participant_id, currency, balance - pending_debit, lower_limit,"
 							  "       status = 'active', balance, pending_debit, pending_credit"
 							  "  FROM settle.account WHERE account_id = ANY ($1) AND kind = 'customer'"
@@ -611,6 +778,8 @@ load_accounts(CycleState *cs)
 			!cs->accounts[p->src].active || !cs->accounts[p->dst].active)
 		{
 			cs->held++;
+			note_waiting(cs, p->payment_id);
+			settle_quiet_noisy(p->source_account);
 			continue;
 		}
 		cs->payments[kept++] = *p;
@@ -628,8 +797,7 @@ load_wires(CycleState *cs)
 	uint64		r;
 	int			i;
 
-	if (SPI_execute("SELECT coalesce(participant_id, ''), currency, fee FROM settle.wire_fee",
-					true, 0) != SPI_OK_SELECT)
+	if (settle_cycle_execute("SELECT coalesce(participant_id, ''), currency, fee FROM settle.wire_fee", 0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading wire fees failed");
 	fee_values = palloc(sizeof(int64) * (SPI_processed + 1));
 	for (r = 0; r < SPI_processed; r++)
@@ -712,8 +880,7 @@ guard_ranges(CycleState *cs)
 	const int128 max = PG_INT64_MAX;
 	const int128 min = PG_INT64_MIN;
 
-	if (SPI_execute("SELECT currency, balance FROM settle.account WHERE kind = 'settlement'",
-					true, 0) != SPI_OK_SELECT)
+	if (settle_cycle_execute("SELECT currency, balance FROM settle.account WHERE kind = 'settlement'", 0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the settlement accounts failed");
 	for (r = 0; r < SPI_processed; r++)
 	{
@@ -772,7 +939,12 @@ guard_ranges(CycleState *cs)
 			continue;
 		}
 		cs->held++;				/* considered, left unsettled */
-		if (why != NULL)
+		if (why == NULL)
+		{
+			note_waiting(cs, p->payment_id);	/* fits alone: a later cycle */
+			settle_quiet_noisy(p->source_account);
+		}
+		else
 		{
 			/* it does not fit even alone: it never will */
 			hold_ids[n_hold] = p->payment_id;
@@ -780,6 +952,7 @@ guard_ranges(CycleState *cs)
 		}
 	}
 	cs->n_payments = kept;
+	cs->n_newly_held += n_hold;
 	if (n_hold > 0)
 		settle_hold_payments(hold_ids, hold_reasons, n_hold);
 }
@@ -829,7 +1002,9 @@ build_and_solve(CycleState *cs)
 	{
 		CyclePayment *p = &cs->payments[i];
 		SolverPayment *s = &payments[i];
-		double		weight = p->priority / 5.0;
+		/* priority weight, growing with age: old payments do not starve (settle.priority_aging) */
+		double		weight = p->priority / 5.0 *
+			(settle_priority_aging_ms > 0 ? 1.0 + p->age_ms / settle_priority_aging_ms : 1.0);
 
 		s->src = p->src;
 		s->dst = p->dst;
@@ -981,7 +1156,7 @@ record_cycle(CycleState *cs)
 #undef ARG
 #undef NUMARG
 
-	if (SPI_execute_with_args(
+	if (settle_cycle_execute(
 							  "WITH c AS ("
 							  " INSERT INTO settle.cycle (cycle_id, started_at, finished_at, run_by, reference_currency,"
 							  "   considered, settled, deferred, unsettled, expired, settled_value, batches, wires,"
@@ -1024,6 +1199,7 @@ settle_run_cycle(const char *run_by)
 
 	settle_check_version();
 	settle_check_fence("a settlement cycle");
+	memset(&settle_cycle_outcome, 0, sizeof(settle_cycle_outcome));
 	work = AllocSetContextCreate(outer, "settle cycle", ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1035,7 +1211,8 @@ settle_run_cycle(const char *run_by)
 	cs->run_by = run_by;
 	cs->started_at = GetCurrentTimestamp();
 	INSTR_TIME_SET_CURRENT(cs->start_instr);
-	cs->stage = "waiting for the cycle lock";
+	cs->cur_stage = -1;
+	enter_stage(cs, CYCLE_STAGE_LOCK, "waiting for the cycle lock");
 	errcallback.callback = cycle_error_context;
 	errcallback.arg = cs;
 	errcallback.previous = error_context_stack;
@@ -1043,15 +1220,25 @@ settle_run_cycle(const char *run_by)
 
 	lock_cycles(run_by);
 
-	cs->stage = "expiring overdue payments";
+	enter_stage(cs, CYCLE_STAGE_EXPIRE, "expiring overdue payments");
 	cs->n_expired = expire_overdue();
 	/* a group with an expired or failed member ends with it */
 	settle_links_housekeeping();
-	cs->stage = "loading the queue";
+	enter_stage(cs, CYCLE_STAGE_LOAD, "loading the queue");
 	load_currencies(cs);
-	load_queue(cs);
+	{
+		int			n_skip;
+		char	   *new_from;
+		char	  **skip = settle_quiet_skip(&n_skip, &new_from, &cs->n_skipped, &cs->skipped_oldest);
+
+		load_queue(cs, skip, n_skip, new_from);
+	}
 	if (cs->n_payments == 0 && cs->n_expired == 0 && cs->held == 0)
 	{
+		settle_quiet_collect(cs);	/* the skipped payers stay quiet */
+		enter_stage(cs, CYCLE_STAGE_OUTCOME, NULL);
+		set_outcome(cs);
+		log_stages(cs);
 		error_context_stack = errcallback.previous;
 		settle_unpin_search_path(guc_level);
 		SPI_finish();
@@ -1059,17 +1246,17 @@ settle_run_cycle(const char *run_by)
 		MemoryContextDelete(work);
 		return 0;
 	}
-	cs->stage = "locking accounts";
+	enter_stage(cs, CYCLE_STAGE_ACCOUNTS, "locking accounts");
 	load_accounts(cs);
 	load_wires(cs);
 	guard_ranges(cs);
 	settle_links_filter(cs);
 
-	if (SPI_execute("SELECT pg_catalog.nextval('settle.cycle_id_seq'::pg_catalog.regclass)", false, 1) != SPI_OK_SELECT)
+	if (settle_cycle_execute("SELECT pg_catalog.nextval('settle.cycle_id_seq'::pg_catalog.regclass)", 0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not allocate a cycle id");
 	cs->cycle_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-	cs->stage = "solving";
+	enter_stage(cs, CYCLE_STAGE_SOLVE, "solving");
 	if (cs->n_payments > 0)
 		build_and_solve(cs);
 	else
@@ -1084,8 +1271,11 @@ settle_run_cycle(const char *run_by)
 		}
 		else if (cs->payments[i].deferrable)
 			cs->n_deferred++;
+		else
+			note_waiting(cs, cs->payments[i].payment_id);
 	}
-	cs->stage = settle_two_phase ? "reserving" : "posting";
+	settle_quiet_collect(cs);
+	enter_stage(cs, CYCLE_STAGE_POST, settle_two_phase ? "reserving" : "posting");
 	if (cs->n_settled > 0)
 		settle_post_selection(cs);
 	if (cs->n_settled == 0 && cs->n_expired == 0 && strcmp(run_by, "worker") == 0)
@@ -1101,14 +1291,19 @@ settle_run_cycle(const char *run_by)
 	}
 	else
 	{
-		cs->stage = "recording";
+		enter_stage(cs, CYCLE_STAGE_BASELINES, "recording");
 		settle_compute_baselines(cs);
+		enter_stage(cs, CYCLE_STAGE_RECORD, NULL);
 		record_cycle(cs);
 		settle_liquidity_prices_record(cs, cs->account_price, DUE_FACTOR);
+		enter_stage(cs, CYCLE_STAGE_NOTIFY, NULL);
 		if (!settle_two_phase)
 			notify_settled(cs);
 		cycle_id = cs->cycle_id;
 	}
+	enter_stage(cs, CYCLE_STAGE_OUTCOME, NULL);
+	set_outcome(cs);
+	log_stages(cs);
 
 	error_context_stack = errcallback.previous;
 	settle_unpin_search_path(guc_level);

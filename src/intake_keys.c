@@ -38,6 +38,7 @@
 #include "intake_int.h"
 #include "settle_errors.h"
 #include "spi_util.h"
+#include "backlog.h"
 #include "worker_state.h"
 
 static SPIPlanPtr insert_plan = NULL;
@@ -213,6 +214,9 @@ intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 	if (m > 1)
 		qsort(order, m, sizeof(IntakeRow *), compare_rows_by_key);
 
+	/* backpressure: a full queue refuses the call before anything is written (SE093) */
+	settle_backlog_admit(m);
+
 	for (i = 0; i < 9; i++)
 		cols[i] = palloc(sizeof(char *) * m);
 	amounts = palloc(sizeof(Datum) * m);
@@ -289,7 +293,18 @@ intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 
 	/* the worker cycles as soon as this transaction commits (no poll) */
 	if (SPI_processed > 0)
-		settle_worker_wake_at_commit();
+	{
+		int			max_priority = 0;
+		TimestampTz min_deadline = 0;
+
+		for (i = 0; i < m; i++)
+		{
+			max_priority = Max(max_priority, order[i]->priority);
+			if (order[i]->has_deadline && (min_deadline == 0 || order[i]->deadline < min_deadline))
+				min_deadline = order[i]->deadline;
+		}
+		settle_worker_wake_at_commit((int) SPI_processed, max_priority, min_deadline);
+	}
 
 	bykey = intake_make_table("settle intake inserted", sizeof(KeySeen), m);
 	for (i = 0; i < m; i++)

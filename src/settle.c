@@ -21,6 +21,9 @@
 #include "role_map.h"
 #include "worker.h"
 #include "worker_state.h"
+#include "backlog.h"
+#include "pace.h"
+#include "quiet.h"
 
 PG_MODULE_MAGIC;
 
@@ -65,6 +68,9 @@ _PG_init(void)
 	settle_drop_guard_init();
 	settle_fence_init();
 	settle_worker_define_settings();
+	settle_backlog_define_settings();
+	settle_pace_define_settings();
+	settle_quiet_define_settings();
 	MarkGUCPrefixReserved("settle");
 	settle_role_map_init();
 	settle_refcache_init();
@@ -73,6 +79,7 @@ _PG_init(void)
 	{
 		settle_preloaded = true;
 		settle_worker_state_init();
+		settle_backlog_shmem_init();
 		settle_worker_register();
 	}
 }

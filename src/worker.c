@@ -14,6 +14,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -35,10 +36,13 @@
 #include "version.h"
 #include "worker.h"
 #include "worker_state.h"
+#include "backlog.h"
+#include "pace.h"
+#include "quiet.h"
+#include "spi_util.h"
 
 char	   *settle_database = NULL;
 bool		settle_worker_enabled = true;
-int			settle_batch_window_ms = 10;
 
 /* the worker said once that the extension is missing (said again after it was there) */
 static bool said_not_installed = false;
@@ -51,7 +55,11 @@ PGDLLEXPORT void settle_worker_main(Datum main_arg);
 
 static void do_cycle(void);
 static void do_seal(void);
-static void run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn) (void));
+static bool run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn) (void));
+
+/* a stalled backlog to report in the next seal's transaction */
+static bool stall_to_report = false;
+static SettleStall stall;
 
 /* The worker's own settings (from _PG_init). */
 void
@@ -68,12 +76,6 @@ settle_worker_define_settings(void)
 							   NULL, &settle_database, "postgres",
 							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_INTERNAL,
 							   0, NULL, NULL, NULL);
-	DefineCustomIntVariable("settle.batch_window",
-							"After a commit wakes the worker, how long it waits for more payments before cycling.",
-							"0: cycle at once. settle.cycle_interval stays the idle heartbeat.",
-							&settle_batch_window_ms,
-							10, 0, 60000,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
 void
@@ -110,6 +112,30 @@ do_seal(void)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (stall_to_report)
+	{
+		/*
+		 * A stalled backlog: one event on its oldest payment, sealed with
+		 * the rest (entity payment, type stalled; docs/CYCLE.md).
+		 */
+		SpiArgs		a = {0};
+
+		spi_arg(&a, INT8OID, Int64GetDatum(stall.payment_id));
+		spi_arg(&a, INT8OID, Int64GetDatum(stall.waiting));
+		spi_arg(&a, TIMESTAMPTZOID, TimestampTzGetDatum(stall.waiting_since));
+		spi_arg(&a, INT4OID, Int32GetDatum(stall.no_progress));
+		spi_arg(&a, INT4OID, Int32GetDatum(settle_stall_after_ms));
+		if (SPI_execute_with_args("INSERT INTO settle.event (entity, entity_id, event_type, details)"
+								  " VALUES ('payment', $1::text, 'stalled',"
+								  "  pg_catalog.jsonb_build_object('waiting', $2, 'left_by_every_cycle_since', $3,"
+								  "   'cycles_without_progress', $4, 'stall_after_ms', $5,"
+								  "   'reason', CASE WHEN $4 > 0"
+								  "     THEN 'no cycle settles anything: a gridlock or participants without liquidity'"
+								  "     ELSE 'other payments settle, this one waits: its payer lacks liquidity or an account is frozen' END))",
+								  a.n, a.types, a.values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "reporting the stalled backlog failed");
+		stall_to_report = false;
+	}
 	if (SPI_execute("SELECT count(*) FROM settle._seal()", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "settle._seal() failed");
 	SPI_finish();
@@ -119,9 +145,11 @@ do_seal(void)
  * Run fn in its own transaction; an error is logged and rolled back, not
  * fatal.  Either way the outcome is counted (settle_worker_status()).
  */
-static void
+static bool
 run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn) (void))
 {
+	volatile bool committed = false;
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -156,6 +184,7 @@ run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn)
 		said_not_installed = !installed;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		committed = true;
 		if (installed)
 			settle_worker_state_note(is_cycle, NULL);
 	}
@@ -180,6 +209,7 @@ run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(worker_cxt);
+	return committed;
 }
 
 void
@@ -206,42 +236,45 @@ settle_worker_main(Datum main_arg)
 			(errmsg("settle worker started in database \"%s\", cycle every %d ms",
 					settle_database, settle_cycle_interval_ms)));
 
+	settle_pace_start(GetCurrentTimestamp());
 	for (;;)
 	{
-		int			rc;
+		long		wait_ms;
+		bool		committed;
 
 		/*
 		 * Woken by a commit that queued payments (intake sets this latch
-		 * after commit), or by the heartbeat, settle.cycle_interval.
+		 * after commit) or by the heartbeat, settle.cycle_interval; the
+		 * next cycle is due when pace.c says gathering more is not worth
+		 * waiting for (or a backoff after cycles that changed nothing ends).
 		 */
-		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   settle_cycle_interval_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if ((rc & WL_LATCH_SET) && settle_batch_window_ms > 0)
+		wait_ms = settle_pace_wait_ms(GetCurrentTimestamp());
+		if (wait_ms > 0)
 		{
-			/*
-			 * A batching window: the commits of the next few milliseconds
-			 * join this cycle (their wake-ups are cleared: they are in it).
-			 */
-			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 settle_batch_window_ms, PG_WAIT_EXTENSION);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 wait_ms, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
 		}
-
+		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			settle_pace_reloaded();
 		}
+		if (settle_pace_wait_ms(GetCurrentTimestamp()) > 0)
+			continue;			/* woken before the cycle is due: wait the rest */
 		if (!settle_worker_enabled)
+		{
+			settle_pace_skipped(GetCurrentTimestamp());
 			continue;
+		}
 		if (RecoveryInProgress())
 		{
 			if (!was_standby)
 				ereport(LOG, (errmsg("settle worker waiting: server is in recovery")));
 			was_standby = true;
+			settle_pace_skipped(GetCurrentTimestamp());
 			continue;
 		}
 		if (was_standby)
@@ -259,6 +292,7 @@ settle_worker_main(Datum main_arg)
 							 errdetail("%s.", why),
 							 errhint("ALTER SYSTEM SET settle.fence = off; SELECT pg_reload_conf();")));
 				said_fenced = true;
+				settle_pace_skipped(GetCurrentTimestamp());
 				continue;
 			}
 			if (said_fenced)
@@ -266,7 +300,12 @@ settle_worker_main(Datum main_arg)
 			said_fenced = false;
 		}
 
-		run_safely(worker_cxt, "settle cycle", true, do_cycle);
+		settle_pace_cycle_starting(GetCurrentTimestamp());
+		settle_quiet_cycle_starting(GetCurrentTimestamp());
+		committed = run_safely(worker_cxt, "settle cycle", true, do_cycle);
+		settle_quiet_cycle_finished(committed);
+		if (settle_pace_cycle_finished(GetCurrentTimestamp(), committed, &stall))
+			stall_to_report = true;
 		/* the audit chains, in a transaction of their own: writers never wait for them */
 		run_safely(worker_cxt, "settle seal", false, do_seal);
 		MemoryContextReset(worker_cxt);

@@ -24,6 +24,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "backlog.h"
 #include "worker.h"
 #include "worker_state.h"
 
@@ -157,6 +158,7 @@ wake_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+			settle_backlog_pending_committed();
 			if (wake_at_commit)
 				settle_worker_wake();
 			wake_at_commit = false;
@@ -165,6 +167,7 @@ wake_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			/* a prepared transaction commits elsewhere: the heartbeat finds it */
+			settle_backlog_pending_discarded();
 			wake_at_commit = false;
 			break;
 		default:
@@ -172,12 +175,16 @@ wake_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/* This transaction queued payments: wake the worker when (if) it commits. */
+/*
+ * This transaction queued n payments: count them and wake the worker when
+ * (if) it commits.
+ */
 void
-settle_worker_wake_at_commit(void)
+settle_worker_wake_at_commit(int n, int max_priority, TimestampTz min_deadline)
 {
 	if (state == NULL)
 		return;					/* not preloaded: there is no worker */
+	settle_backlog_note_pending(n, max_priority, min_deadline);
 	if (!wake_registered)
 	{
 		RegisterXactCallback(wake_xact_callback, NULL);

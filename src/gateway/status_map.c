@@ -26,6 +26,7 @@ static const Rule rules[] = {
 	{"42501", 403, "Permission denied", false},
 	/* answers that cannot be given now, safe to retry with the same key */
 	{"SE140", 503, "Not yet durable on the synchronous standby", true},
+	{"SE093", 503, "The settlement queue is full", true},
 	{"SE152", 503, "settle library and SQL are of different releases", true},
 	{"SE153", 503, "The server is fenced", true},
 	{"25006", 503, "The database is read-only (not the primary)", true},

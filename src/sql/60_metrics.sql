@@ -2,7 +2,7 @@
 --
 -- settle.metrics is one row per Prometheus sample:
 --     family   which group of metrics the row belongs to (queue, cycles,
---              latency, outbox, worker, replication): filter on it, and only
+--              latency, outbox, worker, replication, backlog): filter on it, and only
 --              that group is computed;
 --     metric   the Prometheus name (settle_..., counters end in _total);
 --     labels   the sample's labels, as jsonb;
@@ -350,5 +350,6 @@ CREATE VIEW settle.metrics AS
     UNION ALL SELECT 'latency', m.metric, m.labels, m.value FROM settle._metrics_latency() m
     UNION ALL SELECT 'outbox', m.metric, m.labels, m.value FROM settle._metrics_outbox() m
     UNION ALL SELECT 'worker', m.metric, m.labels, m.value FROM settle._metrics_worker() m
-    UNION ALL SELECT 'replication', m.metric, m.labels, m.value FROM settle._metrics_replication() m;
+    UNION ALL SELECT 'replication', m.metric, m.labels, m.value FROM settle._metrics_replication() m
+    UNION ALL SELECT 'backlog', m.metric, m.labels, m.value FROM settle._metrics_backlog() m;
 COMMENT ON VIEW settle.metrics IS 'settle: one row per Prometheus sample (docs/OPERATIONS.md)';

@@ -132,6 +132,10 @@ BEGIN
                                                         s.destination_account, s.destination_currency,
                                                         s.destination_amount))
           FROM s;
+    -- clients hear of it now: these payments have reached their final state (75_notify.sql)
+    PERFORM settle._notify_payments('settle_settled', p_cycle_id,
+        (SELECT array_agg(p.payment_id ORDER BY p.payment_id) FROM settle.payment p
+          WHERE p.cycle_id = p_cycle_id AND p.status = 'settled'));
     -- the pay-outs may now go to the rail
     FOR b IN SELECT * FROM settle.batch WHERE cycle_id = p_cycle_id AND status = 'reserved' FOR UPDATE LOOP
         PERFORM settle._batch_event(b, 'pending');
@@ -177,6 +181,10 @@ BEGIN
                'reserved', f.status,
                jsonb_build_object('cycle_id', p_cycle_id, 'reason', reason, 'defaulter', defaulter)
           FROM f;
+    -- the defaulter's payments have failed for good (the others are queued again)
+    PERFORM settle._notify_payments('settle_failed', p_cycle_id,
+        (SELECT array_agg(p.payment_id ORDER BY p.payment_id) FROM settle.payment p
+          WHERE p.cycle_id = p_cycle_id AND p.status = 'failed'));
     FOR b IN SELECT * FROM settle.batch
               WHERE cycle_id = p_cycle_id AND status IN ('reserved', 'pending', 'instructed') FOR UPDATE LOOP
         PERFORM settle._batch_event(b, 'voided', jsonb_build_object('reason', reason));

@@ -243,6 +243,7 @@ GRANT EXECUTE ON FUNCTION settle._metrics_liquidity() TO pg_monitor, settle_oper
 
 -- The metrics view (60_metrics.sql) gains the family 'liquidity': the view
 -- is replaced here, whole, because its new function needs the table above.
+-- A family added in 60_metrics.sql must be added here too.
 CREATE OR REPLACE VIEW settle.metrics AS
               SELECT 'queue'::text AS family, m.metric, m.labels, m.value FROM settle._metrics_queue() m
     UNION ALL SELECT 'cycles', m.metric, m.labels, m.value FROM settle._metrics_cycles() m
@@ -250,4 +251,5 @@ CREATE OR REPLACE VIEW settle.metrics AS
     UNION ALL SELECT 'outbox', m.metric, m.labels, m.value FROM settle._metrics_outbox() m
     UNION ALL SELECT 'worker', m.metric, m.labels, m.value FROM settle._metrics_worker() m
     UNION ALL SELECT 'replication', m.metric, m.labels, m.value FROM settle._metrics_replication() m
+    UNION ALL SELECT 'backlog', m.metric, m.labels, m.value FROM settle._metrics_backlog() m
     UNION ALL SELECT 'liquidity', m.metric, m.labels, m.value FROM settle._metrics_liquidity() m;

@@ -247,6 +247,10 @@ GRANT SELECT ON settle.cycle_total TO settle_operator, settle_auditor;
 GRANT EXECUTE ON FUNCTION settle._metrics_bounds(), settle._metrics_queue(), settle._metrics_cycles(),
     settle._metrics_latency(), settle._metrics_outbox(), settle._metrics_worker(), settle._metrics_replication()
     TO pg_monitor, settle_operator, settle_auditor;
+-- the backlog (55_backlog.sql, issue #18)
+REVOKE ALL ON FUNCTION @extschema@.settle_backlog_status(), settle._backlog_status(), settle._metrics_backlog() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_backlog_status(), settle._metrics_backlog()
+    TO pg_monitor, settle_operator, settle_auditor;
 
 -- The rail and the calendar (80_rail.sql), returns (82_returns.sql): operators.
 REVOKE ALL ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.settle_rail_confirm(bigint, text),

@@ -72,6 +72,8 @@ COMMENT ON FUNCTION @extschema@.settle_verify_digest(jsonb) IS
     'Check a digest from settle_chain_digest(): is each head still at its place in the chain with the same hash?';
 COMMENT ON FUNCTION @extschema@.settle_worker_status() IS
     'What this server''s settlement worker did since the server started (only in settle.database): cycles, failures, the last error';
+COMMENT ON FUNCTION @extschema@.settle_backlog_status() IS
+    'The queue as the settlement worker last saw it (only in settle.database): estimated depth, intake refusals (SE093), payments left waiting, a stalled backlog, the worker''s backoff and batching delay';
 
 -- views and their columns
 COMMENT ON VIEW settle.currencies IS 'ISO 4217 currencies settle knows, with their minor-unit exponents';
@@ -213,7 +215,7 @@ COMMENT ON COLUMN settle.ledger.amount IS 'signed amount: + credit, - debit, maj
 COMMENT ON COLUMN settle.ledger.amount_minor IS 'signed amount, minor units';
 COMMENT ON COLUMN settle.ledger.posted_at IS 'when it was posted';
 
-COMMENT ON COLUMN settle.metrics.family IS 'queue, cycles, latency, outbox, worker or replication';
+COMMENT ON COLUMN settle.metrics.family IS 'queue, cycles, latency, outbox, worker, replication or backlog';
 COMMENT ON COLUMN settle.metrics.metric IS 'Prometheus metric name';
 COMMENT ON COLUMN settle.metrics.labels IS 'Prometheus labels';
 COMMENT ON COLUMN settle.metrics.value IS 'sample value';

@@ -3,7 +3,10 @@
 # payments, not on a clock.  With a heartbeat of 60 s (settle.cycle_interval),
 # single payments settle within a fraction of a second of their commit, and a
 # listener on the channel settle_settled receives every settled payment id
-# exactly once, in payloads below NOTIFY's limit.
+# exactly once, in payloads below NOTIFY's limit.  In two-phase mode clients
+# hear of payments when the rail makes them final (settle_settled on
+# confirmation, settle_failed when a pay-in fails for good), not when a cycle
+# reserves them.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
@@ -87,4 +90,74 @@ info=$(/usr/bin/python3 -c "import json; d = json.load(open('$TMP/heard.json'));
 [ "${info#* }" -lt 8000 ]
 ok $? "in ${info% *} notifications, the longest payload ${info#* } bytes (NOTIFY's limit is 8000)"
 is "$(q "SELECT count(*) FROM settle.cycle WHERE run_by = 'worker'")" "$(q "SELECT count(*) FROM settle.cycle")" "every cycle was the worker's"
+# --- two-phase: clients hear of final states, not of reservations ----------------------
+# (docs/OPERATIONS.md, "Real time"): settle_settled when the rail's confirmation of the
+# pay-ins posts the cycle, settle_failed for the defaulter's payments when a pay-in fails
+cat >"$TMP/listen2.py" <<'PY'
+import select, sys, time, psycopg2
+conn = psycopg2.connect("host=127.0.0.1 port=%s user=postgres dbname=postgres" % sys.argv[1])
+conn.autocommit = True
+cur = conn.cursor()
+cur.execute("LISTEN settle_settled")
+cur.execute("LISTEN settle_failed")
+open(sys.argv[2] + ".ready", "w").close()
+end = time.time() + float(sys.argv[3])
+with open(sys.argv[2], "w") as out:
+    while time.time() < end:
+        if select.select([conn], [], [], 0.2) != ([], [], []):
+            conn.poll()
+            while conn.notifies:
+                n = conn.notifies.pop(0)
+                out.write("%s %s\n" % (n.channel, n.payload))
+                out.flush()
+PY
+heard_ids() {  # heard_ids CHANNEL: the payment ids heard on it, sorted, comma-separated
+    /usr/bin/python3 -c "
+import json, sys
+ids = []
+for line in open('$TMP/heard2.txt'):
+    ch, payload = line.split(' ', 1)
+    if ch == '$1':
+        ids += json.loads(payload)['payments']
+print(','.join(str(i) for i in sorted(ids)))"
+}
+ids_of() { q "SELECT coalesce(string_agg(payment_id::text, ',' ORDER BY payment_id), '') FROM settle.payment WHERE transaction_id LIKE '$1'"; }
+q "ALTER SYSTEM SET settle.two_phase = on" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+/usr/bin/python3 "$TMP/listen2.py" "$P" "$TMP/heard2.txt" 60 &
+LISTENER=$!
+wait_for 10 test -e "$TMP/heard2.txt.ready"
+for i in 1 2 3 4 5; do
+    q "SELECT settle_submit('tp$i', 1, 'USD', 'USD', 'r_a_usd', 'r_b_usd', 'r_b', 'tpk$i')" >/dev/null
+done
+all_reserved() { [ "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'tp%' AND status = 'reserved'")" = 5 ]; }
+wait_for 20 all_reserved
+ok $? "two-phase: the worker's cycle reserves the 5 payments"
+sleep 1
+is "$(wc -l <"$TMP/heard2.txt")" 0 "nothing is heard while they are only reserved"
+q "SELECT count(settle_rail_confirm(f.batch_id, 'ref-' || f.batch_id)) FROM settle_rail_fetch(100) f WHERE f.direction = 'pay_in'" >/dev/null
+is "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'tp%' AND status = 'settled'")" 5 "the rail confirms the pay-in: they settle"
+heard_settled() { [ "$(heard_ids settle_settled)" = "$(ids_of 'tp%')" ]; }
+wait_for 10 heard_settled
+ok $? "the listener hears exactly those 5 ids on settle_settled, once each, after the confirmation"
+is "$(head -1 "$TMP/heard2.txt" | sed 's/^settle_settled {"cycle": [0-9]*, "part": 1, "parts": 1, "payments": \[.*\]}$/format ok/')" "format ok" \
+   "the payload has the direct mode's format: cycle, part, parts, payments"
+# a pay-in that fails for good: the defaulter's payments fail, and clients hear it
+for i in 1 2 3; do
+    q "SELECT settle_submit('tf$i', 1, 'USD', 'USD', 'r_c_usd', 'r_a_usd', 'r_a', 'tfk$i')" >/dev/null
+done
+fail_reserved() { [ "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'tf%' AND status = 'reserved'")" = 3 ]; }
+wait_for 20 fail_reserved
+ok $? "3 payments of r_c reserved"
+q "SELECT count(settle_rail_fail(f.batch_id, 'insufficient funds at the bank', false)) FROM settle_rail_fetch(100) f
+    WHERE f.direction = 'pay_in' AND f.participant_id = 'r_c'" >/dev/null
+is "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'tf%' AND status = 'failed'")" 3 "r_c's pay-in fails for good: its payments fail"
+heard_failed() { [ "$(heard_ids settle_failed)" = "$(ids_of 'tf%')" ]; }
+wait_for 10 heard_failed
+ok $? "the listener hears exactly those 3 ids on settle_failed"
+is "$(heard_ids settle_settled)" "$(ids_of 'tp%')" "and nothing more on settle_settled"
+kill "$LISTENER" 2>/dev/null; wait "$LISTENER" 2>/dev/null; LISTENER=
+q "ALTER SYSTEM RESET settle.two_phase" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
 done_testing
