@@ -27,7 +27,7 @@ out=$(psql -X -h 127.0.0.1 -p "$P1" -U postgres -d postgres -At -v ON_ERROR_STOP
 echo "$out" | grep -q "NOTICE:  settle is not in shared_preload_libraries: there is no settlement worker"
 ok $? "without preload, CREATE EXTENSION says there is no worker"
 echo "$out" | grep -q "^session alive$" && ! echo "$out" | grep -q FATAL
-ok $? "and the session goes on (no FATAL)" || echo "$out" | sed 's/^/#   /
+ok $? "and the session goes on (no FATAL)" || echo "$out" | sed 's/^/#   /'
 q1() { cluster_psql "$P1" -d postgres -At -c "$1"; }
 q1 "SELECT settle_create_participant(p) FROM unnest(ARRAY['l_a','l_b']) p" >/dev/null
 q1 "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 100) FROM unnest(ARRAY['l_a','l_b']) p" >/dev/null
