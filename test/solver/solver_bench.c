@@ -27,6 +27,7 @@
  * limit cuts it short); the other figures are those of the first run.
  * Usage: solver_bench [time_limit_ms (5000)] [max_n (100000)]; environment
  * MIPMAX=k sets mip_max_payments (default 200), REPEAT=k (default 1),
+ * ILS_KICKS=k the iterated search's kicks (settle_solver_ils_kicks; 0: off),
  * MIN_N=k skips smaller sizes, SEED=k another instance of the workload.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -189,11 +190,15 @@ main(int argc, char **argv)
 
 	if (repeat < 1)
 		repeat = 1;
+	if (getenv("ILS_KICKS"))
+		settle_solver_ils_kicks = atoi(getenv("ILS_KICKS"));
 	for (n = 1000; n <= max_n; n *= 10)
 	{
 		if (n < min_n)
 			continue;
 		run(n, 0.05, false, limit, repeat);
+		if (n == 1000)
+			run(n, 0.05, true, limit, repeat);
 		run(n, 0.10, false, limit, repeat);
 		run(n, 0.10, true, limit, repeat);
 	}
