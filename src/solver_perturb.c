@@ -16,6 +16,14 @@
 /* Accounts whose payments one kick unselects. */
 #define ILS_RUIN_ACCOUNTS 2
 
+/*
+ * No kicks above this many payments: a kick costs more as the component
+ * grows and gains less (at 10,000 payments the solve was already within
+ * 0.1% of the LP bound's weight, and 4 kicks changed nothing on the three
+ * reference instances for 2.5 times the CPU time).
+ */
+#define ILS_MAX_PAYMENTS 5000
+
 /* Kicks per component (solver.h: tests and the benchmark may change it). */
 int			settle_solver_ils_kicks = 4;
 
@@ -61,7 +69,7 @@ int
 solver_iterated_search(Work *w, const int *members, int n, double *best_obj)
 {
 	bool	   *trial = w->trial;
-	int			kicks = settle_solver_ils_kicks;
+	int			kicks = n <= ILS_MAX_PAYMENTS ? settle_solver_ils_kicks : 0;
 	unsigned long long rng = 0x9e3779b97f4a7c15ULL ^ (unsigned long long) n;
 	int			k;
 	int			j;
