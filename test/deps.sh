@@ -6,7 +6,7 @@ PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib libglpk-dev 
           postgresql-15-cron build-essential libipc-run-perl valgrind
           clang-14 libclang-rt-14-dev
           prometheus prometheus-postgres-exporter curl jq python3-yaml
-          gnuplot-nox
+          gnuplot-nox coinor-cbc
           patroni etcd-server etcd-client python3-psycopg2
           pgbackrest
           debhelper dpkg-dev"

@@ -80,18 +80,19 @@ fi
 r8=$(get intake_ratio_8); r32=$(get intake_ratio_32)
 bulk=$(get bulk_settle_rate)
 c10=$(get cycle_10000.cms)
-s1k=$(get solver_1k.median)
+s1k=$(awk -F= '/^q\.1000_0\.10_on\.settle_wall\.r[0-9]+=/ { print $2 }' "$RES" | sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 1e9) }')
+rng() { echo "$(get "$1.min")-$(get "$1.max")"; }    # range over the rounds
 save=""; lp=""
 for n in $CYCLE_NS; do save="$save$(get "cycle_$n.saved")% (N=$(fmt "$n")), "; done
 save=${save%, }
 slp=$(get solver_10000_0.10_on.weight_pct_of_lp)
 dblp=$(get cycle_10000.lp)
-postr=$(get post.ratio)
+postr=$(get post.ratio.med)
 
 intake_v=$(verdict "$r8 >= 0.8 && $r32 >= 0.8")
 bulk_v=$(verdict "$bulk >= 100000 || $(get bulk2_settle_rate) >= 100000")
 cycle_v=$(verdict "${c10:-1e9} <= 1000")
-solver_v=$(verdict "$s1k <= 20")
+solver_v=$( [ "$s1k" = 1e9 ] && echo "not measured" || verdict "$s1k <= 20")
 minsave=$(for n in $CYCLE_NS; do get "cycle_$n.saved"; done | sort -n | head -1)
 opt_v=$(verdict "$minsave >= 25")
 lp_v=$(verdict "$slp >= 99")
@@ -120,10 +121,10 @@ cluster, with the same settings and the same amount of work.
 | date | $(get date) |
 | machine | $(get host): $(get cpu), **$(get cores) cores**, $(get mem) RAM, Linux $(get kernel) |
 | load average (1, 5, 15 min) | at start $(get load_start); at end $(get load_end) (includes the benchmark itself) |
-| other work during the run | CPU used by processes outside the benchmark, in cores (of $(get cores)), measured per section: intake $(get cpu_other.intake), bulk $(get cpu_other.bulk), cycles $(for n in $CYCLE_NS; do printf '%s ' "$(get cpu_other.cycle_$n)"; done| sed 's/ $//'), posting $(get cpu_other.post), verify $(get cpu_other.verify), solver $(get cpu_other.solver), end to end $(get cpu_other.e2e_1000) / $(get cpu_other.e2e_100). Above ~0.2 the figures of that section are disturbed. |
+| other work during the run | CPU used by processes outside the benchmark, in cores (of $(get cores)), measured per section: intake $(get cpu_other.intake), bulk $(get cpu_other.bulk), cycles $(for n in $CYCLE_NS; do printf '%s ' "$(get cpu_other.cycle_$n)"; done| sed 's/ $//'), posting $(get cpu_other.post), verify $(get cpu_other.verify), solver $(get cpu_other.solver), solver quality (CBC) $(get cpu_other.quality), end to end $(for r in $(get e2e_rates); do printf '%s/s: %s ' "$r" "$(get "cpu_other.e2e_$r")"; done | sed 's/ $//'). Above ~0.2 the figures of that section are disturbed. |
 | PostgreSQL | $(get pg), throwaway cluster started by the benchmark on 127.0.0.1 (TCP), clients on the same machine |
 | GLPK | $(get glpk) |
-| settle | commit $(get commit) |
+| settle | commit $(get commit) (the commit that adds this file comes after it) |
 | duration of \`make bench\` | $(get duration_s) s (without the build) |
 
 Server settings (everything else is PostgreSQL's default; **fsync and synchronous_commit on**,
@@ -139,19 +140,23 @@ cat <<EOF
 
 | benchmark | measure | settle | baseline (same run) | target | |
 |---|---|---|---|---|---|
-| intake, single row | \`settle_submit\` TPS, pgbench prepared, 8 / 32 clients; p50 / p99 latency | 8: $(fmt "$(get intake_settle_8.tps)") TPS, $(get intake_settle_8.p50) / $(get intake_settle_8.p99) ms; 32: $(fmt "$(get intake_settle_32.tps)") TPS, $(get intake_settle_32.p50) / $(get intake_settle_32.p99) ms | plain INSERT ... ON CONFLICT, same indexes: 8: $(fmt "$(get intake_plain_8.tps)") TPS, $(get intake_plain_8.p50) / $(get intake_plain_8.p99) ms; 32: $(fmt "$(get intake_plain_32.tps)") TPS, $(get intake_plain_32.p50) / $(get intake_plain_32.p99) ms | ratio >= 0.8 | ratio $r8 / $r32: $intake_v |
+| intake, single row | \`settle_submit\` TPS, pgbench prepared, 8 / 32 clients; p50 / p99 latency | 8: $(fmt "$(get intake_settle_8.tps)") TPS, $(get intake_settle_8.p50) / $(get intake_settle_8.p99) ms; 32: $(fmt "$(get intake_settle_32.tps)") TPS, $(get intake_settle_32.p50) / $(get intake_settle_32.p99) ms | plain INSERT ... ON CONFLICT, same indexes: 8: $(fmt "$(get intake_plain_8.tps)") TPS, $(get intake_plain_8.p50) / $(get intake_plain_8.p99) ms; 32: $(fmt "$(get intake_plain_32.tps)") TPS, $(get intake_plain_32.p50) / $(get intake_plain_32.p99) ms | ratio >= 0.8 | ratio, median of $(get intake_rounds) rounds alternating: $r8 ($(rng intake_ratio_8)) / $r32 ($(rng intake_ratio_32)): $intake_v |
 | intake, bulk | payments/s through \`settle_submit_bulk\` (full validation, idempotency), arrays of 10,000 | 1 session: $(fmt "$bulk")/s; 2 sessions: $(fmt "$(get bulk2_settle_rate)")/s (replaying the same arrays: $(fmt "$(get bulk_replay_rate)")/s) | plain INSERT ... SELECT FROM jsonb_to_recordset ... ON CONFLICT: 1 session $(fmt "$(get bulk_plain_rate)")/s, 2 sessions $(fmt "$(get bulk2_plain_rate)")/s | >= 100,000/s | $bulk_v (ratio to plain $(get bulk_ratio) / $(get bulk2_ratio)) |
 EOF
 for n in $CYCLE_NS; do
     echo "| cycle, N = $(fmt "$n") | one \`settle_run_cycle()\`, solver's share | $(fmt "$(get "cycle_$n.cms")") ms, solver $(get "cycle_$n.sms") ms ($(get "cycle_$n.solver_share")%); $(fmt "$(get "cycle_$n.settled")") settled | gross settlement, PL/pgSQL transfer per payment, 8 clients: $(fmt "$(get "cycle_$n.base_ms")") ms for $(fmt "$(get "cycle_$n.base_posted")") posted | $( [ "$n" = 10000 ] && echo '10k in <= 1 s' || echo report ) | $( [ "$n" = 10000 ] && echo "$cycle_v" || echo reported ) |"
 done
 cat <<EOF
-| solver | GLPK model build + solve, 1,000 queued payments (10% liquidity, costs on), median of $(get solver_1k.runs) | $(get solver_1k.median) ms (min $(get solver_1k.min), max $(get solver_1k.max)) | greedy fallback alone: $(get solver_1000_0.10_on.greedy_ms) ms; original design: < 100 ms | <= 20 ms | $solver_v |
-| end to end | worker on (\`cycle_interval\` 1 s), 8 submit clients: settled/s; submit-to-settled p50 / p95 / p99 | $(fmt "$(get e2e_1000.rate)") settled/s; $(get e2e_1000.p50) / $(get e2e_1000.p95) / $(get e2e_1000.p99) ms | submit alone (same clients, worker off): $(fmt "$(get intake_settle_8.tps)") TPS; original design: 8,000 TPS, p95 < 100 ms | report | reported |
-| end to end | same, \`cycle_interval\` 100 ms | $(fmt "$(get e2e_100.rate)") settled/s; $(get e2e_100.p50) / $(get e2e_100.p95) / $(get e2e_100.p99) ms | as above | report | reported |
+| solver | model build + solve, 1,000 queued payments (10% liquidity, costs on), wall ms: median of 3 runs (each the median of $(get q.repeat) solves), range | $(bash "$BENCH/report_quality.sh" "$RES" wall_1k) | the same solver without its kicks (before issue #20), alternating with it: $(bash "$BENCH/report_quality.sh" "$RES" base_wall_1k); greedy fallback alone: $(get solver_1000_0.10_on.greedy_ms) ms | <= 20 ms | $solver_v |
+EOF
+bash "$BENCH/report_quality.sh" "$RES" summary
+for rate in $(get e2e_rates); do
+    echo "| end to end, open loop | $rate/s offered (pgbench --rate, 8 clients), worker on (\`cycle_interval\` $(get e2e_interval) ms): submitted/s; submit-to-settled p50 / p95 / p99; schedule lag p99; median of $(get e2e_rounds) rounds (range) | $(fmt "$(get "e2e_$rate.tps.med")")/s; $(get "e2e_$rate.s_p50.med") / $(get "e2e_$rate.s_p95.med") ($(rng "e2e_$rate.s_p95")) / $(get "e2e_$rate.s_p99.med") ($(rng "e2e_$rate.s_p99")) ms; lag p99 $(get "e2e_$rate.lag_p99.med") ($(rng "e2e_$rate.lag_p99")) ms | submit alone, same rate, worker off: $(fmt "$(get "e2e_base_$rate.tps.med")")/s, p50 / p99 $(get "e2e_base_$rate.p50.med") / $(get "e2e_base_$rate.p99.med") ms, lag p99 $(get "e2e_base_$rate.lag_p99.med") ms | report (issue #18) | reported |"
+done
+cat <<EOF
 | optimisation | cost saved against naive batching (database, reference workload) | $save | naive batching of the same payments | >= 25% | $opt_v |
 | optimisation | settled weight against the LP bound, 10,000 payments (solver, 10% liquidity, costs on); in the database | $slp% (database cycle: $dblp%) | FIFO: $(get solver_10000_0.10_on.fifo_weight_pct_of_lp)%, greedy: $(get solver_10000_0.10_on.greedy_weight_pct_of_lp)% | >= 99% | $lp_v |
-| posting | payments posted per second (2 legs each + one counter-entry per wire) | $(fmt "$(get post.settle_rate)")/s (cycle time outside the solver; $(fmt "$(get post.settle_rate_cycle)")/s on the whole cycle) | PL/pgSQL transfer (lock both, insert two entries, update balances), one per transaction, 8 clients: $(fmt "$(get post.base_rate)")/s | ratio >= 2 | ratio $postr: $post_v |
+| posting | payments posted per second (2 legs each + one counter-entry per wire), median of $(get post_rounds) rounds (range) | $(fmt "$(get post.settle_rate.med)")/s (cycle time outside the solver; $(fmt "$(get post.settle_rate_wall.med)")/s on the client's wall time of the whole cycle call) | PL/pgSQL transfer, one per transaction, 8 clients: $(fmt "$(get post.base_rate.med)")/s; set-based plain SQL, all legs in one transaction: $(fmt "$(get post.set_rate.med)")/s | ratio to the transfer >= 2 | ratio $postr ($(rng post.ratio)): $post_v; to set-based SQL $(get post.ratio_set.med) ($(rng post.ratio_set)), whole call $(get post.ratio_wall_set.med) ($(rng post.ratio_wall_set)) |
 | verify | ledger entries verified per second, >= 1M entries | $verify_cell | - | report | $verify_v |
 
 EOF
@@ -249,30 +254,40 @@ Meanwhile $(other solver).
 |---|---|---|---|---|---|---|---|---|
 EOF
 for n in 1000 10000 100000; do
-    for lc in 0.05_off 0.10_off 0.10_on; do
+    for lc in 0.05_off 0.05_on 0.10_off 0.10_on; do
         k="solver_${n}_${lc}"
         have "$k.ms" || continue
         echo "| $(fmt "$n") | ${lc%_*} | ${lc#*_} | $(get "$k.ms") | $(get "$k.status") | $(pct "$(get "$k.weight_pct_of_lp")") | $(get "$k.greedy_ms") | $(pct "$(get "$k.greedy_weight_pct_of_lp")") | $(pct "$(get "$k.fifo_weight_pct_of_lp")") |"
     done
 done
+echo
+bash "$BENCH/report_quality.sh" "$RES" details
 cat <<EOF
 
 ## Posting
 
-$(fmt "$(get post.settled)") payments of the reference workload with enough liquidity for all of them and no deadline,
-so that both sides post every payment. settle: one cycle posting them as one journal with set-based
-statements; its rate is counted on the cycle's time outside the solver ($(get post.cycle_ms) - $(get post.solver_ms) ms: queue
-load, account locks, posting, baselines, record - more than the posting alone). Baseline: \`bench.transfer\`
-once per payment and per transaction, 8 pgbench clients, into a copy of \`settle.ledger_entry\` and of the
-accounts. (Calling the transfer for every payment inside *one* transaction is far slower: each balance
+$(fmt "$(get post.settled.r1)") payments per round of the reference workload with enough liquidity for all of them and no deadline,
+so that every side posts every payment; $(get post_rounds) rounds of new payments, each posted three ways, in
+alternating order (odd rounds settle first, even rounds settle last). settle: one cycle posting them as
+one journal with set-based statements; its rate is counted on the cycle's time outside the solver (queue
+load, account locks, posting, baselines, record - more than the posting alone), and on the client's wall
+time of the whole \`settle_run_cycle()\` call (solver and commit included). Baselines, into copies of
+\`settle.ledger_entry\` and of the accounts (a fresh copy of the accounts before each): *set-based SQL*,
+\`bench.post_set()\` (\`test/bench/setup.sql\`): the same two legs per payment inserted by one statement,
+every balance updated once by its net, the limits checked over the result, one transaction, client wall
+time including the commit; *transfer*, \`bench.transfer\` once per payment and per transaction, 8 pgbench
+clients. (Calling the transfer for every payment inside *one* transaction is far slower: each balance
 row is updated thousands of times in the same transaction and every update walks its growing chain of
 row versions; at 100,000 payments it took 223 s on this machine.) Meanwhile $(other post).
 
-| | payments | time | payments/s |
-|---|---|---|---|
-| settle cycle, outside the solver | $(fmt "$(get post.settled)") | $(fmt "$(calc %.1f "$(get post.cycle_ms) - $(get post.solver_ms)")") ms | $(fmt "$(get post.settle_rate)") |
-| settle cycle, whole | $(fmt "$(get post.settled)") | $(fmt "$(get post.cycle_ms)") ms | $(fmt "$(get post.settle_rate_cycle)") |
-| PL/pgSQL transfer, 8 clients | $(fmt "$(get post.base_posted)") | $(fmt "$(get transfer_post_1.n)") transactions | $(fmt "$(get post.base_rate)") (p50 $(get transfer_post_1.p50) ms, p99 $(get transfer_post_1.p99) ms) |
+| round | settle payments/s, outside the solver | settle, whole call (wall) | set-based SQL payments/s | transfer payments/s | ratio to transfer | ratio to set-based | whole call / set-based |
+|---|---|---|---|---|---|---|---|
+EOF
+for r in $(seq 1 "$(get post_rounds)"); do
+    echo "| $r | $(fmt "$(get "post.settle_rate.r$r")") ($(get "post.cycle_ms.r$r") - $(get "post.solver_ms.r$r") ms) | $(fmt "$(get "post.settle_rate_wall.r$r")") ($(get "post.settle_wall_ms.r$r") ms) | $(fmt "$(get "post.set_rate.r$r")") ($(get "post.set_ms.r$r") ms) | $(fmt "$(get "post.base_rate.r$r")") | $(get "post.ratio.r$r") | $(get "post.ratio_set.r$r") | $(get "post.ratio_wall_set.r$r") |"
+done
+echo "| median | $(fmt "$(get post.settle_rate.med)") | $(fmt "$(get post.settle_rate_wall.med)") | $(fmt "$(get post.set_rate.med)") | $(fmt "$(get post.base_rate.med)") | $(get post.ratio.med) | $(get post.ratio_set.med) | $(get post.ratio_wall_set.med) |"
+cat <<EOF
 
 ## Verify
 
@@ -299,19 +314,23 @@ cat <<EOF
 
 ## End to end
 
-The background worker on, 8 pgbench clients submitting new payments with \`settle_submit\` for the
-whole run, every account with ample liquidity, every payment due. After the load the benchmark waits
-for the queue to drain. *settled/s*: payments settled / (end of the last cycle - first submission);
-*latency*: end of the cycle that settled the payment (\`settle.cycle.finished_at\`, just before its
-commit) minus its submission (\`created_at\`). A payment waits on average half an interval before a
-cycle takes it, so the interval bounds the latency from below.
+Open loop: pgbench \`--rate\` offers new payments with \`settle_submit\` on a fixed schedule (8 clients,
+2 threads), whether or not earlier ones are done, so a server that falls behind shows as *schedule lag*
+(how late a submission started against its schedule) instead of a lower offered load. The background
+worker on (\`settle.cycle_interval\` $(get e2e_interval) ms), every account with ample liquidity, every
+payment due; after the load the benchmark waits for the queue to drain. *settled/s*: payments settled /
+(end of the last cycle - first submission); *submit-to-settled*: end of the cycle that settled the
+payment (\`settle.cycle.finished_at\`, just before its commit) minus its submission (\`created_at\`); a
+client behind schedule adds its lag on top. Baseline: the same open-loop load with the worker off, into
+another database of the same cluster (submission alone). $(get e2e_rounds) rounds per rate, alternating the
+order of the two; fsync and synchronous_commit on. Median of the rounds, (min-max).
 
-| cycle interval | other work (cores) | submit TPS | settled | settled/s | p50 ms | p95 ms | p99 ms | not settled | cycles | mean cycle ms |
-|---|---|---|---|---|---|---|---|---|---|---|
+| offered | other work (cores) | submitted/s | settled/s | submit-to-settled p50 ms | p95 ms | p99 ms | schedule lag p50 / p99 / max ms | not settled | cycles | mean cycle ms | submit alone: submitted/s | submit alone: latency p50 / p99 ms | submit alone: lag p99 ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 EOF
-for iv in 1000 100; do
-    have "e2e_$iv.cnt" || continue
-    echo "| $iv ms | $(get "cpu_other.e2e_$iv") | $(fmt "$(get "e2e_$iv.tps")") | $(fmt "$(get "e2e_$iv.cnt")") | $(fmt "$(get "e2e_$iv.rate")") | $(get "e2e_$iv.p50") | $(get "e2e_$iv.p95") | $(get "e2e_$iv.p99") | $(get "e2e_$iv.left") | $(get "e2e_$iv.cycles") | $(get "e2e_$iv.avg_cycle") |"
+for rate in $(get e2e_rates); do
+    have "e2e_$rate.s_cnt.med" || continue
+    echo "| $rate/s | $(get "cpu_other.e2e_$rate") | $(fmt "$(get "e2e_$rate.tps.med")") ($(rng "e2e_$rate.tps")) | $(fmt "$(get "e2e_$rate.s_srate.med")") | $(get "e2e_$rate.s_p50.med") ($(rng "e2e_$rate.s_p50")) | $(get "e2e_$rate.s_p95.med") ($(rng "e2e_$rate.s_p95")) | $(get "e2e_$rate.s_p99.med") ($(rng "e2e_$rate.s_p99")) | $(get "e2e_$rate.lag_p50.med") / $(get "e2e_$rate.lag_p99.med") ($(rng "e2e_$rate.lag_p99")) / $(get "e2e_$rate.lag_max.med") | $(get "e2e_$rate.s_left.max") (max) | $(get "e2e_$rate.s_cycles.med") | $(get "e2e_$rate.s_avg_cycle.med") | $(fmt "$(get "e2e_base_$rate.tps.med")") | $(get "e2e_base_$rate.p50.med") / $(get "e2e_base_$rate.p99.med") ($(rng "e2e_base_$rate.p99")) | $(get "e2e_base_$rate.lag_p99.med") ($(rng "e2e_base_$rate.lag_p99")) |"
 done
 echo
 cat "$BENCH/NOTES.md"

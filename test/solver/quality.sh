@@ -3,7 +3,9 @@
 # section 6) or alone.  Prints key=value lines, "q.<N>_<liquidity>_<costs>.<what>":
 #
 #   1. CBC (cbc_ref.sh) once per reference instance, CBC_SECONDS (60) each,
-#      from scratch: its selection, checked exactly, and its proven bound.
+#      from scratch: its selection, checked exactly, and its proven bound;
+#      and the best selections known (best_known/*.sol, CBC's own solution
+#      files from longer or luckier runs), checked and costed again here.
 #   2. settle_solve on every instance at 1,000 and 10,000 payments (solver_bench,
 #      5,000 ms limit, REPEAT solves per run), three runs alternating with the
 #      baseline: the same solver without the iterated search's kicks
@@ -40,6 +42,18 @@ while read -r line; do
         echo "q.$k.cbc_$f=$(kv "$line" $f)"
     done
 done <"$OUT/cbc.out"
+
+# 1b. the best selections known (test/solver/best_known/, from earlier CBC runs):
+#     re-checked in exact integers and costed by the model in this run
+for f in best_known/*.sol; do
+    [ -e "$f" ] || continue
+    IFS=_ read -r n liq costs <<<"$(basename "$f" .sol)"
+    ev=$(./solver_model eval "$n" "$liq" "$costs" "${SEED:-42}" "$f")
+    k="${n}_${liq}_${costs}"
+    echo "q.$k.known_feasible=$(kv " $ev" feasible)"
+    echo "q.$k.known_objective=$(kv " $ev" objective)"
+    echo "q.$k.known_source=$(sed -n 's/^# source: //p' "$f" | head -1)"
+done
 
 echo "q.repeat=$REPEAT"
 echo "cbc_version=$(cbc -quit 2>/dev/null | sed -n 's/^Version: *//p' | head -1)"
