@@ -116,14 +116,6 @@ extern int	settle_solver_fault_injection;
 extern int	settle_solver_ils_kicks;
 
 /*
- * Large-neighbourhood search (docs/ALGORITHM.md, step 4c): neighbourhoods
- * per component and accounts per neighbourhood.  Tests and the benchmark
- * change them; the extension leaves them alone.
- */
-extern int	settle_solver_lns_steps;
-extern int	settle_solver_lns_accounts;
-
-/*
  * Greedy fallback alone (no GLPK): exact, always feasible.  Its local search
  * stops after 20% of problem->time_limit_ms (no limit if <= 0).
  */

@@ -347,10 +347,7 @@ solve_component(Work *w, const int *members, int n, bool *settle, Outcome *o)
 		o->got_lp = try_lp(w, members, n, &best_obj, o);
 	/* kicks, unless the rounding already met the LP bound */
 	if (o->got_lp && best_obj > o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
-	{
 		solver_iterated_search(w, members, n, &best_obj);
-		solver_neighbourhood_search(w, members, n, &best_obj);
-	}
 	if (o->got_lp && n <= w->p->mip_max_payments && !solver_out_of_time(w) &&
 		best_obj > o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
 		o->mip = try_mip(w, members, n, &best_obj, &o->proved);

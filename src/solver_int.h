@@ -189,9 +189,6 @@ extern void solver_local_search_from(Work *w, bool *sel, const int *members, int
 /* solver_perturb.c: iterated local search from the best selection */
 extern int	solver_iterated_search(Work *w, const int *members, int n, double *best_obj);
 
-/* solver_lns.c: exact re-selection of a few accounts' payments */
-extern int	solver_neighbourhood_search(Work *w, const int *members, int n, double *best_obj);
-
 /* solver_glpk.c: the component's model in GLPK, LP relaxation or MIP */
 extern bool solver_solve_model(Work *w, const int *members, int n, bool mip,
 							   const bool *incumbent, const bool *guess, bool *out,

@@ -255,10 +255,6 @@ main(int argc, char **argv)
 		repeat = 1;
 	if (getenv("ILS_KICKS"))
 		settle_solver_ils_kicks = atoi(getenv("ILS_KICKS"));
-	if (getenv("LNS_STEPS"))
-		settle_solver_lns_steps = atoi(getenv("LNS_STEPS"));
-	if (getenv("LNS_ACCOUNTS"))
-		settle_solver_lns_accounts = atoi(getenv("LNS_ACCOUNTS"));
 	for (n = 1000; n <= max_n; n *= 10)
 	{
 		if (n < min_n)
