@@ -151,6 +151,6 @@ for k in $INST; do
     [ -n "$(get "q.$k.settle_objective")" ] || continue
     g=$(get "q.$k.fifo_gross"); nt=$(get "q.$k.fifo_netted"); obj=$(get "q.$k.settle_objective")
     c=$(get "q.$k.cbc_objective"); [ "$(get "q.$k.cbc_feasible")" = yes ] || c=-
-    echo "| $(label "$k") | $(fmt "$g") | $(fmt "$nt") | $(fmt "$(get "q.$k.greedy_objective")") | $(fmt "$(get "q.$k.base_objective")") | $(fmt "$obj") | $(fmt "$c") | $(fmt "$(awk -v a="$g" -v b="$nt" 'BEGIN { print a - b }')") ($(awk -v a="$g" -v b="$nt" 'BEGIN { printf "%.2f", 100 * (a - b) / a }')%) | $(fmt "$(awk -v a="$nt" -v b="$obj" 'BEGIN { print a - b }')") ($(awk -v a="$nt" -v b="$obj" 'BEGIN { printf "%.2f", 100 * (a - b) / a }')%) |"
+    echo "| $(label "$k") | $(fmt "$g") | $(fmt "$nt") | $(fmt "$(get "q.$k.greedy_objective")") | $(fmt "$(get "q.$k.base_objective")") | $(fmt "$obj") | $(fmt "$c") | $(fmt "$(awk -v a="$g" -v b="$nt" 'BEGIN { printf "%.2f", a - b }')") ($(awk -v a="$g" -v b="$nt" 'BEGIN { printf "%.2f", 100 * (a - b) / a }')%) | $(fmt "$(awk -v a="$nt" -v b="$obj" 'BEGIN { printf "%.2f", a - b }')") ($(awk -v a="$nt" -v b="$obj" 'BEGIN { printf "%.2f", 100 * (a - b) / a }')%) |"
 done
 echo

@@ -56,7 +56,7 @@ for f in best_known/*.sol; do
 done
 
 echo "q.repeat=$REPEAT"
-echo "cbc_version=$(cbc -quit 2>/dev/null | sed -n 's/^Version: *//p' | head -1)"
+echo "cbc_version=$(cbc -quit 2>/dev/null | sed -n 's/^Version: *//p' | head -1 | tr -d ' ')"
 # 2. settle, alternating with the solver without kicks
 for r in $(seq 1 "$RUNS"); do
     ILS_KICKS=0 REPEAT=$REPEAT ./solver_bench 5000 10000 >"$OUT/base_$r.out"
