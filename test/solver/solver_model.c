@@ -22,7 +22,7 @@
  *   solver_model write N LIQUIDITY on|off SEED FILE.mps [START]
  *       writes the model; prints "constant=... payments=... accounts=..."; with
  *       START also writes settle's selection (settle_solve, 5,000 ms) as a
- *       CBC mipstart file ("name value" lines)
+ *       CBC mipstart file (a header line, then "index name value" lines)
  *   solver_model eval N LIQUIDITY on|off SEED SOLUTION
  *       reads a CBC solution file (solu: "index name value reduced" lines,
  *       nonzero columns only) and prints, in exact integer arithmetic for
@@ -236,7 +236,8 @@ write_start(const SolverProblem *p0, const char *file)
 	bool	   *sel = calloc(p.n_payments + 1, sizeof(bool));
 	bool	   *wire = calloc(p.n_wires + 1, sizeof(bool));
 	FILE	   *f = fopen(file, "w");
-	int			i;
+	int			i,
+				k;
 
 	if (!sel || !wire || !f)
 	{
@@ -247,17 +248,19 @@ write_start(const SolverProblem *p0, const char *file)
 	r.settle = sel;
 	p.time_limit_ms = 5000;
 	settle_solve(&p, &r);
+	/* CBC reads "index name value" lines (its own solution format) and skips the first */
+	fprintf(f, "Stopped on iterations - objective value %.6f\n", r.objective);
 	for (i = 0; i < p.n_payments; i++)
 	{
-		fprintf(f, "x%d %d\n", i, sel[i] ? 1 : 0);
+		fprintf(f, "%d x%d %d\n", i, i, sel[i] ? 1 : 0);
 		if (sel[i] && p.payments[i].wire_src >= 0)
 			wire[p.payments[i].wire_src] = true;
 		if (sel[i] && p.payments[i].wire_dst >= 0)
 			wire[p.payments[i].wire_dst] = true;
 	}
-	for (i = 0; i < p.n_wires; i++)
+	for (i = 0, k = p.n_payments; i < p.n_wires; i++)
 		if (p.wire_fee[i] > 0)
-			fprintf(f, "y%d %d\n", i, wire[i] ? 1 : 0);
+			fprintf(f, "%d y%d %d\n", k++, i, wire[i] ? 1 : 0);
 	fclose(f);
 	printf("start_objective=%.6f\n", r.objective);
 	free(sel);
