@@ -1,4 +1,4 @@
-# source: CBC 2.10.8, 60 s CPU from scratch, one thread, 2026-11-30; objective 3329028.554060 (solver_model eval)
+# source: CBC 2.10.8 default options, 60 s CPU from scratch, 2026-11-30; objective 3329028.554060 (solver_model eval)
 1 x1 1
 3 x3 1
 4 x4 1
