@@ -105,11 +105,13 @@ test: deps
 fuzz: deps
 	FUZZ_SECONDS=600 bash test/fuzz/run.sh
 
+# PGBIN: the server binaries of the PostgreSQL that PG_CONFIG names (a private
+# copy given with PG_CONFIG=... is benchmarked, not the system one)
 bench: deps
 	$(MAKE) all
 	$(MAKE) install
-	bash test/bench/run.sh
-	bash test/bench/liquidity_prices.sh
+	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/run.sh
+	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/liquidity_prices.sh
 
 # pg_regress and pg_isolation_regress separately, against a running server.
 .PHONY: installcheck-regress installcheck-isolation

@@ -117,6 +117,13 @@ extern SolverStatus settle_solve(const SolverProblem *problem, SolverResult *res
 extern int	settle_solver_fault_injection;
 
 /*
+ * Kicks of the iterated local search per component (docs/ALGORITHM.md,
+ * step 4b; default 4, 0 turns it off).  Tests and the benchmark change it
+ * to measure what it adds; the extension leaves it alone.
+ */
+extern int	settle_solver_ils_kicks;
+
+/*
  * Greedy fallback alone (no GLPK): exact, always feasible.  Its local search
  * stops after 20% of problem->time_limit_ms (no limit if <= 0).
  */

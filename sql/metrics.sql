@@ -29,11 +29,11 @@ SELECT settle_create_account('m_d_usd', 'm_d', 'USD', opening_balance => 500);
 
 ------------------------------------------------------------------------
 -- 1. A gridlocked ring A -> B -> C -> A of 100.00 each: settles together,
---    no wire (cost 0); naive batching 6 wires = 150.00; FIFO settles none.
---    D pays A 40.00 (D has 500): 2 wires = 50.00; naive adds D's pay-in
---    (A already has a pay-out): 7 wires = 175.00.  FIFO stops at ring_1,
---    which does not fit alone: 0 settled.  B pays D 1,000.00, which B
---    cannot fund: unsettled.
+--    no wire (cost 0); naive batching 6 wires = 150.00; FIFO settles none
+--    of the ring.  D pays A 40.00 (D has 500): 2 wires = 50.00; naive adds
+--    D's pay-in (A already has a pay-out): 7 wires = 175.00.  FIFO skips
+--    the ring's payments (none fits alone) and settles d_1: 1 settled, one
+--    wire, 25.00.  B pays D 1,000.00, which B cannot fund: unsettled.
 ------------------------------------------------------------------------
 SELECT status FROM settle_submit('ring_1', 100, 'USD', 'USD', 'm_a_usd', 'm_b_usd', 'm_b', 'k1');
 SELECT status FROM settle_submit('ring_2', 100, 'USD', 'USD', 'm_b_usd', 'm_c_usd', 'm_c', 'k2');

@@ -19,6 +19,8 @@
  *      each rounding repaired and improved by the local search.
  *   LS local search (solver_search.c): single moves repaired exactly, with
  *      ejection chains; LS_SHARE of the time limit in all.
+ *   ILS iterated local search (solver_perturb.c): a few kicks from the best
+ *      selection, each searched again, kept when cheaper (same share).
  *   M  components of at most mip_max_payments payments: the MIP
  *      (solver_glpk.c) with the best selection so far as first incumbent.
  *
@@ -343,6 +345,9 @@ solve_component(Work *w, const int *members, int n, bool *settle, Outcome *o)
 	best_obj = solver_objective(w, w->best, members, n);
 	if (!solver_out_of_time(w))
 		o->got_lp = try_lp(w, members, n, &best_obj, o);
+	/* kicks, unless the rounding already met the LP bound */
+	if (o->got_lp && best_obj > o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
+		solver_iterated_search(w, members, n, &best_obj);
 	if (o->got_lp && n <= w->p->mip_max_payments && !solver_out_of_time(w) &&
 		best_obj > o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
 		o->mip = try_mip(w, members, n, &best_obj, &o->proved);

@@ -11,6 +11,7 @@
  *   solver_repair.c  repair (make every account whole again), dropping
  *                    unprofitable deferrals, refill
  *   solver_search.c  local search: moves, ejection chains, don't-look bits
+ *   solver_perturb.c iterated local search: kicks from the best selection
  *   solver_glpk.c    the GLPK model: columns, account, wire and FX rows; LP
  *                    (dual simplex or sifting) and MIP
  *
@@ -68,6 +69,7 @@ typedef struct Work
 	bool	   *cand;			/* scratch selections */
 	bool	   *best;
 	bool	   *saved;			/* local search: selection before a round */
+	bool	   *trial;			/* iterated search: the kicked selection */
 	double	   *mip_x;			/* MIP callback: the incumbent, by column */
 	double	   *lpx;			/* the LP's x, by payment */
 	int		   *idx;			/* GLPK row/column index scratch */
@@ -182,6 +184,10 @@ extern void solver_refill(Work *w, bool *sel, const int *members, int n);
 
 /* solver_search.c: the local search */
 extern void solver_local_search(Work *w, bool *sel, const int *members, int n);
+extern void solver_local_search_from(Work *w, bool *sel, const int *members, int n, int first_round);
+
+/* solver_perturb.c: iterated local search from the best selection */
+extern int	solver_iterated_search(Work *w, const int *members, int n, double *best_obj);
 
 /* solver_glpk.c: the component's model in GLPK, LP relaxation or MIP */
 extern bool solver_solve_model(Work *w, const int *members, int n, bool mip,

@@ -181,13 +181,25 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 void
 solver_local_search(Work *w, bool *sel, const int *members, int n)
 {
+	solver_local_search_from(w, sel, members, n, 0);
+}
+
+/*
+ * The local search, starting at round first_round: 0 tries every unselected
+ * payment first; 1 only those near an account whose balance differs from
+ * w->snap (set by the caller: the iterated search's kick changed a few
+ * accounts, the rest is still a local optimum).
+ */
+void
+solver_local_search_from(Work *w, bool *sel, const int *members, int n, int first_round)
+{
 	int			round;
 	double		obj;
 	int			j;
 
 	solver_refill(w, sel, members, n);
 	obj = solver_objective(w, sel, members, n);
-	for (round = 0; round < IMPROVE_ROUNDS && !solver_out_of_ls_time(w); round++)
+	for (round = first_round; round < IMPROVE_ROUNDS + first_round && !solver_out_of_ls_time(w); round++)
 	{
 		double		next;
 

@@ -72,6 +72,7 @@ solver_alloc_work(Work *w)
 	w->cand = calloc(n + 1, sizeof(bool));
 	w->best = calloc(n + 1, sizeof(bool));
 	w->saved = calloc(n + 1, sizeof(bool));
+	w->trial = calloc(n + 1, sizeof(bool));
 	w->lpx = calloc(n + 1, sizeof(double));
 	w->idx = malloc(sizeof(int) * (rows + n + 1));
 	w->val = malloc(sizeof(double) * (rows + n + p->n_wires + 1));
@@ -107,7 +108,7 @@ solver_alloc_work(Work *w)
 		return false;
 	return w->in_first && w->in_end && w->in_list && w->out_end && w->out_count && w->tmp && w->tmp2 && w->stack && w->mark && w->key && w->chained && w->snap && w->dirty &&
 		w->out_first && w->out_list && w->local && w->density && w->balance && w->wire_use && w->fx_net &&
-		w->cand && w->best && w->saved && w->lpx && w->idx && w->val && w->sorted &&
+		w->cand && w->best && w->saved && w->trial && w->lpx && w->idx && w->val && w->sorted &&
 		w->by_density && w->by_penalty;
 }
 
@@ -130,6 +131,7 @@ solver_free_work(Work *w)
 	free(w->cand);
 	free(w->best);
 	free(w->saved);
+	free(w->trial);
 	free(w->mip_x);
 	free(w->lpx);
 	free(w->idx);

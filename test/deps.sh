@@ -6,7 +6,7 @@ PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib libglpk-dev 
           postgresql-15-cron build-essential libipc-run-perl valgrind
           clang-14 libclang-rt-14-dev
           prometheus prometheus-postgres-exporter curl jq python3-yaml
-          gnuplot-nox
+          gnuplot-nox coinor-cbc
           patroni etcd-server etcd-client python3-psycopg2
           pgbackrest
           libmicrohttpd-dev libgnutls28-dev libpq-dev pkg-config wrk

@@ -5,12 +5,19 @@
 # writes docs/BENCHMARKS.md and docs/img/bench_*.svg.
 #
 # Environment:
-#   BENCH_T=20          seconds per pgbench point (intake, end to end)
-#   BENCH_E2E_T=20      seconds of submit load per end-to-end point
+#   BENCH_T=15          seconds per pgbench point (intake)
+#   BENCH_INTAKE_ROUNDS=3  intake rounds (each point once per round, alternating)
+#   BENCH_E2E_T=15      seconds of open-loop submit load per end-to-end point
+#   BENCH_E2E_RATES="500 2000"  offered submit rates (pgbench --rate), per second
+#   BENCH_E2E_INTERVAL=100      settle.cycle_interval (ms) during the end-to-end points
+#   BENCH_E2E_ROUNDS=3  rounds per rate (worker on / submit alone, alternating)
 #   BENCH_CYCLE_NS="1000 10000 100000"   queue sizes of the cycle benchmark
-#   BENCH_POST_N=20000  payments per posting round (both sides)
+#   BENCH_POST_N=20000  payments per posting round (every side)
+#   BENCH_POST_ROUNDS=3 posting rounds (each side once per round, alternating)
 #   BENCH_BULK_N=200000 payments through the bulk path (both sides)
 #   BENCH_OUT=docs      where BENCHMARKS.md and img/ go
+#   BENCH_QUALITY=0     skip the solver's quality against CBC (test/solver/quality.sh;
+#                       CBC_SECONDS=60, REPEAT=21 are passed through to it)
 #   KEEP=1              leave the cluster running and its directory in place
 set -euo pipefail
 
@@ -19,10 +26,12 @@ BENCH=$ROOT/test/bench
 cd "$ROOT"
 . test/lib/cluster.sh
 
-T=${BENCH_T:-20}
-E2E_T=${BENCH_E2E_T:-20}
+T=${BENCH_T:-15}
+INTAKE_ROUNDS=${BENCH_INTAKE_ROUNDS:-3}
+E2E_T=${BENCH_E2E_T:-15}
 CYCLE_NS=${BENCH_CYCLE_NS:-"1000 10000 100000"}
 POST_N=${BENCH_POST_N:-20000}
+POST_ROUNDS=${BENCH_POST_ROUNDS:-3}
 BULK_N=${BENCH_BULK_N:-200000}
 DOCDIR=${BENCH_OUT:-$ROOT/docs}
 PGBENCH=$PGBIN/pgbench
@@ -139,6 +148,20 @@ run_pgbench() {
     put "$name.n" "$n"
     put "$name.p50" "$p50"
     put "$name.p99" "$p99"
+    # open loop (--rate): schedule lag, how far behind its schedule each transaction started
+    # (seventh field of the log, microseconds); pgbench's own average too
+    if grep -q '^rate limit schedule lag' "$WORK/$name.out"; then
+        cat "$WORK/$name".[0-9]* | awk 'NF >= 7 { print $7 }' | sort -n >"$WORK/$name.lag"
+        awk '{ v[NR] = $1 } END { n = NR; if (n == 0) { print "0 0 0"; exit }
+                i50 = int(0.50 * n + 0.5); i99 = int(0.99 * n + 0.5); if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1
+                printf "%.2f %.2f %.2f\n", v[i50] / 1000, v[i99] / 1000, v[n] / 1000 }' "$WORK/$name.lag" >"$WORK/$name.lagpct"
+        read -r l50 l99 lmax <"$WORK/$name.lagpct"
+        put "$name.lag_p50" "$l50"
+        put "$name.lag_p99" "$l99"
+        put "$name.lag_max" "$lmax"
+        put "$name.lag_avg" "$(sed -n 's/^rate limit schedule lag: avg \([0-9.]*\).*/\1/p' "$WORK/$name.out")"
+        rm -f "$WORK/$name.lag"
+    fi
     rm -f "$WORK/$name".[0-9]* "$WORK/$name.lat"
 }
 
@@ -169,21 +192,51 @@ echo "$SETTINGS" | sed 's/^/  /'
 echo "$SETTINGS" >"$DIR/settings"
 
 # ---------------------------------------------------------------- 1. intake, single row
-log "intake, single row: settle_submit against plain INSERT ... ON CONFLICT, ${T}s per point"
+log "intake, single row: settle_submit against plain INSERT ... ON CONFLICT, ${T}s per point, $INTAKE_ROUNDS rounds"
 new_db bench_intake
 put load_intake "$(loadavg)"
+put intake_rounds "$INTAKE_ROUNDS"
 section_start
 run_pgbench warm_plain bench_intake 8 "$BENCH/insert.pgb" -T 3
 run_pgbench warm_settle bench_intake 8 "$BENCH/submit.pgb" -T 3
-# order plain, settle, settle, plain: drift during the run hits both sides alike
-run_pgbench intake_plain_8 bench_intake 8 "$BENCH/insert.pgb" -T "$T"
-run_pgbench intake_settle_8 bench_intake 8 "$BENCH/submit.pgb" -T "$T"
-run_pgbench intake_settle_32 bench_intake 32 "$BENCH/submit.pgb" -T "$T"
-run_pgbench intake_plain_32 bench_intake 32 "$BENCH/insert.pgb" -T "$T"
+# INTAKE_ROUNDS rounds; odd rounds plain, settle, settle, plain; even rounds the
+# other way round: drift during the run hits both sides alike
+for r in $(seq 1 "$INTAKE_ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then
+        run_pgbench "intake_plain_8.r$r" bench_intake 8 "$BENCH/insert.pgb" -T "$T"
+        run_pgbench "intake_settle_8.r$r" bench_intake 8 "$BENCH/submit.pgb" -T "$T"
+        run_pgbench "intake_settle_32.r$r" bench_intake 32 "$BENCH/submit.pgb" -T "$T"
+        run_pgbench "intake_plain_32.r$r" bench_intake 32 "$BENCH/insert.pgb" -T "$T"
+    else
+        run_pgbench "intake_settle_8.r$r" bench_intake 8 "$BENCH/submit.pgb" -T "$T"
+        run_pgbench "intake_plain_8.r$r" bench_intake 8 "$BENCH/insert.pgb" -T "$T"
+        run_pgbench "intake_plain_32.r$r" bench_intake 32 "$BENCH/insert.pgb" -T "$T"
+        run_pgbench "intake_settle_32.r$r" bench_intake 32 "$BENCH/submit.pgb" -T "$T"
+    fi
+    for c in 8 32; do
+        put "intake_ratio_$c.r$r" "$(calc %.2f "$(get "intake_settle_$c.r$r.tps") / $(get "intake_plain_$c.r$r.tps")")"
+    done
+done
 section_end intake
+# per side and measure: the median round (by TPS) gives the figures shown; ratios: median and range
+med_round() {       # name: the round whose TPS is the median
+    for r in $(seq 1 "$INTAKE_ROUNDS"); do echo "$(get "$1.r$r.tps") $r"; done | sort -n | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'
+}
+for side in settle plain; do
+    for c in 8 32; do
+        mr=$(med_round "intake_${side}_$c")
+        for f in tps p50 p99 n failed; do put "intake_${side}_$c.$f" "$(get "intake_${side}_$c.r$mr.$f")"; done
+        vals=$(for r in $(seq 1 "$INTAKE_ROUNDS"); do get "intake_${side}_$c.r$r.tps"; done | sort -n)
+        put "intake_${side}_$c.tps_min" "$(head -1 <<<"$vals")"
+        put "intake_${side}_$c.tps_max" "$(tail -1 <<<"$vals")"
+    done
+done
 for c in 8 32; do
-    put "intake_ratio_$c" "$(calc %.2f "$(get intake_settle_$c.tps) / $(get intake_plain_$c.tps)")"
-    log "  $c clients: settle $(get intake_settle_$c.tps) tps (p50 $(get intake_settle_$c.p50) ms, p99 $(get intake_settle_$c.p99) ms), plain $(get intake_plain_$c.tps) tps (p50 $(get intake_plain_$c.p50) ms, p99 $(get intake_plain_$c.p99) ms): ratio $(get intake_ratio_$c)"
+    vals=$(for r in $(seq 1 "$INTAKE_ROUNDS"); do get "intake_ratio_$c.r$r"; done | sort -n)
+    put "intake_ratio_$c" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
+    put "intake_ratio_$c.min" "$(head -1 <<<"$vals")"
+    put "intake_ratio_$c.max" "$(tail -1 <<<"$vals")"
+    log "  $c clients: settle $(get intake_settle_$c.tps) tps (p50 $(get intake_settle_$c.p50) ms, p99 $(get intake_settle_$c.p99) ms), plain $(get intake_plain_$c.tps) tps (p50 $(get intake_plain_$c.p50) ms, p99 $(get intake_plain_$c.p99) ms): ratio median $(get intake_ratio_$c) over $INTAKE_ROUNDS rounds ($(get intake_ratio_$c.min)-$(get intake_ratio_$c.max))"
 done
 
 # ---------------------------------------------------------------- 2. intake, bulk
@@ -292,13 +345,40 @@ for n in $CYCLE_NS; do
 done
 
 # ---------------------------------------------------------------- 4. posting
-# Enough liquidity for every payment, none deferrable: both sides post all N.
-# settle: one cycle; its posting rate is counted on the cycle's time outside the
-# solver (queue load, locks, posting, baselines, record: more than posting alone).
-# baseline: bench.transfer, one payment per transaction, 8 clients (pgbench).
-log "posting: $POST_N payments, settle cycle against PL/pgSQL transfer"
+# Enough liquidity for every payment, none deferrable: every side posts all N.
+# Three rounds of new payments; in each, the same payments posted three ways, in
+# alternating order (odd rounds settle first, even rounds settle last):
+#   settle: one cycle; its posting rate is counted on the cycle's time outside
+#     the solver (queue load, locks, posting, baselines, record: more than
+#     posting alone), and on the client's wall time of the whole call too;
+#   set-based SQL: bench.post_set(), the same two legs per payment inserted in
+#     one statement and every balance updated once by its net, one transaction;
+#   transfer: bench.transfer, one payment per transaction, 8 clients (pgbench).
+# Both baselines start from a fresh copy of the accounts (bench.copy_accounts).
+log "posting: $POST_N payments per round, $POST_ROUNDS rounds, settle cycle against set-based SQL and per-payment transfer"
 new_db bench_post
-post_round() {
+post_settle() {
+    local r=$1 t0
+    q bench_post -c "CHECKPOINT" >/dev/null
+    t0=$(now)
+    q bench_post -F ' ' -c "SELECT settled, round(cycle_ms::numeric, 1), round(solver_ms::numeric, 1)
+                              FROM settle_run_cycle()" >"$WORK/post_$r"
+    put "post.settle_wall_ms.r$r" "$(ms_since "$t0")"
+}
+post_set() {
+    local r=$1 t0
+    q bench_post -c "SELECT bench.copy_accounts()" -c "CHECKPOINT" >/dev/null
+    t0=$(now)
+    put "post.set_posted.r$r" "$(q bench_post -c "SELECT bench.post_set($r)")"
+    put "post.set_ms.r$r" "$(ms_since "$t0")"
+}
+post_transfer() {
+    local r=$1 n=$2
+    q bench_post -c "SELECT bench.copy_accounts()" -c "CHECKPOINT" \
+        -c "SELECT setval('bench.next_payment', min(id), false) FROM bench.workload WHERE round = $r" >/dev/null
+    run_pgbench "transfer_post_$r" bench_post 8 "$BENCH/transfer.pgb" -t $(( (n + 7) / 8 ))
+}
+post_round() {      # round n baseline: new payments, queued; settled by one cycle (and both baselines)
     local r=$1 n=$2 baseline=$3
     q bench_post -c "SELECT bench.generate($n, $r, $r * 0.01, 0)" -c "SELECT bench.fund($r, 2.0)" \
         -c "SELECT bench.make_docs($r, 10000)" -c "SELECT bench.copy_accounts()" >/dev/null
@@ -307,34 +387,48 @@ post_round() {
         echo "SELECT count(*) FILTER (WHERE sqlstate IS NOT NULL) FROM settle_submit_bulk((SELECT doc FROM bench.bulk_doc WHERE round = $r AND chunk = $k));"
     done | q bench_post >/dev/null
     q bench_post -c "CHECKPOINT" -c "VACUUM ANALYZE settle.payment" >/dev/null
-    q bench_post -F ' ' -c "SELECT settled, round(cycle_ms::numeric, 1), round(solver_ms::numeric, 1)
-                              FROM settle_run_cycle()" >"$WORK/post_$r"
-    if [ "$baseline" = 1 ]; then
-        q bench_post -c "CHECKPOINT" -c "SELECT setval('bench.next_payment', min(id), false) FROM bench.workload WHERE round = $r" >/dev/null
-        run_pgbench "transfer_post_$r" bench_post 8 "$BENCH/transfer.pgb" -t $(( (n + 7) / 8 ))
+    if [ "$baseline" = 0 ]; then
+        post_settle "$r"
+    elif [ $((r % 2)) = 1 ]; then
+        post_settle "$r"; post_set "$r"; post_transfer "$r" "$n"
+    else
+        post_transfer "$r" "$n"; post_set "$r"; post_settle "$r"
     fi
 }
 put load_post "$(loadavg)"
+put post_rounds "$POST_ROUNDS"
 section_start
-post_round 1 "$POST_N" 1
+for r in $(seq 1 "$POST_ROUNDS"); do
+    post_round "$r" "$POST_N" 1
+    read -r settled cms sms <"$WORK/post_$r"
+    put "post.settled.r$r" "$settled"
+    put "post.cycle_ms.r$r" "$cms"
+    put "post.solver_ms.r$r" "$sms"
+    put "post.settle_rate.r$r" "$(calc %.0f "$settled / (($cms - $sms) / 1000)")"
+    put "post.settle_rate_wall.r$r" "$(calc %.0f "$settled / ($(get "post.settle_wall_ms.r$r") / 1000)")"
+    put "post.set_rate.r$r" "$(calc %.0f "$(get "post.set_posted.r$r") / ($(get "post.set_ms.r$r") / 1000)")"
+    put "post.base_rate.r$r" "$(get "transfer_post_$r.tps")"
+    put "post.ratio.r$r" "$(calc %.2f "$(get "post.settle_rate.r$r") / $(get "post.base_rate.r$r")")"
+    put "post.ratio_set.r$r" "$(calc %.2f "$(get "post.settle_rate.r$r") / $(get "post.set_rate.r$r")")"
+    put "post.ratio_wall_set.r$r" "$(calc %.2f "$(get "post.settle_rate_wall.r$r") / $(get "post.set_rate.r$r")")"
+    log "  round $r: settle $(get "post.settle_rate.r$r")/s outside the solver ($(get "post.settle_rate_wall.r$r")/s client wall, whole call), set-based SQL $(get "post.set_rate.r$r")/s, transfer $(get "post.base_rate.r$r")/s"
+done
 section_end post
-read -r settled cms sms <"$WORK/post_1"
-put post.settled "$settled"
-put post.cycle_ms "$cms"
-put post.solver_ms "$sms"
-put post.settle_rate "$(calc %.0f "$settled / (($cms - $sms) / 1000)")"
-put post.settle_rate_cycle "$(calc %.0f "$settled / ($cms / 1000)")"
-put post.base_rate "$(get transfer_post_1.tps)"
 put post.base_posted "$(q bench_post -c "SELECT count(DISTINCT payment_id) FROM bench.ledger_entry")"
-put post.ratio "$(calc %.2f "$(get post.settle_rate) / $(get post.base_rate)")"
-put post.ratio_cycle "$(calc %.2f "$(get post.settle_rate_cycle) / $(get post.base_rate)")"
-log "  settle $(get post.settle_rate) payments/s outside the solver ($(get post.settle_rate_cycle)/s whole cycle), transfer $(get post.base_rate)/s: ratio $(get post.ratio)"
+# median and range over the rounds: key.med, key.min, key.max
+for k in settle_rate settle_rate_wall set_rate base_rate ratio ratio_set ratio_wall_set; do
+    vals=$(for r in $(seq 1 "$POST_ROUNDS"); do get "post.$k.r$r"; done | sort -n)
+    put "post.$k.med" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
+    put "post.$k.min" "$(head -1 <<<"$vals")"
+    put "post.$k.max" "$(tail -1 <<<"$vals")"
+done
+log "  medians: settle $(get post.settle_rate.med)/s, set-based $(get post.set_rate.med)/s, transfer $(get post.base_rate.med)/s; ratio to transfer $(get post.ratio.med) ($(get post.ratio.min)-$(get post.ratio.max)), to set-based $(get post.ratio_set.med) ($(get post.ratio_set.min)-$(get post.ratio_set.max))"
 
 # ---------------------------------------------------------------- 5. verify
 HAS_VERIFY=$(q bench_post -c "SELECT count(*) FROM pg_proc WHERE proname = 'settle_verify'")
 if [ "$HAS_VERIFY" -gt 0 ]; then
     log "verify: growing the ledger to >= 1,000,000 entries"
-    r=2
+    r=$((POST_ROUNDS + 1))
     while [ "$(q bench_post -c "SELECT count(*) FROM settle.ledger_entry")" -lt "${BENCH_VERIFY_MIN:-1000000}" ]; do
         post_round "$r" 100000 0
         r=$((r + 1))
@@ -365,52 +459,65 @@ fi
 [ "${KEEP:-0}" = 1 ] || q postgres -c "DROP DATABASE bench_post"
 
 # ---------------------------------------------------------------- 6. solver (no database)
-log "solver: test/solver/bench.sh at the default 500 ms limit, and 1,000 payments x 15"
+# (a) test/solver/bench.sh at the extension's default 500 ms limit, 1k-100k, once;
+# (b) test/solver/quality.sh: CBC's 60 s answer and proven bound on the reference
+#     instances, settle 3 runs alternating with the solver without its kicks.
+log "solver: test/solver/bench.sh at the default 500 ms limit; quality against CBC (test/solver/quality.sh)"
 put load_solver "$(loadavg)"
 section_start
 bash test/solver/bench.sh 500 100000 >"$WORK/solver.out" 2>&1
-for i in $(seq 1 15); do
-    test/solver/solver_bench 500 1000 | grep 'costs=on'
-done >"$WORK/solver1k.out"
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 while read -r line; do
     case $line in bench\ *) ;; *) continue ;; esac
     n=$(kv "$line" n); l=$(kv "$line" liquidity); c=$(kv "$line" costs)
     key="solver_${n}_${l}_${c}"
-    for f in ms status weight_pct_of_lp greedy_ms greedy_weight_pct_of_lp fifo_weight_pct_of_lp settled; do
+    for f in ms status weight_pct_of_lp greedy_ms greedy_weight_pct_of_lp fifo_weight_pct_of_lp settled objective; do
         put "$key.$f" "$(kv "$line" $f)"
     done
 done <"$WORK/solver.out"
 section_end solver
-sed -n 's/.* ms=\([0-9.]*\) .*/\1/p' "$WORK/solver1k.out" | sort -n >"$WORK/solver1k.ms"
-put solver_1k.runs "$(wc -l <"$WORK/solver1k.ms")"
-put solver_1k.min "$(head -1 "$WORK/solver1k.ms")"
-put solver_1k.median "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' "$WORK/solver1k.ms")"
-put solver_1k.max "$(tail -1 "$WORK/solver1k.ms")"
-log "  1,000 payments (10%, costs on): median $(get solver_1k.median) ms over $(get solver_1k.runs) runs"
+if [ "${BENCH_QUALITY:-1}" = 1 ]; then
+    put load_quality "$(cut -d' ' -f1-3 /proc/loadavg) at start"
+    section_start
+    bash test/solver/quality.sh "$WORK/quality" >>"$RES" 2>"$WORK/quality.err" || { cat "$WORK/quality.err"; echo "quality.sh failed" >&2; exit 1; }
+    section_end quality
+    put load_quality "$(get load_quality); $(cut -d' ' -f1-3 /proc/loadavg) at end"
+fi
+log "  1,000 payments, 10% liquidity, costs on: objective $(get q.1000_0.10_on.settle_objective) (CBC 60 s: $(get q.1000_0.10_on.cbc_objective), bound $(get q.1000_0.10_on.cbc_bound))"
 
 # ---------------------------------------------------------------- 7. end to end
-# Worker on, submit load with settle_submit (8 clients), plenty of liquidity,
-# every payment due.  Latency = end of the cycle that settled the payment
-# (settle.cycle.finished_at, just before its commit) - submission (created_at).
-log "end to end: ${E2E_T}s of submit load with the worker on"
+# Open loop: pgbench --rate submits new payments with settle_submit on a fixed
+# schedule (8 clients), whether or not earlier ones are done, so a slow server
+# shows as schedule lag instead of a lower offered load.  Worker on
+# (cycle_interval E2E_INTERVAL ms), every account with ample liquidity, every
+# payment due.  Submit-to-settled latency = end of the cycle that settled the
+# payment (settle.cycle.finished_at, just before its commit) - its submission
+# (created_at); the schedule lag comes on top for a client that fell behind.
+# Baseline: the same open-loop submit load with the worker off, into another
+# database of the same cluster (intake alone).  E2E_ROUNDS rounds per rate,
+# alternating the order of the two.
+E2E_RATES=${BENCH_E2E_RATES:-"500 2000"}
+E2E_INTERVAL=${BENCH_E2E_INTERVAL:-100}
+E2E_ROUNDS=${BENCH_E2E_ROUNDS:-3}
+log "end to end: open loop at ${E2E_RATES// //s and }/s, ${E2E_T}s per point, $E2E_ROUNDS rounds, cycle_interval $E2E_INTERVAL ms"
 new_db postgres
+new_db bench_e2e_base
 q postgres -c "SELECT settle_fund_account(account_id, 1000000000, 'bench') FROM settle.account WHERE kind = 'customer'" >/dev/null
-E2E_INTERVALS=${BENCH_E2E_INTERVALS:-"1000 100"}
-for iv in $E2E_INTERVALS; do
-    lo=$(q postgres -c "SELECT coalesce(max(payment_id), 0) FROM settle.payment")
-    q postgres -c "ALTER SYSTEM SET settle.cycle_interval = $iv" -c "ALTER SYSTEM SET settle.worker_enabled = on" \
-        -c "SELECT pg_reload_conf()" >/dev/null
+q postgres -c "ALTER SYSTEM SET settle.cycle_interval = $E2E_INTERVAL" -c "SELECT pg_reload_conf()" >/dev/null
+worker() {      # on|off
+    q postgres -c "ALTER SYSTEM SET settle.worker_enabled = $1" -c "SELECT pg_reload_conf()" >/dev/null
     sleep 2
-    put "load_e2e_$iv" "$(loadavg)"
-    section_start
-    run_pgbench "e2e_$iv" postgres 8 "$BENCH/submit.pgb" -T "$E2E_T"
+}
+e2e_settle() {  # rate round
+    local rate=$1 r=$2 key="e2e_$1.r$2" lo
+    lo=$(q postgres -c "SELECT coalesce(max(payment_id), 0) FROM settle.payment")
+    worker on
+    run_pgbench "$key" postgres 8 "$BENCH/submit.pgb" -T "$E2E_T" --rate="$rate"
     for _ in $(seq 1 120); do
         [ "$(q postgres -c "SELECT count(*) FROM settle.payment WHERE status = 'queued' AND payment_id > $lo")" = 0 ] && break
         sleep 0.5
     done
-    section_end "e2e_$iv"
-    q postgres -c "ALTER SYSTEM SET settle.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+    worker off
     q postgres -F ' ' -c "
         WITH p AS (SELECT p.created_at, c.finished_at,
                           extract(epoch FROM c.finished_at - p.created_at) * 1000 AS ms
@@ -424,11 +531,42 @@ for iv in $E2E_INTERVALS; do
                (SELECT count(*) FROM settle.payment WHERE payment_id > $lo AND status <> 'settled'),
                (SELECT count(*) FROM settle.cycle WHERE finished_at >= (SELECT min(created_at) FROM p)),
                (SELECT round(avg(cycle_ms)::numeric, 1) FROM settle.cycle WHERE finished_at >= (SELECT min(created_at) FROM p))
-          FROM p" >"$WORK/e2e_$iv"
-    read -r cnt rate p50 p95 p99 left cycles avg_cycle <"$WORK/e2e_$iv"
-    for k in cnt rate p50 p95 p99 left cycles avg_cycle; do put "e2e_$iv.$k" "${!k}"; done
-    log "  interval $iv ms: submit $(get "e2e_$iv.tps") tps; settled $cnt ($rate/s), latency p50 $p50 ms, p95 $p95 ms, p99 $p99 ms; $left not settled; $cycles cycles (avg $avg_cycle ms)"
+          FROM p" >"$WORK/$key"
+    read -r cnt srate p50 p95 p99 left cycles avg_cycle <"$WORK/$key"
+    for k in cnt srate p50 p95 p99 left cycles avg_cycle; do put "$key.s_$k" "${!k}"; done
+    log "  $rate/s round $r: submitted $(get "$key.tps")/s (schedule lag p50 $(get "$key.lag_p50") ms, p99 $(get "$key.lag_p99") ms, max $(get "$key.lag_max") ms); settled $cnt ($srate/s), submit-to-settled p50 $p50 ms, p95 $p95 ms, p99 $p99 ms; $left not settled; $cycles cycles (avg $avg_cycle ms)"
+}
+e2e_base() {    # rate round
+    local rate=$1 r=$2 key="e2e_base_$1.r$2"
+    worker off
+    run_pgbench "$key" bench_e2e_base 8 "$BENCH/submit.pgb" -T "$E2E_T" --rate="$rate"
+    log "  $rate/s round $r, worker off: submitted $(get "$key.tps")/s, submit p50 $(get "$key.p50") ms, p99 $(get "$key.p99") ms, schedule lag p99 $(get "$key.lag_p99") ms"
+}
+for rate in $E2E_RATES; do
+    put "load_e2e_$rate" "$(loadavg)"
+    section_start
+    for r in $(seq 1 "$E2E_ROUNDS"); do
+        if [ $((r % 2)) = 1 ]; then e2e_base "$rate" "$r"; e2e_settle "$rate" "$r"
+        else e2e_settle "$rate" "$r"; e2e_base "$rate" "$r"; fi
+    done
+    section_end "e2e_$rate"
+    # median and range over the rounds
+    for f in tps lag_p50 lag_p99 lag_max s_cnt s_srate s_p50 s_p95 s_p99 s_left s_cycles s_avg_cycle; do
+        vals=$(for r in $(seq 1 "$E2E_ROUNDS"); do get "e2e_$rate.r$r.$f"; done | sort -n)
+        put "e2e_$rate.$f.med" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
+        put "e2e_$rate.$f.min" "$(head -1 <<<"$vals")"
+        put "e2e_$rate.$f.max" "$(tail -1 <<<"$vals")"
+    done
+    for f in tps p50 p99 lag_p50 lag_p99 lag_max; do
+        vals=$(for r in $(seq 1 "$E2E_ROUNDS"); do get "e2e_base_$rate.r$r.$f"; done | sort -n)
+        put "e2e_base_$rate.$f.med" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
+        put "e2e_base_$rate.$f.min" "$(head -1 <<<"$vals")"
+        put "e2e_base_$rate.$f.max" "$(tail -1 <<<"$vals")"
+    done
 done
+put e2e_rates "$E2E_RATES"
+put e2e_interval "$E2E_INTERVAL"
+put e2e_rounds "$E2E_ROUNDS"
 
 # the REST gateway against its baselines, in its own cluster (its section of the doc)
 log "REST gateway (test/bench/gateway.sh)"

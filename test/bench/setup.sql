@@ -175,3 +175,44 @@ BEGIN
                           (w.amount * 100)::bigint, bench.credit(w.amount, w.src_cur, w.dst_cur));
 END
 $$;
+
+-- Set-based baseline of posting: the same legs as bench.transfer (a debit of
+-- the payer, a credit of the payee) for every payment of round r, in plain
+-- SQL, one statement and one transaction: all the entries inserted at once,
+-- every account's balance updated once by its net, then the payers' limits
+-- checked over the result (an error rolls everything back).  Returns the number of
+-- payments posted.
+CREATE FUNCTION bench.post_set(r int) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+    bad text;
+BEGIN
+    WITH leg AS (
+        SELECT w.id AS payment_id, l.account_id, l.currency, l.amount
+          FROM bench.workload w,
+               LATERAL (VALUES (w.src_p || '_' || w.src_cur, w.src_cur, -(w.amount * 100)::bigint),
+                               (w.dst_p || '_' || w.dst_cur, w.dst_cur,
+                                bench.credit(w.amount, w.src_cur, w.dst_cur)))
+                       AS l(account_id, currency, amount)
+         WHERE w.round = r),
+    ins AS (
+        INSERT INTO bench.ledger_entry (payment_id, account_id, currency, amount)
+        SELECT payment_id, account_id, currency, amount FROM leg
+        RETURNING 1),
+    upd AS (
+        UPDATE bench.account a SET balance = a.balance + s.net, updated_at = clock_timestamp()
+          FROM (SELECT account_id, sum(amount)::bigint AS net FROM leg GROUP BY 1) s
+         WHERE a.account_id = s.account_id
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM ins) / 2 + 0 * (SELECT count(*) FROM upd) INTO n;
+    -- the payers (the only balances that went down), as bench.transfer checks them
+    SELECT a.account_id INTO bad FROM bench.account a
+     WHERE a.balance < -a.lower_limit
+       AND a.account_id IN (SELECT w.src_p || '_' || w.src_cur FROM bench.workload w WHERE w.round = r)
+     LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'bench.post_set: account % below its limit', bad;
+    END IF;
+    RETURN n;
+END
+$$;

@@ -17,8 +17,14 @@
  *   weight_pct_of_lp=... objective=... lp_bound=... fifo_ms=...
  *   fifo_weight_pct_of_lp=... greedy_ms=... greedy_weight_pct_of_lp=...
  *   check=ok|VIOLATED runs=... ms_median=... ms_min=... ms_max=...
- *   cpu_ms_median=... same=yes|no
- * weight_pct_of_lp = settled penalty weight / result.lp_weight_bound.
+ *   cpu_ms_median=... same=yes|no weight=... fifo_gross=... fifo_netted=...
+ *   greedy_objective=... kicks=...
+ * weight_pct_of_lp = settled penalty weight / result.lp_weight_bound;
+ * fifo_gross: FIFO's selection with every settled payment its own wires and
+ * the spread on its own converted value (no netting); fifo_netted: the same
+ * selection at the model's cost (netted multilaterally: each wire's fee
+ * once, spread on each pair's net), i.e. netting without optimisation;
+ * greedy_objective: the greedy fallback's selection at the model's cost.
  * ms is the first run; with REPEAT=k the solve is repeated k times and the
  * median, min and max wall time and the median CPU time of the process are
  * given too (CPU time moves less than wall time on a shared machine).  check
@@ -27,6 +33,7 @@
  * limit cuts it short); the other figures are those of the first run.
  * Usage: solver_bench [time_limit_ms (5000)] [max_n (100000)]; environment
  * MIPMAX=k sets mip_max_payments (default 200), REPEAT=k (default 1),
+ * ILS_KICKS=k the iterated search's kicks (settle_solver_ils_kicks; 0: off),
  * MIN_N=k skips smaller sizes, SEED=k another instance of the workload.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -86,6 +93,55 @@ weight(const SolverProblem *p, const bool *sel)
 	return w;
 }
 
+/*
+ * The model's objective of a selection (netted: each wire's fee once, the
+ * spread on each pair's net) and, with gross, the cost without netting:
+ * every settled payment its own wire at each end and the spread on its own
+ * converted value.
+ */
+static double
+cost_of(const SolverProblem *p, const bool *sel, bool gross)
+{
+	bool	   *used = calloc(p->n_wires + 1, sizeof(bool));
+	double	   *net = calloc(p->n_fx_pairs + 1, sizeof(double));
+	double		cost = 0;
+	int			i;
+
+	for (i = 0; i < p->n_payments; i++)
+	{
+		const SolverPayment *s = &p->payments[i];
+		int			end;
+
+		if (!sel[i])
+		{
+			cost += s->penalty;
+			continue;
+		}
+		for (end = 0; end < 2; end++)
+		{
+			int			wi = end == 0 ? s->wire_src : s->wire_dst;
+
+			if (wi < 0 || (end == 1 && wi == s->wire_src))
+				continue;
+			if (gross || !used[wi])
+				cost += p->wire_fee[wi];
+			used[wi] = true;
+		}
+		if (s->fx_pair >= 0)
+		{
+			if (gross)
+				cost += p->fx_spread[s->fx_pair] * fabs(s->fx_value);
+			else
+				net[s->fx_pair] += s->fx_value;
+		}
+	}
+	for (i = 0; i < p->n_fx_pairs; i++)
+		cost += p->fx_spread[i] * fabs(net[i]);
+	free(used);
+	free(net);
+	return cost;
+}
+
 static void
 run(int n, double liquidity, bool with_costs, double time_limit_ms, int repeat)
 {
@@ -104,6 +160,9 @@ run(int n, double liquidity, bool with_costs, double time_limit_ms, int repeat)
 				fifo_ms,
 				greedy_ms,
 				fifo_w,
+				fifo_net,
+				fifo_gross,
+				greedy_obj,
 				greedy_w;
 	int			i,
 				k,
@@ -151,24 +210,29 @@ run(int n, double liquidity, bool with_costs, double time_limit_ms, int repeat)
 	workload_fifo(&p, base);
 	fifo_ms = now_ms() - t0;
 	fifo_w = weight(&p, base);
+	fifo_net = cost_of(&p, base, false);
+	fifo_gross = cost_of(&p, base, true);
 	t0 = now_ms();
 	settle_solve_greedy(&p, base);
 	greedy_ms = now_ms() - t0;
 	greedy_w = weight(&p, base);
+	greedy_obj = cost_of(&p, base, false);
 
 #define PCT(x) (r.lp_weight_bound > 0 ? 100.0 * (x) / r.lp_weight_bound : -1.0)
 	printf("bench n=%d liquidity=%.2f costs=%s limit_ms=%.0f ms=%.1f status=%s method=%s "
 		   "components=%d mip_components=%d settled=%d weight_pct_of_lp=%.3f "
 		   "objective=%.2f lp_bound=%.2f fifo_ms=%.1f fifo_weight_pct_of_lp=%.3f "
 		   "greedy_ms=%.1f greedy_weight_pct_of_lp=%.3f check=%s runs=%d ms_median=%.1f "
-		   "ms_min=%.1f ms_max=%.1f cpu_ms_median=%.1f same=%s\n",
+		   "ms_min=%.1f ms_max=%.1f cpu_ms_median=%.1f same=%s weight=%.2f fifo_gross=%.2f "
+		   "fifo_netted=%.2f greedy_objective=%.2f kicks=%d\n",
 		   n, liquidity, with_costs ? "on" : "off", time_limit_ms, ms,
 		   status_name[r.status], r.method[0] ? r.method : "-", r.components,
 		   r.mip_components, settled, PCT(r.settled_weight), r.objective, r.lp_bound,
 		   fifo_ms, PCT(fifo_w), greedy_ms, PCT(greedy_w),
 		   settle_check_selection(&p, sel) < 0 && all_within ? "ok" : "VIOLATED",
 		   repeat, wall[repeat / 2], wall[0], wall[repeat - 1], cpu[repeat / 2],
-		   same ? "yes" : "no");
+		   same ? "yes" : "no", r.settled_weight, fifo_gross, fifo_net, greedy_obj,
+		   settle_solver_ils_kicks);
 	fflush(stdout);
 	workload_free(&wl);
 	free(sel);
@@ -189,11 +253,15 @@ main(int argc, char **argv)
 
 	if (repeat < 1)
 		repeat = 1;
+	if (getenv("ILS_KICKS"))
+		settle_solver_ils_kicks = atoi(getenv("ILS_KICKS"));
 	for (n = 1000; n <= max_n; n *= 10)
 	{
 		if (n < min_n)
 			continue;
 		run(n, 0.05, false, limit, repeat);
+		if (n == 1000)
+			run(n, 0.05, true, limit, repeat);
 		run(n, 0.10, false, limit, repeat);
 		run(n, 0.10, true, limit, repeat);
 	}
