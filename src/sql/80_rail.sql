@@ -424,7 +424,8 @@ $$;
 -- pg_cron schedules (call once, where pg_cron is installed).
 CREATE FUNCTION settle_schedule_jobs(end_of_day text DEFAULT '5 0 * * *',
                                      retention text DEFAULT '30 1 * * *',
-                                     rail_timeouts text DEFAULT '* * * * *')
+                                     rail_timeouts text DEFAULT '* * * * *',
+                                     liquidity_forecast text DEFAULT '10 0 * * *')
 RETURNS SETOF bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
@@ -434,5 +435,8 @@ BEGIN
     RETURN NEXT cron.schedule('settle-end-of-day', end_of_day, format('SELECT %I.settle_end_of_day()', '@extschema@'));
     RETURN NEXT cron.schedule('settle-retention', retention, format('SELECT %I.settle_purge_idempotency_keys()', '@extschema@'));
     RETURN NEXT cron.schedule('settle-rail-timeouts', rail_timeouts, format('SELECT %I.settle_rail_expire()', '@extschema@'));
+    -- the day's liquidity forecasts (86_liquidity.sql), read by the metrics and the alert
+    RETURN NEXT cron.schedule('settle-liquidity-forecast', liquidity_forecast,
+                              format('SELECT %I.settle_refresh_liquidity_forecast()', '@extschema@'));
 END
 $$;

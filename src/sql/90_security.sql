@@ -256,7 +256,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_backlog_status(), settle._metrics_b
 REVOKE ALL ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.settle_rail_confirm(bigint, text),
     @extschema@.settle_rail_fail(bigint, text, boolean), @extschema@.settle_rail_expire(),
     @extschema@.settle_end_of_day(date), @extschema@.settle_purge_idempotency_keys(interval),
-    @extschema@.settle_schedule_jobs(text, text, text) FROM PUBLIC;
+    @extschema@.settle_schedule_jobs(text, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_rail_fetch(integer), @extschema@.settle_rail_confirm(bigint, text),
     @extschema@.settle_rail_fail(bigint, text, boolean), @extschema@.settle_rail_expire(),
     @extschema@.settle_end_of_day(date), @extschema@.settle_purge_idempotency_keys(interval)

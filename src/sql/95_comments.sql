@@ -52,8 +52,8 @@ COMMENT ON FUNCTION @extschema@.settle_replay(boolean) IS
     'Rebuild statuses, balances, pending amounts and postings from the event log alone and compare them with the tables';
 COMMENT ON FUNCTION @extschema@.settle_run_cycle() IS
     'Run one settlement cycle now and return its record (no row if there was nothing to do) (operators)';
-COMMENT ON FUNCTION @extschema@.settle_schedule_jobs(text, text, text) IS
-    'Schedule the calendar jobs with pg_cron: end of day, key retention, rail time-outs';
+COMMENT ON FUNCTION @extschema@.settle_schedule_jobs(text, text, text, text) IS
+    'Schedule the calendar jobs with pg_cron: end of day, key retention, rail time-outs, the day''s liquidity forecasts';
 COMMENT ON FUNCTION @extschema@.settle_seal() IS
     'Seal finished ledger entries and events into the SHA-256 hash chains (the worker does it after every cycle) (operators)';
 COMMENT ON FUNCTION @extschema@.settle_set_account_limit(text, numeric) IS

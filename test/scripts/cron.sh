@@ -20,13 +20,16 @@ q "CREATE EXTENSION pg_cron" >/dev/null
 ok $? "pg_cron is preloaded and installs"
 q "SELECT settle_create_participant('cr_a')" >/dev/null
 q "SELECT settle_create_account('cr_a_usd', 'cr_a', 'USD', opening_balance => 42)" >/dev/null
-is "$(q "SELECT count(*) FROM settle_schedule_jobs(end_of_day => '* * * * *')")" "3" "settle_schedule_jobs() schedules three jobs"
+is "$(q "SELECT count(*) FROM settle_schedule_jobs(end_of_day => '* * * * *', liquidity_forecast => '* * * * *')")" "4" "settle_schedule_jobs() schedules four jobs"
 is "$(q "SELECT string_agg(jobname || '=' || schedule, ',' ORDER BY jobname) FROM cron.job")" \
-   "settle-end-of-day=* * * * *,settle-rail-timeouts=* * * * *,settle-retention=30 1 * * *" "the jobs and their schedules"
+   "settle-end-of-day=* * * * *,settle-liquidity-forecast=* * * * *,settle-rail-timeouts=* * * * *,settle-retention=30 1 * * *" "the jobs and their schedules"
 
 snapshot_taken() { [ "$(q "SELECT count(*) FROM settle.balance_snapshot WHERE account_id = 'cr_a_usd' AND balance = 4200")" = 1 ]; }
 wait_for 75 snapshot_taken
 ok $? "pg_cron ran the end-of-day job: today's snapshot of cr_a_usd is there"
+forecast_ran() { [ "$(q "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid) WHERE j.jobname = 'settle-liquidity-forecast' AND d.status = 'succeeded'")" -ge 1 ]; }
+wait_for 75 forecast_ran
+ok $? "pg_cron ran the liquidity forecast job (settle_refresh_liquidity_forecast)"
 run_recorded() { [ "$(q "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid) WHERE j.jobname = 'settle-end-of-day' AND d.status = 'succeeded'")" -ge 1 ]; }
 wait_for 10 run_recorded
 ok $? "pg_cron records the run as succeeded"

@@ -2548,3 +2548,28 @@ CREATE OR REPLACE VIEW settle.metrics AS
     UNION ALL SELECT 'replication', m.metric, m.labels, m.value FROM settle._metrics_replication() m
     UNION ALL SELECT 'backlog', m.metric, m.labels, m.value FROM settle._metrics_backlog() m
     UNION ALL SELECT 'liquidity', m.metric, m.labels, m.value FROM settle._metrics_liquidity() m;
+
+-- issue #21: the day's liquidity forecasts are part of the calendar
+-- (settle_schedule_jobs gains the job settle-liquidity-forecast)
+DROP FUNCTION settle_schedule_jobs(text, text, text);
+CREATE FUNCTION settle_schedule_jobs(end_of_day text DEFAULT '5 0 * * *',
+                                     retention text DEFAULT '30 1 * * *',
+                                     rail_timeouts text DEFAULT '* * * * *',
+                                     liquidity_forecast text DEFAULT '10 0 * * *')
+RETURNS SETOF bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database' USING ERRCODE = 'SE130',
+            HINT = 'Add pg_cron to shared_preload_libraries and run CREATE EXTENSION pg_cron.';
+    END IF;
+    RETURN NEXT cron.schedule('settle-end-of-day', end_of_day, format('SELECT %I.settle_end_of_day()', '@extschema@'));
+    RETURN NEXT cron.schedule('settle-retention', retention, format('SELECT %I.settle_purge_idempotency_keys()', '@extschema@'));
+    RETURN NEXT cron.schedule('settle-rail-timeouts', rail_timeouts, format('SELECT %I.settle_rail_expire()', '@extschema@'));
+    -- the day's liquidity forecasts (86_liquidity.sql), read by the metrics and the alert
+    RETURN NEXT cron.schedule('settle-liquidity-forecast', liquidity_forecast,
+                              format('SELECT %I.settle_refresh_liquidity_forecast()', '@extschema@'));
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@.settle_schedule_jobs(text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.settle_schedule_jobs(text, text, text, text) IS
+    'Schedule the calendar jobs with pg_cron: end of day, key retention, rail time-outs, the day''s liquidity forecasts';
