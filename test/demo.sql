@@ -82,7 +82,7 @@ SELECT count(*) AS verify_problems FROM settle_verify();
 SELECT count(*) AS replay_compared, count(*) FILTER (WHERE NOT equal) AS replay_differences
   FROM settle_replay(false);
 
-\echo '== the calendar, scheduled with pg_cron: end of day (balance snapshot), key retention, rail time-outs'
+\echo '== the calendar, scheduled with pg_cron: end of day (balance snapshot), key retention, rail time-outs, liquidity forecasts'
 CREATE EXTENSION pg_cron;
 SELECT count(*) AS jobs_scheduled FROM settle_schedule_jobs();
 SELECT jobname, schedule, command FROM cron.job ORDER BY jobname;
