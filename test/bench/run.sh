@@ -530,11 +530,15 @@ e2e_settle() {  # rate round
                round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1),
                (SELECT count(*) FROM settle.payment WHERE payment_id > $lo AND status <> 'settled'),
                (SELECT count(*) FROM settle.cycle WHERE finished_at >= (SELECT min(created_at) FROM p)),
-               (SELECT round(avg(cycle_ms)::numeric, 1) FROM settle.cycle WHERE finished_at >= (SELECT min(created_at) FROM p))
+               (SELECT round(avg(cycle_ms)::numeric, 1) FROM settle.cycle WHERE finished_at >= (SELECT min(created_at) FROM p)),
+               -- what the run's cycles saved against naive batching (one pay-in and one
+               -- pay-out wire per participant and currency, spread on gross volume), %
+               (SELECT round((100 * (1 - sum(c.cost) / nullif(sum(c.naive_cost), 0)))::numeric, 1)
+                  FROM settle.cycle c WHERE c.finished_at >= (SELECT min(created_at) FROM p))
           FROM p" >"$WORK/$key"
-    read -r cnt srate p50 p95 p99 left cycles avg_cycle <"$WORK/$key"
-    for k in cnt srate p50 p95 p99 left cycles avg_cycle; do put "$key.s_$k" "${!k}"; done
-    log "  $rate/s round $r: submitted $(get "$key.tps")/s (schedule lag p50 $(get "$key.lag_p50") ms, p99 $(get "$key.lag_p99") ms, max $(get "$key.lag_max") ms); settled $cnt ($srate/s), submit-to-settled p50 $p50 ms, p95 $p95 ms, p99 $p99 ms; $left not settled; $cycles cycles (avg $avg_cycle ms)"
+    read -r cnt srate p50 p95 p99 left cycles avg_cycle saved <"$WORK/$key"
+    for k in cnt srate p50 p95 p99 left cycles avg_cycle saved; do put "$key.s_$k" "${!k}"; done
+    log "  $rate/s round $r: submitted $(get "$key.tps")/s (schedule lag p50 $(get "$key.lag_p50") ms, p99 $(get "$key.lag_p99") ms, max $(get "$key.lag_max") ms); settled $cnt ($srate/s), submit-to-settled p50 $p50 ms, p95 $p95 ms, p99 $p99 ms; $left not settled; $cycles cycles (avg $avg_cycle ms); saved $saved% vs naive batching"
 }
 e2e_base() {    # rate round
     local rate=$1 r=$2 key="e2e_base_$1.r$2"
@@ -551,7 +555,7 @@ for rate in $E2E_RATES; do
     done
     section_end "e2e_$rate"
     # median and range over the rounds
-    for f in tps lag_p50 lag_p99 lag_max s_cnt s_srate s_p50 s_p95 s_p99 s_left s_cycles s_avg_cycle; do
+    for f in tps lag_p50 lag_p99 lag_max s_cnt s_srate s_p50 s_p95 s_p99 s_left s_cycles s_avg_cycle s_saved; do
         vals=$(for r in $(seq 1 "$E2E_ROUNDS"); do get "e2e_$rate.r$r.$f"; done | sort -n)
         put "e2e_$rate.$f.med" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
         put "e2e_$rate.$f.min" "$(head -1 <<<"$vals")"
