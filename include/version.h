@@ -21,4 +21,11 @@ extern void settle_check_version(void);
 /* The same, as a boolean (the worker logs and waits instead of raising). */
 extern bool settle_version_matches(char **installed);
 
+/*
+ * Whether this database's settle SQL has the table settle.<relname>: the
+ * library runs older releases' SQL too (COMPATIBLE_SQL), so code that needs
+ * a newer release's table asks first.
+ */
+extern bool settle_sql_has_table(const char *relname);
+
 #endif							/* SETTLE_VERSION_H */

@@ -18,16 +18,15 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "links.h"
+#include "version.h"
 
 int			settle_link_timeout_ms = 3600000;
 
@@ -98,9 +97,7 @@ settle_links_init(void)
 bool
 settle_links_installed(void)
 {
-	Oid			nsp = get_namespace_oid("settle", true);
-
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("payment_link", nsp));
+	return settle_sql_has_table("payment_link");
 }
 
 void

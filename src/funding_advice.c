@@ -28,6 +28,7 @@
 #include "utils/tuplestore.h"
 
 #include "funding_advice.h"
+#include "version.h"
 #include "intake_int.h"
 #include "settle_errors.h"
 #include "solver_duals.h"
@@ -50,12 +51,10 @@ settle_funding_init(void)
 double *
 settle_liquidity_prices_prepare(int n_accounts)
 {
-	Oid			nsp;
-
 	if (!settle_record_liquidity_prices || n_accounts <= 0)
 		return NULL;
-	nsp = get_namespace_oid("settle", true);
-	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("liquidity_price", nsp)))
+	/* a database still on 1.0's SQL has no table for the prices */
+	if (!settle_sql_has_table("liquidity_price"))
 		return NULL;
 	return palloc0(sizeof(double) * n_accounts);
 }

@@ -111,7 +111,7 @@ void
 intake_links_record(IntakeRow *rows, int n)
 {
 	char	  **groups = palloc(sizeof(char *) * n);
-	Datum	   *ids = palloc(sizeof(Datum) * n);
+	int64	   *ids = palloc(sizeof(int64) * n);
 	int			m = 0;
 	int			i;
 	Datum		values[2];
@@ -121,11 +121,11 @@ intake_links_record(IntakeRow *rows, int n)
 		if (rows[i].duplicate_of == -2 && linked(&rows[i]))
 		{
 			groups[m] = rows[i].link_group;
-			ids[m++] = Int64GetDatum(rows[i].payment_id);
+			ids[m++] = rows[i].payment_id;
 		}
 	if (m == 0)
 		return;
-	values[0] = PointerGetDatum(construct_array(ids, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[0] = PointerGetDatum(settle_int8_array(ids, m));
 	values[1] = PointerGetDatum(settle_text_array(groups, m));
 	if (SPI_execute_with_args("SELECT settle._link_record($1, $2)", 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "recording linked payments failed");
@@ -139,7 +139,7 @@ intake_links_record(IntakeRow *rows, int n)
 void
 intake_links_check_replays(IntakeRow *rows, int n)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * n);
+	int64	   *ids = palloc(sizeof(int64) * n);
 	int			m = 0;
 	int			i;
 	Datum		values[1];
@@ -148,10 +148,10 @@ intake_links_check_replays(IntakeRow *rows, int n)
 
 	for (i = 0; i < n; i++)
 		if (rows[i].sqlerrcode == 0 && rows[i].replay && rows[i].duplicate_of == -1)
-			ids[m++] = Int64GetDatum(rows[i].payment_id);
+			ids[m++] = rows[i].payment_id;
 	if (m == 0 || !settle_links_installed())
 		return;
-	values[0] = PointerGetDatum(construct_array(ids, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[0] = PointerGetDatum(settle_int8_array(ids, m));
 	if (SPI_execute_with_args("SELECT x.id, g.link_group, g.link_size"
 							  "  FROM pg_catalog.unnest($1) AS x(id)"
 							  "  LEFT JOIN settle.payment_link l ON l.payment_id = x.id"

@@ -19,10 +19,12 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
 #include "settle_errors.h"
@@ -113,4 +115,12 @@ settle_check_version(void)
 						SETTLE_VERSION, installed),
 				 errdetail("The library and the SQL objects of the extension must be the same release."),
 				 errhint("Run ALTER EXTENSION settle UPDATE in this database (docs/OPERATIONS.md, \"Upgrades\").")));
+}
+
+bool
+settle_sql_has_table(const char *relname)
+{
+	Oid			nsp = get_namespace_oid("settle", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid(relname, nsp));
 }
