@@ -135,6 +135,12 @@ LOCK TABLE settle.archive_lock IN EXCLUSIVE MODE;
 ROLLBACK;
 SELECT archive_id, attached FROM settle_verify_archive();
 RESET ROLE;
+-- the archive schema owned by another role (created before the first
+-- archive, or handed over): refused (42501), nothing archived
+BEGIN;
+ALTER SCHEMA settle_archive OWNER TO regress_archive_operator;
+SELECT * FROM settle_archive(clock_timestamp());
+ROLLBACK;
 
 \c postgres
 DROP DATABASE settle_archive_test;

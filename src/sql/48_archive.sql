@@ -171,6 +171,11 @@ BEGIN
     IF to_regnamespace(sch) IS NULL THEN
         EXECUTE format('CREATE SCHEMA %I', sch);
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO settle_operator, settle_auditor', sch);
+    ELSIF (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = sch)
+          IS DISTINCT FROM (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
+        -- a schema someone else created first: its owner could swap the archive's tables
+        RAISE EXCEPTION 'schema % belongs to another role: nothing archived', sch USING ERRCODE = '42501',
+            HINT = 'The archive tables are created in a schema owned by the extension''s owner; rename or drop the other one.';
     END IF;
 
     -- the chunk: its seals, its events, the cycles they completed, the older seal runs
