@@ -35,6 +35,9 @@ typedef struct SettleCycleOutcome
 	int64		oldest_waiting; /* the oldest of those; 0: none */
 	double		cost;			/* wire fees and spread, reference currency */
 	double		settled_weight; /* sum of priority weight x value settled, reference currency */
+	/* the netted cost of the first half_settled of them, in queue order (pace.c) */
+	int			half_settled;
+	double		half_cost;
 } SettleCycleOutcome;
 
 extern SettleCycleOutcome settle_cycle_outcome;

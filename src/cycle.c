@@ -43,6 +43,7 @@
 
 #include "cycle.h"
 #include "cycle_state.h"
+#include "netting.h"
 #include "fence.h"
 #include "guard.h"
 #include "links.h"
@@ -320,6 +321,22 @@ set_outcome(CycleState *cs)
 	for (i = 0; i < cs->n_payments; i++)
 		if (cs->selected != NULL && cs->selected[i])
 			o->settled_weight += cs->payments[i].priority / 5.0 * cs->payments[i].value;
+	/* what half the batch would have cost: how much a bigger batch nets away (pace.c) */
+	o->half_settled = 0;
+	o->half_cost = 0;
+	if (cs->selected != NULL && cs->n_settled >= 2)
+	{
+		bool	   *half = palloc0(sizeof(bool) * cs->n_payments);
+
+		for (i = 0; i < cs->n_payments && o->half_settled < cs->n_settled / 2; i++)
+			if (cs->selected[i])
+			{
+				half[i] = true;
+				o->half_settled++;
+			}
+		o->half_cost = settle_netted_cost(cs, half, NULL);
+		pfree(half);
+	}
 	if (cs->n_loaded < settle_max_cycle_payments)
 		o->queued_after = cs->n_loaded - cs->n_settled - cs->n_newly_held + cs->n_skipped;
 	else

@@ -5,18 +5,34 @@
  * for T milliseconds from the first one not yet in a cycle, T chosen from
  * the cost of waiting against the benefit of a bigger batch:
  *
- *   payments arrive at rate L (per second); a cycle costs K (its wire fees
- *   and spread: the wires a bigger batch nets away); a payment's wait costs
- *   h per second (its priority-weighted value x settle.waiting_cost_bps).
- *   Gathering for T, a batch holds 1 + L.T payments on average, cycles run
- *   at L / (1 + L.T) per second, and the cost per second is
- *       C(T) = L / (1 + L.T) . (K + h.T + h.L.T^2 / 2).
- *   dC/dT = 0 gives x = L.T = sqrt(2 L.K / h - 1) - 1, so
- *       T* = (sqrt(2 L.K / h - 1) - 1) / L   when 2 L.K / h > 2, else 0
- *   (for large L.K / h, T* ~ sqrt(2 K / (L h)), the economic order quantity).
+ *   payments arrive at rate L (per second); one second of a payment's wait
+ *   costs h (its priority-weighted value x settle.waiting_cost_bps); a batch
+ *   of n payments costs K(n) in wire fees and spread.  Netting makes K grow
+ *   slower than n: a participant that both pays and is paid in a batch needs
+ *   one wire, not two, and a batch can never need more wires than there are
+ *   participants and currencies.  K is modelled as saturating,
+ *       K(n) = c . (1 - exp(-s.n)) / s
+ *   (c: what a payment alone costs; 1/s: the batch size at which netting
+ *   has taken about two thirds of what it ever can; s = 0: K = c.n, no
+ *   netting, waiting buys nothing).  Gathering for T, a batch holds
+ *   n = 1 + L.T payments, the first waits T, the others T/2 on average, and
+ *   the cost per payment is
+ *       g(T) = (K(n) + h.T + h.L.T^2 / 2) / n,
+ *   minimised over [settle.batch_window, settle.max_batch_delay] on a grid.
+ *   With a saturating K the benefit of waiting grows with L (more payments
+ *   join the batch per millisecond waited) while its cost per payment does
+ *   not: the worker waits at high rates, where waiting nets much, and not at
+ *   low ones.  (A K independent of n, the economic order quantity, gives the
+ *   opposite: T* ~ sqrt(2K / (L.h)), the longest waits at the lowest rates.)
  *
- * L, K and h are moving averages of what the last cycles saw (arrivals from
- * intake's shared counter, each cycle's cost and settled weight).  T* is
+ * Each cycle measures its own economies of scale: it costs the first half
+ * of its settled payments alone, netted the same way (netting.c), and c and
+ * s are fitted so that K(n) and K(n/2) are the two costs observed.  Until a
+ * cycle of at least FIT_MIN_SETTLED payments has been fitted, K is taken as
+ * the last cycles' cost whatever the batch (the economic order quantity).
+ * L, c, s and h are moving averages of what the last cycles saw (arrivals
+ * from intake's shared counter; each cycle's cost, half-batch cost and
+ * settled weight).  T* is
  * kept within [settle.batch_window, settle.max_batch_delay]; the least wait
  * applies at once when a payment of priority 9 or with a deadline within
  * reach is among the pending ones.  After a cycle that left payments
@@ -40,7 +56,7 @@
 #include "worker.h"
 
 int			settle_batch_window_ms = 10;
-int			settle_max_batch_delay_ms = 25;
+int			settle_max_batch_delay_ms = 75;
 double		settle_waiting_cost_bps = 100;
 int			settle_stall_backoff_max_ms = 1000;
 
@@ -48,6 +64,12 @@ int			settle_stall_backoff_max_ms = 1000;
 #define EWMA_ALPHA 0.3
 /* priority of an urgent payment: it waits only the least window */
 #define URGENT_PRIORITY 9
+/* points of [batch_window, max_batch_delay] at which g(T) is evaluated */
+#define DELAY_GRID 64
+/* fewest settled payments a cycle needs for its costs to be fitted */
+#define FIT_MIN_SETTLED 4
+/* s at most SATURATED / (half batch): K(n/2) = K(n) to the precision used */
+#define SATURATED 20.0
 
 typedef struct PaceState
 {
@@ -57,7 +79,10 @@ typedef struct PaceState
 	uint64		arrived_at_start;	/* intake's counter when the last cycle took the queue */
 	bool		have_rate;
 	double		rate;			/* L, payments per second */
-	double		cycle_cost;		/* K, reference currency */
+	double		cycle_cost;		/* until a fit: K, taken as the same for any batch */
+	bool		have_fit;
+	double		lone_cost;		/* c: cost of a payment alone, reference currency */
+	double		saturation;		/* s, per payment (0: no netting) */
 	double		weight_per_payment; /* priority weight x value per settled payment */
 	double		last_cycle_ms;
 	/* backoff and the stuck backlog */
@@ -76,6 +101,8 @@ static PaceState pace;
 
 static double batch_delay_ms(const SettleArrivals *a, TimestampTz now);
 static double ewma(double old, double sample, bool first);
+static double batch_cost(double n);
+static void fit_batch_cost(const SettleCycleOutcome *o);
 
 void
 settle_pace_define_settings(void)
@@ -90,7 +117,7 @@ settle_pace_define_settings(void)
 							"Most time the worker gathers payments before cycling, from the first one waiting.",
 							"Below settle.batch_window, the window applies.",
 							&settle_max_batch_delay_ms,
-							25, 0, 60000,
+							75, 0, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomRealVariable("settle.waiting_cost_bps",
 							 "Cost of one second of a payment's wait for a cycle, in basis points of its priority-weighted value.",
@@ -112,14 +139,71 @@ ewma(double old, double sample, bool first)
 	return first ? sample : EWMA_ALPHA * sample + (1 - EWMA_ALPHA) * old;
 }
 
-/* T*, in ms, within [batch_window, max_batch_delay]. */
+/* K(n): the modelled cost of a batch of n payments. */
+static double
+batch_cost(double n)
+{
+	if (!pace.have_fit)
+		return pace.cycle_cost;
+	if (pace.saturation <= 0)
+		return pace.lone_cost * n;
+	return pace.lone_cost * (1 - exp(-pace.saturation * n)) / pace.saturation;
+}
+
+/*
+ * Fit c and s to the cycle's two costs, K(n) = cost and K(m) = half_cost
+ * (m = n / 2), and fold them into the moving averages.  K(m) / K(n) runs
+ * from m / n (s = 0) up to 1 (s large) as s grows: bisection.
+ */
+static void
+fit_batch_cost(const SettleCycleOutcome *o)
+{
+	double		n = o->settled;
+	double		m = o->half_settled;
+	double		r;
+	double		s;
+	double		c;
+
+	if (o->settled < FIT_MIN_SETTLED || m < 1 || o->cost <= 0)
+		return;
+	r = o->half_cost / o->cost;
+	if (r <= m / n)
+		s = 0;					/* no economy of scale seen */
+	else if (r >= 1)
+		s = SATURATED / m;
+	else
+	{
+		double		lo = 0;
+		double		hi = SATURATED / m;
+		int			i;
+
+		for (i = 0; i < 50; i++)
+		{
+			double		mid = (lo + hi) / 2;
+
+			if ((1 - exp(-mid * m)) / (1 - exp(-mid * n)) < r)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		s = (lo + hi) / 2;
+	}
+	c = s > 0 ? o->cost * s / (1 - exp(-s * n)) : o->cost / n;
+	pace.lone_cost = ewma(pace.lone_cost, c, !pace.have_fit);
+	pace.saturation = ewma(pace.saturation, s, !pace.have_fit);
+	pace.have_fit = true;
+}
+
+/* T*, in ms: the least g(T) on a grid of [batch_window, max_batch_delay]. */
 static double
 batch_delay_ms(const SettleArrivals *a, TimestampTz now)
 {
 	double		lo = settle_batch_window_ms;
 	double		hi = Max(settle_max_batch_delay_ms, settle_batch_window_ms);
 	double		h = pace.weight_per_payment * settle_waiting_cost_bps / 10000.0;
-	double		t = 0;
+	double		best_t = lo;
+	double		best_g = 0;
+	int			k;
 
 	if (a->max_priority >= URGENT_PRIORITY)
 		return lo;
@@ -127,14 +211,22 @@ batch_delay_ms(const SettleArrivals *a, TimestampTz now)
 	if (a->min_deadline != 0 &&
 		a->min_deadline < a->first_at + (TimestampTz) ((hi + 2 * pace.last_cycle_ms) * 1000.0))
 		return lo;
-	if (pace.rate > 0 && pace.cycle_cost > 0 && h > 0)
+	if (pace.rate <= 0 || (pace.have_fit ? pace.lone_cost : pace.cycle_cost) <= 0 || h <= 0 || hi <= lo)
+		return lo;
+	for (k = 0; k <= DELAY_GRID; k++)
 	{
-		double		r = 2 * pace.rate * pace.cycle_cost / h - 1;
+		double		t_ms = lo + (hi - lo) * k / DELAY_GRID;
+		double		t = t_ms / 1000.0;
+		double		n = 1 + pace.rate * t;
+		double		g = (batch_cost(n) + h * t + h * pace.rate * t * t / 2) / n;
 
-		if (r > 1)
-			t = (sqrt(r) - 1) / pace.rate * 1000.0;
+		if (k == 0 || g < best_g)
+		{
+			best_g = g;
+			best_t = t_ms;
+		}
 	}
-	return Min(Max(t, lo), hi);
+	return best_t;
 }
 
 void
@@ -220,10 +312,10 @@ settle_pace_cycle_finished(TimestampTz now, bool committed, SettleStall *stall)
 	progress = committed && (o->settled > 0 || o->expired > 0 || o->held > 0);
 	if (committed && o->settled > 0)
 	{
-		bool		first = pace.cycle_cost == 0 && pace.weight_per_payment == 0;
-
-		pace.cycle_cost = ewma(pace.cycle_cost, o->cost, first);
-		pace.weight_per_payment = ewma(pace.weight_per_payment, o->settled_weight / o->settled, first);
+		pace.cycle_cost = ewma(pace.cycle_cost, o->cost, pace.weight_per_payment == 0);
+		pace.weight_per_payment = ewma(pace.weight_per_payment, o->settled_weight / o->settled,
+									   pace.weight_per_payment == 0);
+		fit_batch_cost(o);
 	}
 	/* a failed cycle, or one that left payments and changed nothing: back off */
 	if (!progress && (!committed || o->waiting > 0))

@@ -9,8 +9,12 @@
 #   BENCH_INTAKE_ROUNDS=3  intake rounds (each point once per round, alternating)
 #   BENCH_E2E_T=15      seconds of open-loop submit load per end-to-end point
 #   BENCH_E2E_RATES="500 2000"  offered submit rates (pgbench --rate), per second
-#   BENCH_E2E_INTERVAL=100      settle.cycle_interval (ms) during the end-to-end points
+#   BENCH_E2E_INTERVAL=1000     settle.cycle_interval (ms, the idle heartbeat) during the end-to-end points
 #   BENCH_E2E_ROUNDS=3  rounds per rate (worker on / submit alone, alternating)
+#   BENCH_SWEEP_WINDOWS="0 10 25 50 100 200"  batching windows (ms) swept at BENCH_SWEEP_RATE (2000)/s,
+#                       BENCH_SWEEP_T=10 s per point, BENCH_SWEEP_ROUNDS=3
+#   BENCH_MAXRATE_STEPS="2000 3000 4000 5000 6000 8000"  offered rates tried, rising, for the highest
+#                       rate kept up with, BENCH_MAXRATE_T=10 s each
 #   BENCH_CYCLE_NS="1000 10000 100000"   queue sizes of the cycle benchmark
 #   BENCH_POST_N=20000  payments per posting round (every side)
 #   BENCH_POST_ROUNDS=3 posting rounds (each side once per round, alternating)
@@ -488,41 +492,82 @@ log "  1,000 payments, 10% liquidity, costs on: objective $(get q.1000_0.10_on.s
 # ---------------------------------------------------------------- 7. end to end
 # Open loop: pgbench --rate submits new payments with settle_submit on a fixed
 # schedule (8 clients), whether or not earlier ones are done, so a slow server
-# shows as schedule lag instead of a lower offered load.  Worker on
-# (cycle_interval E2E_INTERVAL ms), every account with ample liquidity, every
-# payment due.  Submit-to-settled latency = end of the cycle that settled the
-# payment (settle.cycle.finished_at, just before its commit) - its submission
-# (created_at); the schedule lag comes on top for a client that fell behind.
-# Baseline: the same open-loop submit load with the worker off, into another
-# database of the same cluster (intake alone).  E2E_ROUNDS rounds per rate,
-# alternating the order of the two.
+# shows as schedule lag instead of a lower offered load.  Worker on (woken by
+# commits; cycle_interval E2E_INTERVAL ms is only its idle heartbeat), every
+# account with ample liquidity, every payment due.  Submit-to-settled latency
+# = end of the cycle that settled the payment (settle.cycle.finished_at, just
+# before its commit) - its submission (created_at); to the listener's receipt
+# = when test/bench/listen.py, LISTENing on settle_settled in its own
+# connection, received the notification that named the payment - created_at.
+# A client's schedule lag comes on top of both.  Baseline: the same open-loop
+# submit load with the worker off, into another database of the same cluster
+# (intake alone).  E2E_ROUNDS rounds per rate, alternating the order of the
+# two.  Then (a) the batching window swept at 2,000/s (settle.batch_window =
+# settle.max_batch_delay = W): latency against savings, and (b) the highest
+# offered rate the worker keeps up with, rising in steps.
 E2E_RATES=${BENCH_E2E_RATES:-"500 2000"}
-E2E_INTERVAL=${BENCH_E2E_INTERVAL:-100}
+E2E_INTERVAL=${BENCH_E2E_INTERVAL:-1000}
 E2E_ROUNDS=${BENCH_E2E_ROUNDS:-3}
+SWEEP_WINDOWS=${BENCH_SWEEP_WINDOWS:-"0 10 25 50 100 200"}
+SWEEP_RATE=${BENCH_SWEEP_RATE:-2000}
+SWEEP_T=${BENCH_SWEEP_T:-10}
+SWEEP_ROUNDS=${BENCH_SWEEP_ROUNDS:-3}
+MAXRATE_STEPS=${BENCH_MAXRATE_STEPS:-"2000 3000 4000 5000 6000 8000"}
+MAXRATE_T=${BENCH_MAXRATE_T:-10}
 log "end to end: open loop at ${E2E_RATES// //s and }/s, ${E2E_T}s per point, $E2E_ROUNDS rounds, cycle_interval $E2E_INTERVAL ms"
 new_db postgres
 new_db bench_e2e_base
 q postgres -c "SELECT settle_fund_account(account_id, 1000000000, 'bench') FROM settle.account WHERE kind = 'customer'" >/dev/null
 q postgres -c "ALTER SYSTEM SET settle.cycle_interval = $E2E_INTERVAL" -c "SELECT pg_reload_conf()" >/dev/null
+put e2e_batch_window "$(q postgres -c "SHOW settle.batch_window")"
+put e2e_max_batch_delay "$(q postgres -c "SHOW settle.max_batch_delay")"
 worker() {      # on|off
     q postgres -c "ALTER SYSTEM SET settle.worker_enabled = $1" -c "SELECT pg_reload_conf()" >/dev/null
     sleep 2
 }
-e2e_settle() {  # rate round
-    local rate=$1 r=$2 key="e2e_$1.r$2" lo
+window() {      # ms: settle.batch_window = settle.max_batch_delay = ms; "default": both reset;
+                # pN: the pacer's own choice, batch_window reset, max_batch_delay = N
+    if [ "$1" = default ]; then
+        q postgres -c "ALTER SYSTEM RESET settle.batch_window" -c "ALTER SYSTEM RESET settle.max_batch_delay" \
+            -c "SELECT pg_reload_conf()" >/dev/null
+    elif [ "${1#p}" != "$1" ]; then
+        q postgres -c "ALTER SYSTEM RESET settle.batch_window" -c "ALTER SYSTEM SET settle.max_batch_delay = ${1#p}" \
+            -c "SELECT pg_reload_conf()" >/dev/null
+    else
+        q postgres -c "ALTER SYSTEM SET settle.batch_window = $1" -c "ALTER SYSTEM SET settle.max_batch_delay = $1" \
+            -c "SELECT pg_reload_conf()" >/dev/null
+    fi
+}
+# One open-loop run with the worker on: key rate seconds.  Records key.tps,
+# key.lag_* (run_pgbench) and key.s_* (settlement), key.r_* (listener).
+e2e_run() {
+    local key=$1 rate=$2 secs=$3 lo lpid
     lo=$(q postgres -c "SELECT coalesce(max(payment_id), 0) FROM settle.payment")
     worker on
-    run_pgbench "$key" postgres 8 "$BENCH/submit.pgb" -T "$E2E_T" --rate="$rate"
+    rm -f "$WORK/heard" "$WORK/heard.ready"
+    /usr/bin/python3 "$BENCH/listen.py" "$PORT" postgres settle_settled "$WORK/heard" &
+    lpid=$!
+    for _ in $(seq 1 100); do [ -e "$WORK/heard.ready" ] && break; sleep 0.1; done
+    run_pgbench "$key" postgres 8 "$BENCH/submit.pgb" -T "$secs" --rate="$rate"
+    put "$key.end_queued" "$(q postgres -c "SELECT count(*) FROM settle.payment WHERE status = 'queued' AND payment_id > $lo")"
+    # the gathering time the worker chose last (settle.batch_window .. settle.max_batch_delay)
+    put "$key.pace_ms" "$(q postgres -c "SELECT round(batch_delay_ms::numeric, 1) FROM settle_backlog_status()")"
     for _ in $(seq 1 120); do
         [ "$(q postgres -c "SELECT count(*) FROM settle.payment WHERE status = 'queued' AND payment_id > $lo")" = 0 ] && break
         sleep 0.5
     done
+    sleep 0.5                   # the last notification reaches the listener
+    kill -TERM "$lpid" 2>/dev/null
+    wait "$lpid" 2>/dev/null || true
     worker off
-    q postgres -F ' ' -c "
-        WITH p AS (SELECT p.created_at, c.finished_at,
+    q postgres -F ' ' -c "CREATE TEMP TABLE heard (payment_id bigint, at double precision)" \
+        -c "\\copy heard FROM '$WORK/heard' WITH (DELIMITER ' ')" -c "
+        WITH p AS (SELECT p.payment_id, p.created_at, c.finished_at,
                           extract(epoch FROM c.finished_at - p.created_at) * 1000 AS ms
                      FROM settle.payment p JOIN settle.cycle c USING (cycle_id)
-                    WHERE p.payment_id > $lo AND p.status = 'settled')
+                    WHERE p.payment_id > $lo AND p.status = 'settled'),
+             r AS (SELECT (h.at - extract(epoch FROM p.created_at)) * 1000 AS ms
+                     FROM heard h JOIN p USING (payment_id))
         SELECT count(*),
                round((count(*) / extract(epoch FROM max(finished_at) - min(created_at)))::numeric, 0),
                round(percentile_cont(0.50) WITHIN GROUP (ORDER BY ms)::numeric, 1),
@@ -534,11 +579,24 @@ e2e_settle() {  # rate round
                -- what the run's cycles saved against naive batching (one pay-in and one
                -- pay-out wire per participant and currency, spread on gross volume), %
                (SELECT round((100 * (1 - sum(c.cost) / nullif(sum(c.naive_cost), 0)))::numeric, 1)
-                  FROM settle.cycle c WHERE c.finished_at >= (SELECT min(created_at) FROM p))
+                  FROM settle.cycle c WHERE c.finished_at >= (SELECT min(created_at) FROM p)),
+               (SELECT round(avg(c.settled)::numeric, 1)
+                  FROM settle.cycle c WHERE c.finished_at >= (SELECT min(created_at) FROM p) AND c.settled > 0),
+               -- the listener: ids heard (once each?), latency to its receipt
+               (SELECT count(DISTINCT payment_id) FROM heard WHERE payment_id IN (SELECT payment_id FROM p)),
+               (SELECT count(*) - count(DISTINCT payment_id) FROM heard),
+               (SELECT round(percentile_cont(0.50) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM r),
+               (SELECT round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM r),
+               (SELECT round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM r)
           FROM p" >"$WORK/$key"
-    read -r cnt srate p50 p95 p99 left cycles avg_cycle saved <"$WORK/$key"
-    for k in cnt srate p50 p95 p99 left cycles avg_cycle saved; do put "$key.s_$k" "${!k}"; done
-    log "  $rate/s round $r: submitted $(get "$key.tps")/s (schedule lag p50 $(get "$key.lag_p50") ms, p99 $(get "$key.lag_p99") ms, max $(get "$key.lag_max") ms); settled $cnt ($srate/s), submit-to-settled p50 $p50 ms, p95 $p95 ms, p99 $p99 ms; $left not settled; $cycles cycles (avg $avg_cycle ms); saved $saved% vs naive batching"
+    read -r cnt srate p50 p95 p99 left cycles avg_cycle saved per_cycle heard dup r_p50 r_p95 r_p99 <"$WORK/$key"
+    for k in cnt srate p50 p95 p99 left cycles avg_cycle saved per_cycle; do put "$key.s_$k" "${!k}"; done
+    for k in heard dup r_p50 r_p95 r_p99; do put "$key.$k" "${!k}"; done
+}
+e2e_settle() {  # rate round
+    local rate=$1 r=$2 key="e2e_$1.r$2"
+    e2e_run "$key" "$rate" "$E2E_T"
+    log "  $rate/s round $r: submitted $(get "$key.tps")/s (schedule lag p50 $(get "$key.lag_p50") ms, p99 $(get "$key.lag_p99") ms, max $(get "$key.lag_max") ms); settled $(get "$key.s_cnt") ($(get "$key.s_srate")/s), submit-to-settled p50 $(get "$key.s_p50") ms, p95 $(get "$key.s_p95") ms, p99 $(get "$key.s_p99") ms; listener heard $(get "$key.heard") ($(get "$key.dup") twice), p50 $(get "$key.r_p50") ms, p95 $(get "$key.r_p95") ms, p99 $(get "$key.r_p99") ms; $(get "$key.s_left") not settled; $(get "$key.s_cycles") cycles (avg $(get "$key.s_avg_cycle") ms, $(get "$key.s_per_cycle") a cycle, gathering $(get "$key.pace_ms") ms); saved $(get "$key.s_saved")% vs naive batching"
 }
 e2e_base() {    # rate round
     local rate=$1 r=$2 key="e2e_base_$1.r$2"
@@ -546,6 +604,17 @@ e2e_base() {    # rate round
     run_pgbench "$key" bench_e2e_base 8 "$BENCH/submit.pgb" -T "$E2E_T" --rate="$rate"
     log "  $rate/s round $r, worker off: submitted $(get "$key.tps")/s, submit p50 $(get "$key.p50") ms, p99 $(get "$key.p99") ms, schedule lag p99 $(get "$key.lag_p99") ms"
 }
+median_range() {    # prefix rounds field...: prefix.field.med/.min/.max over prefix.rN.field
+    local pre=$1 n=$2 f vals
+    shift 2
+    for f in "$@"; do
+        vals=$(for r in $(seq 1 "$n"); do get "$pre.r$r.$f"; done | sort -n)
+        put "$pre.$f.med" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
+        put "$pre.$f.min" "$(head -1 <<<"$vals")"
+        put "$pre.$f.max" "$(tail -1 <<<"$vals")"
+    done
+}
+SETTLE_FIELDS="pace_ms tps lag_p50 lag_p99 lag_max s_cnt s_srate s_p50 s_p95 s_p99 s_left s_cycles s_avg_cycle s_saved s_per_cycle heard dup r_p50 r_p95 r_p99 end_queued"
 for rate in $E2E_RATES; do
     put "load_e2e_$rate" "$(loadavg)"
     section_start
@@ -555,22 +624,64 @@ for rate in $E2E_RATES; do
     done
     section_end "e2e_$rate"
     # median and range over the rounds
-    for f in tps lag_p50 lag_p99 lag_max s_cnt s_srate s_p50 s_p95 s_p99 s_left s_cycles s_avg_cycle s_saved; do
-        vals=$(for r in $(seq 1 "$E2E_ROUNDS"); do get "e2e_$rate.r$r.$f"; done | sort -n)
-        put "e2e_$rate.$f.med" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
-        put "e2e_$rate.$f.min" "$(head -1 <<<"$vals")"
-        put "e2e_$rate.$f.max" "$(tail -1 <<<"$vals")"
-    done
-    for f in tps p50 p99 lag_p50 lag_p99 lag_max; do
-        vals=$(for r in $(seq 1 "$E2E_ROUNDS"); do get "e2e_base_$rate.r$r.$f"; done | sort -n)
-        put "e2e_base_$rate.$f.med" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
-        put "e2e_base_$rate.$f.min" "$(head -1 <<<"$vals")"
-        put "e2e_base_$rate.$f.max" "$(tail -1 <<<"$vals")"
-    done
+    median_range "e2e_$rate" "$E2E_ROUNDS" $SETTLE_FIELDS
+    median_range "e2e_base_$rate" "$E2E_ROUNDS" tps p50 p99 lag_p50 lag_p99 lag_max
 done
 put e2e_rates "$E2E_RATES"
 put e2e_interval "$E2E_INTERVAL"
 put e2e_rounds "$E2E_ROUNDS"
+
+# (a) the batching window at SWEEP_RATE/s: each window W forces every cycle to
+# gather for W ms (settle.batch_window = settle.max_batch_delay = W); rounds
+# go through the windows in alternating directions
+log "end to end: batching window swept at $SWEEP_RATE/s: ${SWEEP_WINDOWS// / ms, } ms; ${SWEEP_T}s per point, $SWEEP_ROUNDS rounds"
+put sweep_rate "$SWEEP_RATE"
+put sweep_windows "$SWEEP_WINDOWS"
+put sweep_rounds "$SWEEP_ROUNDS"
+put sweep_t "$SWEEP_T"
+section_start
+for r in $(seq 1 "$SWEEP_ROUNDS"); do
+    order=$SWEEP_WINDOWS
+    [ $((r % 2)) = 0 ] && order=$(tr ' ' '\n' <<<"$SWEEP_WINDOWS" | tac | tr '\n' ' ')
+    for w in $order; do
+        window "$w"
+        key="sweep_$w.r$r"
+        e2e_run "$key" "$SWEEP_RATE" "$SWEEP_T"
+        log "  window $w ms, round $r: p50 $(get "$key.s_p50") / p95 $(get "$key.s_p95") / p99 $(get "$key.s_p99") ms (listener p95 $(get "$key.r_p95") ms), $(get "$key.s_per_cycle") a cycle, saved $(get "$key.s_saved")%, lag p99 $(get "$key.lag_p99") ms"
+    done
+done
+window default
+section_end sweep
+for w in $SWEEP_WINDOWS; do median_range "sweep_$w" "$SWEEP_ROUNDS" $SETTLE_FIELDS; done
+
+# (b) the highest rate the worker keeps up with: offered rates rising until a
+# step fails; a step is kept up with when the clients keep their schedule
+# (schedule lag p99 < 100 ms), at least 98% of the offered rate was submitted,
+# and less than one second of arrivals was still queued when the load ended.
+# The highest passing rate is then run twice more (median and range of 3).
+log "end to end: highest rate kept up with, steps ${MAXRATE_STEPS// //s, }/s, ${MAXRATE_T}s each"
+put maxrate_steps "$MAXRATE_STEPS"
+put maxrate_t "$MAXRATE_T"
+keeps_up() {    # key rate
+    awk -v lag="$(get "$1.lag_p99")" -v tps="$(get "$1.tps")" -v q="$(get "$1.end_queued")" -v rate="$2" \
+        'BEGIN { exit !(lag != "" && lag + 0 < 100 && tps + 0 >= 0.98 * rate && q + 0 < rate) }'
+}
+section_start
+best=0
+for rate in $MAXRATE_STEPS; do
+    key="maxrate_$rate"
+    e2e_run "$key.r1" "$rate" "$MAXRATE_T"
+    if keeps_up "$key.r1" "$rate"; then put "$key.ok" yes; best=$rate; else put "$key.ok" no; fi
+    log "  $rate/s: submitted $(get "$key.r1.tps")/s, lag p99 $(get "$key.r1.lag_p99") ms, $(get "$key.r1.end_queued") queued at the end; p95 $(get "$key.r1.s_p95") ms, saved $(get "$key.r1.s_saved")%: kept up: $(get "$key.ok")"
+    [ "$(get "$key.ok")" = yes ] || break
+done
+put maxrate "$best"
+if [ "$best" != 0 ]; then
+    for r in 2 3; do e2e_run "maxrate_$best.r$r" "$best" "$MAXRATE_T"; done
+    median_range "maxrate_$best" 3 $SETTLE_FIELDS
+fi
+section_end maxrate
+log "  highest rate kept up with: $best/s"
 
 # the REST gateway against its baselines, in its own cluster (its section of the doc)
 log "REST gateway (test/bench/gateway.sh)"

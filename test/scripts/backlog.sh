@@ -13,7 +13,8 @@
 #     new urgent one to scarce liquidity; without it, it does not;
 #   - pacing: with wire fees to save the worker gathers payments (up to
 #     settle.max_batch_delay), an urgent payment (priority 9) cuts the
-#     gathering short;
+#     gathering short; when batches net nothing (every payment between its
+#     own pair of participants) it stops gathering;
 #   - quiet payers: 350 stuck payments are not taken again by the cycles
 #     that settle new ones, a new payment closing a ring and a funding
 #     bring them back without a full cycle.
@@ -174,6 +175,30 @@ ok $? "an urgent payment settles"
 [ "$(latency_ms urgent)" -lt 3000 ] && settled slow
 ok $? "priority 9 cuts the gathering short ($(latency_ms urgent) ms), and the payment gathered before it goes in the same cycle"
 is "$(q "SELECT count(DISTINCT cycle_id) FROM settle.payment WHERE transaction_id IN ('slow', 'urgent')")" 1 "one cycle for both"
+# batches that net nothing: every payment between its own two participants costs its two
+# wires whatever the batch, so waiting buys nothing and the worker stops gathering (a
+# restarted worker: its moving averages start afresh)
+q "SELECT settle_create_participant(p) FROM unnest(ARRAY['n_a1','n_a2','n_a3','n_a4','n_a5','n_a6','n_a7','n_a8',
+     'n_b1','n_b2','n_b3','n_b4','n_b5','n_b6','n_b7','n_b8','n_c','n_d']) p" >/dev/null
+q "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 1000) FROM unnest(ARRAY['n_a1','n_a2','n_a3','n_a4','n_a5','n_a6','n_a7','n_a8','n_c']) p" >/dev/null
+q "SELECT settle_create_account(p || '_usd', p, 'USD') FROM unnest(ARRAY['n_b1','n_b2','n_b3','n_b4','n_b5','n_b6','n_b7','n_b8','n_d']) p" >/dev/null
+old_pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'settle worker'")
+q "SELECT pg_terminate_backend($old_pid)" >/dev/null
+wait_for 20 is_now 1 "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'settle worker' AND pid <> $old_pid"
+ok $? "the worker restarted"
+q "SELECT count(*) FROM settle_submit_bulk((SELECT jsonb_agg(jsonb_build_object(
+      'transaction_id', 'nn' || g, 'idempotency_key', 'nn' || g, 'amount', '1.00',
+      'source_currency', 'USD', 'destination_currency', 'USD',
+      'source_account', 'n_a' || g || '_usd', 'destination_account', 'n_b' || g || '_usd', 'counterparty_id', 'n_b' || g))
+    FROM generate_series(1, 8) g))" >/dev/null
+wait_for 70 is_now 8 "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'nn%' AND status = 'settled'"
+ok $? "8 payments between 8 pairs of participants settle in one cycle's batch: 16 wires, as many as alone"
+q "SELECT settle_submit('nlone', 1, 'USD', 'USD', 'n_c_usd', 'n_d_usd', 'n_d', 'nlone')" >/dev/null
+wait_for 70 settled nlone
+lat=$(latency_ms nlone)
+[ "$lat" -lt 2000 ]
+ok $? "a lone payment after them is not gathered for settle.max_batch_delay (4 s): settled after $lat ms"
+is "$(q "SELECT round(batch_delay_ms)::int FROM settle_backlog_status()")" 0 "settle_backlog_status().batch_delay_ms: the least window (0)"
 
 is "$(q "SELECT count(*) FROM settle_seal()" >/dev/null; q "SELECT count(*) FROM settle_verify()")" 0 "settle_verify() finds nothing wrong (the stalled event is sealed with the rest)"
 # --- quiet payers: stuck payments are not judged again until their payer's position changes ---
