@@ -53,6 +53,8 @@ REGRESS     += limit_boundary
 REGRESS     += archive
 # a participant's treasurer: funding advice, statements, liquidity forecast (issue #21)
 REGRESS     += funding_advice treasury
+# the netting-only baseline next to FIFO gross and naive batching (issue #20)
+REGRESS     += netting_baseline
 # catalog documentation: comments on every public function, view and column
 REGRESS     += catalog
 

@@ -141,6 +141,7 @@ typedef struct CycleState
 	double		fx_cost;
 	BaselineFigures fifo;
 	BaselineFigures naive;
+	BaselineFigures fifo_netted;	/* FIFO's payments, netted: wires and cost only */
 } CycleState;
 
 /*
@@ -159,7 +160,7 @@ extern void settle_hold_payments(int64 *ids, char **reasons, int n);
 /* posting.c: post the selection as one balanced journal; fills cost figures. */
 extern void settle_post_selection(CycleState *cs);
 
-/* baseline.c: FIFO gross settlement and naive batching on the same queue. */
+/* baseline.c: FIFO gross settlement, FIFO netted and naive batching on the same queue. */
 extern void settle_compute_baselines(CycleState *cs);
 
 #endif							/* SETTLE_CYCLE_STATE_H */

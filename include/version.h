@@ -27,5 +27,7 @@ extern bool settle_version_matches(char **installed);
  * a newer release's table asks first.
  */
 extern bool settle_sql_has_table(const char *relname);
+/* The same for a column settle.<relname>.<colname> a newer release added. */
+extern bool settle_sql_has_column(const char *relname, const char *colname);
 
 #endif							/* SETTLE_VERSION_H */

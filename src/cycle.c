@@ -1116,14 +1116,27 @@ build_and_solve(CycleState *cs)
 	cs->solver_status = status;
 }
 
-/* Write the cycle record and its event; log one line if the cycle did work. */
+/* The cycle's completed event, after the WITH c AS (INSERT INTO settle.cycle ...) */
+#define CYCLE_COMPLETED_EVENT \
+	"INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)" \
+	"SELECT 'cycle', cycle_id::text, 'completed', 'completed'," \
+	"       jsonb_build_object('settled', $6, 'expired', $9, 'batches', $11, 'solver_status', $22::text)" \
+	"  FROM c"
+
+/*
+ * Write the cycle record and its event; log one line if the cycle did work.
+ * The netting-only baseline's columns are written where they exist (1.1's
+ * SQL; the library also runs 1.0's, COMPATIBLE_SQL).
+ */
 static void
 record_cycle(CycleState *cs)
 {
-	Oid			types[27];
-	Datum		values[27];
-	char		nulls[27];
+	Oid			types[29];
+	Datum		values[29];
+	char		nulls[29];
 	int			i;
+	/* settle.cycle of a database still at 1.0's SQL has no netting-only baseline */
+	bool		with_netted = settle_sql_has_column("cycle", "fifo_netted_cost");
 	double		cycle_ms;
 	instr_time	now;
 	static const char *status_names[] = {"optimal", "feasible", "heuristic", "interrupted", "error"};
@@ -1170,10 +1183,26 @@ record_cycle(CycleState *cs)
 	ARG(INT8OID, Int64GetDatum(cs->journal_id));
 	if (cs->journal_id == 0)
 		nulls[i - 1] = 'n';
+	if (with_netted)
+	{
+		ARG(INT4OID, Int32GetDatum(cs->fifo_netted.wires));
+		NUMARG(cs->fifo_netted.cost);
+	}
 #undef ARG
 #undef NUMARG
 
-	if (settle_cycle_execute(
+	if (settle_cycle_execute(with_netted ?
+							  "WITH c AS ("
+							  " INSERT INTO settle.cycle (cycle_id, started_at, finished_at, run_by, reference_currency,"
+							  "   considered, settled, deferred, unsettled, expired, settled_value, batches, wires,"
+							  "   fee_cost, fx_cost, cost, fifo_settled, fifo_value, fifo_cost, naive_wires, naive_cost,"
+							  "   lp_bound_pct, solver_status, solver_method, solver_ms, cycle_ms, journal_id,"
+							  "   fifo_netted_wires, fifo_netted_cost)"
+							  " VALUES ($1, $2, clock_timestamp(), $3, $4, $5, $6, $7, $8, $9, round($10, 4), $11, $12,"
+							  "   round($13, 4), round($14, 4), round($15, 4), $16, round($17, 4), round($18, 4), $19,"
+							  "   round($20, 4), round($21, 3), $22, $23, $24, $25, $26, $27, round($28, 4))"
+							  " RETURNING cycle_id)"
+							  CYCLE_COMPLETED_EVENT :
 							  "WITH c AS ("
 							  " INSERT INTO settle.cycle (cycle_id, started_at, finished_at, run_by, reference_currency,"
 							  "   considered, settled, deferred, unsettled, expired, settled_value, batches, wires,"
@@ -1183,10 +1212,7 @@ record_cycle(CycleState *cs)
 							  "   round($13, 4), round($14, 4), round($15, 4), $16, round($17, 4), round($18, 4), $19,"
 							  "   round($20, 4), round($21, 3), $22, $23, $24, $25, $26)"
 							  " RETURNING cycle_id)"
-							  "INSERT INTO settle.event (entity, entity_id, event_type, to_status, details)"
-							  "SELECT 'cycle', cycle_id::text, 'completed', 'completed',"
-							  "       jsonb_build_object('settled', $6, 'expired', $9, 'batches', $11, 'solver_status', $22::text)"
-							  "  FROM c",
+							  CYCLE_COMPLETED_EVENT,
 							  i, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "recording the cycle failed");
 

@@ -124,3 +124,20 @@ settle_sql_has_table(const char *relname)
 
 	return OidIsValid(nsp) && OidIsValid(get_relname_relid(relname, nsp));
 }
+
+/*
+ * Looked up in the syscache at every call, not remembered: ALTER EXTENSION
+ * settle UPDATE adds the column under a running worker, and the syscache is
+ * invalidated by it, so the answer never goes stale.
+ */
+bool
+settle_sql_has_column(const char *relname, const char *colname)
+{
+	Oid			nsp = get_namespace_oid("settle", true);
+	Oid			rel;
+
+	if (!OidIsValid(nsp))
+		return false;
+	rel = get_relname_relid(relname, nsp);
+	return OidIsValid(rel) && get_attnum(rel, colname) != InvalidAttrNumber;
+}

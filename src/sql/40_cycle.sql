@@ -53,7 +53,10 @@ CREATE TABLE settle.cycle (
     solver_method       text NOT NULL,
     solver_ms           double precision NOT NULL,
     cycle_ms            double precision NOT NULL,
-    journal_id          bigint
+    journal_id          bigint,
+    -- issue #20: the netting-only baseline (NULL in cycles recorded before 1.1)
+    fifo_netted_wires   integer,
+    fifo_netted_cost    numeric
 );
 SELECT pg_catalog.pg_extension_config_dump('settle.cycle', '');
 CREATE TRIGGER cycle_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.cycle
@@ -120,11 +123,21 @@ CREATE INDEX payment_cycle ON settle.payment (cycle_id) WHERE cycle_id IS NOT NU
 CREATE FUNCTION settle._run_cycle(run_by text DEFAULT 'manual') RETURNS bigint
     AS 'MODULE_PATHNAME', 'settle_run_cycle_sql' LANGUAGE C VOLATILE;
 
+-- The columns are listed, not c.*: those added after 1.0 come after 1.0's
+-- (value_over_fifo), in a fresh install as in an updated database.
 CREATE VIEW settle.cycles AS
-    SELECT c.*,
+    SELECT c.cycle_id, c.started_at, c.finished_at, c.run_by, c.reference_currency, c.considered,
+           c.settled, c.deferred, c.unsettled, c.expired, c.settled_value, c.batches, c.wires,
+           c.fee_cost, c.fx_cost, c.cost, c.fifo_settled, c.fifo_value, c.fifo_cost,
+           c.naive_wires, c.naive_cost, c.lp_bound_pct, c.solver_status, c.solver_method,
+           c.solver_ms, c.cycle_ms, c.journal_id,
            CASE WHEN c.naive_cost > 0 THEN round(100 * (c.naive_cost - c.cost) / c.naive_cost, 2) END
                AS saved_vs_naive_pct,
-           c.settled_value - c.fifo_value AS value_over_fifo
+           c.settled_value - c.fifo_value AS value_over_fifo,
+           c.fifo_netted_wires, c.fifo_netted_cost,
+           CASE WHEN c.fifo_netted_cost > 0
+                THEN round(100 * (c.fifo_netted_cost - c.cost) / c.fifo_netted_cost, 2) END
+               AS saved_vs_netting_pct
       FROM settle.cycle c;
 
 CREATE VIEW settle.batches AS

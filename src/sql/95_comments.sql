@@ -150,7 +150,7 @@ COMMENT ON COLUMN settle.wire_fees.currency IS 'currency of the wire';
 COMMENT ON COLUMN settle.wire_fees.fee IS 'fee per wire, major units';
 COMMENT ON COLUMN settle.wire_fees.fee_minor IS 'fee per wire, minor units';
 
-COMMENT ON VIEW settle.cycles IS 'settlement cycles: what each did, what it cost, and the same queue''s baselines (FIFO gross, naive batching)';
+COMMENT ON VIEW settle.cycles IS 'settlement cycles: what each did, what it cost, and the same queue''s baselines (FIFO gross, FIFO netted, naive batching)';
 COMMENT ON COLUMN settle.cycles.cycle_id IS 'cycle identifier';
 COMMENT ON COLUMN settle.cycles.started_at IS 'start';
 COMMENT ON COLUMN settle.cycles.finished_at IS 'end';
@@ -180,6 +180,11 @@ COMMENT ON COLUMN settle.cycles.cycle_ms IS 'whole cycle time, milliseconds';
 COMMENT ON COLUMN settle.cycles.journal_id IS 'the journal that posted the cycle (NULL until a two-phase cycle posts)';
 COMMENT ON COLUMN settle.cycles.saved_vs_naive_pct IS 'cost saved against naive batching, percent';
 COMMENT ON COLUMN settle.cycles.value_over_fifo IS 'value settled beyond what FIFO would have settled, reference currency';
+COMMENT ON COLUMN settle.cycles.fifo_netted_wires IS 'wires of the netting-only baseline: FIFO''s payments netted per participant and currency, no optimisation (NULL before 1.1)';
+COMMENT ON COLUMN settle.cycles.fifo_netted_cost IS 'what the netting-only baseline would have cost: a fee per wire with a net, spread on each currency pair''s net (NULL before 1.1)';
+COMMENT ON COLUMN settle.cycles.saved_vs_netting_pct IS 'cost saved against the netting-only baseline, percent (NULL when that cost is 0 or unknown)';
+COMMENT ON COLUMN settle.cycle.fifo_netted_wires IS 'wires of the netting-only baseline (settle.cycles)';
+COMMENT ON COLUMN settle.cycle.fifo_netted_cost IS 'cost of the netting-only baseline, reference currency (settle.cycles)';
 
 COMMENT ON VIEW settle.batches IS 'batches: one wire per participant and currency per cycle, and its state on the rail (row-level security: a participant''s own)';
 COMMENT ON COLUMN settle.batches.batch_id IS 'batch identifier (the rail''s instruction id)';
