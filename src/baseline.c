@@ -25,66 +25,27 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
-#include "common/int.h"
-#include "miscadmin.h"
-
 #include "cycle_state.h"
+#include "netting.h"
 
 /*
  * The netting-only baseline: the payments in settled[] netted per wire and
- * per currency pair, with exactly the conventions of posting.c's
- * add_payment_legs and add_counter_entries, so that its cost compares with
- * the cycle's own.
+ * per currency pair by netting.c, with posting's conventions, so that its
+ * cost compares with the cycle's own.
  */
 static void
 compute_fifo_netted(CycleState *cs, const bool *settled)
 {
-	int64	   *debit = palloc0(sizeof(int64) * Max(cs->n_wires, 1));
-	int64	   *credit = palloc0(sizeof(int64) * Max(cs->n_wires, 1));
-	bool	   *used = palloc0(sizeof(bool) * Max(cs->n_wires, 1));
-	bool	   *overflow = palloc0(sizeof(bool) * Max(cs->n_wires, 1));
-	int			n_pairs = Max(cs->n_currencies * cs->n_currencies, 1);
-	double	   *fx_net = palloc0(sizeof(double) * n_pairs);
-	double	   *fx_spread = palloc0(sizeof(double) * n_pairs);
 	int			i;
 
 	memset(&cs->fifo_netted, 0, sizeof(cs->fifo_netted));
 	for (i = 0; i < cs->n_payments; i++)
-	{
-		CyclePayment *p = &cs->payments[i];
-
-		if (!settled[i])
-			continue;
-		CHECK_FOR_INTERRUPTS();
-		cs->fifo_netted.settled++;
-		cs->fifo_netted.value += p->value;
-		used[p->wire_src] = used[p->wire_dst] = true;
-		/* totals beyond bigint (posting would refuse them): the wire counts */
-		if (pg_add_s64_overflow(debit[p->wire_src], p->debit, &debit[p->wire_src]))
-			overflow[p->wire_src] = true;
-		if (pg_add_s64_overflow(credit[p->wire_dst], p->credit, &credit[p->wire_dst]))
-			overflow[p->wire_dst] = true;
-		if (p->source_ccy != p->destination_ccy)
+		if (settled[i])
 		{
-			int			lo = Min(p->source_ccy, p->destination_ccy);
-			int			hi = Max(p->source_ccy, p->destination_ccy);
-			int			k = lo * cs->n_currencies + hi;
-
-			fx_net[k] += p->source_ccy == lo ? p->value : -p->value;
-			fx_spread[k] = p->spread_bps / 10000.0;
+			cs->fifo_netted.settled++;
+			cs->fifo_netted.value += cs->payments[i].value;
 		}
-	}
-	for (i = 0; i < cs->n_wires; i++)
-	{
-		if (!used[i] || (!overflow[i] && credit[i] == debit[i]))
-			continue;			/* no legs, or fully offset: no wire, no fee */
-		cs->fifo_netted.wires++;
-		cs->fifo_netted.cost += cs->wires[i].fee_value;
-	}
-	for (i = 0; i < cs->n_currencies * cs->n_currencies; i++)
-		cs->fifo_netted.cost += fabs(fx_net[i]) * fx_spread[i];
+	cs->fifo_netted.cost = settle_netted_cost(cs, settled, &cs->fifo_netted.wires);
 }
 
 void
