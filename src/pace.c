@@ -27,7 +27,8 @@
  *
  * Each cycle measures its own economies of scale: it costs the first half
  * of its settled payments alone, netted the same way (netting.c), and c and
- * s are fitted so that K(n) and K(n/2) are the two costs observed.  Until a
+ * s are fitted so that K(n) and K(n/2) are the two costs observed (on
+ * moving averages of both over about 20 cycles).  Until a
  * cycle of at least FIT_MIN_SETTLED payments has been fitted, K is taken as
  * the last cycles' cost whatever the batch (the economic order quantity).
  * L, c, s and h are moving averages of what the last cycles saw (arrivals
@@ -68,6 +69,13 @@ int			settle_stall_backoff_max_ms = 1000;
 #define DELAY_GRID 64
 /* fewest settled payments a cycle needs for its costs to be fitted */
 #define FIT_MIN_SETTLED 4
+/*
+ * weight of the newest cycle in the averages the fit uses: a small batch's
+ * two costs differ from n : n/2 by little more than their noise, so the fit
+ * is made on averages over about 1 / FIT_ALPHA cycles, not averaged over
+ * fits (a fit cut at s = 0 is biased upwards)
+ */
+#define FIT_ALPHA 0.05
 /* s at most SATURATED / (half batch): K(n/2) = K(n) to the precision used */
 #define SATURATED 20.0
 
@@ -80,7 +88,12 @@ typedef struct PaceState
 	bool		have_rate;
 	double		rate;			/* L, payments per second */
 	double		cycle_cost;		/* until a fit: K, taken as the same for any batch */
+	/* moving averages of the fitted cycles' n, n/2 and their two costs */
 	bool		have_fit;
+	double		fit_n;
+	double		fit_half_n;
+	double		fit_cost;
+	double		fit_half_cost;
 	double		lone_cost;		/* c: cost of a payment alone, reference currency */
 	double		saturation;		/* s, per payment (0: no netting) */
 	double		weight_per_payment; /* priority weight x value per settled payment */
@@ -151,22 +164,30 @@ batch_cost(double n)
 }
 
 /*
- * Fit c and s to the cycle's two costs, K(n) = cost and K(m) = half_cost
- * (m = n / 2), and fold them into the moving averages.  K(m) / K(n) runs
- * from m / n (s = 0) up to 1 (s large) as s grows: bisection.
+ * Fold the cycle's two costs, K(n) = cost and K(m) = half_cost (m = n / 2),
+ * into the averages and fit c and s to them.  K(m) / K(n) runs from m / n
+ * (s = 0) up to 1 (s large) as s grows: bisection.
  */
 static void
 fit_batch_cost(const SettleCycleOutcome *o)
 {
-	double		n = o->settled;
-	double		m = o->half_settled;
+	bool		first = !pace.have_fit;
+	double		n;
+	double		m;
 	double		r;
 	double		s;
-	double		c;
 
-	if (o->settled < FIT_MIN_SETTLED || m < 1 || o->cost <= 0)
+	if (o->settled < FIT_MIN_SETTLED || o->half_settled < 1 || o->cost <= 0)
 		return;
-	r = o->half_cost / o->cost;
+	pace.fit_n = first ? o->settled : FIT_ALPHA * o->settled + (1 - FIT_ALPHA) * pace.fit_n;
+	pace.fit_half_n = first ? o->half_settled : FIT_ALPHA * o->half_settled + (1 - FIT_ALPHA) * pace.fit_half_n;
+	pace.fit_cost = first ? o->cost : FIT_ALPHA * o->cost + (1 - FIT_ALPHA) * pace.fit_cost;
+	pace.fit_half_cost = first ? o->half_cost : FIT_ALPHA * o->half_cost + (1 - FIT_ALPHA) * pace.fit_half_cost;
+	pace.have_fit = true;
+
+	n = pace.fit_n;
+	m = pace.fit_half_n;
+	r = pace.fit_half_cost / pace.fit_cost;
 	if (r <= m / n)
 		s = 0;					/* no economy of scale seen */
 	else if (r >= 1)
@@ -188,10 +209,8 @@ fit_batch_cost(const SettleCycleOutcome *o)
 		}
 		s = (lo + hi) / 2;
 	}
-	c = s > 0 ? o->cost * s / (1 - exp(-s * n)) : o->cost / n;
-	pace.lone_cost = ewma(pace.lone_cost, c, !pace.have_fit);
-	pace.saturation = ewma(pace.saturation, s, !pace.have_fit);
-	pace.have_fit = true;
+	pace.saturation = s;
+	pace.lone_cost = s > 0 ? pace.fit_cost * s / (1 - exp(-s * n)) : pace.fit_cost / n;
 }
 
 /* T*, in ms: the least g(T) on a grid of [batch_window, max_batch_delay]. */

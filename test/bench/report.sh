@@ -73,6 +73,37 @@ set grid ytics
 set key below
 plot "$WORK/intake.dat" using 2:xtic(1) title "settle_submit", "" using 3 title "plain INSERT ... ON CONFLICT"
 EOF
+    # latency against savings at the swept batching windows (and the pacer's own choice)
+    if [ -n "$(get sweep_windows)" ]; then
+        : >"$WORK/sweep.dat"
+        for w in $(get sweep_windows); do
+            have "sweep_$w.s_p95.med" || continue
+            echo "$(get "sweep_$w.s_saved.med") $(get "sweep_$w.s_p50.med") $(get "sweep_$w.s_p95.med") $(get "sweep_$w.s_p99.med") \"$w ms\"" >>"$WORK/sweep.dat"
+        done
+        sr=$(get sweep_rate)
+        echo "$(get "e2e_$sr.s_saved.med") $(get "e2e_$sr.s_p50.med") $(get "e2e_$sr.s_p95.med") $(get "e2e_$sr.s_p99.med") \"pacer\"" >"$WORK/sweep_pacer.dat"
+        gnuplot <<EOF
+set terminal svg size 720,520 dynamic font "sans,12" background rgb "white"
+set output "$IMG/bench_tradeoff.svg"
+set termoption noenhanced
+set title "Submit-to-settled latency against savings at $sr payments/s (open loop, fsync on)"
+set xlabel "saved against naive batching, % (fees and spread of the run's cycles)"
+set ylabel "submit-to-settled, ms (median of $(get sweep_rounds) rounds)"
+set key below samplen 3
+set bmargin 9
+set grid
+set yrange [0:*]
+set arrow from graph 0, first 100 to graph 1, first 100 nohead dt 4 lc rgb "gray40"
+set label "P95 target 100 ms" at graph 0.02, first 106 tc rgb "gray40"
+set arrow from 25, graph 0 to 25, graph 1 nohead dt 4 lc rgb "gray40"
+plot "$WORK/sweep.dat" using 1:3 with linespoints lw 2 pt 7 title "P95, fixed batching window", \
+     "" using 1:3:5 with labels offset 1.5,0.8 notitle, \
+     "" using 1:4 with linespoints lw 1 pt 6 dt 2 title "P99, fixed batching window", \
+     "" using 1:2 with linespoints lw 1 pt 4 dt 3 title "P50, fixed batching window", \
+     "$WORK/sweep_pacer.dat" using 1:3 with points pt 9 ps 2 lc rgb "red" title "P95, default settings (the pacer chooses)", \
+     "" using 1:4 with points pt 8 ps 2 lc rgb "red" title "P99, default settings"
+EOF
+    fi
     PLOTS=yes
 fi
 
@@ -94,6 +125,9 @@ rng() { echo "$(get "$1.min")-$(get "$1.max")"; }    # range over the rounds
 save=""; lp=""
 for n in $CYCLE_NS; do save="$save$(get "cycle_$n.saved")% (N=$(fmt "$n")), "; done
 save=${save%, }
+savenet=""
+for n in $CYCLE_NS; do savenet="$savenet$(get "cycle_$n.saved_net")% (N=$(fmt "$n")), "; done
+savenet=${savenet%, }
 slp=$(get solver_10000_0.10_on.weight_pct_of_lp)
 dblp=$(get cycle_10000.lp)
 postr=$(get post.ratio.med)
@@ -188,10 +222,19 @@ for rate in $(get e2e_rates); do
               ge "$saved" 25 && e2e_v+=", saved met" || e2e_v+=", saved missed ($saved%)" ;;
         *) target="report"; e2e_v="reported" ;;
     esac
-    echo "| end to end, open loop | $rate/s offered (pgbench --rate, 8 clients), worker on (\`cycle_interval\` $(get e2e_interval) ms): submitted/s; submit-to-settled p50 / p95 / p99; schedule lag p99; saved against naive batching; median of $(get e2e_rounds) rounds (range) | $(fmt "$(get "e2e_$rate.tps.med")")/s; $(get "e2e_$rate.s_p50.med") / $p95 ($(rng "e2e_$rate.s_p95")) / $p99 ($(rng "e2e_$rate.s_p99")) ms; lag p99 $(get "e2e_$rate.lag_p99.med") ($(rng "e2e_$rate.lag_p99")) ms; saved $saved% ($(rng "e2e_$rate.s_saved")) | submit alone, same rate, worker off: $(fmt "$(get "e2e_base_$rate.tps.med")")/s, p50 / p99 $(get "e2e_base_$rate.p50.med") / $(get "e2e_base_$rate.p99.med") ms, lag p99 $(get "e2e_base_$rate.lag_p99.med") ms | $target (issue #18) | $e2e_v |"
+    echo "| end to end, open loop | $rate/s offered (pgbench --rate, 8 clients), worker on, default pacing (woken by commits; heartbeat \`cycle_interval\` $(get e2e_interval) ms): submitted/s; submit-to-settled p50 / p95 / p99 (database timestamps), to a listener's receipt of \`settle_settled\` p95 / p99; schedule lag p99; saved against naive batching; median of $(get e2e_rounds) rounds (range) | $(fmt "$(get "e2e_$rate.tps.med")")/s; $(get "e2e_$rate.s_p50.med") / $p95 ($(rng "e2e_$rate.s_p95")) / $p99 ($(rng "e2e_$rate.s_p99")) ms; listener $(get "e2e_$rate.r_p95.med") / $(get "e2e_$rate.r_p99.med") ms; lag p99 $(get "e2e_$rate.lag_p99.med") ($(rng "e2e_$rate.lag_p99")) ms; saved $saved% ($(rng "e2e_$rate.s_saved")); gathering $(get "e2e_$rate.pace_ms.med") ms | submit alone, same rate, worker off: $(fmt "$(get "e2e_base_$rate.tps.med")")/s, p50 / p99 $(get "e2e_base_$rate.p50.med") / $(get "e2e_base_$rate.p99.med") ms, lag p99 $(get "e2e_base_$rate.lag_p99.med") ms; before issue #18 (worker polling, figures of an earlier \`make bench\` quoted by the issue): 1 s interval p50 / p95 / p99 870 / 1,555 / 1,879 ms, 100 ms interval 175 / 314 / 351 ms | $target (issue #18) | $e2e_v |"
 done
+mr=$(get maxrate)
+if [ -n "$mr" ]; then
+    if [ "$mr" = 0 ]; then
+        mr_cell="none of the steps ($(get maxrate_steps | sed 's/ /, /g')/s)"
+    else
+        mr_cell="$(fmt "$mr")/s (steps $(get maxrate_steps | sed 's/ /, /g')/s; the next one failed or was the last): submitted $(fmt "$(get "maxrate_$mr.tps.med")")/s, p50 / p95 / p99 $(get "maxrate_$mr.s_p50.med") / $(get "maxrate_$mr.s_p95.med") ($(rng "maxrate_$mr.s_p95")) / $(get "maxrate_$mr.s_p99.med") ms, saved $(get "maxrate_$mr.s_saved.med")%, gathering $(get "maxrate_$mr.pace_ms.med") ms, median of 3 runs"
+    fi
+    echo "| end to end, highest rate | the highest offered rate the worker keeps up with: >= 95% of the offered rate submitted, less than half a second of arrivals queued at the end of the load | $mr_cell | - | report (issue #18) | reported |"
+fi
 cat <<EOF
-| optimisation | fees and spread saved against naive batching (database, reference workload); mostly netting by definition: what the optimiser adds on its own is in "Solver quality against CBC", "From naive to optimised" | $save | naive batching of the same payments (one pay-in and one pay-out wire per participant and currency, spread on gross) | >= 25% | $opt_v |
+| optimisation | fees and spread saved against naive batching (database, reference workload); mostly netting by definition: against netting FIFO's payments in the same cycles: $savenet; what the optimiser adds on its own is in "Optimisation", "Solver quality against CBC", "From naive to optimised" | $save | naive batching of the same payments (one pay-in and one pay-out wire per participant and currency, spread on gross) | >= 25% | $opt_v |
 | optimisation | settled weight against the LP bound, 10,000 payments (solver, 10% liquidity, costs on); in the database | $slp% (database cycle: $dblp%) | FIFO: $(get solver_10000_0.10_on.fifo_weight_pct_of_lp)%, greedy: $(get solver_10000_0.10_on.greedy_weight_pct_of_lp)% | >= 99% | $lp_v |
 | posting | payments posted per second (2 legs each + one counter-entry per wire), median of $(get post_rounds) rounds (range) | $(fmt "$(get post.settle_rate.med)")/s (cycle time outside the solver; $(fmt "$(get post.settle_rate_wall.med)")/s on the client's wall time of the whole cycle call) | PL/pgSQL transfer, one per transaction, 8 clients: $(fmt "$(get post.base_rate.med)")/s; set-based plain SQL, all legs in one transaction: $(fmt "$(get post.set_rate.med)")/s | ratio to the transfer >= 2 | ratio $postr ($(rng post.ratio)): $post_v; to set-based SQL $(get post.ratio_set.med) ($(rng post.ratio_set)), whole call $(get post.ratio_wall_set.med) ($(rng post.ratio_wall_set)) |
 | verify | ledger entries verified per second, >= 1M entries | $verify_cell | - | report | $verify_v |
@@ -268,18 +311,23 @@ echo
 cat <<EOF
 ## Optimisation
 
-The same cycles (database, reference workload, costs in USD). *naive*: the same settled payments, one
-pay-in and one pay-out wire per participant and currency, spread on the gross converted volume;
-*FIFO*: gross settlement in arrival order on the same queue, one wire per payment, stopping at the first
-payment that does not fit; *LP bound*: settled priority weight as a percentage of the LP relaxation's
-("n/a": the solver used up \`settle.solver_time_limit\` before the LP finished and the greedy fallback
-chose, so there is no bound for that cycle).
+The same cycles (database, reference workload, costs in USD), each against the three baselines every
+cycle records (\`settle.cycles\`, docs/CYCLE.md): *FIFO, gross*: in arrival order on the same queue, each
+payment settled alone if its payer can pay it (one that does not fit is skipped), one wire per payment,
+spread on its own value; *netting only*: the payments FIFO settles, netted multilaterally as the cycle
+nets its own (one wire per participant and currency with a net, spread on each pair's net), no
+optimisation; *naive*: the payments the cycle settled, one pay-in and one pay-out wire per participant
+and currency, spread on the gross converted volume. So naive -> netting -> optimised: *saved vs naive*
+is mostly netting; *saved vs netting* is what choosing the payments adds on top of netting FIFO's, and
+it comes with *more value settled* (the optimiser settles what FIFO cannot, which costs wires too).
+*LP bound*: settled priority weight as a percentage of the LP relaxation's ("n/a": the solver used up
+\`settle.solver_time_limit\` before the LP finished and the greedy fallback chose).
 
-| N | settled | value settled | cost | wires | naive cost | naive wires | saved vs naive | FIFO settled | FIFO value | FIFO cost | % of LP bound |
+| N | settled | value settled | cost (wires) | FIFO settled | FIFO value | FIFO, gross: cost | netting only: cost (wires) | naive: cost (wires) | saved vs naive | saved vs netting only | % of LP bound |
 |---|---|---|---|---|---|---|---|---|---|---|---|
 EOF
 for n in $CYCLE_NS; do
-    echo "| $(fmt "$n") | $(fmt "$(get "cycle_$n.settled")") | $(fmt "$(get "cycle_$n.value")") | $(fmt "$(get "cycle_$n.cost")") | $(get "cycle_$n.wires") | $(fmt "$(get "cycle_$n.naive")") | $(get "cycle_$n.naive_wires") | $(get "cycle_$n.saved")% | $(fmt "$(get "cycle_$n.fifo_n")") | $(fmt "$(get "cycle_$n.fifo_value")") | $(fmt "$(get "cycle_$n.fifo_cost")") | $(get "cycle_$n.lp") |"
+    echo "| $(fmt "$n") | $(fmt "$(get "cycle_$n.settled")") | $(fmt "$(get "cycle_$n.value")") | $(fmt "$(get "cycle_$n.cost")") ($(get "cycle_$n.wires")) | $(fmt "$(get "cycle_$n.fifo_n")") | $(fmt "$(get "cycle_$n.fifo_value")") | $(fmt "$(get "cycle_$n.fifo_cost")") | $(fmt "$(get "cycle_$n.netted")") ($(get "cycle_$n.netted_wires")) | $(fmt "$(get "cycle_$n.naive")") ($(get "cycle_$n.naive_wires")) | $(get "cycle_$n.saved")% | $(get "cycle_$n.saved_net")% | $(get "cycle_$n.lp") |"
 done
 cat <<EOF
 
@@ -354,22 +402,77 @@ cat <<EOF
 Open loop: pgbench \`--rate\` offers new payments with \`settle_submit\` on a fixed schedule (8 clients,
 2 threads), whether or not earlier ones are done, so a server that falls behind shows as *schedule lag*
 (how late a submission started against its schedule) instead of a lower offered load. The background
-worker on (\`settle.cycle_interval\` $(get e2e_interval) ms), every account with ample liquidity, every
-payment due; after the load the benchmark waits for the queue to drain. *settled/s*: payments settled /
+worker on with its default pacing: woken by each commit, it gathers payments for as long as the
+trade-off of docs/CYCLE.md ("Pacing") says, within \`settle.batch_window\` and \`settle.max_batch_delay\`;
+\`settle.cycle_interval\` ($(get e2e_interval) ms) is only its idle heartbeat. Every account with ample
+liquidity, every payment due; after the load the benchmark waits for the queue to drain. *settled/s*: payments settled /
 (end of the last cycle - first submission); *submit-to-settled*: end of the cycle that settled the
 payment (\`settle.cycle.finished_at\`, just before its commit) minus its submission (\`created_at\`); a
 client behind schedule adds its lag on top. Baseline: the same open-loop load with the worker off, into
 another database of the same cluster (submission alone). $(get e2e_rounds) rounds per rate, alternating the
 order of the two; fsync and synchronous_commit on. Median of the rounds, (min-max).
 
-| offered | other work (cores) | submitted/s | settled/s | submit-to-settled p50 ms | p95 ms | p99 ms | schedule lag p50 / p99 / max ms | not settled | cycles | mean cycle ms | saved vs naive batching % | submit alone: submitted/s | submit alone: latency p50 / p99 ms | submit alone: lag p99 ms |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| offered | other work (cores) | submitted/s | settled/s | submit-to-settled p50 ms | p95 ms | p99 ms | to the listener's receipt p50 / p95 / p99 ms | heard (twice) | schedule lag p50 / p99 / max ms | not settled | cycles | payments a cycle | mean cycle ms | gathering ms | saved vs naive batching % | submit alone: submitted/s | submit alone: latency p50 / p99 ms | submit alone: lag p99 ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 EOF
 for rate in $(get e2e_rates); do
     have "e2e_$rate.s_cnt.med" || continue
-    echo "| $rate/s | $(get "cpu_other.e2e_$rate") | $(fmt "$(get "e2e_$rate.tps.med")") ($(rng "e2e_$rate.tps")) | $(fmt "$(get "e2e_$rate.s_srate.med")") | $(get "e2e_$rate.s_p50.med") ($(rng "e2e_$rate.s_p50")) | $(get "e2e_$rate.s_p95.med") ($(rng "e2e_$rate.s_p95")) | $(get "e2e_$rate.s_p99.med") ($(rng "e2e_$rate.s_p99")) | $(get "e2e_$rate.lag_p50.med") / $(get "e2e_$rate.lag_p99.med") ($(rng "e2e_$rate.lag_p99")) / $(get "e2e_$rate.lag_max.med") | $(get "e2e_$rate.s_left.max") (max) | $(get "e2e_$rate.s_cycles.med") | $(get "e2e_$rate.s_avg_cycle.med") | $(get "e2e_$rate.s_saved.med") ($(rng "e2e_$rate.s_saved")) | $(fmt "$(get "e2e_base_$rate.tps.med")") | $(get "e2e_base_$rate.p50.med") / $(get "e2e_base_$rate.p99.med") ($(rng "e2e_base_$rate.p99")) | $(get "e2e_base_$rate.lag_p99.med") ($(rng "e2e_base_$rate.lag_p99")) |"
+    echo "| $rate/s | $(get "cpu_other.e2e_$rate") | $(fmt "$(get "e2e_$rate.tps.med")") ($(rng "e2e_$rate.tps")) | $(fmt "$(get "e2e_$rate.s_srate.med")") | $(get "e2e_$rate.s_p50.med") ($(rng "e2e_$rate.s_p50")) | $(get "e2e_$rate.s_p95.med") ($(rng "e2e_$rate.s_p95")) | $(get "e2e_$rate.s_p99.med") ($(rng "e2e_$rate.s_p99")) | $(get "e2e_$rate.r_p50.med") / $(get "e2e_$rate.r_p95.med") ($(rng "e2e_$rate.r_p95")) / $(get "e2e_$rate.r_p99.med") | $(fmt "$(get "e2e_$rate.heard.med")") of $(fmt "$(get "e2e_$rate.s_cnt.med")") ($(get "e2e_$rate.dup.max")) | $(get "e2e_$rate.lag_p50.med") / $(get "e2e_$rate.lag_p99.med") ($(rng "e2e_$rate.lag_p99")) / $(get "e2e_$rate.lag_max.med") | $(get "e2e_$rate.s_left.max") (max) | $(get "e2e_$rate.s_cycles.med") | $(get "e2e_$rate.s_per_cycle.med") | $(get "e2e_$rate.s_avg_cycle.med") | $(get "e2e_$rate.pace_ms.med") | $(get "e2e_$rate.s_saved.med") ($(rng "e2e_$rate.s_saved")) | $(fmt "$(get "e2e_base_$rate.tps.med")") | $(get "e2e_base_$rate.p50.med") / $(get "e2e_base_$rate.p99.med") ($(rng "e2e_base_$rate.p99")) | $(get "e2e_base_$rate.lag_p99.med") ($(rng "e2e_base_$rate.lag_p99")) |"
 done
 echo
+cat <<EOF
+*to the listener's receipt*: \`test/bench/listen.py\` (psycopg2, its own connection) LISTENs on
+\`settle_settled\` during each run and logs the time each payment id arrived; minus the payment's
+\`created_at\`. *heard (twice)*: ids heard among those settled (the most heard twice in a round).
+*gathering*: the gathering time the worker chose, halfway through the load (\`settle_backlog_status().batch_delay_ms\`),
+between \`settle.batch_window\` ($(get e2e_batch_window)) and \`settle.max_batch_delay\` ($(get e2e_max_batch_delay)),
+from the trade-off of docs/CYCLE.md, "Pacing".
+EOF
+if [ -n "$(get sweep_windows)" ]; then
+    cat <<EOF
+
+### Latency against savings: the batching window
+
+At $(get sweep_rate) payments/s (open loop as above, $(get sweep_t) s per point, $(get sweep_rounds) rounds going through the
+windows in alternating directions), each window W forced on every cycle (\`settle.batch_window\` =
+\`settle.max_batch_delay\` = W; "pN": the pacer's own choice with \`settle.max_batch_delay\` = N), against
+the default settings (the pacer chooses, row "default" from the table above). Median of the rounds (range).
+Meanwhile $(other sweep).
+
+| window | gathering ms | payments a cycle | submit-to-settled p50 ms | p95 ms | p99 ms | listener p95 ms | schedule lag p99 ms | saved vs naive batching % |
+|---|---|---|---|---|---|---|---|---|
+EOF
+    for w in $(get sweep_windows); do
+        have "sweep_$w.s_p95.med" || continue
+        echo "| $w ms | $(get "sweep_$w.pace_ms.med") | $(get "sweep_$w.s_per_cycle.med") | $(get "sweep_$w.s_p50.med") | $(get "sweep_$w.s_p95.med") ($(rng "sweep_$w.s_p95")) | $(get "sweep_$w.s_p99.med") ($(rng "sweep_$w.s_p99")) | $(get "sweep_$w.r_p95.med") | $(get "sweep_$w.lag_p99.med") | $(get "sweep_$w.s_saved.med") ($(rng "sweep_$w.s_saved")) |"
+    done
+    sr=$(get sweep_rate)
+    have "e2e_$sr.s_p95.med" && echo "| default | $(get "e2e_$sr.pace_ms.med") | $(get "e2e_$sr.s_per_cycle.med") | $(get "e2e_$sr.s_p50.med") | $(get "e2e_$sr.s_p95.med") ($(rng "e2e_$sr.s_p95")) | $(get "e2e_$sr.s_p99.med") ($(rng "e2e_$sr.s_p99")) | $(get "e2e_$sr.r_p95.med") | $(get "e2e_$sr.lag_p99.med") | $(get "e2e_$sr.s_saved.med") ($(rng "e2e_$sr.s_saved")) |"
+    echo
+    [ -n "$PLOTS" ] && echo '![latency against savings for several batching windows](img/bench_tradeoff.svg)' && echo
+fi
+if [ -n "$(get maxrate_steps)" ]; then
+    cat <<EOF
+### The highest rate the worker keeps up with
+
+Offered rates rising ($(get maxrate_steps | sed 's/ /, /g')/s, $(get maxrate_t) s each, default settings) until a step fails: a step is
+kept up with when the load was really offered (at least 95% of the rate submitted) and less than
+half a second of arrivals was still queued when the load ended. The highest passing rate was then run twice more (3 runs: median (range)). The submitting
+clients, the server and the worker share the $(get cores) cores. Meanwhile $(other maxrate).
+
+| offered | kept up | submitted/s | schedule lag p99 ms | queued at the end | submit-to-settled p50 / p95 / p99 ms | payments a cycle | gathering ms | saved vs naive % |
+|---|---|---|---|---|---|---|---|---|
+EOF
+    for rate in $(get maxrate_steps); do
+        have "maxrate_$rate.r1.tps" || continue
+        echo "| $rate/s | $(get "maxrate_$rate.ok") | $(fmt "$(get "maxrate_$rate.r1.tps")") | $(get "maxrate_$rate.r1.lag_p99") | $(get "maxrate_$rate.r1.end_queued") | $(get "maxrate_$rate.r1.s_p50") / $(get "maxrate_$rate.r1.s_p95") / $(get "maxrate_$rate.r1.s_p99") | $(get "maxrate_$rate.r1.s_per_cycle") | $(get "maxrate_$rate.r1.pace_ms") | $(get "maxrate_$rate.r1.s_saved") |"
+    done
+    mr=$(get maxrate)
+    if [ -n "$mr" ] && [ "$mr" != 0 ]; then
+        echo "| $mr/s, 3 runs | yes | $(fmt "$(get "maxrate_$mr.tps.med")") ($(rng "maxrate_$mr.tps")) | $(get "maxrate_$mr.lag_p99.med") ($(rng "maxrate_$mr.lag_p99")) | $(get "maxrate_$mr.end_queued.max") (max) | $(get "maxrate_$mr.s_p50.med") / $(get "maxrate_$mr.s_p95.med") ($(rng "maxrate_$mr.s_p95")) / $(get "maxrate_$mr.s_p99.med") | $(get "maxrate_$mr.s_per_cycle.med") | $(get "maxrate_$mr.pace_ms.med") | $(get "maxrate_$mr.s_saved.med") ($(rng "maxrate_$mr.s_saved")) |"
+    fi
+    echo
+fi
 # the REST gateway's section, written by test/bench/gateway.sh
 if [ -f "$IMG/bench_gateway.md" ]; then
     cat "$IMG/bench_gateway.md"

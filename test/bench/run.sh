@@ -13,7 +13,7 @@
 #   BENCH_E2E_ROUNDS=3  rounds per rate (worker on / submit alone, alternating)
 #   BENCH_SWEEP_WINDOWS="0 10 25 50 100 200"  batching windows (ms) swept at BENCH_SWEEP_RATE (2000)/s,
 #                       BENCH_SWEEP_T=10 s per point, BENCH_SWEEP_ROUNDS=3
-#   BENCH_MAXRATE_STEPS="2000 3000 4000 5000 6000 8000"  offered rates tried, rising, for the highest
+#   BENCH_MAXRATE_STEPS="1000 2000 3000 4000 5000 6000 8000"  offered rates tried, rising, for the highest
 #                       rate kept up with, BENCH_MAXRATE_T=10 s each
 #   BENCH_CYCLE_NS="1000 10000 100000"   queue sizes of the cycle benchmark
 #   BENCH_POST_N=20000  payments per posting round (every side)
@@ -327,11 +327,12 @@ for n in $CYCLE_NS; do
     q "$db" -F ' ' -c "SELECT considered, settled, deferred, unsettled, round(cycle_ms::numeric, 1),
                               round(solver_ms::numeric, 1), solver_status, replace(solver_method, ' ', '_'),
                               cost, naive_cost, fifo_settled, fifo_cost, settled_value, fifo_value,
-                              coalesce(saved_vs_naive_pct, 0), coalesce(lp_bound_pct::text, 'n/a'), wires, naive_wires
+                              coalesce(saved_vs_naive_pct, 0), coalesce(lp_bound_pct::text, 'n/a'), wires, naive_wires,
+                              fifo_netted_cost, fifo_netted_wires, coalesce(saved_vs_netting_pct::text, 'n/a')
                          FROM settle_run_cycle()" >"$WORK/cycle_$n"
     put "cycle_$n.wall_ms" "$(ms_since "$t0")"
-    read -r considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires <"$WORK/cycle_$n"
-    for k in considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires; do
+    read -r considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires netted netted_wires saved_net <"$WORK/cycle_$n"
+    for k in considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires netted netted_wires saved_net; do
         put "cycle_$n.$k" "${!k}"
     done
     put "cycle_$n.solver_share" "$(calc %.1f "100 * $sms / $cms")"
@@ -344,7 +345,7 @@ for n in $CYCLE_NS; do
     put "cycle_$n.base_ms" "$(ms_since "$t0")"
     put "cycle_$n.base_posted" "$(q "$db" -c "SELECT count(DISTINCT payment_id) FROM bench.ledger_entry")"
     section_end "cycle_$n"
-    log "  settle cycle $cms ms (solver $sms ms, $sstatus): $settled of $considered settled, $deferred deferred; cost $cost, naive $naive ($saved% saved), LP bound $lp; baseline transfers $(get "cycle_$n.base_ms") ms for $(get "cycle_$n.base_posted") posted"
+    log "  settle cycle $cms ms (solver $sms ms, $sstatus): $settled of $considered settled, $deferred deferred; cost $cost, naive $naive ($saved% saved), FIFO's payments netted $netted ($saved_net% saved), LP bound $lp; baseline transfers $(get "cycle_$n.base_ms") ms for $(get "cycle_$n.base_posted") posted"
     [ "${KEEP:-0}" = 1 ] || q postgres -c "DROP DATABASE $db"
 done
 
@@ -512,7 +513,7 @@ SWEEP_WINDOWS=${BENCH_SWEEP_WINDOWS:-"0 10 25 50 100 200"}
 SWEEP_RATE=${BENCH_SWEEP_RATE:-2000}
 SWEEP_T=${BENCH_SWEEP_T:-10}
 SWEEP_ROUNDS=${BENCH_SWEEP_ROUNDS:-3}
-MAXRATE_STEPS=${BENCH_MAXRATE_STEPS:-"2000 3000 4000 5000 6000 8000"}
+MAXRATE_STEPS=${BENCH_MAXRATE_STEPS:-"1000 2000 3000 4000 5000 6000 8000"}
 MAXRATE_T=${BENCH_MAXRATE_T:-10}
 log "end to end: open loop at ${E2E_RATES// //s and }/s, ${E2E_T}s per point, $E2E_ROUNDS rounds, cycle_interval $E2E_INTERVAL ms"
 new_db postgres
@@ -548,10 +549,14 @@ e2e_run() {
     /usr/bin/python3 "$BENCH/listen.py" "$PORT" postgres settle_settled "$WORK/heard" &
     lpid=$!
     for _ in $(seq 1 100); do [ -e "$WORK/heard.ready" ] && break; sleep 0.1; done
+    # the gathering time the worker chose, halfway through the load (settle.batch_window ..
+    # settle.max_batch_delay, docs/CYCLE.md "Pacing")
+    rm -f "$WORK/pace_ms"
+    (sleep "$(calc %.1f "$secs / 2")"; q postgres -c "SELECT round(batch_delay_ms::numeric, 1) FROM settle_backlog_status()" >"$WORK/pace_ms") &
     run_pgbench "$key" postgres 8 "$BENCH/submit.pgb" -T "$secs" --rate="$rate"
+    wait $!
+    put "$key.pace_ms" "$(cat "$WORK/pace_ms")"
     put "$key.end_queued" "$(q postgres -c "SELECT count(*) FROM settle.payment WHERE status = 'queued' AND payment_id > $lo")"
-    # the gathering time the worker chose last (settle.batch_window .. settle.max_batch_delay)
-    put "$key.pace_ms" "$(q postgres -c "SELECT round(batch_delay_ms::numeric, 1) FROM settle_backlog_status()")"
     for _ in $(seq 1 120); do
         [ "$(q postgres -c "SELECT count(*) FROM settle.payment WHERE status = 'queued' AND payment_id > $lo")" = 0 ] && break
         sleep 0.5
@@ -655,16 +660,16 @@ section_end sweep
 for w in $SWEEP_WINDOWS; do median_range "sweep_$w" "$SWEEP_ROUNDS" $SETTLE_FIELDS; done
 
 # (b) the highest rate the worker keeps up with: offered rates rising until a
-# step fails; a step is kept up with when the clients keep their schedule
-# (schedule lag p99 < 100 ms), at least 98% of the offered rate was submitted,
-# and less than one second of arrivals was still queued when the load ended.
-# The highest passing rate is then run twice more (median and range of 3).
+# step fails; a step is kept up with when the load was really offered (at
+# least 95% of the rate submitted: the clients share the cores) and less than
+# half a second of arrivals was still queued when the load ended.  The
+# highest passing rate is then run twice more (median and range of 3).
 log "end to end: highest rate kept up with, steps ${MAXRATE_STEPS// //s, }/s, ${MAXRATE_T}s each"
 put maxrate_steps "$MAXRATE_STEPS"
 put maxrate_t "$MAXRATE_T"
 keeps_up() {    # key rate
-    awk -v lag="$(get "$1.lag_p99")" -v tps="$(get "$1.tps")" -v q="$(get "$1.end_queued")" -v rate="$2" \
-        'BEGIN { exit !(lag != "" && lag + 0 < 100 && tps + 0 >= 0.98 * rate && q + 0 < rate) }'
+    awk -v tps="$(get "$1.tps")" -v q="$(get "$1.end_queued")" -v rate="$2" \
+        'BEGIN { exit !(tps + 0 >= 0.95 * rate && q != "" && q + 0 < 0.5 * rate) }'
 }
 section_start
 best=0
