@@ -587,6 +587,8 @@ e2e_run() {
                   FROM settle.cycle c WHERE c.finished_at >= (SELECT min(created_at) FROM p)),
                (SELECT round(avg(c.settled)::numeric, 1)
                   FROM settle.cycle c WHERE c.finished_at >= (SELECT min(created_at) FROM p) AND c.settled > 0),
+               (SELECT round(avg(c.solver_ms)::numeric, 2)
+                  FROM settle.cycle c WHERE c.finished_at >= (SELECT min(created_at) FROM p)),
                -- the listener: ids heard (once each?), latency to its receipt
                (SELECT count(DISTINCT payment_id) FROM heard WHERE payment_id IN (SELECT payment_id FROM p)),
                (SELECT count(*) - count(DISTINCT payment_id) FROM heard),
@@ -594,8 +596,8 @@ e2e_run() {
                (SELECT round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM r),
                (SELECT round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM r)
           FROM p" >"$WORK/$key"
-    read -r cnt srate p50 p95 p99 left cycles avg_cycle saved per_cycle heard dup r_p50 r_p95 r_p99 <"$WORK/$key"
-    for k in cnt srate p50 p95 p99 left cycles avg_cycle saved per_cycle; do put "$key.s_$k" "${!k}"; done
+    read -r cnt srate p50 p95 p99 left cycles avg_cycle saved per_cycle avg_solver heard dup r_p50 r_p95 r_p99 <"$WORK/$key"
+    for k in cnt srate p50 p95 p99 left cycles avg_cycle saved per_cycle avg_solver; do put "$key.s_$k" "${!k}"; done
     for k in heard dup r_p50 r_p95 r_p99; do put "$key.$k" "${!k}"; done
 }
 e2e_settle() {  # rate round
@@ -619,7 +621,7 @@ median_range() {    # prefix rounds field...: prefix.field.med/.min/.max over pr
         put "$pre.$f.max" "$(tail -1 <<<"$vals")"
     done
 }
-SETTLE_FIELDS="pace_ms tps lag_p50 lag_p99 lag_max s_cnt s_srate s_p50 s_p95 s_p99 s_left s_cycles s_avg_cycle s_saved s_per_cycle heard dup r_p50 r_p95 r_p99 end_queued"
+SETTLE_FIELDS="pace_ms tps lag_p50 lag_p99 lag_max s_cnt s_srate s_p50 s_p95 s_p99 s_left s_cycles s_avg_cycle s_avg_solver s_saved s_per_cycle heard dup r_p50 r_p95 r_p99 end_queued"
 for rate in $E2E_RATES; do
     put "load_e2e_$rate" "$(loadavg)"
     section_start
