@@ -3,7 +3,8 @@
 # payments, not on a clock.  With a heartbeat of 60 s (settle.cycle_interval),
 # single payments settle within a fraction of a second of their commit, and a
 # listener on the channel settle_settled receives every settled payment id
-# exactly once, in payloads below NOTIFY's limit.  In two-phase mode clients
+# exactly once, in payloads below NOTIFY's limit; pg_recvlogical on the
+# publication settle_events receives each settled payment's event exactly once.  In two-phase mode clients
 # hear of payments when the rail makes them final (settle_settled on
 # confirmation, settle_failed when a pay-in fails for good), not when a cycle
 # reserves them.
@@ -17,10 +18,14 @@ scratch realtime
 scratch_ports P 55620
 scratch_on_exit '[ -n "${LISTENER:-}" ] && kill "$LISTENER" 2>/dev/null'
 scratch_cluster "$TMP/db"
-cluster_init "$TMP/db" "$P" "settle.database = postgres" "settle.cycle_interval = 60s" "settle.batch_window = 10ms" || exit 1
+cluster_init "$TMP/db" "$P" "settle.database = postgres" "settle.cycle_interval = 60s" "settle.batch_window = 10ms" \
+    "wal_level = logical" || exit 1
 cluster_start "$TMP/db" || exit 1
 q() { cluster_psql "$P" -d postgres -At -c "$1"; }
 q "CREATE EXTENSION settle" >/dev/null
+# the second delivery path: logical decoding of the publication settle_events (docs/AUDIT.md)
+q "SELECT settle_create_publication()" >/dev/null
+q "SELECT pg_create_logical_replication_slot('settle_rt', 'pgoutput')" >/dev/null
 q "SELECT settle_create_participant(p) FROM unnest(ARRAY['r_a','r_b','r_c']) p" >/dev/null
 q "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 10000000) FROM unnest(ARRAY['r_a','r_b','r_c']) p" >/dev/null
 
@@ -90,6 +95,19 @@ info=$(/usr/bin/python3 -c "import json; d = json.load(open('$TMP/heard.json'));
 [ "${info#* }" -lt 8000 ]
 ok $? "in ${info% *} notifications, the longest payload ${info#* } bytes (NOTIFY's limit is 8000)"
 is "$(q "SELECT count(*) FROM settle.cycle WHERE run_by = 'worker'")" "$(q "SELECT count(*) FROM settle.cycle")" "every cycle was the worker's"
+# the same payments through the publication: pg_recvlogical (pgoutput) reads every committed
+# change up to now; each settled payment is one 'settled' event of settle.event
+end=$(q "SELECT pg_current_wal_lsn()")
+pg_recvlogical -h 127.0.0.1 -p "$P" -U postgres -d postgres --slot settle_rt --start --no-loop \
+    --endpos "$end" -o proto_version=1 -o publication_names=settle_events -f "$TMP/rt.bin" 2>"$TMP/rt.err"
+ok $? "pg_recvlogical (pgoutput, publication settle_events) reads up to $end" || cat "$TMP/rt.err"
+/usr/bin/python3 test/lib/pgoutput.py "$TMP/rt.bin" >"$TMP/rt.txt"
+ok $? "the stream decodes"
+# the relation, then settle.event's columns: event_id, occurred_at, entity, entity_id, event_type, ...
+awk -F'\t' '$1 == "settle.event" && $4 == "payment" && $6 == "settled" { print $5 }' "$TMP/rt.txt" | sort -n >"$TMP/rt_ids"
+is "$(sort -n "$TMP/rt_ids" | uniq -d | wc -l)" 0 "the stream carries no settled payment twice"
+is "$(paste -sd, "$TMP/rt_ids")" "$settled_ids" "it carries every settled payment ($(wc -l <"$TMP/rt_ids")), and only those"
+q "SELECT pg_drop_replication_slot('settle_rt')" >/dev/null
 # --- two-phase: clients hear of final states, not of reservations ----------------------
 # (docs/OPERATIONS.md, "Real time"): settle_settled when the rail's confirmation of the
 # pay-ins posts the cycle, settle_failed for the defaulter's payments when a pay-in fails

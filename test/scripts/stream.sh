@@ -76,54 +76,7 @@ ok $? "pg_recvlogical (pgoutput, publication settle_events) reads up to $end"
 cat "$TMP/cdc.err"
 
 # decode pgoutput protocol 1: one line per insert: "relation first-column"
-python3 - "$TMP/cdc.bin" >"$TMP/cdc.txt" <<'EOF'
-import struct, sys
-data = open(sys.argv[1], 'rb').read()
-pos = 0
-rel = {}
-def cstring():
-    global pos
-    end = data.index(b'\0', pos)
-    s = data[pos:end].decode()
-    pos = end + 1
-    return s
-while pos < len(data):
-    kind = data[pos:pos + 1]; pos += 1
-    if kind == b'B':
-        pos += 20
-        print('BEGIN')
-    elif kind == b'C':
-        pos += 25
-        print('COMMIT')
-    elif kind == b'R':
-        relid = struct.unpack('>I', data[pos:pos + 4])[0]; pos += 4
-        ns = cstring(); name = cstring(); pos += 1
-        natts = struct.unpack('>h', data[pos:pos + 2])[0]; pos += 2
-        for _ in range(natts):
-            pos += 1; cstring(); pos += 8
-        rel[relid] = ns + '.' + name
-    elif kind == b'Y':
-        pos += 4; cstring(); cstring()
-    elif kind == b'O':
-        pos += 8; cstring()
-    elif kind == b'I':
-        relid = struct.unpack('>I', data[pos:pos + 4])[0]; pos += 5
-        ncols = struct.unpack('>h', data[pos:pos + 2])[0]; pos += 2
-        cols = []
-        for _ in range(ncols):
-            k = data[pos:pos + 1]; pos += 1
-            if k == b't':
-                n = struct.unpack('>i', data[pos:pos + 4])[0]; pos += 4
-                cols.append(data[pos:pos + n].decode()); pos += n
-            else:
-                cols.append(None)
-        print(rel[relid], cols[0])
-    else:
-        sys.exit('unexpected message %r at %d' % (kind, pos - 1))
-    # pg_recvlogical ends every message with a newline
-    assert data[pos:pos + 1] == b'\n', pos
-    pos += 1
-EOF
+/usr/bin/python3 test/lib/pgoutput.py --first "$TMP/cdc.bin" >"$TMP/cdc.txt"
 ok $? "the pgoutput stream decodes"
 
 is "$(grep -c '^settle.event ' "$TMP/cdc.txt")" "$events" "every event arrives ($events)"
