@@ -201,7 +201,7 @@ cat <<EOF
 | intake, bulk | payments/s through \`settle_submit_bulk\` (full validation, idempotency), arrays of 10,000 | 1 session: $(fmt "$bulk")/s; 2 sessions: $(fmt "$(get bulk2_settle_rate)")/s (replaying the same arrays: $(fmt "$(get bulk_replay_rate)")/s) | plain INSERT ... SELECT FROM jsonb_to_recordset ... ON CONFLICT: 1 session $(fmt "$(get bulk_plain_rate)")/s, 2 sessions $(fmt "$(get bulk2_plain_rate)")/s | >= 100,000/s | $bulk_v (ratio to plain $(get bulk_ratio) / $(get bulk2_ratio)) |
 EOF
 for n in $CYCLE_NS; do
-    echo "| cycle, N = $(fmt "$n") | one \`settle_run_cycle()\`, solver's share | $(fmt "$(get "cycle_$n.cms")") ms, solver $(get "cycle_$n.sms") ms ($(get "cycle_$n.solver_share")%); $(fmt "$(get "cycle_$n.settled")") settled | gross settlement, PL/pgSQL transfer per payment, 8 clients: $(fmt "$(get "cycle_$n.base_ms")") ms for $(fmt "$(get "cycle_$n.base_posted")") posted | $( [ "$n" = 10000 ] && echo '10k in <= 1 s' || echo report ) | $( [ "$n" = 10000 ] && echo "$cycle_v" || echo reported ) |"
+    echo "| cycle, N = $(fmt "$n") | one \`settle_run_cycle()\`, solver's share; median of $(get cycle_rounds) rounds alternating with the baseline (range) | $(fmt "$(get "cycle_$n.cms")") ($(rng "cycle_$n.cms")) ms, solver $(get "cycle_$n.sms") ms ($(get "cycle_$n.solver_share")%); $(fmt "$(get "cycle_$n.settled")") settled | gross settlement, PL/pgSQL transfer per payment, 8 clients: $(fmt "$(get "cycle_$n.base_ms")") ($(rng "cycle_$n.base_ms")) ms for $(fmt "$(get "cycle_$n.base_posted")") posted | $( [ "$n" = 10000 ] && echo '10k in <= 1 s' || echo report ) | $( [ "$n" = 10000 ] && echo "$cycle_v" || echo reported ) |"
 done
 cat <<EOF
 | solver | model build + solve, 1,000 queued payments, wall ms: median of 3 runs (each the median of $(get q.repeat) solves), range; 10% liquidity with costs shown, the verdict on the slowest of the four reference instances ($( [ "$s1k" = none ] && echo none || echo "${s1k_inst//_/ }: $s1k ms")) | $(bash "$BENCH/report_quality.sh" "$RES" wall_1k) | the same solver without its kicks (before issue #20), alternating with it: $(bash "$BENCH/report_quality.sh" "$RES" base_wall_1k); greedy fallback alone: $(get solver_1000_0.10_on.greedy_ms) ms | <= 20 ms on every instance | $solver_v |
@@ -293,18 +293,20 @@ Liquidity: each account is funded with 10% of its gross outflow in the queue. Se
 
 ## Cycle
 
-One database per N, the queue submitted with \`settle_submit_bulk\`, then one \`settle_run_cycle()\`
-(default settings: \`settle.solver_time_limit\` 500 ms). "cycle" and "solver" are the cycle's own
+One database per N and round, the queue submitted with \`settle_submit_bulk\`, then one \`settle_run_cycle()\`
+(default settings: \`settle.solver_time_limit\` 500 ms); $(get cycle_rounds) rounds on the same queue, the settle cycle
+and the baseline alternating which goes first; the row is the round with the median cycle time, with the
+range of both times over the rounds ("same": the same number settled in every round). "cycle" and "solver" are the cycle's own
 \`cycle_ms\` and \`solver_ms\`; "wall" is the client's time for the call including the commit.
 Baseline: the same queue from the same starting balances settled gross by the PL/pgSQL transfer
 (\`bench.transfer\`: lock both accounts, check the payer's limit, two entries, two balance updates), one
 payment per transaction, 8 pgbench clients, in arrival order.
 
-| N | other work (cores) | cycle ms | wall ms | solver ms | solver share | solver status | settled | deferred | unsettled | baseline ms | baseline posted |
+| N | other work (cores) | cycle ms (range) | wall ms | solver ms | solver share | solver status | settled (same) | deferred | unsettled | baseline ms (range) | baseline posted |
 |---|---|---|---|---|---|---|---|---|---|---|---|
 EOF
 for n in $CYCLE_NS; do
-    echo "| $(fmt "$n") | $(get "cpu_other.cycle_$n") | $(fmt "$(get "cycle_$n.cms")") | $(fmt "$(get "cycle_$n.wall_ms")") | $(get "cycle_$n.sms") | $(get "cycle_$n.solver_share")% | $(get "cycle_$n.sstatus") ($(get "cycle_$n.smethod" | tr '_' ' ')) | $(fmt "$(get "cycle_$n.settled")") | $(fmt "$(get "cycle_$n.deferred")") | $(fmt "$(get "cycle_$n.unsettled")") | $(fmt "$(get "cycle_$n.base_ms")") | $(fmt "$(get "cycle_$n.base_posted")") |"
+    echo "| $(fmt "$n") | $(get "cpu_other.cycle_$n") | $(fmt "$(get "cycle_$n.cms")") ($(rng "cycle_$n.cms")) | $(fmt "$(get "cycle_$n.wall_ms")") | $(get "cycle_$n.sms") | $(get "cycle_$n.solver_share")% | $(get "cycle_$n.sstatus") ($(get "cycle_$n.smethod" | tr '_' ' ')) | $(fmt "$(get "cycle_$n.settled")") ($(get "cycle_$n.same")) | $(fmt "$(get "cycle_$n.deferred")") | $(fmt "$(get "cycle_$n.unsettled")") | $(fmt "$(get "cycle_$n.base_ms")") ($(rng "cycle_$n.base_ms")) | $(fmt "$(get "cycle_$n.base_posted")") |"
 done
 echo
 [ -n "$PLOTS" ] && echo '![cycle and solver time against N](img/bench_cycle.svg)' && echo

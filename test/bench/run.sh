@@ -16,6 +16,7 @@
 #   BENCH_MAXRATE_STEPS="1000 2000 3000 4000 5000 6000 8000"  offered rates tried, rising, for the highest
 #                       rate kept up with, BENCH_MAXRATE_T=10 s each
 #   BENCH_CYCLE_NS="1000 10000 100000"   queue sizes of the cycle benchmark
+#   BENCH_CYCLE_ROUNDS=3 rounds per size (the same queue; settle and the transfer baseline alternating)
 #   BENCH_POST_N=20000  payments per posting round (every side)
 #   BENCH_POST_ROUNDS=3 posting rounds (each side once per round, alternating)
 #   BENCH_BULK_N=200000 payments through the bulk path (both sides)
@@ -307,46 +308,78 @@ log "  2 sessions: settle_submit_bulk $(get bulk2_settle_rate)/s, plain $(get bu
 q postgres -c "DROP DATABASE bench_bulk"
 
 # ---------------------------------------------------------------- 3. cycle (and optimisation in the database)
-# One database per N: reference workload, 10% liquidity, costs on, 30% deferrable.
-# Baseline: the same queue settled gross, one transfer per transaction (8 clients),
-# from the same starting balances.
-for n in $CYCLE_NS; do
-    log "cycle: N = $n"
-    db=bench_cycle_$n
-    new_db "$db"
-    q "$db" -c "SELECT bench.generate($n, 1, 0.42)" -c "SELECT bench.fund(1, 0.10)" \
-        -c "SELECT bench.make_docs(1, 10000)" -c "SELECT bench.copy_accounts()" >/dev/null
-    nchunks=$(q "$db" -c "SELECT count(*) FROM bench.bulk_doc")
-    for k in $(seq 0 $((nchunks - 1))); do
-        echo "SELECT count(*) FILTER (WHERE sqlstate IS NOT NULL) FROM settle_submit_bulk((SELECT doc FROM bench.bulk_doc WHERE chunk = $k));"
-    done | q "$db" >/dev/null
-    q "$db" -c "CHECKPOINT" -c "VACUUM ANALYZE" >/dev/null
-    put "load_cycle_$n" "$(loadavg)"
-    section_start
+# One database per N and round: reference workload, 10% liquidity, costs on,
+# 30% deferrable; the same queue (same seed) in every round.  Baseline: the
+# same queue settled gross, one transfer per transaction (8 clients), from
+# the same starting balances.  CYCLE_ROUNDS rounds, alternating which of the
+# two goes first; the figures shown are the round with the median cycle time
+# (the selection is the same in every round unless a time limit cut the
+# solver: cycle_N.same says), with the range of both times.
+CYCLE_ROUNDS=${BENCH_CYCLE_ROUNDS:-3}
+put cycle_rounds "$CYCLE_ROUNDS"
+cycle_settle() {    # n db round
+    local n=$1 db=$2 r=$3 k="cycle_$1.r$3" t0
+    q "$db" -c "CHECKPOINT" >/dev/null
     t0=$(now)
     q "$db" -F ' ' -c "SELECT considered, settled, deferred, unsettled, round(cycle_ms::numeric, 1),
                               round(solver_ms::numeric, 1), solver_status, replace(solver_method, ' ', '_'),
                               cost, naive_cost, fifo_settled, fifo_cost, settled_value, fifo_value,
                               coalesce(saved_vs_naive_pct, 0), coalesce(lp_bound_pct::text, 'n/a'), wires, naive_wires,
                               fifo_netted_cost, fifo_netted_wires, coalesce(saved_vs_netting_pct::text, 'n/a')
-                         FROM settle_run_cycle()" >"$WORK/cycle_$n"
-    put "cycle_$n.wall_ms" "$(ms_since "$t0")"
-    read -r considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires netted netted_wires saved_net <"$WORK/cycle_$n"
-    for k in considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires netted netted_wires saved_net; do
-        put "cycle_$n.$k" "${!k}"
+                         FROM settle_run_cycle()" >"$WORK/$k"
+    put "$k.wall_ms" "$(ms_since "$t0")"
+    read -r considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires netted netted_wires saved_net <"$WORK/$k"
+    for f in considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires netted netted_wires saved_net; do
+        put "$k.$f" "${!f}"
     done
-    put "cycle_$n.solver_share" "$(calc %.1f "100 * $sms / $cms")"
-    # baseline: gross settlement with the PL/pgSQL transfer, same queue, same balances
-    q "$db" -c "CHECKPOINT" >/dev/null
-    per=$(( (n + 7) / 8 ))
-    q "$db" -c "SELECT setval('bench.next_payment', 1, false)" >/dev/null
+    put "$k.solver_share" "$(calc %.1f "100 * $sms / $cms")"
+}
+cycle_transfer() {  # n db round
+    local n=$1 db=$2 r=$3 t0
+    q "$db" -c "CHECKPOINT" -c "SELECT setval('bench.next_payment', 1, false)" >/dev/null
     t0=$(now)
-    run_pgbench "transfer_cycle_$n" "$db" 8 "$BENCH/transfer.pgb" -t "$per"
-    put "cycle_$n.base_ms" "$(ms_since "$t0")"
-    put "cycle_$n.base_posted" "$(q "$db" -c "SELECT count(DISTINCT payment_id) FROM bench.ledger_entry")"
+    run_pgbench "transfer_cycle_$n.r$r" "$db" 8 "$BENCH/transfer.pgb" -t $(( (n + 7) / 8 ))
+    put "cycle_$n.r$r.base_ms" "$(ms_since "$t0")"
+    put "cycle_$n.r$r.base_posted" "$(q "$db" -c "SELECT count(DISTINCT payment_id) FROM bench.ledger_entry")"
+}
+for n in $CYCLE_NS; do
+    log "cycle: N = $n, $CYCLE_ROUNDS rounds"
+    put "load_cycle_$n" "$(loadavg)"
+    section_start
+    for r in $(seq 1 "$CYCLE_ROUNDS"); do
+        db=bench_cycle_$n
+        q postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+        new_db "$db"
+        q "$db" -c "SELECT bench.generate($n, 1, 0.42)" -c "SELECT bench.fund(1, 0.10)" \
+            -c "SELECT bench.make_docs(1, 10000)" -c "SELECT bench.copy_accounts()" >/dev/null
+        nchunks=$(q "$db" -c "SELECT count(*) FROM bench.bulk_doc")
+        for k in $(seq 0 $((nchunks - 1))); do
+            echo "SELECT count(*) FILTER (WHERE sqlstate IS NOT NULL) FROM settle_submit_bulk((SELECT doc FROM bench.bulk_doc WHERE chunk = $k));"
+        done | q "$db" >/dev/null
+        q "$db" -c "CHECKPOINT" -c "VACUUM ANALYZE" >/dev/null
+        if [ $((r % 2)) = 1 ]; then
+            cycle_settle "$n" "$db" "$r"; cycle_transfer "$n" "$db" "$r"
+        else
+            cycle_transfer "$n" "$db" "$r"; cycle_settle "$n" "$db" "$r"
+        fi
+        k="cycle_$n.r$r"
+        log "  round $r: settle cycle $(get "$k.cms") ms (solver $(get "$k.sms") ms, $(get "$k.sstatus")): $(get "$k.settled") of $(get "$k.considered") settled, $(get "$k.deferred") deferred; cost $(get "$k.cost"), naive $(get "$k.naive") ($(get "$k.saved")% saved), FIFO's payments netted $(get "$k.netted") ($(get "$k.saved_net")% saved), LP bound $(get "$k.lp"); baseline transfers $(get "$k.base_ms") ms for $(get "$k.base_posted") posted"
+        [ "${KEEP:-0}" = 1 ] && [ "$r" = "$CYCLE_ROUNDS" ] || q postgres -c "DROP DATABASE $db" >/dev/null
+    done
     section_end "cycle_$n"
-    log "  settle cycle $cms ms (solver $sms ms, $sstatus): $settled of $considered settled, $deferred deferred; cost $cost, naive $naive ($saved% saved), FIFO's payments netted $netted ($saved_net% saved), LP bound $lp; baseline transfers $(get "cycle_$n.base_ms") ms for $(get "cycle_$n.base_posted") posted"
-    [ "${KEEP:-0}" = 1 ] || q postgres -c "DROP DATABASE $db"
+    # the round with the median cycle time gives the figures; ranges of both times
+    mr=$(for r in $(seq 1 "$CYCLE_ROUNDS"); do echo "$(get "cycle_$n.r$r.cms") $r"; done | sort -n | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }')
+    for f in considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires netted netted_wires saved_net solver_share wall_ms base_posted; do
+        put "cycle_$n.$f" "$(get "cycle_$n.r$mr.$f")"
+    done
+    for f in cms sms base_ms wall_ms; do
+        vals=$(for r in $(seq 1 "$CYCLE_ROUNDS"); do get "cycle_$n.r$r.$f"; done | sort -n)
+        [ "$f" = base_ms ] && put "cycle_$n.base_ms" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
+        put "cycle_$n.$f.min" "$(head -1 <<<"$vals")"
+        put "cycle_$n.$f.max" "$(tail -1 <<<"$vals")"
+    done
+    put "cycle_$n.same" "$( [ "$(for r in $(seq 1 "$CYCLE_ROUNDS"); do get "cycle_$n.r$r.settled"; done | sort -u | wc -l)" = 1 ] && echo yes || echo no)"
+    log "  median: cycle $(get "cycle_$n.cms") ms ($(get "cycle_$n.cms.min")-$(get "cycle_$n.cms.max")), baseline $(get "cycle_$n.base_ms") ms ($(get "cycle_$n.base_ms.min")-$(get "cycle_$n.base_ms.max")); same selection every round: $(get "cycle_$n.same")"
 done
 
 # ---------------------------------------------------------------- 4. posting
