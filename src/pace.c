@@ -27,16 +27,13 @@
  *
  * Each cycle measures its own economies of scale: it costs the first half
  * of its settled payments alone, netted the same way (netting.c), and c and
- * s are fitted so that K(n) and K(n/2) are the two costs observed (on
- * moving averages of both over about 20 cycles).  Until a
- * cycle of at least FIT_MIN_SETTLED payments has been fitted, K is taken as
- * the last cycles' cost whatever the batch (the economic order quantity).
- * L, c, s and h are moving averages of what the last cycles saw (arrivals
- * from intake's shared counter; each cycle's cost, half-batch cost and
- * settled weight).  T* is
- * kept within [settle.batch_window, settle.max_batch_delay]; the least wait
- * applies at once when a payment of priority 9 or with a deadline within
- * reach is among the pending ones.  After a cycle that left payments
+ * s are fitted so that K(n) and K(n/2) are the two costs observed (on moving
+ * averages of both over about 20 cycles).  Until a cycle of at least
+ * FIT_MIN_SETTLED payments has been fitted, K is taken as the last cycles'
+ * cost whatever the batch (the economic order quantity).  L and h are moving
+ * averages too (intake's shared arrival counter, each cycle's settled
+ * weight).  The least wait applies at once when a payment of priority 9
+ * or with a deadline within reach is among the pending ones.  After a cycle that left payments
  * waiting and changed nothing (settled, expired and held nothing), the
  * next one waits a backoff that doubles up to settle.stall_backoff_max:
  * the worker does not loop hot on an unsettleable queue, and any cycle that

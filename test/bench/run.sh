@@ -11,7 +11,7 @@
 #   BENCH_E2E_RATES="500 2000"  offered submit rates (pgbench --rate), per second
 #   BENCH_E2E_INTERVAL=1000     settle.cycle_interval (ms, the idle heartbeat) during the end-to-end points
 #   BENCH_E2E_ROUNDS=3  rounds per rate (worker on / submit alone, alternating)
-#   BENCH_SWEEP_WINDOWS="0 10 25 50 100 200"  batching windows (ms) swept at BENCH_SWEEP_RATE (2000)/s,
+#   BENCH_SWEEP_WINDOWS="0 25 50 75 100 150"  batching windows (ms) swept at BENCH_SWEEP_RATE (2000)/s,
 #                       BENCH_SWEEP_T=10 s per point, BENCH_SWEEP_ROUNDS=3
 #   BENCH_MAXRATE_STEPS="1000 2000 3000 4000 5000 6000 8000"  offered rates tried, rising, for the highest
 #                       rate kept up with, BENCH_MAXRATE_T=10 s each
@@ -542,7 +542,7 @@ log "  1,000 payments, 10% liquidity, costs on: objective $(get q.1000_0.10_on.s
 E2E_RATES=${BENCH_E2E_RATES:-"500 2000"}
 E2E_INTERVAL=${BENCH_E2E_INTERVAL:-1000}
 E2E_ROUNDS=${BENCH_E2E_ROUNDS:-3}
-SWEEP_WINDOWS=${BENCH_SWEEP_WINDOWS:-"0 10 25 50 100 200"}
+SWEEP_WINDOWS=${BENCH_SWEEP_WINDOWS:-"0 25 50 75 100 150"}
 SWEEP_RATE=${BENCH_SWEEP_RATE:-2000}
 SWEEP_T=${BENCH_SWEEP_T:-10}
 SWEEP_ROUNDS=${BENCH_SWEEP_ROUNDS:-3}
