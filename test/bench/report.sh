@@ -198,7 +198,7 @@ cat <<EOF
 | benchmark | measure | settle | baseline (same run) | target | |
 |---|---|---|---|---|---|
 | intake, single row | \`settle_submit\` TPS, pgbench prepared, 8 / 32 clients; p50 / p99 latency | 8: $(fmt "$(get intake_settle_8.tps)") TPS, $(get intake_settle_8.p50) / $(get intake_settle_8.p99) ms; 32: $(fmt "$(get intake_settle_32.tps)") TPS, $(get intake_settle_32.p50) / $(get intake_settle_32.p99) ms | plain INSERT ... ON CONFLICT, same indexes: 8: $(fmt "$(get intake_plain_8.tps)") TPS, $(get intake_plain_8.p50) / $(get intake_plain_8.p99) ms; 32: $(fmt "$(get intake_plain_32.tps)") TPS, $(get intake_plain_32.p50) / $(get intake_plain_32.p99) ms | ratio >= 0.8 | ratio, median of $(get intake_rounds) rounds alternating: $r8 ($(rng intake_ratio_8)) / $r32 ($(rng intake_ratio_32)): $intake_v |
-| intake, bulk | payments/s through \`settle_submit_bulk\` (full validation, idempotency), arrays of 10,000 | 1 session: $(fmt "$bulk")/s; 2 sessions: $(fmt "$(get bulk2_settle_rate)")/s (replaying the same arrays: $(fmt "$(get bulk_replay_rate)")/s) | plain INSERT ... SELECT FROM jsonb_to_recordset ... ON CONFLICT: 1 session $(fmt "$(get bulk_plain_rate)")/s, 2 sessions $(fmt "$(get bulk2_plain_rate)")/s | >= 100,000/s | $bulk_v (ratio to plain $(get bulk_ratio) / $(get bulk2_ratio)) |
+| intake, bulk | payments/s through \`settle_submit_bulk\` (full validation, idempotency), arrays of 10,000; median of $(get bulk_rounds) rounds alternating with the baseline (range) | 1 session: $(fmt "$bulk")/s ($(rng bulk_settle_rate)); 2 sessions: $(fmt "$(get bulk2_settle_rate)")/s ($(rng bulk2_settle_rate)) (replaying the same arrays: $(fmt "$(get bulk_replay_rate)")/s) | plain INSERT ... SELECT FROM jsonb_to_recordset ... ON CONFLICT: 1 session $(fmt "$(get bulk_plain_rate)")/s, 2 sessions $(fmt "$(get bulk2_plain_rate)")/s | >= 100,000/s | $bulk_v (ratio to plain $(get bulk_ratio) ($(rng bulk_ratio)) / $(get bulk2_ratio) ($(rng bulk2_ratio))) |
 EOF
 for n in $CYCLE_NS; do
     echo "| cycle, N = $(fmt "$n") | one \`settle_run_cycle()\`, solver's share; median of $(get cycle_rounds) rounds alternating with the baseline (range) | $(fmt "$(get "cycle_$n.cms")") ($(rng "cycle_$n.cms")) ms, solver $(get "cycle_$n.sms") ms ($(get "cycle_$n.solver_share")%); $(fmt "$(get "cycle_$n.settled")") settled | gross settlement, PL/pgSQL transfer per payment, 8 clients: $(fmt "$(get "cycle_$n.base_ms")") ($(rng "cycle_$n.base_ms")) ms for $(fmt "$(get "cycle_$n.base_posted")") posted | $( [ "$n" = 10000 ] && echo '10k in <= 1 s' || echo report ) | $( [ "$n" = 10000 ] && echo "$cycle_v" || echo reported ) |"
@@ -265,21 +265,22 @@ EOF
 cat <<EOF
 ## Intake, bulk
 
-$(fmt "$(get bulk_rows)") payments of the reference workload (below) as JSON arrays of 10,000 elements, one
-\`settle_submit_bulk\` call per array, each its own transaction, one session. Refused elements: $(get bulk_settle_errors).
+$(fmt "$(get bulk_rows)") payments of the reference workload (below) in all, in rounds of new payments as JSON arrays of 10,000
+elements, one \`settle_submit_bulk\` call per array, each its own transaction. Refused elements: $(get bulk_settle_errors).
 Baseline: the same arrays through \`jsonb_to_recordset\` into \`bench.payment_plain\` with
 \`INSERT ... ON CONFLICT DO NOTHING\` (no validation; the source participant taken from the account name).
-Replay: the same arrays submitted again (every element found by its key, compared, returned, nothing written).
-Then another $(fmt "$(get bulk_rows)") new payments in two sessions at once (alternate arrays), both sides alike.
-Meanwhile $(other bulk).
+Replay: the same arrays submitted again right after (every element found by its key, compared, returned,
+nothing written). $(get bulk_rounds) rounds in one session, then $(get bulk_rounds) rounds of new payments in two sessions at once
+(alternate arrays), both sides alike; in each round settle and the baseline alternate which goes first
+(the tables grow from round to round). Median of the rounds (range). Meanwhile $(other bulk).
 
-| path | sessions | time | payments/s |
+| path | sessions | payments/s | ratio to the baseline |
 |---|---|---|---|
-| \`settle_submit_bulk\`, new payments | 1 | $(fmt "$(get bulk_settle_ms)") ms | $(fmt "$(get bulk_settle_rate)") |
-| \`settle_submit_bulk\`, the same again (replays) | 1 | $(fmt "$(get bulk_replay_ms)") ms | $(fmt "$(get bulk_replay_rate)") |
-| plain INSERT from jsonb (baseline) | 1 | $(fmt "$(get bulk_plain_ms)") ms | $(fmt "$(get bulk_plain_rate)") |
-| \`settle_submit_bulk\`, new payments | 2 | $(fmt "$(get bulk2_settle_ms)") ms | $(fmt "$(get bulk2_settle_rate)") |
-| plain INSERT from jsonb (baseline) | 2 | $(fmt "$(get bulk2_plain_ms)") ms | $(fmt "$(get bulk2_plain_rate)") |
+| \`settle_submit_bulk\`, new payments | 1 | $(fmt "$(get bulk_settle_rate)") ($(rng bulk_settle_rate)) | $(get bulk_ratio) ($(rng bulk_ratio)) |
+| \`settle_submit_bulk\`, the same again (replays) | 1 | $(fmt "$(get bulk_replay_rate)") ($(rng bulk_replay_rate)) | |
+| plain INSERT from jsonb (baseline) | 1 | $(fmt "$(get bulk_plain_rate)") ($(rng bulk_plain_rate)) | |
+| \`settle_submit_bulk\`, new payments | 2 | $(fmt "$(get bulk2_settle_rate)") ($(rng bulk2_settle_rate)) | $(get bulk2_ratio) ($(rng bulk2_ratio)) |
+| plain INSERT from jsonb (baseline) | 2 | $(fmt "$(get bulk2_plain_rate)") ($(rng bulk2_plain_rate)) | |
 
 ## Reference workload
 

@@ -19,7 +19,8 @@
 #   BENCH_CYCLE_ROUNDS=3 rounds per size (the same queue; settle and the transfer baseline alternating)
 #   BENCH_POST_N=20000  payments per posting round (every side)
 #   BENCH_POST_ROUNDS=3 posting rounds (each side once per round, alternating)
-#   BENCH_BULK_N=200000 payments through the bulk path (both sides)
+#   BENCH_BULK_N=100000 payments per bulk round (both sides)
+#   BENCH_BULK_ROUNDS=3 bulk rounds in one session, as many in two (settle and plain alternating)
 #   BENCH_OUT=docs      where BENCHMARKS.md and img/ go
 #   BENCH_QUALITY=0     skip the solver's quality against CBC (test/solver/quality.sh;
 #                       CBC_SECONDS=60, REPEAT=21 are passed through to it)
@@ -37,7 +38,7 @@ E2E_T=${BENCH_E2E_T:-15}
 CYCLE_NS=${BENCH_CYCLE_NS:-"1000 10000 100000"}
 POST_N=${BENCH_POST_N:-20000}
 POST_ROUNDS=${BENCH_POST_ROUNDS:-3}
-BULK_N=${BENCH_BULK_N:-200000}
+BULK_N=${BENCH_BULK_N:-100000}
 DOCDIR=${BENCH_OUT:-$ROOT/docs}
 PGBENCH=$PGBIN/pgbench
 START_S=$(date +%s)
@@ -245,9 +246,8 @@ for c in 8 32; do
 done
 
 # ---------------------------------------------------------------- 2. intake, bulk
-log "intake, bulk: $BULK_N payments in JSON arrays of 10,000"
+log "intake, bulk: $BULK_N payments a round in JSON arrays of 10,000, ${BENCH_BULK_ROUNDS:-3} rounds in 1 session, as many in 2"
 new_db bench_bulk
-q bench_bulk -c "SELECT bench.generate($BULK_N, 1, 0.42)" -c "SELECT bench.make_docs(1, 10000)" >/dev/null
 put load_bulk "$(loadavg)"
 plain_bulk_sql() {    # first step [round]: arrays first, first + step, ... of the round
     local k r=${3:-1}
@@ -273,38 +273,80 @@ settle_bulk_sql() {
                 FROM settle_submit_bulk((SELECT doc FROM bench.bulk_doc WHERE round = $r AND chunk = $k));"
     done
 }
+# BULK_ROUNDS rounds of new payments, one session: plain and settle alternating
+# which goes first, the replay right after settle's; then BULK_ROUNDS rounds of
+# new payments in two sessions at once, alternating the same way.
+BULK_ROUNDS=${BENCH_BULK_ROUNDS:-3}
+put bulk_rounds "$BULK_ROUNDS"
+bulk_plain() {      # round sessions key
+    local t0
+    q bench_bulk -c "CHECKPOINT" >/dev/null
+    t0=$(now)
+    if [ "$2" = 1 ]; then
+        plain_bulk_sql 0 1 "$1" | q bench_bulk >/dev/null
+    else
+        plain_bulk_sql 0 2 "$1" | q bench_bulk >/dev/null &
+        plain_bulk_sql 1 2 "$1" | q bench_bulk >/dev/null
+        wait
+    fi
+    put "$3_plain_ms.r$1" "$(ms_since "$t0")"
+}
+bulk_settle() {     # round sessions key
+    local t0
+    q bench_bulk -c "CHECKPOINT" >/dev/null
+    t0=$(now)
+    if [ "$2" = 1 ]; then
+        settle_bulk_sql 0 1 "$1" | q bench_bulk >"$WORK/bulk.out"
+    else
+        settle_bulk_sql 0 2 "$1" | q bench_bulk >"$WORK/bulk.out" &
+        settle_bulk_sql 1 2 "$1" | q bench_bulk >"$WORK/bulk_b.out"
+        wait
+        cat "$WORK/bulk_b.out" >>"$WORK/bulk.out"
+    fi
+    put "$3_settle_ms.r$1" "$(ms_since "$t0")"
+    put "$3_settle_errors.r$1" "$(awk '{ s += $1 } END { print s + 0 }' "$WORK/bulk.out")"
+    if [ "$2" = 1 ]; then
+        # the same arrays again: every element is a replay (idempotency), nothing written
+        t0=$(now)
+        settle_bulk_sql 0 1 "$1" | q bench_bulk >/dev/null
+        put "$3_replay_ms.r$1" "$(ms_since "$t0")"
+    fi
+}
 section_start
-t0=$(now); plain_bulk_sql 0 1 | q bench_bulk >/dev/null; put bulk_plain_ms "$(ms_since "$t0")"
-t0=$(now); settle_bulk_sql 0 1 | q bench_bulk >"$WORK/bulk.out"; put bulk_settle_ms "$(ms_since "$t0")"
-put bulk_settle_errors "$(awk '{ s += $1 } END { print s + 0 }' "$WORK/bulk.out")"
-# the same arrays again: every element is a replay (idempotency), nothing written
-t0=$(now); settle_bulk_sql 0 1 | q bench_bulk >/dev/null; put bulk_replay_ms "$(ms_since "$t0")"
+for pass in 1 2; do
+    key=bulk; [ "$pass" = 2 ] && key=bulk2
+    for i in $(seq 1 "$BULK_ROUNDS"); do
+        r=$(( (pass - 1) * BULK_ROUNDS + i ))
+        q bench_bulk -c "SELECT bench.generate($BULK_N, $r, 0.42 + $r / 1000.0)" -c "SELECT bench.make_docs($r, 10000)" >/dev/null
+        if [ $((i % 2)) = 1 ]; then
+            bulk_plain "$r" "$pass" "$key"; bulk_settle "$r" "$pass" "$key"
+        else
+            bulk_settle "$r" "$pass" "$key"; bulk_plain "$r" "$pass" "$key"
+        fi
+        for side in plain settle replay; do
+            ms=$(get "${key}_${side}_ms.r$r")
+            [ -n "$ms" ] && put "${key}_${side}_rate.r$i" "$(calc %.0f "$BULK_N / ($ms / 1000)")"
+        done
+        put "${key}_ratio.r$i" "$(calc %.2f "$(get "${key}_settle_rate.r$i") / $(get "${key}_plain_rate.r$i")")"
+        log "  $pass session(s), round $i: settle_submit_bulk $(get "${key}_settle_rate.r$i")/s$( [ "$pass" = 1 ] && echo " (replays $(get "${key}_replay_rate.r$i")/s)"), plain $(get "${key}_plain_rate.r$i")/s, ratio $(get "${key}_ratio.r$i"); $(get "${key}_settle_errors.r$r") refused"
+    done
+done
+section_end bulk
+# medians and ranges over the rounds (the figures shown)
+for key in bulk bulk2; do
+    fields="settle_rate plain_rate ratio"
+    [ "$key" = bulk ] && fields="$fields replay_rate"
+    for f in $fields; do
+        vals=$(for i in $(seq 1 "$BULK_ROUNDS"); do get "${key}_$f.r$i"; done | sort -n)
+        put "${key}_$f" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
+        put "${key}_$f.min" "$(head -1 <<<"$vals")"
+        put "${key}_$f.max" "$(tail -1 <<<"$vals")"
+    done
+done
+put bulk_settle_errors "$(for r in $(seq 1 $((2 * BULK_ROUNDS))); do get "bulk_settle_errors.r$r"; get "bulk2_settle_errors.r$r"; done | awk '{ s += $1 } END { print s + 0 }')"
 put bulk_rows "$(q bench_bulk -c "SELECT count(*) FROM settle.payment")"
 put bulk_plain_rows "$(q bench_bulk -c "SELECT count(*) FROM bench.payment_plain")"
-# two sessions at once (2 cores), new payments: round 2, same size
-q bench_bulk -c "SELECT bench.generate($BULK_N, 2, 0.43)" -c "SELECT bench.make_docs(2, 10000)" >/dev/null
-q bench_bulk -c "CHECKPOINT" >/dev/null
-t0=$(now)
-plain_bulk_sql 0 2 2 | q bench_bulk >/dev/null &
-plain_bulk_sql 1 2 2 | q bench_bulk >/dev/null
-wait
-put bulk2_plain_ms "$(ms_since "$t0")"
-t0=$(now)
-settle_bulk_sql 0 2 2 | q bench_bulk >"$WORK/bulk2a.out" &
-settle_bulk_sql 1 2 2 | q bench_bulk >"$WORK/bulk2b.out"
-wait
-put bulk2_settle_ms "$(ms_since "$t0")"
-put bulk2_settle_errors "$(cat "$WORK"/bulk2?.out | awk '{ s += $1 } END { print s + 0 }')"
-section_end bulk
-put bulk_settle_rate "$(calc %.0f "$BULK_N / ($(get bulk_settle_ms) / 1000)")"
-put bulk_plain_rate "$(calc %.0f "$BULK_N / ($(get bulk_plain_ms) / 1000)")"
-put bulk_replay_rate "$(calc %.0f "$BULK_N / ($(get bulk_replay_ms) / 1000)")"
-put bulk_ratio "$(calc %.2f "$(get bulk_settle_rate) / $(get bulk_plain_rate)")"
-put bulk2_settle_rate "$(calc %.0f "$BULK_N / ($(get bulk2_settle_ms) / 1000)")"
-put bulk2_plain_rate "$(calc %.0f "$BULK_N / ($(get bulk2_plain_ms) / 1000)")"
-put bulk2_ratio "$(calc %.2f "$(get bulk2_settle_rate) / $(get bulk2_plain_rate)")"
-log "  1 session: settle_submit_bulk $(get bulk_settle_rate)/s (replays $(get bulk_replay_rate)/s), plain INSERT from jsonb $(get bulk_plain_rate)/s; $(get bulk_rows) rows, $(get bulk_settle_errors) refused"
-log "  2 sessions: settle_submit_bulk $(get bulk2_settle_rate)/s, plain $(get bulk2_plain_rate)/s; $(get bulk2_settle_errors) refused"
+log "  medians: 1 session: settle_submit_bulk $(get bulk_settle_rate)/s (replays $(get bulk_replay_rate)/s), plain $(get bulk_plain_rate)/s, ratio $(get bulk_ratio) ($(get bulk_ratio.min)-$(get bulk_ratio.max)); 2 sessions: $(get bulk2_settle_rate)/s, plain $(get bulk2_plain_rate)/s, ratio $(get bulk2_ratio) ($(get bulk2_ratio.min)-$(get bulk2_ratio.max)); $(get bulk_rows) rows, $(get bulk_settle_errors) refused"
 q postgres -c "DROP DATABASE bench_bulk"
 
 # ---------------------------------------------------------------- 3. cycle (and optimisation in the database)
