@@ -56,6 +56,7 @@ typedef struct Outcome
  * path; 2 selects every payment just before the final exact check.
  */
 int			settle_solver_fault_injection = 0;
+int			settle_solver_dual_mode = -1;
 
 static void glpk_error_hook(void *info);
 static int	glpk_term_hook(void *info, const char *s);
@@ -295,6 +296,8 @@ try_lp(Work *w, const int *members, int n, double *best_obj, Outcome *o)
 	if (!solver_solve_model(w, members, n, false, NULL, w->best, w->cand,
 							&o->lp_obj, &o->lp_weight, &proved))
 		return false;
+	if ((settle_solver_dual_mode & 1) && w->have_duals)
+		solver_order_by_reduced(w, members, n);
 	try_candidate(w, w->cand, members, n, best_obj);
 	if (!solver_out_of_ls_time(w))
 	{
@@ -341,6 +344,7 @@ solve_component(Work *w, const int *members, int n, bool *settle, Outcome *o)
 	int			j;
 
 	memset(o, 0, sizeof(*o));
+	w->have_duals = false;
 	heuristic(w, w->best, members, n, false);
 	best_obj = solver_objective(w, w->best, members, n);
 	if (!solver_out_of_time(w))
@@ -520,6 +524,8 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 
 	if (w == NULL)
 		return result->status;
+	if (settle_solver_dual_mode < 0)
+		settle_solver_dual_mode = getenv("DUAL") ? atoi(getenv("DUAL")) : 0;
 
 	/* GLPK: no terminal output, errors come back here instead of abort() */
 	glp_term_hook(glpk_term_hook, (void *) problem);

@@ -35,13 +35,11 @@ void
 solver_record_duals(Work *w, glp_prob *lp, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
-	double	   *price = p->account_price;
+	double	   *price = w->lambda;
 	int			row = 0;
 	int			j;
 	int			end;
 
-	if (price == NULL)
-		return;
 	/* NAN marks the component's accounts not yet numbered */
 	for (j = 0; j < n; j++)
 	{
@@ -72,6 +70,17 @@ solver_record_duals(Work *w, glp_prob *lp, const int *members, int n)
 				price[a] = 0;
 		}
 	}
+	if (p->account_price)
+		for (j = 0; j < n; j++)
+		{
+			const SolverPayment *s = &p->payments[members[j]];
+
+			p->account_price[s->src] = price[s->src];
+			p->account_price[s->dst] = price[s->dst];
+		}
+	for (j = 0; j < n; j++)
+		w->rc[members[j]] = -glp_get_col_dual(lp, j + 1);
+	w->have_duals = true;
 }
 
 /* ---- funding advice ---- */

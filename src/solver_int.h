@@ -94,6 +94,9 @@ typedef struct Work
 	int			chain_left;		/* solver_repair_from: chain adds still allowed */
 	bool		chain_seen;		/* solver_repair_from met a payment a chain could add */
 	double	   *key;			/* per payment sort key */
+	double	   *lambda;			/* per account: the LP's dual price (0 without LP) */
+	double	   *rc;				/* per payment: minus the LP's reduced cost */
+	bool		have_duals;		/* lambda and rc hold this component's LP */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;
 } Work;
@@ -170,6 +173,7 @@ extern bool solver_stop_requested(Work *w);
 extern bool solver_out_of_ls_time(Work *w);
 extern bool solver_decompose(Work *w);
 extern void solver_build_lists(Work *w, const int *members, int n);
+extern void solver_order_by_reduced(Work *w, const int *members, int n);
 extern void solver_compute_balances(Work *w, const bool *sel, const int *members, int n);
 extern void solver_compute_usage(Work *w, const bool *sel, const int *members, int n);
 extern double solver_objective(const Work *w, const bool *sel, const int *members, int n);
@@ -196,5 +200,6 @@ extern bool solver_solve_model(Work *w, const int *members, int n, bool mip,
 
 /* solver_duals.c (issue #21): the LP's account prices into p->account_price */
 extern void solver_record_duals(Work *w, glp_prob *lp, const int *members, int n);
+extern int settle_solver_dual_mode;
 
 #endif							/* SETTLE_SOLVER_INT_H */

@@ -111,7 +111,12 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 			if (induced < 0)
 				induced = 0;
 		}
-		cost = (c->penalty + induced * w->density[i]) / cover;
+		if (w->have_duals && (settle_solver_dual_mode & 2))
+			cost = (c->penalty + induced * w->lambda[c->dst]) / cover;
+		else if (w->have_duals && (settle_solver_dual_mode & 4))
+			cost = (c->penalty + (double) c->credit * w->lambda[c->dst]) / cover;
+		else
+			cost = (c->penalty + induced * w->density[i]) / cover;
 		if (cost < best_cost)
 		{
 			best_cost = cost;

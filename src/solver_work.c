@@ -94,6 +94,10 @@ solver_alloc_work(Work *w)
 	w->dirty = calloc(p->n_accounts + 1, sizeof(bool));
 	w->mark = calloc(p->n_accounts + 1, sizeof(bool));
 	w->key = malloc(sizeof(double) * (n + 1));
+	w->lambda = calloc(p->n_accounts + 1, sizeof(double));
+	w->rc = calloc(n + 1, sizeof(double));
+	if (!w->lambda || !w->rc)
+		return false;
 	w->ar_start = malloc(sizeof(int) * (p->n_accounts + 3));
 	w->wire_start = malloc(sizeof(int) * (p->n_wires + 1));
 	w->wire_fill = malloc(sizeof(int) * (p->n_wires + 1));
@@ -125,6 +129,8 @@ solver_free_work(Work *w)
 	free(w->comp_start);
 	free(w->local);
 	free(w->density);
+	free(w->lambda);
+	free(w->rc);
 	free(w->balance);
 	free(w->wire_use);
 	free(w->fx_net);
@@ -315,6 +321,19 @@ solver_build_lists(Work *w, const int *members, int n)
 	sort_by_key(w->by_penalty, n, w->key, w->tmp);
 	build_account_lists(w, members, n, 0, w->out_first, w->out_end, w->out_list);
 	build_account_lists(w, members, n, 1, w->in_first, w->in_end, w->in_list);
+}
+
+/* The local search's order after the LP: largest LP reduced value first, ties by penalty. */
+void
+solver_order_by_reduced(Work *w, const int *members, int n)
+{
+	const SolverProblem *p = w->p;
+	int			j;
+
+	memcpy(w->by_penalty, members, sizeof(int) * n);
+	for (j = 0; j < n; j++)
+		w->key[members[j]] = -(w->rc[members[j]] + 1e-6 * p->payments[members[j]].penalty);
+	sort_by_key(w->by_penalty, n, w->key, w->tmp);
 }
 
 /*
