@@ -305,6 +305,15 @@ try_lp(Work *w, const int *members, int n, double *best_obj, Outcome *o)
 			w->cand[members[j]] = w->lpx[members[j]] >= 0.5;
 		try_candidate(w, w->cand, members, n, best_obj);
 	}
+	if ((settle_solver_dual_mode & 64) && !solver_out_of_ls_time(w))
+	{
+		/* H again, its drops guided by the LP's prices */
+		for (j = 0; j < n; j++)
+			w->cand[members[j]] = true;
+		solver_repair(w, w->cand, members, n);
+		solver_drop_unprofitable(w, w->cand, members, n);
+		try_candidate(w, w->cand, members, n, best_obj);
+	}
 	return true;
 }
 

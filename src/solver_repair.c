@@ -64,7 +64,13 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		}
 		if (c->penalty <= marginal_cost(w, i))
 			continue;
-		if (best < 0 || c->penalty > p->payments[best].penalty)
+		if (w->have_duals && (settle_solver_dual_mode & 8))
+		{
+			if (best < 0 || c->penalty - (double) c->debit * w->lambda[c->src] >
+				p->payments[best].penalty - (double) p->payments[best].debit * w->lambda[p->payments[best].src])
+				best = i;
+		}
+		else if (best < 0 || c->penalty > p->payments[best].penalty)
 			best = i;
 	}
 	if (best < 0 && chain_cand >= 0)
@@ -111,7 +117,10 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 			if (induced < 0)
 				induced = 0;
 		}
-		if (w->have_duals && (settle_solver_dual_mode & 2))
+		if (w->have_duals && (settle_solver_dual_mode & 32))
+			cost = (c->penalty + induced * w->lambda[c->dst] -
+					((double) c->debit - cover) * w->lambda[a]) / cover;
+		else if (w->have_duals && (settle_solver_dual_mode & 2))
 			cost = (c->penalty + induced * w->lambda[c->dst]) / cover;
 		else if (w->have_duals && (settle_solver_dual_mode & 4))
 			cost = (c->penalty + (double) c->credit * w->lambda[c->dst]) / cover;

@@ -334,6 +334,17 @@ solver_order_by_reduced(Work *w, const int *members, int n)
 	for (j = 0; j < n; j++)
 		w->key[members[j]] = -(w->rc[members[j]] + 1e-6 * p->payments[members[j]].penalty);
 	sort_by_key(w->by_penalty, n, w->key, w->tmp);
+	if (settle_solver_dual_mode & 16)
+	{
+		memcpy(w->by_density, members, sizeof(int) * n);
+		for (j = 0; j < n; j++)
+		{
+			const SolverPayment *s = &p->payments[members[j]];
+
+			w->key[members[j]] = (s->penalty + (double) s->credit * w->lambda[s->dst]) / (double) s->debit;
+		}
+		sort_by_key(w->by_density, n, w->key, w->tmp);
+	}
 }
 
 /*
