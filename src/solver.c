@@ -352,15 +352,22 @@ solve_component(Work *w, const int *members, int n, bool *settle, Outcome *o)
 	double		best_obj;
 	int			j;
 
+	double t0=solver_now_ms(),t1,t2,t3; long long w1,w2;
 	memset(o, 0, sizeof(*o));
 	w->have_duals = false;
 	heuristic(w, w->best, members, n, false);
+	solver_probe(w, members, n);
 	best_obj = solver_objective(w, w->best, members, n);
+	t1=solver_now_ms(); w->work=0;
 	if (!solver_out_of_time(w))
 		o->got_lp = try_lp(w, members, n, &best_obj, o);
+	t2=solver_now_ms(); w1=w->work;
 	/* kicks, unless the rounding already met the LP bound */
 	if (o->got_lp && best_obj > o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
 		solver_iterated_search(w, members, n, &best_obj);
+	t3=solver_now_ms(); w2=w->work-w1;
+	if (getenv("PROF") && n > 100) fprintf(stderr, "add %lld drop %lld refill %lld\n", w->wk[0], w->wk[1], w->wk[2]);
+	if (getenv("PROF") && n > 100) fprintf(stderr, "n=%d H %.1f L+2LS %.1f (lp %.1f) ILS %.1f  work LS %lld ILS %lld  us/kwork LS %.1f ILS %.1f\n", n, t1-t0, t2-t1, w->prof_lp, t3-t2, w1, w2, 1000*(t2-t1-w->prof_lp)/w1*1000/1000, 1000*(t3-t2)/(w2?w2:1));
 	if (o->got_lp && n <= w->p->mip_max_payments && !solver_out_of_time(w) &&
 		best_obj > o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
 		o->mip = try_mip(w, members, n, &best_obj, &o->proved);

@@ -128,7 +128,10 @@ add_columns(Work *w, Model *m)
 	{
 		const SolverPayment *s = &p->payments[m->members[j]];
 
-		glp_set_col_bnds(m->lp, j + 1, GLP_DB, 0.0, 1.0);
+		if (!m->mip && (settle_solver_dual_mode & 128) && w->never[m->members[j]])
+			glp_set_col_bnds(m->lp, j + 1, GLP_FX, 0.0, 0.0);
+		else
+			glp_set_col_bnds(m->lp, j + 1, GLP_DB, 0.0, 1.0);
 		glp_set_obj_coef(m->lp, j + 1, -s->penalty);
 		constant += s->penalty;
 		if (m->mip)
@@ -686,6 +689,7 @@ solver_solve_model(Work *w, const int *members, int n, bool mip, const bool *inc
 	Model		m = {.members = members, .n = n, .mip = mip};
 	int			j;
 
+	double t0 = solver_now_ms();
 	*proved = false;
 	number_columns(w, &m);
 	add_columns(w, &m);
@@ -698,6 +702,7 @@ solver_solve_model(Work *w, const int *members, int n, bool mip, const bool *inc
 		add_fx_rows(w, &m);
 	if (!solve_relaxation(w, &m, guess))
 		return false;
+	w->prof_lp = solver_now_ms() - t0;
 	/* issue #21: the relaxation's price of each account's liquidity (solver_duals.c) */
 	if (!mip)
 		solver_record_duals(w, m.lp, members, n);

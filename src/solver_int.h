@@ -96,7 +96,10 @@ typedef struct Work
 	double	   *key;			/* per payment sort key */
 	double	   *lambda;			/* per account: the LP's dual price (0 without LP) */
 	double	   *rc;				/* per payment: minus the LP's reduced cost */
-	bool		have_duals;		/* lambda and rc hold this component's LP */
+	bool		have_duals;
+	bool	   *never;			/* per payment: no selection can settle it (probing) */
+	double prof_lp;
+	long long	work; long long wk[4];			/* deterministic effort count: list entries scanned */		/* lambda and rc hold this component's LP */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;
 } Work;
@@ -174,6 +177,7 @@ extern bool solver_out_of_ls_time(Work *w);
 extern bool solver_decompose(Work *w);
 extern void solver_build_lists(Work *w, const int *members, int n);
 extern void solver_order_by_reduced(Work *w, const int *members, int n);
+extern void solver_probe(Work *w, const int *members, int n);
 extern void solver_compute_balances(Work *w, const bool *sel, const int *members, int n);
 extern void solver_compute_usage(Work *w, const bool *sel, const int *members, int n);
 extern double solver_objective(const Work *w, const bool *sel, const int *members, int n);

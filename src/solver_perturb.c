@@ -11,6 +11,8 @@
  * same input gives the same selection when no time limit cuts the search.
  * Plain C11, no PostgreSQL headers (solver_int.h).
  */
+#include <stdlib.h>
+
 #include "solver_int.h"
 
 /* Accounts whose payments one kick unselects. */
@@ -74,8 +76,14 @@ solver_iterated_search(Work *w, const int *members, int n, double *best_obj)
 	int			k;
 	int			j;
 
+	static long long work_per_payment = -1;
+
+	if (work_per_payment < 0)
+		work_per_payment = getenv("ILS_WORK") ? atoll(getenv("ILS_WORK")) : 0;
 	for (k = 0; k < kicks && !solver_out_of_ls_time(w); k++)
 	{
+		if (work_per_payment > 0 && w->work >= work_per_payment * n)
+			break;
 		double		obj;
 
 		for (j = 0; j < n; j++)

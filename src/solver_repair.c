@@ -45,7 +45,7 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		const SolverPayment *c = &p->payments[i];
 
 		seen++;
-		if (sel[i] || c->src == a)
+		if (sel[i] || c->src == a || ((settle_solver_dual_mode & 512) && w->never[i]))
 			continue;
 		if (p->accounts[c->src].constrained &&
 			w->balance[c->src] - c->debit < floor_of(p, c->src))
@@ -73,6 +73,7 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		else if (best < 0 || c->penalty > p->payments[best].penalty)
 			best = i;
 	}
+	w->work += t - w->in_first[a]; w->wk[0] += t - w->in_first[a];
 	if (best < 0 && chain_cand >= 0)
 	{
 		*chain = true;
@@ -132,6 +133,7 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 			best = i;
 		}
 	}
+	w->work += t - w->out_first[a]; w->wk[1] += t - w->out_first[a];
 	return best;
 }
 
@@ -338,6 +340,7 @@ solver_refill(Work *w, bool *sel, const int *members, int n)
 
 	for (pass = 0; added && pass < 8; pass++)
 	{
+		w->work += n; w->wk[2] += n;
 		added = false;
 		for (j = n - 1; j >= 0; j--)
 		{

@@ -154,6 +154,7 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 	solver_compute_balances(w, sel, members, n);
 	solver_compute_usage(w, sel, members, n);
 	n_cand = collect_candidates(w, sel, members, n, round);
+	w->work += 4 * n;
 	for (j = 0; j < n_cand; j++)
 	{
 		int			i = cands[j];
@@ -161,11 +162,12 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 
 		if ((j & 15) == 15 && solver_out_of_ls_time(w))
 			break;
-		if (sel[i])
+		if (sel[i] || ((settle_solver_dual_mode & 256) && w->never[i]))
 			continue;
 		if (s->penalty <= marginal_cost(w, i))
 			continue;
 		w->chain_seen = false;
+		w->work++;
 		if (try_move(w, sel, i, 0) || (w->chain_seen && try_move(w, sel, i, CHAIN_MAX)))
 			kept++;
 	}
@@ -209,6 +211,7 @@ solver_local_search_from(Work *w, bool *sel, const int *members, int n, int firs
 			break;
 		solver_refill(w, sel, members, n);
 		next = solver_objective(w, sel, members, n);
+		w->work += n;
 		if (!(next < obj - 1e-12 * fabs(obj)))
 		{
 			for (j = 0; j < n; j++)

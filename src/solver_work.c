@@ -96,6 +96,9 @@ solver_alloc_work(Work *w)
 	w->key = malloc(sizeof(double) * (n + 1));
 	w->lambda = calloc(p->n_accounts + 1, sizeof(double));
 	w->rc = calloc(n + 1, sizeof(double));
+	w->never = calloc(n + 1, sizeof(bool));
+	if (!w->never)
+		return false;
 	if (!w->lambda || !w->rc)
 		return false;
 	w->ar_start = malloc(sizeof(int) * (p->n_accounts + 3));
@@ -131,6 +134,7 @@ solver_free_work(Work *w)
 	free(w->density);
 	free(w->lambda);
 	free(w->rc);
+	free(w->never);
 	free(w->balance);
 	free(w->wire_use);
 	free(w->fx_net);
@@ -321,6 +325,54 @@ solver_build_lists(Work *w, const int *members, int n)
 	sort_by_key(w->by_penalty, n, w->key, w->tmp);
 	build_account_lists(w, members, n, 0, w->out_first, w->out_end, w->out_list);
 	build_account_lists(w, members, n, 1, w->in_first, w->in_end, w->in_list);
+}
+
+/*
+ * Probing: a payment whose payer stays short even if every credit that can
+ * still arrive arrives (and no other debit leaves) can never settle; its
+ * lost credit may make others impossible in turn (to a fixpoint).
+ */
+void
+solver_probe(Work *w, const int *members, int n)
+{
+	const SolverProblem *p = w->p;
+	wide	   *cap = w->snap;
+	bool		changed = true;
+	int			j;
+
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		w->never[members[j]] = false;
+		cap[s->src] = p->accounts[s->src].available;
+		cap[s->dst] = p->accounts[s->dst].available;
+	}
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		if (s->src != s->dst)
+			cap[s->dst] += s->credit;
+	}
+	while (changed)
+	{
+		changed = false;
+		for (j = 0; j < n; j++)
+		{
+			int			i = members[j];
+			const SolverPayment *s = &p->payments[i];
+
+			if (w->never[i] || s->src == s->dst || !p->accounts[s->src].constrained)
+				continue;
+			if (cap[s->src] - s->debit < floor_of(p, s->src))
+			{
+				w->never[i] = true;
+				cap[s->dst] -= s->credit;
+				changed = true;
+			}
+		}
+	}
 }
 
 /* The local search's order after the LP: largest LP reduced value first, ties by penalty. */
