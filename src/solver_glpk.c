@@ -215,6 +215,24 @@ number_accounts(Work *w, const Model *m)
 	}
 	for (r = 1; r <= n_acc + 1; r++)
 		start[r] += start[r - 1];
+	if (!m->mip && (settle_solver_dual_mode & 1024))
+	{
+		/* debits that can leave each account: a credit above what they need is worth no more */
+		for (j = 0; j < m->n; j++)
+		{
+			const SolverPayment *s = &p->payments[m->members[j]];
+
+			w->snap[s->src] = 0;
+			w->snap[s->dst] = 0;
+		}
+		for (j = 0; j < m->n; j++)
+		{
+			const SolverPayment *s = &p->payments[m->members[j]];
+
+			if (s->src != s->dst && !((settle_solver_dual_mode & 128) && w->never[m->members[j]]))
+				w->snap[s->src] += s->debit;
+		}
+	}
 	for (r = 0; r <= n_acc; r++)
 		fill[r] = start[r] + 1; /* GLPK arrays are 1-based */
 	for (j = 0; j < m->n; j++)
@@ -239,8 +257,20 @@ number_accounts(Work *w, const Model *m)
 		}
 		if (rd > 0)
 		{
+			double		c = (double) s->credit;
+
+			if (!m->mip && (settle_solver_dual_mode & 1024))
+			{
+				int64_t		l = p->accounts[s->dst].available;
+				wide		need = w->snap[s->dst] - (l > 0 ? l : 0);
+
+				if (need < 0)
+					need = 0;
+				if ((wide) s->credit > need)
+					c = (double) need;
+			}
 			w->ar_idx[fill[rd]] = j + 1;
-			w->ar_val[fill[rd]++] = (double) s->credit;
+			w->ar_val[fill[rd]++] = c;
 		}
 	}
 	return n_acc;

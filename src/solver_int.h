@@ -97,6 +97,7 @@ typedef struct Work
 	double	   *lambda;			/* per account: the LP's dual price (0 without LP) */
 	double	   *rc;				/* per payment: minus the LP's reduced cost */
 	bool		have_duals;
+	bool		narrow;			/* don't-look bits: only accounts whose balance changed */
 	bool	   *never;			/* per payment: no selection can settle it (probing) */
 	double prof_lp;
 	long long	work; long long wk[4];			/* deterministic effort count: list entries scanned */		/* lambda and rc hold this component's LP */

@@ -99,7 +99,9 @@ solver_iterated_search(Work *w, const int *members, int n, double *best_obj)
 			w->dirty[s->src] = w->dirty[s->dst] = false;
 		}
 		kick(w, trial, members, n, &rng);
+		w->narrow = (settle_solver_dual_mode & 2048) != 0;
 		solver_local_search_from(w, trial, members, n, 1);
+		w->narrow = false;
 		if (!solver_component_feasible(w, trial, members, n))
 			continue;			/* cannot happen: repair is exact; never trust it */
 		obj = solver_objective(w, trial, members, n);

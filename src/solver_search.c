@@ -11,6 +11,8 @@
  */
 #include <math.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include "solver_int.h"
 
 /* At most this many improve + refill rounds per local search. */
@@ -107,7 +109,7 @@ collect_candidates(Work *w, const bool *sel, const int *members, int n, int roun
 	{
 		const SolverPayment *s = &p->payments[members[j]];
 
-		w->mark[s->dst] = w->mark[s->dst] || w->dirty[s->src] || w->dirty[s->dst];
+		w->mark[s->dst] = w->mark[s->dst] || (!w->narrow && w->dirty[s->src]) || w->dirty[s->dst];
 	}
 	for (j = 0; j < n; j++)
 	{
@@ -154,6 +156,7 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 	solver_compute_balances(w, sel, members, n);
 	solver_compute_usage(w, sel, members, n);
 	n_cand = collect_candidates(w, sel, members, n, round);
+	if (getenv("PROF2")) fprintf(stderr, "round %d cand %d\n", round, n_cand);
 	w->work += 4 * n;
 	for (j = 0; j < n_cand; j++)
 	{
