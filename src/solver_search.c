@@ -22,6 +22,33 @@ static bool try_move(Work *w, bool *sel, int i, int chain);
 static int	collect_candidates(Work *w, const bool *sel, const int *members, int n, int round);
 static int	improve(Work *w, bool *sel, const int *members, int n, int round);
 
+/* Add what account a can now afford, densest first; adds logged as -i - 1. */
+static void
+fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
+{
+	const SolverProblem *p = w->p;
+	int			t;
+
+	for (t = w->out_end[a] - 1; t >= w->out_first[a]; t--)
+	{
+		int			i = w->out_list[t];
+		const SolverPayment *s = &p->payments[i];
+
+		if (sel[i] || w->never[i])
+			continue;
+		if (p->accounts[a].constrained && w->balance[a] - s->debit < floor_of(p, a))
+			continue;
+		if (s->penalty <= marginal_cost(w, i))
+			continue;
+		sel[i] = true;
+		log[(*n_log)++] = -(i + 1);
+		w->balance[a] -= s->debit;
+		w->balance[s->dst] += s->credit;
+		use_payment(w, i, 1);
+	}
+	w->work += w->out_end[a] - w->out_first[a];
+}
+
 /*
  * One local-search move: select payment i, repair the shortfall it causes
  * (never dropping i; at most "chain" payments added whose payers then go
@@ -50,6 +77,15 @@ try_move(Work *w, bool *sel, int i, int chain)
 		/* abandoned once it loses four times what it can gain */
 		ok = solver_repair_from(w, sel, 1, i, log, &n_log, 4 * gain);
 		w->chain_left = 0;
+	}
+	if (ok && (settle_solver_dual_mode & 4096))
+	{
+		int			n_drops = n_log;
+
+		/* the liquidity the drops freed, used at once where it was freed */
+		for (k = 0; k < n_drops; k++)
+			if (log[k] >= 0)
+				fill_account(w, sel, p->payments[log[k]].src, log, &n_log);
 	}
 	for (k = 0; k < n_log; k++)
 	{
