@@ -86,6 +86,8 @@ try_move(Work *w, bool *sel, int i, int chain)
 		for (k = 0; k < n_drops; k++)
 			if (log[k] >= 0)
 				fill_account(w, sel, p->payments[log[k]].src, log, &n_log);
+		if (settle_solver_dual_mode & 8192)
+			fill_account(w, sel, s->dst, log, &n_log);
 	}
 	for (k = 0; k < n_log; k++)
 	{
