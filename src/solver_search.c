@@ -87,7 +87,19 @@ try_move(Work *w, bool *sel, int i, int chain)
 			if (log[k] >= 0)
 				fill_account(w, sel, p->payments[log[k]].src, log, &n_log);
 		if (settle_solver_dual_mode & 8192)
+		{
+			int			from = n_log;
+
 			fill_account(w, sel, s->dst, log, &n_log);
+			if (settle_solver_dual_mode & 16384)
+			{
+				/* the payees of what was filled, in turn, a bounded number of accounts */
+				int			budget = 16;
+
+				for (k = from; k < n_log && budget > 0; k++, budget--)
+					fill_account(w, sel, p->payments[-log[k] - 1].dst, log, &n_log);
+			}
+		}
 	}
 	for (k = 0; k < n_log; k++)
 	{
