@@ -78,7 +78,24 @@ try_move(Work *w, bool *sel, int i, int chain)
 		ok = solver_repair_from(w, sel, 1, i, log, &n_log, 4 * gain);
 		w->chain_left = 0;
 	}
-	if (ok && (settle_solver_dual_mode & 4096))
+	if (ok && (settle_solver_dual_mode & 32768))
+	{
+		int			n_drops = n_log;
+		int			from;
+		int			budget = 16;
+
+		for (k = 0; k < n_drops; k++)
+			if (log[k] >= 0)
+				fill_account(w, sel, p->payments[log[k]].src, log, &n_log);
+		fill_account(w, sel, s->dst, log, &n_log);
+		for (from = n_drops; from < n_log && budget > 0; from++)
+			if (log[from] < 0)
+			{
+				budget--;
+				fill_account(w, sel, p->payments[-log[from] - 1].dst, log, &n_log);
+			}
+	}
+	else if (ok && (settle_solver_dual_mode & 4096))
 	{
 		int			n_drops = n_log;
 
