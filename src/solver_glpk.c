@@ -539,7 +539,8 @@ sift(Work *w, const Model *m, const bool *guess, glp_smcp *smcp)
 			double		d,
 						tol;
 
-			if (glp_get_col_type(lp, j) != GLP_FX)
+			if (glp_get_col_type(lp, j) != GLP_FX ||
+				((settle_solver_dual_mode & 128) && w->never[m->members[j - 1]]))
 				continue;
 			d = glp_get_col_dual(lp, j);
 			tol = 1e-9 * (1.0 + fabs(glp_get_obj_coef(lp, j)));

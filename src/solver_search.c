@@ -82,7 +82,7 @@ try_move(Work *w, bool *sel, int i, int chain)
 	{
 		int			n_drops = n_log;
 		int			from;
-		int			budget = 16;
+		int			budget = (settle_solver_dual_mode & 65536) ? 64 : 16;
 
 		for (k = 0; k < n_drops; k++)
 			if (log[k] >= 0)
