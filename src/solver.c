@@ -56,7 +56,6 @@ typedef struct Outcome
  * path; 2 selects every payment just before the final exact check.
  */
 int			settle_solver_fault_injection = 0;
-int			settle_solver_dual_mode = -1;
 
 static void glpk_error_hook(void *info);
 static int	glpk_term_hook(void *info, const char *s);
@@ -296,22 +295,13 @@ try_lp(Work *w, const int *members, int n, double *best_obj, Outcome *o)
 	if (!solver_solve_model(w, members, n, false, NULL, w->best, w->cand,
 							&o->lp_obj, &o->lp_weight, &proved))
 		return false;
-	if ((settle_solver_dual_mode & 1) && w->have_duals)
-		solver_order_by_reduced(w, members, n);
+	if (w->have_duals)
+		solver_order_by_reduced_value(w, members, n);
 	try_candidate(w, w->cand, members, n, best_obj);
 	if (!solver_out_of_ls_time(w))
 	{
 		for (j = 0; j < n; j++)
 			w->cand[members[j]] = w->lpx[members[j]] >= 0.5;
-		try_candidate(w, w->cand, members, n, best_obj);
-	}
-	if ((settle_solver_dual_mode & 64) && !solver_out_of_ls_time(w))
-	{
-		/* H again, its drops guided by the LP's prices */
-		for (j = 0; j < n; j++)
-			w->cand[members[j]] = true;
-		solver_repair(w, w->cand, members, n);
-		solver_drop_unprofitable(w, w->cand, members, n);
 		try_candidate(w, w->cand, members, n, best_obj);
 	}
 	return true;
@@ -352,22 +342,17 @@ solve_component(Work *w, const int *members, int n, bool *settle, Outcome *o)
 	double		best_obj;
 	int			j;
 
-	double t0=solver_now_ms(),t1,t2,t3; long long w1,w2;
 	memset(o, 0, sizeof(*o));
 	w->have_duals = false;
 	heuristic(w, w->best, members, n, false);
-	solver_probe(w, members, n);
 	best_obj = solver_objective(w, w->best, members, n);
-	t1=solver_now_ms(); w->work=0;
+	solver_probe(w, members, n);
+	w->effort = 0;
 	if (!solver_out_of_time(w))
 		o->got_lp = try_lp(w, members, n, &best_obj, o);
-	t2=solver_now_ms(); w1=w->work;
 	/* kicks, unless the rounding already met the LP bound */
 	if (o->got_lp && best_obj > o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
 		solver_iterated_search(w, members, n, &best_obj);
-	t3=solver_now_ms(); w2=w->work-w1;
-	if (getenv("PROF") && n > 100) fprintf(stderr, "add %lld drop %lld refill %lld\n", w->wk[0], w->wk[1], w->wk[2]);
-	if (getenv("PROF") && n > 100) fprintf(stderr, "n=%d H %.1f L+2LS %.1f (lp %.1f) ILS %.1f  work LS %lld ILS %lld  us/kwork LS %.1f ILS %.1f\n", n, t1-t0, t2-t1, w->prof_lp, t3-t2, w1, w2, 1000*(t2-t1-w->prof_lp)/w1*1000/1000, 1000*(t3-t2)/(w2?w2:1));
 	if (o->got_lp && n <= w->p->mip_max_payments && !solver_out_of_time(w) &&
 		best_obj > o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
 		o->mip = try_mip(w, members, n, &best_obj, &o->proved);
@@ -540,8 +525,6 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 
 	if (w == NULL)
 		return result->status;
-	if (settle_solver_dual_mode < 0)
-		settle_solver_dual_mode = getenv("DUAL") ? atoi(getenv("DUAL")) : 0;
 
 	/* GLPK: no terminal output, errors come back here instead of abort() */
 	glp_term_hook(glpk_term_hook, (void *) problem);

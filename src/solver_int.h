@@ -94,13 +94,11 @@ typedef struct Work
 	int			chain_left;		/* solver_repair_from: chain adds still allowed */
 	bool		chain_seen;		/* solver_repair_from met a payment a chain could add */
 	double	   *key;			/* per payment sort key */
-	double	   *lambda;			/* per account: the LP's dual price (0 without LP) */
-	double	   *rc;				/* per payment: minus the LP's reduced cost */
-	bool		have_duals;
-	bool		narrow;			/* don't-look bits: only accounts whose balance changed */
 	bool	   *never;			/* per payment: no selection can settle it (probing) */
-	double prof_lp;
-	long long	work; long long wk[4];			/* deterministic effort count: list entries scanned */		/* lambda and rc hold this component's LP */
+	double	   *lambda;			/* per account: the LP's dual price per minor unit */
+	double	   *rc;				/* per payment: minus the LP's reduced cost */
+	bool		have_duals;		/* lambda and rc hold this component's LP */
+	long long	effort;			/* local-search effort since the component's LP (list entries) */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;
 } Work;
@@ -177,8 +175,8 @@ extern bool solver_stop_requested(Work *w);
 extern bool solver_out_of_ls_time(Work *w);
 extern bool solver_decompose(Work *w);
 extern void solver_build_lists(Work *w, const int *members, int n);
-extern void solver_order_by_reduced(Work *w, const int *members, int n);
 extern void solver_probe(Work *w, const int *members, int n);
+extern void solver_order_by_reduced_value(Work *w, const int *members, int n);
 extern void solver_compute_balances(Work *w, const bool *sel, const int *members, int n);
 extern void solver_compute_usage(Work *w, const bool *sel, const int *members, int n);
 extern double solver_objective(const Work *w, const bool *sel, const int *members, int n);
@@ -203,8 +201,10 @@ extern bool solver_solve_model(Work *w, const int *members, int n, bool mip,
 							   const bool *incumbent, const bool *guess, bool *out,
 							   double *lp_obj, double *lp_weight, bool *proved);
 
-/* solver_duals.c (issue #21): the LP's account prices into p->account_price */
-extern void solver_record_duals(Work *w, glp_prob *lp, const int *members, int n);
-extern int settle_solver_dual_mode;
+/*
+ * solver_duals.c (issue #21): the LP's account prices into w->lambda and
+ * p->account_price, its reduced costs into w->rc
+ */
+extern void solver_record_duals(Work *w, glp_prob *lp, const int *members, int n, bool prices);
 
 #endif							/* SETTLE_SOLVER_INT_H */

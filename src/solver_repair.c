@@ -45,7 +45,7 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		const SolverPayment *c = &p->payments[i];
 
 		seen++;
-		if (sel[i] || c->src == a || ((settle_solver_dual_mode & 512) && w->never[i]))
+		if (sel[i] || c->src == a)
 			continue;
 		if (p->accounts[c->src].constrained &&
 			w->balance[c->src] - c->debit < floor_of(p, c->src))
@@ -64,16 +64,10 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		}
 		if (c->penalty <= marginal_cost(w, i))
 			continue;
-		if (w->have_duals && (settle_solver_dual_mode & 8))
-		{
-			if (best < 0 || c->penalty - (double) c->debit * w->lambda[c->src] >
-				p->payments[best].penalty - (double) p->payments[best].debit * w->lambda[p->payments[best].src])
-				best = i;
-		}
-		else if (best < 0 || c->penalty > p->payments[best].penalty)
+		if (best < 0 || c->penalty > p->payments[best].penalty)
 			best = i;
 	}
-	w->work += t - w->in_first[a]; w->wk[0] += t - w->in_first[a];
+	w->effort += t - w->in_first[a];
 	if (best < 0 && chain_cand >= 0)
 	{
 		*chain = true;
@@ -86,7 +80,10 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
  * A selected payment out of short account a to drop: the one that loses
  * least per unit of shortfall covered, counting the shortfall its lost
  * credit would cause at the payee (a drop there would follow), so chains
- * of drops stop early.  Never "protect", nor a payment a chain added in
+ * of drops stop early.  That shortfall is priced at the payee's dual price
+ * in the component's LP once there is one (what a unit of its liquidity is
+ * worth to the whole component), else at the payment's own penalty per
+ * unit.  Never "protect", nor a payment a chain added in
  * this move.  -1 if none.
  */
 static int
@@ -118,22 +115,15 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 			if (induced < 0)
 				induced = 0;
 		}
-		if (w->have_duals && (settle_solver_dual_mode & 32))
-			cost = (c->penalty + induced * w->lambda[c->dst] -
-					((double) c->debit - cover) * w->lambda[a]) / cover;
-		else if (w->have_duals && (settle_solver_dual_mode & 2))
-			cost = (c->penalty + induced * w->lambda[c->dst]) / cover;
-		else if (w->have_duals && (settle_solver_dual_mode & 4))
-			cost = (c->penalty + (double) c->credit * w->lambda[c->dst]) / cover;
-		else
-			cost = (c->penalty + induced * w->density[i]) / cover;
+		/* the LP's price of the payee's liquidity, else the payment's own density */
+		cost = (c->penalty + induced * (w->have_duals ? w->lambda[c->dst] : w->density[i])) / cover;
 		if (cost < best_cost)
 		{
 			best_cost = cost;
 			best = i;
 		}
 	}
-	w->work += t - w->out_first[a]; w->wk[1] += t - w->out_first[a];
+	w->effort += t - w->out_first[a];
 	return best;
 }
 
@@ -340,8 +330,8 @@ solver_refill(Work *w, bool *sel, const int *members, int n)
 
 	for (pass = 0; added && pass < 8; pass++)
 	{
-		w->work += n; w->wk[2] += n;
 		added = false;
+		w->effort += n;
 		for (j = n - 1; j >= 0; j--)
 		{
 			int			i = sorted[j];

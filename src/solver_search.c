@@ -11,18 +11,21 @@
  */
 #include <math.h>
 
-#include <stdio.h>
-#include <stdlib.h>
 #include "solver_int.h"
 
 /* At most this many improve + refill rounds per local search. */
 #define IMPROVE_ROUNDS 100
 
+/* A move fills at most this many accounts beyond those its drops freed and its payee. */
+#define FILL_MAX 16
+
+static void fill_account(Work *w, bool *sel, int a, int *log, int *n_log);
+static void fill_after_repair(Work *w, bool *sel, int i, int *log, int *n_log);
 static bool try_move(Work *w, bool *sel, int i, int chain);
 static int	collect_candidates(Work *w, const bool *sel, const int *members, int n, int round);
 static int	improve(Work *w, bool *sel, const int *members, int n, int round);
 
-/* Add what account a can now afford, densest first; adds logged as -i - 1. */
+/* Add what account a can afford now, densest first; adds logged as -i - 1. */
 static void
 fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
 {
@@ -46,14 +49,43 @@ fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
 		w->balance[s->dst] += s->credit;
 		use_payment(w, i, 1);
 	}
-	w->work += w->out_end[a] - w->out_first[a];
+	w->effort += w->out_end[a] - w->out_first[a];
+}
+
+/*
+ * Within a move, after its repair: use at once the liquidity the move
+ * freed or brought, so that the move is judged with it.  Fill the payers
+ * of its drops, the payee of i, then the payees of what was filled (at
+ * most FILL_MAX of them).  Only affordable payments are added, so the
+ * selection stays within every limit.
+ */
+static void
+fill_after_repair(Work *w, bool *sel, int i, int *log, int *n_log)
+{
+	const SolverProblem *p = w->p;
+	int			n_repair = *n_log;
+	int			k;
+	int			left = FILL_MAX;
+
+	for (k = 0; k < n_repair; k++)
+		if (log[k] >= 0)
+			fill_account(w, sel, p->payments[log[k]].src, log, n_log);
+	fill_account(w, sel, p->payments[i].dst, log, n_log);
+	for (k = n_repair; k < *n_log && left > 0; k++)
+		if (log[k] < 0)
+		{
+			left--;
+			fill_account(w, sel, p->payments[-log[k] - 1].dst, log, n_log);
+		}
 }
 
 /*
  * One local-search move: select payment i, repair the shortfall it causes
  * (never dropping i; at most "chain" payments added whose payers then go
- * short), keep it if the penalty gained exceeds the penalties dropped plus
- * i's marginal cost, else undo it exactly from the log.  True if kept.
+ * short), fill what the freed liquidity now affords (fill_after_repair),
+ * keep it if the penalty gained exceeds the penalties dropped plus i's
+ * marginal cost, else undo it exactly from the log.  True if kept.  The
+ * log holds at most 4n entries: n adds and 2n drops in repair, n fills.
  */
 static bool
 try_move(Work *w, bool *sel, int i, int chain)
@@ -78,46 +110,8 @@ try_move(Work *w, bool *sel, int i, int chain)
 		ok = solver_repair_from(w, sel, 1, i, log, &n_log, 4 * gain);
 		w->chain_left = 0;
 	}
-	if (ok && (settle_solver_dual_mode & 32768))
-	{
-		int			n_drops = n_log;
-		int			from;
-		int			budget = (settle_solver_dual_mode & 65536) ? 64 : 16;
-
-		for (k = 0; k < n_drops; k++)
-			if (log[k] >= 0)
-				fill_account(w, sel, p->payments[log[k]].src, log, &n_log);
-		fill_account(w, sel, s->dst, log, &n_log);
-		for (from = n_drops; from < n_log && budget > 0; from++)
-			if (log[from] < 0)
-			{
-				budget--;
-				fill_account(w, sel, p->payments[-log[from] - 1].dst, log, &n_log);
-			}
-	}
-	else if (ok && (settle_solver_dual_mode & 4096))
-	{
-		int			n_drops = n_log;
-
-		/* the liquidity the drops freed, used at once where it was freed */
-		for (k = 0; k < n_drops; k++)
-			if (log[k] >= 0)
-				fill_account(w, sel, p->payments[log[k]].src, log, &n_log);
-		if (settle_solver_dual_mode & 8192)
-		{
-			int			from = n_log;
-
-			fill_account(w, sel, s->dst, log, &n_log);
-			if (settle_solver_dual_mode & 16384)
-			{
-				/* the payees of what was filled, in turn, a bounded number of accounts */
-				int			budget = 16;
-
-				for (k = from; k < n_log && budget > 0; k++, budget--)
-					fill_account(w, sel, p->payments[-log[k] - 1].dst, log, &n_log);
-			}
-		}
-	}
+	if (ok)
+		fill_after_repair(w, sel, i, log, &n_log);
 	for (k = 0; k < n_log; k++)
 	{
 		if (log[k] >= 0)
@@ -176,7 +170,7 @@ collect_candidates(Work *w, const bool *sel, const int *members, int n, int roun
 	{
 		const SolverPayment *s = &p->payments[members[j]];
 
-		w->mark[s->dst] = w->mark[s->dst] || (!w->narrow && w->dirty[s->src]) || w->dirty[s->dst];
+		w->mark[s->dst] = w->mark[s->dst] || w->dirty[s->src] || w->dirty[s->dst];
 	}
 	for (j = 0; j < n; j++)
 	{
@@ -223,8 +217,7 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 	solver_compute_balances(w, sel, members, n);
 	solver_compute_usage(w, sel, members, n);
 	n_cand = collect_candidates(w, sel, members, n, round);
-	if (getenv("PROF2")) fprintf(stderr, "round %d cand %d\n", round, n_cand);
-	w->work += 4 * n;
+	w->effort += 4 * n;
 	for (j = 0; j < n_cand; j++)
 	{
 		int			i = cands[j];
@@ -232,12 +225,12 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 
 		if ((j & 15) == 15 && solver_out_of_ls_time(w))
 			break;
-		if (sel[i] || ((settle_solver_dual_mode & 256) && w->never[i]))
-			continue;
+		if (sel[i] || w->never[i])
+			continue;			/* never: probing showed it cannot settle */
 		if (s->penalty <= marginal_cost(w, i))
 			continue;
 		w->chain_seen = false;
-		w->work++;
+		w->effort++;
 		if (try_move(w, sel, i, 0) || (w->chain_seen && try_move(w, sel, i, CHAIN_MAX)))
 			kept++;
 	}
@@ -281,7 +274,7 @@ solver_local_search_from(Work *w, bool *sel, const int *members, int n, int firs
 			break;
 		solver_refill(w, sel, members, n);
 		next = solver_objective(w, sel, members, n);
-		w->work += n;
+		w->effort += n;
 		if (!(next < obj - 1e-12 * fabs(obj)))
 		{
 			for (j = 0; j < n; j++)

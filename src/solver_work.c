@@ -87,19 +87,17 @@ solver_alloc_work(Work *w)
 	w->in_end = malloc(sizeof(int) * (p->n_accounts + 2));
 	w->in_list = malloc(sizeof(int) * (n + 1));
 	w->tmp = malloc(sizeof(int) * (n + 1));
-	w->tmp2 = malloc(sizeof(int) * (3 * n + 1));
+	w->tmp2 = malloc(sizeof(int) * (4 * n + 1));
 	w->stack = malloc(sizeof(int) * (2 * n + p->n_accounts + CHAIN_MAX + 1));
 	w->chained = calloc(n + 1, sizeof(bool));
 	w->snap = malloc(sizeof(wide) * (p->n_accounts + 1));
 	w->dirty = calloc(p->n_accounts + 1, sizeof(bool));
 	w->mark = calloc(p->n_accounts + 1, sizeof(bool));
 	w->key = malloc(sizeof(double) * (n + 1));
+	w->never = calloc(n + 1, sizeof(bool));
 	w->lambda = calloc(p->n_accounts + 1, sizeof(double));
 	w->rc = calloc(n + 1, sizeof(double));
-	w->never = calloc(n + 1, sizeof(bool));
-	if (!w->never)
-		return false;
-	if (!w->lambda || !w->rc)
+	if (!w->never || !w->lambda || !w->rc)
 		return false;
 	w->ar_start = malloc(sizeof(int) * (p->n_accounts + 3));
 	w->wire_start = malloc(sizeof(int) * (p->n_wires + 1));
@@ -132,9 +130,9 @@ solver_free_work(Work *w)
 	free(w->comp_start);
 	free(w->local);
 	free(w->density);
+	free(w->never);
 	free(w->lambda);
 	free(w->rc);
-	free(w->never);
 	free(w->balance);
 	free(w->wire_use);
 	free(w->fx_net);
@@ -328,9 +326,11 @@ solver_build_lists(Work *w, const int *members, int n)
 }
 
 /*
- * Probing: a payment whose payer stays short even if every credit that can
- * still arrive arrives (and no other debit leaves) can never settle; its
- * lost credit may make others impossible in turn (to a fixpoint).
+ * Probing (as an exact solver's preprocessing does): a payment whose payer
+ * stays below its floor even if every credit that can still arrive arrives
+ * and nothing else leaves can settle in no selection; the credit it will
+ * never bring may make others impossible in turn (to a fixpoint).  Into
+ * w->never; w->snap is scratch.
  */
 void
 solver_probe(Work *w, const int *members, int n)
@@ -363,21 +363,23 @@ solver_probe(Work *w, const int *members, int n)
 			int			i = members[j];
 			const SolverPayment *s = &p->payments[i];
 
-			if (w->never[i] || s->src == s->dst || !p->accounts[s->src].constrained)
+			if (w->never[i] || s->src == s->dst || !p->accounts[s->src].constrained ||
+				cap[s->src] - s->debit >= floor_of(p, s->src))
 				continue;
-			if (cap[s->src] - s->debit < floor_of(p, s->src))
-			{
-				w->never[i] = true;
-				cap[s->dst] -= s->credit;
-				changed = true;
-			}
+			w->never[i] = true;
+			cap[s->dst] -= s->credit;
+			changed = true;
 		}
 	}
 }
 
-/* The local search's order after the LP: largest LP reduced value first, ties by penalty. */
+/*
+ * After the LP: the local search tries payments by the LP's reduced value
+ * (w->rc, largest first; those the LP left fractional have 0 and come by
+ * penalty), instead of by penalty alone.
+ */
 void
-solver_order_by_reduced(Work *w, const int *members, int n)
+solver_order_by_reduced_value(Work *w, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	int			j;
@@ -386,17 +388,6 @@ solver_order_by_reduced(Work *w, const int *members, int n)
 	for (j = 0; j < n; j++)
 		w->key[members[j]] = -(w->rc[members[j]] + 1e-6 * p->payments[members[j]].penalty);
 	sort_by_key(w->by_penalty, n, w->key, w->tmp);
-	if (settle_solver_dual_mode & 16)
-	{
-		memcpy(w->by_density, members, sizeof(int) * n);
-		for (j = 0; j < n; j++)
-		{
-			const SolverPayment *s = &p->payments[members[j]];
-
-			w->key[members[j]] = (s->penalty + (double) s->credit * w->lambda[s->dst]) / (double) s->debit;
-		}
-		sort_by_key(w->by_density, n, w->key, w->tmp);
-	}
 }
 
 /*
