@@ -344,7 +344,6 @@ solve_component(Work *w, const int *members, int n, bool *settle, Outcome *o)
 
 	memset(o, 0, sizeof(*o));
 	w->have_duals = false;
-	w->barred = -1;
 	heuristic(w, w->best, members, n, false);
 	best_obj = solver_objective(w, w->best, members, n);
 	solver_probe(w, members, n);

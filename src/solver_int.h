@@ -98,7 +98,6 @@ typedef struct Work
 	double	   *lambda;			/* per account: the LP's dual price per minor unit */
 	double	   *rc;				/* per payment: minus the LP's reduced cost */
 	bool		have_duals;		/* lambda and rc hold this component's LP */
-	int			barred;			/* repair may not add this payment (-1: none) */
 	long long	effort;			/* local-search effort since the component's LP (list entries) */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;

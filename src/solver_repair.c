@@ -45,7 +45,7 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		const SolverPayment *c = &p->payments[i];
 
 		seen++;
-		if (sel[i] || c->src == a || i == w->barred)
+		if (sel[i] || c->src == a)
 			continue;
 		if (p->accounts[c->src].constrained &&
 			w->balance[c->src] - c->debit < floor_of(p, c->src))

@@ -11,8 +11,6 @@
  */
 #include <math.h>
 
-#include <stdlib.h>
-
 #include "solver_int.h"
 
 /* At most this many improve + refill rounds per local search. */
@@ -145,65 +143,6 @@ try_move(Work *w, bool *sel, int i, int chain)
 	return false;
 }
 
-static bool
-try_drop(Work *w, bool *sel, int i)
-{
-	const SolverProblem *p = w->p;
-	const SolverPayment *s = &p->payments[i];
-	int		   *log = w->tmp2;
-	int			n_log = 0;
-	int			k;
-	bool		ok = true;
-	double		gain = -s->penalty;
-
-	sel[i] = false;
-	w->balance[s->src] += s->debit;
-	w->balance[s->dst] -= s->credit;
-	use_payment(w, i, -1);
-	w->barred = i;
-	w->never[i] = true;
-	if (is_short(w, s->dst))
-	{
-		w->stack[0] = s->dst;
-		ok = solver_repair_from(w, sel, 1, -1, log, &n_log, 2 * s->penalty);
-	}
-	if (ok)
-	{
-		fill_account(w, sel, s->src, log, &n_log);
-		fill_after_repair(w, sel, i, log, &n_log);
-	}
-	w->barred = -1;
-	w->never[i] = false;
-	for (k = 0; k < n_log; k++)
-	{
-		if (log[k] >= 0)
-			gain -= p->payments[log[k]].penalty;
-		else
-		{
-			gain += p->payments[-log[k] - 1].penalty;
-			w->chained[-log[k] - 1] = false;
-		}
-	}
-	if (ok && gain > 1e-9 * s->penalty)
-		return true;
-	for (k = n_log - 1; k >= 0; k--)
-	{
-		int			d = log[k] >= 0 ? log[k] : -log[k] - 1;
-		int			sign = log[k] >= 0 ? 1 : -1;
-		const SolverPayment *ds = &p->payments[d];
-
-		sel[d] = sign > 0;
-		w->balance[ds->src] -= sign * ds->debit;
-		w->balance[ds->dst] += sign * ds->credit;
-		use_payment(w, d, sign);
-	}
-	sel[i] = true;
-	w->balance[s->src] -= s->debit;
-	w->balance[s->dst] += s->credit;
-	use_payment(w, i, 1);
-	return false;
-}
-
 /*
  * The payments a round tries, into w->sorted, most valuable first; returns
  * how many.  Don't-look bits: a payment tried in the last round failed, and
@@ -294,21 +233,6 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 		w->effort++;
 		if (try_move(w, sel, i, 0) || (w->chain_seen && try_move(w, sel, i, CHAIN_MAX)))
 			kept++;
-	}
-	if (w->have_duals && getenv("DROPS"))
-	{
-		double		tol = atof(getenv("DROPS"));
-
-		for (j = n - 1; j >= 0; j--)
-		{
-			int			i = w->by_penalty[j];
-
-			if (!sel[i] || w->rc[i] >= -tol * p->payments[i].penalty)
-				continue;
-			w->effort++;
-			if (try_drop(w, sel, i))
-				kept++;
-		}
 	}
 	return kept;
 }
