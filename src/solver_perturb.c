@@ -1,7 +1,7 @@
 /*
  * solver_perturb.c -- iterated local search (ILS) on a component's best
  * selection: ruin part of it, let the local search rebuild it, keep the
- * result if the exact objective fell.  docs/ALGORITHM.md, step 4b.
+ * result if the exact objective fell.  docs/ALGORITHM.md, step 5 (ILS).
  *
  * The local search (solver_search.c) ends in a local optimum that depends
  * on where it starts (the two LP roundings end several points apart); a

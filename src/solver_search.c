@@ -6,7 +6,7 @@
  * (solver_repair_from); a move that fails with drops alone is retried as a
  * short ejection chain, which is what closes gridlocked rings.  Rounds
  * repeat while the exact objective falls; a payment is retried only when
- * balances near it changed (don't-look bits).  docs/ALGORITHM.md, step 4.
+ * balances near it changed (don't-look bits).  docs/ALGORITHM.md, step 5.
  * Plain C11, no PostgreSQL headers (solver_int.h).
  */
 #include <math.h>
