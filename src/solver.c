@@ -384,6 +384,7 @@ greedy_after_glpk_error(Work *w, SolverResult *result)
 	int			c;
 
 	w->lp = NULL;
+	w->have_duals = false;		/* H as in the greedy fallback: no LP prices */
 	glp_free_env();
 	snprintf(result->message, sizeof(result->message), "GLPK internal error; greedy heuristic used");
 	if (w->p->log)
