@@ -329,15 +329,19 @@ solver_build_lists(Work *w, const int *members, int n)
  * Probing (as an exact solver's preprocessing does): a payment whose payer
  * stays below its floor even if every credit that can still arrive arrives
  * and nothing else leaves can settle in no selection; the credit it will
- * never bring may make others impossible in turn (to a fixpoint).  Into
- * w->never; w->snap is scratch.
+ * never bring may make others impossible in turn (to the fixpoint, which
+ * does not depend on the order).  A worklist of accounts whose possible
+ * inflow fell: each payment is marked at most once, an account is looked
+ * at again only when one of its credits is lost.  Into w->never; needs the
+ * component's account lists (solver_build_lists); w->snap is scratch.
  */
 void
 solver_probe(Work *w, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	wide	   *cap = w->snap;
-	bool		changed = true;
+	int		   *stack = w->stack;
+	int			top = 0;
 	int			j;
 
 	for (j = 0; j < n; j++)
@@ -354,21 +358,34 @@ solver_probe(Work *w, const int *members, int n)
 
 		if (s->src != s->dst)
 			cap[s->dst] += s->credit;
-	}
-	while (changed)
-	{
-		changed = false;
-		for (j = 0; j < n; j++)
+		if (!w->mark[s->src])
 		{
-			int			i = members[j];
+			w->mark[s->src] = true;
+			stack[top++] = s->src;
+		}
+	}
+	while (top > 0)
+	{
+		int			a = stack[--top];
+		int			t;
+
+		w->mark[a] = false;
+		if (!p->accounts[a].constrained)
+			continue;
+		for (t = w->out_first[a]; t < w->out_end[a]; t++)
+		{
+			int			i = w->out_list[t];
 			const SolverPayment *s = &p->payments[i];
 
-			if (w->never[i] || s->src == s->dst || !p->accounts[s->src].constrained ||
-				cap[s->src] - s->debit >= floor_of(p, s->src))
+			if (w->never[i] || s->src == s->dst || cap[a] - s->debit >= floor_of(p, a))
 				continue;
 			w->never[i] = true;
 			cap[s->dst] -= s->credit;
-			changed = true;
+			if (!w->mark[s->dst])
+			{
+				w->mark[s->dst] = true;
+				stack[top++] = s->dst;
+			}
 		}
 	}
 }
