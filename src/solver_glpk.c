@@ -6,9 +6,11 @@
  * pair with a spread (free wires and pairs get none).  Rows: one per
  * constrained account, scaled to unit size; wire links (aggregated per wire
  * for the LP, one per payment and end for the MIP); two per FX pair.  The
- * LP is solved by the dual simplex, or by sifting for large components; the
- * MIP starts from the best selection so far.  docs/ALGORITHM.md, steps 3
- * and 5.  GLPK errors longjmp back to settle_solve (solver.c), which frees
+ * LP is solved by the dual simplex, or by sifting for large components,
+ * with the payments probing showed cannot settle fixed at 0 (and again
+ * without them when the caller wants liquidity prices); the MIP starts
+ * from the best selection so far.  docs/ALGORITHM.md, steps 4 and 6.
+ * GLPK errors longjmp back to settle_solve (solver.c), which frees
  * GLPK's environment: every array used here lives in the Work.
  * Plain C11, no PostgreSQL headers (solver_int.h).
  */

@@ -7,13 +7,17 @@
  *                    M, keep the cheapest), the greedy fallback, the exact
  *                    limit check
  *   solver_work.c    work memory, clocks, decomposition into components,
- *                    balances, wire use and the exact objective
+ *                    probing, balances, wire use and the exact objective
  *   solver_repair.c  repair (make every account whole again), dropping
  *                    unprofitable deferrals, refill
- *   solver_search.c  local search: moves, ejection chains, don't-look bits
- *   solver_perturb.c iterated local search: kicks from the best selection
+ *   solver_search.c  local search: moves, fills, ejection chains, don't-look
+ *                    bits
+ *   solver_perturb.c iterated local search: kicks from the best selection,
+ *                    up to an effort bound
  *   solver_glpk.c    the GLPK model: columns, account, wire and FX rows; LP
- *                    (dual simplex or sifting) and MIP
+ *                    (dual simplex or sifting; probed) and MIP
+ *   solver_duals.c   the LP's duals (search, liquidity prices), funding
+ *                    advice
  *
  * Plain C11 over GLPK: no PostgreSQL header may be included here or in any
  * solver file (test/solver builds them standalone).  Functions shared
