@@ -118,10 +118,19 @@ extern int	settle_solver_fault_injection;
 
 /*
  * Kicks of the iterated local search per component (docs/ALGORITHM.md,
- * step 4b; default 4, 0 turns it off).  Tests and the benchmark change it
+ * step 5, ILS; default 4, 0 turns it off).  Tests and the benchmark change it
  * to measure what it adds; the extension leaves it alone.
  */
 extern int	settle_solver_ils_kicks;
+
+/*
+ * Effort after which no further kick starts, per payment of the component,
+ * in the local search's own units (list entries scanned by repair and
+ * moves; docs/ALGORITHM.md, step 5, ILS; default 1600, 0: no such bound).
+ * Counted, not timed, so that the same input gives the same selection.
+ * Tests and the benchmark change it; the extension leaves it alone.
+ */
+extern int	settle_solver_ils_work;
 
 /*
  * Greedy fallback alone (no GLPK): exact, always feasible.  Its local search

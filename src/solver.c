@@ -295,6 +295,8 @@ try_lp(Work *w, const int *members, int n, double *best_obj, Outcome *o)
 	if (!solver_solve_model(w, members, n, false, NULL, w->best, w->cand,
 							&o->lp_obj, &o->lp_weight, &proved))
 		return false;
+	if (w->have_duals)
+		solver_order_by_reduced_value(w, members, n);
 	try_candidate(w, w->cand, members, n, best_obj);
 	if (!solver_out_of_ls_time(w))
 	{
@@ -341,8 +343,11 @@ solve_component(Work *w, const int *members, int n, bool *settle, Outcome *o)
 	int			j;
 
 	memset(o, 0, sizeof(*o));
+	w->have_duals = false;
 	heuristic(w, w->best, members, n, false);
 	best_obj = solver_objective(w, w->best, members, n);
+	solver_probe(w, members, n);
+	w->effort = 0;
 	if (!solver_out_of_time(w))
 		o->got_lp = try_lp(w, members, n, &best_obj, o);
 	/* kicks, unless the rounding already met the LP bound */
@@ -379,6 +384,7 @@ greedy_after_glpk_error(Work *w, SolverResult *result)
 	int			c;
 
 	w->lp = NULL;
+	w->have_duals = false;		/* H as in the greedy fallback: no LP prices */
 	glp_free_env();
 	snprintf(result->message, sizeof(result->message), "GLPK internal error; greedy heuristic used");
 	if (w->p->log)

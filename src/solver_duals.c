@@ -4,7 +4,13 @@
  *
  * solver_record_duals(): called by solver_glpk.c right after a component's
  * LP relaxation is solved (stage L): the dual value of every constrained
- * account's row, per minor unit, into problem->account_price.  The account
+ * account's row, per minor unit: without prices into w->lambda (repair
+ * prices the credit a drop takes from its payee with it), with each
+ * payment's reduced cost into w->rc (the local search's order); with
+ * prices into problem->account_price, nothing else.  solver_glpk.c calls it
+ * without prices for the probed relaxation (payments that cannot settle
+ * fixed at 0), which the search uses, then, if the caller wants prices,
+ * with prices for the plain relaxation (see solve_plain_for_prices).  The account
  * rows are rows 1..k of the model, numbered as number_accounts() numbers
  * them (each payment's payer, then its payee, at first sight) and divided
  * by w->ar_scale[r]; the dual of the scaled row divided by that scale is
@@ -32,16 +38,14 @@
 #include "solver_duals.h"
 
 void
-solver_record_duals(Work *w, glp_prob *lp, const int *members, int n)
+solver_record_duals(Work *w, glp_prob *lp, const int *members, int n, bool prices)
 {
 	const SolverProblem *p = w->p;
-	double	   *price = p->account_price;
+	double	   *price = prices ? p->account_price : w->lambda;
 	int			row = 0;
 	int			j;
 	int			end;
 
-	if (price == NULL)
-		return;
 	/* NAN marks the component's accounts not yet numbered */
 	for (j = 0; j < n; j++)
 	{
@@ -72,6 +76,12 @@ solver_record_duals(Work *w, glp_prob *lp, const int *members, int n)
 				price[a] = 0;
 		}
 	}
+	if (prices)
+		return;
+	/* the local search's order (solver_order_by_reduced_value): x_j is column j + 1 */
+	for (j = 0; j < n; j++)
+		w->rc[members[j]] = -glp_get_col_dual(lp, j + 1);
+	w->have_duals = true;
 }
 
 /* ---- funding advice ---- */

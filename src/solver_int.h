@@ -7,13 +7,17 @@
  *                    M, keep the cheapest), the greedy fallback, the exact
  *                    limit check
  *   solver_work.c    work memory, clocks, decomposition into components,
- *                    balances, wire use and the exact objective
+ *                    probing, balances, wire use and the exact objective
  *   solver_repair.c  repair (make every account whole again), dropping
  *                    unprofitable deferrals, refill
- *   solver_search.c  local search: moves, ejection chains, don't-look bits
- *   solver_perturb.c iterated local search: kicks from the best selection
+ *   solver_search.c  local search: moves, fills, ejection chains, don't-look
+ *                    bits
+ *   solver_perturb.c iterated local search: kicks from the best selection,
+ *                    up to an effort bound
  *   solver_glpk.c    the GLPK model: columns, account, wire and FX rows; LP
- *                    (dual simplex or sifting) and MIP
+ *                    (dual simplex or sifting; probed) and MIP
+ *   solver_duals.c   the LP's duals (search, liquidity prices), funding
+ *                    advice
  *
  * Plain C11 over GLPK: no PostgreSQL header may be included here or in any
  * solver file (test/solver builds them standalone).  Functions shared
@@ -94,6 +98,11 @@ typedef struct Work
 	int			chain_left;		/* solver_repair_from: chain adds still allowed */
 	bool		chain_seen;		/* solver_repair_from met a payment a chain could add */
 	double	   *key;			/* per payment sort key */
+	bool	   *never;			/* per payment: no selection can settle it (probing) */
+	double	   *lambda;			/* per account: the LP's dual price per minor unit */
+	double	   *rc;				/* per payment: minus the LP's reduced cost */
+	bool		have_duals;		/* lambda and rc hold this component's LP */
+	long long	effort;			/* local-search effort since the component's LP (list entries) */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;
 } Work;
@@ -170,6 +179,8 @@ extern bool solver_stop_requested(Work *w);
 extern bool solver_out_of_ls_time(Work *w);
 extern bool solver_decompose(Work *w);
 extern void solver_build_lists(Work *w, const int *members, int n);
+extern void solver_probe(Work *w, const int *members, int n);
+extern void solver_order_by_reduced_value(Work *w, const int *members, int n);
 extern void solver_compute_balances(Work *w, const bool *sel, const int *members, int n);
 extern void solver_compute_usage(Work *w, const bool *sel, const int *members, int n);
 extern double solver_objective(const Work *w, const bool *sel, const int *members, int n);
@@ -194,7 +205,10 @@ extern bool solver_solve_model(Work *w, const int *members, int n, bool mip,
 							   const bool *incumbent, const bool *guess, bool *out,
 							   double *lp_obj, double *lp_weight, bool *proved);
 
-/* solver_duals.c (issue #21): the LP's account prices into p->account_price */
-extern void solver_record_duals(Work *w, glp_prob *lp, const int *members, int n);
+/*
+ * solver_duals.c (issue #21): the LP's account prices into w->lambda and
+ * p->account_price, its reduced costs into w->rc
+ */
+extern void solver_record_duals(Work *w, glp_prob *lp, const int *members, int n, bool prices);
 
 #endif							/* SETTLE_SOLVER_INT_H */

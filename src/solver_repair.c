@@ -67,6 +67,7 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		if (best < 0 || c->penalty > p->payments[best].penalty)
 			best = i;
 	}
+	w->effort += t - w->in_first[a];
 	if (best < 0 && chain_cand >= 0)
 	{
 		*chain = true;
@@ -79,7 +80,10 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
  * A selected payment out of short account a to drop: the one that loses
  * least per unit of shortfall covered, counting the shortfall its lost
  * credit would cause at the payee (a drop there would follow), so chains
- * of drops stop early.  Never "protect", nor a payment a chain added in
+ * of drops stop early.  That shortfall is priced at the payee's dual price
+ * in the component's LP once there is one (what a unit of its liquidity is
+ * worth to the whole component), else at the payment's own penalty per
+ * unit.  Never "protect", nor a payment a chain added in
  * this move.  -1 if none.
  */
 static int
@@ -111,13 +115,15 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 			if (induced < 0)
 				induced = 0;
 		}
-		cost = (c->penalty + induced * w->density[i]) / cover;
+		/* the LP's price of the payee's liquidity, else the payment's own density */
+		cost = (c->penalty + induced * (w->have_duals ? w->lambda[c->dst] : w->density[i])) / cover;
 		if (cost < best_cost)
 		{
 			best_cost = cost;
 			best = i;
 		}
 	}
+	w->effort += t - w->out_first[a];
 	return best;
 }
 
@@ -325,6 +331,7 @@ solver_refill(Work *w, bool *sel, const int *members, int n)
 	for (pass = 0; added && pass < 8; pass++)
 	{
 		added = false;
+		w->effort += n;
 		for (j = n - 1; j >= 0; j--)
 		{
 			int			i = sorted[j];

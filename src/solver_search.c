@@ -6,7 +6,7 @@
  * (solver_repair_from); a move that fails with drops alone is retried as a
  * short ejection chain, which is what closes gridlocked rings.  Rounds
  * repeat while the exact objective falls; a payment is retried only when
- * balances near it changed (don't-look bits).  docs/ALGORITHM.md, step 4.
+ * balances near it changed (don't-look bits).  docs/ALGORITHM.md, step 5.
  * Plain C11, no PostgreSQL headers (solver_int.h).
  */
 #include <math.h>
@@ -16,15 +16,76 @@
 /* At most this many improve + refill rounds per local search. */
 #define IMPROVE_ROUNDS 100
 
+/* A move fills at most this many accounts beyond those its drops freed and its payee. */
+#define FILL_MAX 16
+
+static void fill_account(Work *w, bool *sel, int a, int *log, int *n_log);
+static void fill_after_repair(Work *w, bool *sel, int i, int *log, int *n_log);
 static bool try_move(Work *w, bool *sel, int i, int chain);
 static int	collect_candidates(Work *w, const bool *sel, const int *members, int n, int round);
 static int	improve(Work *w, bool *sel, const int *members, int n, int round);
 
+/* Add what account a can afford now, densest first; adds logged as -i - 1. */
+static void
+fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
+{
+	const SolverProblem *p = w->p;
+	int			t;
+
+	for (t = w->out_end[a] - 1; t >= w->out_first[a]; t--)
+	{
+		int			i = w->out_list[t];
+		const SolverPayment *s = &p->payments[i];
+
+		if (sel[i] || w->never[i])
+			continue;
+		if (p->accounts[a].constrained && w->balance[a] - s->debit < floor_of(p, a))
+			continue;
+		if (s->penalty <= marginal_cost(w, i))
+			continue;
+		sel[i] = true;
+		log[(*n_log)++] = -(i + 1);
+		w->balance[a] -= s->debit;
+		w->balance[s->dst] += s->credit;
+		use_payment(w, i, 1);
+	}
+	w->effort += w->out_end[a] - w->out_first[a];
+}
+
+/*
+ * Within a move, after its repair: use at once the liquidity the move
+ * freed or brought, so that the move is judged with it.  Fill the payers
+ * of its drops, the payee of i, then the payees of what was filled (at
+ * most FILL_MAX of them).  Only affordable payments are added, so the
+ * selection stays within every limit.
+ */
+static void
+fill_after_repair(Work *w, bool *sel, int i, int *log, int *n_log)
+{
+	const SolverProblem *p = w->p;
+	int			n_repair = *n_log;
+	int			k;
+	int			left = FILL_MAX;
+
+	for (k = 0; k < n_repair; k++)
+		if (log[k] >= 0)
+			fill_account(w, sel, p->payments[log[k]].src, log, n_log);
+	fill_account(w, sel, p->payments[i].dst, log, n_log);
+	for (k = n_repair; k < *n_log && left > 0; k++)
+		if (log[k] < 0)
+		{
+			left--;
+			fill_account(w, sel, p->payments[-log[k] - 1].dst, log, n_log);
+		}
+}
+
 /*
  * One local-search move: select payment i, repair the shortfall it causes
  * (never dropping i; at most "chain" payments added whose payers then go
- * short), keep it if the penalty gained exceeds the penalties dropped plus
- * i's marginal cost, else undo it exactly from the log.  True if kept.
+ * short), fill what the freed liquidity now affords (fill_after_repair),
+ * keep it if the penalty gained exceeds the penalties dropped plus i's
+ * marginal cost, else undo it exactly from the log.  True if kept.  The
+ * log holds at most 4n entries: n adds and 2n drops in repair, n fills.
  */
 static bool
 try_move(Work *w, bool *sel, int i, int chain)
@@ -49,6 +110,8 @@ try_move(Work *w, bool *sel, int i, int chain)
 		ok = solver_repair_from(w, sel, 1, i, log, &n_log, 4 * gain);
 		w->chain_left = 0;
 	}
+	if (ok)
+		fill_after_repair(w, sel, i, log, &n_log);
 	for (k = 0; k < n_log; k++)
 	{
 		if (log[k] >= 0)
@@ -154,6 +217,7 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 	solver_compute_balances(w, sel, members, n);
 	solver_compute_usage(w, sel, members, n);
 	n_cand = collect_candidates(w, sel, members, n, round);
+	w->effort += 4 * n;
 	for (j = 0; j < n_cand; j++)
 	{
 		int			i = cands[j];
@@ -161,11 +225,12 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 
 		if ((j & 15) == 15 && solver_out_of_ls_time(w))
 			break;
-		if (sel[i])
-			continue;
+		if (sel[i] || w->never[i])
+			continue;			/* never: probing showed it cannot settle */
 		if (s->penalty <= marginal_cost(w, i))
 			continue;
 		w->chain_seen = false;
+		w->effort++;
 		if (try_move(w, sel, i, 0) || (w->chain_seen && try_move(w, sel, i, CHAIN_MAX)))
 			kept++;
 	}
@@ -209,6 +274,7 @@ solver_local_search_from(Work *w, bool *sel, const int *members, int n, int firs
 			break;
 		solver_refill(w, sel, members, n);
 		next = solver_objective(w, sel, members, n);
+		w->effort += n;
 		if (!(next < obj - 1e-12 * fabs(obj)))
 		{
 			for (j = 0; j < n; j++)

@@ -87,13 +87,18 @@ solver_alloc_work(Work *w)
 	w->in_end = malloc(sizeof(int) * (p->n_accounts + 2));
 	w->in_list = malloc(sizeof(int) * (n + 1));
 	w->tmp = malloc(sizeof(int) * (n + 1));
-	w->tmp2 = malloc(sizeof(int) * (3 * n + 1));
+	w->tmp2 = malloc(sizeof(int) * (4 * n + 1));
 	w->stack = malloc(sizeof(int) * (2 * n + p->n_accounts + CHAIN_MAX + 1));
 	w->chained = calloc(n + 1, sizeof(bool));
 	w->snap = malloc(sizeof(wide) * (p->n_accounts + 1));
 	w->dirty = calloc(p->n_accounts + 1, sizeof(bool));
 	w->mark = calloc(p->n_accounts + 1, sizeof(bool));
 	w->key = malloc(sizeof(double) * (n + 1));
+	w->never = calloc(n + 1, sizeof(bool));
+	w->lambda = calloc(p->n_accounts + 1, sizeof(double));
+	w->rc = calloc(n + 1, sizeof(double));
+	if (!w->never || !w->lambda || !w->rc)
+		return false;
 	w->ar_start = malloc(sizeof(int) * (p->n_accounts + 3));
 	w->wire_start = malloc(sizeof(int) * (p->n_wires + 1));
 	w->wire_fill = malloc(sizeof(int) * (p->n_wires + 1));
@@ -125,6 +130,9 @@ solver_free_work(Work *w)
 	free(w->comp_start);
 	free(w->local);
 	free(w->density);
+	free(w->never);
+	free(w->lambda);
+	free(w->rc);
 	free(w->balance);
 	free(w->wire_use);
 	free(w->fx_net);
@@ -315,6 +323,88 @@ solver_build_lists(Work *w, const int *members, int n)
 	sort_by_key(w->by_penalty, n, w->key, w->tmp);
 	build_account_lists(w, members, n, 0, w->out_first, w->out_end, w->out_list);
 	build_account_lists(w, members, n, 1, w->in_first, w->in_end, w->in_list);
+}
+
+/*
+ * Probing (as an exact solver's preprocessing does): a payment whose payer
+ * stays below its floor even if every credit that can still arrive arrives
+ * and nothing else leaves can settle in no selection; the credit it will
+ * never bring may make others impossible in turn (to the fixpoint, which
+ * does not depend on the order).  A worklist of accounts whose possible
+ * inflow fell: each payment is marked at most once, an account is looked
+ * at again only when one of its credits is lost.  Into w->never; needs the
+ * component's account lists (solver_build_lists); w->snap is scratch.
+ */
+void
+solver_probe(Work *w, const int *members, int n)
+{
+	const SolverProblem *p = w->p;
+	wide	   *cap = w->snap;
+	int		   *stack = w->stack;
+	int			top = 0;
+	int			j;
+
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		w->never[members[j]] = false;
+		cap[s->src] = p->accounts[s->src].available;
+		cap[s->dst] = p->accounts[s->dst].available;
+	}
+	for (j = 0; j < n; j++)
+	{
+		const SolverPayment *s = &p->payments[members[j]];
+
+		if (s->src != s->dst)
+			cap[s->dst] += s->credit;
+		if (!w->mark[s->src])
+		{
+			w->mark[s->src] = true;
+			stack[top++] = s->src;
+		}
+	}
+	while (top > 0)
+	{
+		int			a = stack[--top];
+		int			t;
+
+		w->mark[a] = false;
+		if (!p->accounts[a].constrained)
+			continue;
+		for (t = w->out_first[a]; t < w->out_end[a]; t++)
+		{
+			int			i = w->out_list[t];
+			const SolverPayment *s = &p->payments[i];
+
+			if (w->never[i] || s->src == s->dst || cap[a] - s->debit >= floor_of(p, a))
+				continue;
+			w->never[i] = true;
+			cap[s->dst] -= s->credit;
+			if (!w->mark[s->dst])
+			{
+				w->mark[s->dst] = true;
+				stack[top++] = s->dst;
+			}
+		}
+	}
+}
+
+/*
+ * After the LP: the local search tries payments by the LP's reduced value
+ * (w->rc, largest first; those the LP left fractional have 0 and come by
+ * penalty), instead of by penalty alone.
+ */
+void
+solver_order_by_reduced_value(Work *w, const int *members, int n)
+{
+	const SolverProblem *p = w->p;
+	int			j;
+
+	memcpy(w->by_penalty, members, sizeof(int) * n);
+	for (j = 0; j < n; j++)
+		w->key[members[j]] = -(w->rc[members[j]] + 1e-6 * p->payments[members[j]].penalty);
+	sort_by_key(w->by_penalty, n, w->key, w->tmp);
 }
 
 /*

@@ -34,6 +34,7 @@
  * Usage: solver_bench [time_limit_ms (5000)] [max_n (100000)]; environment
  * MIPMAX=k sets mip_max_payments (default 200), REPEAT=k (default 1),
  * ILS_KICKS=k the iterated search's kicks (settle_solver_ils_kicks; 0: off),
+ * ILS_WORK=k its effort bound per payment (settle_solver_ils_work; 0: none),
  * MIN_N=k skips smaller sizes, SEED=k another instance of the workload.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -255,6 +256,8 @@ main(int argc, char **argv)
 		repeat = 1;
 	if (getenv("ILS_KICKS"))
 		settle_solver_ils_kicks = atoi(getenv("ILS_KICKS"));
+	if (getenv("ILS_WORK"))
+		settle_solver_ils_work = atoi(getenv("ILS_WORK"));
 	for (n = 1000; n <= max_n; n *= 10)
 	{
 		if (n < min_n)
