@@ -229,7 +229,10 @@ if [ -n "$mr" ]; then
     if [ "$mr" = 0 ]; then
         mr_cell="none of the steps ($(get maxrate_steps | sed 's/ /, /g')/s)"
     else
-        mr_cell="$(fmt "$mr")/s (steps $(get maxrate_steps | sed 's/ /, /g')/s; the next one failed or was the last): submitted $(fmt "$(get "maxrate_$mr.tps.med")")/s, p50 / p95 / p99 $(get "maxrate_$mr.s_p50.med") / $(get "maxrate_$mr.s_p95.med") ($(rng "maxrate_$mr.s_p95")) / $(get "maxrate_$mr.s_p99.med") ms, saved $(get "maxrate_$mr.s_saved.med")%, gathering $(get "maxrate_$mr.pace_ms.med") ms, median of 3 runs"
+        last=$(get maxrate_steps | awk '{ print $NF }')
+        if [ "$mr" = "$last" ]; then nxt="every step kept up with: the highest tried"
+        else nxt="the next step, $(get maxrate_steps | tr ' ' '\n' | awk -v m="$mr" 'f { print; exit } $1 == m { f = 1 }')/s, was not"; fi
+        mr_cell="$(fmt "$mr")/s (steps $(get maxrate_steps | sed 's/ /, /g')/s; $nxt): submitted $(fmt "$(get "maxrate_$mr.tps.med")")/s, p50 / p95 / p99 $(get "maxrate_$mr.s_p50.med") / $(get "maxrate_$mr.s_p95.med") ($(rng "maxrate_$mr.s_p95")) / $(get "maxrate_$mr.s_p99.med") ms, saved $(get "maxrate_$mr.s_saved.med")%, gathering $(get "maxrate_$mr.pace_ms.med") ms, median of 3 runs"
     fi
     echo "| end to end, highest rate | the highest offered rate the worker keeps up with: >= 95% of the offered rate submitted, less than half a second of arrivals queued at the end of the load | $mr_cell | - | report (issue #18) | reported |"
 fi
