@@ -106,7 +106,7 @@ of this run and the committed one.
 known; *% of proven bound*: CBC's proven lower bound / settle's objective; *% of LP bound (weight)*:
 settled penalty weight / the solver's LP (aggregated wire rows; the old measure). settle:
 \`settle_solve\`, 5,000 ms limit (never reached here); *without kicks*: the same solver with
-\`settle_solver_ils_kicks = 0\` (the optimiser before issue #20), run alternately with it, 3 runs of
+\`settle_solver_ils_kicks = 0\` (the same solver without its iterated local search), run alternately with it, 3 runs of
 $(get q.repeat) solves each; ms = median of a run's solves, shown as the median of the 3 runs (min-max).
 Load average during this section: $(get load_quality).
 
