@@ -40,6 +40,11 @@ typedef struct SettleBacklogReport
 	TimestampTz stalled_since;
 	double		backoff_ms;		/* the worker's wait after a cycle that changed nothing */
 	double		batch_delay_ms; /* its last decision: how long to gather payments */
+	/* what it decided from (pace.c); NaN: not learnt yet */
+	double		arrival_rate;	/* L, payments per second */
+	double		lone_payment_cost;	/* c, reference currency */
+	double		netting_saturation; /* s, per payment */
+	double		waiting_cost;	/* h, reference currency per payment and second */
 } SettleBacklogReport;
 
 /* From _PG_init: the settings; and, while preloading, the shared memory. */

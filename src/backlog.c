@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -299,8 +301,8 @@ Datum
 settle_backlog_status(PG_FUNCTION_ARGS)
 {
 	SettleBacklogShared copy;
-	Datum		values[13];
-	bool		nulls[13] = {0};
+	Datum		values[17];
+	bool		nulls[17] = {0};
 	bool		fresh;
 	TupleDesc	desc;
 
@@ -330,8 +332,17 @@ settle_backlog_status(PG_FUNCTION_ARGS)
 	values[9] = Int32GetDatum(copy.report.no_progress);
 	values[10] = Float8GetDatum(copy.report.backoff_ms);
 	values[11] = Float8GetDatum(copy.report.batch_delay_ms);
-	values[12] = TimestampTzGetDatum(copy.published_at);
-	nulls[12] = !copy.published;
+	/* the pacing's inputs: NULL until the worker has learnt them */
+	values[12] = Float8GetDatum(copy.report.arrival_rate);
+	nulls[12] = !copy.published || isnan(copy.report.arrival_rate);
+	values[13] = Float8GetDatum(copy.report.lone_payment_cost);
+	nulls[13] = !copy.published || isnan(copy.report.lone_payment_cost);
+	values[14] = Float8GetDatum(copy.report.netting_saturation);
+	nulls[14] = !copy.published || isnan(copy.report.netting_saturation);
+	values[15] = Float8GetDatum(copy.report.waiting_cost);
+	nulls[15] = !copy.published || isnan(copy.report.waiting_cost);
+	values[16] = TimestampTzGetDatum(copy.published_at);
+	nulls[16] = !copy.published;
 	tuplestore_putvalues(((ReturnSetInfo *) fcinfo->resultinfo)->setResult, desc, values, nulls);
 	PG_RETURN_VOID();
 }

@@ -397,6 +397,11 @@ settle_pace_cycle_finished(TimestampTz now, bool committed, SettleStall *stall)
 	report.stalled_since = pace.stalled_since;
 	report.backoff_ms = pace.backoff_ms;
 	report.batch_delay_ms = pace.batch_delay_ms;
+	report.arrival_rate = pace.have_rate ? pace.rate : NAN;
+	report.lone_payment_cost = pace.have_fit ? pace.lone_cost : NAN;
+	report.netting_saturation = pace.have_fit ? pace.saturation : NAN;
+	report.waiting_cost = pace.weight_per_payment > 0 ?
+		pace.weight_per_payment * settle_waiting_cost_bps / 10000.0 : NAN;
 	if (committed)
 		settle_backlog_publish(&report);
 	return newly;

@@ -10,7 +10,9 @@ CREATE FUNCTION settle_backlog_status(
     OUT waiting bigint, OUT oldest_waiting_payment bigint, OUT oldest_waiting_since timestamptz,
     OUT stalled boolean, OUT stalled_since timestamptz, OUT stalls bigint,
     OUT cycles_without_progress integer, OUT backoff_ms double precision,
-    OUT batch_delay_ms double precision, OUT reported_at timestamptz)
+    OUT batch_delay_ms double precision, OUT arrival_rate double precision,
+    OUT lone_payment_cost double precision, OUT netting_saturation double precision,
+    OUT waiting_cost_per_second double precision, OUT reported_at timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_backlog_status' LANGUAGE C VOLATILE;
 -- the same in settle's schema, for the metrics (a name in public could be
@@ -20,7 +22,9 @@ CREATE FUNCTION settle._backlog_status(
     OUT waiting bigint, OUT oldest_waiting_payment bigint, OUT oldest_waiting_since timestamptz,
     OUT stalled boolean, OUT stalled_since timestamptz, OUT stalls bigint,
     OUT cycles_without_progress integer, OUT backoff_ms double precision,
-    OUT batch_delay_ms double precision, OUT reported_at timestamptz)
+    OUT batch_delay_ms double precision, OUT arrival_rate double precision,
+    OUT lone_payment_cost double precision, OUT netting_saturation double precision,
+    OUT waiting_cost_per_second double precision, OUT reported_at timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_backlog_status' LANGUAGE C VOLATILE;
 

@@ -73,7 +73,7 @@ COMMENT ON FUNCTION @extschema@.settle_verify_digest(jsonb) IS
 COMMENT ON FUNCTION @extschema@.settle_worker_status() IS
     'What this server''s settlement worker did since the server started (only in settle.database): cycles, failures, the last error';
 COMMENT ON FUNCTION @extschema@.settle_backlog_status() IS
-    'The queue as the settlement worker last saw it (only in settle.database): estimated depth, intake refusals (SE093), payments left waiting, a stalled backlog, the worker''s backoff and batching delay';
+    'The queue as the settlement worker last saw it (only in settle.database): estimated depth, intake refusals (SE093), payments left waiting, a stalled backlog, the worker''s backoff, its batching delay and what it chose it from (arrival rate, cost of a lone payment, netting saturation, cost of a second''s wait)';
 
 -- views and their columns
 COMMENT ON VIEW settle.currencies IS 'ISO 4217 currencies settle knows, with their minor-unit exponents';

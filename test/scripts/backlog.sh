@@ -167,6 +167,10 @@ wait_for 70 settled b10
 c=$(( $(worker_cycles) - before ))
 [ "$c" -le 2 ]
 ok $? "10 payments committed 100 ms apart settle in $c cycle(s)"
+# what the worker decided from: these batches cost their two wires however large (saturated)
+is "$(q "SELECT (arrival_rate > 0)::text || (netting_saturation > 0)::text || (lone_payment_cost > 0)::text || (waiting_cost_per_second > 0)::text
+           FROM settle_backlog_status()")" "truetruetruetrue" \
+   "settle_backlog_status(): arrival rate, a saturating batch cost (netting_saturation > 0), its lone payment cost and the cost of a second's wait"
 pay slow 5 >/dev/null
 sleep 0.3
 pay urgent 9 >/dev/null
@@ -199,6 +203,8 @@ lat=$(latency_ms nlone)
 [ "$lat" -lt 2000 ]
 ok $? "a lone payment after them is not gathered for settle.max_batch_delay (4 s): settled after $lat ms"
 is "$(q "SELECT round(batch_delay_ms)::int FROM settle_backlog_status()")" 0 "settle_backlog_status().batch_delay_ms: the least window (0)"
+is "$(q "SELECT netting_saturation || ' ' || round(lone_payment_cost::numeric, 2) FROM settle_backlog_status()")" "0 50.00" \
+   "the fit: half the batch cost exactly half (netting_saturation 0), a payment alone costs its two wires (50.00)"
 
 is "$(q "SELECT count(*) FROM settle_seal()" >/dev/null; q "SELECT count(*) FROM settle_verify()")" 0 "settle_verify() finds nothing wrong (the stalled event is sealed with the rest)"
 # --- quiet payers: stuck payments are not judged again until their payer's position changes ---

@@ -2363,7 +2363,9 @@ CREATE FUNCTION settle_backlog_status(
     OUT waiting bigint, OUT oldest_waiting_payment bigint, OUT oldest_waiting_since timestamptz,
     OUT stalled boolean, OUT stalled_since timestamptz, OUT stalls bigint,
     OUT cycles_without_progress integer, OUT backoff_ms double precision,
-    OUT batch_delay_ms double precision, OUT reported_at timestamptz)
+    OUT batch_delay_ms double precision, OUT arrival_rate double precision,
+    OUT lone_payment_cost double precision, OUT netting_saturation double precision,
+    OUT waiting_cost_per_second double precision, OUT reported_at timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_backlog_status' LANGUAGE C VOLATILE;
 -- the same in settle's schema, for the metrics (a name in public could be
@@ -2373,7 +2375,9 @@ CREATE FUNCTION settle._backlog_status(
     OUT waiting bigint, OUT oldest_waiting_payment bigint, OUT oldest_waiting_since timestamptz,
     OUT stalled boolean, OUT stalled_since timestamptz, OUT stalls bigint,
     OUT cycles_without_progress integer, OUT backoff_ms double precision,
-    OUT batch_delay_ms double precision, OUT reported_at timestamptz)
+    OUT batch_delay_ms double precision, OUT arrival_rate double precision,
+    OUT lone_payment_cost double precision, OUT netting_saturation double precision,
+    OUT waiting_cost_per_second double precision, OUT reported_at timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_backlog_status' LANGUAGE C VOLATILE;
 
@@ -2416,7 +2420,7 @@ REVOKE ALL ON FUNCTION @extschema@.settle_backlog_status(), settle._backlog_stat
 GRANT EXECUTE ON FUNCTION @extschema@.settle_backlog_status(), settle._metrics_backlog()
     TO pg_monitor, settle_operator, settle_auditor;
 COMMENT ON FUNCTION @extschema@.settle_backlog_status() IS
-    'The queue as the settlement worker last saw it (only in settle.database): estimated depth, intake refusals (SE093), payments left waiting, a stalled backlog, the worker''s backoff and batching delay';
+    'The queue as the settlement worker last saw it (only in settle.database): estimated depth, intake refusals (SE093), payments left waiting, a stalled backlog, the worker''s backoff, its batching delay and what it chose it from (arrival rate, cost of a lone payment, netting saturation, cost of a second''s wait)';
 COMMENT ON COLUMN settle.metrics.family IS 'queue, cycles, latency, outbox, worker, replication or backlog';
 
 -- issue #18: two-phase notifications (settle_settled when the rail's confirmation posts a cycle,
