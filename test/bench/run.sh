@@ -82,6 +82,18 @@ now() { date +%s.%N; }
 ms_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 q() { local db=$1; shift; cluster_psql "$PORT" -d "$db" -At "$@"; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+# Repeated points: a key's values over rounds 1..n ("%r" in the key stands for the round),
+# the round whose value is the median, and the median and range of values read from stdin
+# (put MED = the median, RANGE.min, RANGE.max).
+rounds_of() { local r; for r in $(seq 1 "$2"); do get "${1//%r/$r}"; done; }
+median_round() { local r; for r in $(seq 1 "$2"); do echo "$(get "${1//%r/$r}") $r"; done | sort -n | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'; }
+stats() {
+    local vals
+    vals=$(sort -n)
+    put "$1" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
+    put "$2.min" "$(head -1 <<<"$vals")"
+    put "$2.max" "$(tail -1 <<<"$vals")"
+}
 
 # CPU used by other processes on the machine during a section, in cores:
 # machine busy time (/proc/stat) minus this cluster's processes (the
@@ -225,23 +237,17 @@ for r in $(seq 1 "$INTAKE_ROUNDS"); do
 done
 section_end intake
 # per side and measure: the median round (by TPS) gives the figures shown; ratios: median and range
-med_round() {       # name: the round whose TPS is the median
-    for r in $(seq 1 "$INTAKE_ROUNDS"); do echo "$(get "$1.r$r.tps") $r"; done | sort -n | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }'
-}
 for side in settle plain; do
     for c in 8 32; do
-        mr=$(med_round "intake_${side}_$c")
+        mr=$(median_round "intake_${side}_$c.r%r.tps" "$INTAKE_ROUNDS")
         for f in tps p50 p99 n failed; do put "intake_${side}_$c.$f" "$(get "intake_${side}_$c.r$mr.$f")"; done
-        vals=$(for r in $(seq 1 "$INTAKE_ROUNDS"); do get "intake_${side}_$c.r$r.tps"; done | sort -n)
+        vals=$(rounds_of "intake_${side}_$c.r%r.tps" "$INTAKE_ROUNDS" | sort -n)
         put "intake_${side}_$c.tps_min" "$(head -1 <<<"$vals")"
         put "intake_${side}_$c.tps_max" "$(tail -1 <<<"$vals")"
     done
 done
 for c in 8 32; do
-    vals=$(for r in $(seq 1 "$INTAKE_ROUNDS"); do get "intake_ratio_$c.r$r"; done | sort -n)
-    put "intake_ratio_$c" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
-    put "intake_ratio_$c.min" "$(head -1 <<<"$vals")"
-    put "intake_ratio_$c.max" "$(tail -1 <<<"$vals")"
+    rounds_of "intake_ratio_$c.r%r" "$INTAKE_ROUNDS" | stats "intake_ratio_$c" "intake_ratio_$c"
     log "  $c clients: settle $(get intake_settle_$c.tps) tps (p50 $(get intake_settle_$c.p50) ms, p99 $(get intake_settle_$c.p99) ms), plain $(get intake_plain_$c.tps) tps (p50 $(get intake_plain_$c.p50) ms, p99 $(get intake_plain_$c.p99) ms): ratio median $(get intake_ratio_$c) over $INTAKE_ROUNDS rounds ($(get intake_ratio_$c.min)-$(get intake_ratio_$c.max))"
 done
 
@@ -336,12 +342,7 @@ section_end bulk
 for key in bulk bulk2; do
     fields="settle_rate plain_rate ratio"
     [ "$key" = bulk ] && fields="$fields replay_rate"
-    for f in $fields; do
-        vals=$(for i in $(seq 1 "$BULK_ROUNDS"); do get "${key}_$f.r$i"; done | sort -n)
-        put "${key}_$f" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
-        put "${key}_$f.min" "$(head -1 <<<"$vals")"
-        put "${key}_$f.max" "$(tail -1 <<<"$vals")"
-    done
+    for f in $fields; do rounds_of "${key}_$f.r%r" "$BULK_ROUNDS" | stats "${key}_$f" "${key}_$f"; done
 done
 put bulk_settle_errors "$(for r in $(seq 1 $((2 * BULK_ROUNDS))); do get "bulk_settle_errors.r$r"; get "bulk2_settle_errors.r$r"; done | awk '{ s += $1 } END { print s + 0 }')"
 put bulk_rows "$(q bench_bulk -c "SELECT count(*) FROM settle.payment")"
@@ -410,16 +411,12 @@ for n in $CYCLE_NS; do
     done
     section_end "cycle_$n"
     # the round with the median cycle time gives the figures; ranges of both times
-    mr=$(for r in $(seq 1 "$CYCLE_ROUNDS"); do echo "$(get "cycle_$n.r$r.cms") $r"; done | sort -n | awk '{ v[NR] = $2 } END { print v[int((NR + 1) / 2)] }')
+    mr=$(median_round "cycle_$n.r%r.cms" "$CYCLE_ROUNDS")
     for f in considered settled deferred unsettled cms sms sstatus smethod cost naive fifo_n fifo_cost value fifo_value saved lp wires naive_wires netted netted_wires saved_net solver_share wall_ms base_posted; do
         put "cycle_$n.$f" "$(get "cycle_$n.r$mr.$f")"
     done
-    for f in cms sms base_ms wall_ms; do
-        vals=$(for r in $(seq 1 "$CYCLE_ROUNDS"); do get "cycle_$n.r$r.$f"; done | sort -n)
-        [ "$f" = base_ms ] && put "cycle_$n.base_ms" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
-        put "cycle_$n.$f.min" "$(head -1 <<<"$vals")"
-        put "cycle_$n.$f.max" "$(tail -1 <<<"$vals")"
-    done
+    # (the median of cms is the median round's own)
+    for f in cms base_ms; do rounds_of "cycle_$n.r%r.$f" "$CYCLE_ROUNDS" | stats "cycle_$n.$f" "cycle_$n.$f"; done
     put "cycle_$n.same" "$( [ "$(for r in $(seq 1 "$CYCLE_ROUNDS"); do get "cycle_$n.r$r.settled"; done | sort -u | wc -l)" = 1 ] && echo yes || echo no)"
     log "  median: cycle $(get "cycle_$n.cms") ms ($(get "cycle_$n.cms.min")-$(get "cycle_$n.cms.max")), baseline $(get "cycle_$n.base_ms") ms ($(get "cycle_$n.base_ms.min")-$(get "cycle_$n.base_ms.max")); same selection every round: $(get "cycle_$n.same")"
 done
@@ -497,10 +494,7 @@ section_end post
 put post.base_posted "$(q bench_post -c "SELECT count(DISTINCT payment_id) FROM bench.ledger_entry")"
 # median and range over the rounds: key.med, key.min, key.max
 for k in settle_rate settle_rate_wall set_rate base_rate ratio ratio_set ratio_wall_set; do
-    vals=$(for r in $(seq 1 "$POST_ROUNDS"); do get "post.$k.r$r"; done | sort -n)
-    put "post.$k.med" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
-    put "post.$k.min" "$(head -1 <<<"$vals")"
-    put "post.$k.max" "$(tail -1 <<<"$vals")"
+    rounds_of "post.$k.r%r" "$POST_ROUNDS" | stats "post.$k.med" "post.$k"
 done
 log "  medians: settle $(get post.settle_rate.med)/s, set-based $(get post.set_rate.med)/s, transfer $(get post.base_rate.med)/s; ratio to transfer $(get post.ratio.med) ($(get post.ratio.min)-$(get post.ratio.max)), to set-based $(get post.ratio_set.med) ($(get post.ratio_set.min)-$(get post.ratio_set.max))"
 
@@ -687,14 +681,9 @@ e2e_base() {    # rate round
     log "  $rate/s round $r, worker off: submitted $(get "$key.tps")/s, submit p50 $(get "$key.p50") ms, p99 $(get "$key.p99") ms, schedule lag p99 $(get "$key.lag_p99") ms"
 }
 median_range() {    # prefix rounds field...: prefix.field.med/.min/.max over prefix.rN.field
-    local pre=$1 n=$2 f vals
+    local pre=$1 n=$2 f
     shift 2
-    for f in "$@"; do
-        vals=$(for r in $(seq 1 "$n"); do get "$pre.r$r.$f"; done | sort -n)
-        put "$pre.$f.med" "$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$vals")"
-        put "$pre.$f.min" "$(head -1 <<<"$vals")"
-        put "$pre.$f.max" "$(tail -1 <<<"$vals")"
-    done
+    for f in "$@"; do rounds_of "$pre.r%r.$f" "$n" | stats "$pre.$f.med" "$pre.$f"; done
 }
 SETTLE_FIELDS="pace_ms tps lag_p50 lag_p99 lag_max s_cnt s_srate s_p50 s_p95 s_p99 s_left s_cycles s_avg_cycle s_avg_solver s_saved s_per_cycle heard dup r_p50 r_p95 r_p99 end_queued"
 for rate in $E2E_RATES; do
