@@ -117,12 +117,19 @@ settle_check_version(void)
 				 errhint("Run ALTER EXTENSION settle UPDATE in this database (docs/OPERATIONS.md, \"Upgrades\").")));
 }
 
-bool
-settle_sql_has_table(const char *relname)
+/* A relation of schema settle, InvalidOid if there is none (or no schema). */
+static Oid
+settle_relid(const char *relname)
 {
 	Oid			nsp = get_namespace_oid("settle", true);
 
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid(relname, nsp));
+	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+}
+
+bool
+settle_sql_has_table(const char *relname)
+{
+	return OidIsValid(settle_relid(relname));
 }
 
 /*
@@ -133,11 +140,7 @@ settle_sql_has_table(const char *relname)
 bool
 settle_sql_has_column(const char *relname, const char *colname)
 {
-	Oid			nsp = get_namespace_oid("settle", true);
-	Oid			rel;
+	Oid			rel = settle_relid(relname);
 
-	if (!OidIsValid(nsp))
-		return false;
-	rel = get_relname_relid(relname, nsp);
 	return OidIsValid(rel) && get_attnum(rel, colname) != InvalidAttrNumber;
 }
