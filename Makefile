@@ -17,7 +17,7 @@ DATA        = $(wildcard src/sql/releases/settle--*.sql)
 # Older releases whose SQL objects this release's library still runs (comma-
 # separated): their databases keep working until ALTER EXTENSION settle
 # UPDATE, and test/scripts/upgrade.sh loads data into them before updating.
-COMPATIBLE_SQL = 1.0
+COMPATIBLE_SQL = 1.0,1.1
 ifeq ($(wildcard src/sql/releases/settle--$(EXTVERSION).sql),)
 DATA_built  = settle--$(EXTVERSION).sql
 endif
