@@ -21,7 +21,15 @@ COMPATIBLE_SQL = 1.0,1.1
 ifeq ($(wildcard src/sql/releases/settle--$(EXTVERSION).sql),)
 DATA_built  = settle--$(EXTVERSION).sql
 endif
-EXTRA_CLEAN = settle--$(EXTVERSION).sql results regression.diffs regression.out \
+# The upgrade into the version in development is built, never copied by hand:
+# its table changes, written in src/sql/updates/FROM--$(EXTVERSION).sql, then
+# every re-runnable statement of src/sql/*.sql (functions, views, comments,
+# grants; tools/sql-upgrade.pl).  A released upgrade is frozen in
+# src/sql/releases/ like the install script.
+UPGRADE_built = $(foreach u,$(notdir $(wildcard src/sql/updates/*--$(EXTVERSION).sql)),\
+                  $(if $(wildcard src/sql/releases/settle--$(u)),,settle--$(u)))
+DATA_built += $(strip $(UPGRADE_built))
+EXTRA_CLEAN = settle--$(EXTVERSION).sql $(UPGRADE_built) results regression.diffs regression.out \
               test/isolation/output_iso
 
 PG_CPPFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
@@ -88,6 +96,9 @@ $(GATEWAY): $(GATEWAY_SRCS) src/gateway/gateway.h
 # The install script is assembled from one file per concern.
 settle--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
+
+settle--%--$(EXTVERSION).sql: src/sql/updates/%--$(EXTVERSION).sql $(sort $(wildcard src/sql/*.sql)) tools/sql-upgrade.pl
+	perl tools/sql-upgrade.pl $< $(sort $(wildcard src/sql/*.sql)) > $@.tmp && mv $@.tmp $@
 
 .PHONY: deps run test bench fuzz
 deps:
