@@ -229,7 +229,7 @@ END
 $$;
 
 -- The caller's rights decide whose advice it may have (src/funding_advice.c).
-CREATE FUNCTION settle_funding_advice(participant_id text)
+CREATE OR REPLACE FUNCTION settle_funding_advice(participant_id text)
 RETURNS TABLE (account_id text, currency text, available numeric, status text,
                top_up numeric, top_up_minor bigint,
                blocked_by_own_liquidity bigint[], blocked_by_others bigint[],
