@@ -237,7 +237,7 @@ RETURNS TABLE (account_id text, currency text, available numeric, status text,
                liquidity_value_per_unit double precision, price_cycle_id bigint)
     AS 'MODULE_PATHNAME', 'settle_funding_advice_sql' LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION settle_funding_advice(text) IS
-    'Per account of a participant: the queued payments its own liquidity blocks, the least top-up that settles them (solved exactly) and what it unlocks for all';
+    'Per account of a participant: the queued payments its own liquidity blocks, the least top-up that settles them (solved exactly, across currencies, net of wire fees and FX spread) and what it unlocks for all';
 
 -- Rights: a participant reads its own prices (row-level security) and its
 -- own advice; the advice's internals are the owner's.
