@@ -4,6 +4,10 @@
 --    the whole ring it unlocks; after the top-up the next cycle settles it;
 -- 2. against brute force (every subset of the queue) on 40 random small
 --    queues: the least top-up and the weight it unlocks are the same;
+-- 2b. across currencies (issue #29): a USD -> EUR -> GBP -> USD ring, funded
+--    one cent short and then exactly; wire fees in the objective;
+-- 2c. against brute force on 40 random queues in three currencies with wire
+--    fees and FX spreads;
 -- 3. rights: a participant's login gets its own advice and prices only.
 -- Own database.
 CREATE DATABASE settle_funding_advice;
