@@ -338,6 +338,12 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
            coalesce(extract(epoch FROM r.replay_lag), 0)::double precision
       FROM pg_stat_replication r WHERE NOT pg_is_in_recovery()
     UNION ALL
+    -- 1 on a primary that requires synchronous standbys and has fewer streaming than it
+    -- needs (an orphan: new payments, rail calls and cycles refused with SE170), else 0
+    SELECT 'settle_sync_standby_missing', '{}'::jsonb,
+           CASE WHEN s.required AND s.streaming < s.needed THEN 1 ELSE 0 END::double precision
+      FROM @extschema@.settle_sync_standby_state() s
+    UNION ALL
     SELECT 'settle_replica_delay_seconds', '{}'::jsonb,
            CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
                 ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::double precision
