@@ -316,6 +316,12 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'settle_node_fenced', '{}'::jsonb,
            CASE WHEN (SELECT f.fenced FROM @extschema@.settle_fence_state() f) THEN 1 ELSE 0 END
     UNION ALL
+    -- 1 on a primary that requires synchronous standbys and has fewer streaming than it
+    -- needs (an orphan: new payments, rail calls and cycles refused with SE170), else 0
+    SELECT 'settle_sync_standby_missing', '{}'::jsonb,
+           CASE WHEN s.required AND s.streaming < s.needed THEN 1 ELSE 0 END::double precision
+      FROM @extschema@.settle_sync_standby_state() s
+    UNION ALL
     -- how long a cycle (or a seal) has been waiting for the one before it, 0 if none waits
     SELECT 'settle_lock_wait_seconds', jsonb_build_object('lock', l.name),
            coalesce((SELECT max(extract(epoch FROM clock_timestamp() - k.waitstart)) FROM pg_locks k
@@ -337,12 +343,6 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'settle_replication_lag_seconds', jsonb_build_object('standby', r.application_name),
            coalesce(extract(epoch FROM r.replay_lag), 0)::double precision
       FROM pg_stat_replication r WHERE NOT pg_is_in_recovery()
-    UNION ALL
-    -- 1 on a primary that requires synchronous standbys and has fewer streaming than it
-    -- needs (an orphan: new payments, rail calls and cycles refused with SE170), else 0
-    SELECT 'settle_sync_standby_missing', '{}'::jsonb,
-           CASE WHEN s.required AND s.streaming < s.needed THEN 1 ELSE 0 END::double precision
-      FROM @extschema@.settle_sync_standby_state() s
     UNION ALL
     SELECT 'settle_replica_delay_seconds', '{}'::jsonb,
            CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
