@@ -77,8 +77,13 @@ PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && \
 override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(PGXS),)
-# Not installed yet: only the targets that install it can run.
-.DEFAULT_GOAL := run
+# Not installed yet: plain `make` only builds, so it says what is missing
+# instead of installing packages; make run, test and bench install them.
+.DEFAULT_GOAL := all
+all install:
+	@echo "PostgreSQL 15's server development files are missing (pg_config --pgxs):" \
+	      "run 'make deps' as root, or 'make run' / 'make test', which install them" >&2
+	@exit 1
 else
 include $(PGXS)
 endif
