@@ -12,3 +12,7 @@
 -- (credits, wires, FX pairs): settle._topup_solve has seven more arguments.
 DROP FUNCTION settle._topup_solve(integer, bigint[], boolean[], integer[], integer[], bigint[], double precision[],
                                   double precision);
+
+-- #28 item 2 (an orphan refuses at once): settle_gateway_health() reports
+-- how many synchronous standbys are needed, whether too few stream, and why.
+DROP FUNCTION @extschema@.settle_gateway_health();
