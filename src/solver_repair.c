@@ -6,6 +6,7 @@
  * These are the pieces of H, the heuristic (solver.c), and what every other
  * candidate (LP roundings, local-search moves) goes through, so that no
  * selection leaves the solver unless it is feasible in exact integers.
+ * A linked group is added and dropped whole (solver_units.c, issue #27).
  * Plain C11, no PostgreSQL headers (solver_int.h).
  */
 #include <math.h>
@@ -47,6 +48,16 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		seen++;
 		if (sel[i] || c->src == a)
 			continue;
+		if (is_linked(w, i))
+		{
+			/* a group is added whole, if it fits and gains, never as a chain */
+			double		value = solver_unit_penalty(w, i);
+
+			if ((best < 0 || value > solver_unit_penalty(w, best)) &&
+				solver_unit_fits(w, i, a) && value > solver_unit_marginal_cost(w, i))
+				best = i;
+			continue;
+		}
 		if (p->accounts[c->src].constrained &&
 			w->balance[c->src] - c->debit < floor_of(p, c->src))
 		{
@@ -64,7 +75,7 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		}
 		if (c->penalty <= marginal_cost(w, i))
 			continue;
-		if (best < 0 || c->penalty > p->payments[best].penalty)
+		if (best < 0 || c->penalty > solver_unit_penalty(w, best))
 			best = i;
 	}
 	w->effort += t - w->in_first[a];
@@ -103,7 +114,8 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 					induced = 0,
 					cost;
 
-		if (!sel[i] || i == protect || w->chained[i])
+		if (!sel[i] || i == protect || w->chained[i] ||
+			(protect >= 0 && is_linked(w, i) && w->unit_rep[i] == w->unit_rep[protect]))
 			continue;
 		seen++;
 		cover = (double) c->debit < shortfall ? (double) c->debit : shortfall;
@@ -116,7 +128,8 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 				induced = 0;
 		}
 		/* the LP's price of the payee's liquidity, else the payment's own density */
-		cost = (c->penalty + induced * (w->have_duals ? w->lambda[c->dst] : w->density[i])) / cover;
+		cost = ((is_linked(w, i) ? solver_unit_penalty(w, i) : c->penalty) +
+				induced * (w->have_duals ? w->lambda[c->dst] : w->density[i])) / cover;
 		if (cost < best_cost)
 		{
 			best_cost = cost;
@@ -164,6 +177,20 @@ solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_lo
 			int			i = pick_add(w, sel, a, adds_left, &chain);
 			const SolverPayment *s;
 
+			if (i >= 0 && is_linked(w, i))
+			{
+				/* a group, whole: it fits (solver_unit_fits), so no payer goes short */
+				int			k = i;
+
+				do
+				{
+					adds_left--;
+					lost -= p->payments[k].penalty;
+					k = w->next_member[k];
+				} while (k != i);
+				solver_unit_set(w, sel, i, true, log, n_log);
+				continue;
+			}
 			if (i >= 0)
 			{
 				s = &p->payments[i];
@@ -188,6 +215,32 @@ solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_lo
 			{
 				ok = false;
 				break;			/* the other accounts are still repaired */
+			}
+			if (is_linked(w, i))
+			{
+				/* a group goes whole: each member's lost credit may leave its payee short */
+				int			k = i;
+
+				do
+				{
+					s = &p->payments[k];
+					if (sel[k])
+					{
+						sel[k] = false;
+						lost += s->penalty;
+						if (log)
+							log[(*n_log)++] = k;
+						w->balance[s->src] += s->debit;
+						w->balance[s->dst] -= s->credit;
+						use_payment(w, k, -1);
+						if (is_short(w, s->dst) && w->balance[s->dst] + s->credit >= floor_of(p, s->dst))
+							stack[top++] = s->dst;	/* newly short */
+					}
+					k = w->next_member[k];
+				} while (k != i);
+				if (lost > budget)
+					return false;
+				continue;
 			}
 			s = &p->payments[i];
 			sel[i] = false;
@@ -289,19 +342,29 @@ solver_drop_unprofitable(Work *w, bool *sel, const int *members, int n)
 	{
 		int			i = members[j];
 		double		fees = 0;
+		int			m = i;
 
-		if (!sel[i])
+		/* a linked group is judged whole, at its first member (issue #27) */
+		if (!sel[i] || (is_linked(w, i) && w->unit_rep[i] != i))
 			continue;
-		for (end = 0; end < 2; end++)
+		do
 		{
-			int			wi = payment_wire(&p->payments[i], end);
+			for (end = 0; end < 2; end++)
+			{
+				int			wi = payment_wire(&p->payments[m], end);
 
-			if (wi >= 0 && wire_value[wi] < p->wire_fee[wi])
-				fees += p->wire_fee[wi];
-		}
-		if (fees > 0 && p->payments[i].penalty < fees)
+				if (wi >= 0 && wire_value[wi] < p->wire_fee[wi])
+					fees += p->wire_fee[wi];
+			}
+			m = w->next_member ? w->next_member[m] : i;
+		} while (m != i);
+		if (fees > 0 && solver_unit_penalty(w, i) < fees)
 		{
-			sel[i] = false;
+			do
+			{
+				sel[m] = false;
+				m = w->next_member ? w->next_member[m] : i;
+			} while (m != i);
 			dropped = true;
 		}
 	}
@@ -339,6 +402,17 @@ solver_refill(Work *w, bool *sel, const int *members, int n)
 
 			if (sel[i])
 				continue;
+			if (is_linked(w, i))
+			{
+				/* a group whole, at its first member's place (issue #27) */
+				if (w->unit_rep[i] == i && solver_unit_fits(w, i, -1) &&
+					solver_unit_penalty(w, i) > solver_unit_marginal_cost(w, i))
+				{
+					solver_unit_set(w, sel, i, true, NULL, NULL);
+					added = true;
+				}
+				continue;
+			}
 			if (p->accounts[s->src].constrained &&
 				w->balance[s->src] - s->debit < floor_of(p, s->src))
 				continue;

@@ -1,0 +1,288 @@
+/*
+ * solver_units.c -- linked groups in the model (issue #27): a group of
+ * linked payments is one unit, selected and dropped whole by every stage.
+ *
+ * The LP and the MIP hold x_i = x_j within a group (solver_glpk.c); the
+ * stages that change a selection one payment at a time (repair, refill,
+ * the local search, kicks) go through the functions here, so that a group
+ * is never split, and a candidate that comes from elsewhere (an LP
+ * rounding, a kick) is made whole first (solver_whole_groups: a group
+ * selected in part is dropped).  solver_complete() then adds, to a
+ * fixpoint, every unselected payment or group that still fits and pays
+ * for itself: the selection a component returns is maximal.
+ * Without groups (problem->group NULL) w->next_member is NULL and none of
+ * this changes what the solver does, except the final completion.
+ * Plain C11, no PostgreSQL headers (solver_int.h).
+ */
+#include <stdlib.h>
+
+#include "solver_int.h"
+
+/*
+ * The members of each group as a ring (w->next_member), and each payment's
+ * unit (w->unit_rep: its group's first member, or itself).  False on out
+ * of memory.
+ */
+bool
+solver_build_units(Work *w)
+{
+	const SolverProblem *p = w->p;
+	int		   *first;
+	int		   *last;
+	int			i;
+	int			g;
+
+	w->next_member = NULL;
+	if (p->group == NULL || p->n_groups <= 0)
+		return true;
+	w->next_member = malloc(sizeof(int) * (p->n_payments + 1));
+	w->unit_rep = malloc(sizeof(int) * (p->n_payments + 1));
+	w->unit_fx = malloc(sizeof(double) * (p->n_payments + 1));
+	w->unit_fx_pair = malloc(sizeof(int) * (p->n_payments + 1));
+	first = malloc(sizeof(int) * p->n_groups);
+	last = malloc(sizeof(int) * p->n_groups);
+	if (!w->next_member || !w->unit_rep || !w->unit_fx || !w->unit_fx_pair || !first || !last)
+	{
+		free(first);
+		free(last);
+		return false;
+	}
+	for (g = 0; g < p->n_groups; g++)
+		first[g] = last[g] = -1;
+	for (i = 0; i < p->n_payments; i++)
+	{
+		g = p->group[i];
+		w->next_member[i] = i;
+		w->unit_rep[i] = i;
+		if (g < 0)
+			continue;
+		if (first[g] < 0)
+			first[g] = i;
+		else
+			w->next_member[last[g]] = i;
+		last[g] = i;
+	}
+	for (g = 0; g < p->n_groups; g++)
+		if (first[g] >= 0)
+			w->next_member[last[g]] = first[g];
+	for (i = 0; i < p->n_payments; i++)
+		if (p->group[i] >= 0)
+			w->unit_rep[i] = first[p->group[i]];
+	free(first);
+	free(last);
+	return true;
+}
+
+/*
+ * Select (on) or unselect every member of i's unit that is not so yet,
+ * keeping balances, wire use and FX nets; each change is logged as repair
+ * logs it (a drop as m, an add as -m - 1) when log is not NULL.
+ */
+void
+solver_unit_set(Work *w, bool *sel, int i, bool on, int *log, int *n_log)
+{
+	const SolverProblem *p = w->p;
+	int			m = i;
+
+	do
+	{
+		const SolverPayment *s = &p->payments[m];
+		int			sign = on ? 1 : -1;
+
+		if (sel[m] != on)
+		{
+			sel[m] = on;
+			w->balance[s->src] -= sign * s->debit;
+			w->balance[s->dst] += sign * s->credit;
+			use_payment(w, m, sign);
+			if (log)
+				log[(*n_log)++] = on ? -(m + 1) : m;
+		}
+		m = w->next_member ? w->next_member[m] : i;
+	} while (m != i);
+}
+
+/* The penalty of i's unit: what leaving it unsettled costs. */
+double
+solver_unit_penalty(const Work *w, int i)
+{
+	double		total = 0;
+	int			m = i;
+
+	do
+	{
+		total += w->p->payments[m].penalty;
+		m = w->next_member ? w->next_member[m] : i;
+	} while (m != i);
+	return total;
+}
+
+/*
+ * The fees of the wires i's unit would open and the spread it would add,
+ * with the members' shared wires counted once; wire use and FX nets are
+ * restored exactly (the nets saved, not recomputed).
+ */
+double
+solver_unit_marginal_cost(Work *w, int i)
+{
+	const SolverProblem *p = w->p;
+	double		cost = 0;
+	int			k = 0;
+	int			m = i;
+
+	if (!is_linked(w, i))
+		return marginal_cost(w, i);
+	do
+	{
+		const SolverPayment *s = &p->payments[m];
+
+		if (s->fx_pair >= 0)
+		{
+			w->unit_fx_pair[k] = s->fx_pair;
+			w->unit_fx[k++] = w->fx_net[s->fx_pair];
+		}
+		cost += marginal_cost(w, m);
+		use_payment(w, m, 1);
+		m = w->next_member[m];
+	} while (m != i);
+	do
+	{
+		const SolverPayment *s = &p->payments[m];
+
+		if (s->wire_src >= 0)
+			w->wire_use[s->wire_src]--;
+		if (s->wire_dst >= 0)
+			w->wire_use[s->wire_dst]--;
+		m = w->next_member[m];
+	} while (m != i);
+	/* newest first, so that a pair met twice ends at the value it had */
+	while (k > 0)
+	{
+		k--;
+		w->fx_net[w->unit_fx_pair[k]] = w->unit_fx[k];
+	}
+	return cost;
+}
+
+/*
+ * Would adding i's unselected members leave every constrained account they
+ * touch within its limit?  Account "except" (>= 0: the short account a
+ * repair adds into) need not end within it, but must gain.  Balances are
+ * restored exactly.
+ */
+bool
+solver_unit_fits(Work *w, int i, int except)
+{
+	const SolverProblem *p = w->p;
+	wide		before = except >= 0 ? w->balance[except] : 0;
+	bool		ok = true;
+	int			m = i;
+
+	do
+	{
+		w->balance[p->payments[m].src] -= p->payments[m].debit;
+		w->balance[p->payments[m].dst] += p->payments[m].credit;
+		m = w->next_member ? w->next_member[m] : i;
+	} while (m != i);
+	do
+	{
+		const SolverPayment *s = &p->payments[m];
+
+		if ((s->src != except && is_short(w, s->src)) || (s->dst != except && is_short(w, s->dst)))
+			ok = false;
+		m = w->next_member ? w->next_member[m] : i;
+	} while (ok && m != i);
+	if (except >= 0 && w->balance[except] <= before)
+		ok = false;
+	m = i;
+	do
+	{
+		w->balance[p->payments[m].src] += p->payments[m].debit;
+		w->balance[p->payments[m].dst] -= p->payments[m].credit;
+		m = w->next_member ? w->next_member[m] : i;
+	} while (m != i);
+	return ok;
+}
+
+/*
+ * All or nothing on a candidate that did not come from the unit-wise
+ * stages (an LP rounding, a kick, the MIP): a group selected in part is
+ * unselected whole.  Balances are not kept: the caller repairs.
+ */
+void
+solver_whole_groups(const Work *w, bool *sel, const int *members, int n)
+{
+	int			j;
+
+	if (w->next_member == NULL)
+		return;
+	for (j = 0; j < n; j++)
+	{
+		int			i = members[j];
+		int			m;
+		bool		whole = true;
+
+		if (w->unit_rep[i] != i || !is_linked(w, i))
+			continue;
+		m = i;
+		do
+		{
+			whole = whole && sel[m];
+			m = w->next_member[m];
+		} while (m != i);
+		if (whole)
+			continue;
+		do
+		{
+			sel[m] = false;
+			m = w->next_member[m];
+		} while (m != i);
+	}
+}
+
+/*
+ * Maximality: add every unselected payment or group that fits within every
+ * limit and whose penalty exceeds its marginal cost, densest first, until
+ * a pass adds nothing (refill stops after a few passes; this does not).
+ * Each addition lowers the exact objective, so it can only improve the
+ * selection.  Balances and usage are recomputed first.
+ */
+void
+solver_complete(Work *w, bool *sel, const int *members, int n)
+{
+	const SolverProblem *p = w->p;
+	bool		added = true;
+	int			j;
+
+	solver_compute_balances(w, sel, members, n);
+	solver_compute_usage(w, sel, members, n);
+	while (added)
+	{
+		added = false;
+		for (j = n - 1; j >= 0; j--)
+		{
+			int			i = w->by_density[j];
+
+			if (sel[i])
+				continue;
+			if (is_linked(w, i))
+			{
+				if (w->unit_rep[i] != i || !solver_unit_fits(w, i, -1) ||
+					solver_unit_penalty(w, i) <= solver_unit_marginal_cost(w, i))
+					continue;
+			}
+			else
+			{
+				const SolverPayment *s = &p->payments[i];
+
+				if (p->accounts[s->src].constrained &&
+					w->balance[s->src] - s->debit < floor_of(p, s->src))
+					continue;
+				if (s->penalty <= marginal_cost(w, i))
+					continue;
+			}
+			solver_unit_set(w, sel, i, true, NULL, NULL);
+			added = true;
+		}
+	}
+}
