@@ -166,6 +166,21 @@ is_linked(const Work *w, int i)
 	return w->next_member != NULL && w->next_member[i] != i;
 }
 
+/* The penalty of i's unit (its group, or i alone): what leaving it unsettled costs. */
+static inline double
+solver_unit_penalty(const Work *w, int i)
+{
+	double		total = 0;
+	int			m = i;
+
+	do
+	{
+		total += w->p->payments[m].penalty;
+		m = w->next_member ? w->next_member[m] : i;
+	} while (m != i);
+	return total;
+}
+
 /* Fee of the wires payment i would open and the spread it would add. */
 static inline double
 marginal_cost(const Work *w, int i)
@@ -217,7 +232,8 @@ extern int	solver_iterated_search(Work *w, const int *members, int n, double *be
 /* solver_units.c: linked groups as units (issue #27) */
 extern bool solver_build_units(Work *w);
 extern void solver_unit_set(Work *w, bool *sel, int i, bool on, int *log, int *n_log);
-extern double solver_unit_penalty(const Work *w, int i);
+extern int	solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best,
+								 double best_value);
 extern double solver_unit_marginal_cost(Work *w, int i);
 extern bool solver_unit_fits(Work *w, int i, int except);
 extern void solver_whole_groups(const Work *w, bool *sel, const int *members, int n);

@@ -16,7 +16,11 @@
 /* Repair looks at no more than this many payments of an account per step. */
 #define REPAIR_SCAN_MAX 512
 
+static inline int pick_add_impl(Work *w, const bool *sel, int a, int adds_left, bool *chain,
+								bool groups);
 static int	pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain);
+static inline int pick_drop_impl(Work *w, const bool *sel, int a, int protect, double shortfall,
+								 bool groups);
 static int	pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall);
 
 /*
@@ -27,14 +31,17 @@ static int	pick_drop(Work *w, const bool *sel, int a, int protect, double shortf
  * short, with *chain set: its payer is repaired in turn, which may close a
  * ring that drops never find.  -1 if none.
  */
-static int
-pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
+static inline __attribute__((always_inline)) int
+pick_add_impl(Work *w, const bool *sel, int a, int adds_left, bool *chain, bool groups)
 {
 	const SolverProblem *p = w->p;
+	const int  *ring = w->next_member;
 	int			best = -1;
+	double		best_value = 0;
 	int			chain_cand = -1;
 	wide		least = 0;
 	int			seen = 0;
+	bool		linked_seen = false;
 	int			t;
 
 	*chain = false;
@@ -48,14 +55,9 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		seen++;
 		if (sel[i] || c->src == a)
 			continue;
-		if (is_linked(w, i))
+		if (groups && ring[i] != i)
 		{
-			/* a group is added whole, if it fits and gains, never as a chain */
-			double		value = solver_unit_penalty(w, i);
-
-			if ((best < 0 || value > solver_unit_penalty(w, best)) &&
-				solver_unit_fits(w, i, a) && value > solver_unit_marginal_cost(w, i))
-				best = i;
+			linked_seen = true; /* judged after this loop, which then calls nothing */
 			continue;
 		}
 		if (p->accounts[c->src].constrained &&
@@ -75,16 +77,32 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		}
 		if (c->penalty <= marginal_cost(w, i))
 			continue;
-		if (best < 0 || c->penalty > solver_unit_penalty(w, best))
+		if (best < 0 || c->penalty > best_value)
+		{
 			best = i;
+			best_value = c->penalty;
+		}
 	}
 	w->effort += t - w->in_first[a];
+	if (linked_seen)
+		best = solver_unit_pick_add(w, sel, a, t, best, best_value);
 	if (best < 0 && chain_cand >= 0)
 	{
 		*chain = true;
 		return chain_cand;
 	}
 	return best;
+}
+
+/*
+ * pick_add_impl compiled twice: without groups it is the loop it was
+ * before issue #27, with nothing more to test per entry.
+ */
+static int
+pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
+{
+	return w->next_member ? pick_add_impl(w, sel, a, adds_left, chain, true)
+		: pick_add_impl(w, sel, a, adds_left, chain, false);
 }
 
 /*
@@ -97,10 +115,12 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
  * unit.  Never "protect", nor a payment a chain added in
  * this move.  -1 if none.
  */
-static int
-pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
+static inline __attribute__((always_inline)) int
+pick_drop_impl(Work *w, const bool *sel, int a, int protect, double shortfall, bool groups)
 {
 	const SolverProblem *p = w->p;
+	const int  *ring = w->next_member;
+	int			rep = groups && protect >= 0 ? w->unit_rep[protect] : -1;
 	double		best_cost = HUGE_VAL;
 	int			best = -1;
 	int			seen = 0;
@@ -114,8 +134,7 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 					induced = 0,
 					cost;
 
-		if (!sel[i] || i == protect || w->chained[i] ||
-			(protect >= 0 && is_linked(w, i) && w->unit_rep[i] == w->unit_rep[protect]))
+		if (!sel[i] || i == protect || w->chained[i] || (groups && rep >= 0 && w->unit_rep[i] == rep))
 			continue;
 		seen++;
 		cover = (double) c->debit < shortfall ? (double) c->debit : shortfall;
@@ -128,7 +147,7 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 				induced = 0;
 		}
 		/* the LP's price of the payee's liquidity, else the payment's own density */
-		cost = ((is_linked(w, i) ? solver_unit_penalty(w, i) : c->penalty) +
+		cost = ((groups && ring[i] != i ? solver_unit_penalty(w, i) : c->penalty) +
 				induced * (w->have_duals ? w->lambda[c->dst] : w->density[i])) / cover;
 		if (cost < best_cost)
 		{
@@ -138,6 +157,14 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 	}
 	w->effort += t - w->out_first[a];
 	return best;
+}
+
+/* pick_drop_impl compiled twice, as pick_add_impl. */
+static int
+pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
+{
+	return w->next_member ? pick_drop_impl(w, sel, a, protect, shortfall, true)
+		: pick_drop_impl(w, sel, a, protect, shortfall, false);
 }
 
 /*

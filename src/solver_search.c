@@ -31,6 +31,8 @@ static void
 fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
 {
 	const SolverProblem *p = w->p;
+	const int  *ring = w->next_member;	/* NULL without groups */
+	bool		linked_seen = false;
 	int			t;
 
 	for (t = w->out_end[a] - 1; t >= w->out_first[a]; t--)
@@ -40,12 +42,9 @@ fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
 
 		if (sel[i] || w->never[i])
 			continue;
-		if (is_linked(w, i))
+		if (ring && ring[i] != i)
 		{
-			/* a group whole, if it fits everywhere (issue #27) */
-			if (solver_unit_fits(w, i, -1) &&
-				solver_unit_penalty(w, i) > solver_unit_marginal_cost(w, i))
-				solver_unit_set(w, sel, i, true, log, n_log);
+			linked_seen = true; /* after this loop, which then calls nothing */
 			continue;
 		}
 		if (p->accounts[a].constrained && w->balance[a] - s->debit < floor_of(p, a))
@@ -59,6 +58,15 @@ fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
 		use_payment(w, i, 1);
 	}
 	w->effort += w->out_end[a] - w->out_first[a];
+	/* a group whole, if it fits everywhere (issue #27) */
+	for (t = w->out_end[a] - 1; linked_seen && t >= w->out_first[a]; t--)
+	{
+		int			i = w->out_list[t];
+
+		if (!sel[i] && !w->never[i] && is_linked(w, i) && solver_unit_fits(w, i, -1) &&
+			solver_unit_penalty(w, i) > solver_unit_marginal_cost(w, i))
+			solver_unit_set(w, sel, i, true, log, n_log);
+	}
 }
 
 /*

@@ -102,20 +102,6 @@ solver_unit_set(Work *w, bool *sel, int i, bool on, int *log, int *n_log)
 	} while (m != i);
 }
 
-/* The penalty of i's unit: what leaving it unsettled costs. */
-double
-solver_unit_penalty(const Work *w, int i)
-{
-	double		total = 0;
-	int			m = i;
-
-	do
-	{
-		total += w->p->payments[m].penalty;
-		m = w->next_member ? w->next_member[m] : i;
-	} while (m != i);
-	return total;
-}
 
 /*
  * The fees of the wires i's unit would open and the spread it would add,
@@ -136,6 +122,7 @@ solver_unit_marginal_cost(Work *w, int i)
 	{
 		const SolverPayment *s = &p->payments[m];
 
+		w->effort += 2;			/* counted like the list entries repair scans */
 		if (s->fx_pair >= 0)
 		{
 			w->unit_fx_pair[k] = s->fx_pair;
@@ -165,6 +152,36 @@ solver_unit_marginal_cost(Work *w, int i)
 }
 
 /*
+ * Repair's add into short account a (pick_add in solver_repair.c), for the
+ * linked payments into a among its first "end" incoming ones: the group of
+ * the largest penalty that fits whole (solver_unit_fits: a may stay short,
+ * but gains) and pays for its marginal cost, if larger than best_value
+ * (the best unlinked one, best, or -1).  Never a chain.
+ */
+int
+solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best, double best_value)
+{
+	int			t;
+
+	for (t = w->in_first[a]; t < end; t++)
+	{
+		int			i = w->in_list[t];
+		double		value;
+
+		if (sel[i] || !is_linked(w, i) || w->p->payments[i].src == a)
+			continue;
+		value = solver_unit_penalty(w, i);
+		if ((best < 0 || value > best_value) &&
+			solver_unit_fits(w, i, a) && value > solver_unit_marginal_cost(w, i))
+		{
+			best = i;
+			best_value = value;
+		}
+	}
+	return best;
+}
+
+/*
  * Would adding i's unselected members leave every constrained account they
  * touch within its limit?  Account "except" (>= 0: the short account a
  * repair adds into) need not end within it, but must gain.  Balances are
@@ -182,6 +199,7 @@ solver_unit_fits(Work *w, int i, int except)
 	{
 		w->balance[p->payments[m].src] -= p->payments[m].debit;
 		w->balance[p->payments[m].dst] += p->payments[m].credit;
+		w->effort += 3;			/* counted like the list entries repair scans */
 		m = w->next_member ? w->next_member[m] : i;
 	} while (m != i);
 	do
