@@ -110,6 +110,8 @@ typedef struct Work
 	int		   *unit_rep;		/* per payment: its group's first member, or itself */
 	double	   *unit_fx;		/* scratch: FX nets saved while a unit's cost is measured */
 	int		   *unit_fx_pair;	/* and their pairs */
+	wide	   *unit_credit;	/* per payment: the credits of its whole group */
+	wide	   *unit_before;	/* scratch: balances before a group is tried, 2 per member */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;
 } Work;

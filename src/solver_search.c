@@ -83,7 +83,6 @@ fill_after_repair(Work *w, bool *sel, int i, int *log, int *n_log)
 	int			n_repair = *n_log;
 	int			k;
 	int			left = FILL_MAX;
-
 	int			m = i;
 
 	for (k = 0; k < n_repair; k++)
@@ -241,8 +240,28 @@ collect_candidates(Work *w, const bool *sel, const int *members, int n, int roun
 	{
 		int			i = w->by_penalty[j];
 
-		if (!sel[i] && w->dirty[p->payments[i].src] && (!is_linked(w, i) || w->unit_rep[i] == i))
-			w->sorted[n_cand++] = i;
+		if (sel[i])
+			continue;
+		if (!is_linked(w, i))
+		{
+			if (w->dirty[p->payments[i].src])
+				w->sorted[n_cand++] = i;
+		}
+		else if (w->unit_rep[i] == i)
+		{
+			/* a group, at its first member, if the payer of any member changed */
+			int			m = i;
+
+			do
+			{
+				if (w->dirty[p->payments[m].src])
+				{
+					w->sorted[n_cand++] = i;
+					break;
+				}
+				m = w->next_member[m];
+			} while (m != i);
+		}
 	}
 	for (j = 0; j < n; j++)
 	{

@@ -18,6 +18,9 @@
 
 #include "solver_int.h"
 
+/* Repair's add into a short account tries at most this many groups per step. */
+#define UNIT_TRY_MAX 32
+
 /*
  * The members of each group as a ring (w->next_member), and each payment's
  * unit (w->unit_rep: its group's first member, or itself).  False on out
@@ -39,9 +42,11 @@ solver_build_units(Work *w)
 	w->unit_rep = malloc(sizeof(int) * (p->n_payments + 1));
 	w->unit_fx = malloc(sizeof(double) * (p->n_payments + 1));
 	w->unit_fx_pair = malloc(sizeof(int) * (p->n_payments + 1));
+	w->unit_credit = malloc(sizeof(wide) * (p->n_payments + 1));
+	w->unit_before = malloc(sizeof(wide) * (2 * p->n_payments + 2));
 	first = malloc(sizeof(int) * p->n_groups);
 	last = malloc(sizeof(int) * p->n_groups);
-	if (!w->next_member || !w->unit_rep || !w->unit_fx || !w->unit_fx_pair || !first || !last)
+	if (!w->next_member || !w->unit_rep || !w->unit_fx || !w->unit_fx_pair || !w->unit_credit || !w->unit_before || !first || !last)
 	{
 		free(first);
 		free(last);
@@ -68,6 +73,13 @@ solver_build_units(Work *w)
 	for (i = 0; i < p->n_payments; i++)
 		if (p->group[i] >= 0)
 			w->unit_rep[i] = first[p->group[i]];
+	/* each group's credits summed, at its first member, then copied to the others */
+	for (i = 0; i < p->n_payments; i++)
+		w->unit_credit[i] = 0;
+	for (i = 0; i < p->n_payments; i++)
+		w->unit_credit[w->unit_rep[i]] += p->payments[i].credit;
+	for (i = 0; i < p->n_payments; i++)
+		w->unit_credit[i] = w->unit_credit[w->unit_rep[i]];
 	free(first);
 	free(last);
 	return true;
@@ -161,9 +173,10 @@ solver_unit_marginal_cost(Work *w, int i)
 int
 solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best, double best_value)
 {
+	int			tried = 0;
 	int			t;
 
-	for (t = w->in_first[a]; t < end; t++)
+	for (t = w->in_first[a]; t < end && tried < UNIT_TRY_MAX; t++)
 	{
 		int			i = w->in_list[t];
 		double		value;
@@ -171,8 +184,10 @@ solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best, double 
 		if (sel[i] || !is_linked(w, i) || w->p->payments[i].src == a)
 			continue;
 		value = solver_unit_penalty(w, i);
-		if ((best < 0 || value > best_value) &&
-			solver_unit_fits(w, i, a) && value > solver_unit_marginal_cost(w, i))
+		if (best >= 0 && value <= best_value)
+			continue;
+		tried++;
+		if (solver_unit_fits(w, i, a) && value > solver_unit_marginal_cost(w, i))
 		{
 			best = i;
 			best_value = value;
@@ -182,19 +197,43 @@ solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best, double 
 }
 
 /*
- * Would adding i's unselected members leave every constrained account they
- * touch within its limit?  Account "except" (>= 0: the short account a
- * repair adds into) need not end within it, but must gain.  Balances are
- * restored exactly.
+ * Would adding i's members (all unselected) take no account below its limit
+ * that it does not leave better off?  An account the group leaves lower must
+ * end within its limit; one it leaves as it was or higher may stay short
+ * (repair may be on its way to it).  Account "except" (>= 0: the short
+ * account a repair adds into) must gain.  Balances are restored exactly.
  */
 bool
 solver_unit_fits(Work *w, int i, int except)
 {
 	const SolverProblem *p = w->p;
-	wide		before = except >= 0 ? w->balance[except] : 0;
+	wide	   *before = w->unit_before;
 	bool		ok = true;
+	int			k = 0;
 	int			m = i;
 
+	/*
+	 * First, reading only: a payer within its limit now that cannot pay its
+	 * member even with every credit of the group ends lower and short (most
+	 * groups that do not fit fail here, before any balance is touched).
+	 */
+	do
+	{
+		const SolverPayment *s = &p->payments[m];
+
+		if (s->src != except && p->accounts[s->src].constrained && !is_short(w, s->src) &&
+			w->balance[s->src] - s->debit + w->unit_credit[m] < floor_of(p, s->src))
+			return false;
+		m = w->next_member ? w->next_member[m] : i;
+	} while (m != i);
+	do
+	{
+		const SolverPayment *s = &p->payments[m];
+
+		before[k++] = w->balance[s->src];
+		before[k++] = w->balance[s->dst];
+		m = w->next_member ? w->next_member[m] : i;
+	} while (m != i);
 	do
 	{
 		w->balance[p->payments[m].src] -= p->payments[m].debit;
@@ -202,16 +241,20 @@ solver_unit_fits(Work *w, int i, int except)
 		w->effort += 3;			/* counted like the list entries repair scans */
 		m = w->next_member ? w->next_member[m] : i;
 	} while (m != i);
+	k = 0;
 	do
 	{
 		const SolverPayment *s = &p->payments[m];
 
-		if ((s->src != except && is_short(w, s->src)) || (s->dst != except && is_short(w, s->dst)))
+		if ((s->src != except && is_short(w, s->src) && w->balance[s->src] < before[k]) ||
+			(s->dst != except && is_short(w, s->dst) && w->balance[s->dst] < before[k + 1]))
 			ok = false;
+		if ((s->src == except && w->balance[except] <= before[k]) ||
+			(s->dst == except && w->balance[except] <= before[k + 1]))
+			ok = false;			/* the short account must gain */
+		k += 2;
 		m = w->next_member ? w->next_member[m] : i;
 	} while (ok && m != i);
-	if (except >= 0 && w->balance[except] <= before)
-		ok = false;
 	m = i;
 	do
 	{

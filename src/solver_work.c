@@ -174,6 +174,8 @@ solver_free_work(Work *w)
 	free(w->unit_rep);
 	free(w->unit_fx);
 	free(w->unit_fx_pair);
+	free(w->unit_credit);
+	free(w->unit_before);
 }
 
 /* Union-find root of x, with path halving. */
