@@ -145,6 +145,11 @@ storage: deps
 	$(MAKE) install
 	bash test/bench/storage.sh
 
+# the container stack of docker/ built and run with podman (test/compose/run.sh; also in make test)
+.PHONY: compose-test
+compose-test:
+	bash test/compose/run.sh
+
 # high availability, long form: etcd + three Patroni nodes, repeated fail-overs under load
 .PHONY: ha-test
 ha-test: deps
