@@ -46,7 +46,8 @@ solver_build_units(Work *w)
 	w->unit_before = malloc(sizeof(wide) * (2 * p->n_payments + 2));
 	first = malloc(sizeof(int) * p->n_groups);
 	last = malloc(sizeof(int) * p->n_groups);
-	if (!w->next_member || !w->unit_rep || !w->unit_fx || !w->unit_fx_pair || !w->unit_credit || !w->unit_before || !first || !last)
+	if (!w->next_member || !w->unit_rep || !w->unit_fx || !w->unit_fx_pair || !w->unit_credit ||
+		!w->unit_before || !first || !last)
 	{
 		free(first);
 		free(last);
