@@ -54,7 +54,7 @@ REGRESS     += metrics
 # settings: contexts, units, checks (issue: security round 2)
 REGRESS     += settings
 # settlement semantics (issue #16)
-REGRESS     += fx_exact semantics two_phase cycle_range returns links random_load
+REGRESS     += fx_exact semantics two_phase cycle_range returns links links_maximal random_load
 # limits at their boundary, one minor unit over (issue #17, item 9)
 REGRESS     += limit_boundary
 # archiving events, cycles and seal runs (issue #15)
