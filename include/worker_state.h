@@ -25,6 +25,8 @@ extern void settle_worker_wake_at_commit(int n, int max_priority, TimestampTz mi
 
 /* A worker cycle committed without settling or expiring anything (no row written). */
 extern void settle_worker_state_note_unchanged(void);
+/* A worker seal that found nothing to seal (it wrote no seal run). */
+extern void settle_worker_state_note_seal_unchanged(void);
 
 /* A round ended: a cycle (or a seal if !is_cycle), failed if edata != NULL. */
 extern void settle_worker_state_note(bool is_cycle, ErrorData *edata);

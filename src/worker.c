@@ -136,8 +136,16 @@ do_seal(void)
 			elog(ERROR, "reporting the stalled backlog failed");
 		stall_to_report = false;
 	}
-	if (SPI_execute("SELECT count(*) FROM settle._seal()", false, 0) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT pg_catalog.sum(s.sealed) OPERATOR(pg_catalog.=) 0 FROM settle._seal() s", false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
 		elog(ERROR, "settle._seal() failed");
+	{
+		bool		isnull;
+
+		/* nothing new: (since 1.2) no seal run was written; counted instead */
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull)
+			settle_worker_state_note_seal_unchanged();
+	}
 	SPI_finish();
 }
 

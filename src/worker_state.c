@@ -40,6 +40,7 @@ typedef struct SettleWorkerState
 	int64		cycles_unchanged;	/* committed but settled and expired nothing: no row */
 	int64		cycles_failed;
 	int64		seals_failed;
+	int64		seals_unchanged;	/* found nothing to seal: no seal run row */
 	TimestampTz last_cycle_at;	/* end of the last successful cycle */
 	TimestampTz last_failure_at;
 	char		last_failure_in[8]; /* "cycle" or "seal" */
@@ -193,6 +194,17 @@ settle_worker_wake_at_commit(int n, int max_priority, TimestampTz min_deadline)
 	wake_at_commit = true;
 }
 
+/* A seal that found nothing to seal and so wrote no seal run. */
+void
+settle_worker_state_note_seal_unchanged(void)
+{
+	if (state == NULL)
+		return;
+	SpinLockAcquire(&state->mutex);
+	state->seals_unchanged++;
+	SpinLockRelease(&state->mutex);
+}
+
 /* A worker cycle that changed nothing and so wrote no cycle record. */
 void
 settle_worker_state_note_unchanged(void)
@@ -215,8 +227,8 @@ settle_worker_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
 	SettleWorkerState copy;
-	Datum		values[11];
-	bool		nulls[11] = {0};
+	Datum		values[12];
+	bool		nulls[12] = {0};
 
 	InitMaterializedSRF(fcinfo, 0);
 	desc = ((ReturnSetInfo *) fcinfo->resultinfo)->setDesc;
@@ -245,6 +257,9 @@ settle_worker_status(PG_FUNCTION_ARGS)
 	values[9] = CStringGetTextDatum(copy.last_error);
 	nulls[9] = copy.last_failure_at == 0;
 	values[10] = Int64GetDatum(copy.cycles_unchanged);
+	values[11] = Int64GetDatum(copy.seals_unchanged);
+	/* the SQL of 1.0 and 1.1 declares the first 11 columns */
+	Assert(desc->natts <= lengthof(values));
 	tuplestore_putvalues(((ReturnSetInfo *) fcinfo->resultinfo)->setResult, desc, values, nulls);
 	PG_RETURN_VOID();
 }

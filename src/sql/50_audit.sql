@@ -114,7 +114,7 @@ $$;
 -- Seals one chain up to the horizon: every row written by a transaction that
 -- finished below it and not sealed yet, in (xid, id) order, each hash over
 -- the previous one and the row's content.
-CREATE FUNCTION settle._seal_chain(which text, horizon xid8,
+CREATE OR REPLACE FUNCTION settle._seal_chain(which text, horizon xid8,
     OUT sealed bigint, OUT last_seq bigint, OUT head bytea, OUT sealed_below xid8)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -154,12 +154,15 @@ BEGIN
              ORDER BY c.n$q$, c.seal_tbl, c.id, c.content, c.tbl)
             USING last_seq, head, low, horizon, foreign_from;
         GET DIAGNOSTICS sealed = ROW_COUNT;
+        -- a run that sealed nothing leaves no row (issue #29): an idle server
+        -- writes nothing, and the next run starts from the same horizon
         IF sealed > 0 THEN
             EXECUTE last_seal INTO last_seq, head;
+            INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
+                VALUES (which, horizon, sealed, last_seq, head);
         END IF;
-        INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
-            VALUES (which, horizon, sealed, last_seq, head);
     END IF;
+    -- also when nothing was sealed: every row below the horizon is in the chain
     sealed_below := greatest(horizon, low);
 END
 $$;

@@ -264,22 +264,22 @@ $$;
 -- memory, src/worker_state.c): rounds that committed, cycles and seals that
 -- failed and were rolled back (they leave no row in any table), and the
 -- last failure.  No row when settle is not in shared_preload_libraries.
-CREATE FUNCTION settle_worker_status(
+CREATE OR REPLACE FUNCTION settle_worker_status(
     OUT pid integer, OUT started_at timestamptz,
     OUT cycles_ok bigint, OUT cycles_failed bigint, OUT seals_failed bigint,
     OUT last_cycle_at timestamptz, OUT last_failure_at timestamptz,
     OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text,
-    OUT cycles_unchanged bigint)
+    OUT cycles_unchanged bigint, OUT seals_unchanged bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
 -- the same, under a name in settle's schema for the metrics (a name in public
 -- could be made ambiguous by someone else's overload)
-CREATE FUNCTION settle._worker_status(
+CREATE OR REPLACE FUNCTION settle._worker_status(
     OUT pid integer, OUT started_at timestamptz,
     OUT cycles_ok bigint, OUT cycles_failed bigint, OUT seals_failed bigint,
     OUT last_cycle_at timestamptz, OUT last_failure_at timestamptz,
     OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text,
-    OUT cycles_unchanged bigint)
+    OUT cycles_unchanged bigint, OUT seals_unchanged bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
 
@@ -305,7 +305,12 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     UNION ALL
     -- cycles that settled and expired nothing: they write no cycle record
     SELECT 'settle_worker_cycles_unchanged_total', '{}'::jsonb,
-           coalesce((SELECT w.cycles_unchanged FROM settle._worker_status() w), 0)::double precision    UNION ALL
+           coalesce((SELECT w.cycles_unchanged FROM settle._worker_status() w), 0)::double precision
+    UNION ALL
+    -- seals that found nothing new: they write no seal run (issue #29)
+    SELECT 'settle_worker_seals_unchanged_total', '{}'::jsonb,
+           coalesce((SELECT w.seals_unchanged FROM settle._worker_status() w), 0)::double precision
+    UNION ALL
     SELECT 'settle_worker_seals_failed_total', '{}'::jsonb,
            coalesce((SELECT w.seals_failed FROM settle._worker_status() w), 0)::double precision
     UNION ALL
