@@ -90,7 +90,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.pronamespace = '@extschema@'::regnamespace AND p.proname LIKE 'settle\_%' LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
     END LOOP;
 END
 $$;
@@ -204,8 +204,12 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_create_participant(text, text),
 -- and check them.
 REVOKE ALL ON settle.archive, settle.archive_state, settle.archive_lock FROM PUBLIC;
 GRANT SELECT ON settle.archive, settle.archive_state TO settle_operator, settle_auditor;
-REVOKE ALL ON FUNCTION @extschema@.settle_archive(timestamptz), @extschema@.settle_verify_archive(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_archive(timestamptz) TO settle_operator;
+REVOKE ALL ON FUNCTION @extschema@.settle_archive(timestamptz, bigint), @extschema@.settle_verify_archive(bigint),
+    settle._archive_slice(timestamptz, bigint, boolean) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.settle_archive_all(timestamptz, bigint, integer, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_archive(timestamptz, bigint), settle._archive_slice(timestamptz, bigint, boolean)
+    TO settle_operator;
+GRANT EXECUTE ON PROCEDURE @extschema@.settle_archive_all(timestamptz, bigint, integer, bigint) TO settle_operator;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_verify_archive(bigint) TO settle_operator, settle_auditor;
 
 -- Audit (50_audit.sql): auditors and operators ask the questions, operators seal.

@@ -4,8 +4,10 @@
 -- exact numeric in major units; *_minor columns are bigint minor units.
 
 -- functions
-COMMENT ON FUNCTION @extschema@.settle_archive(timestamptz) IS
-    'Move sealed events older than a time (whole transactions), their cycles and old seal runs to tables of schema settle_archive; the chains and verify stay whole (operators)';
+COMMENT ON FUNCTION @extschema@.settle_archive(timestamptz, bigint) IS
+    'Move one slice (at most max_events) of the sealed events older than a time (whole transactions), their cycles and old seal runs to tables of schema settle_archive; the chains and verify stay whole; call again until no row (operators)';
+COMMENT ON PROCEDURE @extschema@.settle_archive_all(timestamptz, bigint, integer, bigint) IS
+    'Archive everything older than a time, slice after slice, each committed on its own (CALL outside a transaction block; resumable) (operators)';
 COMMENT ON FUNCTION @extschema@.settle_verify_archive(bigint) IS
     'Check an archive (or all) against the hashes settle.archive recorded: attached or detached, links and content intact';
 COMMENT ON TABLE settle.archive IS

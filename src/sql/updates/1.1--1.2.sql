@@ -12,3 +12,6 @@
 -- the database, the worker's state) and an all-databases form
 DROP FUNCTION @extschema@.settle_worker_status();
 DROP FUNCTION settle._worker_status();
+
+-- issue #29: settle_archive() works in slices (a new parameter, max_events)
+DROP FUNCTION @extschema@.settle_archive(timestamptz);
