@@ -50,6 +50,8 @@ typedef struct SettleBacklogReport
 /* From _PG_init: the settings; and, while preloading, the shared memory. */
 extern void settle_backlog_define_settings(void);
 extern void settle_backlog_shmem_init(void);
+/* The launcher gave worker slot `slot` to a database: its queue starts empty. */
+extern void settle_backlog_reset(int slot);
 
 /*
  * Intake, in its transaction: n payments will join the queue if it commits;

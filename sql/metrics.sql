@@ -107,8 +107,9 @@ SELECT metric, labels, value FROM settle.metrics WHERE metric = 'settle_node_pri
 SELECT v('settle_worker_enabled') = CASE WHEN current_setting('settle.worker_enabled')::boolean THEN 1 ELSE 0 END
        AS worker_enabled_matches;
 SELECT count(*) AS replication_samples_without_standby FROM settle.metrics WHERE family = 'replication';
--- the worker of this server cycles in settle.database, not here: the counters
--- are 0 here and settle_worker_status() reports no worker for this database
+-- the workers are off on this server (settle.worker_enabled): the launcher
+-- serves no database, the counters are 0 and settle_worker_status() reports no
+-- worker for this database
 SELECT metric, value FROM settle.metrics WHERE metric LIKE 'settle_worker_%failed_total' ORDER BY 1;
 SELECT count(*) AS worker_of_this_database FROM settle_worker_status();
 SELECT value AS workers_here FROM settle.metrics WHERE metric = 'settle_worker_running';

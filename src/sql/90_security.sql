@@ -238,13 +238,13 @@ GRANT EXECUTE ON FUNCTION
 
 -- Metrics (60_metrics.sql): the exporter's role reads them.
 REVOKE ALL ON settle.cycle_total, settle.metrics FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.settle_worker_status() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_worker_status() TO pg_monitor, settle_operator, settle_auditor;
+REVOKE ALL ON FUNCTION @extschema@.settle_worker_status(boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_worker_status(boolean) TO pg_monitor, settle_operator, settle_auditor;
 REVOKE ALL ON FUNCTION settle._metrics_bounds(), settle._metrics_observe(double precision),
     settle._metrics_add(bigint[], bigint[]), settle._cycle_total_add(),
     settle._metrics_queue(), settle._metrics_cycles(), settle._metrics_latency(),
     settle._metrics_outbox(), settle._metrics_worker(), settle._metrics_replication(),
-    settle._worker_status() FROM PUBLIC;
+    settle._worker_status(), settle._database_served() FROM PUBLIC;
 GRANT USAGE ON SCHEMA settle TO pg_monitor, settle_operator, settle_auditor;
 GRANT SELECT ON settle.metrics TO pg_monitor, settle_operator, settle_auditor;
 GRANT SELECT ON settle.cycle_total TO settle_operator, settle_auditor;

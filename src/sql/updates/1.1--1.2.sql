@@ -15,3 +15,4 @@ DROP FUNCTION settle._worker_status();
 
 -- issue #29: settle_archive() works in slices (a new parameter, max_events)
 DROP FUNCTION @extschema@.settle_archive(timestamptz);
+
