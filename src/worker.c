@@ -40,6 +40,7 @@
 #include "version.h"
 #include "worker.h"
 #include "launcher.h"
+#include "origin.h"
 #include "worker_state.h"
 #include "backlog.h"
 #include "pace.h"
@@ -240,6 +241,40 @@ leave_not_installed(void)
 	proc_exit(0);
 }
 
+/*
+ * Ask settle.origin whether this database is a copy, in a transaction of
+ * its own (read only: it writes nothing); a failure is logged, and the
+ * last answer stands.
+ */
+static void
+check_origin(MemoryContext worker_cxt)
+{
+	const char *why;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	PG_TRY();
+	{
+		(void) settle_origin_copy(&why);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(worker_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG, (errmsg("settle worker: reading settle.origin failed: %s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(worker_cxt);
+}
+
 void
 settle_worker_main(Datum main_arg)
 {
@@ -324,13 +359,15 @@ settle_worker_main(Datum main_arg)
 			const char *why;
 
 			/* a restored copy: nothing until an operator releases it */
+			if (settle_origin_stale())
+				check_origin(worker_cxt);
 			if (settle_fenced(&why))
 			{
 				if (!said_fenced)
 					ereport(LOG,
-							(errmsg("settle worker: this server is fenced, no cycles until an operator releases it"),
+							(errmsg("settle worker: database \"%s\" is fenced, no cycles until an operator releases it", my_database),
 							 errdetail("%s.", why),
-							 errhint("ALTER SYSTEM SET settle.fence = off; SELECT pg_reload_conf();")));
+							 errhint("A copy: SELECT * FROM settle_release_copy('...') there; settle.fence: ALTER SYSTEM SET settle.fence = off; SELECT pg_reload_conf();")));
 				said_fenced = true;
 				settle_pace_skipped(GetCurrentTimestamp());
 				continue;

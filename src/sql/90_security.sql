@@ -185,6 +185,11 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_payment_status(text, text) TO settl
 GRANT EXECUTE ON FUNCTION @extschema@.settle_durable_lsn(), @extschema@.settle_fence_state()
     TO settle_operator, settle_auditor, pg_monitor;
 GRANT EXECUTE ON FUNCTION settle._check_fence(text) TO settle_submitter, settle_operator, settle_auditor;
+-- the fence check reads where the ledger lives (05_origin.sql) as the caller
+REVOKE ALL ON settle.origin FROM PUBLIC;
+GRANT SELECT ON settle.origin TO settle_submitter, settle_operator, settle_auditor, pg_monitor;
+REVOKE ALL ON FUNCTION @extschema@.settle_release_copy(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_release_copy(text) TO settle_operator;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_create_participant(text, text),
                           @extschema@.settle_set_participant_status(text, text),
                           @extschema@.settle_create_account(text, text, text, numeric, numeric),
