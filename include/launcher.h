@@ -8,6 +8,14 @@
 
 #include "postgres.h"
 
+/* settle.database: the databases the launcher may serve (comma-separated; empty: all) */
+extern char *settle_database;
+/* settle.worker_enabled: off, the launcher stops every worker */
+extern bool settle_worker_enabled;
+
+/* Define settle.worker_enabled and settle.database (from _PG_init). */
+extern void settle_launcher_define_settings(void);
+
 /* Register the launcher (from _PG_init, while preloading). */
 extern void settle_launcher_register(void);
 

@@ -86,9 +86,8 @@ extern const char *settle_worker_run_name(SettleWorkerRun run);
 extern void settle_worker_state_started(int slot);
 extern void settle_worker_state_leaving(SettleWorkerRun run);
 
-/* Wake this database's worker now; or once the current transaction commits (intake). */
+/* Wake this database's worker now (backlog.c's settle_worker_wake_at_commit: once intake commits). */
 extern void settle_worker_wake(void);
-extern void settle_worker_wake_at_commit(int n, int max_priority, TimestampTz min_deadline);
 /* Wake the launcher (a database or the extension came or went). */
 extern void settle_launcher_wake(void);
 

@@ -24,6 +24,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "access/xact.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -145,6 +146,52 @@ settle_backlog_fresh(const SettleBacklogShared *copy, TimestampTz now)
 {
 	return copy->published &&
 		!TimestampDifferenceExceeds(copy->published_at, now, 2 * settle_cycle_interval_ms + 30000);
+}
+
+static bool wake_registered = false;
+static bool wake_at_commit = false;
+
+/* Transaction callback: the worker is woken once the queueing transaction has committed. */
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			settle_backlog_pending_committed();
+			if (wake_at_commit)
+				settle_worker_wake();
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* a prepared transaction commits elsewhere: the heartbeat finds it */
+			settle_backlog_pending_discarded();
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * This transaction queued n payments: count them and wake the worker when
+ * (if) it commits.
+ */
+void
+settle_worker_wake_at_commit(int n, int max_priority, TimestampTz min_deadline)
+{
+	if (backlogs == NULL)
+		return;					/* not preloaded: there is no worker */
+	settle_backlog_note_pending(n, max_priority, min_deadline);
+	if (!wake_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		wake_registered = true;
+	}
+	wake_at_commit = true;
 }
 
 /* this transaction's payments, counted when it commits */

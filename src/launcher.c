@@ -58,6 +58,9 @@
 
 PGDLLEXPORT void settle_launcher_main(Datum main_arg);
 
+char	   *settle_database = NULL;
+bool		settle_worker_enabled = true;
+
 /* how often the launcher looks at pg_database without being woken */
 #define SCAN_INTERVAL_MS 5000
 /* a worker that exited unexpectedly is started again after this */
@@ -76,6 +79,22 @@ static TimestampTz *retry_at = NULL;
 static bool warned_full = false;
 static bool warned_no_worker_slot = false;
 static List *warned_missing = NIL;	/* settle.database names reported missing */
+
+/* settle.worker_enabled and settle.database (from _PG_init). */
+void
+settle_launcher_define_settings(void)
+{
+	DefineCustomBoolVariable("settle.worker_enabled",
+							 "Runs settlement cycles in background workers, one per database with the extension.",
+							 "Off: the launcher stops them; cycles run only through settle_run_cycle().",
+							 &settle_worker_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("settle.database",
+							   "Databases the settle launcher may start a settlement worker for (comma-separated); empty: every database.",
+							   "A database not listed gets no worker; one listed without the extension is reported once.",
+							   &settle_database, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
 
 void
 settle_launcher_register(void)

@@ -37,6 +37,7 @@
 #include "fence.h"
 #include "guard.h"
 #include "settle_errors.h"
+#include "sync_standby.h"
 #include "version.h"
 #include "worker.h"
 #include "launcher.h"
@@ -47,15 +48,14 @@
 #include "quiet.h"
 #include "spi_util.h"
 
-char	   *settle_database = NULL;
-bool		settle_worker_enabled = true;
-
 /* this worker's database */
 static char *my_database = NULL;
 /* the extension is not (or no longer) installed: the worker leaves */
 static bool not_installed = false;
 /* the same for a fenced server */
 static bool said_fenced = false;
+/* the same for an orphan: no synchronous standby streaming */
+static bool said_orphan = false;
 /* the same for a library and SQL of different releases */
 static bool said_version_mismatch = false;
 
@@ -68,22 +68,6 @@ static bool run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle
 /* a stalled backlog to report in the next seal's transaction */
 static bool stall_to_report = false;
 static SettleStall stall;
-
-/* The worker's own settings (from _PG_init). */
-void
-settle_worker_define_settings(void)
-{
-	DefineCustomBoolVariable("settle.worker_enabled",
-							 "Runs settlement cycles in background workers, one per database with the extension.",
-							 "Off: the launcher stops them; cycles run only through settle_run_cycle().",
-							 &settle_worker_enabled, true,
-							 PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("settle.database",
-							   "Databases the settle launcher may start a settlement worker for (comma-separated); empty: every database.",
-							   "A database not listed gets no worker; one listed without the extension is reported once.",
-							   &settle_database, "",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
-}
 
 /* One cycle, in the current transaction. */
 static void
@@ -375,6 +359,30 @@ settle_worker_main(Datum main_arg)
 			if (said_fenced)
 				ereport(LOG, (errmsg("settle worker: released, cycling")));
 			said_fenced = false;
+		}
+		{
+			SyncStandbyState ss;
+
+			/*
+			 * An orphan: a cycle's commit would wait in SyncRep holding the
+			 * cycle lock.  No round (no transaction, no lock) until a
+			 * synchronous standby streams again; checked every round.
+			 */
+			if (settle_sync_standby_missing(false, &ss))
+			{
+				if (!said_orphan)
+					ereport(LOG,
+							(errcode(ERRCODE_SETTLE_NO_SYNC_STANDBY),
+							 errmsg("settle worker: no synchronous standby is streaming, no cycles until one is"),
+							 errdetail("synchronous_standby_names needs %d, %d streaming.",
+									   ss.needed, ss.streaming)));
+				said_orphan = true;
+				settle_pace_skipped(GetCurrentTimestamp());
+				continue;
+			}
+			if (said_orphan)
+				ereport(LOG, (errmsg("settle worker: a synchronous standby streams again, cycling")));
+			said_orphan = false;
 		}
 
 		settle_pace_cycle_starting(GetCurrentTimestamp());

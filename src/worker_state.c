@@ -27,7 +27,6 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "backlog.h"
 #include "worker.h"
 #include "worker_state.h"
 
@@ -278,52 +277,6 @@ settle_launcher_wake(void)
 	SpinLockRelease(&settle_shared->mutex);
 	if (latch != NULL)
 		SetLatch(latch);
-}
-
-static bool wake_registered = false;
-static bool wake_at_commit = false;
-
-/* Transaction callback: the worker is woken once the queueing transaction has committed. */
-static void
-wake_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			settle_backlog_pending_committed();
-			if (wake_at_commit)
-				settle_worker_wake();
-			wake_at_commit = false;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			/* a prepared transaction commits elsewhere: the heartbeat finds it */
-			settle_backlog_pending_discarded();
-			wake_at_commit = false;
-			break;
-		default:
-			break;
-	}
-}
-
-/*
- * This transaction queued n payments: count them and wake the worker when
- * (if) it commits.
- */
-void
-settle_worker_wake_at_commit(int n, int max_priority, TimestampTz min_deadline)
-{
-	if (settle_shared == NULL)
-		return;					/* not preloaded: there is no worker */
-	settle_backlog_note_pending(n, max_priority, min_deadline);
-	if (!wake_registered)
-	{
-		RegisterXactCallback(wake_xact_callback, NULL);
-		wake_registered = true;
-	}
-	wake_at_commit = true;
 }
 
 /* A worker cycle that changed nothing and so wrote no cycle record. */

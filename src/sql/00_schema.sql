@@ -31,7 +31,7 @@ COMMENT ON ROLE settle_auditor IS 'settle: read-only access to every row';
 -- extension (settle.database, if set, lists the ones it may serve).  Until
 -- 1.1 the worker served one database and CREATE EXTENSION elsewhere was
 -- refused (SE150, retired in 1.2: docs/ERRORS.md).
-CREATE FUNCTION settle._preloaded() RETURNS boolean
+CREATE OR REPLACE FUNCTION settle._preloaded() RETURNS boolean
     AS 'MODULE_PATHNAME', 'settle_preloaded_sql' LANGUAGE C STABLE;
 -- Whether the launcher serves this database: preloaded, settle.worker_enabled,
 -- and settle.database empty or naming it.
@@ -72,7 +72,7 @@ CREATE DOMAIN settle.event_entity AS text
 -- One exception: settle_archive() (48_archive.sql) moves old events, event
 -- seals, cycles and seal runs to archive tables; its DELETEs pass while its
 -- own transaction holds settle.archive_lock, which no other role can lock.
-CREATE FUNCTION settle._refuse_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION settle._refuse_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'DELETE' AND TG_TABLE_NAME IN ('event', 'event_seal', 'cycle', 'seal_run')
@@ -89,7 +89,7 @@ END
 $$;
 
 -- Refuses DELETE on reference data: accounts and participants are closed, never removed.
-CREATE FUNCTION settle._refuse_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION settle._refuse_delete() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'rows of settle.% cannot be deleted', TG_TABLE_NAME
@@ -205,7 +205,7 @@ SELECT pg_catalog.pg_extension_config_dump('settle.fx_rate', '');
 
 -- Backends cache currencies and FX pairs (intake, settle.to_major): every
 -- change tells them to read again (src/refcache.c).
-CREATE FUNCTION settle._reference_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION settle._reference_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'settle_reference_changed' LANGUAGE C;
 CREATE TRIGGER currency_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON settle.currency
     FOR EACH STATEMENT EXECUTE FUNCTION settle._reference_changed();
@@ -339,7 +339,7 @@ CREATE TABLE settle.participant_role (
 SELECT pg_catalog.pg_extension_config_dump('settle.participant_role', '');
 
 -- The participant the current role acts for (NULL if none).
-CREATE FUNCTION settle.current_participant() RETURNS text
+CREATE OR REPLACE FUNCTION settle.current_participant() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT participant_id FROM settle.participant_role
      WHERE role_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
@@ -347,7 +347,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- Whether the current role sees every row (operators, auditors, superusers).
-CREATE FUNCTION settle.sees_all() RETURNS boolean
+CREATE OR REPLACE FUNCTION settle.sees_all() RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_has_role(current_user, 'settle_operator', 'MEMBER')
         OR pg_has_role(current_user, 'settle_auditor', 'MEMBER')

@@ -4,7 +4,7 @@
 -- if the wait is cancelled (src/durability.c).  Answers that report a payment
 -- or hand a batch to the rail call it: their own transaction may write nothing,
 -- so its commit would not wait.
-CREATE FUNCTION settle._wait_durable(what text) RETURNS void
+CREATE OR REPLACE FUNCTION settle._wait_durable(what text) RETURNS void
 AS 'MODULE_PATHNAME', 'settle_wait_durable_sql' LANGUAGE C VOLATILE STRICT;
 
 -- The WAL position up to which commits are durable where they must be: what
@@ -12,7 +12,7 @@ AS 'MODULE_PATHNAME', 'settle_wait_durable_sql' LANGUAGE C VOLATILE STRICT;
 -- CDC consumer acts on a decoded transaction once its commit LSN is at or
 -- below it (docs/AUDIT.md, "Streaming events out").  NULL on a standby.
 -- Whether this server is a fenced restored copy, and why (src/fence.c).
-CREATE FUNCTION settle_fence_state(OUT fenced boolean, OUT reason text) RETURNS record
+CREATE OR REPLACE FUNCTION settle_fence_state(OUT fenced boolean, OUT reason text) RETURNS record
 AS 'MODULE_PATHNAME', 'settle_fence_state' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION settle_fence_state() IS
     'Whether this server or database is fenced (a restored copy, physical or from a dump: no cycles, intake, rail traffic or calendar jobs), and why';
@@ -40,15 +40,28 @@ $$;
 COMMENT ON FUNCTION settle_release_copy(text) IS
     'Release a database restored from a dump (a fenced copy) once checked: it settles, takes payments and talks to the rail from now on (operators)';
 -- SE153 when fenced, for the SQL functions that act on the outside world.
-CREATE FUNCTION settle._check_fence(what text) RETURNS void
+CREATE OR REPLACE FUNCTION settle._check_fence(what text) RETURNS void
 AS 'MODULE_PATHNAME', 'settle_check_fence_sql' LANGUAGE C VOLATILE STRICT;
 
-CREATE FUNCTION settle_durable_lsn() RETURNS pg_lsn
+-- Whether this primary can commit durably now: synchronous standbys required
+-- (synchronous_standby_names, synchronous_commit above local) and how many
+-- stream; refusing while too few do (src/sync_standby.c, docs/CONSENSUS.md).
+CREATE OR REPLACE FUNCTION settle_sync_standby_state(
+    OUT required boolean, OUT needed integer, OUT streaming integer,
+    OUT catching_up integer, OUT refusing boolean, OUT reason text) RETURNS record
+AS 'MODULE_PATHNAME', 'settle_sync_standby_state_sql' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION settle_sync_standby_state() IS
+    'Whether synchronous standbys are required, how many are needed and streaming, and whether new payments, rail calls and cycles are refused (SE170)';
+-- SE170 on an orphan (after settle.sync_standby_grace), for the SQL functions that write.
+CREATE OR REPLACE FUNCTION settle._check_sync_standby(what text) RETURNS void
+AS 'MODULE_PATHNAME', 'settle_check_sync_standby_sql' LANGUAGE C VOLATILE STRICT;
+
+CREATE OR REPLACE FUNCTION settle_durable_lsn() RETURNS pg_lsn
 AS 'MODULE_PATHNAME', 'settle_durable_lsn' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION settle_durable_lsn() IS
     'WAL position up to which commits are confirmed by the synchronous standby (local flush without one)';
 
-CREATE FUNCTION settle_submit(
+CREATE OR REPLACE FUNCTION settle_submit(
     transaction_id       text,
     amount               numeric,
     source_currency      text,
@@ -73,7 +86,7 @@ AS 'MODULE_PATHNAME', 'settle_submit' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION settle_submit IS
     'Validate and queue one payment, exactly once per idempotency_key';
 
-CREATE FUNCTION settle_submit_bulk(
+CREATE OR REPLACE FUNCTION settle_submit_bulk(
     payments              jsonb,
     OUT ordinal           integer,
     OUT transaction_id    text,
