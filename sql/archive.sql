@@ -149,6 +149,14 @@ SELECT count(*) AS differences FROM settle_replay();
 SELECT bool_and(intact) AS all_intact FROM settle_verify_archive();
 -- nothing left: the procedure archives nothing
 CALL settle_archive_all(:'horizon3', 3);
+-- the whole-ledger check and the choice of the slice take no seal lock: a
+-- call with nothing to archive leaves it untaken (before 1.2 it sealed and
+-- locked first, for its whole transaction)
+BEGIN;
+SELECT count(*) AS archived FROM settle_archive(:'horizon3', 3);
+SELECT count(*) AS seal_lock_held FROM pg_locks
+ WHERE locktype = 'relation' AND relation = 'settle.seal_lock'::regclass AND pid = pg_backend_pid() AND granted;
+ROLLBACK;
 -- inside a transaction block it cannot commit its slices
 BEGIN;
 CALL settle_archive_all(:'horizon3', 3);
