@@ -211,6 +211,8 @@ scan_databases(void)
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
+	/* the commit leaves TopMemoryContext current: back to the look's own */
+	MemoryContextSwitchTo(cxt);
 	return dbs;
 }
 
@@ -285,6 +287,8 @@ start_worker(int i, const LaunchedDb *db)
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 	SettleDbSlot *s = &settle_shared->slots[i];
+	MemoryContext old;
+	bool		registered;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -296,7 +300,11 @@ start_worker(int i, const LaunchedDb *db)
 	strlcpy(worker.bgw_type, "settle worker", BGW_MAXLEN);
 	worker.bgw_main_arg = Int32GetDatum(i);
 	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	/* the handle outlives this look at pg_database (its memory is reset after it) */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+	MemoryContextSwitchTo(old);
+	if (!registered)
 	{
 		if (!warned_no_worker_slot)
 			ereport(WARNING,
@@ -486,7 +494,12 @@ reconcile(void)
 					(errmsg("settle launcher: settle.database names database \"%s\", which does not exist (or is a template); no worker for it",
 							tok),
 					 errhint("Create the database, or correct settle.database and reload.")));
-			warned_missing = lappend(warned_missing, MemoryContextStrdup(TopMemoryContext, tok));
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+				warned_missing = lappend(warned_missing, pstrdup(tok));
+				MemoryContextSwitchTo(old);
+			}
 		}
 	}
 	return wait_ms;
