@@ -88,7 +88,11 @@
 #define ERRCODE_SETTLE_NO_PG_CRON			SE('1','3','0')
 /* durability: an answer that could still be lost in a fail-over */
 #define ERRCODE_SETTLE_NOT_DURABLE			SE('1','4','0')
-/* lifecycle: install and drop (SE150 raised from src/sql/00_schema.sql) */
+/*
+ * lifecycle: install and drop.  SE150 is retired since 1.2 (every database
+ * gets a worker): only the frozen install scripts of 1.0 and 1.1 raise it;
+ * never reuse the code.
+ */
 #define ERRCODE_SETTLE_WORKER_ELSEWHERE		SE('1','5','0')
 #define ERRCODE_SETTLE_DROP_REFUSED			SE('1','5','1')
 #define ERRCODE_SETTLE_VERSION_MISMATCH		SE('1','5','2')

@@ -116,8 +116,9 @@ SELECT required, refusing, reason FROM settle_sync_standby_state();
 RESET synchronous_commit;
 SELECT synchronous_standby_required, synchronous_standbys_needed, synchronous_standby_missing,
        synchronous_standby_reason FROM settle_gateway_health();
--- the worker of this server cycles in settle.database, not here: the counters
--- are 0 here and settle_worker_status() reports no worker for this database
+-- the workers are off on this server (settle.worker_enabled): the launcher
+-- serves no database, the counters are 0 and settle_worker_status() reports no
+-- worker for this database
 SELECT metric, value FROM settle.metrics WHERE metric LIKE 'settle_worker_%failed_total' ORDER BY 1;
 SELECT count(*) AS worker_of_this_database FROM settle_worker_status();
 SELECT value AS workers_here FROM settle.metrics WHERE metric = 'settle_worker_running';

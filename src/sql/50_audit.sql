@@ -154,12 +154,15 @@ BEGIN
              ORDER BY c.n$q$, c.seal_tbl, c.id, c.content, c.tbl)
             USING last_seq, head, low, horizon, foreign_from;
         GET DIAGNOSTICS sealed = ROW_COUNT;
+        -- a run that sealed nothing leaves no row (issue #29): an idle server
+        -- writes nothing, and the next run starts from the same horizon
         IF sealed > 0 THEN
             EXECUTE last_seal INTO last_seq, head;
+            INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
+                VALUES (which, horizon, sealed, last_seq, head);
         END IF;
-        INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
-            VALUES (which, horizon, sealed, last_seq, head);
     END IF;
+    -- also when nothing was sealed: every row below the horizon is in the chain
     sealed_below := greatest(horizon, low);
 END
 $$;

@@ -133,8 +133,7 @@ CREATE OR REPLACE FUNCTION settle_gateway_health(
     OUT synchronous_standby_reason text)
 RETURNS record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT NOT pg_is_in_recovery(),
-           coalesce(current_setting('settle.worker_enabled', true)::boolean, false)
-               AND current_setting('settle.database', true) = current_database(),
+           settle._database_served(),
            EXISTS (SELECT 1 FROM pg_stat_activity a
                     WHERE a.backend_type = 'settle worker' AND a.datname = current_database()),
            -- the worker's last cycle (it records no row for a cycle that changed nothing), else the last recorded one
