@@ -39,6 +39,7 @@
 #include "backlog.h"
 #include "pace.h"
 #include "quiet.h"
+#include "deep.h"
 #include "spi_util.h"
 
 char	   *settle_database = NULL;
@@ -308,6 +309,8 @@ settle_worker_main(Datum main_arg)
 			stall_to_report = true;
 		/* the audit chains, in a transaction of their own: writers never wait for them */
 		run_safely(worker_cxt, "settle seal", false, do_seal);
+		/* a stuck queue: the deep pass, between cycles, outside any transaction (deep.c) */
+		settle_deep_between_cycles(settle_pace_stuck(settle_deep_after_cycles), GetCurrentTimestamp());
 		MemoryContextReset(worker_cxt);
 	}
 }
