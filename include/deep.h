@@ -2,9 +2,10 @@
  * deep.h -- the worker's deep pass on a stuck queue (issue #27,
  * docs/CYCLE.md "The deep pass").
  *
- * A full worker cycle leaves a copy of its problem and its selection; once
- * the backlog is stuck (settle.deep_after_cycles cycles in a row that
- * changed nothing, or a stalled backlog) the worker runs the deep pass
+ * A full worker cycle that may leave the queue stuck copies what it leaves
+ * waiting; once the backlog is stuck (settle.deep_after_cycles cycles in a
+ * row that changed nothing, or a stalled backlog) the worker runs the deep
+ * pass
  * (src/solver_deep.c) on that copy between cycles, outside any transaction
  * and without the cycle lock, for at most settle.deep_budget, and at most
  * once per settle.deep_interval.  What it finds is a hint: the next full
@@ -28,8 +29,9 @@ extern void settle_deep_define_settings(void);
 /*
  * cycle.c, after a worker cycle's real-time solve (ids: each payment's
  * payment_id; full: no payment was skipped): take the pending hint if it
- * is within limits and cheaper (selected and result updated, true), then
- * keep a copy of this cycle's problem and selection for a deep pass.
+ * is within limits and cheaper (selected and result updated, true), then,
+ * if the queue may be stuck after this cycle, keep a copy of what it
+ * leaves waiting for a deep pass.
  */
 extern bool settle_deep_cycle_solved(const SolverProblem *problem, const int64 *ids, bool full,
 									 bool *selected, SolverResult *result);

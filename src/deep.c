@@ -6,17 +6,20 @@
  * answer from it cycle after cycle.  Here the worker gives that queue a
  * longer search (settle_solve_deep, src/solver_deep.c) between cycles:
  *
- *   - every full worker cycle (no payer skipped, quiet.c) that leaves a
- *     payment unsettled copies its solver problem, payment ids and
- *     selection into the worker's memory (the snapshot);
+ *   - a full worker cycle (no payer skipped, quiet.c) that may leave the
+ *     queue stuck (settle.deep_after_cycles - 1 cycles in a row before it
+ *     changed nothing, or the backlog is stalled) copies what it leaves
+ *     waiting into the worker's memory: the payments it did not select and
+ *     the accounts' available after those it did (the snapshot);
  *   - when the queue is stuck (pace.c: settle.deep_after_cycles cycles in
  *     a row changed nothing, or the backlog is stalled) and
  *     settle.deep_interval has passed since the last deep pass, the worker
  *     runs it on the snapshot, outside any transaction, holding no lock,
  *     for at most settle.deep_budget; a commit that wakes the worker (new
  *     payments), a signal or a reload cuts it short with what it has;
- *   - a selection cheaper than the snapshot's is kept as a hint (payment
- *     ids) and the next worker cycle is made a full one;
+ *   - a selection of the waiting payments that settles something (cheaper
+ *     than settling none of them) is kept as a hint (payment ids) and the
+ *     next worker cycle is made a full one;
  *   - that cycle, after its own real-time solve, maps the hint onto its own
  *     queue, fills in what else fits, and takes it only if it passes the
  *     exact limit check against the cycle's own balances and is cheaper
@@ -39,6 +42,7 @@
 #include "utils/timestamp.h"
 
 #include "deep.h"
+#include "pace.h"
 #include "quiet.h"
 #include "solver_deep.h"
 
@@ -46,7 +50,7 @@ int			settle_deep_budget_ms = 1000;
 int			settle_deep_interval_ms = 10000;
 int			settle_deep_after_cycles = 3;
 
-/* the last full cycle's problem, ids and selection */
+/* what the last full cycle left waiting: its problem, ids and the empty start */
 static MemoryContext snap_cxt = NULL;
 static SolverProblem snap;
 static int64 *snap_ids = NULL;
@@ -103,7 +107,12 @@ deep_interrupted(void *arg)
 	return InterruptPending || ConfigReloadPending || MyLatch->is_set;
 }
 
-/* Copy the cycle's problem, ids and selection into the worker's memory. */
+/*
+ * Copy what the cycle leaves waiting into the worker's memory: the payments
+ * it did not select, and every account's available after those it did (the
+ * queue the next cycle will see if nothing else happens).  The deep pass
+ * starts from settling none of them.
+ */
 static void
 take_snapshot(const SolverProblem *p, const int64 *ids, const bool *sel)
 {
@@ -112,7 +121,8 @@ take_snapshot(const SolverProblem *p, const int64 *ids, const bool *sel)
 	SolverPayment *pay;
 	double	   *fee;
 	double	   *spread;
-	int			n = p->n_payments;
+	int			n = 0;
+	int			i;
 
 	if (snap_cxt == NULL)
 		snap_cxt = AllocSetContextCreate(TopMemoryContext, "settle deep pass snapshot", ALLOCSET_DEFAULT_SIZES);
@@ -120,20 +130,31 @@ take_snapshot(const SolverProblem *p, const int64 *ids, const bool *sel)
 	have_snap = false;
 	old = MemoryContextSwitchTo(snap_cxt);
 	acc = palloc(sizeof(SolverAccount) * Max(p->n_accounts, 1));
-	pay = palloc(sizeof(SolverPayment) * Max(n, 1));
+	pay = palloc(sizeof(SolverPayment) * Max(p->n_payments, 1));
 	fee = palloc(sizeof(double) * Max(p->n_wires, 1));
 	spread = palloc(sizeof(double) * Max(p->n_fx_pairs, 1));
-	snap_ids = palloc(sizeof(int64) * Max(n, 1));
-	snap_sel = palloc(sizeof(bool) * Max(n, 1));
+	snap_ids = palloc(sizeof(int64) * Max(p->n_payments, 1));
+	snap_sel = palloc0(sizeof(bool) * Max(p->n_payments, 1));
 	MemoryContextSwitchTo(old);
 	memcpy(acc, p->accounts, sizeof(SolverAccount) * p->n_accounts);
-	memcpy(pay, p->payments, sizeof(SolverPayment) * n);
+	for (i = 0; i < p->n_payments; i++)
+	{
+		const SolverPayment *s = &p->payments[i];
+
+		if (sel[i])
+		{
+			/* within int64: the solver checked every account's range (solver.c) */
+			acc[s->src].available -= s->debit;
+			acc[s->dst].available += s->credit;
+			continue;
+		}
+		pay[n] = *s;
+		snap_ids[n++] = ids[i];
+	}
 	if (p->n_wires > 0)
 		memcpy(fee, p->wire_fee, sizeof(double) * p->n_wires);
 	if (p->n_fx_pairs > 0)
 		memcpy(spread, p->fx_spread, sizeof(double) * p->n_fx_pairs);
-	memcpy(snap_ids, ids, sizeof(int64) * n);
-	memcpy(snap_sel, sel, sizeof(bool) * n);
 	memset(&snap, 0, sizeof(snap));
 	snap.n_accounts = p->n_accounts;
 	snap.accounts = acc;
@@ -147,7 +168,7 @@ take_snapshot(const SolverProblem *p, const int64 *ids, const bool *sel)
 	snap.mip_gap = p->mip_gap;
 	snap.mip_max_payments = p->mip_max_payments;
 	snap.interrupted = deep_interrupted;
-	have_snap = true;
+	have_snap = n > 0;
 	snap_searched = false;
 }
 
@@ -221,15 +242,10 @@ settle_deep_cycle_solved(const SolverProblem *problem, const int64 *ids, bool fu
 		hint_ids = NULL;
 		n_hint = 0;
 	}
-	if (settle_deep_budget_ms <= 0 || !full)
+	/* a copy only when the queue may be stuck after this cycle: a flowing queue costs nothing */
+	if (settle_deep_budget_ms <= 0 || !full || !settle_pace_stuck(settle_deep_after_cycles - 1))
 		return used;
-	for (i = 0; i < n; i++)
-		if (!selected[i])
-			break;
-	if (i < n)
-		take_snapshot(problem, ids, selected);
-	else
-		have_snap = false;		/* everything settles: nothing to search */
+	take_snapshot(problem, ids, selected);
 	return used;
 }
 
