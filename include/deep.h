@@ -27,6 +27,13 @@ extern int	settle_deep_after_cycles;
 extern void settle_deep_define_settings(void);
 
 /*
+ * The worker, before a cycle: whether the queue may be stuck after it
+ * (settle.deep_after_cycles - 1 cycles in a row changed nothing, or the
+ * backlog is stalled: pace.c), so that only then the cycle keeps a copy.
+ */
+extern void settle_deep_cycle_starting(bool stuck_so_far);
+
+/*
  * cycle.c, after a worker cycle's real-time solve (ids: each payment's
  * payment_id; full: no payment was skipped): take the pending hint if it
  * is within limits and cheaper (selected and result updated, true), then,

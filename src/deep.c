@@ -42,7 +42,6 @@
 #include "utils/timestamp.h"
 
 #include "deep.h"
-#include "pace.h"
 #include "quiet.h"
 #include "solver_deep.h"
 
@@ -64,6 +63,8 @@ static int64 *hint_ids = NULL;
 static int	n_hint = 0;
 
 static TimestampTz last_deep = 0;
+/* the worker's word before this cycle: the queue may be stuck after it (pace.c) */
+static bool may_be_stuck = false;
 
 static int	cmp_int64(const void *a, const void *b);
 static bool deep_interrupted(void *arg);
@@ -172,6 +173,12 @@ take_snapshot(const SolverProblem *p, const int64 *ids, const bool *sel)
 	snap_searched = false;
 }
 
+void
+settle_deep_cycle_starting(bool stuck_so_far)
+{
+	may_be_stuck = stuck_so_far;
+}
+
 bool
 settle_deep_cycle_solved(const SolverProblem *problem, const int64 *ids, bool full,
 						 bool *selected, SolverResult *result)
@@ -243,9 +250,10 @@ settle_deep_cycle_solved(const SolverProblem *problem, const int64 *ids, bool fu
 		n_hint = 0;
 	}
 	/* a copy only when the queue may be stuck after this cycle: a flowing queue costs nothing */
-	if (settle_deep_budget_ms <= 0 || !full || !settle_pace_stuck(settle_deep_after_cycles - 1))
+	if (settle_deep_budget_ms <= 0 || !full || !may_be_stuck)
 		return used;
 	take_snapshot(problem, ids, selected);
+	may_be_stuck = false;		/* one copy per word from the worker */
 	return used;
 }
 

@@ -303,6 +303,7 @@ settle_worker_main(Datum main_arg)
 
 		settle_pace_cycle_starting(GetCurrentTimestamp());
 		settle_quiet_cycle_starting(GetCurrentTimestamp());
+		settle_deep_cycle_starting(settle_pace_stuck(settle_deep_after_cycles - 1));
 		committed = run_safely(worker_cxt, "settle cycle", true, do_cycle);
 		settle_quiet_cycle_finished(committed);
 		if (settle_pace_cycle_finished(GetCurrentTimestamp(), committed, &stall))
