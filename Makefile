@@ -65,6 +65,8 @@ REGRESS     += funding_advice treasury
 REGRESS     += netting_baseline
 # catalog documentation: comments on every public function, view and column
 REGRESS     += catalog
+# the statement tree checked, consistency proofs (issue #29)
+REGRESS     += statement_tree
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
 ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race

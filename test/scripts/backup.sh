@@ -99,8 +99,9 @@ for db in r_custom r_plain; do
     q() { qb "$db" "$1"; }
     is "$(fingerprint q)" "$FP_A" "$db: every settle table equals the original, row for row"
     is "$(sequences q)" "$SEQ_A" "$db: every sequence is where it was"
-    is "$(q "SELECT string_agg(matches::text, ',') FROM settle_verify_digest('$digest')")" "true,true" \
-       "$db: both chain heads match the digest taken before the dump"
+    is "$(q "SELECT string_agg(chain || '=' || matches::text, ',') FROM settle_verify_digest('$digest')")" \
+       "ledger_entry=true,event=true,ledger_merkle=true" \
+       "$db: both chain heads and the statement tree's root match the digest taken before the dump"
     is "$(q "SELECT count(*) FROM settle_verify(seal => false)")" "0" "$db: settle_verify() is clean"
     is "$(q "SELECT count(*) FROM pg_publication WHERE pubname = 'settle_events'")" "1" "$db: the publication is back, once"
     is "$(q "SELECT sum(cycles) || ' ' || sum(settled) FROM settle.cycle_total")" \

@@ -7,3 +7,12 @@
 -- the build appends every re-runnable statement of src/sql/*.sql after this
 -- file (tools/sql-upgrade.pl), and test/scripts/upgrade.sh proves that a
 -- database updated from 1.0 or 1.1 equals a fresh 1.2 install.
+
+-- Issue #29, item 5: the funding advice's solver takes the whole queue
+-- (credits, wires, FX pairs): settle._topup_solve has seven more arguments.
+DROP FUNCTION settle._topup_solve(integer, bigint[], boolean[], integer[], integer[], bigint[], double precision[],
+                                  double precision);
+
+-- #28 item 2 (an orphan refuses at once): settle_gateway_health() reports
+-- how many synchronous standbys are needed, whether too few stream, and why.
+DROP FUNCTION @extschema@.settle_gateway_health();
