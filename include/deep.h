@@ -43,6 +43,9 @@ extern void settle_deep_cycle_starting(bool stuck_so_far);
 extern bool settle_deep_cycle_solved(const SolverProblem *problem, const int64 *ids, bool full,
 									 bool *selected, SolverResult *result);
 
+/* The worker, after a cycle: a copy taken by a cycle that rolled back is dropped. */
+extern void settle_deep_cycle_finished(bool committed);
+
 /* The worker, between cycles: run the deep pass if the queue is stuck and one is due. */
 extern void settle_deep_between_cycles(bool stuck, TimestampTz now);
 

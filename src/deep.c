@@ -179,6 +179,15 @@ settle_deep_cycle_starting(bool stuck_so_far)
 	may_be_stuck = stuck_so_far;
 }
 
+void
+settle_deep_cycle_finished(bool committed)
+{
+	/* a cycle rolled back: its copy assumed a selection that was not posted */
+	if (!committed)
+		have_snap = false;
+	may_be_stuck = false;
+}
+
 bool
 settle_deep_cycle_solved(const SolverProblem *problem, const int64 *ids, bool full,
 						 bool *selected, SolverResult *result)

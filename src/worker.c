@@ -333,6 +333,7 @@ settle_worker_main(Datum main_arg)
 		settle_deep_cycle_starting(settle_pace_stuck(settle_deep_after_cycles - 1));
 		committed = run_safely(worker_cxt, "settle cycle", true, do_cycle);
 		settle_quiet_cycle_finished(committed);
+		settle_deep_cycle_finished(committed);
 		if (settle_pace_cycle_finished(GetCurrentTimestamp(), committed, &stall))
 			stall_to_report = true;
 		/* the audit chains, in a transaction of their own: writers never wait for them */
