@@ -1166,7 +1166,7 @@ record_cycle(CycleState *cs)
 	char		nulls[29];
 	int			i;
 	/* settle.cycle of a database still at 1.0's SQL has no netting-only baseline */
-	bool		with_netted = settle_sql_has_column("cycle", "fifo_netted_cost");
+	bool		with_netted = settle_sql_release() >= SETTLE_SQL_1_1;
 	double		cycle_ms;
 	instr_time	now;
 	static const char *status_names[] = {"optimal", "feasible", "heuristic", "interrupted", "error"};

@@ -23,6 +23,7 @@
 #include "settle_errors.h"
 
 PG_FUNCTION_INFO_V1(settle_submit);
+PG_FUNCTION_INFO_V1(settle_submit_1_2);
 PG_FUNCTION_INFO_V1(settle_submit_bulk);
 
 /* Largest settle_submit_bulk call (settle.max_bulk_rows). */
@@ -81,8 +82,8 @@ raise_refusal(IntakeRow *row)
  *               idempotency_key, priority, deadline)
  *   -> (payment_id, status, replay, submitted_at, updated_at)
  */
-Datum
-settle_submit(PG_FUNCTION_ARGS)
+static Datum
+submit_one(FunctionCallInfo fcinfo, bool with_links)
 {
 	IntakeRow	row;
 	TupleDesc	desc;
@@ -105,8 +106,7 @@ settle_submit(PG_FUNCTION_ARGS)
 	row.priority = row.priority_null ? 0 : PG_GETARG_INT32(8);
 	row.has_deadline = !PG_ARGISNULL(9);
 	row.deadline = row.has_deadline ? PG_GETARG_TIMESTAMPTZ(9) : 0;
-	/* linked payments: 1.1's SQL passes link_group and link_size, 1.0's does not */
-	if (PG_NARGS() >= 12)
+	if (with_links)
 	{
 		row.link_group = text_arg(fcinfo, 10);
 		row.has_link_size = !PG_ARGISNULL(11);
@@ -123,6 +123,23 @@ settle_submit(PG_FUNCTION_ARGS)
 	values[3] = TimestampTzGetDatum(row.created_at);
 	values[4] = TimestampTzGetDatum(row.updated_at);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/* The entry point of 1.2's SQL: every argument above, link_group and link_size included. */
+Datum
+settle_submit_1_2(PG_FUNCTION_ARGS)
+{
+	return submit_one(fcinfo, true);
+}
+
+/*
+ * The entry point the frozen scripts of 1.0 and 1.1 name: 1.0's SQL passes
+ * ten arguments (no linked payments), 1.1's twelve.
+ */
+Datum
+settle_submit(PG_FUNCTION_ARGS)
+{
+	return submit_one(fcinfo, PG_NARGS() >= 12);
 }
 
 /* A JSON scalar as text: strings as they are, numbers printed exactly. */
