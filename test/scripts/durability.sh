@@ -44,10 +44,20 @@ cluster_start "$TMP/standby" || exit 1
 
 q() { cluster_psql "$P1" -d postgres -At -c "$1"; }
 q2() { cluster_psql "$P2" -d postgres -At -c "$1"; }
-# one statement with a 2 s timeout; prints its rows, or the SQLSTATE of its error
+# one statement with a 2 s timeout; prints its rows, or the SQLSTATE of its error.
+# statement_timeout does not end a commit's wait for synchronous replication:
+# a commit that waits (settle's own durable wait broken, say) is cut off after
+# 15 s by the client, printed as "no answer", and its wait cancelled.
 q_timed() {
-    PGOPTIONS="-c statement_timeout=2s" psql -X -q -At -h 127.0.0.1 -p "$P1" -U postgres -d postgres \
-        -c '\set VERBOSITY sqlstate' -c "$1" 2>&1 | grep -v '^WARNING' | sed 's/^ERROR: *//'
+    local out
+    out=$(PGOPTIONS="-c statement_timeout=2s" timeout -k 5 15 psql -X -q -At -h 127.0.0.1 -p "$P1" -U postgres -d postgres \
+        -c '\set VERBOSITY sqlstate' -c "$1" 2>&1)
+    if [ $? -ge 124 ]; then
+        echo "no answer in 15 s"
+        cancel_waiting
+        return 1
+    fi
+    echo "$out" | grep -v '^WARNING' | sed 's/^ERROR: *//'
 }
 sync_streaming() { [ "$(q "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby1' AND sync_state = 'sync' AND state = 'streaming'")" = 1 ]; }
 waiting_pids() { q "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND pid <> pg_backend_pid()"; }
@@ -58,9 +68,9 @@ cancel_waiting() { q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE 
 commit_locally() {
     q "$1" >"$TMP/local.out" 2>&1 &
     local job=$!
-    wait_for 10 some_waiting || return 1
+    wait_for 10 some_waiting || { wait_job 5 $job; return 1; }
     cancel_waiting
-    wait $job
+    wait_job 15 $job || return 1
     grep -q "canceling wait for synchronous replication" "$TMP/local.out"
 }
 submit() { echo "SELECT replay FROM settle_submit('$1', 10, 'USD', 'USD', 'd_a_usd', 'd_b_usd', 'd_b', '$2')"; }
@@ -88,7 +98,7 @@ sleep 2
 kill -0 $retry 2>/dev/null
 ok $? "a retry with its key does not answer while the standby is away (it waits)"
 cluster_start "$TMP/standby" || exit 1
-wait $retry
+wait_job 30 $retry
 is "$(cat "$TMP/retry.out")" "t" "when the standby is back, the waiting retry answers replay = true"
 wait_for 10 sync_streaming
 is "$(q2 "SELECT count(*) FROM settle.payment WHERE transaction_id = 'd_0'")" "1" "and the payment is on the standby"
@@ -109,7 +119,7 @@ q "$(submit d_2 k_2)" >"$TMP/cancel.out" 2>&1 &
 retry=$!
 wait_for 10 some_waiting
 cancel_waiting
-wait $retry
+wait_job 15 $retry
 grep -q "SE140\|not yet durable" "$TMP/cancel.out" && ! grep -qx "t" "$TMP/cancel.out"
 ok $? "a retry whose wait is cancelled by pg_cancel_backend gets SE140, no replay"
 
