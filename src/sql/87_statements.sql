@@ -248,6 +248,76 @@ BEGIN
 END
 $$;
 
+-- The tree against the ledger, for settle_verify() (issue #34): each sealed
+-- entry has its leaf at its chain position, each leaf's account number and
+-- balance are its account's count and running sum in chain order, each leaf
+-- hash is the hash of its salt and content (the entry as it is now), each
+-- stored subtree the hash of its two halves, and the tree has exactly the
+-- subtrees its size completes.  Problems: merkle_leaf_missing,
+-- merkle_leaf_altered, merkle_node_missing, merkle_node_altered.
+CREATE OR REPLACE FUNCTION settle._verify_merkle()
+RETURNS TABLE (problem text, entity text, entity_id text, detail text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH leaf AS (
+        SELECT l.seq, l.entry_id, l.account_id, l.account_seq, l.balance_after, s.entry_id AS sealed_entry,
+               e.account_id AS entry_account, n.hash AS stored_hash,
+               row_number() OVER w AS want_seq, sum(e.amount) OVER w AS want_balance,
+               settle._leaf_hash(l.salt, settle._leaf_content(l.seq, l.entry_id, e.journal_id, e.batch_id, e.payment_id,
+                                                              a.participant_id, l.account_id, e.currency, e.amount,
+                                                              e.posted_at, l.account_seq, l.balance_after)) AS want_hash
+          FROM settle.ledger_leaf l
+          LEFT JOIN settle.ledger_seal s ON s.seq = l.seq
+          LEFT JOIN settle.ledger_entry e ON e.entry_id = l.entry_id
+          LEFT JOIN settle.account a ON a.account_id = l.account_id
+          LEFT JOIN settle.ledger_merkle_node n ON n.level = 0 AND n.idx = l.seq - 1
+        WINDOW w AS (PARTITION BY l.account_id ORDER BY l.seq)),
+    size AS (SELECT count(*) AS n FROM settle.ledger_seal),
+    -- every subtree a tree of n leaves completes: level lvl has n >> lvl of them
+    grid AS (
+        SELECT g.lvl, i.idx FROM size, generate_series(0, 62) g(lvl),
+               LATERAL generate_series(0::bigint, (size.n >> g.lvl) - 1) i(idx)
+         WHERE (size.n >> g.lvl) > 0),
+    node AS (
+        SELECT coalesce(g.lvl, n.level) AS lvl, coalesce(g.idx, n.idx) AS idx, g.lvl IS NULL AS unexpected,
+               n.hash IS NULL AS absent,
+               n.level > 0 AND n.hash IS DISTINCT FROM settle._node_hash(a.hash, b.hash) AS wrong
+          FROM grid g
+          FULL JOIN settle.ledger_merkle_node n ON n.level = g.lvl AND n.idx = g.idx
+          LEFT JOIN settle.ledger_merkle_node a ON a.level = n.level - 1 AND a.idx = 2 * n.idx
+          LEFT JOIN settle.ledger_merkle_node b ON b.level = n.level - 1 AND b.idx = 2 * n.idx + 1)
+    SELECT 'merkle_leaf_missing', 'ledger_entry', s.entry_id::text,
+           format('seal %s of the ledger chain (entry %s) has no leaf in the statement tree', s.seq, s.entry_id)
+      FROM settle.ledger_seal s
+     WHERE NOT EXISTS (SELECT 1 FROM settle.ledger_leaf l WHERE l.seq = s.seq)
+    UNION ALL
+    SELECT 'merkle_leaf_altered', 'ledger_entry', l.entry_id::text,
+           format('leaf %s of the statement tree (entry %s, account %s, number %s, balance %s): %s', l.seq - 1,
+                  l.entry_id, l.account_id, l.account_seq, l.balance_after,
+                  concat_ws('; ',
+                      CASE WHEN l.sealed_entry IS DISTINCT FROM l.entry_id
+                           THEN format('seal %s is of entry %s', l.seq, coalesce(l.sealed_entry::text, 'none')) END,
+                      CASE WHEN l.entry_account IS DISTINCT FROM l.account_id
+                           THEN format('the entry is of account %s', coalesce(l.entry_account, 'none')) END,
+                      CASE WHEN l.account_seq <> l.want_seq OR l.balance_after IS DISTINCT FROM l.want_balance
+                           THEN format('the account''s entries in chain order make it number %s, balance %s',
+                                       l.want_seq, coalesce(l.want_balance::text, 'unknown')) END,
+                      CASE WHEN l.stored_hash IS DISTINCT FROM l.want_hash
+                           THEN 'its hash in the tree is not the hash of its salt and content' END))
+      FROM leaf l
+     WHERE l.sealed_entry IS DISTINCT FROM l.entry_id OR l.entry_account IS DISTINCT FROM l.account_id
+        OR l.account_seq <> l.want_seq OR l.balance_after IS DISTINCT FROM l.want_balance
+        OR l.stored_hash IS DISTINCT FROM l.want_hash
+    UNION ALL
+    SELECT CASE WHEN n.absent THEN 'merkle_node_missing' ELSE 'merkle_node_altered' END, 'ledger_merkle_node',
+           n.lvl || '/' || n.idx,
+           format('subtree (%s, %s) of the statement tree (%s sealed entries): %s', n.lvl, n.idx, (SELECT size.n FROM size),
+                  CASE WHEN n.absent THEN 'missing'
+                       WHEN n.unexpected THEN 'not a subtree of the tree'
+                       ELSE 'not the hash of its two halves' END)
+      FROM node n
+     WHERE n.absent OR n.unexpected OR n.wrong
+$$;
+
 -- A participant's statement: with the caller's rights, so that row-level
 -- security shows a participant its own accounts, entries and leaves only
 -- (operators and auditors: any participant's).  Per account, the entries
@@ -345,6 +415,8 @@ CREATE POLICY own_leaves ON settle.ledger_leaf FOR SELECT
                                          WHERE a.account_id = ledger_leaf.account_id
                                            AND a.participant_id = (SELECT settle.current_participant())));
 REVOKE ALL ON settle.ledger_leaf, settle.ledger_merkle_node FROM PUBLIC;
+-- called by settle._verify(), as its owner
+REVOKE ALL ON FUNCTION settle._verify_merkle() FROM PUBLIC;
 REVOKE ALL ON FUNCTION settle._leaf_content(bigint, bigint, bigint, bigint, bigint, text, text, text, bigint, timestamptz, bigint, bigint),
     settle._epoch_us(timestamptz), settle._leaf_hash(bytea, text), settle._node_hash(bytea, bytea), settle._merkle_extend(), settle._merkle_on_seal(),
     settle._merkle_size(), settle._merkle_node(int, bigint), settle._merkle_root(bigint), settle._merkle_path(bigint, bigint),

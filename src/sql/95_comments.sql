@@ -67,7 +67,7 @@ COMMENT ON FUNCTION @extschema@.settle_set_participant_status(text, text) IS
 COMMENT ON FUNCTION @extschema@.settle_set_wire_fee(text, numeric, text) IS
     'Set the fixed cost of one wire in a currency, for one participant or (NULL) the default (operators)';
 COMMENT ON FUNCTION @extschema@.settle_verify(boolean) IS
-    'Check the whole ledger: balance, limits, postings, chains, seal runs and the records the chains vouch for; one row per problem';
+    'Check the whole ledger: balance, limits, postings, chains, seal runs, the statement tree and the records the chains vouch for; one row per problem';
 COMMENT ON FUNCTION @extschema@.settle_verify_digest(jsonb) IS
     'Check a digest from settle_chain_digest(): is each head still at its place in the chain with the same hash?';
 COMMENT ON FUNCTION @extschema@.settle_worker_status() IS
