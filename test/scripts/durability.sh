@@ -42,8 +42,11 @@ as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P1" -U postgres -D "$TMP/standby/
 as_pg touch "$TMP/standby/data/standby.signal"
 cluster_start "$TMP/standby" || exit 1
 
-q() { cluster_psql "$P1" -d postgres -At -c "$1"; }
-q2() { cluster_psql "$P2" -d postgres -At -c "$1"; }
+# every statement here is bounded (60 s): a commit, or settle's durable wait,
+# that never returns fails the test instead of hanging it
+q_on() { local port=$1; shift; timeout -k 5 60 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres -At "$@"; }
+q() { q_on "$P1" -c "$1"; }
+q2() { q_on "$P2" -c "$1"; }
 # one statement with a 2 s timeout; prints its rows, or the SQLSTATE of its error.
 # statement_timeout does not end a commit's wait for synchronous replication:
 # a commit that waits (settle's own durable wait broken, say) is cut off after
@@ -141,5 +144,5 @@ is "$(q2 "SELECT count(*) FROM settle.batch")" "0" "the batches the rail never r
 is "$(q2 "SELECT count(*) FROM settle_rail_fetch(10)")" "0" "and the rail is handed nothing of them"
 is "$(q2 "SELECT settle_durable_lsn() = pg_current_wal_flush_lsn()")" "t" \
    "alone (no synchronous standby), settle_durable_lsn() is the local flush position"
-is "$(cluster_psql "$P2" -d postgres -At -c "$(submit d_1 k_1)")" "t" "a retry of an acknowledged payment replays on the new primary"
+is "$(q2 "$(submit d_1 k_1)")" "t" "a retry of an acknowledged payment replays on the new primary"
 done_testing
