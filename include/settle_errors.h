@@ -100,6 +100,8 @@
 #define ERRCODE_SETTLE_API_CLIENT_EXISTS	SE('1','6','0')
 #define ERRCODE_SETTLE_API_CLIENT_UNKNOWN	SE('1','6','1')
 #define ERRCODE_SETTLE_API_CLIENT_ID		SE('1','6','2')
+/* an orphan: synchronous standbys required, too few streaming (src/sync_standby.c) */
+#define ERRCODE_SETTLE_NO_SYNC_STANDBY		SE('1','7','0')
 /* backpressure: intake refuses new payments while the queue is full (settle.max_queued) */
 #define ERRCODE_SETTLE_QUEUE_FULL			SE('0','9','3')
 

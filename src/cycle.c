@@ -45,6 +45,7 @@
 #include "cycle_state.h"
 #include "netting.h"
 #include "fence.h"
+#include "sync_standby.h"
 #include "guard.h"
 #include "links.h"
 #include "major_units.h"
@@ -1242,6 +1243,8 @@ settle_run_cycle(const char *run_by)
 
 	settle_check_version();
 	settle_check_fence("a settlement cycle");
+	/* an orphan: its commit would wait in SyncRep holding the cycle lock */
+	settle_check_sync_standby("a settlement cycle");
 	memset(&settle_cycle_outcome, 0, sizeof(settle_cycle_outcome));
 	work = AllocSetContextCreate(outer, "settle cycle", ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)

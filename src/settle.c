@@ -19,6 +19,7 @@
 #include "posting.h"
 #include "refcache.h"
 #include "role_map.h"
+#include "sync_standby.h"
 #include "worker.h"
 #include "worker_state.h"
 #include "backlog.h"
@@ -67,6 +68,7 @@ _PG_init(void)
 	settle_posting_init();
 	settle_drop_guard_init();
 	settle_fence_init();
+	settle_sync_standby_init();
 	settle_worker_define_settings();
 	settle_backlog_define_settings();
 	settle_pace_define_settings();

@@ -33,6 +33,7 @@
 #include "fence.h"
 #include "guard.h"
 #include "settle_errors.h"
+#include "sync_standby.h"
 #include "version.h"
 #include "worker.h"
 #include "worker_state.h"
@@ -48,6 +49,8 @@ bool		settle_worker_enabled = true;
 static bool said_not_installed = false;
 /* the same for a fenced server */
 static bool said_fenced = false;
+/* the same for an orphan: no synchronous standby streaming */
+static bool said_orphan = false;
 /* the same for a library and SQL of different releases */
 static bool said_version_mismatch = false;
 
@@ -298,6 +301,30 @@ settle_worker_main(Datum main_arg)
 			if (said_fenced)
 				ereport(LOG, (errmsg("settle worker: released, cycling")));
 			said_fenced = false;
+		}
+		{
+			SyncStandbyState ss;
+
+			/*
+			 * An orphan: a cycle's commit would wait in SyncRep holding the
+			 * cycle lock.  No round (no transaction, no lock) until a
+			 * synchronous standby streams again; checked every round.
+			 */
+			if (settle_sync_standby_missing(false, &ss))
+			{
+				if (!said_orphan)
+					ereport(LOG,
+							(errcode(ERRCODE_SETTLE_NO_SYNC_STANDBY),
+							 errmsg("settle worker: no synchronous standby is streaming, no cycles until one is"),
+							 errdetail("synchronous_standby_names needs %d, %d streaming.",
+									   ss.needed, ss.streaming)));
+				said_orphan = true;
+				settle_pace_skipped(GetCurrentTimestamp());
+				continue;
+			}
+			if (said_orphan)
+				ereport(LOG, (errmsg("settle worker: a synchronous standby streams again, cycling")));
+			said_orphan = false;
 		}
 
 		settle_pace_cycle_starting(GetCurrentTimestamp());

@@ -20,6 +20,19 @@ COMMENT ON FUNCTION settle_fence_state() IS
 CREATE OR REPLACE FUNCTION settle._check_fence(what text) RETURNS void
 AS 'MODULE_PATHNAME', 'settle_check_fence_sql' LANGUAGE C VOLATILE STRICT;
 
+-- Whether this primary can commit durably now: synchronous standbys required
+-- (synchronous_standby_names, synchronous_commit above local) and how many
+-- stream; refusing while too few do (src/sync_standby.c, docs/CONSENSUS.md).
+CREATE OR REPLACE FUNCTION settle_sync_standby_state(
+    OUT required boolean, OUT needed integer, OUT streaming integer,
+    OUT catching_up integer, OUT refusing boolean, OUT reason text) RETURNS record
+AS 'MODULE_PATHNAME', 'settle_sync_standby_state_sql' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION settle_sync_standby_state() IS
+    'Whether synchronous standbys are required, how many are needed and streaming, and whether new payments, rail calls and cycles are refused (SE170)';
+-- SE170 on an orphan (after settle.sync_standby_grace), for the SQL functions that write.
+CREATE OR REPLACE FUNCTION settle._check_sync_standby(what text) RETURNS void
+AS 'MODULE_PATHNAME', 'settle_check_sync_standby_sql' LANGUAGE C VOLATILE STRICT;
+
 CREATE OR REPLACE FUNCTION settle_durable_lsn() RETURNS pg_lsn
 AS 'MODULE_PATHNAME', 'settle_durable_lsn' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION settle_durable_lsn() IS

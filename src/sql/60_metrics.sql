@@ -316,6 +316,12 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'settle_node_fenced', '{}'::jsonb,
            CASE WHEN (SELECT f.fenced FROM @extschema@.settle_fence_state() f) THEN 1 ELSE 0 END
     UNION ALL
+    -- 1 on a primary that requires synchronous standbys and has fewer streaming than it
+    -- needs (an orphan: new payments, rail calls and cycles refused with SE170), else 0
+    SELECT 'settle_sync_standby_missing', '{}'::jsonb,
+           CASE WHEN s.required AND s.streaming < s.needed THEN 1 ELSE 0 END::double precision
+      FROM @extschema@.settle_sync_standby_state() s
+    UNION ALL
     -- how long a cycle (or a seal) has been waiting for the one before it, 0 if none waits
     SELECT 'settle_lock_wait_seconds', jsonb_build_object('lock', l.name),
            coalesce((SELECT max(extract(epoch FROM clock_timestamp() - k.waitstart)) FROM pg_locks k

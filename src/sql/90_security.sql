@@ -182,9 +182,11 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_submit(text, numeric, text, text, t
                           @extschema@.settle_payment_status(text, text)
     TO settle_submitter, settle_operator;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_payment_status(text, text) TO settle_auditor;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_durable_lsn(), @extschema@.settle_fence_state()
+GRANT EXECUTE ON FUNCTION @extschema@.settle_durable_lsn(), @extschema@.settle_fence_state(),
+                          @extschema@.settle_sync_standby_state()
     TO settle_operator, settle_auditor, pg_monitor;
-GRANT EXECUTE ON FUNCTION settle._check_fence(text) TO settle_submitter, settle_operator, settle_auditor;
+GRANT EXECUTE ON FUNCTION settle._check_fence(text), settle._check_sync_standby(text)
+    TO settle_submitter, settle_operator, settle_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_create_participant(text, text),
                           @extschema@.settle_set_participant_status(text, text),
                           @extschema@.settle_create_account(text, text, text, numeric, numeric),
