@@ -108,7 +108,12 @@ bulk() {  # bulk FIRST LAST: submit h<FIRST..LAST> in one call; print "accepted 
       'source_account', 'h_a_usd', 'destination_account', 'h_b_usd', 'counterparty_id', 'h_b'))
     FROM generate_series($1, $2) g))" 2>&1)
     if [ $? = 0 ]; then echo "accepted $out"; return; fi
-    echo "$out" | grep -m1 -oE '^ERROR:  [0-9A-Z]{5}' | sed 's/^ERROR:  //' | grep . || echo "$out" | head -1
+    # no pipes here: under pipefail, a reader that stops early fails the pipeline
+    if [[ $out =~ (^|$'\n')ERROR:\ \ ([0-9A-Z]{5}) ]]; then
+        echo "${BASH_REMATCH[2]}"
+    else
+        echo "${out%%$'\n'*}"
+    fi
 }
 is "$(bulk 41 60)" SE093 "20 more would exceed settle.max_queued = 50: refused with SE093"
 is "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id IN (SELECT 'h' || g FROM generate_series(41, 60) g)")" 0 \
