@@ -49,6 +49,8 @@ REGRESS      = intake_reference intake_submit intake_replay intake_bulk cycle ho
 REGRESS_OPTS = --load-extension=settle
 # ledger audit (issue: ledger integrity)
 REGRESS     += audit_ledger
+# every field of every chained row, changed: settle_verify() reports it (issue #34)
+REGRESS     += chain_tamper
 # observability
 REGRESS     += metrics
 # settings: contexts, units, checks (issue: security round 2)
