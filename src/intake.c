@@ -54,6 +54,7 @@
 #include "utils/array.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/builtins.h"
@@ -67,11 +68,13 @@
 #include "fence.h"
 #include "intake.h"
 #include "intake_int.h"
+#include "rfc3339.h"
 #include "settle_errors.h"
 #include "version.h"
 
 static void check_syntax(IntakeRow *row);
-static bool check_field(IntakeRow *row, const char *field, const char *value, bool is_key);
+typedef FieldResult (*FieldRule) (const char *s, size_t len, size_t *bad_pos);
+static bool check_field(IntakeRow *row, const char *field, const char *value, FieldRule rule);
 static bool check_currency_field(IntakeRow *row, const char *field, const char *value);
 static bool destination_fits(const IntakeRow *row, const AccountInfo *dst);
 static NameInfo *check_currencies_and_amount(IntakeRow *row, HTAB *currencies);
@@ -83,7 +86,7 @@ static void check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *ac
 
 /* Refuse a field that is NULL or breaks its identifier rule; true if fine. */
 static bool
-check_field(IntakeRow *row, const char *field, const char *value, bool is_key)
+check_field(IntakeRow *row, const char *field, const char *value, FieldRule rule)
 {
 	FieldResult r;
 	size_t		pos;
@@ -98,8 +101,8 @@ check_field(IntakeRow *row, const char *field, const char *value, bool is_key)
 					  psprintf("%s must not be null", field), NULL, NULL);
 		return false;
 	}
-	r = is_key ? settle_check_key(value, strlen(value), &pos) : settle_check_name(value, strlen(value), &pos);
-	code = settle_field_refusal(field, r, pos, value, is_key, &message, &detail, &hint);
+	r = rule(value, strlen(value), &pos);
+	code = settle_field_refusal(field, r, pos, value, rule != settle_check_name, &message, &detail, &hint);
 	if (code == 0)
 		return true;
 	intake_refuse(row, code, message, detail, hint);
@@ -134,7 +137,7 @@ static void
 check_syntax(IntakeRow *row)
 {
 	row->syntax_ok = false;
-	if (!check_field(row, "transaction_id", row->transaction_id, true))
+	if (!check_field(row, "transaction_id", row->transaction_id, settle_check_transaction_id))
 		return;
 	if (row->amount == NULL)
 	{
@@ -160,10 +163,10 @@ check_syntax(IntakeRow *row)
 	}
 	if (!check_currency_field(row, "source_currency", row->source_currency) ||
 		!check_currency_field(row, "destination_currency", row->destination_currency) ||
-		!check_field(row, "source_account", row->source_account, false) ||
-		!check_field(row, "destination_account", row->destination_account, false) ||
-		!check_field(row, "counterparty_id", row->counterparty_id, false) ||
-		!check_field(row, "idempotency_key", row->idempotency_key, true))
+		!check_field(row, "source_account", row->source_account, settle_check_name) ||
+		!check_field(row, "destination_account", row->destination_account, settle_check_name) ||
+		!check_field(row, "counterparty_id", row->counterparty_id, settle_check_name) ||
+		!check_field(row, "idempotency_key", row->idempotency_key, settle_check_key))
 		return;
 	if (row->priority_null)
 	{
@@ -188,7 +191,7 @@ check_syntax(IntakeRow *row)
 						  NULL, pstrdup("Give both to link the payment into a group, or neither."));
 			return;
 		}
-		if (!check_field(row, "link_group", row->link_group, true))
+		if (!check_field(row, "link_group", row->link_group, settle_check_key))
 			return;
 		if (row->link_size < 2 || row->link_size > 1000)
 		{
@@ -210,10 +213,21 @@ check_syntax(IntakeRow *row)
 	{
 		if (TIMESTAMP_NOT_FINITE(row->deadline) ||
 			row->deadline <= GetCurrentTimestamp())
+		{
+			char		when[32];
+
+			/* in UTC whatever the session's TimeZone and DateStyle */
+			if (TIMESTAMP_IS_NOBEGIN(row->deadline))
+				strcpy(when, "-infinity");
+			else if (TIMESTAMP_IS_NOEND(row->deadline))
+				strcpy(when, "infinity");
+			else
+				settle_format_rfc3339(row->deadline, when);
 			intake_refuse(row, ERRCODE_SETTLE_DEADLINE_PAST,
 						  pstrdup("deadline must be a finite time in the future"),
-						  psprintf("deadline is %s.", timestamptz_to_str(row->deadline)),
+						  psprintf("deadline is %s.", when),
 						  pstrdup("Leave deadline null to settle as soon as liquidity allows."));
+		}
 	}
 }
 
@@ -517,9 +531,22 @@ settle_intake(IntakeRow *rows, int n)
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		depends;
+	int			guc_nest;
 
 	settle_check_version();
 	settle_check_fence("intake");
+
+	/*
+	 * Intake's statements run as the tables' owner: a caller's search_path
+	 * must not choose their functions and operators (an "=" or unnest of
+	 * its own would run with the owner's rights), so they see pg_catalog
+	 * only, as a function with SET search_path would.  No other session
+	 * setting reaches intake: amounts are read by settle_parse_amount, text
+	 * deadlines by settle_parse_rfc3339 (docs/INTAKE.md, "Session settings").
+	 */
+	guc_nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	for (i = 0; i < n; i++)
 	{
 		rows[i].duplicate_of = -1;
@@ -610,6 +637,7 @@ settle_intake(IntakeRow *rows, int n)
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();
 	MemoryContextDelete(work);
+	AtEOXact_GUC(true, guc_nest);
 
 	/*
 	 * A replay (or a refusal naming an existing payment) reports a payment
