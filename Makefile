@@ -50,6 +50,8 @@ REGRESS     += settings
 REGRESS     += fx_exact semantics two_phase cycle_range returns links random_load
 # limits at their boundary, one minor unit over (issue #17, item 9)
 REGRESS     += limit_boundary
+# one reading of timestamps and identifiers whatever the session settings (issue #26)
+REGRESS     += intake_timestamps
 # archiving events, cycles and seal runs (issue #15)
 REGRESS     += archive
 # a participant's treasurer: funding advice, statements, liquidity forecast (issue #21)

@@ -54,7 +54,6 @@
 #include "utils/array.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
-#include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/builtins.h"
@@ -531,22 +530,9 @@ settle_intake(IntakeRow *rows, int n)
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		depends;
-	int			guc_nest;
 
 	settle_check_version();
 	settle_check_fence("intake");
-
-	/*
-	 * Intake's statements run as the tables' owner: a caller's search_path
-	 * must not choose their functions and operators (an "=" or unnest of
-	 * its own would run with the owner's rights), so they see pg_catalog
-	 * only, as a function with SET search_path would.  No other session
-	 * setting reaches intake: amounts are read by settle_parse_amount, text
-	 * deadlines by settle_parse_rfc3339 (docs/INTAKE.md, "Session settings").
-	 */
-	guc_nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
 	for (i = 0; i < n; i++)
 	{
 		rows[i].duplicate_of = -1;
@@ -637,7 +623,6 @@ settle_intake(IntakeRow *rows, int n)
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();
 	MemoryContextDelete(work);
-	AtEOXact_GUC(true, guc_nest);
 
 	/*
 	 * A replay (or a refusal naming an existing payment) reports a payment

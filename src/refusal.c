@@ -131,7 +131,7 @@ settle_timestamp_refusal(const char *field, TimestampResult r, const char *what,
 										 field, value) : NULL;
 			break;
 		case TS_FIELD_RANGE:
-			*message = psprintf("%s has a %s out of range", field, what);
+			*message = psprintf("%s has its %s out of range", field, what);
 			*detail = quotable ? psprintf("%s is \"%s\".", field, value) : NULL;
 			break;
 		case TS_PRECISION:
