@@ -21,7 +21,15 @@ COMPATIBLE_SQL = 1.0,1.1
 ifeq ($(wildcard src/sql/releases/settle--$(EXTVERSION).sql),)
 DATA_built  = settle--$(EXTVERSION).sql
 endif
-EXTRA_CLEAN = settle--$(EXTVERSION).sql results regression.diffs regression.out \
+# The upgrade into the version in development is built, never copied by hand:
+# its table changes, written in src/sql/updates/FROM--$(EXTVERSION).sql, then
+# every re-runnable statement of src/sql/*.sql (functions, views, comments,
+# grants; tools/sql-upgrade.pl).  A released upgrade is frozen in
+# src/sql/releases/ like the install script.
+UPGRADE_built = $(foreach u,$(notdir $(wildcard src/sql/updates/*--$(EXTVERSION).sql)),\
+                  $(if $(wildcard src/sql/releases/settle--$(u)),,settle--$(u)))
+DATA_built += $(strip $(UPGRADE_built))
+EXTRA_CLEAN = settle--$(EXTVERSION).sql $(UPGRADE_built) results regression.diffs regression.out \
               test/isolation/output_iso
 
 PG_CPPFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
@@ -72,8 +80,13 @@ PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && \
 override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(PGXS),)
-# Not installed yet: only the targets that install it can run.
-.DEFAULT_GOAL := run
+# Not installed yet: plain `make` only builds, so it says what is missing
+# instead of installing packages; make run, test and bench install them.
+.DEFAULT_GOAL := all
+all install:
+	@echo "PostgreSQL 15's server development files are missing (pg_config --pgxs):" \
+	      "run 'make deps' as root, or 'make run' / 'make test', which install them" >&2
+	@exit 1
 else
 include $(PGXS)
 endif
@@ -91,6 +104,9 @@ $(GATEWAY): $(GATEWAY_SRCS) src/gateway/gateway.h include/validate.h
 # The install script is assembled from one file per concern.
 settle--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
+
+settle--%--$(EXTVERSION).sql: src/sql/updates/%--$(EXTVERSION).sql $(sort $(wildcard src/sql/*.sql)) tools/sql-upgrade.pl
+	perl tools/sql-upgrade.pl $< $(sort $(wildcard src/sql/*.sql)) > $@.tmp && mv $@.tmp $@
 
 .PHONY: deps run test bench fuzz
 deps:
@@ -131,6 +147,11 @@ storage: deps
 	$(MAKE) all
 	$(MAKE) install
 	bash test/bench/storage.sh
+
+# the container stack of docker/ built and run with podman (test/compose/run.sh; also in make test)
+.PHONY: compose-test
+compose-test:
+	bash test/compose/run.sh
 
 # high availability, long form: etcd + three Patroni nodes, repeated fail-overs under load
 .PHONY: ha-test

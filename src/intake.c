@@ -29,7 +29,8 @@
  * The files: this one is the entry (settle_intake) and the validation rules
  * of steps 1 and 2; intake_lookup.c the caller, reference data and caches;
  * intake_keys.c steps 3 and 4 (keys, the insert, replays and conflicts);
- * refusal.c the refusal texts.  intake_int.h is what they share.
+ * intake_links.c linked payments (link groups); refusal.c the refusal
+ * texts.  intake_int.h is what they share.
  *
  * Who may submit: the functions run with the caller's rights (so EXECUTE is
  * granted to settle_submitter only), note the caller, and do their table work

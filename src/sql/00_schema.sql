@@ -30,7 +30,7 @@ COMMENT ON ROLE settle_auditor IS 'settle: read-only access to every row';
 -- so.  With it, the worker serves one database (settle.database); created
 -- in another while the worker is on, payments there would stay queued
 -- forever, so that is refused.
-CREATE FUNCTION settle._preloaded() RETURNS boolean
+CREATE OR REPLACE FUNCTION settle._preloaded() RETURNS boolean
     AS 'MODULE_PATHNAME', 'settle_preloaded_sql' LANGUAGE C STABLE;
 DO $$
 BEGIN
@@ -71,7 +71,7 @@ CREATE DOMAIN settle.event_entity AS text
 -- One exception: settle_archive() (48_archive.sql) moves old events, event
 -- seals, cycles and seal runs to archive tables; its DELETEs pass while its
 -- own transaction holds settle.archive_lock, which no other role can lock.
-CREATE FUNCTION settle._refuse_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION settle._refuse_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'DELETE' AND TG_TABLE_NAME IN ('event', 'event_seal', 'cycle', 'seal_run')
@@ -88,7 +88,7 @@ END
 $$;
 
 -- Refuses DELETE on reference data: accounts and participants are closed, never removed.
-CREATE FUNCTION settle._refuse_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION settle._refuse_delete() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'rows of settle.% cannot be deleted', TG_TABLE_NAME
@@ -204,7 +204,7 @@ SELECT pg_catalog.pg_extension_config_dump('settle.fx_rate', '');
 
 -- Backends cache currencies and FX pairs (intake, settle.to_major): every
 -- change tells them to read again (src/refcache.c).
-CREATE FUNCTION settle._reference_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION settle._reference_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'settle_reference_changed' LANGUAGE C;
 CREATE TRIGGER currency_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON settle.currency
     FOR EACH STATEMENT EXECUTE FUNCTION settle._reference_changed();
@@ -338,7 +338,7 @@ CREATE TABLE settle.participant_role (
 SELECT pg_catalog.pg_extension_config_dump('settle.participant_role', '');
 
 -- The participant the current role acts for (NULL if none).
-CREATE FUNCTION settle.current_participant() RETURNS text
+CREATE OR REPLACE FUNCTION settle.current_participant() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT participant_id FROM settle.participant_role
      WHERE role_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
@@ -346,7 +346,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- Whether the current role sees every row (operators, auditors, superusers).
-CREATE FUNCTION settle.sees_all() RETURNS boolean
+CREATE OR REPLACE FUNCTION settle.sees_all() RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_has_role(current_user, 'settle_operator', 'MEMBER')
         OR pg_has_role(current_user, 'settle_auditor', 'MEMBER')

@@ -3,15 +3,15 @@
 -- SQLSTATEs), and records an event for every change.
 
 -- C validators shared with intake (src/refcheck.c).
-CREATE FUNCTION settle._check_name(field text, value text) RETURNS text
+CREATE OR REPLACE FUNCTION settle._check_name(field text, value text) RETURNS text
     AS 'MODULE_PATHNAME', 'settle_check_name_sql' LANGUAGE C IMMUTABLE;
-CREATE FUNCTION settle._check_currency(field text, value text) RETURNS smallint
+CREATE OR REPLACE FUNCTION settle._check_currency(field text, value text) RETURNS smallint
     AS 'MODULE_PATHNAME', 'settle_check_currency_sql' LANGUAGE C STABLE;
-CREATE FUNCTION settle._to_minor(field text, value numeric, currency text, allow_zero boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION settle._to_minor(field text, value numeric, currency text, allow_zero boolean DEFAULT false)
     RETURNS bigint AS 'MODULE_PATHNAME', 'settle_to_minor_sql' LANGUAGE C STABLE;
 
 -- Minor units to a numeric in major units, with the currency's scale.
-CREATE FUNCTION settle.to_major(amount bigint, currency text) RETURNS numeric
+CREATE OR REPLACE FUNCTION settle.to_major(amount bigint, currency text) RETURNS numeric
 AS 'MODULE_PATHNAME', 'settle_to_major' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 -- The source amounts (minor units) whose credit, converted from src to dst at
@@ -23,7 +23,7 @@ AS 'MODULE_PATHNAME', 'settle_to_major' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 -- 2an >= d and credit <= M iff 2an < (2M + 1)d, computed exactly (div and
 -- mod of numerics are exact).  No row (NULLs) without a rate.  Intake caches
 -- the answer (src/intake.c, invalidated when a rate changes).
-CREATE FUNCTION settle._fx_bounds(src text, dst text, OUT min_amount bigint, OUT max_amount bigint)
+CREATE OR REPLACE FUNCTION settle._fx_bounds(src text, dst text, OUT min_amount bigint, OUT max_amount bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH r AS (
         SELECT (SELECT f.mid_rate FROM settle.fx_rate f WHERE f.base_currency = src AND f.quote_currency = dst
@@ -45,7 +45,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- The operator's settlement or external account for a currency, created on first use.
-CREATE FUNCTION settle._operator_account(kind text, currency text) RETURNS text
+CREATE OR REPLACE FUNCTION settle._operator_account(kind text, currency text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id text := '_' || kind || '.' || currency;
@@ -57,7 +57,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION settle_create_participant(participant_id text, name text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION settle_create_participant(participant_id text, name text DEFAULT NULL)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM settle._check_name('participant_id', participant_id);
@@ -77,7 +77,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION settle_set_participant_status(participant_id text, status text)
+CREATE OR REPLACE FUNCTION settle_set_participant_status(participant_id text, status text)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old text;
@@ -123,7 +123,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION settle_create_account(account_id text, participant_id text, currency text,
+CREATE OR REPLACE FUNCTION settle_create_account(account_id text, participant_id text, currency text,
                                       lower_limit numeric DEFAULT 0, opening_balance numeric DEFAULT 0)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -160,7 +160,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION settle_set_account_limit(account_id text, lower_limit numeric)
+CREATE OR REPLACE FUNCTION settle_set_account_limit(account_id text, lower_limit numeric)
 RETURNS numeric LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acc settle.account;
@@ -189,7 +189,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION settle_set_account_status(account_id text, status text)
+CREATE OR REPLACE FUNCTION settle_set_account_status(account_id text, status text)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old text;
@@ -213,7 +213,7 @@ END
 $$;
 
 -- Funds an account from the operator's external account: one balanced journal.
-CREATE FUNCTION settle._fund_account(account_id text, amount numeric, reference text)
+CREATE OR REPLACE FUNCTION settle._fund_account(account_id text, amount numeric, reference text)
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acc settle.account;
@@ -246,12 +246,12 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION settle_fund_account(account_id text, amount numeric, reference text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION settle_fund_account(account_id text, amount numeric, reference text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT settle._fund_account(account_id, amount, reference)
 $$;
 
-CREATE FUNCTION settle_set_fx_rate(base_currency text, quote_currency text, mid_rate numeric, spread_bps numeric DEFAULT 0)
+CREATE OR REPLACE FUNCTION settle_set_fx_rate(base_currency text, quote_currency text, mid_rate numeric, spread_bps numeric DEFAULT 0)
 RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     at timestamptz := clock_timestamp();
@@ -277,7 +277,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION settle_set_wire_fee(currency text, fee numeric, participant_id text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION settle_set_wire_fee(currency text, fee numeric, participant_id text DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     minor bigint;

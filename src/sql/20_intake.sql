@@ -4,7 +4,7 @@
 -- if the wait is cancelled (src/durability.c).  Answers that report a payment
 -- or hand a batch to the rail call it: their own transaction may write nothing,
 -- so its commit would not wait.
-CREATE FUNCTION settle._wait_durable(what text) RETURNS void
+CREATE OR REPLACE FUNCTION settle._wait_durable(what text) RETURNS void
 AS 'MODULE_PATHNAME', 'settle_wait_durable_sql' LANGUAGE C VOLATILE STRICT;
 
 -- The WAL position up to which commits are durable where they must be: what
@@ -12,20 +12,20 @@ AS 'MODULE_PATHNAME', 'settle_wait_durable_sql' LANGUAGE C VOLATILE STRICT;
 -- CDC consumer acts on a decoded transaction once its commit LSN is at or
 -- below it (docs/AUDIT.md, "Streaming events out").  NULL on a standby.
 -- Whether this server is a fenced restored copy, and why (src/fence.c).
-CREATE FUNCTION settle_fence_state(OUT fenced boolean, OUT reason text) RETURNS record
+CREATE OR REPLACE FUNCTION settle_fence_state(OUT fenced boolean, OUT reason text) RETURNS record
 AS 'MODULE_PATHNAME', 'settle_fence_state' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION settle_fence_state() IS
     'Whether this server is fenced (a restored copy: no cycles, intake, rail traffic or calendar jobs), and why';
 -- SE153 when fenced, for the SQL functions that act on the outside world.
-CREATE FUNCTION settle._check_fence(what text) RETURNS void
+CREATE OR REPLACE FUNCTION settle._check_fence(what text) RETURNS void
 AS 'MODULE_PATHNAME', 'settle_check_fence_sql' LANGUAGE C VOLATILE STRICT;
 
-CREATE FUNCTION settle_durable_lsn() RETURNS pg_lsn
+CREATE OR REPLACE FUNCTION settle_durable_lsn() RETURNS pg_lsn
 AS 'MODULE_PATHNAME', 'settle_durable_lsn' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION settle_durable_lsn() IS
     'WAL position up to which commits are confirmed by the synchronous standby (local flush without one)';
 
-CREATE FUNCTION settle_submit(
+CREATE OR REPLACE FUNCTION settle_submit(
     transaction_id       text,
     amount               numeric,
     source_currency      text,
@@ -50,7 +50,7 @@ AS 'MODULE_PATHNAME', 'settle_submit' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION settle_submit IS
     'Validate and queue one payment, exactly once per idempotency_key';
 
-CREATE FUNCTION settle_submit_bulk(
+CREATE OR REPLACE FUNCTION settle_submit_bulk(
     payments              jsonb,
     OUT ordinal           integer,
     OUT transaction_id    text,

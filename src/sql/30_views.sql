@@ -1,14 +1,14 @@
 -- settle install script, part 3: the views users read, and status look-up.
 -- Amounts appear twice: exact numeric in major units, and minor units.
 
-CREATE VIEW settle.currencies AS
+CREATE OR REPLACE VIEW settle.currencies AS
     SELECT code, exponent, name FROM settle.currency;
 
-CREATE VIEW settle.participants AS
+CREATE OR REPLACE VIEW settle.participants AS
     SELECT participant_id, name, status, created_at, updated_at
       FROM settle.participant WHERE NOT is_operator;
 
-CREATE VIEW settle.accounts AS
+CREATE OR REPLACE VIEW settle.accounts AS
     SELECT a.account_id, a.participant_id, a.currency, a.kind,
            settle.to_major(a.balance, a.currency) AS balance,
            settle.to_major(a.lower_limit, a.currency) AS lower_limit,
@@ -20,7 +20,7 @@ CREATE VIEW settle.accounts AS
       FROM settle.account a;
 
 -- idempotency_key is the payer's: the payee sees NULL there
-CREATE VIEW settle.transactions AS
+CREATE OR REPLACE VIEW settle.transactions AS
     SELECT p.payment_id, p.transaction_id,
            CASE WHEN (SELECT settle.sees_all()) OR p.source_participant = (SELECT settle.current_participant())
                 THEN p.idempotency_key END AS idempotency_key,
@@ -35,24 +35,24 @@ CREATE VIEW settle.transactions AS
            p.hold_reason
       FROM settle.payment p;
 
-CREATE VIEW settle.events AS
+CREATE OR REPLACE VIEW settle.events AS
     SELECT event_id, occurred_at, entity, entity_id, event_type,
            from_status, to_status, details
       FROM settle.event;
 
-CREATE VIEW settle.fx_rates AS
+CREATE OR REPLACE VIEW settle.fx_rates AS
     SELECT DISTINCT ON (base_currency, quote_currency)
            base_currency, quote_currency, mid_rate, spread_bps, valid_from
       FROM settle.fx_rate
      ORDER BY base_currency, quote_currency, valid_from DESC;
 
-CREATE VIEW settle.wire_fees AS
+CREATE OR REPLACE VIEW settle.wire_fees AS
     SELECT w.participant_id, w.currency, settle.to_major(w.fee, w.currency) AS fee, w.fee AS fee_minor
       FROM settle.wire_fee w;
 
 -- Status of one payment, by transaction_id or by idempotency_key; answered
 -- only once what it reports is on the synchronous standby.
-CREATE FUNCTION settle_payment_status(transaction_id text DEFAULT NULL, idempotency_key text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION settle_payment_status(transaction_id text DEFAULT NULL, idempotency_key text DEFAULT NULL)
 RETURNS SETOF settle.transactions
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

@@ -6,7 +6,7 @@
 -- payer's account, the credit on the payee's.  Every event that posts to the
 -- ledger carries such a "postings" array (docs/AUDIT.md), so that
 -- settle_replay() rebuilds balances from the event log alone.
-CREATE FUNCTION settle._payment_postings(source_account text, source_currency text, amount bigint,
+CREATE OR REPLACE FUNCTION settle._payment_postings(source_account text, source_currency text, amount bigint,
                                          destination_account text, destination_currency text,
                                          destination_amount bigint)
 -- Inlined into the posting statements (a call per payment was 7% of a
@@ -95,7 +95,7 @@ CREATE INDEX batch_cycle ON settle.batch (cycle_id);
 -- A batch's wire (who, which currency, how much, which cycle) never changes
 -- once written, only its rail state moves; DELETE and TRUNCATE are refused.
 -- settle_verify() also compares each batch with its first (chained) event.
-CREATE FUNCTION settle._batch_wire_fixed() RETURNS trigger
+CREATE OR REPLACE FUNCTION settle._batch_wire_fixed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF (NEW.batch_id, NEW.cycle_id, NEW.participant_id, NEW.currency, NEW.debit_total, NEW.credit_total,
@@ -120,12 +120,12 @@ CREATE INDEX batch_instructed ON settle.batch (instructed_at) WHERE status = 'in
 CREATE INDEX payment_cycle ON settle.payment (cycle_id) WHERE cycle_id IS NOT NULL;
 
 -- Runs one cycle; returns its cycle_id (NULL if the queue was empty).
-CREATE FUNCTION settle._run_cycle(run_by text DEFAULT 'manual') RETURNS bigint
+CREATE OR REPLACE FUNCTION settle._run_cycle(run_by text DEFAULT 'manual') RETURNS bigint
     AS 'MODULE_PATHNAME', 'settle_run_cycle_sql' LANGUAGE C VOLATILE;
 
 -- The columns are listed, not c.*: those added after 1.0 come after 1.0's
 -- (value_over_fifo), in a fresh install as in an updated database.
-CREATE VIEW settle.cycles AS
+CREATE OR REPLACE VIEW settle.cycles AS
     SELECT c.cycle_id, c.started_at, c.finished_at, c.run_by, c.reference_currency, c.considered,
            c.settled, c.deferred, c.unsettled, c.expired, c.settled_value, c.batches, c.wires,
            c.fee_cost, c.fx_cost, c.cost, c.fifo_settled, c.fifo_value, c.fifo_cost,
@@ -140,7 +140,7 @@ CREATE VIEW settle.cycles AS
                AS saved_vs_netting_pct
       FROM settle.cycle c;
 
-CREATE VIEW settle.batches AS
+CREATE OR REPLACE VIEW settle.batches AS
     SELECT b.batch_id, b.cycle_id, b.participant_id, b.currency,
            settle.to_major(b.debit_total, b.currency) AS debit_total,
            settle.to_major(b.credit_total, b.currency) AS credit_total,
@@ -151,7 +151,7 @@ CREATE VIEW settle.batches AS
            b.last_error, b.updated_at
       FROM settle.batch b;
 
-CREATE VIEW settle.ledger AS
+CREATE OR REPLACE VIEW settle.ledger AS
     SELECT e.entry_id, e.journal_id, j.kind AS journal_kind, j.cycle_id, e.batch_id, e.payment_id,
            e.account_id, e.currency,
            settle.to_major(e.amount, e.currency) AS amount,
@@ -159,7 +159,7 @@ CREATE VIEW settle.ledger AS
       FROM settle.ledger_entry e JOIN settle.journal j USING (journal_id);
 
 -- Runs one settlement cycle now and returns what it did.
-CREATE FUNCTION settle_run_cycle() RETURNS SETOF settle.cycles
+CREATE OR REPLACE FUNCTION settle_run_cycle() RETURNS SETOF settle.cycles
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id bigint := settle._run_cycle('manual');
@@ -170,7 +170,7 @@ $$;
 
 -- Held payments (docs/CYCLE.md, "Held payments"): an operator releases one
 -- into the queue, or cancels it (it fails, with the operator's reason).
-CREATE FUNCTION settle_release_payment(payment_id bigint)
+CREATE OR REPLACE FUNCTION settle_release_payment(payment_id bigint)
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p settle.payment;
@@ -204,7 +204,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION settle_cancel_payment(payment_id bigint, reason text)
+CREATE OR REPLACE FUNCTION settle_cancel_payment(payment_id bigint, reason text)
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p settle.payment;

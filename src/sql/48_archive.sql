@@ -66,7 +66,7 @@ CREATE TRIGGER archive_state_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON 
 
 -- The carried value of one field (the latest archive's; balances and
 -- journal postings are sums over every archive).
-CREATE FUNCTION settle._archived(p_entity text, p_entity_id text, p_field text) RETURNS text
+CREATE OR REPLACE FUNCTION settle._archived(p_entity text, p_entity_id text, p_field text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT s.value FROM settle.archive_state s
      WHERE s.entity = p_entity AND s.entity_id = p_entity_id AND s.field = p_field
@@ -74,7 +74,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- The sum of one counter over every archive (metrics that count events).
-CREATE FUNCTION settle._archived_count(counter text) RETURNS bigint
+CREATE OR REPLACE FUNCTION settle._archived_count(counter text) RETURNS bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(sum(s.value::bigint), 0)::bigint FROM settle.archive_state s
      WHERE s.entity = 'counter' AND s.entity_id = counter AND s.field = 'count'
@@ -82,7 +82,7 @@ $$;
 
 -- The event chain's base: the position and hash the live chain goes on from
 -- (0 and 32 zero bytes before any archive).
-CREATE FUNCTION settle._event_chain_base(OUT base_seq bigint, OUT base_hash bytea)
+CREATE OR REPLACE FUNCTION settle._event_chain_base(OUT base_seq bigint, OUT base_hash bytea)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(max(a.last_seq), 0),
            coalesce((SELECT a2.end_hash FROM settle.archive a2 ORDER BY a2.last_seq DESC LIMIT 1),
@@ -95,7 +95,7 @@ $$;
 -- before the last of each chain.  Seals first; refuses while settle_verify()
 -- reports a problem (an archive must carry a clean state).  Returns the new
 -- archive, or no row when there is nothing to archive.
-CREATE FUNCTION settle_archive(before timestamptz)
+CREATE OR REPLACE FUNCTION settle_archive(before timestamptz)
 RETURNS TABLE (archive_id bigint, events bigint, cycles bigint, seal_runs bigint, first_seq bigint,
                last_seq bigint, end_hash text, tables text[])
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -281,7 +281,7 @@ $$;
 -- Checks one archive against what settle.archive recorded: its tables still
 -- attached, its seals linking from start_hash to end_hash, every archived
 -- event's content matching its seal.  One row per archive.
-CREATE FUNCTION settle_verify_archive(archive bigint DEFAULT NULL)
+CREATE OR REPLACE FUNCTION settle_verify_archive(archive bigint DEFAULT NULL)
 RETURNS TABLE (archive_id bigint, attached boolean, events bigint, first_seq bigint, last_seq bigint,
                intact boolean, detail text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -339,7 +339,7 @@ $$;
 
 -- The hash of event seal `seq` if an archive holds it: its end_hash, or the
 -- seal itself while the archive's tables are attached (settle_verify_digest).
-CREATE FUNCTION settle._archived_seal_hash(seq bigint) RETURNS bytea
+CREATE OR REPLACE FUNCTION settle._archived_seal_hash(seq bigint) RETURNS bytea
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     a settle.archive;
@@ -360,7 +360,7 @@ $$;
 
 -- The archived events of one entity, from the archives still attached
 -- (settle_payment_history).
-CREATE FUNCTION settle._archived_events(p_entity text, p_entity_id text) RETURNS SETOF settle.event
+CREATE OR REPLACE FUNCTION settle._archived_events(p_entity text, p_entity_id text) RETURNS SETOF settle.event
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     a settle.archive;

@@ -69,14 +69,14 @@ CREATE TRIGGER seal_run_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settl
 -- pinned search_path so that the planner can inline them (they are called
 -- once per row); everything they name is in pg_catalog, which is always
 -- searched first.
-CREATE FUNCTION settle._entry_content(entry_id bigint, journal_id bigint, batch_id bigint, payment_id bigint,
+CREATE OR REPLACE FUNCTION settle._entry_content(entry_id bigint, journal_id bigint, batch_id bigint, payment_id bigint,
                                       account_id text, currency text, amount bigint, posted_at timestamptz)
 RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT pg_catalog.convert_to(pg_catalog.jsonb_build_array(
                entry_id, journal_id, batch_id, payment_id, account_id, currency, amount,
                (extract(epoch FROM posted_at) * 1000000)::bigint)::text, 'UTF8')
 $$;
-CREATE FUNCTION settle._event_content(event_id bigint, occurred_at timestamptz, entity text, entity_id text,
+CREATE OR REPLACE FUNCTION settle._event_content(event_id bigint, occurred_at timestamptz, entity text, entity_id text,
                                       event_type text, from_status text, to_status text, details jsonb)
 RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT pg_catalog.convert_to(pg_catalog.jsonb_build_array(
@@ -86,18 +86,18 @@ $$;
 
 -- The chain as a running aggregate: state = hash so far (start: the
 -- previous head), each row: sha256(state || content).
-CREATE FUNCTION settle._chain_step(state bytea, start bytea, content bytea) RETURNS bytea
+CREATE OR REPLACE FUNCTION settle._chain_step(state bytea, start bytea, content bytea) RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT pg_catalog.sha256(coalesce(state, start) OPERATOR(pg_catalog.||) content)
 $$;
-CREATE AGGREGATE settle._chain(start bytea, content bytea) (
+CREATE OR REPLACE AGGREGATE settle._chain(start bytea, content bytea) (
     SFUNC = settle._chain_step,
     STYPE = bytea
 );
 
 -- What differs between the two chains: the table, its id column, its seal
 -- table, the canonical content of a row (alias e), and the words for them.
-CREATE FUNCTION settle._chain_spec(which text,
+CREATE OR REPLACE FUNCTION settle._chain_spec(which text,
     OUT tbl text, OUT id text, OUT seal_tbl text, OUT content text, OUT label text, OUT noun text)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT v.tbl, v.id, v.seal_tbl, v.content, v.label, v.noun
@@ -114,7 +114,7 @@ $$;
 -- Seals one chain up to the horizon: every row written by a transaction that
 -- finished below it and not sealed yet, in (xid, id) order, each hash over
 -- the previous one and the row's content.
-CREATE FUNCTION settle._seal_chain(which text, horizon xid8,
+CREATE OR REPLACE FUNCTION settle._seal_chain(which text, horizon xid8,
     OUT sealed bigint, OUT last_seq bigint, OUT head bytea, OUT sealed_below xid8)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -166,7 +166,7 @@ $$;
 
 -- Seals every row of both chains whose inserting transaction has finished.
 -- Returns one row per chain: rows sealed now, the chain's length and head.
-CREATE FUNCTION settle._seal()
+CREATE OR REPLACE FUNCTION settle._seal()
 RETURNS TABLE (chain text, sealed bigint, last_seq bigint, head text, sealed_below xid8)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -194,7 +194,7 @@ $$;
 -- The public name; the worker and settle_verify() call settle._seal(), in a
 -- schema where nobody else can create an overload that makes a call by name
 -- ambiguous (public is not such a schema).
-CREATE FUNCTION settle_seal()
+CREATE OR REPLACE FUNCTION settle_seal()
 RETURNS TABLE (chain text, sealed bigint, last_seq bigint, head text, sealed_below xid8)
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM settle._seal()
@@ -205,7 +205,7 @@ $$;
 -- that should be sealed and is not.  The first problem in chain order is
 -- marked "first broken entry".  Problems are named chain_entry_* for the
 -- ledger, chain_event_* for the events.
-CREATE FUNCTION settle._verify_chain(which text)
+CREATE OR REPLACE FUNCTION settle._verify_chain(which text)
 RETURNS TABLE (problem text, entity text, entity_id text, detail text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -285,7 +285,7 @@ $$;
 --   chain_*              see settle._verify_chain
 -- seal => true seals first (not on a standby), so that everything finished
 -- is checked against the chain.
-CREATE FUNCTION settle._verify()
+CREATE OR REPLACE FUNCTION settle._verify()
 RETURNS TABLE (problem text, entity text, entity_id text, detail text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -545,7 +545,7 @@ $$;
 
 -- Whether the calling role may seal (operators, superusers): an auditor's
 -- questions write nothing.  Called with the caller's rights.
-CREATE FUNCTION settle._may_seal() RETURNS boolean
+CREATE OR REPLACE FUNCTION settle._may_seal() RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT NOT pg_is_in_recovery()
        AND (pg_has_role(current_user, 'settle_operator', 'MEMBER')
@@ -554,7 +554,7 @@ $$;
 
 -- The caller's rights: seals first only when the caller may (seal => true,
 -- an operator, not a standby); then the checks, as the owner.
-CREATE FUNCTION settle_verify(seal boolean DEFAULT true)
+CREATE OR REPLACE FUNCTION settle_verify(seal boolean DEFAULT true)
 RETURNS TABLE (problem text, entity text, entity_id text, detail text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -566,7 +566,7 @@ END
 $$;
 
 -- The chain heads, to be stored outside the database (seals first).
-CREATE FUNCTION settle._chain_digest()
+CREATE OR REPLACE FUNCTION settle._chain_digest()
 RETURNS jsonb LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     d jsonb;
@@ -589,7 +589,7 @@ $$;
 
 -- The caller's rights: an operator's call seals first, an auditor's writes
 -- nothing and exports the heads sealed so far.
-CREATE FUNCTION settle_chain_digest()
+CREATE OR REPLACE FUNCTION settle_chain_digest()
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF settle._may_seal() THEN
@@ -603,7 +603,7 @@ $$;
 -- in the chain with the same hash?  (Run settle_verify() too: it checks that
 -- every link up to there is intact, so a matching head vouches for every
 -- entry before it.)
-CREATE FUNCTION settle_verify_digest(digest jsonb)
+CREATE OR REPLACE FUNCTION settle_verify_digest(digest jsonb)
 RETURNS TABLE (chain text, seq bigint, stored_hash text, current_hash text, matches boolean)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -628,7 +628,7 @@ $$;
 
 -- Balance of an account as of a moment: the sum of its entries posted at or
 -- before it.
-CREATE FUNCTION settle_balance_as_of(account_id text, as_of timestamptz)
+CREATE OR REPLACE FUNCTION settle_balance_as_of(account_id text, as_of timestamptz)
 RETURNS TABLE (currency text, balance numeric, balance_minor bigint, entries bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -648,7 +648,7 @@ $$;
 -- Everything that happened to one payment, in order: its events (also those
 -- in archives still attached) and its postings (and reservations, with
 -- settle.two_phase).
-CREATE FUNCTION settle_payment_history(transaction_id text)
+CREATE OR REPLACE FUNCTION settle_payment_history(transaction_id text)
 RETURNS TABLE (at timestamptz, source text, id bigint, what text, from_status text, to_status text,
                account_id text, amount numeric, journal_id bigint, batch_id bigint, details jsonb)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -692,7 +692,7 @@ $$;
 -- settle_archive() count through what their archive carried
 -- (settle.archive_state, 48_archive.sql).  only_differences => false
 -- returns every comparison.
-CREATE FUNCTION settle_replay(only_differences boolean DEFAULT true)
+CREATE OR REPLACE FUNCTION settle_replay(only_differences boolean DEFAULT true)
 RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text, equal boolean)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH
@@ -824,7 +824,7 @@ $$;
 -- extension, and pg_dump dumps it as an object of its own: created by the
 -- install script it made every restore fail ("already exists").  So the
 -- operator creates it once, with this function; pg_dump then carries it.
-CREATE FUNCTION settle_create_publication()
+CREATE OR REPLACE FUNCTION settle_create_publication()
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- no WARNING about wal_level on servers that do not stream

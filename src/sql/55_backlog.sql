@@ -5,7 +5,7 @@
 -- backpressure and a stuck backlog").
 
 -- One row while settle is preloaded and this is the worker's database.
-CREATE FUNCTION settle_backlog_status(
+CREATE OR REPLACE FUNCTION settle_backlog_status(
     OUT queued_estimate bigint, OUT arrived bigint, OUT refused bigint,
     OUT waiting bigint, OUT oldest_waiting_payment bigint, OUT oldest_waiting_since timestamptz,
     OUT stalled boolean, OUT stalled_since timestamptz, OUT stalls bigint,
@@ -17,7 +17,7 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_backlog_status' LANGUAGE C VOLATILE;
 -- the same in settle's schema, for the metrics (a name in public could be
 -- made ambiguous by someone else's overload)
-CREATE FUNCTION settle._backlog_status(
+CREATE OR REPLACE FUNCTION settle._backlog_status(
     OUT queued_estimate bigint, OUT arrived bigint, OUT refused bigint,
     OUT waiting bigint, OUT oldest_waiting_payment bigint, OUT oldest_waiting_since timestamptz,
     OUT stalled boolean, OUT stalled_since timestamptz, OUT stalls bigint,
@@ -30,7 +30,7 @@ AS 'MODULE_PATHNAME', 'settle_backlog_status' LANGUAGE C VOLATILE;
 
 -- backlog: what the worker's last cycle left and how it paces itself; 0 (the
 -- estimate NULL, NaN in Prometheus) where this database has no worker.
-CREATE FUNCTION settle._metrics_backlog()
+CREATE OR REPLACE FUNCTION settle._metrics_backlog()
 RETURNS TABLE (metric text, labels jsonb, value double precision)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH b AS (SELECT * FROM settle._backlog_status()),

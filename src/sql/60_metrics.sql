@@ -19,20 +19,20 @@
 
 
 -- Histogram bucket bounds (seconds) of solver and cycle time.
-CREATE FUNCTION settle._metrics_bounds() RETURNS double precision[]
+CREATE OR REPLACE FUNCTION settle._metrics_bounds() RETURNS double precision[]
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT '{0.001,0.0025,0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5}'::double precision[]
 $$;
 
 -- Cumulative bucket counts of one observation: 1 in every bucket whose bound is >= seconds.
-CREATE FUNCTION settle._metrics_observe(seconds double precision) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION settle._metrics_observe(seconds double precision) RETURNS bigint[]
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT array_agg(CASE WHEN seconds <= b THEN 1 ELSE 0 END::bigint ORDER BY i)
       FROM unnest(settle._metrics_bounds()) WITH ORDINALITY AS x(b, i)
 $$;
 
 -- Element-wise sum of two bucket arrays.
-CREATE FUNCTION settle._metrics_add(a bigint[], b bigint[]) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION settle._metrics_add(a bigint[], b bigint[]) RETURNS bigint[]
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY i)
       FROM unnest(a, b) WITH ORDINALITY AS u(x, y, i)
@@ -72,7 +72,7 @@ CREATE TABLE settle.cycle_total (
 );
 
 -- Adds a new cycle to settle.cycle_total.
-CREATE FUNCTION settle._cycle_total_add() RETURNS trigger
+CREATE OR REPLACE FUNCTION settle._cycle_total_add() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO settle.cycle_total AS t
@@ -115,7 +115,7 @@ CREATE TRIGGER cycle_total_add AFTER INSERT ON settle.cycle
     FOR EACH ROW EXECUTE FUNCTION settle._cycle_total_add();
 
 -- queue: payments waiting, and how long the oldest has waited.
-CREATE FUNCTION settle._metrics_queue()
+CREATE OR REPLACE FUNCTION settle._metrics_queue()
 RETURNS TABLE (metric text, labels jsonb, value double precision)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     -- queued: through the partial index payment_queued
@@ -140,7 +140,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- cycles: committed cycles and what they did, since the extension was created.
-CREATE FUNCTION settle._metrics_cycles()
+CREATE OR REPLACE FUNCTION settle._metrics_cycles()
 RETURNS TABLE (metric text, labels jsonb, value double precision)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH t AS (SELECT * FROM settle.cycle_total),
@@ -198,7 +198,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- latency: histograms of solver time and whole-cycle time, in seconds.
-CREATE FUNCTION settle._metrics_latency()
+CREATE OR REPLACE FUNCTION settle._metrics_latency()
 RETURNS TABLE (metric text, labels jsonb, value double precision)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH h AS (
@@ -226,7 +226,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- outbox (two-phase settlement): wires waiting for the rail, retries, final failures.
-CREATE FUNCTION settle._metrics_outbox()
+CREATE OR REPLACE FUNCTION settle._metrics_outbox()
 RETURNS TABLE (metric text, labels jsonb, value double precision)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     -- pending and instructed batches are read through their partial indexes
@@ -264,7 +264,7 @@ $$;
 -- memory, src/worker_state.c): rounds that committed, cycles and seals that
 -- failed and were rolled back (they leave no row in any table), and the
 -- last failure.  No row when settle is not in shared_preload_libraries.
-CREATE FUNCTION settle_worker_status(
+CREATE OR REPLACE FUNCTION settle_worker_status(
     OUT pid integer, OUT started_at timestamptz,
     OUT cycles_ok bigint, OUT cycles_failed bigint, OUT seals_failed bigint,
     OUT last_cycle_at timestamptz, OUT last_failure_at timestamptz,
@@ -274,7 +274,7 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
 -- the same, under a name in settle's schema for the metrics (a name in public
 -- could be made ambiguous by someone else's overload)
-CREATE FUNCTION settle._worker_status(
+CREATE OR REPLACE FUNCTION settle._worker_status(
     OUT pid integer, OUT started_at timestamptz,
     OUT cycles_ok bigint, OUT cycles_failed bigint, OUT seals_failed bigint,
     OUT last_cycle_at timestamptz, OUT last_failure_at timestamptz,
@@ -284,7 +284,7 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
 
 -- worker and node: is the worker there and busy, is it enabled, which role this node has.
-CREATE FUNCTION settle._metrics_worker()
+CREATE OR REPLACE FUNCTION settle._metrics_worker()
 RETURNS TABLE (metric text, labels jsonb, value double precision)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'settle_worker_running', '{}'::jsonb,
@@ -326,7 +326,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- replication: on a primary, each standby's lag; on a replica, its replay delay.
-CREATE FUNCTION settle._metrics_replication()
+CREATE OR REPLACE FUNCTION settle._metrics_replication()
 RETURNS TABLE (metric text, labels jsonb, value double precision)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'settle_replication_lag_bytes', jsonb_build_object('standby', r.application_name),
@@ -344,7 +344,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
      WHERE pg_is_in_recovery()
 $$;
 
-CREATE VIEW settle.metrics AS
+CREATE OR REPLACE VIEW settle.metrics AS
               SELECT 'queue'::text AS family, m.metric, m.labels, m.value FROM settle._metrics_queue() m
     UNION ALL SELECT 'cycles', m.metric, m.labels, m.value FROM settle._metrics_cycles() m
     UNION ALL SELECT 'latency', m.metric, m.labels, m.value FROM settle._metrics_latency() m

@@ -11,7 +11,7 @@
 -- only (LISTEN has no privilege; docs/OPERATIONS.md, "Real time").
 
 -- Notify channel with the payment ids of one cycle, in parts of at most 400.
-CREATE FUNCTION settle._notify_payments(channel text, p_cycle_id bigint, ids bigint[]) RETURNS integer
+CREATE OR REPLACE FUNCTION settle._notify_payments(channel text, p_cycle_id bigint, ids bigint[]) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n integer := coalesce(cardinality(ids), 0);

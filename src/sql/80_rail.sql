@@ -46,7 +46,7 @@ CREATE TRIGGER reservation_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON se
 -- acknowledgement, a bug), the row refuses any other change.
 -- The WHEN clause keeps the per-row cost of a cycle's UPDATE to an
 -- expression: the function runs only to refuse.
-CREATE FUNCTION settle._refuse_outcome_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION settle._refuse_outcome_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'payment % is %: its outcome cannot change', OLD.payment_id, OLD.status
@@ -80,7 +80,7 @@ CREATE TRIGGER balance_snapshot_append_only BEFORE UPDATE OR DELETE OR TRUNCATE 
     FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
 
 -- Records a batch's state change as an event.
-CREATE FUNCTION settle._batch_event(b settle.batch, new_status text, details jsonb DEFAULT NULL)
+CREATE OR REPLACE FUNCTION settle._batch_event(b settle.batch, new_status text, details jsonb DEFAULT NULL)
 RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)
     VALUES ('batch', b.batch_id::text, new_status, b.status, new_status,
@@ -91,7 +91,7 @@ $$;
 -- amount (what posting adds to the balance); legs, the net of its payments'
 -- legs, which the cycle counted in pending_debit (< 0) or pending_credit
 -- (> 0): a participant pays in its net, as the solver's limit rule has it.
-CREATE FUNCTION settle._reserved_nets(p_cycle_id bigint)
+CREATE OR REPLACE FUNCTION settle._reserved_nets(p_cycle_id bigint)
 RETURNS TABLE (account_id text, total bigint, legs bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT r.account_id, sum(r.amount)::bigint,
@@ -100,7 +100,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- Posts a two-phase cycle once every pay-in is confirmed: reservations become one journal.
-CREATE FUNCTION settle._post_cycle(p_cycle_id bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION settle._post_cycle(p_cycle_id bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     jid bigint;
@@ -157,7 +157,7 @@ $$;
 
 -- Voids a two-phase cycle whose pay-in failed for good: nothing was posted,
 -- reservations are released, the defaulter's payments fail, the others queue again.
-CREATE FUNCTION settle._void_cycle(p_cycle_id bigint, defaulter text, reason text) RETURNS void
+CREATE OR REPLACE FUNCTION settle._void_cycle(p_cycle_id bigint, defaulter text, reason text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     b settle.batch;
@@ -213,7 +213,7 @@ $$;
 -- postings (replay), and the batch 'retained' with its journal.  The
 -- participant's requeued payments are then settled by a later cycle like
 -- any other, against a balance that includes this funding.
-CREATE FUNCTION settle._retain_pay_in(b settle.batch) RETURNS bigint
+CREATE OR REPLACE FUNCTION settle._retain_pay_in(b settle.batch) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acc text;
@@ -246,7 +246,7 @@ END
 $$;
 
 -- The rail takes up to max_batches instructions that are due: pay-ins first.
-CREATE FUNCTION settle_rail_fetch(max_batches integer DEFAULT 100)
+CREATE OR REPLACE FUNCTION settle_rail_fetch(max_batches integer DEFAULT 100)
 RETURNS TABLE (batch_id bigint, cycle_id bigint, participant_id text, currency text,
                direction text, amount numeric, attempt integer)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -283,7 +283,7 @@ $$;
 -- two pay-ins confirmed at once would otherwise each miss the other's
 -- confirmation and the cycle would never post, and a confirmation racing a
 -- final failure would see the cycle half voided.
-CREATE FUNCTION settle._ack_lock(p_batch_id bigint) RETURNS settle.batch
+CREATE OR REPLACE FUNCTION settle._ack_lock(p_batch_id bigint) RETURNS settle.batch
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     b settle.batch;
@@ -305,7 +305,7 @@ END
 $$;
 
 -- The rail confirms a wire.
-CREATE FUNCTION settle_rail_confirm(batch_id bigint, rail_reference text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION settle_rail_confirm(batch_id bigint, rail_reference text DEFAULT NULL)
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     b settle.batch := settle._ack_lock(batch_id);
@@ -327,7 +327,7 @@ $$;
 
 -- The rail reports a failed attempt; retried with exponential backoff until
 -- settle.rail_max_attempts, then final.
-CREATE FUNCTION settle_rail_fail(batch_id bigint, reason text, retryable boolean DEFAULT true)
+CREATE OR REPLACE FUNCTION settle_rail_fail(batch_id bigint, reason text, retryable boolean DEFAULT true)
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     b settle.batch := settle._ack_lock(batch_id);
@@ -356,7 +356,7 @@ END
 $$;
 
 -- Instructions without an answer within settle.rail_timeout count as failed attempts.
-CREATE FUNCTION settle_rail_expire() RETURNS integer
+CREATE OR REPLACE FUNCTION settle_rail_expire() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id bigint;
@@ -379,7 +379,7 @@ $$;
 
 -- End of day: one balance snapshot per account for the business date, and
 -- an event; run again the same day, it adds nothing.
-CREATE FUNCTION settle_end_of_day(business_date date DEFAULT current_date)
+CREATE OR REPLACE FUNCTION settle_end_of_day(business_date date DEFAULT current_date)
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n int;
@@ -403,7 +403,7 @@ $$;
 -- released, so the key space does not grow without bound; a client retrying
 -- with such a key later creates a new payment (documented window).  The
 -- transaction_id stays unique forever.
-CREATE FUNCTION settle_purge_idempotency_keys(keep interval DEFAULT '30 days')
+CREATE OR REPLACE FUNCTION settle_purge_idempotency_keys(keep interval DEFAULT '30 days')
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n int;
@@ -422,7 +422,7 @@ END
 $$;
 
 -- pg_cron schedules (call once, where pg_cron is installed).
-CREATE FUNCTION settle_schedule_jobs(end_of_day text DEFAULT '5 0 * * *',
+CREATE OR REPLACE FUNCTION settle_schedule_jobs(end_of_day text DEFAULT '5 0 * * *',
                                      retention text DEFAULT '30 1 * * *',
                                      rail_timeouts text DEFAULT '* * * * *',
                                      liquidity_forecast text DEFAULT '10 0 * * *')

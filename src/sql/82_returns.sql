@@ -24,7 +24,7 @@
 -- Returns one settled payment: the journal, the balances, the payment's
 -- status and its event.  The caller holds the payment's row lock and has
 -- checked that it is settled.  Returns the reversal journal's id.
-CREATE FUNCTION settle._return_payment(p settle.payment, reason text, initiated_by text,
+CREATE OR REPLACE FUNCTION settle._return_payment(p settle.payment, reason text, initiated_by text,
                                        batch_id bigint DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -88,7 +88,7 @@ END
 $$;
 
 -- An operator returns one settled payment, with a reason.
-CREATE FUNCTION settle_return_payment(payment_id bigint, reason text)
+CREATE OR REPLACE FUNCTION settle_return_payment(payment_id bigint, reason text)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p settle.payment;
@@ -120,7 +120,7 @@ $$;
 -- were funded by the rest of its credits, which stay).  The batch becomes
 -- 'returned' when returns cover its whole net, else 'failed' with what is
 -- left for an operator.  Returns the amount returned, in minor units.
-CREATE FUNCTION settle._return_pay_out(b settle.batch, reason text) RETURNS bigint
+CREATE OR REPLACE FUNCTION settle._return_pay_out(b settle.batch, reason text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p settle.payment;

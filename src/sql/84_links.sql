@@ -44,7 +44,7 @@ CREATE TRIGGER payment_link_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON s
 -- groups (creating new ones) until commit, so that concurrent joiners count
 -- one at a time.  Rows whose key is already taken are left to intake (a
 -- replay or a conflict).  Returns the refused rows (1-based ordinals).
-CREATE FUNCTION settle._link_admit(groups text[], sizes integer[], payers text[], payees text[],
+CREATE OR REPLACE FUNCTION settle._link_admit(groups text[], sizes integer[], payers text[], payees text[],
                                    keys text[])
 RETURNS TABLE (ord integer, code text, message text, detail text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -94,7 +94,7 @@ END
 $$;
 
 -- Intake, after its insert: the inserted linked payments join their groups.
-CREATE FUNCTION settle._link_record(ids bigint[], groups text[]) RETURNS void
+CREATE OR REPLACE FUNCTION settle._link_record(ids bigint[], groups text[]) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO settle.payment_link (payment_id, link_group)
         SELECT x.id, x.g FROM unnest(ids, groups) AS x(id, g);
@@ -105,7 +105,7 @@ $$;
 
 -- Ends a group: its members that are still queued or held become
 -- `outcome` ('failed' or 'expired'), each with an event naming the group.
-CREATE FUNCTION settle._link_end(p_group text, outcome text, why text) RETURNS integer
+CREATE OR REPLACE FUNCTION settle._link_end(p_group text, outcome text, why text) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n integer;
@@ -135,7 +135,7 @@ $$;
 -- cannot fail someone else's group).  A group not created yet is created
 -- failed, so that its other members are refused (SE082) rather than left
 -- waiting.
-CREATE FUNCTION settle._link_refused(groups text[], sizes integer[], payers text[], payees text[],
+CREATE OR REPLACE FUNCTION settle._link_refused(groups text[], sizes integer[], payers text[], payees text[],
                                      reasons text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -159,7 +159,7 @@ $$;
 -- with an expired member expires, one with a failed member fails, an
 -- incomplete one older than `timeout` (when > 0) expires, and one whose
 -- members all settled is settled.  Returns how many groups ended.
-CREATE FUNCTION settle._link_housekeeping(timeout interval) RETURNS integer
+CREATE OR REPLACE FUNCTION settle._link_housekeeping(timeout interval) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record;
@@ -204,7 +204,7 @@ END
 $$;
 
 -- The groups as users read them: complete once every member has arrived.
-CREATE VIEW settle.link_groups AS
+CREATE OR REPLACE VIEW settle.link_groups AS
     SELECT g.link_group, g.link_size, g.members,
            CASE WHEN g.status <> 'open' THEN g.status
                 WHEN g.members < g.link_size THEN 'open'

@@ -42,7 +42,7 @@ COMMENT ON COLUMN settle.api_client.revoked_at IS 'when the token was revoked (N
 
 -- Issue a token for a login mapped to a participant (operators).  Returns the
 -- token, once.  The role is made a member-of target of settle_gateway.
-CREATE FUNCTION settle_issue_api_token(client_id text, role_name name)
+CREATE OR REPLACE FUNCTION settle_issue_api_token(client_id text, role_name name)
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r_oid oid;
@@ -82,7 +82,7 @@ $$;
 -- Revoke a client's token (operators).  The gateway stops accepting it
 -- within its auth cache's lifetime (docs/GATEWAY.md); once the role has no
 -- live token left, settle_gateway stops being a member of it.
-CREATE FUNCTION settle_revoke_api_token(client_id text)
+CREATE OR REPLACE FUNCTION settle_revoke_api_token(client_id text)
 RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c settle.api_client;
@@ -111,7 +111,7 @@ $$;
 -- The gateway's look-up of a bearer token: the client, its role and its
 -- participant, or no row (unknown or revoked token, role dropped, renamed or
 -- mapped to another participant since).
-CREATE FUNCTION settle_api_authenticate(token text,
+CREATE OR REPLACE FUNCTION settle_api_authenticate(token text,
     OUT client_id text, OUT role_name name, OUT participant_id text)
 RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.client_id, r.rolname, c.participant_id
@@ -122,7 +122,7 @@ RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_c
 $$;
 
 -- What the gateway's health endpoint reports about the database it reaches.
-CREATE FUNCTION settle_gateway_health(
+CREATE OR REPLACE FUNCTION settle_gateway_health(
     OUT primary_node boolean, OUT worker_enabled boolean, OUT worker_running boolean,
     OUT last_cycle_age_seconds double precision,
     OUT synchronous_standby_required boolean, OUT synchronous_standbys integer)

@@ -36,7 +36,7 @@ COMMENT ON COLUMN settle.liquidity_price.value_per_unit IS
 -- The three MIPs of src/solver_duals.c over arrays (accounts and payments
 -- numbered from 1): the least top-up of account target that settles what
 -- unlimited liquidity there would.
-CREATE FUNCTION settle._topup_solve(target integer, available bigint[], constrained boolean[],
+CREATE OR REPLACE FUNCTION settle._topup_solve(target integer, available bigint[], constrained boolean[],
         src integer[], dst integer[], amount bigint[], weight double precision[], time_limit_ms double precision,
         OUT status text, OUT top_up bigint, OUT weight_now double precision,
         OUT weight_unlimited double precision, OUT weight_topped double precision,
@@ -47,7 +47,7 @@ CREATE FUNCTION settle._topup_solve(target integer, available bigint[], constrai
 -- customer account of the participant, over the queued payments of the
 -- account's currency between active accounts (cross-currency payments are
 -- not in this model), weight = priority x amount.
-CREATE FUNCTION settle._funding_advice(pid text)
+CREATE OR REPLACE FUNCTION settle._funding_advice(pid text)
 RETURNS TABLE (account_id text, currency text, available numeric, status text,
                top_up numeric, top_up_minor bigint,
                blocked_by_own_liquidity bigint[], blocked_by_others bigint[],
@@ -128,7 +128,7 @@ END
 $$;
 
 -- The caller's rights decide whose advice it may have (src/funding_advice.c).
-CREATE FUNCTION settle_funding_advice(participant_id text)
+CREATE OR REPLACE FUNCTION settle_funding_advice(participant_id text)
 RETURNS TABLE (account_id text, currency text, available numeric, status text,
                top_up numeric, top_up_minor bigint,
                blocked_by_own_liquidity bigint[], blocked_by_others bigint[],

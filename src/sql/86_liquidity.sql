@@ -25,7 +25,7 @@ CREATE INDEX ledger_entry_posted_at ON settle.ledger_entry USING brin (posted_at
 -- accounts in one currency, from the history_weeks weeks before the day.
 -- With the caller's rights (a participant's own rows under row-level
 -- security).  Minor units.
-CREATE FUNCTION settle._flow_forecast(pid text, ccy text, day timestamptz, slot_minutes integer, history_weeks integer)
+CREATE OR REPLACE FUNCTION settle._flow_forecast(pid text, ccy text, day timestamptz, slot_minutes integer, history_weeks integer)
 RETURNS TABLE (slot integer, slot_start timestamptz, expected_outflow bigint, expected_inflow bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH
@@ -75,7 +75,7 @@ $$;
 -- in), slot by slot, then one row for the whole rest of the day, per
 -- currency of its customer accounts; available = balance + limit - pending
 -- debits now, shortfall = what the cumulative net outflow exceeds it by.
-CREATE FUNCTION settle_liquidity_forecast(participant_id text, as_of timestamptz DEFAULT now(),
+CREATE OR REPLACE FUNCTION settle_liquidity_forecast(participant_id text, as_of timestamptz DEFAULT now(),
                                           slot_minutes integer DEFAULT 60, history_weeks integer DEFAULT 8)
 RETURNS TABLE (currency text, window_kind text, window_start timestamptz, window_end timestamptz,
                expected_outflow numeric, expected_inflow numeric, expected_net_outflow numeric,
@@ -152,7 +152,7 @@ COMMENT ON TABLE settle.liquidity_forecast IS
 
 -- Computes (again) the forecasts of one day for every participant and
 -- currency (operators; pg_cron, shortly after midnight).  Returns the rows written.
-CREATE FUNCTION settle_refresh_liquidity_forecast(day date DEFAULT current_date, slot_minutes integer DEFAULT 60,
+CREATE OR REPLACE FUNCTION settle_refresh_liquidity_forecast(day date DEFAULT current_date, slot_minutes integer DEFAULT 60,
                                                   history_weeks integer DEFAULT 8)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -186,7 +186,7 @@ COMMENT ON FUNCTION settle_refresh_liquidity_forecast(date, integer, integer) IS
 --   settle_liquidity_forecast_shortfall          rest of day forecast beyond available (0 if none)
 -- Major units of the currency.  The actual reads today's entries through
 -- the BRIN index on posted_at.
-CREATE FUNCTION settle._metrics_liquidity()
+CREATE OR REPLACE FUNCTION settle._metrics_liquidity()
 RETURNS TABLE (metric text, labels jsonb, value double precision)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH fc AS (

@@ -55,7 +55,7 @@ COMMENT ON TABLE settle.ledger_merkle_node IS
 -- like settle._entry_content, without a pinned search_path so that the
 -- planner inlines them (once per leaf); everything they name is in
 -- pg_catalog, which is searched first.
-CREATE FUNCTION settle._leaf_content(seq bigint, entry_id bigint, journal_id bigint, batch_id bigint,
+CREATE OR REPLACE FUNCTION settle._leaf_content(seq bigint, entry_id bigint, journal_id bigint, batch_id bigint,
                                      payment_id bigint, participant_id text, account_id text, currency text,
                                      amount bigint, posted_at timestamptz, account_seq bigint, balance_after bigint)
 RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
@@ -63,18 +63,18 @@ RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
                amount, (extract(epoch FROM posted_at) * 1000000)::bigint, account_seq, balance_after)::text
 $$;
 -- Microseconds since the epoch; -infinity and infinity as the ends of bigint.
-CREATE FUNCTION settle._epoch_us(t timestamptz) RETURNS bigint
+CREATE OR REPLACE FUNCTION settle._epoch_us(t timestamptz) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN pg_catalog.isfinite(t) THEN (extract(epoch FROM t) * 1000000)::bigint
                 WHEN t > '2000-01-01'::timestamptz THEN 9223372036854775807
                 ELSE -9223372036854775808 END
 $$;
-CREATE FUNCTION settle._leaf_hash(salt bytea, content text) RETURNS bytea
+CREATE OR REPLACE FUNCTION settle._leaf_hash(salt bytea, content text) RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT pg_catalog.sha256('\x00'::bytea OPERATOR(pg_catalog.||) salt
                              OPERATOR(pg_catalog.||) pg_catalog.convert_to(content, 'UTF8'))
 $$;
-CREATE FUNCTION settle._node_hash(l bytea, r bytea) RETURNS bytea
+CREATE OR REPLACE FUNCTION settle._node_hash(l bytea, r bytea) RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT pg_catalog.sha256('\x01'::bytea OPERATOR(pg_catalog.||) l OPERATOR(pg_catalog.||) r)
 $$;
@@ -82,7 +82,7 @@ $$;
 -- Adds every sealed entry that is not a leaf yet, then every subtree those
 -- leaves complete.  Returns the number of leaves added.  Runs under the seal
 -- lock (from the seal_run trigger), so leaves are added by one at a time.
-CREATE FUNCTION settle._merkle_extend() RETURNS bigint
+CREATE OR REPLACE FUNCTION settle._merkle_extend() RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     done bigint;
@@ -138,7 +138,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION settle._merkle_on_seal() RETURNS trigger
+CREATE OR REPLACE FUNCTION settle._merkle_on_seal() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM settle._merkle_extend();
@@ -150,13 +150,13 @@ CREATE TRIGGER seal_run_merkle AFTER INSERT ON settle.seal_run
     EXECUTE FUNCTION settle._merkle_on_seal();
 
 -- Leaves in the tree now.
-CREATE FUNCTION settle._merkle_size() RETURNS bigint
+CREATE OR REPLACE FUNCTION settle._merkle_size() RETURNS bigint
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(max(n.idx) + 1, 0) FROM settle.ledger_merkle_node n WHERE n.level = 0
 $$;
 
 -- One stored subtree (an error if it is missing: the tree is incomplete).
-CREATE FUNCTION settle._merkle_node(lvl int, i bigint) RETURNS bytea
+CREATE OR REPLACE FUNCTION settle._merkle_node(lvl int, i bigint) RETURNS bytea
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     h bytea;
@@ -172,7 +172,7 @@ $$;
 
 -- The root of the tree of the first n leaves: its perfect subtrees (one per
 -- bit of n, largest first) folded from the right, as RFC 9162 defines it.
-CREATE FUNCTION settle._merkle_root(n bigint) RETURNS bytea
+CREATE OR REPLACE FUNCTION settle._merkle_root(n bigint) RETURNS bytea
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     peaks bytea[] := '{}';
@@ -205,7 +205,7 @@ $$;
 -- up (RFC 9162 section 2.1.3): the siblings inside m's perfect subtree, the
 -- root of everything to its right, then each perfect subtree to its left.
 -- Only hashes: it says nothing of any other leaf.
-CREATE FUNCTION settle._merkle_path(m bigint, n bigint) RETURNS bytea[]
+CREATE OR REPLACE FUNCTION settle._merkle_path(m bigint, n bigint) RETURNS bytea[]
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     off bigint := 0;
@@ -257,7 +257,7 @@ $$;
 -- content, salt and inclusion proof against the tree of tree_size leaves
 -- (default: every sealed entry).  docs/AUDIT.md; the offline verifier is
 -- tools/settle-verify-statement.
-CREATE FUNCTION settle_statement(participant_id text, from_time timestamptz, to_time timestamptz,
+CREATE OR REPLACE FUNCTION settle_statement(participant_id text, from_time timestamptz, to_time timestamptz,
                                  tree_size bigint DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

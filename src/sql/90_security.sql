@@ -13,7 +13,7 @@
 -- The roles themselves are created first thing, in 00_schema.sql.
 
 -- Removes the mappings of roles that no longer exist (with an event each).
-CREATE FUNCTION settle.forget_dropped_roles() RETURNS integer
+CREATE OR REPLACE FUNCTION settle.forget_dropped_roles() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n integer;
@@ -37,7 +37,7 @@ $$;
 
 -- After a restore into another cluster the roles have new OIDs: map each
 -- mapping's role name to the role of that name now (operators; an event each).
-CREATE FUNCTION settle_remap_roles()
+CREATE OR REPLACE FUNCTION settle_remap_roles()
 RETURNS TABLE (role_name name, participant_id text, old_oid oid, new_oid oid)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -58,7 +58,7 @@ END
 $$;
 
 -- Map a login to a participant and make it a submitter (operators).
-CREATE FUNCTION settle_map_role(role_name name, participant_id text)
+CREATE OR REPLACE FUNCTION settle_map_role(role_name name, participant_id text)
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = settle_map_role.role_name) THEN
