@@ -58,6 +58,28 @@ SELECT f.n, f.d, b.status, b.sqlstate, b.message
   JOIN forms f ON f.n = b.ordinal ORDER BY f.n;
 SELECT transaction_id, to_char(deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS deadline_utc
   FROM settle.payment WHERE transaction_id LIKE 'tz\_f%' ORDER BY payment_id;
+-- PostgreSQL reads each accepted text as the same instant (offsets given, so
+-- the session's zone does not matter to it either)
+SELECT count(*) AS accepted, count(*) FILTER (WHERE p.deadline <> f.d::timestamptz) AS different
+  FROM forms f JOIN settle.payment p ON p.transaction_id = 'tz_f' || f.n;
+-- and 300 random well-formed ones, from years 2030..2999, every offset form
+-- and fraction length: settle's reader and PostgreSQL's agree on each
+-- (offsets within PostgreSQL's +-15:59; RFC 3339 and settle allow +-23:59)
+SELECT setseed(0.26);
+CREATE TEMP TABLE randoms AS
+SELECT i, format('%s-%s-%sT%s:%s:%s%s%s', lpad((2030 + floor(random() * 970))::int::text, 4, '0'),
+                 lpad((1 + floor(random() * 12))::int::text, 2, '0'), lpad((1 + floor(random() * 28))::int::text, 2, '0'),
+                 lpad(floor(random() * 24)::int::text, 2, '0'), lpad(floor(random() * 60)::int::text, 2, '0'),
+                 lpad(floor(random() * 60)::int::text, 2, '0'),
+                 CASE WHEN random() < 0.5 THEN '' ELSE '.' || left(lpad(floor(random() * 1000000)::int::text, 6, '0'), 1 + floor(random() * 6)::int) END,
+                 CASE floor(random() * 4)::int WHEN 0 THEN 'Z' WHEN 1 THEN 'z'
+                      ELSE (CASE WHEN random() < 0.5 THEN '+' ELSE '-' END) || lpad(floor(random() * 16)::int::text, 2, '0')
+                           || ':' || lpad(floor(random() * 60)::int::text, 2, '0') END) AS d
+  FROM generate_series(1, 300) i;
+SELECT count(*) FILTER (WHERE status = 'queued') AS accepted
+  FROM settle_submit_bulk((SELECT jsonb_agg(tz_pay('tz_r' || i, 'tz_rk' || i, d) ORDER BY i) FROM randoms));
+SELECT count(*) FILTER (WHERE p.deadline = r.d::timestamptz) AS same_instant
+  FROM randoms r JOIN settle.payment p ON p.transaction_id = 'tz_r' || r.i;
 -- the refusal a client sees names the field and the form
 SELECT sqlstate, message FROM settle_submit_bulk(jsonb_build_array(tz_pay('tz_x', 'tz_xk', '2099-06-01T12:00:00')));
 -- a deadline that is not a JSON string is still SE091
