@@ -575,6 +575,49 @@ start_submit(Req *r)
 	submit_job(r);
 }
 
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Percent-decoding of the path and query, as libmicrohttpd's own but for
+ * %00: decoded, it would cut the path short (the handler gets a C string),
+ * so that /api/v1/transactions/abc%00xyz would read payment "abc".  Left
+ * encoded, it is refused by the transaction_id rule like any other '%...'
+ * that names no payment.
+ */
+static size_t
+unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	char	   *in = s;
+	char	   *out = s;
+
+	while (*in)
+	{
+		int			hi,
+					lo;
+
+		if (in[0] == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0 &&
+			(hi | lo) != 0)
+		{
+			*out++ = (char) (hi * 16 + lo);
+			in += 3;
+		}
+		else
+			*out++ = *in++;
+	}
+	*out = '\0';
+	return (size_t) (out - s);
+}
+
 /* Accept policy: beyond the 503 allowance a connection is closed at once. */
 static enum MHD_Result
 accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
@@ -832,6 +875,7 @@ http_start(void)
 							   MHD_OPTION_THREAD_POOL_SIZE, (unsigned) gw_config.http_threads,
 							   MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
 							   MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
+							   MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 							   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) gw_config.per_ip_connections,
 							   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) gw_config.connection_timeout,
 							   MHD_OPTION_CONNECTION_MEMORY_LIMIT, gw_config.connection_memory,

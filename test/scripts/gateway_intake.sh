@@ -172,6 +172,10 @@ post "$U1" <(printf '%s' '{"transaction_id":"q?x#y%z","amount":"1","source_curre
 is "$CODE $(hdr curl1 Location)" "201 /api/v1/transactions/q%3Fx%23y%25z" "Location percent-encodes the id"
 get "$U1" "$(hdr curl1 Location)" curl2
 is "$CODE $(jf transaction_id curl2)" "200 q?x#y%z" "curl GETs it there"
+get "$U1" /api/v1/transactions/tz_1%00junk nul
+is "$CODE" 404 "a GET with %00 in the id does not read the payment named by the bytes before it (404)"
+get "$U1" /api/v1/transactions/tz%5F1 escaped
+is "$CODE $(jf transaction_id escaped)" "200 tz_1" "an id with needless escapes (tz%5F1) is decoded: 200"
 get "$U1" /api/v1/transactions/loc%2Fslash slash
 is "$CODE $(jf field slash)" "404 transaction_id" "a GET of an id the rule refuses: 404 naming transaction_id"
 
