@@ -55,7 +55,7 @@ REGRESS     += metrics
 # settings: contexts, units, checks (issue: security round 2)
 REGRESS     += settings
 # settlement semantics (issue #16)
-REGRESS     += fx_exact semantics two_phase cycle_range returns links random_load
+REGRESS     += fx_exact semantics two_phase cycle_range returns links links_maximal random_load
 # limits at their boundary, one minor unit over (issue #17, item 9)
 REGRESS     += limit_boundary
 # one reading of timestamps and identifiers whatever the session settings (issue #26)
@@ -68,6 +68,8 @@ REGRESS     += funding_advice treasury
 REGRESS     += netting_baseline
 # catalog documentation: comments on every public function, view and column
 REGRESS     += catalog
+# the statement tree checked, consistency proofs (issue #29)
+REGRESS     += statement_tree
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
 ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race
