@@ -11,15 +11,14 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "intake.h"
+#include "rfc3339.h"
 #include "settle_errors.h"
 
 PG_FUNCTION_INFO_V1(settle_submit);
@@ -158,43 +157,29 @@ jsonb_scalar_text(JsonbValue *v)
 }
 
 /*
- * Parse a deadline string as timestamptz.  timestamptz_in raises on bad
- * input, so it runs in a subtransaction and a bad deadline refuses the row
- * instead of the whole call.
+ * Read a deadline given as text: RFC 3339 with its offset, by the one
+ * reader (src/rfc3339.c), never timestamptz_in, whose reading depends on the
+ * session's TimeZone and DateStyle and takes words such as "tomorrow".
  */
 static bool
 parse_deadline(IntakeRow *row, const char *text)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = false;
+	const char *what;
+	int64		usec;
+	TimestampResult r = settle_parse_rfc3339(text, strlen(text), &usec, &what);
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+	int			code = settle_timestamp_refusal("deadline", r, what, text, &message, &detail, &hint);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (code != 0)
 	{
-		row->deadline = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-																CStringGetDatum(text),
-																ObjectIdGetDatum(InvalidOid),
-																Int32GetDatum(-1)));
-		row->has_deadline = true;
-		ReleaseCurrentSubTransaction();
-		ok = true;
+		intake_refuse(row, code, message, detail, hint);
+		return false;
 	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	if (!ok)
-		intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
-					  pstrdup("deadline is not a valid timestamp"), NULL,
-					  pstrdup("Use ISO 8601 with a time zone, e.g. 2026-12-01T12:00:00Z."));
-	return ok;
+	row->deadline = (TimestampTz) usec;
+	row->has_deadline = true;
+	return true;
 }
 
 /* Fill a row from one JSON object of the bulk input. */
