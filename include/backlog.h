@@ -16,6 +16,8 @@
 
 /* settle.max_queued (payments, 0: no limit) and settle.stall_after (ms) */
 extern int	settle_max_queued;
+/* settle.cycle_interval (registered in cycle.c) */
+extern int	settle_cycle_interval_ms;
 extern int	settle_stall_after_ms;
 
 /* What intake committed since the worker last took the queue. */

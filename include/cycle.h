@@ -7,7 +7,6 @@
 #include "postgres.h"
 
 /* The cycle's settings, defined by settle_cycle_init() (cycle.c) */
-extern int	settle_cycle_interval_ms;
 extern double settle_solver_time_limit_ms;
 extern double settle_mip_gap;
 extern int	settle_mip_max_payments;
@@ -16,7 +15,6 @@ extern char *settle_reference_currency;
 extern double settle_delay_cost_bps;
 extern bool settle_suspension_holds_payee;
 extern int	settle_priority_aging_ms;
-extern bool settle_cycle_keep_plans;
 
 /*
  * What the last settle_run_cycle() of this process saw and did, for the

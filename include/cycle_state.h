@@ -144,13 +144,6 @@ typedef struct CycleState
 	BaselineFigures fifo_netted;	/* FIFO's payments, netted: wires and cost only */
 } CycleState;
 
-/*
- * cycle.c: SPI_execute_with_args for the cycle's stages, with the plan kept
- * between cycles (by statement text) while settle.cycle_keep_plans is on.
- */
-extern int	settle_cycle_execute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
-								 bool read_only, long count);
-
 /* Value of minor units of currency ci in reference major units. */
 extern double settle_reference_value(const CycleState *cs, int ci, int64 minor);
 

@@ -37,4 +37,13 @@ extern void spi_arg_texts(SpiArgs *a, char **values, int n);
 /* Prepare and keep a plan, or raise with the statement's purpose. */
 extern SPIPlanPtr settle_keep_plan(const char *sql, int nargs, Oid *types, const char *what);
 
+/*
+ * SPI_execute_with_args for the cycle's stages (load, posting, quiet
+ * payers, record), with the plan kept for the life of the process by
+ * statement text while settle.cycle_keep_plans (settle_keep_plans) is on.
+ */
+extern bool settle_keep_plans;
+extern int	settle_spi_execute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+							   bool read_only, long count);
+
 #endif							/* SETTLE_SPI_UTIL_H */

@@ -37,6 +37,12 @@
 #include "worker_state.h"
 
 int			settle_max_queued = 1000000;
+/*
+ * settle.cycle_interval, registered with the cycle's settings (cycle.c): how
+ * often the worker takes the queue at the latest.  Here, below the cycle and
+ * the worker that read it, because the backlog's own report reads it too.
+ */
+int			settle_cycle_interval_ms = 1000;
 int			settle_stall_after_ms = 30000;
 
 typedef struct SettleBacklogShared

@@ -63,7 +63,6 @@
 PG_FUNCTION_INFO_V1(settle_run_cycle_sql);
 
 /* The cycle's settings (settle_cycle_init). */
-int			settle_cycle_interval_ms = 1000;
 double		settle_solver_time_limit_ms = 500;
 double		settle_mip_gap = 1e-4;
 int			settle_mip_max_payments = 200;
@@ -72,7 +71,6 @@ char	   *settle_reference_currency = NULL;
 double		settle_delay_cost_bps = 10;
 bool		settle_suspension_holds_payee = true;
 int			settle_priority_aging_ms = 60000;
-bool		settle_cycle_keep_plans = true;
 
 SettleCycleOutcome settle_cycle_outcome;
 
@@ -156,7 +154,7 @@ settle_cycle_init(void)
 	DefineCustomBoolVariable("settle.cycle_keep_plans",
 							 "Keeps the plans of a cycle's statements from one cycle to the next.",
 							 "Off: every statement is planned again in every cycle (as before 1.1), for comparison.",
-							 &settle_cycle_keep_plans, true,
+							 &settle_keep_plans, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("settle.suspension_holds_payee",
 							 "A suspended participant's queued payments are held as payee too, not only as payer.",
@@ -233,42 +231,6 @@ log_stages(CycleState *cs)
 		 cs->stage_ms[CYCLE_STAGE_OUTCOME]);
 }
 
-/*
- * The plans a cycle keeps (settle.cycle_keep_plans), by statement text: a
- * dozen statements whose text never changes, planned once per process
- * instead of once per cycle (planning the queue's statement alone took
- * 2-4 ms, more than executing it for a small queue).  PostgreSQL's plan
- * cache re-plans them when a table, function or the search_path they
- * depend on changes.
- */
-typedef struct KeptPlan
-{
-	char	   *sql;
-	SPIPlanPtr	plan;
-} KeptPlan;
-
-#define MAX_KEPT_PLANS 32
-static KeptPlan kept_plans[MAX_KEPT_PLANS];
-static int	n_kept_plans = 0;
-
-int
-settle_cycle_execute(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
-					 bool read_only, long count)
-{
-	int			i;
-
-	if (!settle_cycle_keep_plans)
-		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, count);
-	for (i = 0; i < n_kept_plans; i++)
-		if (strcmp(kept_plans[i].sql, sql) == 0)
-			return SPI_execute_plan(kept_plans[i].plan, values, nulls, read_only, count);
-	if (n_kept_plans == MAX_KEPT_PLANS)
-		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, count);
-	kept_plans[n_kept_plans].plan = settle_keep_plan(sql, nargs, types, "settlement cycle");
-	kept_plans[n_kept_plans].sql = MemoryContextStrdup(TopMemoryContext, sql);
-	return SPI_execute_plan(kept_plans[n_kept_plans++].plan, values, nulls, read_only, count);
-}
-
 /* A payment the cycle leaves queued, not by choice: counted for the backlog report. */
 static void
 note_waiting(CycleState *cs, int64 payment_id)
@@ -287,7 +249,7 @@ count_queued(int64 bound)
 	bool		isnull;
 
 	values[0] = Int64GetDatum(bound);
-	if (settle_cycle_execute("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM settle.payment"
+	if (settle_spi_execute("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM settle.payment"
 							  " WHERE status = 'queued' LIMIT $1) q",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "counting the queue failed");
@@ -473,7 +435,7 @@ expire_overdue(void)
 	bool		isnull;
 
 	/* held payments expire too: a deadline is the last moment to settle (held: hold_reason is set) */
-	ret = settle_cycle_execute("WITH x AS ("
+	ret = settle_spi_execute("WITH x AS ("
 					  "  UPDATE settle.payment SET status = 'expired', updated_at = clock_timestamp()"
 					  "   WHERE (status = 'queued' OR status = 'held') AND deadline < now()"
 					  "  RETURNING payment_id, CASE WHEN hold_reason IS NULL THEN 'queued' ELSE 'held' END AS was),"
@@ -496,7 +458,7 @@ load_currencies(CycleState *cs)
 	uint64		i;
 
 	values[0] = CStringGetTextDatum(settle_reference_currency);
-	if (settle_cycle_execute(
+	if (settle_spi_execute(
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m FROM settle.fx_rates)"
 							  " SELECT c.code, c.exponent::int,"
 							  "        (CASE WHEN c.code = $1 THEN 1"
@@ -563,7 +525,7 @@ load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 	values[3] = PointerGetDatum(settle_text_array(skip, n_skip));
 	values[4] = CStringGetTextDatum(new_from_xid != NULL ? new_from_xid : "3");
 	links = settle_links_installed();
-	if (settle_cycle_execute(psprintf("%s%s%s%s%s",
+	if (settle_spi_execute(psprintf("%s%s%s%s%s",
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
 							  "             FROM settle.fx_rates),"
 							  /* a pair stored the other way round: the credit divides by its rate */
@@ -711,7 +673,7 @@ settle_hold_payments(int64 *ids, char **reasons, int n)
 
 	spi_arg_int8s(&a, ids, n);
 	spi_arg_texts(&a, reasons, n);
-	if (settle_cycle_execute(
+	if (settle_spi_execute(
 							  "WITH h AS ("
 							  " UPDATE settle.payment p SET status = 'held', hold_reason = u.reason,"
 							  "        updated_at = pg_catalog.clock_timestamp()"
@@ -754,7 +716,7 @@ load_accounts(CycleState *cs)
 		}
 		values[0] = PointerGetDatum(settle_text_array(ids, nids));
 	}
-	if (settle_cycle_execute(
+	if (settle_spi_execute(
 							  "SELECT account_id, participant_id, currency, balance - pending_debit, lower_limit,"
 							  "       status = 'active', balance, pending_debit, pending_credit"
 							  "  FROM settle.account WHERE account_id = ANY ($1) AND kind = 'customer'"
@@ -816,7 +778,7 @@ load_wires(CycleState *cs)
 	uint64		r;
 	int			i;
 
-	if (settle_cycle_execute("SELECT coalesce(participant_id, ''), currency, fee FROM settle.wire_fee", 0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
+	if (settle_spi_execute("SELECT coalesce(participant_id, ''), currency, fee FROM settle.wire_fee", 0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading wire fees failed");
 	fee_values = palloc(sizeof(int64) * (SPI_processed + 1));
 	for (r = 0; r < SPI_processed; r++)
@@ -899,7 +861,7 @@ guard_ranges(CycleState *cs)
 	const int128 max = PG_INT64_MAX;
 	const int128 min = PG_INT64_MIN;
 
-	if (settle_cycle_execute("SELECT currency, balance FROM settle.account WHERE kind = 'settlement'", 0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
+	if (settle_spi_execute("SELECT currency, balance FROM settle.account WHERE kind = 'settlement'", 0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the settlement accounts failed");
 	for (r = 0; r < SPI_processed; r++)
 	{
@@ -1221,7 +1183,7 @@ record_cycle(CycleState *cs)
 #undef ARG
 #undef NUMARG
 
-	if (settle_cycle_execute(with_netted ?
+	if (settle_spi_execute(with_netted ?
 							  "WITH c AS ("
 							  " INSERT INTO settle.cycle (cycle_id, started_at, finished_at, run_by, reference_currency,"
 							  "   considered, settled, deferred, unsettled, expired, settled_value, batches, wires,"
@@ -1327,7 +1289,7 @@ settle_run_cycle(const char *run_by)
 	guard_ranges(cs);
 	settle_links_filter(cs);
 
-	if (settle_cycle_execute("SELECT pg_catalog.nextval('settle.cycle_id_seq'::pg_catalog.regclass)", 0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
+	if (settle_spi_execute("SELECT pg_catalog.nextval('settle.cycle_id_seq'::pg_catalog.regclass)", 0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not allocate a cycle id");
 	cs->cycle_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 

@@ -141,7 +141,7 @@ allocate_batches(CycleState *cs)
 		Oid			types[1] = {INT4OID};
 		Datum		values[1] = {Int32GetDatum(cs->n_batches)};
 
-		if (settle_cycle_execute("SELECT pg_catalog.nextval('settle.batch_id_seq'::pg_catalog.regclass)"
+		if (settle_spi_execute("SELECT pg_catalog.nextval('settle.batch_id_seq'::pg_catalog.regclass)"
 								 " FROM pg_catalog.generate_series(1, $1)",
 								 1, types, values, NULL, false, 0) != SPI_OK_SELECT ||
 			SPI_processed != (uint64) cs->n_batches)
@@ -282,7 +282,7 @@ create_journal(CycleState *cs)
 	bool		isnull;
 
 	spi_arg(&a, INT8OID, Int64GetDatum(cs->cycle_id));
-	if (settle_cycle_execute("INSERT INTO settle.journal (kind, cycle_id) VALUES ('settlement', $1)"
+	if (settle_spi_execute("INSERT INTO settle.journal (kind, cycle_id) VALUES ('settlement', $1)"
 							  " RETURNING journal_id", a.n, a.types, a.values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not create the settlement journal");
 	cs->journal_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -297,7 +297,7 @@ create_settlement_accounts(const PostingLegs *legs)
 	if (legs->n_settlement_ccy == 0)
 		return;
 	spi_arg_texts(&a, legs->settlement_ccy, legs->n_settlement_ccy);
-	if (settle_cycle_execute("SELECT settle._operator_account('settlement', c) FROM unnest($1) c",
+	if (settle_spi_execute("SELECT settle._operator_account('settlement', c) FROM unnest($1) c",
 							  a.n, a.types, a.values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not create settlement accounts");
 }
@@ -348,7 +348,7 @@ write_batches(CycleState *cs, bool two_phase)
 	spi_arg(&a, BOOLOID, BoolGetDatum(two_phase));
 	spi_arg(&a, INT8OID, Int64GetDatum(two_phase ? 0 : cs->journal_id));
 
-	if (settle_cycle_execute(
+	if (settle_spi_execute(
 							  "WITH b AS ("
 							  " INSERT INTO settle.batch (batch_id, cycle_id, participant_id, currency,"
 							  "   debit_total, credit_total, net_amount, payment_legs, fee,"
@@ -386,7 +386,7 @@ write_entries(CycleState *cs, const PostingLegs *legs, bool two_phase)
 	spi_arg_texts(&args, legs->account, legs->n);
 	spi_arg_texts(&args, legs->currency, legs->n);
 	spi_arg_int8s(&args, legs->amount, legs->n);
-	if (settle_cycle_execute(two_phase
+	if (settle_spi_execute(two_phase
 							  ? "INSERT INTO settle.reservation (cycle_id, batch_id, payment_id, account_id, currency, amount)"
 							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m FROM " ENTRY_ROWS
 							  : "INSERT INTO settle.ledger_entry (journal_id, batch_id, payment_id, account_id, currency, amount)"
@@ -425,7 +425,7 @@ reserve_funds(CycleState *cs, const PostingLegs *legs)
 	spi_arg_texts(&args, ids, nd);
 	spi_arg_int8s(&args, debits, nd);
 	spi_arg_int8s(&args, credits, nd);
-	if (settle_cycle_execute(
+	if (settle_spi_execute(
 							  "UPDATE settle.account a SET pending_debit = a.pending_debit + d.dr,"
 							  "       pending_credit = a.pending_credit + d.cr, updated_at = clock_timestamp()"
 							  "  FROM (SELECT unnest($1) id, unnest($2) dr, unnest($3) cr) d WHERE a.account_id = d.id",
@@ -455,7 +455,7 @@ update_balances(CycleState *cs, const PostingLegs *legs)
 	}
 	spi_arg_texts(&args, ids, nd);
 	spi_arg_int8s(&args, amounts, nd);
-	if (settle_cycle_execute(
+	if (settle_spi_execute(
 							  "UPDATE settle.account a SET balance = a.balance + d.delta, updated_at = clock_timestamp()"
 							  "  FROM (SELECT unnest($1) id, unnest($2) delta) d WHERE a.account_id = d.id",
 							  args.n, args.types, args.values, NULL, false, 0) != SPI_OK_UPDATE ||
@@ -475,7 +475,7 @@ settle_payments(CycleState *cs, const PostingLegs *legs, bool two_phase)
 	spi_arg_texts(&args, legs->settled_rate, legs->n_settled);
 	spi_arg(&args, INT8OID, Int64GetDatum(cs->journal_id));
 	spi_arg(&args, BOOLOID, BoolGetDatum(two_phase));
-	if (settle_cycle_execute(
+	if (settle_spi_execute(
 							  "WITH s AS ("
 							  " UPDATE settle.payment p SET status = CASE WHEN $6 THEN 'reserved' ELSE 'settled' END,"
 							  "        settled_at = CASE WHEN $6 THEN NULL ELSE clock_timestamp() END,"
@@ -507,7 +507,7 @@ post_cycle(CycleState *cs)
 	bool		isnull;
 
 	spi_arg(&args, INT8OID, Int64GetDatum(cs->cycle_id));
-	if (settle_cycle_execute("SELECT settle._post_cycle($1)", args.n, args.types, args.values,
+	if (settle_spi_execute("SELECT settle._post_cycle($1)", args.n, args.types, args.values,
 							  NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not post the cycle");
 	cs->journal_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

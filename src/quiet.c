@@ -173,7 +173,7 @@ settle_quiet_skip(int *n_skip, char **new_from_xid, int64 *skipped, int64 *skipp
 	*new_from_xid = NULL;
 	if (!in_worker_cycle)
 		return NULL;			/* a manual cycle: full */
-	if (settle_cycle_execute("SELECT (pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint"
+	if (settle_spi_execute("SELECT (pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint"
 							 " OPERATOR(pg_catalog.%) 4294967296)::text",
 							 0, NULL, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "reading the cycle's snapshot failed");
@@ -190,7 +190,7 @@ settle_quiet_skip(int *n_skip, char **new_from_xid, int64 *skipped, int64 *skipp
 
 		spi_arg_texts(&a, quiet, n_quiet);
 		spi_arg(&a, TEXTOID, CStringGetTextDatum(prev_xmin));
-		if (settle_cycle_execute("SELECT a.account_id FROM settle.account a"
+		if (settle_spi_execute("SELECT a.account_id FROM settle.account a"
 								 " WHERE a.account_id OPERATOR(pg_catalog.=) ANY ($1)"
 								 "   AND pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) pg_catalog.age($2::text::pg_catalog.xid)",
 								 a.n, a.types, a.values, NULL, true, 0) != SPI_OK_SELECT)
@@ -210,7 +210,7 @@ settle_quiet_skip(int *n_skip, char **new_from_xid, int64 *skipped, int64 *skipp
 		int64	   *oldest;
 
 		spi_arg(&a, TEXTOID, CStringGetTextDatum(prev_xmin));
-		if (settle_cycle_execute("SELECT q.source_account, q.destination_account, pg_catalog.bool_or(q.new),"
+		if (settle_spi_execute("SELECT q.source_account, q.destination_account, pg_catalog.bool_or(q.new),"
 								 "       pg_catalog.count(*) FILTER (WHERE NOT q.new),"
 								 "       coalesce(pg_catalog.min(q.payment_id) FILTER (WHERE NOT q.new), 0)"
 								 "  FROM (SELECT p.source_account, p.destination_account, p.payment_id,"

@@ -51,11 +51,6 @@ typedef struct Outcome
 	double		obj;			/* the kept selection's objective */
 } Outcome;
 
-/*
- * Tests only (solver.h): 1 makes an invalid GLPK call to exercise the error
- * path; 2 selects every payment just before the final exact check.
- */
-int			settle_solver_fault_injection = 0;
 
 static void glpk_error_hook(void *info);
 static int	glpk_term_hook(void *info, const char *s);

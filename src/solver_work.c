@@ -15,6 +15,13 @@
 
 #include "solver_int.h"
 
+/*
+ * Tests only (solver.h): 1 makes an invalid GLPK call to exercise the error
+ * path; 2 selects every payment just before the final exact check.  Here,
+ * with the work every stage shares, so that no stage reaches up for it.
+ */
+int			settle_solver_fault_injection = 0;
+
 static int	uf_find(int *parent, int x);
 static void uf_union(int *parent, int a, int b);
 static void sort_by_key(int *idx, int n, const double *key, int *tmp);

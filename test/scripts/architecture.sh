@@ -19,11 +19,13 @@ ok $? "docs/ARCHITECTURE.md names every source file, and the calls between files
 grep -v '^#' "$TMP/check.out" | head -20 | sed 's/^/#   /'
 
 # the check can fail
-sed -e '/^| `src\/pace.c` /d' -e '/`backlog -> cycle: settle_cycle_interval_ms`/d' docs/ARCHITECTURE.md >"$TMP/doc.md"
+# (a copy of the page without pace.c's row, and with spi_util.c moved up to layer 4: the
+# cycle's calls into it then go up)
+sed -e '/^| `src\/pace.c` /d' -e 's/^| `src\/spi_util.c` | 1 |/| `src\/spi_util.c` | 4 |/' docs/ARCHITECTURE.md >"$TMP/doc.md"
 python3 test/lib/architecture.py --doc "$TMP/doc.md" --objdir "$TMP" >"$TMP/broken.out" 2>&1
 rc=$?
-[ $rc != 0 ] && grep -q '^src/pace.c: no layer' "$TMP/broken.out" && grep -q '^backlog -> cycle: a call up the layers' "$TMP/broken.out"
-ok $? "a file without its row and a call up the layers without its exception are both reported"
+[ $rc != 0 ] && grep -q '^src/pace.c: no layer' "$TMP/broken.out" && grep -q '^cycle -> spi_util: a call up the layers' "$TMP/broken.out"
+ok $? "a file without its row and a call up the layers are both reported"
 sed 's/^/#   /' "$TMP/broken.out" | head -5
 # (the section is the page's last: an item appended to the page joins it)
 { cat docs/ARCHITECTURE.md; echo '- `pace -> settle: no_such_symbol`'; } >"$TMP/doc3.md"
