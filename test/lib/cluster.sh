@@ -56,6 +56,11 @@ cluster_psql() {
     psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"
 }
 
+# q SQL: one statement on the test's server, unaligned and tuples only (what
+# it prints is the value).  The script names its server once: Q_PORT=$P
+# (database Q_DB, default postgres).
+q() { cluster_psql "${Q_PORT:?set Q_PORT to the port of the test server}" -d "${Q_DB:-postgres}" -At -c "$1"; }
+
 # A free TCP port on 127.0.0.1, starting from $1.  Ports from 32768 up are
 # Linux's ephemeral range, where any outgoing connection may hold one (the
 # server then fails to bind although nobody listens): a start there is moved

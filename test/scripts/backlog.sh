@@ -32,7 +32,7 @@ scratch_cluster "$TMP/db"
 cluster_init "$TMP/db" "$P" "settle.database = postgres" "settle.cycle_interval = 60s" \
     "settle.batch_window = 10ms" "settle.stall_after = 1s" "settle.stall_backoff_max = 2s" || exit 1
 cluster_start "$TMP/db" || exit 1
-q() { cluster_psql "$P" -d postgres -At -c "$1"; }
+Q_PORT=$P    # q SQL: test/lib/cluster.sh
 setting() {  # setting NAME VALUE: ALTER SYSTEM and reload (the worker reloads on its latch)
     q "ALTER SYSTEM SET $1 = '$2'" >/dev/null && q "SELECT pg_reload_conf()" >/dev/null && sleep 0.5
 }

@@ -13,7 +13,7 @@ scratch_ports PORT 55475
 scratch_cluster "$TMP/c"
 cluster_init "$TMP/c" "$PORT" "settle.worker_enabled = off" || exit 1
 cluster_start "$TMP/c" || exit 1
-q() { cluster_psql "$PORT" -d postgres -At -c "$1"; }
+Q_PORT=$PORT    # q SQL: test/lib/cluster.sh
 
 q "CREATE EXTENSION settle" >/dev/null
 q "CREATE EXTENSION pg_cron" >/dev/null

@@ -27,7 +27,7 @@ cluster_init "$TMP/db" "$P" "settle.database = postgres" "settle.worker_enabled 
     "settle.deep_interval = 100ms" "settle.deep_budget = 3s" \
     "settle.solver_time_limit = 1ms" "settle.mip_max_payments = 0" || exit 1
 cluster_start "$TMP/db" || exit 1
-q() { cluster_psql "$P" -d postgres -At -c "$1"; }
+Q_PORT=$P    # q SQL: test/lib/cluster.sh
 setting() {  # setting NAME VALUE: ALTER SYSTEM and reload
     q "ALTER SYSTEM SET $1 = '$2'" >/dev/null && q "SELECT pg_reload_conf()" >/dev/null && sleep 0.5
 }

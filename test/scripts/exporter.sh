@@ -29,7 +29,7 @@ cluster_init "$TMP/primary" "$P1" "settle.cycle_interval = 200ms" "settle.databa
     "wal_level = replica" "max_wal_senders = 4" "hot_standby = on" || exit 1
 echo "host replication postgres 127.0.0.1/32 trust" | as_pg tee -a "$TMP/primary/data/pg_hba.conf" >/dev/null
 cluster_start "$TMP/primary" || exit 1
-q() { cluster_psql "$P1" -d postgres -At -c "$1"; }
+Q_PORT=$P1    # q SQL: test/lib/cluster.sh
 q2() { cluster_psql "$P2" -d postgres -At -c "$1"; }
 
 q "CREATE EXTENSION settle" >/dev/null

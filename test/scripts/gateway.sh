@@ -28,7 +28,7 @@ scratch_cluster "$TMP/standby" "$TMP/db"
 
 cluster_init "$TMP/db" "$P" "settle.cycle_interval = 200ms" "settle.database = postgres" || exit 1
 cluster_start "$TMP/db" || exit 1
-q() { cluster_psql "$P" -d postgres -At -c "$1"; }
+Q_PORT=$P    # q SQL: test/lib/cluster.sh
 
 q "CREATE EXTENSION settle" >/dev/null
 q "SELECT settle_create_participant('bank_a'), settle_create_participant('bank_b');

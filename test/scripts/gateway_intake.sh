@@ -29,7 +29,7 @@ scratch_cluster "$TMP/db"
 
 cluster_init "$TMP/db" "$P" "settle.worker_enabled = off" "timezone = 'Asia/Tokyo'" || exit 1
 cluster_start "$TMP/db" || exit 1
-q() { cluster_psql "$P" -d postgres -At -c "$1"; }
+Q_PORT=$P    # q SQL: test/lib/cluster.sh
 q "CREATE EXTENSION settle" >/dev/null
 q "SELECT settle_create_participant('bank_a'), settle_create_participant('bank_b');
    SELECT settle_create_account('acc_a', 'bank_a', 'USD', opening_balance => 1000);

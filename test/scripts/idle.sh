@@ -17,7 +17,7 @@ scratch_ports P 55600
 scratch_cluster "$TMP/db"
 cluster_init "$TMP/db" "$P" "settle.cycle_interval = 200ms" "settle.full_cycle_interval = 1s" || exit 1
 cluster_start "$TMP/db" || exit 1
-q() { cluster_psql "$P" -d postgres -At -c "$1"; }
+Q_PORT=$P    # q SQL: test/lib/cluster.sh
 
 q "CREATE EXTENSION settle" >/dev/null
 q "SELECT settle_create_participant(p) FROM unnest(ARRAY['i_a','i_b']) p" >/dev/null

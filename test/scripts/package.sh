@@ -189,7 +189,7 @@ PORT=$(free_port 55590)
 cluster_init "$TMP/cluster" "$PORT" "settle.worker_enabled = off" || bail "initdb failed"
 cluster_start "$TMP/cluster"
 ok $? "a server from $PGBIN starts with settle preloaded" || bail "server did not start"
-q() { cluster_psql "$PORT" -d postgres -At -c "$1"; }
+Q_PORT=$PORT    # q SQL: test/lib/cluster.sh
 is "$(q "SELECT setting FROM pg_config WHERE name = 'SHAREDIR'")" "$ROOT/usr/share/postgresql/$PGMAJOR" \
    "the server's share/ is $ROOT/usr/share/postgresql/$PGMAJOR"
 pm=$(head -1 "$TMP/cluster/data/postmaster.pid")

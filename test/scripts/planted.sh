@@ -21,7 +21,7 @@ scratch_ports P1 55500
 scratch_cluster "$TMP/db"
 cluster_init "$TMP/db" "$P1" "settle.cycle_interval = 200ms" "settle.database = postgres" "settle.two_phase = on" || exit 1
 cluster_start "$TMP/db" || exit 1
-q() { cluster_psql "$P1" -d postgres -At -c "$1"; }
+Q_PORT=$P1    # q SQL: test/lib/cluster.sh
 qas() { local who=$1; shift; psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$P1" -U "$who" -d postgres -c "$1"; }
 
 q "CREATE EXTENSION settle" >/dev/null

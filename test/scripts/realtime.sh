@@ -21,7 +21,7 @@ scratch_cluster "$TMP/db"
 cluster_init "$TMP/db" "$P" "settle.database = postgres" "settle.cycle_interval = 60s" "settle.batch_window = 10ms" \
     "wal_level = logical" || exit 1
 cluster_start "$TMP/db" || exit 1
-q() { cluster_psql "$P" -d postgres -At -c "$1"; }
+Q_PORT=$P    # q SQL: test/lib/cluster.sh
 q "CREATE EXTENSION settle" >/dev/null
 # the second delivery path: logical decoding of the publication settle_events (docs/AUDIT.md)
 q "SELECT settle_create_publication()" >/dev/null

@@ -21,7 +21,7 @@ scratch_ports P 55620
 scratch_cluster "$TMP/c"
 cluster_init "$TMP/c" "$P" "settle.worker_enabled = off" || exit 1
 cluster_start "$TMP/c" || exit 1
-q() { cluster_psql "$P" -d postgres -At -c "$1"; }
+Q_PORT=$P    # q SQL: test/lib/cluster.sh
 qa() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$P" -U st_alice -d postgres -At -c "$1"; }
 verify() { $PY "$VERIFY" "$1" "$2" >"$TMP/verify.out" 2>&1; }
 # rejected PATTERN NAME, right after verify: the verifier exited 1 with its

@@ -18,7 +18,7 @@ scratch_cluster "$TMP/c"
 
 cluster_init "$TMP/c" "$P" "settle.worker_enabled = off" "wal_level = logical" || exit 1
 cluster_start "$TMP/c" || exit 1
-q() { cluster_psql "$P" -d postgres -At -c "$1"; }
+Q_PORT=$P    # q SQL: test/lib/cluster.sh
 
 q "CREATE EXTENSION settle" >/dev/null \
     && q "SELECT settle_create_publication()" >/dev/null \

@@ -19,7 +19,7 @@ WORKER_CONF=("settle.cycle_interval = 200ms" "settle.database = postgres"
 cluster_init "$TMP/primary" "$P1" "${WORKER_CONF[@]}" || exit 1
 echo "host replication postgres 127.0.0.1/32 trust" | as_pg tee -a "$TMP/primary/data/pg_hba.conf" >/dev/null
 cluster_start "$TMP/primary" || exit 1
-q() { cluster_psql "$P1" -d postgres -At -c "$1"; }
+Q_PORT=$P1    # q SQL: test/lib/cluster.sh
 
 q "CREATE EXTENSION settle" >/dev/null
 q "SELECT settle_create_participant(p) FROM unnest(ARRAY['w_a','w_b','w_c']) p" >/dev/null
