@@ -39,7 +39,7 @@
 # PROD_IDLE_RATE=5000, PROD_IDLE_T=30, PROD_WAL_RATE=1000, PROD_WAL_T=20,
 # PROD_ITEMS="1 2 3 4 6", PROD_WORKLOADS="reference wide", PROD_WIDE_N=500,
 # PROD_DRAIN=60 (seconds a run may take to settle what was offered),
-# PROD_OUT_DIR=docs/img, PROD_RESULTS (add to this results file), PROD_DOC (a document whose "Production shape"
+# PROD_GW_ARGS (more gateway options), PROD_OUT_DIR=docs/img, PROD_RESULTS (add to this results file), PROD_DOC (a document whose "Production shape"
 # section is replaced: make bench-production), KEEP=1 (leave the last pair running).
 set -euo pipefail
 
@@ -226,10 +226,10 @@ start_pair() {
     # the gateway: defaults, except as many connections as item 4 holds, and a
     # connection time-out longer than item 4's idle phase
     (ulimit -n "$(ulimit -Hn)"; exec "$GATEWAY" --port "$GPORT" --db "host=127.0.0.1 port=$P1 dbname=postgres user=prod_gateway" \
-        --max-connections $((IDLE_CONN + 1000)) --connection-timeout 120) >"$DIR/$wl-gateway.log" 2>&1 &
+        --max-connections $((IDLE_CONN + 1000)) --connection-timeout 120 ${PROD_GW_ARGS:-}) >"$DIR/$wl-gateway.log" 2>&1 &
     GW_PID=$!
     for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$GPORT/metrics" && break; sleep 0.1; done
-    put "$wl.gateway_args" "--max-connections $((IDLE_CONN + 1000)) --connection-timeout 120 (others default: --pool-size 4, --http-threads 2, --batch-max 256, --batch-wait-us 1000)"
+    put "$wl.gateway_args" "--max-connections $((IDLE_CONN + 1000)) --connection-timeout 120 ${PROD_GW_ARGS:-}(others default: --pool-size 4, --http-threads 2, --batch-max 256, --batch-wait-us 1000)"
 }
 
 # ---------------------------------------------------------------- measuring
