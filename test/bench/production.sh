@@ -39,7 +39,8 @@
 # PROD_IDLE_RATE=5000, PROD_IDLE_T=30, PROD_WAL_RATE=1000, PROD_WAL_T=20,
 # PROD_ITEMS="1 2 3 4 6", PROD_WORKLOADS="reference wide", PROD_WIDE_N=500,
 # PROD_DRAIN=60 (seconds a run may take to settle what was offered),
-# PROD_GW_ARGS (more gateway options), PROD_OUT_DIR=docs/img, PROD_RESULTS (add to this results file), PROD_DOC (a document whose "Production shape"
+# PROD_GW_ARGS (more gateway options), PROD_CONF (one more postgresql.conf
+# line, for profiling: e.g. shared_preload_libraries with pg_stat_statements), PROD_OUT_DIR=docs/img, PROD_RESULTS (add to this results file), PROD_DOC (a document whose "Production shape"
 # section is replaced: make bench-production), KEEP=1 (leave the last pair running).
 set -euo pipefail
 
@@ -95,8 +96,8 @@ stop_pair() {
     STB="" PRI=""
 }
 cleanup() {
-    jobs -p | xargs -r kill 2>/dev/null || true
-    if [ "${KEEP:-0}" = 1 ]; then echo "left running: $DIR (primary $P1, standby $P2, gateway $GPORT)"
+    [ "${KEEP:-0}" = 1 ] || jobs -p | xargs -r kill 2>/dev/null || true
+    if [ "${KEEP:-0}" = 1 ]; then echo "left running: $DIR (primary $P1, standby $P2, gateway $GPORT pid $GW_PID)"
     else stop_pair; rm -rf "$DIR"; fi
 }
 trap cleanup EXIT
@@ -173,7 +174,8 @@ start_pair() {
     cluster_init "$PRI" "$P1" "fsync = on" "synchronous_commit = on" "full_page_writes = on" \
         "shared_buffers = 256MB" "max_wal_size = 4GB" "checkpoint_timeout = 15min" "max_connections = 400" \
         "wal_level = replica" "max_wal_senders = 4" "hot_standby = on" \
-        "synchronous_standby_names = 'standby1'" "settle.database = 'postgres'" "log_min_messages = warning"
+        "synchronous_standby_names = 'standby1'" "settle.database = 'postgres'" "log_min_messages = warning" \
+        ${PROD_CONF:+"$PROD_CONF"}
     echo "host replication postgres 127.0.0.1/32 trust" | as_pg tee -a "$PRI/data/pg_hba.conf" >/dev/null
     cluster_start "$PRI"
     [ "$(id -u)" = 0 ] && chown "$PGRUNAS" "$STB"
