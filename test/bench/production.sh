@@ -118,46 +118,74 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 HZ=$(getconf CLK_TCK)
 NCPU=$(nproc)
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-cpu_mark() {    # VAR: "busy all client worker walsender pri_other standby gateway children"
-    local busy all pm sm pid cmd t client=0 worker=0 ws=0 other=0 stb=0 gw=0 ch
+# A mark is a file of "class pid ticks" lines, one per live process, and the
+# ticks of the children each postmaster has reaped ("reaped_pri", "reaped_stb").
+CPU_MARKS=0
+cpu_mark() {    # VAR: the mark's file
+    local f pm sm pid cmd busy all ch
+    CPU_MARKS=$((CPU_MARKS + 1))
+    f=$WORK/cpumark.$CPU_MARKS
     read -r busy all < <(awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat)
     pm=$(head -1 "$PRI/data/postmaster.pid")
-    client=$(awk '{ print $16 + $17 }' "/proc/$pm/stat")
-    other=$(ticks "$pm")
-    for pid in $(ps -o pid= --ppid "$pm"); do
-        t=$(ticks "$pid")
-        cmd=$( (tr '\0' ' ' <"/proc/$pid/cmdline") 2>/dev/null || true)
-        case $cmd in
-            *"settle worker"*) worker=$((worker + t)) ;;
-            *walsender*) ws=$((ws + t)) ;;
-            *"127.0.0.1("*|*"[local]"*) client=$((client + t)) ;;
-            *) other=$((other + t)) ;;
-        esac
-    done
     sm=$(head -1 "$STB/data/postmaster.pid")
-    stb=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$sm/stat")
-    for pid in $(ps -o pid= --ppid "$sm"); do stb=$((stb + $(ticks "$pid"))); done
-    [ -n "$GW_PID" ] && gw=$(ticks "$GW_PID")
-    times >"$WORK/times"
-    ch=$(sed -n 2p "$WORK/times" | awk -v hz="$HZ" '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t * hz }')
-    printf -v "$1" '%s' "$busy $all $client $worker $ws $other $stb $gw $ch"
+    {
+        echo "busy 0 $busy"
+        echo "all 0 $all"
+        echo "reaped_pri 0 $(awk '{ print $16 + $17 }' "/proc/$pm/stat")"
+        echo "pri_other $pm $(ticks "$pm")"
+        for pid in $(ps -o pid= --ppid "$pm"); do
+            cmd=$( (tr '\0' ' ' <"/proc/$pid/cmdline") 2>/dev/null || true)
+            case $cmd in
+                *"settle worker"*) echo "worker $pid $(ticks "$pid")" ;;
+                *walsender*) echo "walsender $pid $(ticks "$pid")" ;;
+                *"127.0.0.1("*|*"[local]"*) echo "client $pid $(ticks "$pid")" ;;
+                *) echo "pri_other $pid $(ticks "$pid")" ;;
+            esac
+        done
+        echo "reaped_stb 0 $(awk '{ print $16 + $17 }' "/proc/$sm/stat")"
+        echo "standby $sm $(ticks "$sm")"
+        for pid in $(ps -o pid= --ppid "$sm"); do echo "standby $pid $(ticks "$pid")"; done
+        [ -n "$GW_PID" ] && echo "gateway $GW_PID $(ticks "$GW_PID")"
+        times >"$WORK/times"
+        ch=$(sed -n 2p "$WORK/times" | awk -v hz="$HZ" '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%d", t * hz }')
+        echo "children 0 $ch"
+    } >"$f"
+    printf -v "$1" '%s' "$f"
 }
 # NAME MARK0 MARK1 N: CPU microseconds per payment (N payments) by class, and
-# the cores busy with other work on the machine during the run
+# the cores busy with other work on the machine during the run.  A process
+# live at both marks counts its difference; one that started counts all its
+# ticks; what exited in between is in its postmaster's reaped time (less what
+# it had used before the first mark), counted as client backends on the
+# primary (most are: pgbench's, psql's) and as the standby on the standby.
 cpu_put() {
-    local name=$1 n=$4 a b i k
-    read -r -a a <<<"$2"
-    read -r -a b <<<"$3"
-    local classes=(busy all client worker walsender pri_other standby gateway children)
-    local ours=0
-    for i in 2 3 4 5 6 7 8; do
-        k=${classes[$i]}
-        put "$name.us_$k" "$(awk -v t=$((b[i] - a[i])) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')"
-        ours=$((ours + b[i] - a[i]))
-    done
-    put "$name.cpu_other" "$(awk -v db=$((b[0] - a[0])) -v da=$((b[1] - a[1])) -v o="$ours" -v c="$NCPU" \
-        'BEGIN { v = (da > 0 ? (db - o) * c / da : 0); if (v < 0) v = 0; printf "%.2f", v }')"
-    put "$name.cpu_ours" "$(awk -v da=$((b[1] - a[1])) -v o="$ours" -v c="$NCPU" 'BEGIN { printf "%.2f", (da > 0 ? o * c / da : 0) }')"
+    local name=$1 n=$4 k
+    awk -v hz="$HZ" -v n="$n" -v c="$NCPU" '
+        FNR == NR { s[$1 " " $2] = $3; cls[$1 " " $2] = $1; next }
+        { e[$1 " " $2] = $3 }
+        END {
+            for (k in e) {
+                split(k, x, " ")
+                if (x[1] == "busy" || x[1] == "all" || x[1] ~ /^reaped/) continue
+                d[x[1]] += e[k] - ((k in s) ? s[k] : 0)
+            }
+            for (k in s) {
+                split(k, x, " ")
+                if (!(k in e) && x[1] != "busy" && x[1] != "all" && x[1] !~ /^reaped/) gone[x[1] == "standby" ? "stb" : "pri"] += s[k]
+            }
+            d["client"] += e["reaped_pri 0"] - s["reaped_pri 0"] - gone["pri"]
+            d["standby"] += e["reaped_stb 0"] - s["reaped_stb 0"] - gone["stb"]
+            ours = 0
+            split("client worker walsender pri_other standby gateway children", cl, " ")
+            for (i = 1; i <= 7; i++) {
+                printf "%s.us_%s=%.1f\n", name, cl[i], (n > 0 ? d[cl[i]] / hz * 1e6 / n : 0)
+                ours += d[cl[i]]
+            }
+            da = e["all 0"] - s["all 0"]; db = e["busy 0"] - s["busy 0"]
+            v = (da > 0 ? (db - ours) * c / da : 0); if (v < 0) v = 0
+            printf "%s.cpu_other=%.2f\n", name, v
+            printf "%s.cpu_ours=%.2f\n", name, (da > 0 ? ours * c / da : 0)
+        }' name="$name" "$2" "$3" >>"$RES"
 }
 
 # ---------------------------------------------------------------- the pair
