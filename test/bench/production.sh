@@ -39,7 +39,8 @@
 # PROD_IDLE_RATE=5000, PROD_IDLE_T=30, PROD_WAL_RATE=1000, PROD_WAL_T=20,
 # PROD_ITEMS="1 2 3 4 6", PROD_WORKLOADS="reference wide", PROD_WIDE_N=500,
 # PROD_DRAIN=60 (seconds a run may take to settle what was offered),
-# PROD_GW_ARGS (more gateway options), PROD_CONF (one more postgresql.conf
+# PROD_GW_ARGS (more gateway options), PROD_LABEL (a suffix of the workload's
+# keys: a variant measured next to an earlier run, with PROD_RESULTS), PROD_CONF (one more postgresql.conf
 # line, for profiling: e.g. shared_preload_libraries with pg_stat_statements), PROD_OUT_DIR=docs/img, PROD_RESULTS (add to this results file), PROD_DOC (a document whose "Production shape"
 # section is replaced: make bench-production), KEEP=1 (leave the last pair running).
 set -euo pipefail
@@ -248,10 +249,10 @@ start_pair() {
     q -F ' ' -c "SELECT participant_id, settle_issue_api_token(participant_id || '_web', participant_id || '_app')
                    FROM settle.participant WHERE participant_id LIKE '${pfx}%' ORDER BY 1" >"$WORK/tokens"
     [ "$(wc -l <"$WORK/tokens")" = "$np" ]
-    put "$wl.participants" "$np"
-    put "$wl.accounts" "$(q -c "SELECT count(*) FROM settle.account WHERE kind = 'customer'")"
-    put "$wl.fees" "$(q -c "SELECT string_agg(currency || ' ' || fee, ', ' ORDER BY currency) FROM settle.wire_fee" 2>/dev/null || echo '?')"
-    put "$wl.worker_settings" "$(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings
+    put "$K.participants" "$np"
+    put "$K.accounts" "$(q -c "SELECT count(*) FROM settle.account WHERE kind = 'customer'")"
+    put "$K.fees" "$(q -c "SELECT string_agg(currency || ' ' || fee, ', ' ORDER BY currency) FROM settle.wire_fee" 2>/dev/null || echo '?')"
+    put "$K.worker_settings" "$(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings
                                         WHERE name IN ('settle.worker_enabled', 'settle.batch_window', 'settle.max_batch_delay', 'settle.cycle_interval')")"
     # the gateway: defaults, except as many connections as item 4 holds, and a
     # connection time-out longer than item 4's idle phase
@@ -259,7 +260,7 @@ start_pair() {
         --max-connections $((IDLE_CONN + 1000)) --connection-timeout 120 ${PROD_GW_ARGS:-}) >"$DIR/$wl-gateway.log" 2>&1 &
     GW_PID=$!
     for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$GPORT/metrics" && break; sleep 0.1; done
-    put "$wl.gateway_args" "--max-connections $((IDLE_CONN + 1000)) --connection-timeout 120 ${PROD_GW_ARGS:-}(others default: --pool-size 4, --http-threads 2, --batch-max 256, --batch-wait-us 1000)"
+    put "$K.gateway_args" "--max-connections $((IDLE_CONN + 1000)) --connection-timeout 120 ${PROD_GW_ARGS:-}(others default: --pool-size 4, --http-threads 2, --batch-max 256, --batch-wait-us 1000)"
 }
 
 # ---------------------------------------------------------------- measuring
@@ -492,16 +493,19 @@ put mem "$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 put commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
 put load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 put params "PROD_T=$PROD_T PROD_RATES='$RATES' PROD_ROUNDS=$ROUNDS PROD_CONN=$CONN PROD_PG_T=$PG_T PROD_PG_RATES='$PG_RATES' PROD_CLIENTS='$CLIENTS' PROD_CL_T=$CL_T PROD_IDLE_CONN=$IDLE_CONN PROD_IDLE_RATE=$IDLE_RATE PROD_IDLE_T=$IDLE_T PROD_WAL_RATE=$WAL_RATE PROD_WAL_T=$WAL_T PROD_ITEMS='${ITEMS# }' PROD_WORKLOADS='$WORKLOADS' PROD_WIDE_N=$WIDE_N"
-put workloads "$WORKLOADS"
+put workloads "$(for w in $WORKLOADS; do printf '%s%s ' "$w" "${PROD_LABEL:-}"; done)"
 
 for wl in $WORKLOADS; do
-    log "workload $wl: primary + synchronous standby"
-    put "$wl.date" "$(date -u '+%Y-%m-%d %H:%M UTC')"
-    put "$wl.load_start" "$(cut -d' ' -f1-3 /proc/loadavg)"
-    put "$wl.params" "$(get params)"
+    # PROD_LABEL: a suffix of the keys, to record a variant next to an earlier
+    # run of the same workload (e.g. "+pool16" with PROD_GW_ARGS)
+    K=$wl${PROD_LABEL:-}
+    log "workload $wl$([ -n "${PROD_LABEL:-}" ] && echo " ($PROD_LABEL)"): primary + synchronous standby"
+    put "$K.date" "$(date -u '+%Y-%m-%d %H:%M UTC')"
+    put "$K.load_start" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    put "$K.params" "$(get params)"
     WL_START=$(date +%s)
     start_pair "$wl"
-    put "$wl.pg" "$(q -c 'SHOW server_version')"
+    put "$K.pg" "$(q -c 'SHOW server_version')"
     log "  warm-up: 5 s at 1,000/s through the gateway"
     "$LOAD" -p "$GPORT" -r 1000 -d 5 -c "$CONN" -P "$WORK/tokens" -x warm -o "$WORK/warm.req" -D 30 >/dev/null 2>&1 || true
 
@@ -510,61 +514,61 @@ for wl in $WORKLOADS; do
         best=0 first=""
         for rate in $RATES; do
             [ -z "$first" ] && first=$rate
-            http_run "$wl.i1_$rate.r1" "$rate" "$PROD_T" "$CONN"
-            pg_run "$wl.i1b_$rate.r1" prod_plain.pgb "$rate" "$PROD_T" 64
-            [ "$(get "$wl.i1_$rate.r1.met")" = met ] && { best=$rate; break; }
+            http_run "$K.i1_$rate.r1" "$rate" "$PROD_T" "$CONN"
+            pg_run "$K.i1b_$rate.r1" prod_plain.pgb "$rate" "$PROD_T" 64
+            [ "$(get "$K.i1_$rate.r1.met")" = met ] && { best=$rate; break; }
         done
-        put "$wl.i1_rates_tried" "$(awk -v r="$rate" '{ for (i = 1; i <= NF; i++) { printf "%s%s", (i > 1 ? " " : ""), $i; if ($i == r) exit } }' <<<"$RATES")"
-        put "$wl.i1_best" "$best"
+        put "$K.i1_rates_tried" "$(awk -v r="$rate" '{ for (i = 1; i <= NF; i++) { printf "%s%s", (i > 1 ? " " : ""), $i; if ($i == r) exit } }' <<<"$RATES")"
+        put "$K.i1_best" "$best"
         for r in $(seq 2 "$ROUNDS"); do
             for rate in $(printf '%s\n' "$first" "$best" | awk '$1 != 0' | sort -u); do
                 if [ $((r % 2)) = 0 ]; then
-                    pg_run "$wl.i1b_$rate.r$r" prod_plain.pgb "$rate" "$PROD_T" 64
-                    http_run "$wl.i1_$rate.r$r" "$rate" "$PROD_T" "$CONN"
+                    pg_run "$K.i1b_$rate.r$r" prod_plain.pgb "$rate" "$PROD_T" 64
+                    http_run "$K.i1_$rate.r$r" "$rate" "$PROD_T" "$CONN"
                 else
-                    http_run "$wl.i1_$rate.r$r" "$rate" "$PROD_T" "$CONN"
-                    pg_run "$wl.i1b_$rate.r$r" prod_plain.pgb "$rate" "$PROD_T" 64
+                    http_run "$K.i1_$rate.r$r" "$rate" "$PROD_T" "$CONN"
+                    pg_run "$K.i1b_$rate.r$r" prod_plain.pgb "$rate" "$PROD_T" 64
                 fi
             done
         done
-        put "$wl.i1_rounds" "$ROUNDS"
+        put "$K.i1_rounds" "$ROUNDS"
     fi
 
     if [[ $ITEMS == *" 2 "* ]] || [[ $ITEMS == *" 3 "* ]]; then
         log "item 2: settle_submit over libpq, pgbench --rate, 64 clients, ${PG_T}s per point"
         best2=0
         for rate in $PG_RATES; do
-            pg_run "$wl.i2_$rate" prod_submit.pgb "$rate" "$PG_T" 64
-            if [ "$(get "$wl.i2_$rate.kept_up")" = yes ]; then best2=$rate; break; fi
+            pg_run "$K.i2_$rate" prod_submit.pgb "$rate" "$PG_T" 64
+            if [ "$(get "$K.i2_$rate.kept_up")" = yes ]; then best2=$rate; break; fi
         done
-        put "$wl.i2_rates_tried" "$(awk -v r="$rate" '{ for (i = 1; i <= NF; i++) { printf "%s%s", (i > 1 ? " " : ""), $i; if ($i == r) exit } }' <<<"$PG_RATES")"
-        put "$wl.i2_best" "$best2"
+        put "$K.i2_rates_tried" "$(awk -v r="$rate" '{ for (i = 1; i <= NF; i++) { printf "%s%s", (i > 1 ? " " : ""), $i; if ($i == r) exit } }' <<<"$PG_RATES")"
+        put "$K.i2_best" "$best2"
     fi
 
     if [[ $ITEMS == *" 3 "* ]]; then
         cr=${PROD_CL_RATE:-$best2}
         [ "$cr" = 0 ] && cr=1000
-        put "$wl.i3_rate" "$cr"
+        put "$K.i3_rate" "$cr"
         log "item 3: $cr/s from ${CLIENTS// /, } clients, ${CL_T}s each"
-        for c in $CLIENTS; do pg_run "$wl.i3_c$c" prod_submit.pgb "$cr" "$CL_T" "$c"; done
+        for c in $CLIENTS; do pg_run "$K.i3_c$c" prod_submit.pgb "$cr" "$CL_T" "$c"; done
     fi
 
     if [[ $ITEMS == *" 4 "* ]]; then
         log "item 4: $IDLE_CONN connections held open, $IDLE_RATE/s spread over them, ${IDLE_T}s"
-        http_run "$wl.i4" "$IDLE_RATE" "$IDLE_T" "$IDLE_CONN" 5
-        put "$wl.i4.per_conn_kb" "$(awk -v a="$(get "$wl.i4.rss_before_kb")" -v b="$(get "$wl.i4.rss_after_kb")" -v n="$IDLE_CONN" 'BEGIN { printf "%.2f", (b - a) / n }')"
-        put "$wl.i4.met" "$(awk -v p="$(get "$wl.i4.ack_p99_ms")" -v a="$(get "$wl.i4.acked_pct")" 'BEGIN { print (p + 0 < 100 && a + 0 >= 98) ? "met" : "missed" }')"
+        http_run "$K.i4" "$IDLE_RATE" "$IDLE_T" "$IDLE_CONN" 5
+        put "$K.i4.per_conn_kb" "$(awk -v a="$(get "$K.i4.rss_before_kb")" -v b="$(get "$K.i4.rss_after_kb")" -v n="$IDLE_CONN" 'BEGIN { printf "%.2f", (b - a) / n }')"
+        put "$K.i4.met" "$(awk -v p="$(get "$K.i4.ack_p99_ms")" -v a="$(get "$K.i4.acked_pct")" 'BEGIN { print (p + 0 < 100 && a + 0 >= 98) ? "met" : "missed" }')"
     fi
 
     if [[ $ITEMS == *" 6 "* ]]; then
         log "item 6: WAL and CPU per payment at $WAL_RATE/s, ${WAL_T}s, 8 clients: settle_submit + worker, then plain insert + gross posting"
         q -c "CHECKPOINT" >/dev/null
-        pg_run "$wl.i6" prod_submit.pgb "$WAL_RATE" "$WAL_T" 8
+        pg_run "$K.i6" prod_submit.pgb "$WAL_RATE" "$WAL_T" 8
         q -c "CHECKPOINT" >/dev/null
-        pg_run "$wl.i6b" prod_plain.pgb "$WAL_RATE" "$WAL_T" 8
+        pg_run "$K.i6b" prod_plain.pgb "$WAL_RATE" "$WAL_T" 8
     fi
-    put "$wl.load_end" "$(cut -d' ' -f1-3 /proc/loadavg)"
-    put "$wl.duration_s" "$(( $(date +%s) - WL_START ))"
+    put "$K.load_end" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    put "$K.duration_s" "$(( $(date +%s) - WL_START ))"
     [ "${KEEP:-0}" = 1 ] && [ "$wl" = "${WORKLOADS##* }" ] || stop_pair
 done
 put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"

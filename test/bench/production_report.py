@@ -80,12 +80,14 @@ L.append(f"| commit | `{g('commit')}` |")
 L.append(f"| machine | {g('cpu')}, **{g('cores')} cores**, {g('mem')}; PostgreSQL, its standby, the gateway, "
          "the load generator and pgbench all share them |")
 for wl in workloads:
-    desc = WL_DESC.get(wl, wl).format(n=g(f"{wl}.participants"))
+    # a variant of a workload is recorded as NAME+LABEL (PROD_LABEL)
+    desc = WL_DESC.get(wl.split("+")[0], wl).format(n=g(f"{wl}.participants"))
     L.append(f"| workload `{wl}` | {desc}; {g(f'{wl}.accounts')} accounts, each funded with 10,000,000.00 "
              "so that every payment settles |")
 if workloads:
     L.append(f"| worker | {g(workloads[0] + '.worker_settings')} (defaults) |")
-    L.append(f"| gateway | {g(workloads[0] + '.gateway_args')} |")
+for wl in workloads:
+    L.append(f"| gateway, `{wl}` | {g(wl + '.gateway_args')} |")
 for wl in workloads:
     L.append(f"| run of `{wl}` | {g(wl + '.date')}, {g(wl + '.duration_s')} s; load average {g(wl + '.load_start')} "
              f"at the start, {g(wl + '.load_end')} at the end; parameters `{g(wl + '.params')}` |")
@@ -122,7 +124,7 @@ for wl in workloads:
             v = "**not shown** (runs shorter than the target's 60 s; the figures would meet it)"
         row1.append(f"{v} at {fmt(float(first))}/s: acknowledged {med_range(rounds(pre, 'acked_pct'))}%, "
                     f"P95 {med_range(rounds(pre, 'e_p95'))} ms, P99 {med_range(rounds(pre, 'e_p99'))} ms "
-                    f"({len(rounds(pre, 'met'))} runs of {g(pre + '.r1.seconds')} s)")
+                    f"({len(rounds(pre, 'met'))} run{'s' if len(rounds(pre, 'met')) != 1 else ''} of {g(pre + '.r1.seconds')} s)")
         best = g(f"{wl}.i1_best", "0")
         if best != "0" and best != first:
             row1b.append(f"{fmt(float(best))}/s (of {', '.join(tried)})")
