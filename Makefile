@@ -54,7 +54,7 @@ REGRESS     += metrics
 # settings: contexts, units, checks (issue: security round 2)
 REGRESS     += settings
 # settlement semantics (issue #16)
-REGRESS     += fx_exact semantics two_phase cycle_range returns links random_load
+REGRESS     += fx_exact semantics two_phase cycle_range returns links links_maximal random_load
 # limits at their boundary, one minor unit over (issue #17, item 9)
 REGRESS     += limit_boundary
 # archiving events, cycles and seal runs (issue #15)
@@ -65,6 +65,8 @@ REGRESS     += funding_advice treasury
 REGRESS     += netting_baseline
 # catalog documentation: comments on every public function, view and column
 REGRESS     += catalog
+# the statement tree checked, consistency proofs (issue #29)
+REGRESS     += statement_tree
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
 ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race
@@ -153,6 +155,11 @@ storage: deps
 	$(MAKE) all
 	$(MAKE) install
 	bash test/bench/storage.sh
+
+# the container stack of docker/ built and run with podman (test/compose/run.sh; also in make test)
+.PHONY: compose-test
+compose-test:
+	bash test/compose/run.sh
 
 # high availability, long form: etcd + three Patroni nodes, repeated fail-overs under load
 .PHONY: ha-test

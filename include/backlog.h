@@ -50,6 +50,10 @@ typedef struct SettleBacklogReport
 /* From _PG_init: the settings; and, while preloading, the shared memory. */
 extern void settle_backlog_define_settings(void);
 extern void settle_backlog_shmem_init(void);
+/* Intake queued n payments: count them and wake this database's worker once the transaction commits. */
+extern void settle_worker_wake_at_commit(int n, int max_priority, TimestampTz min_deadline);
+/* The launcher gave worker slot `slot` to a database: its queue starts empty. */
+extern void settle_backlog_reset(int slot);
 
 /*
  * Intake, in its transaction: n payments will join the queue if it commits;

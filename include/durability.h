@@ -13,7 +13,8 @@
 /*
  * Wait until everything this backend can see is confirmed by the
  * synchronous standby (as a commit would wait); raise SE140 if the wait is
- * cancelled.  Returns at once without synchronous standbys, on a standby,
+ * cancelled, SE170 at once on an orphan (no synchronous standby streaming,
+ * src/sync_standby.c).  Returns at once without synchronous standbys, on a standby,
  * or when the session turned synchronous_commit down to local or off.
  */
 extern void settle_wait_durable(const char *what);

@@ -6,7 +6,7 @@
 
 /* Define settle.fence (from _PG_init). */
 extern void settle_fence_init(void);
-/* Whether this server is fenced; *why says why (a static string). */
+/* Whether this server (settle.fence) or database (a logical copy) is fenced; *why says why (a static string). */
 extern bool settle_fenced(const char **why);
 /* Raise SE153 if fenced: what names the refused action. */
 extern void settle_check_fence(const char *what);

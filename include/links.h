@@ -23,7 +23,10 @@ extern void settle_links_housekeeping(void);
 /* Before solving: members of groups not wholly in this cycle's queue wait. */
 extern void settle_links_filter(CycleState *cs);
 
-/* After solving: every group settles whole or not at all (exact, then refilled). */
-extern void settle_links_enforce(CycleState *cs, const SolverProblem *problem, bool *selected);
+/*
+ * For the solver (issue #27): each payment's group, 0 .. n - 1, or -1 into
+ * group (cs->n_payments entries); returns n, the number of groups (0: none).
+ */
+extern int	settle_links_groups(const CycleState *cs, int *group);
 
 #endif							/* SETTLE_LINKS_H */

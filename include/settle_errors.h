@@ -88,7 +88,11 @@
 #define ERRCODE_SETTLE_NO_PG_CRON			SE('1','3','0')
 /* durability: an answer that could still be lost in a fail-over */
 #define ERRCODE_SETTLE_NOT_DURABLE			SE('1','4','0')
-/* lifecycle: install and drop (SE150 raised from src/sql/00_schema.sql) */
+/*
+ * lifecycle: install and drop.  SE150 is retired since 1.2 (every database
+ * gets a worker): only the frozen install scripts of 1.0 and 1.1 raise it;
+ * never reuse the code.
+ */
 #define ERRCODE_SETTLE_WORKER_ELSEWHERE		SE('1','5','0')
 #define ERRCODE_SETTLE_DROP_REFUSED			SE('1','5','1')
 #define ERRCODE_SETTLE_VERSION_MISMATCH		SE('1','5','2')
@@ -100,6 +104,8 @@
 #define ERRCODE_SETTLE_API_CLIENT_EXISTS	SE('1','6','0')
 #define ERRCODE_SETTLE_API_CLIENT_UNKNOWN	SE('1','6','1')
 #define ERRCODE_SETTLE_API_CLIENT_ID		SE('1','6','2')
+/* an orphan: synchronous standbys required, too few streaming (src/sync_standby.c) */
+#define ERRCODE_SETTLE_NO_SYNC_STANDBY		SE('1','7','0')
 /* backpressure: intake refuses new payments while the queue is full (settle.max_queued) */
 #define ERRCODE_SETTLE_QUEUE_FULL			SE('0','9','3')
 

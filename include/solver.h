@@ -17,6 +17,7 @@
  *            >= min(0, available_a)   (0; an account already below may not go lower)
  *        x_i <= y_{wire_src_i},  x_i <= y_{wire_dst_i}
  *        z_k >= +sum_{i in k} fxvalue_i x_i,  z_k >= -sum_{i in k} fxvalue_i x_i
+ *        x_i = x_j  for payments i, j of one linked group (issue #27)
  * Every cost term is non-negative.  The account constraint is re-checked in
  * exact int64 arithmetic before a result is returned: a returned selection
  * never takes an account below its limit.
@@ -77,6 +78,17 @@ typedef struct SolverProblem
 	 * Filled by src/solver_duals.c.
 	 */
 	double	   *account_price;
+
+	/*
+	 * Optional (issue #27): linked payments, all or nothing.  group[i] is
+	 * payment i's group, 0 .. n_groups - 1, or -1 for an unlinked payment;
+	 * NULL: none.  A group is one unit of the model (x_i = x_j within it):
+	 * every stage selects or drops it whole, and the returned selection is
+	 * maximal (no unselected payment or group fits and pays for itself).
+	 * Give only complete groups: every member present.
+	 */
+	int			n_groups;
+	const int  *group;
 } SolverProblem;
 
 typedef enum SolverStatus
@@ -145,5 +157,11 @@ extern void settle_solve_greedy(const SolverProblem *problem, bool *settle);
  * already negative may not go lower, but is not a violation by itself.
  */
 extern int	settle_check_selection(const SolverProblem *problem, const bool *settle);
+
+/*
+ * All or nothing (issue #27): the first group of problem->group that the
+ * selection settles in part, or -1 (always -1 without groups).
+ */
+extern int	settle_check_groups(const SolverProblem *problem, const bool *settle);
 
 #endif							/* SETTLE_SOLVER_H */

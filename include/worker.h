@@ -1,18 +1,11 @@
 /*
- * worker.h -- the settlement background worker.
+ * worker.h -- the settlement background worker (one per database, started
+ * by the launcher: launcher.h).
  */
 #ifndef SETTLE_WORKER_H
 #define SETTLE_WORKER_H
 
-extern char *settle_database;
-/* loaded through shared_preload_libraries: the worker is registered */
+/* loaded through shared_preload_libraries: the launcher is registered */
 extern bool settle_preloaded;
-extern bool settle_worker_enabled;
-
-/* Define the worker's settings (from _PG_init). */
-extern void settle_worker_define_settings(void);
-
-/* Register the worker (from _PG_init, while preloading). */
-extern void settle_worker_register(void);
 
 #endif							/* SETTLE_WORKER_H */

@@ -107,10 +107,60 @@ SELECT archive_id, first_seq = (SELECT last_seq + 1 FROM settle.archive WHERE ar
 SELECT problem, entity, entity_id FROM settle_verify();
 SELECT count(*) AS differences FROM settle_replay();
 SELECT archive_id, attached, intact FROM settle_verify_archive();
--- nothing older left: no archive
+-- the chain's last transaction stayed live (the next seal links to it); the
+-- seal by settle_verify() moved the chain on, so it goes now, then nothing is left
+SELECT count(*) FROM settle_archive(:'horizon2');
 SELECT count(*) FROM settle_archive(:'horizon2');
 SELECT considered, settled FROM settle_run_cycle();
 SELECT count(*) AS differences FROM settle_replay();
+
+-- in slices (issue #29): at most max_events per archive, whole transactions
+-- (one larger than a slice is taken whole), each slice a bounded transaction;
+-- settle_archive_all commits slice after slice and can be resumed
+SELECT count(*) AS submitted FROM generate_series(1, 12) i,
+       LATERAL settle_submit('s' || i, 1, 'USD', 'USD', 'aa_usd', 'ab_usd', 'ab', 'sk' || i) s;
+SELECT considered, settled FROM settle_run_cycle();
+SELECT status FROM settle_submit('s13', 1, 'USD', 'USD', 'aa_usd', 'ab_usd', 'ab', 'sk13');
+SELECT status FROM settle_submit('s14', 1, 'USD', 'USD', 'aa_usd', 'ab_usd', 'ab', 'sk14');
+SELECT count(*) AS chains_sealed FROM settle_seal();
+SELECT clock_timestamp() AS horizon3 \gset
+SELECT pg_sleep(0.01);
+SELECT status FROM settle_submit('s_after', 1, 'USD', 'USD', 'aa_usd', 'ab_usd', 'ab', 'sk_after');
+SELECT count(*) FROM settle_archive(:'horizon3', 0);
+SELECT max(archive_id) AS last_archive FROM settle.archive \gset
+-- one slice of 3: the next transaction is bigger (the 12 payments' cycle), so
+-- the slice ends before it
+SELECT events <= 3 AS bounded, first_seq = (SELECT last_seq + 1 FROM settle.archive WHERE archive_id = :last_archive) AS continues
+  FROM settle_archive(:'horizon3', 3);
+SELECT count(*) AS events_left_before_horizon FROM settle.event WHERE occurred_at < :'horizon3' \gset
+CALL settle_archive_all(:'horizon3', 3);
+SELECT count(*) AS events_before_horizon FROM settle.event WHERE occurred_at < :'horizon3';
+-- contiguous slices, each at most 3 events unless it is one transaction
+SELECT count(*) > 2 AS several_slices,
+       bool_and(a.first_seq = (SELECT p.last_seq + 1 FROM settle.archive p WHERE p.archive_id = a.archive_id - 1)) AS contiguous,
+       bool_and(a.events <= 3
+                OR (xpath('/row/n/text()', query_to_xml(format('SELECT count(DISTINCT xid) AS n FROM settle_archive.event_%s',
+                                                               a.archive_id), false, true, '')))[1]::text = '1') AS bounded_or_whole,
+       sum(a.events) = :events_left_before_horizon AS all_moved
+  FROM settle.archive a WHERE a.archive_id > :last_archive + 1;
+SELECT max(events) > 3 AS a_bigger_transaction_whole FROM settle.archive WHERE archive_id > :last_archive;
+SELECT problem, entity, entity_id FROM settle_verify();
+SELECT count(*) AS differences FROM settle_replay();
+SELECT bool_and(intact) AS all_intact FROM settle_verify_archive();
+-- nothing left: the procedure archives nothing
+CALL settle_archive_all(:'horizon3', 3);
+-- the whole-ledger check and the choice of the slice take no seal lock: a
+-- call with nothing to archive leaves it untaken (before 1.2 it sealed and
+-- locked first, for its whole transaction)
+BEGIN;
+SELECT count(*) AS archived FROM settle_archive(:'horizon3', 3);
+SELECT count(*) AS seal_lock_held FROM pg_locks
+ WHERE locktype = 'relation' AND relation = 'settle.seal_lock'::regclass AND pid = pg_backend_pid() AND granted;
+ROLLBACK;
+-- inside a transaction block it cannot commit its slices
+BEGIN;
+CALL settle_archive_all(:'horizon3', 3);
+ROLLBACK;
 
 -- key retention keeps working on archived payments
 SELECT settle_purge_idempotency_keys(keep => '0 seconds') >= 4 AS purged;
@@ -137,6 +187,8 @@ SELECT archive_id, attached FROM settle_verify_archive();
 RESET ROLE;
 -- the archive schema owned by another role (created before the first
 -- archive, or handed over): refused (42501), nothing archived
+SELECT status FROM settle_submit('a_owner', 1, 'USD', 'USD', 'aa_usd', 'ab_usd', 'ab', 'ak_owner');
+SELECT count(*) AS chains_sealed FROM settle_seal();
 BEGIN;
 ALTER SCHEMA settle_archive OWNER TO regress_archive_operator;
 SELECT * FROM settle_archive(clock_timestamp());

@@ -107,8 +107,18 @@ SELECT metric, labels, value FROM settle.metrics WHERE metric = 'settle_node_pri
 SELECT v('settle_worker_enabled') = CASE WHEN current_setting('settle.worker_enabled')::boolean THEN 1 ELSE 0 END
        AS worker_enabled_matches;
 SELECT count(*) AS replication_samples_without_standby FROM settle.metrics WHERE family = 'replication';
--- the worker of this server cycles in settle.database, not here: the counters
--- are 0 here and settle_worker_status() reports no worker for this database
+-- no synchronous standby is required here, so none is missing and nothing is
+-- refused (test/scripts/durability.sh has the orphan: a standby that is gone)
+SELECT v('settle_sync_standby_missing') AS sync_standby_missing;
+SELECT required, needed, streaming, catching_up, refusing, reason FROM settle_sync_standby_state();
+SET synchronous_commit = local;
+SELECT required, refusing, reason FROM settle_sync_standby_state();
+RESET synchronous_commit;
+SELECT synchronous_standby_required, synchronous_standbys_needed, synchronous_standby_missing,
+       synchronous_standby_reason FROM settle_gateway_health();
+-- the workers are off on this server (settle.worker_enabled): the launcher
+-- serves no database, the counters are 0 and settle_worker_status() reports no
+-- worker for this database
 SELECT metric, value FROM settle.metrics WHERE metric LIKE 'settle_worker_%failed_total' ORDER BY 1;
 SELECT count(*) AS worker_of_this_database FROM settle_worker_status();
 SELECT value AS workers_here FROM settle.metrics WHERE metric = 'settle_worker_running';

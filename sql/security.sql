@@ -20,7 +20,9 @@ SELECT p.proname FROM pg_proc p
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%');
 SELECT count(*) > 5 AS definer_functions FROM pg_proc p WHERE p.proname LIKE 'settle\_%' AND p.prosecdef;
 -- every SQL and PL/pgSQL function pins it too, but for the four the planner
--- must inline (a SET clause prevents inlining): they run inside pinned callers
+-- must inline (a SET clause prevents inlining): they run inside pinned callers;
+-- and settle_archive_all, a procedure that commits between slices (a SET
+-- clause forbids COMMIT): every name in it is schema-qualified
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
  WHERE (p.pronamespace = 'settle'::regnamespace OR p.proname LIKE 'settle\_%') AND l.lanname IN ('sql', 'plpgsql')
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')

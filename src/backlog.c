@@ -24,6 +24,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "access/xact.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -33,6 +34,7 @@
 #include "cycle.h"
 #include "settle_errors.h"
 #include "worker.h"
+#include "worker_state.h"
 
 int			settle_max_queued = 1000000;
 int			settle_stall_after_ms = 30000;
@@ -48,16 +50,14 @@ typedef struct SettleBacklogShared
 	SettleBacklogReport report;
 } SettleBacklogShared;
 
-static SettleBacklogShared *backlog = NULL;
+/* one per worker slot (worker_state.c): the queue of each database the launcher serves */
+static SettleBacklogShared *backlogs = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* -1 unknown, 0 no, 1 yes: this backend's database is the worker's (it never changes) */
-static int	serves_database = -1;
-
 static void backlog_shmem_request(void);
 static void backlog_shmem_startup(void);
-static bool serves_this_database(void);
+static SettleBacklogShared *my_backlog(void);
 static bool settle_backlog_fresh(const SettleBacklogShared *copy, TimestampTz now);
 
 void
@@ -81,7 +81,7 @@ backlog_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(SettleBacklogShared)));
+	RequestAddinShmemSpace(MAXALIGN(mul_size(settle_max_databases, sizeof(SettleBacklogShared))));
 }
 
 static void
@@ -92,11 +92,14 @@ backlog_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	backlog = ShmemInitStruct("settle backlog", sizeof(SettleBacklogShared), &found);
+	backlogs = ShmemInitStruct("settle backlog", mul_size(settle_max_databases, sizeof(SettleBacklogShared)), &found);
 	if (!found)
 	{
-		memset(backlog, 0, sizeof(SettleBacklogShared));
-		SpinLockInit(&backlog->mutex);
+		int			i;
+
+		memset(backlogs, 0, mul_size(settle_max_databases, sizeof(SettleBacklogShared)));
+		for (i = 0; i < settle_max_databases; i++)
+			SpinLockInit(&backlogs[i].mutex);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -110,17 +113,31 @@ settle_backlog_shmem_init(void)
 	shmem_startup_hook = backlog_shmem_startup;
 }
 
-/* In a transaction: is this backend's database the one the worker serves? */
-static bool
-serves_this_database(void)
+/* This backend's database's queue, or NULL: the launcher serves no such database. */
+static SettleBacklogShared *
+my_backlog(void)
 {
-	if (serves_database < 0)
-	{
-		char	   *name = get_database_name(MyDatabaseId);
+	int			slot;
 
-		serves_database = (settle_database != NULL && name != NULL && strcmp(settle_database, name) == 0) ? 1 : 0;
-	}
-	return serves_database == 1;
+	if (backlogs == NULL)
+		return NULL;
+	slot = settle_worker_my_slot();
+	return slot < 0 ? NULL : &backlogs[slot];
+}
+
+/* The launcher gives a slot to a database: its queue starts empty. */
+void
+settle_backlog_reset(int slot)
+{
+	SettleBacklogShared *b;
+
+	if (backlogs == NULL || slot < 0 || slot >= settle_max_databases)
+		return;
+	b = &backlogs[slot];
+	SpinLockAcquire(&b->mutex);
+	memset(((char *) b) + offsetof(SettleBacklogShared, arrivals), 0,
+		   sizeof(SettleBacklogShared) - offsetof(SettleBacklogShared, arrivals));
+	SpinLockRelease(&b->mutex);
 }
 
 /* The worker's figures are current: published since the last two heartbeats (and 30 s). */
@@ -131,6 +148,52 @@ settle_backlog_fresh(const SettleBacklogShared *copy, TimestampTz now)
 		!TimestampDifferenceExceeds(copy->published_at, now, 2 * settle_cycle_interval_ms + 30000);
 }
 
+static bool wake_registered = false;
+static bool wake_at_commit = false;
+
+/* Transaction callback: the worker is woken once the queueing transaction has committed. */
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			settle_backlog_pending_committed();
+			if (wake_at_commit)
+				settle_worker_wake();
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* a prepared transaction commits elsewhere: the heartbeat finds it */
+			settle_backlog_pending_discarded();
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * This transaction queued n payments: count them and wake the worker when
+ * (if) it commits.
+ */
+void
+settle_worker_wake_at_commit(int n, int max_priority, TimestampTz min_deadline)
+{
+	if (backlogs == NULL)
+		return;					/* not preloaded: there is no worker */
+	settle_backlog_note_pending(n, max_priority, min_deadline);
+	if (!wake_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		wake_registered = true;
+	}
+	wake_at_commit = true;
+}
+
 /* this transaction's payments, counted when it commits */
 static int	pending_n = 0;
 static int	pending_max_priority = 0;
@@ -139,7 +202,9 @@ static TimestampTz pending_min_deadline = 0;
 void
 settle_backlog_note_pending(int n, int max_priority, TimestampTz min_deadline)
 {
-	if (backlog == NULL || n <= 0 || !serves_this_database())
+	SettleBacklogShared *backlog = my_backlog();
+
+	if (backlog == NULL || n <= 0)
 		return;
 	pending_n += n;
 	pending_max_priority = Max(pending_max_priority, max_priority);
@@ -159,6 +224,7 @@ settle_backlog_pending_discarded(void)
 void
 settle_backlog_pending_committed(void)
 {
+	SettleBacklogShared *backlog = my_backlog();
 	TimestampTz now;
 	int			n = pending_n;
 	int			max_priority = pending_max_priority;
@@ -195,10 +261,11 @@ settle_backlog_pending_committed(void)
 void
 settle_backlog_admit(int n)
 {
+	SettleBacklogShared *backlog = my_backlog();
 	SettleBacklogShared copy;
 	int64		depth;
 
-	if (backlog == NULL || settle_max_queued <= 0 || n <= 0 || !serves_this_database())
+	if (backlog == NULL || settle_max_queued <= 0 || n <= 0)
 		return;
 	SpinLockAcquire(&backlog->mutex);
 	memcpy(&copy, backlog, sizeof(copy));
@@ -223,6 +290,8 @@ settle_backlog_admit(int n)
 bool
 settle_backlog_peek(SettleArrivals *out)
 {
+	SettleBacklogShared *backlog = my_backlog();
+
 	if (backlog == NULL)
 	{
 		memset(out, 0, sizeof(*out));
@@ -238,6 +307,8 @@ settle_backlog_peek(SettleArrivals *out)
 void
 settle_backlog_take(SettleArrivals *out)
 {
+	SettleBacklogShared *backlog = my_backlog();
+
 	if (backlog == NULL)
 	{
 		memset(out, 0, sizeof(*out));
@@ -254,6 +325,8 @@ settle_backlog_take(SettleArrivals *out)
 void
 settle_backlog_publish(const SettleBacklogReport *report)
 {
+	SettleBacklogShared *backlog = my_backlog();
+
 	if (backlog == NULL)
 		return;
 	SpinLockAcquire(&backlog->mutex);
@@ -266,6 +339,7 @@ settle_backlog_publish(const SettleBacklogReport *report)
 bool
 settle_backlog_read(SettleBacklogReport *out)
 {
+	SettleBacklogShared *backlog = my_backlog();
 	bool		published;
 
 	if (backlog == NULL)
@@ -283,6 +357,8 @@ settle_backlog_read(SettleBacklogReport *out)
 void
 settle_backlog_count_stall(void)
 {
+	SettleBacklogShared *backlog = my_backlog();
+
 	if (backlog == NULL)
 		return;
 	SpinLockAcquire(&backlog->mutex);
@@ -300,6 +376,7 @@ PG_FUNCTION_INFO_V1(settle_backlog_status);
 Datum
 settle_backlog_status(PG_FUNCTION_ARGS)
 {
+	SettleBacklogShared *backlog = my_backlog();
 	SettleBacklogShared copy;
 	Datum		values[17];
 	bool		nulls[17] = {0};
@@ -308,7 +385,7 @@ settle_backlog_status(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	desc = ((ReturnSetInfo *) fcinfo->resultinfo)->setDesc;
-	if (backlog == NULL || !serves_this_database())
+	if (backlog == NULL)
 		PG_RETURN_VOID();
 	SpinLockAcquire(&backlog->mutex);
 	memcpy(&copy, backlog, sizeof(copy));

@@ -45,6 +45,7 @@
 #include "cycle_state.h"
 #include "netting.h"
 #include "fence.h"
+#include "sync_standby.h"
 #include "guard.h"
 #include "links.h"
 #include "major_units.h"
@@ -999,6 +1000,7 @@ build_and_solve(CycleState *cs)
 	double	   *fx_spread = palloc0(sizeof(double) * Max(cs->n_currencies * cs->n_currencies, 1));
 	int		   *fx_pair_of = palloc(sizeof(int) * Max(cs->n_currencies * cs->n_currencies, 1));
 	int			n_fx = 0;
+	int		   *group;
 	int			i;
 	SolverStatus status;
 
@@ -1079,13 +1081,15 @@ build_and_solve(CycleState *cs)
 	problem.log = solver_log;
 	/* issue #21: the LP's liquidity prices, when they are recorded */
 	problem.account_price = cs->account_price = settle_liquidity_prices_prepare(cs->n_accounts);
+	/* issue #27: linked groups are units of the model, all or nothing */
+	group = palloc(sizeof(int) * Max(cs->n_payments, 1));
+	problem.n_groups = settle_links_groups(cs, group);
+	problem.group = problem.n_groups > 0 ? group : NULL;
 
 	cs->selected = palloc0(sizeof(bool) * Max(cs->n_payments, 1));
 	memset(&cs->result, 0, sizeof(cs->result));
 	cs->result.settle = cs->selected;
 	status = settle_solve(&problem, &cs->result);
-	if (status != SOLVER_INTERRUPTED && status != SOLVER_ERROR)
-		settle_links_enforce(cs, &problem, cs->selected);
 	if (status == SOLVER_INTERRUPTED)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -1101,7 +1105,6 @@ build_and_solve(CycleState *cs)
 				 errdetail("%s", cs->result.message)));
 		memset(cs->selected, 0, sizeof(bool) * cs->n_payments);
 		settle_solve_greedy(&problem, cs->selected);
-		settle_links_enforce(cs, &problem, cs->selected);
 		strlcpy(cs->result.method, "greedy (solver error)", sizeof(cs->result.method));
 	}
 	/* never post a selection that breaks a limit, whoever chose it */
@@ -1113,6 +1116,21 @@ build_and_solve(CycleState *cs)
 						cs->accounts[i].account_id),
 				 errdetail("Solver status %d, method %s.", (int) status, cs->result.method),
 				 errhint("Nothing was posted; report this as a bug.")));
+	/* nor one that settles a linked group in part */
+	i = settle_check_groups(&problem, cs->selected);
+	if (i >= 0)
+	{
+		int			k = 0;
+
+		while (k < cs->n_payments - 1 && group[k] != i)
+			k++;
+		ereport(ERROR,
+				(errcode(ERRCODE_SETTLE_SOLVER_FAILED),
+				 errmsg("settlement selection would settle linked group \"%s\" in part",
+						cs->payments[k].link_group ? cs->payments[k].link_group : "?"),
+				 errdetail("Solver status %d, method %s.", (int) status, cs->result.method),
+				 errhint("Nothing was posted; report this as a bug.")));
+	}
 	cs->solver_status = status;
 }
 
@@ -1242,6 +1260,8 @@ settle_run_cycle(const char *run_by)
 
 	settle_check_version();
 	settle_check_fence("a settlement cycle");
+	/* an orphan: its commit would wait in SyncRep holding the cycle lock */
+	settle_check_sync_standby("a settlement cycle");
 	memset(&settle_cycle_outcome, 0, sizeof(settle_cycle_outcome));
 	work = AllocSetContextCreate(outer, "settle cycle", ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -3,17 +3,16 @@
  * item 10; docs/ALGORITHM.md "Linked payments").
  *
  * A group (src/sql/84_links.sql) is eligible once all of its link_size
- * members are queued; a cycle settles every member or none.  The solver
- * chooses payments one by one, so the rule is applied around it, exactly:
+ * members are queued; a cycle settles every member or none:
  *   before   members of a group that is not wholly in this cycle's queue (an
  *            incomplete group, a member held, beyond settle.max_cycle_payments
  *            or kept out by the range guard) wait;
- *   after    a group the solver chose in part is dropped whole; dropping a
- *            credit can leave an account short, so payments debiting a
- *            short account are dropped too (a member takes its group with
- *            it) until the selection passes the exact limit check; then each
- *            dropped group is tried again whole, in order, and kept if the
- *            selection still passes.
+ *   solving  each complete group is one unit of the solver's model (issue
+ *            #27): settle_links_groups() numbers the groups for
+ *            SolverProblem.group, and every stage of the solver selects or
+ *            drops a group whole (src/solver_units.c), so a group that can
+ *            never settle crowds nothing out; the cycle checks the result
+ *            with settle_check_groups() before posting.
  * The cost is nil without linked payments in the cycle.
  */
 #include "postgres.h"
@@ -145,82 +144,15 @@ settle_links_filter(CycleState *cs)
 	cs->n_payments = kept;
 }
 
-/* Drop group k from the selection; true if any member was selected. */
-static bool
-drop_group(const LinkGroups *g, int k, bool *selected)
-{
-	bool		any = false;
-	int			j;
-
-	for (j = g->start[k]; j < g->start[k + 1]; j++)
-	{
-		any |= selected[g->member[j]];
-		selected[g->member[j]] = false;
-	}
-	return any;
-}
-
-void
-settle_links_enforce(CycleState *cs, const SolverProblem *problem, bool *selected)
+int
+settle_links_groups(const CycleState *cs, int *group)
 {
 	LinkGroups	g;
-	bool	   *dropped;
-	int			k,
-				i;
+	int			i;
 
 	if (!build_groups(cs, &g))
-		return;
-	dropped = palloc0(sizeof(bool) * g.n_groups);
-	for (;;)
-	{
-		bool		split = false;
-		int			a;
-
-		/* a group chosen in part goes whole */
-		for (k = 0; k < g.n_groups; k++)
-		{
-			int			chosen = 0;
-
-			for (i = g.start[k]; i < g.start[k + 1]; i++)
-				chosen += selected[g.member[i]];
-			if (chosen > 0 && chosen < g.start[k + 1] - g.start[k])
-			{
-				drop_group(&g, k, selected);
-				dropped[k] = true;
-				split = true;
-			}
-		}
-		if (!split)
-			break;
-		/* what it credited may leave an account short: drop its debits, cheapest first */
-		while ((a = settle_check_selection(problem, selected)) >= 0)
-		{
-			int			victim = -1;
-
-			CHECK_FOR_INTERRUPTS();
-			for (i = 0; i < cs->n_payments; i++)
-				if (selected[i] && problem->payments[i].src == a &&
-					(victim < 0 || problem->payments[i].penalty < problem->payments[victim].penalty))
-					victim = i;
-			if (victim < 0)
-				break;			/* short without a debit: the final check reports it */
-			selected[victim] = false;
-			if (g.group_of[victim] >= 0)
-			{
-				drop_group(&g, g.group_of[victim], selected);
-				dropped[g.group_of[victim]] = true;
-			}
-		}
-	}
-	/* each dropped group again, whole, if the selection still passes */
-	for (k = 0; k < g.n_groups; k++)
-	{
-		if (!dropped[k])
-			continue;
-		CHECK_FOR_INTERRUPTS();
-		for (i = g.start[k]; i < g.start[k + 1]; i++)
-			selected[g.member[i]] = true;
-		if (settle_check_selection(problem, selected) >= 0)
-			drop_group(&g, k, selected);
-	}
+		return 0;
+	for (i = 0; i < cs->n_payments; i++)
+		group[i] = g.group_of[i];
+	return g.n_groups;
 }

@@ -8,7 +8,9 @@
  * timeout) would be reported on the primary although it is on no other
  * node, and vanish at the next fail-over.  Here the reporting backend waits
  * for the WAL position it could have read up to, exactly as a commit waits,
- * and refuses to answer (SE140) if that wait is cancelled.
+ * and refuses to answer (SE140) if that wait is cancelled.  On an orphan
+ * (no synchronous standby streaming: src/sync_standby.c) it does not wait
+ * for a time-out but refuses at once (SE170).
  */
 #include "postgres.h"
 
@@ -26,6 +28,7 @@
 
 #include "durability.h"
 #include "settle_errors.h"
+#include "sync_standby.h"
 
 PG_FUNCTION_INFO_V1(settle_wait_durable_sql);
 PG_FUNCTION_INFO_V1(settle_durable_lsn);
@@ -43,20 +46,6 @@ wait_mode(void)
 		default:
 			return SYNC_REP_WAIT_FLUSH;
 	}
-}
-
-/* Whether synchronous standbys are configured at all. */
-static bool
-standbys_defined(void)
-{
-#ifdef SYNC_STANDBY_DEFINED
-	/* 15.13 and later: the checkpointer's view, or the setting before it has one */
-	if (WalSndCtl->sync_standbys_status & SYNC_STANDBY_INIT)
-		return (WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
-	return SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0';
-#else
-	return WalSndCtl->sync_standbys_defined;
-#endif
 }
 
 /* What the synchronous standbys have confirmed, in the session's mode. */
@@ -78,7 +67,7 @@ confirmed(XLogRecPtr lsn)
 	bool		done;
 
 	LWLockAcquire(SyncRepLock, LW_SHARED);
-	done = !standbys_defined() || lsn <= WalSndCtl->lsn[wait_mode()];
+	done = !settle_sync_standbys_defined() || lsn <= WalSndCtl->lsn[wait_mode()];
 	LWLockRelease(SyncRepLock);
 	return done;
 }
@@ -113,6 +102,22 @@ settle_wait_durable(const char *what)
 	lsn = end_of_records(GetXLogInsertRecPtr());
 	if (confirmed(lsn))
 		return;
+
+	/* an orphan: the wait could only end in a time-out, so refuse at once */
+	{
+		SyncStandbyState s;
+
+		if (settle_sync_standby_missing(true, &s))
+			ereport(ERROR,
+					(errcode(ERRCODE_SETTLE_NO_SYNC_STANDBY),
+					 errmsg("%s is not yet durable and no synchronous standby is streaming", what),
+					 errdetail("synchronous_standby_names needs %d synchronous standby(s), %d streaming; "
+							   "what this answer would report is confirmed up to %X/%X, not %X/%X.",
+							   s.needed, s.streaming,
+							   LSN_FORMAT_ARGS(confirmed_lsn()), LSN_FORMAT_ARGS(lsn)),
+					 errhint("Nothing was acknowledged; retry the same call on the current primary, "
+							 "or here once its standby is back.")));
+	}
 	XLogFlush(lsn);
 
 	/* as at commit: interrupts held, a cancel ends the wait with a WARNING */

@@ -16,6 +16,10 @@
  * target sets it: pgbackrest restore --recovery-option=settle.fence=on, or
  * postgresql.auto.conf); 'off' releases (ALTER SYSTEM SET settle.fence =
  * off; SELECT pg_reload_conf()).
+ *
+ * A logical copy (restored from pg_dump into another database or server)
+ * is fenced too, per database, whatever settle.fence says, until released
+ * with settle_release_copy() (origin.c).
  */
 #include "postgres.h"
 
@@ -26,6 +30,7 @@
 #include "utils/guc.h"
 
 #include "fence.h"
+#include "origin.h"
 #include "settle_errors.h"
 
 PG_FUNCTION_INFO_V1(settle_fence_state);
@@ -86,9 +91,13 @@ recovery_target_set(void)
 	return known == 1;
 }
 
+/* the last settle_fenced() answer was a logical copy's (another hint) */
+static bool fenced_as_copy = false;
+
 bool
 settle_fenced(const char **why)
 {
+	fenced_as_copy = false;
 	switch (settle_fence)
 	{
 		case FENCE_ON:
@@ -96,7 +105,7 @@ settle_fenced(const char **why)
 			return true;
 		case FENCE_OFF:
 			*why = "released (settle.fence = off)";
-			return false;
+			break;
 		default:
 			if (recovery_target_set())
 			{
@@ -104,8 +113,14 @@ settle_fenced(const char **why)
 				return true;
 			}
 			*why = "not a restored copy (settle.fence = auto, no recovery target)";
-			return false;
+			break;
 	}
+	if (settle_origin_copy(why))
+	{
+		fenced_as_copy = true;
+		return true;
+	}
+	return false;
 }
 
 void
@@ -116,8 +131,11 @@ settle_check_fence(const char *what)
 	if (settle_fenced(&why))
 		ereport(ERROR,
 				(errcode(ERRCODE_SETTLE_FENCED),
-				 errmsg("%s refused: this server is fenced", what),
+				 errmsg(fenced_as_copy ? "%s refused: this database is a fenced copy" : "%s refused: this server is fenced", what),
 				 errdetail("%s.", why),
+				 fenced_as_copy ?
+				 errhint("A restored copy does nothing to the outside world until an operator checks it and releases it: "
+						 "SELECT * FROM settle_release_copy('why it may settle');") :
 				 errhint("A restored copy does nothing to the outside world until an operator checks it and releases it: "
 						 "ALTER SYSTEM SET settle.fence = off; SELECT pg_reload_conf();")));
 }

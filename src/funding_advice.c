@@ -6,7 +6,9 @@
  *     liquidity (src/solver_duals.c) goes into settle.liquidity_price, one
  *     multi-row INSERT of the accounts whose price is positive;
  *   - settle._topup_solve(): arrays in, settle_solve_topup() (exact MIPs)
- *     out, for settle._funding_advice() (src/sql/85_funding_advice.sql);
+ *     out, for settle._funding_advice() (src/sql/85_funding_advice.sql):
+ *     1.1's SQL passes one currency's queue (8 arguments), 1.2's the whole
+ *     queue with credits, wires and FX pairs (15);
  *   - settle_funding_advice(participant_id): the caller's rights decide
  *     whose advice it may have (its own participant, or any for operators
  *     and auditors), then settle._funding_advice() runs as the owner of the
@@ -133,7 +135,9 @@ array_elements(ArrayType *a, Oid type, Datum **elems, const char *name)
 
 /*
  * settle._topup_solve(target, available[], constrained[], src[], dst[],
- * amount[], weight[], time_limit_ms): accounts and payments numbered from 1.
+ * amount[], weight[], time_limit_ms [, credit[], wire_src[], wire_dst[],
+ * wire_fee[], pair[], volume[], spread[]]): accounts, payments, wires and
+ * pairs numbered from 1; a wire or pair of 0 is none.
  */
 Datum
 settle_topup_solve_sql(PG_FUNCTION_ARGS)
@@ -159,6 +163,15 @@ settle_topup_solve_sql(PG_FUNCTION_ARGS)
 	bool		nulls[7] = {false};
 	Datum	   *now_d,
 			   *topped_d;
+	int64_t    *credit = NULL;
+	int		   *wire_src = NULL,
+			   *wire_dst = NULL,
+			   *pair = NULL;
+	double	   *wire_fee = NULL,
+			   *volume = NULL,
+			   *spread = NULL;
+	int			nw = 0,
+				nk = 0;
 	static const char *status_names[] = {"optimal", "feasible", "error"};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -189,6 +202,44 @@ settle_topup_solve_sql(PG_FUNCTION_ARGS)
 		amount[i] = DatumGetInt64(amount_d[i]);
 		weight[i] = DatumGetFloat8(weight_d[i]);
 	}
+	if (PG_NARGS() >= 15)
+	{
+		Datum	   *credit_d,
+				   *wsrc_d,
+				   *wdst_d,
+				   *fee_d,
+				   *pair_d,
+				   *volume_d,
+				   *spread_d;
+
+		if (array_elements(PG_GETARG_ARRAYTYPE_P(8), INT8OID, &credit_d, "credit") != np ||
+			array_elements(PG_GETARG_ARRAYTYPE_P(9), INT4OID, &wsrc_d, "wire_src") != np ||
+			array_elements(PG_GETARG_ARRAYTYPE_P(10), INT4OID, &wdst_d, "wire_dst") != np ||
+			array_elements(PG_GETARG_ARRAYTYPE_P(12), INT4OID, &pair_d, "pair") != np ||
+			array_elements(PG_GETARG_ARRAYTYPE_P(13), FLOAT8OID, &volume_d, "volume") != np)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the payment arrays differ in length")));
+		nw = array_elements(PG_GETARG_ARRAYTYPE_P(11), FLOAT8OID, &fee_d, "wire_fee");
+		nk = array_elements(PG_GETARG_ARRAYTYPE_P(14), FLOAT8OID, &spread_d, "spread");
+		credit = palloc(sizeof(int64_t) * Max(np, 1));
+		wire_src = palloc(sizeof(int) * Max(np, 1));
+		wire_dst = palloc(sizeof(int) * Max(np, 1));
+		pair = palloc(sizeof(int) * Max(np, 1));
+		volume = palloc(sizeof(double) * Max(np, 1));
+		wire_fee = palloc(sizeof(double) * Max(nw, 1));
+		spread = palloc(sizeof(double) * Max(nk, 1));
+		for (int i = 0; i < np; i++)
+		{
+			credit[i] = DatumGetInt64(credit_d[i]);
+			wire_src[i] = DatumGetInt32(wsrc_d[i]) - 1;
+			wire_dst[i] = DatumGetInt32(wdst_d[i]) - 1;
+			pair[i] = DatumGetInt32(pair_d[i]) - 1;
+			volume[i] = DatumGetFloat8(volume_d[i]);
+		}
+		for (int w = 0; w < nw; w++)
+			wire_fee[w] = DatumGetFloat8(fee_d[w]);
+		for (int k = 0; k < nk; k++)
+			spread[k] = DatumGetFloat8(spread_d[k]);
+	}
 	memset(&tp, 0, sizeof(tp));
 	tp.n_accounts = na;
 	tp.available = available;
@@ -197,7 +248,16 @@ settle_topup_solve_sql(PG_FUNCTION_ARGS)
 	tp.src = src;
 	tp.dst = dst;
 	tp.amount = amount;
+	tp.credit = credit;
 	tp.weight = weight;
+	tp.n_wires = nw;
+	tp.wire_src = wire_src;
+	tp.wire_dst = wire_dst;
+	tp.wire_fee = wire_fee;
+	tp.n_pairs = nk;
+	tp.pair = pair;
+	tp.volume = volume;
+	tp.spread = spread;
 	tp.target = PG_GETARG_INT32(0) - 1;
 	tp.time_limit_ms = PG_GETARG_FLOAT8(7);
 	memset(&r, 0, sizeof(r));

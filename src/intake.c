@@ -69,6 +69,7 @@
 #include "intake.h"
 #include "intake_int.h"
 #include "settle_errors.h"
+#include "sync_standby.h"
 #include "version.h"
 
 static void check_syntax(IntakeRow *row);
@@ -565,6 +566,17 @@ settle_intake(IntakeRow *rows, int n)
 	MemoryContextSwitchTo(work);
 	intake_mark_duplicates(rows, n);
 	MemoryContextSwitchTo(outer);
+	/*
+	 * On an orphan, refused before anything is written (a group's row locks
+	 * included).  A retry is refused too: that a row repeats a payment is
+	 * only learnt from its insert
+	 */
+	for (i = 0; i < n; i++)
+		if (rows[i].insert)
+		{
+			settle_check_sync_standby("intake");
+			break;
+		}
 	intake_links_admit(rows, n);
 	intake_insert_rows(rows, n, outer);
 	intake_links_record(rows, n);

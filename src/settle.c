@@ -1,8 +1,9 @@
 /*
  * settle.c -- module entry: the GUCs no other module owns, and background-worker registration.
  *
- * settle is meant to be in shared_preload_libraries (the settlement worker
- * is registered there); loaded any other way, the SQL functions still work
+ * settle is meant to be in shared_preload_libraries (the launcher, which
+ * starts a settlement worker per database with the extension, is
+ * registered there); loaded any other way, the SQL functions still work
  * and cycles run by hand (settle_run_cycle) or from pg_cron.
  */
 #include "postgres.h"
@@ -19,6 +20,8 @@
 #include "posting.h"
 #include "refcache.h"
 #include "role_map.h"
+#include "launcher.h"
+#include "sync_standby.h"
 #include "worker.h"
 #include "worker_state.h"
 #include "backlog.h"
@@ -29,7 +32,7 @@ PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(settle_preloaded_sql);
 
-/* Whether the library came in through shared_preload_libraries (the worker exists). */
+/* Whether the library came in through shared_preload_libraries (the launcher exists). */
 bool		settle_preloaded = false;
 
 /* the rail's settings: read by its SQL functions (current_setting), never by C */
@@ -67,7 +70,9 @@ _PG_init(void)
 	settle_posting_init();
 	settle_drop_guard_init();
 	settle_fence_init();
-	settle_worker_define_settings();
+	settle_sync_standby_init();
+	settle_launcher_define_settings();
+	settle_worker_state_define_settings();
 	settle_backlog_define_settings();
 	settle_pace_define_settings();
 	settle_quiet_define_settings();
@@ -80,7 +85,8 @@ _PG_init(void)
 		settle_preloaded = true;
 		settle_worker_state_init();
 		settle_backlog_shmem_init();
-		settle_worker_register();
+		settle_db_events_init();
+		settle_launcher_register();
 	}
 }
 

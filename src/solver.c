@@ -125,6 +125,42 @@ settle_check_selection(const SolverProblem *problem, const bool *settle)
 	return bad;
 }
 
+/* All or nothing (see solver.h): the first group selected in part, or -1. */
+int
+settle_check_groups(const SolverProblem *problem, const bool *settle)
+{
+	int		   *size;
+	int		   *chosen;
+	int			i;
+	int			bad = -1;
+
+	if (problem->group == NULL || problem->n_groups <= 0)
+		return -1;
+	size = calloc(problem->n_groups, sizeof(int));
+	chosen = calloc(problem->n_groups, sizeof(int));
+	if (!size || !chosen)
+	{
+		free(size);
+		free(chosen);
+		return 0;				/* cannot check: treat as a violation */
+	}
+	for (i = 0; i < problem->n_payments; i++)
+	{
+		int			g = problem->group[i];
+
+		if (g < 0 || g >= problem->n_groups)
+			continue;
+		size[g]++;
+		chosen[g] += settle[i] ? 1 : 0;
+	}
+	for (i = 0; i < problem->n_groups && bad < 0; i++)
+		if (chosen[i] > 0 && chosen[i] < size[i])
+			bad = i;
+	free(size);
+	free(chosen);
+	return bad;
+}
+
 /*
  * Every account's available + all credits and available - all debits must
  * fit in int64 (the caller posts in int64; the solver itself sums in 128
@@ -193,7 +229,11 @@ invalid_input(const SolverProblem *p)
 			return "payment amount not positive";
 		if (!(s->penalty > 0) || isinf(s->penalty) || isnan(s->fx_value) || isinf(s->fx_value))
 			return "payment penalty not positive and finite";
+		if (p->group && (p->group[i] < -1 || p->group[i] >= p->n_groups))
+			return "payment group index out of range";
 	}
+	if (p->group && p->n_groups < 0)
+		return "negative size";
 	return sums_overflow(p);
 }
 
@@ -210,7 +250,7 @@ prepare_work(Work *w)
 
 	if (bad)
 		return bad;
-	if (!solver_alloc_work(w) || !solver_decompose(w))
+	if (!solver_alloc_work(w) || !solver_build_units(w) || !solver_decompose(w))
 		return "out of memory";
 	for (i = 0; i < w->p->n_payments; i++)
 		w->density[i] = w->p->payments[i].penalty / (double) w->p->payments[i].debit;
@@ -255,7 +295,13 @@ settle_solve_greedy(const SolverProblem *problem, bool *settle)
 	if (problem->time_limit_ms > 0)
 		w.ls_deadline_ms = solver_now_ms() + LS_SHARE * problem->time_limit_ms;
 	for (c = 0; c < w.n_comps; c++)
-		heuristic(&w, settle, w.order + w.comp_start[c], w.comp_start[c + 1] - w.comp_start[c], true);
+	{
+		const int  *members = w.order + w.comp_start[c];
+		int			n = w.comp_start[c + 1] - w.comp_start[c];
+
+		heuristic(&w, settle, members, n, true);
+		solver_complete(&w, settle, members, n);
+	}
 	solver_free_work(&w);
 }
 
@@ -266,6 +312,7 @@ try_candidate(Work *w, bool *cand, const int *members, int n, double *best_obj)
 	double		obj;
 	int			j;
 
+	solver_whole_groups(w, cand, members, n);	/* a rounding may split a group */
 	solver_repair(w, cand, members, n);
 	solver_local_search(w, cand, members, n);
 	if (!solver_component_feasible(w, cand, members, n))
@@ -322,8 +369,11 @@ try_mip(Work *w, const int *members, int n, double *best_obj, bool *proved)
 	for (j = 0; j < n; j++)
 		w->cand[members[j]] = false;
 	if (!solver_solve_model(w, members, n, true, w->best, NULL, w->cand,
-							&mip_obj_lp, &mip_weight, proved) ||
-		!solver_component_feasible(w, w->cand, members, n))
+							&mip_obj_lp, &mip_weight, proved))
+		return false;
+	/* the MIP holds every group whole; never trust it */
+	solver_whole_groups(w, w->cand, members, n);
+	if (!solver_component_feasible(w, w->cand, members, n))
 		return false;
 	obj = solver_objective(w, w->cand, members, n);
 	if (obj < *best_obj)
@@ -372,6 +422,9 @@ solve_component(Work *w, const int *members, int n, bool *settle, Outcome *o)
 		}
 		o->lp_obj = -1;
 	}
+	/* maximal: whatever still fits and pays for itself is added (issue #27) */
+	solver_complete(w, w->best, members, n);
+	best_obj = solver_objective(w, w->best, members, n);
 	for (j = 0; j < n; j++)
 		settle[members[j]] = w->best[members[j]];
 	o->obj = best_obj;
@@ -390,7 +443,13 @@ greedy_after_glpk_error(Work *w, SolverResult *result)
 	if (w->p->log)
 		w->p->log(w->p->log_arg, result->message);
 	for (c = 0; c < w->n_comps; c++)
-		heuristic(w, result->settle, w->order + w->comp_start[c], w->comp_start[c + 1] - w->comp_start[c], false);
+	{
+		const int  *members = w->order + w->comp_start[c];
+		int			n = w->comp_start[c + 1] - w->comp_start[c];
+
+		heuristic(w, result->settle, members, n, false);
+		solver_complete(w, result->settle, members, n);
+	}
 	strcpy(result->method, "greedy (GLPK error)");
 	result->lp_bound = -1;
 	result->lp_weight_bound = -1;
@@ -503,6 +562,13 @@ finish_solve(Work *w, SolverResult *result, double start,
 		/* cannot happen: every path repairs exactly; refuse rather than trust */
 		memset(result->settle, 0, sizeof(bool) * problem->n_payments);
 		snprintf(result->message, sizeof(result->message), "selection failed the exact limit check");
+		return result->status = SOLVER_ERROR;
+	}
+	if (settle_check_groups(problem, result->settle) >= 0)
+	{
+		/* cannot happen: every stage moves groups whole; refuse rather than trust */
+		memset(result->settle, 0, sizeof(bool) * problem->n_payments);
+		snprintf(result->message, sizeof(result->message), "selection settles a linked group in part");
 		return result->status = SOLVER_ERROR;
 	}
 	if (any_heuristic)

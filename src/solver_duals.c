@@ -18,11 +18,15 @@
  * Reading k duals costs k calls, nothing is allocated.
  *
  * settle_solve_topup(): funding advice for one account, solved exactly:
- *   W0   = most weight the queue settles as it is             (MIP 1)
- *   Winf = most it settles with no limit on the target        (MIP 2)
- *   t*   = least top-up of the target with which Winf settles (MIP 3)
- * and the top-up is then recomputed exactly (int128) from MIP 3's selection,
- * which is checked against every other account exactly as well.
+ *   W0   = best objective of the queue as it is                (MIP 1)
+ *   Winf = best with no limit on the target                    (MIP 2)
+ *   t*   = least top-up of the target with which Winf is met   (MIP 3)
+ * where the objective is the settled weight less the wire fees and FX
+ * spread the settled payments cost (the cycle's cost terms: a wire's fee
+ * once if any settled payment uses it, a pair's spread on its net converted
+ * volume), and a payment debits its amount and credits its converted
+ * credit.  The top-up is then recomputed exactly (int128) from MIP 3's
+ * selection, which is checked against every other account exactly as well.
  *
  * Plain C11 over GLPK (no PostgreSQL header): errors longjmp back here
  * through GLPK's error hook, GLPK's environment is freed, and the answer is
@@ -97,6 +101,10 @@ typedef struct TopupWork
 	int		   *acc_start;		/* per account, its payments: acc_pay[acc_start[a] .. acc_start[a + 1]) */
 	int		   *acc_pay;
 	bool	   *in;				/* per payment: in the target's component (the rest cannot matter) */
+	bool		integral;		/* weights and fees whole numbers, no spread: so is the objective */
+	bool	   *wire_used;		/* scratch, per wire */
+	double	   *pair_net;		/* scratch, per pair */
+	bool	   *unlimited;		/* MIP 2's selection */
 } TopupWork;
 
 typedef enum
@@ -120,6 +128,26 @@ topup_term_hook(void *info, const char *s)
 	(void) info;
 	(void) s;
 	return 1;					/* GLPK's terminal output: nowhere */
+}
+
+/* What payment i credits its payee (one currency: its amount). */
+static inline int64_t
+credit_of(const TopupProblem *tp, int i)
+{
+	return tp->credit != NULL ? tp->credit[i] : tp->amount[i];
+}
+
+/* Whether wire w / pair k costs anything (else it has no column). */
+static inline bool
+wire_costs(const TopupProblem *tp, int w)
+{
+	return w >= 0 && tp->wire_fee[w] > 0;
+}
+
+static inline bool
+pair_costs(const TopupProblem *tp, int k)
+{
+	return k >= 0 && tp->spread[k] > 0;
 }
 
 /*
@@ -149,7 +177,7 @@ add_account_row(TopupWork *tw, int a, Stage stage, int t_col)
 		if (tp->src[i] == a)
 			v -= (double) tp->amount[i];
 		if (tp->dst[i] == a)
-			v += (double) tp->amount[i];
+			v += (double) credit_of(tp, i);
 		if (v == 0)
 			continue;
 		len++;
@@ -189,8 +217,12 @@ solve_stage(TopupWork *tw, Stage stage, double weight_floor, bool *out, double *
 	glp_iocp	iocp;
 	int			t_col = 0;
 	int			z_col = 0;
+	int			cost_col;		/* the first wire / pair column */
 	int			i;
 	int			a;
+	int			w;
+	int			k;
+	int			len;
 	int			ret;
 	int			status;
 	bool		below = tp->available[tp->target] < 0;
@@ -218,23 +250,125 @@ solve_stage(TopupWork *tw, Stage stage, double weight_floor, bool *out, double *
 			glp_set_obj_coef(tw->lp, z_col, -(double) tp->available[tp->target]);
 		}
 	}
+	/*
+	 * The costs: y_w binary per wire with a fee (column cost_col + w), z_k
+	 * >= 0 per pair with a spread (column cost_col + n_wires + k); in the
+	 * maximising stages they enter the objective negated, in the top-up
+	 * stage the objective floor row.
+	 */
+	cost_col = glp_get_num_cols(tw->lp) + 1;
+	if (tp->n_wires + tp->n_pairs > 0)
+		glp_add_cols(tw->lp, tp->n_wires + tp->n_pairs);
+	for (w = 0; w < tp->n_wires; w++)
+	{
+		glp_set_col_kind(tw->lp, cost_col + w, GLP_BV);
+		if (!wire_costs(tp, w))
+			glp_set_col_bnds(tw->lp, cost_col + w, GLP_FX, 0, 0);
+		else if (stage != STAGE_TOPUP)
+			glp_set_obj_coef(tw->lp, cost_col + w, -tp->wire_fee[w]);
+	}
+	for (k = 0; k < tp->n_pairs; k++)
+	{
+		int			col = cost_col + tp->n_wires + k;
+
+		if (!pair_costs(tp, k))
+			glp_set_col_bnds(tw->lp, col, GLP_FX, 0, 0);
+		else
+		{
+			glp_set_col_bnds(tw->lp, col, GLP_LO, 0, 0);
+			if (stage != STAGE_TOPUP)
+				glp_set_obj_coef(tw->lp, col, -tp->spread[k]);
+		}
+	}
+	/* x_i <= y_w for each costly wire of a payment that can settle */
+	for (i = 0; i < tp->n_payments; i++)
+	{
+		int			ends[2] = {tp->n_wires > 0 ? tp->wire_src[i] : -1,
+							   tp->n_wires > 0 ? tp->wire_dst[i] : -1};
+
+		if (!tw->in[i])
+			continue;
+		for (int e = 0; e < 2; e++)
+		{
+			int			row;
+
+			if (!wire_costs(tp, ends[e]) || (e == 1 && ends[1] == ends[0]))
+				continue;
+			row = glp_add_rows(tw->lp, 1);
+			tw->idx[1] = i + 1;
+			tw->val[1] = 1;
+			tw->idx[2] = cost_col + ends[e];
+			tw->val[2] = -1;
+			glp_set_mat_row(tw->lp, row, 2, tw->idx, tw->val);
+			glp_set_row_bnds(tw->lp, row, GLP_UP, 0, 0);
+		}
+	}
+	/* z_k >= +- sum volume x over the pair's payments, each row scaled */
+	for (k = 0; k < tp->n_pairs; k++)
+	{
+		double		scale = 0;
+
+		if (!pair_costs(tp, k))
+			continue;
+		len = 0;
+		for (i = 0; i < tp->n_payments; i++)
+			if (tw->in[i] && tp->pair[i] == k && tp->volume[i] != 0)
+			{
+				len++;
+				tw->idx[len] = i + 1;
+				if (fabs(tp->volume[i]) > scale)
+					scale = fabs(tp->volume[i]);
+			}
+		if (len == 0)
+			continue;
+		tw->idx[len + 1] = cost_col + tp->n_wires + k;
+		for (int sign = -1; sign <= 1; sign += 2)
+		{
+			int			row = glp_add_rows(tw->lp, 1);
+
+			for (int j = 1; j <= len; j++)
+				tw->val[j] = sign * tp->volume[tw->idx[j] - 1] / scale;
+			tw->val[len + 1] = 1 / scale;
+			glp_set_mat_row(tw->lp, row, len + 1, tw->idx, tw->val);
+			glp_set_row_bnds(tw->lp, row, GLP_LO, 0, 0);
+		}
+	}
 	for (a = 0; a < tp->n_accounts; a++)
 		if (tp->constrained[a])
 			add_account_row(tw, a, stage, t_col);
 	if (stage == STAGE_TOPUP)
 	{
+		/* the objective at least weight_floor: weights less fees and spreads */
 		int			row = glp_add_rows(tw->lp, 1);
 		double		scale = 0;
 
-		for (i = 0; i < tp->n_payments; i++)
-			if (tp->weight[i] > scale)
-				scale = tp->weight[i];
+		len = 0;
 		for (i = 0; i < tp->n_payments; i++)
 		{
-			tw->idx[i + 1] = i + 1;
-			tw->val[i + 1] = tp->weight[i] / scale;
+			len++;
+			tw->idx[len] = i + 1;
+			tw->val[len] = tp->weight[i];
 		}
-		glp_set_mat_row(tw->lp, row, tp->n_payments, tw->idx, tw->val);
+		for (w = 0; w < tp->n_wires; w++)
+			if (wire_costs(tp, w))
+			{
+				len++;
+				tw->idx[len] = cost_col + w;
+				tw->val[len] = -tp->wire_fee[w];
+			}
+		for (k = 0; k < tp->n_pairs; k++)
+			if (pair_costs(tp, k))
+			{
+				len++;
+				tw->idx[len] = cost_col + tp->n_wires + k;
+				tw->val[len] = -tp->spread[k];
+			}
+		for (i = 1; i <= len; i++)
+			if (fabs(tw->val[i]) > scale)
+				scale = fabs(tw->val[i]);
+		for (i = 1; i <= len; i++)
+			tw->val[i] /= scale;
+		glp_set_mat_row(tw->lp, row, len, tw->idx, tw->val);
 		glp_set_row_bnds(tw->lp, row, GLP_LO, weight_floor / scale, 0);
 		if (below)
 		{
@@ -288,7 +422,7 @@ exact_topup(const TopupProblem *tp, const bool *sel, wide *net)
 		if (sel[i])
 		{
 			net[tp->src[i]] -= tp->amount[i];
-			net[tp->dst[i]] += tp->amount[i];
+			net[tp->dst[i]] += credit_of(tp, i);
 		}
 	for (a = 0; a < tp->n_accounts; a++)
 	{
@@ -306,15 +440,37 @@ exact_topup(const TopupProblem *tp, const bool *sel, wide *net)
 	return need;
 }
 
+/* The objective of a selection: weights less the fees and spreads it costs. */
 static double
-weight_of(const TopupProblem *tp, const bool *sel)
+weight_of(TopupWork *tw, const bool *sel)
 {
+	const TopupProblem *tp = tw->tp;
 	double		wsum = 0;
 	int			i;
 
+	for (i = 0; i < tp->n_wires; i++)
+		tw->wire_used[i] = false;
+	for (i = 0; i < tp->n_pairs; i++)
+		tw->pair_net[i] = 0;
 	for (i = 0; i < tp->n_payments; i++)
 		if (sel[i])
+		{
 			wsum += tp->weight[i];
+			if (tp->n_wires > 0)
+			{
+				if (tp->wire_src[i] >= 0)
+					tw->wire_used[tp->wire_src[i]] = true;
+				if (tp->wire_dst[i] >= 0)
+					tw->wire_used[tp->wire_dst[i]] = true;
+			}
+			if (tp->n_pairs > 0 && tp->pair[i] >= 0)
+				tw->pair_net[tp->pair[i]] += tp->volume[i];
+		}
+	for (i = 0; i < tp->n_wires; i++)
+		if (tw->wire_used[i])
+			wsum -= tp->wire_fee[i];
+	for (i = 0; i < tp->n_pairs; i++)
+		wsum -= tp->spread[i] * fabs(tw->pair_net[i]);
 	return wsum;
 }
 
@@ -326,6 +482,9 @@ free_topup_work(TopupWork *tw, wide *net, int *parent)
 	free(tw->acc_start);
 	free(tw->acc_pay);
 	free(tw->in);
+	free(tw->wire_used);
+	free(tw->pair_net);
+	free(tw->unlimited);
 	free(net);
 	free(parent);
 }
@@ -344,6 +503,10 @@ find_root(int *parent, int a)
 /*
  * The payments of each account (CSR), and which payments are in the
  * target's component: only those can settle differently with a top-up.
+ * Payments are connected through their accounts and through a wire or an
+ * FX pair that costs something and that they share (the fee or the spread
+ * couples them): parent has a node per account, then per wire, then per
+ * pair.
  */
 static void
 index_accounts(TopupWork *tw, int *parent)
@@ -371,15 +534,29 @@ index_accounts(TopupWork *tw, int *parent)
 		if (tp->dst[i] != tp->src[i])
 			tw->acc_pay[parent[tp->dst[i]]++] = i;
 	}
-	for (a = 0; a < tp->n_accounts; a++)
+	for (a = 0; a < tp->n_accounts + tp->n_wires + tp->n_pairs; a++)
 		parent[a] = a;
 	for (i = 0; i < tp->n_payments; i++)
 	{
-		int			x = find_root(parent, tp->src[i]);
-		int			y = find_root(parent, tp->dst[i]);
+		int			nodes[4] = {tp->dst[i], -1, -1, -1};
 
-		if (x != y)
-			parent[x] = y;
+		if (tp->n_wires > 0 && wire_costs(tp, tp->wire_src[i]))
+			nodes[1] = tp->n_accounts + tp->wire_src[i];
+		if (tp->n_wires > 0 && wire_costs(tp, tp->wire_dst[i]))
+			nodes[2] = tp->n_accounts + tp->wire_dst[i];
+		if (tp->n_pairs > 0 && pair_costs(tp, tp->pair[i]))
+			nodes[3] = tp->n_accounts + tp->n_wires + tp->pair[i];
+		for (int e = 0; e < 4; e++)
+		{
+			int			x = find_root(parent, tp->src[i]);
+			int			y;
+
+			if (nodes[e] < 0)
+				continue;
+			y = find_root(parent, nodes[e]);
+			if (x != y)
+				parent[x] = y;
+		}
 	}
 	root = find_root(parent, tp->target);
 	for (i = 0; i < tp->n_payments; i++)
@@ -395,10 +572,12 @@ settle_solve_topup(const TopupProblem *tp, TopupResult *r)
 	wide	   *net;
 	int		   *parent;
 	wide		need;
+	double		tol;
 	int			i;
 
 	memset(&tw, 0, sizeof(tw));
 	tw.tp = tp;
+	tw.integral = true;
 	r->status = TOPUP_ERROR;
 	r->topup = 0;
 	r->weight_now = r->weight_unlimited = r->weight_topped = 0;
@@ -412,13 +591,44 @@ settle_solve_topup(const TopupProblem *tp, TopupResult *r)
 	{
 		r->settled_now[i] = r->settled_topped[i] = false;
 		if (tp->src[i] < 0 || tp->src[i] >= tp->n_accounts || tp->dst[i] < 0 ||
-			tp->dst[i] >= tp->n_accounts || tp->amount[i] <= 0 || !(tp->weight[i] > 0))
+			tp->dst[i] >= tp->n_accounts || tp->amount[i] <= 0 || credit_of(tp, i) <= 0 ||
+			!(tp->weight[i] > 0) || !isfinite(tp->weight[i]) ||
+			(tp->n_wires > 0 && (tp->wire_src[i] < -1 || tp->wire_src[i] >= tp->n_wires ||
+								 tp->wire_dst[i] < -1 || tp->wire_dst[i] >= tp->n_wires)) ||
+			(tp->n_pairs > 0 && (tp->pair[i] < -1 || tp->pair[i] >= tp->n_pairs || !isfinite(tp->volume[i]))))
 		{
 			snprintf(r->message, sizeof(r->message), "invalid payment %d", i);
 			return r->status;
 		}
 		if (tp->src[i] == tp->target)
 			tw.big += tp->amount[i];
+		if (tp->weight[i] != floor(tp->weight[i]))
+			tw.integral = false;
+	}
+	if (tp->n_wires < 0 || tp->n_pairs < 0)
+	{
+		snprintf(r->message, sizeof(r->message), "invalid problem");
+		return r->status;
+	}
+	for (i = 0; i < tp->n_wires; i++)
+	{
+		if (!(tp->wire_fee[i] >= 0) || !isfinite(tp->wire_fee[i]))
+		{
+			snprintf(r->message, sizeof(r->message), "invalid wire fee %d", i);
+			return r->status;
+		}
+		if (tp->wire_fee[i] != floor(tp->wire_fee[i]))
+			tw.integral = false;
+	}
+	for (i = 0; i < tp->n_pairs; i++)
+	{
+		if (!(tp->spread[i] >= 0) || !isfinite(tp->spread[i]))
+		{
+			snprintf(r->message, sizeof(r->message), "invalid spread %d", i);
+			return r->status;
+		}
+		if (tp->spread[i] > 0)
+			tw.integral = false;
 	}
 	if (tw.big == 0)
 	{
@@ -426,14 +636,19 @@ settle_solve_topup(const TopupProblem *tp, TopupResult *r)
 		r->status = TOPUP_OPTIMAL;
 		return r->status;
 	}
-	tw.idx = malloc(sizeof(int) * (tp->n_payments + 3));
-	tw.val = malloc(sizeof(double) * (tp->n_payments + 3));
+	/* the longest row: the objective floor (payments, wires, pairs) */
+	tw.idx = malloc(sizeof(int) * (tp->n_payments + tp->n_wires + tp->n_pairs + 3));
+	tw.val = malloc(sizeof(double) * (tp->n_payments + tp->n_wires + tp->n_pairs + 3));
 	tw.acc_start = malloc(sizeof(int) * (tp->n_accounts + 1));
 	tw.acc_pay = malloc(sizeof(int) * (2 * tp->n_payments + 1));
 	tw.in = malloc(sizeof(bool) * tp->n_payments);
+	tw.wire_used = malloc(sizeof(bool) * (tp->n_wires + 1));
+	tw.pair_net = malloc(sizeof(double) * (tp->n_pairs + 1));
+	tw.unlimited = malloc(sizeof(bool) * tp->n_payments);
 	net = malloc(sizeof(wide) * tp->n_accounts);
-	parent = malloc(sizeof(int) * tp->n_accounts);
-	if (!tw.idx || !tw.val || !tw.acc_start || !tw.acc_pay || !tw.in || !net || !parent)
+	parent = malloc(sizeof(int) * (tp->n_accounts + tp->n_wires + tp->n_pairs));
+	if (!tw.idx || !tw.val || !tw.acc_start || !tw.acc_pay || !tw.in || !tw.wire_used || !tw.pair_net ||
+		!tw.unlimited || !net || !parent)
 	{
 		free_topup_work(&tw, net, parent);
 		snprintf(r->message, sizeof(r->message), "out of memory");
@@ -459,21 +674,36 @@ settle_solve_topup(const TopupProblem *tp, TopupResult *r)
 		if (s < 0)
 			break;
 		worst = s > worst ? s : worst;
-		r->weight_now = weight_of(tp, r->settled_now);
+		r->weight_now = weight_of(&tw, r->settled_now);
 		s = solve_stage(&tw, STAGE_UNLIMITED, 0, r->settled_topped, &obj);
 		if (s < 0)
 			break;
 		worst = s > worst ? s : worst;
-		r->weight_unlimited = weight_of(tp, r->settled_topped);
+		r->weight_unlimited = weight_of(&tw, r->settled_topped);
 		if (r->weight_unlimited < r->weight_now)
+		{
+			/* (MIP 2 stopped early) MIP 1's selection is one of its answers */
+			memcpy(r->settled_topped, r->settled_now, sizeof(bool) * tp->n_payments);
 			r->weight_unlimited = r->weight_now;
-		/* weights are whole numbers in practice: half a unit below is "at least" */
-		s = solve_stage(&tw, STAGE_TOPUP,
-						r->weight_unlimited - fmax(0.5, 1e-12 * r->weight_unlimited),
-						r->settled_topped, &obj);
+		}
+		memcpy(tw.unlimited, r->settled_topped, sizeof(bool) * tp->n_payments);
+		/*
+		 * "At least Winf": with whole weights and fees and no spread, half a
+		 * unit below; else a relative hair below, and a selection that
+		 * GLPK's tolerances let fall further is replaced by MIP 2's own (a
+		 * top-up that is enough, not proven least: status feasible).
+		 */
+		tol = tw.integral ? fmax(0.5, 1e-12 * fabs(r->weight_unlimited))
+			: 1e-9 * fmax(1, fabs(r->weight_unlimited));
+		s = solve_stage(&tw, STAGE_TOPUP, r->weight_unlimited - tol, r->settled_topped, &obj);
 		if (s < 0)
 			break;
 		worst = s > worst ? s : worst;
+		if (weight_of(&tw, r->settled_topped) < r->weight_unlimited - (tw.integral ? tol : 100 * tol))
+		{
+			memcpy(r->settled_topped, tw.unlimited, sizeof(bool) * tp->n_payments);
+			worst = worst > 1 ? worst : 1;
+		}
 		need = exact_topup(tp, r->settled_topped, net);
 		if (need < 0 || exact_topup(tp, r->settled_now, net) != 0)
 		{
@@ -481,7 +711,7 @@ settle_solve_topup(const TopupProblem *tp, TopupResult *r)
 			break;
 		}
 		r->topup = (int64_t) need;
-		r->weight_topped = weight_of(tp, r->settled_topped);
+		r->weight_topped = weight_of(&tw, r->settled_topped);
 		r->status = worst == 0 ? TOPUP_OPTIMAL : TOPUP_FEASIBLE;
 		break;
 	}

@@ -5,7 +5,8 @@
  * Columns: x_i per payment, then y_w per wire with a fee, then z_k per FX
  * pair with a spread (free wires and pairs get none).  Rows: one per
  * constrained account, scaled to unit size; wire links (aggregated per wire
- * for the LP, one per payment and end for the MIP); two per FX pair.  The
+ * for the LP, one per payment and end for the MIP); two per FX pair; one
+ * per linked payment after its group's first, x_i = x_first.  The
  * LP is solved by the dual simplex, or by sifting for large components,
  * with the payments probing showed cannot settle fixed at 0 (and again
  * without them when the caller wants liquidity prices); the MIP starts
@@ -59,6 +60,7 @@ static void add_account_rows(Work *w, const Model *m);
 static void add_wire_links(Work *w, const Model *m);
 static void add_wire_rows(Work *w, const Model *m);
 static void add_fx_rows(Work *w, const Model *m);
+static void add_group_rows(Work *w, const Model *m);
 static bool resolve(Work *w, glp_prob *lp, glp_smcp *smcp);
 static bool sift(Work *w, const Model *m, const bool *guess, glp_smcp *smcp);
 static bool solve_relaxation(Work *w, const Model *m, const bool *guess);
@@ -464,6 +466,33 @@ add_fx_rows(Work *w, const Model *m)
 	}
 }
 
+/*
+ * Linked groups (issue #27): x_i = x_first for every member i of a group
+ * but its first, so the relaxation and the MIP hold all or nothing (in the
+ * LP a group settles the same fraction of every member).
+ */
+static void
+add_group_rows(Work *w, const Model *m)
+{
+	int			j;
+
+	for (j = 0; j < m->n; j++)
+	{
+		int			i = m->members[j];
+		int			row;
+
+		if (!is_linked(w, i) || w->unit_rep[i] == i)
+			continue;
+		row = glp_add_rows(m->lp, 1);
+		w->idx[1] = j + 1;
+		w->val[1] = 1.0;
+		w->idx[2] = w->local[w->unit_rep[i]];
+		w->val[2] = -1.0;
+		glp_set_row_bnds(m->lp, row, GLP_FX, 0.0, 0.0);
+		glp_set_mat_row(m->lp, row, 2, w->idx, w->val);
+	}
+}
+
 /* Re-solve the LP after a bound change; true if it is optimal. */
 static bool
 resolve(Work *w, glp_prob *lp, glp_smcp *smcp)
@@ -739,6 +768,8 @@ solver_solve_model(Work *w, const int *members, int n, bool mip, const bool *inc
 		add_wire_rows(w, &m);
 	if (m.n_fx > 0)
 		add_fx_rows(w, &m);
+	if (w->next_member)
+		add_group_rows(w, &m);
 	if (!solve_relaxation(w, &m, guess))
 		return false;
 	/* the probed relaxation's prices and reduced costs, for the search (solver_duals.c) */

@@ -18,6 +18,9 @@
  *                    (dual simplex or sifting; probed) and MIP
  *   solver_duals.c   the LP's duals (search, liquidity prices), funding
  *                    advice
+ *   solver_units.c   linked groups as units (issue #27): a group's members
+ *                    selected and dropped together, whole-group checks, the
+ *                    final completion that makes the selection maximal
  *
  * Plain C11 over GLPK: no PostgreSQL header may be included here or in any
  * solver file (test/solver builds them standalone).  Functions shared
@@ -103,6 +106,12 @@ typedef struct Work
 	double	   *rc;				/* per payment: minus the LP's reduced cost */
 	bool		have_duals;		/* lambda and rc hold this component's LP */
 	long long	effort;			/* local-search effort since the component's LP (list entries) */
+	int		   *next_member;	/* per payment: next of its linked group (a ring); NULL: no groups */
+	int		   *unit_rep;		/* per payment: its group's first member, or itself */
+	double	   *unit_fx;		/* scratch: FX nets saved while a unit's cost is measured */
+	int		   *unit_fx_pair;	/* and their pairs */
+	wide	   *unit_credit;	/* per payment: the credits of its whole group */
+	wide	   *unit_before;	/* scratch: balances before a group is tried, 2 per member */
 	glp_prob   *lp;
 	jmp_buf		glpk_jump;
 } Work;
@@ -152,6 +161,28 @@ use_payment(Work *w, int i, int sign)
 		w->fx_net[s->fx_pair] += sign * s->fx_value;
 }
 
+/* True if payment i is a member of a linked group (issue #27). */
+static inline bool
+is_linked(const Work *w, int i)
+{
+	return w->next_member != NULL && w->next_member[i] != i;
+}
+
+/* The penalty of i's unit (its group, or i alone): what leaving it unsettled costs. */
+static inline double
+solver_unit_penalty(const Work *w, int i)
+{
+	double		total = 0;
+	int			m = i;
+
+	do
+	{
+		total += w->p->payments[m].penalty;
+		m = w->next_member ? w->next_member[m] : i;
+	} while (m != i);
+	return total;
+}
+
 /* Fee of the wires payment i would open and the spread it would add. */
 static inline double
 marginal_cost(const Work *w, int i)
@@ -199,6 +230,16 @@ extern void solver_local_search_from(Work *w, bool *sel, const int *members, int
 
 /* solver_perturb.c: iterated local search from the best selection */
 extern int	solver_iterated_search(Work *w, const int *members, int n, double *best_obj);
+
+/* solver_units.c: linked groups as units (issue #27) */
+extern bool solver_build_units(Work *w);
+extern void solver_unit_set(Work *w, bool *sel, int i, bool on, int *log, int *n_log);
+extern int	solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best,
+								 double best_value);
+extern double solver_unit_marginal_cost(Work *w, int i);
+extern bool solver_unit_fits(Work *w, int i, int except);
+extern void solver_whole_groups(const Work *w, bool *sel, const int *members, int n);
+extern void solver_complete(Work *w, bool *sel, const int *members, int n);
 
 /* solver_glpk.c: the component's model in GLPK, LP relaxation or MIP */
 extern bool solver_solve_model(Work *w, const int *members, int n, bool mip,

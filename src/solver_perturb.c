@@ -67,6 +67,7 @@ kick(Work *w, bool *sel, const int *members, int n, unsigned long long *rng)
 		for (t = w->in_first[a]; t < w->in_end[a]; t++)
 			sel[w->in_list[t]] = false;
 	}
+	solver_whole_groups(w, sel, members, n);	/* a group ruined in part goes whole */
 	solver_repair(w, sel, members, n);
 }
 

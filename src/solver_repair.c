@@ -6,6 +6,7 @@
  * These are the pieces of H, the heuristic (solver.c), and what every other
  * candidate (LP roundings, local-search moves) goes through, so that no
  * selection leaves the solver unless it is feasible in exact integers.
+ * A linked group is added and dropped whole (solver_units.c, issue #27).
  * Plain C11, no PostgreSQL headers (solver_int.h).
  */
 #include <math.h>
@@ -15,7 +16,11 @@
 /* Repair looks at no more than this many payments of an account per step. */
 #define REPAIR_SCAN_MAX 512
 
+static inline int pick_add_impl(Work *w, const bool *sel, int a, int adds_left, bool *chain,
+								bool groups);
 static int	pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain);
+static inline int pick_drop_impl(Work *w, const bool *sel, int a, int protect, double shortfall,
+								 bool groups);
 static int	pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall);
 
 /*
@@ -26,14 +31,17 @@ static int	pick_drop(Work *w, const bool *sel, int a, int protect, double shortf
  * short, with *chain set: its payer is repaired in turn, which may close a
  * ring that drops never find.  -1 if none.
  */
-static int
-pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
+static inline __attribute__((always_inline)) int
+pick_add_impl(Work *w, const bool *sel, int a, int adds_left, bool *chain, bool groups)
 {
 	const SolverProblem *p = w->p;
+	const int  *ring = w->next_member;
 	int			best = -1;
+	double		best_value = 0;
 	int			chain_cand = -1;
 	wide		least = 0;
 	int			seen = 0;
+	bool		linked_seen = false;
 	int			t;
 
 	*chain = false;
@@ -47,6 +55,11 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		seen++;
 		if (sel[i] || c->src == a)
 			continue;
+		if (groups && ring[i] != i)
+		{
+			linked_seen = true; /* judged after this loop, which then calls nothing */
+			continue;
+		}
 		if (p->accounts[c->src].constrained &&
 			w->balance[c->src] - c->debit < floor_of(p, c->src))
 		{
@@ -64,16 +77,32 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
 		}
 		if (c->penalty <= marginal_cost(w, i))
 			continue;
-		if (best < 0 || c->penalty > p->payments[best].penalty)
+		if (best < 0 || c->penalty > best_value)
+		{
 			best = i;
+			best_value = c->penalty;
+		}
 	}
 	w->effort += t - w->in_first[a];
+	if (linked_seen)
+		best = solver_unit_pick_add(w, sel, a, t, best, best_value);
 	if (best < 0 && chain_cand >= 0)
 	{
 		*chain = true;
 		return chain_cand;
 	}
 	return best;
+}
+
+/*
+ * pick_add_impl compiled twice: without groups it is the loop it was
+ * before issue #27, with nothing more to test per entry.
+ */
+static int
+pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
+{
+	return w->next_member ? pick_add_impl(w, sel, a, adds_left, chain, true)
+		: pick_add_impl(w, sel, a, adds_left, chain, false);
 }
 
 /*
@@ -86,10 +115,12 @@ pick_add(Work *w, const bool *sel, int a, int adds_left, bool *chain)
  * unit.  Never "protect", nor a payment a chain added in
  * this move.  -1 if none.
  */
-static int
-pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
+static inline __attribute__((always_inline)) int
+pick_drop_impl(Work *w, const bool *sel, int a, int protect, double shortfall, bool groups)
 {
 	const SolverProblem *p = w->p;
+	const int  *ring = w->next_member;
+	int			rep = groups && protect >= 0 ? w->unit_rep[protect] : -1;
 	double		best_cost = HUGE_VAL;
 	int			best = -1;
 	int			seen = 0;
@@ -103,7 +134,7 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 					induced = 0,
 					cost;
 
-		if (!sel[i] || i == protect || w->chained[i])
+		if (!sel[i] || i == protect || w->chained[i] || (groups && rep >= 0 && w->unit_rep[i] == rep))
 			continue;
 		seen++;
 		cover = (double) c->debit < shortfall ? (double) c->debit : shortfall;
@@ -116,7 +147,8 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 				induced = 0;
 		}
 		/* the LP's price of the payee's liquidity, else the payment's own density */
-		cost = (c->penalty + induced * (w->have_duals ? w->lambda[c->dst] : w->density[i])) / cover;
+		cost = ((groups && ring[i] != i ? solver_unit_penalty(w, i) : c->penalty) +
+				induced * (w->have_duals ? w->lambda[c->dst] : w->density[i])) / cover;
 		if (cost < best_cost)
 		{
 			best_cost = cost;
@@ -125,6 +157,14 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
 	}
 	w->effort += t - w->out_first[a];
 	return best;
+}
+
+/* pick_drop_impl compiled twice, as pick_add_impl. */
+static int
+pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
+{
+	return w->next_member ? pick_drop_impl(w, sel, a, protect, shortfall, true)
+		: pick_drop_impl(w, sel, a, protect, shortfall, false);
 }
 
 /*
@@ -164,6 +204,20 @@ solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_lo
 			int			i = pick_add(w, sel, a, adds_left, &chain);
 			const SolverPayment *s;
 
+			if (i >= 0 && is_linked(w, i))
+			{
+				/* a group, whole: it fits (solver_unit_fits), so no payer goes short */
+				int			k = i;
+
+				do
+				{
+					adds_left--;
+					lost -= p->payments[k].penalty;
+					k = w->next_member[k];
+				} while (k != i);
+				solver_unit_set(w, sel, i, true, log, n_log);
+				continue;
+			}
 			if (i >= 0)
 			{
 				s = &p->payments[i];
@@ -188,6 +242,32 @@ solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_lo
 			{
 				ok = false;
 				break;			/* the other accounts are still repaired */
+			}
+			if (is_linked(w, i))
+			{
+				/* a group goes whole: each member's lost credit may leave its payee short */
+				int			k = i;
+
+				do
+				{
+					s = &p->payments[k];
+					if (sel[k])
+					{
+						sel[k] = false;
+						lost += s->penalty;
+						if (log)
+							log[(*n_log)++] = k;
+						w->balance[s->src] += s->debit;
+						w->balance[s->dst] -= s->credit;
+						use_payment(w, k, -1);
+						if (is_short(w, s->dst) && w->balance[s->dst] + s->credit >= floor_of(p, s->dst))
+							stack[top++] = s->dst;	/* newly short */
+					}
+					k = w->next_member[k];
+				} while (k != i);
+				if (lost > budget)
+					return false;
+				continue;
 			}
 			s = &p->payments[i];
 			sel[i] = false;
@@ -289,19 +369,29 @@ solver_drop_unprofitable(Work *w, bool *sel, const int *members, int n)
 	{
 		int			i = members[j];
 		double		fees = 0;
+		int			m = i;
 
-		if (!sel[i])
+		/* a linked group is judged whole, at its first member (issue #27) */
+		if (!sel[i] || (is_linked(w, i) && w->unit_rep[i] != i))
 			continue;
-		for (end = 0; end < 2; end++)
+		do
 		{
-			int			wi = payment_wire(&p->payments[i], end);
+			for (end = 0; end < 2; end++)
+			{
+				int			wi = payment_wire(&p->payments[m], end);
 
-			if (wi >= 0 && wire_value[wi] < p->wire_fee[wi])
-				fees += p->wire_fee[wi];
-		}
-		if (fees > 0 && p->payments[i].penalty < fees)
+				if (wi >= 0 && wire_value[wi] < p->wire_fee[wi])
+					fees += p->wire_fee[wi];
+			}
+			m = w->next_member ? w->next_member[m] : i;
+		} while (m != i);
+		if (fees > 0 && solver_unit_penalty(w, i) < fees)
 		{
-			sel[i] = false;
+			do
+			{
+				sel[m] = false;
+				m = w->next_member ? w->next_member[m] : i;
+			} while (m != i);
 			dropped = true;
 		}
 	}
@@ -339,6 +429,17 @@ solver_refill(Work *w, bool *sel, const int *members, int n)
 
 			if (sel[i])
 				continue;
+			if (is_linked(w, i))
+			{
+				/* a group whole, at its first member's place (issue #27) */
+				if (w->unit_rep[i] == i && solver_unit_fits(w, i, -1) &&
+					solver_unit_penalty(w, i) > solver_unit_marginal_cost(w, i))
+				{
+					solver_unit_set(w, sel, i, true, NULL, NULL);
+					added = true;
+				}
+				continue;
+			}
 			if (p->accounts[s->src].constrained &&
 				w->balance[s->src] - s->debit < floor_of(p, s->src))
 				continue;

@@ -6,7 +6,8 @@
  * (solver_repair_from); a move that fails with drops alone is retried as a
  * short ejection chain, which is what closes gridlocked rings.  Rounds
  * repeat while the exact objective falls; a payment is retried only when
- * balances near it changed (don't-look bits).  docs/ALGORITHM.md, step 5.
+ * balances near it changed (don't-look bits).  A linked group moves whole
+ * (solver_units.c, issue #27).  docs/ALGORITHM.md, step 5.
  * Plain C11, no PostgreSQL headers (solver_int.h).
  */
 #include <math.h>
@@ -30,6 +31,8 @@ static void
 fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
 {
 	const SolverProblem *p = w->p;
+	const int  *ring = w->next_member;	/* NULL without groups */
+	bool		linked_seen = false;
 	int			t;
 
 	for (t = w->out_end[a] - 1; t >= w->out_first[a]; t--)
@@ -39,6 +42,11 @@ fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
 
 		if (sel[i] || w->never[i])
 			continue;
+		if (ring && ring[i] != i)
+		{
+			linked_seen = true; /* after this loop, which then calls nothing */
+			continue;
+		}
 		if (p->accounts[a].constrained && w->balance[a] - s->debit < floor_of(p, a))
 			continue;
 		if (s->penalty <= marginal_cost(w, i))
@@ -50,6 +58,15 @@ fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
 		use_payment(w, i, 1);
 	}
 	w->effort += w->out_end[a] - w->out_first[a];
+	/* a group whole, if it fits everywhere (issue #27) */
+	for (t = w->out_end[a] - 1; linked_seen && t >= w->out_first[a]; t--)
+	{
+		int			i = w->out_list[t];
+
+		if (!sel[i] && !w->never[i] && is_linked(w, i) && solver_unit_fits(w, i, -1) &&
+			solver_unit_penalty(w, i) > solver_unit_marginal_cost(w, i))
+			solver_unit_set(w, sel, i, true, log, n_log);
+	}
 }
 
 /*
@@ -66,11 +83,16 @@ fill_after_repair(Work *w, bool *sel, int i, int *log, int *n_log)
 	int			n_repair = *n_log;
 	int			k;
 	int			left = FILL_MAX;
+	int			m = i;
 
 	for (k = 0; k < n_repair; k++)
 		if (log[k] >= 0)
 			fill_account(w, sel, p->payments[log[k]].src, log, n_log);
-	fill_account(w, sel, p->payments[i].dst, log, n_log);
+	do
+	{
+		fill_account(w, sel, p->payments[m].dst, log, n_log);
+		m = w->next_member ? w->next_member[m] : i;
+	} while (m != i);
 	for (k = n_repair; k < *n_log && left > 0; k++)
 		if (log[k] < 0)
 		{
@@ -96,18 +118,46 @@ try_move(Work *w, bool *sel, int i, int chain)
 	int			n_log = 0;
 	int			k;
 	bool		ok = true;
-	double		gain = s->penalty - marginal_cost(w, i);
+	double		gain;
+	int			top = 0;
+	int			m;
 
-	sel[i] = true;
-	w->balance[s->src] -= s->debit;
-	w->balance[s->dst] += s->credit;
-	use_payment(w, i, 1);
-	if (is_short(w, s->src))
+	if (is_linked(w, i))
 	{
-		w->stack[0] = s->src;
+		/* a group moves whole; each payer it leaves short is repaired (issue #27) */
+		gain = solver_unit_penalty(w, i) - solver_unit_marginal_cost(w, i);
+		solver_unit_set(w, sel, i, true, NULL, NULL);
+		m = i;
+		do
+		{
+			int			a = p->payments[m].src;
+
+			if (is_short(w, a) && !w->mark[a])
+			{
+				w->mark[a] = true;
+				w->stack[top++] = a;
+			}
+			m = w->next_member[m];
+		} while (m != i);
+		for (k = 0; k < top; k++)
+			w->mark[w->stack[k]] = false;
+		chain = 0;
+	}
+	else
+	{
+		gain = s->penalty - marginal_cost(w, i);
+		sel[i] = true;
+		w->balance[s->src] -= s->debit;
+		w->balance[s->dst] += s->credit;
+		use_payment(w, i, 1);
+		if (is_short(w, s->src))
+			w->stack[top++] = s->src;
+	}
+	if (top > 0)
+	{
 		w->chain_left = chain;
 		/* abandoned once it loses four times what it can gain */
-		ok = solver_repair_from(w, sel, 1, i, log, &n_log, 4 * gain);
+		ok = solver_repair_from(w, sel, top, i, log, &n_log, 4 * gain);
 		w->chain_left = 0;
 	}
 	if (ok)
@@ -135,6 +185,11 @@ try_move(Work *w, bool *sel, int i, int chain)
 		w->balance[ds->src] -= sign * ds->debit;
 		w->balance[ds->dst] += sign * ds->credit;
 		use_payment(w, d, sign);
+	}
+	if (is_linked(w, i))
+	{
+		solver_unit_set(w, sel, i, false, NULL, NULL);
+		return false;
 	}
 	sel[i] = false;
 	w->balance[s->src] += s->debit;
@@ -185,8 +240,28 @@ collect_candidates(Work *w, const bool *sel, const int *members, int n, int roun
 	{
 		int			i = w->by_penalty[j];
 
-		if (!sel[i] && w->dirty[p->payments[i].src])
-			w->sorted[n_cand++] = i;
+		if (sel[i])
+			continue;
+		if (!is_linked(w, i))
+		{
+			if (w->dirty[p->payments[i].src])
+				w->sorted[n_cand++] = i;
+		}
+		else if (w->unit_rep[i] == i)
+		{
+			/* a group, at its first member, if the payer of any member changed */
+			int			m = i;
+
+			do
+			{
+				if (w->dirty[p->payments[m].src])
+				{
+					w->sorted[n_cand++] = i;
+					break;
+				}
+				m = w->next_member[m];
+			} while (m != i);
+		}
 	}
 	for (j = 0; j < n; j++)
 	{
@@ -227,7 +302,8 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 			break;
 		if (sel[i] || w->never[i])
 			continue;			/* never: probing showed it cannot settle */
-		if (s->penalty <= marginal_cost(w, i))
+		if (is_linked(w, i) ? solver_unit_penalty(w, i) <= solver_unit_marginal_cost(w, i)
+			: s->penalty <= marginal_cost(w, i))
 			continue;
 		w->chain_seen = false;
 		w->effort++;

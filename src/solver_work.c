@@ -170,6 +170,12 @@ solver_free_work(Work *w)
 	free(w->ar_scale);
 	free(w->ar_idx);
 	free(w->ar_val);
+	free(w->next_member);
+	free(w->unit_rep);
+	free(w->unit_fx);
+	free(w->unit_fx_pair);
+	free(w->unit_credit);
+	free(w->unit_before);
 }
 
 /* Union-find root of x, with path halving. */
@@ -234,6 +240,9 @@ solver_decompose(Work *w)
 			uf_union(w->parent, s->dst, p->n_accounts + s->wire_dst);
 		if (s->fx_pair >= 0)
 			uf_union(w->parent, s->src, p->n_accounts + p->n_wires + s->fx_pair);
+		/* a linked group is one unit: its members share a component */
+		if (is_linked(w, i))
+			uf_union(w->parent, s->src, p->payments[w->unit_rep[i]].src);
 	}
 	w->n_comps = 0;
 	for (i = 0; i < p->n_payments; i++)
@@ -377,15 +386,28 @@ solver_probe(Work *w, const int *members, int n)
 			int			i = w->out_list[t];
 			const SolverPayment *s = &p->payments[i];
 
+			int			m = i;
+
 			if (w->never[i] || s->src == s->dst || cap[a] - s->debit >= floor_of(p, a))
 				continue;
-			w->never[i] = true;
-			cap[s->dst] -= s->credit;
-			if (!w->mark[s->dst])
+			/* a linked group settles whole: none of its members can settle (issue #27) */
+			do
 			{
-				w->mark[s->dst] = true;
-				stack[top++] = s->dst;
-			}
+				const SolverPayment *ms = &p->payments[m];
+
+				if (!w->never[m])
+				{
+					w->never[m] = true;
+					if (ms->src != ms->dst)
+						cap[ms->dst] -= ms->credit;
+					if (!w->mark[ms->dst])
+					{
+						w->mark[ms->dst] = true;
+						stack[top++] = ms->dst;
+					}
+				}
+				m = w->next_member ? w->next_member[m] : i;
+			} while (m != i);
 		}
 	}
 }

@@ -1,14 +1,16 @@
 /*
- * worker.c -- the settlement worker: a cycle every settle.cycle_interval.
+ * worker.c -- the settlement worker of one database: a cycle every
+ * settle.cycle_interval.
  *
- * Registered from shared_preload_libraries, it connects to settle.database
- * and loops: wait on its latch for the interval, then run one cycle in its
+ * Started by the launcher (src/launcher.c) for a database, given its slot
+ * in shared memory (worker_state.c), it connects to that database and
+ * leaves at once if the extension is not installed there (the launcher
+ * starts it again on CREATE EXTENSION), or when it is dropped.  It loops: wait on its latch for the interval, then run one cycle in its
  * own transaction.  While the server is in recovery (a standby) it only
  * waits; after promotion it starts cycling by itself, without a restart.
  * After each cycle it seals the new ledger entries and events into the
  * audit hash chains (settle_seal(), in its own transaction).  A failed cycle
- * is logged and rolled back, and the next one runs after the interval; SIGTERM stops the worker, SIGHUP reloads its settings.  It does
- * nothing in a database where the extension is not installed.
+ * is logged and rolled back, and the next one runs after the interval; SIGTERM stops the worker, SIGHUP reloads its settings.
  */
 #include "postgres.h"
 
@@ -26,6 +28,8 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "commands/dbcommands.h"
+#include "storage/spin.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -33,21 +37,25 @@
 #include "fence.h"
 #include "guard.h"
 #include "settle_errors.h"
+#include "sync_standby.h"
 #include "version.h"
 #include "worker.h"
+#include "launcher.h"
+#include "origin.h"
 #include "worker_state.h"
 #include "backlog.h"
 #include "pace.h"
 #include "quiet.h"
 #include "spi_util.h"
 
-char	   *settle_database = NULL;
-bool		settle_worker_enabled = true;
-
-/* the worker said once that the extension is missing (said again after it was there) */
-static bool said_not_installed = false;
+/* this worker's database */
+static char *my_database = NULL;
+/* the extension is not (or no longer) installed: the worker leaves */
+static bool not_installed = false;
 /* the same for a fenced server */
 static bool said_fenced = false;
+/* the same for an orphan: no synchronous standby streaming */
+static bool said_orphan = false;
 /* the same for a library and SQL of different releases */
 static bool said_version_mismatch = false;
 
@@ -60,39 +68,6 @@ static bool run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle
 /* a stalled backlog to report in the next seal's transaction */
 static bool stall_to_report = false;
 static SettleStall stall;
-
-/* The worker's own settings (from _PG_init). */
-void
-settle_worker_define_settings(void)
-{
-	DefineCustomBoolVariable("settle.worker_enabled",
-							 "Runs settlement cycles in a background worker.",
-							 "Off: cycles run only through settle_run_cycle().",
-							 &settle_worker_enabled, true,
-							 PGC_SIGHUP, 0, NULL, NULL, NULL);
-	/* a postmaster setting can only be defined while preloading; loaded later it is read-only */
-	DefineCustomStringVariable("settle.database",
-							   "Database the settlement worker connects to.",
-							   NULL, &settle_database, "postgres",
-							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_INTERNAL,
-							   0, NULL, NULL, NULL);
-}
-
-void
-settle_worker_register(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = 1;
-	strlcpy(worker.bgw_library_name, "settle", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "settle_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "settle worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "settle worker", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
-}
 
 /* One cycle, in the current transaction. */
 static void
@@ -136,8 +111,16 @@ do_seal(void)
 			elog(ERROR, "reporting the stalled backlog failed");
 		stall_to_report = false;
 	}
-	if (SPI_execute("SELECT count(*) FROM settle._seal()", false, 0) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT pg_catalog.sum(s.sealed) OPERATOR(pg_catalog.=) 0 FROM settle._seal() s", false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
 		elog(ERROR, "settle._seal() failed");
+	{
+		bool		isnull;
+
+		/* nothing new: (since 1.2) no seal run was written; counted instead */
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull)
+			settle_worker_state_note_seal_unchanged();
+	}
 	SPI_finish();
 }
 
@@ -167,7 +150,7 @@ run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn)
 				ereport(WARNING,
 						(errcode(ERRCODE_SETTLE_VERSION_MISMATCH),
 						 errmsg("settle worker: the library is release %s but database \"%s\" has settle %s; waiting",
-								SETTLE_VERSION, settle_database, sql_version),
+								SETTLE_VERSION, my_database, sql_version),
 						 errhint("Run ALTER EXTENSION settle UPDATE in that database.")));
 			said_version_mismatch = true;
 		}
@@ -176,12 +159,7 @@ run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn)
 			said_version_mismatch = false;
 			fn();
 		}
-		else if (!said_not_installed)
-			ereport(WARNING,
-					(errmsg("settle worker: extension settle is not installed in database \"%s\"; waiting",
-							settle_database),
-					 errhint("CREATE EXTENSION settle in that database, or set settle.database to the database that has it.")));
-		said_not_installed = !installed;
+		not_installed = !installed;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		committed = true;
@@ -212,29 +190,110 @@ run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle, void (*fn)
 	return committed;
 }
 
+/* Whether the extension is installed here, in a transaction of its own. */
+static bool
+extension_installed(void)
+{
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("settle", true));
+	if (my_database == NULL)
+		my_database = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
+	return installed;
+}
+
+/*
+ * The extension is not installed here: leave, saying so where an operator
+ * asked for this database by name (settle.database); the launcher starts a
+ * worker again when CREATE EXTENSION settle commits here.
+ */
+static void
+leave_not_installed(void)
+{
+	if (settle_database_listed(my_database))
+		ereport(WARNING,
+				(errmsg("settle worker: extension settle is not installed in database \"%s\"; waiting for CREATE EXTENSION",
+						my_database),
+				 errhint("CREATE EXTENSION settle in that database, or take it out of settle.database.")));
+	else
+		ereport(DEBUG1,
+				(errmsg("settle worker: extension settle is not installed in database \"%s\"", my_database)));
+	settle_worker_state_leaving(SETTLE_RUN_NOT_INSTALLED);
+	proc_exit(0);
+}
+
+/*
+ * Ask settle.origin whether this database is a copy, in a transaction of
+ * its own (read only: it writes nothing); a failure is logged, and the
+ * last answer stands.
+ */
+static void
+check_origin(MemoryContext worker_cxt)
+{
+	const char *why;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	PG_TRY();
+	{
+		(void) settle_origin_copy(&why);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(worker_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG, (errmsg("settle worker: reading settle.origin failed: %s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(worker_cxt);
+}
+
 void
 settle_worker_main(Datum main_arg)
 {
 	MemoryContext worker_cxt;
 	bool		was_standby = false;
+	int			slot = DatumGetInt32(main_arg);
+	Oid			dboid;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(settle_database, NULL, 0);
+	if (settle_shared == NULL || slot < 0 || slot >= settle_shared->n_slots)
+		proc_exit(0);
+	SpinLockAcquire(&settle_shared->slots[slot].mutex);
+	dboid = settle_shared->slots[slot].dboid;
+	SpinLockRelease(&settle_shared->slots[slot].mutex);
+	if (!OidIsValid(dboid))
+		proc_exit(0);			/* the database went away before the worker started */
+	settle_worker_state_started(slot);
+	/* a database dropped meanwhile: FATAL, and the launcher never restarts it */
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	/*
 	 * The worker is a superuser: no name it resolves may come from public or
 	 * from a schema named after its role (ALTER ROLE/DATABASE SET included).
 	 */
 	SetConfigOption("search_path", SETTLE_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("settle worker");
+	if (!extension_installed())
+		leave_not_installed();
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "settle worker", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(worker_cxt);
-	settle_worker_state_started();
 	ereport(LOG,
 			(errmsg("settle worker started in database \"%s\", cycle every %d ms",
-					settle_database, settle_cycle_interval_ms)));
+					my_database, settle_cycle_interval_ms)));
 
 	settle_pace_start(GetCurrentTimestamp());
 	for (;;)
@@ -284,13 +343,15 @@ settle_worker_main(Datum main_arg)
 			const char *why;
 
 			/* a restored copy: nothing until an operator releases it */
+			if (settle_origin_stale())
+				check_origin(worker_cxt);
 			if (settle_fenced(&why))
 			{
 				if (!said_fenced)
 					ereport(LOG,
-							(errmsg("settle worker: this server is fenced, no cycles until an operator releases it"),
+							(errmsg("settle worker: database \"%s\" is fenced, no cycles until an operator releases it", my_database),
 							 errdetail("%s.", why),
-							 errhint("ALTER SYSTEM SET settle.fence = off; SELECT pg_reload_conf();")));
+							 errhint("A copy: SELECT * FROM settle_release_copy('...') there; settle.fence: ALTER SYSTEM SET settle.fence = off; SELECT pg_reload_conf();")));
 				said_fenced = true;
 				settle_pace_skipped(GetCurrentTimestamp());
 				continue;
@@ -299,10 +360,41 @@ settle_worker_main(Datum main_arg)
 				ereport(LOG, (errmsg("settle worker: released, cycling")));
 			said_fenced = false;
 		}
+		{
+			SyncStandbyState ss;
+
+			/*
+			 * An orphan: a cycle's commit would wait in SyncRep holding the
+			 * cycle lock.  No round (no transaction, no lock) until a
+			 * synchronous standby streams again; checked every round.
+			 */
+			if (settle_sync_standby_missing(false, &ss))
+			{
+				if (!said_orphan)
+					ereport(LOG,
+							(errcode(ERRCODE_SETTLE_NO_SYNC_STANDBY),
+							 errmsg("settle worker: no synchronous standby is streaming, no cycles until one is"),
+							 errdetail("synchronous_standby_names needs %d, %d streaming.",
+									   ss.needed, ss.streaming)));
+				said_orphan = true;
+				settle_pace_skipped(GetCurrentTimestamp());
+				continue;
+			}
+			if (said_orphan)
+				ereport(LOG, (errmsg("settle worker: a synchronous standby streams again, cycling")));
+			said_orphan = false;
+		}
 
 		settle_pace_cycle_starting(GetCurrentTimestamp());
 		settle_quiet_cycle_starting(GetCurrentTimestamp());
 		committed = run_safely(worker_cxt, "settle cycle", true, do_cycle);
+		if (not_installed)
+		{
+			/* DROP EXTENSION settle: nothing left to do here */
+			ereport(LOG, (errmsg("settle worker: extension settle was dropped from database \"%s\"; leaving", my_database)));
+			settle_worker_state_leaving(SETTLE_RUN_NOT_INSTALLED);
+			proc_exit(0);
+		}
 		settle_quiet_cycle_finished(committed);
 		if (settle_pace_cycle_finished(GetCurrentTimestamp(), committed, &stall))
 			stall_to_report = true;

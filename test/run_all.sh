@@ -105,6 +105,14 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash test/fuzz/run.sh >"$TMP/fuzz.log" 2>&1; rc
 cat "$TMP/fuzz.log"
 count_tap "$TMP/fuzz.log" "fuzz" $rc
 
+# 6. the container stack of docker/, built and run with podman (issue #31)
+case " ${SETTLE_SKIP:-} " in
+    *" compose "*) record_skipped compose "SETTLE_SKIP" ;;
+    *)  bash test/compose/run.sh >"$TMP/compose.log" 2>&1; rc=$?
+        cat "$TMP/compose.log"
+        count_tap "$TMP/compose.log" "compose" $rc ;;
+esac
+
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
 [ ${#skips[@]} -gt 0 ] && echo "suites with skipped tests: ${skips[*]}"

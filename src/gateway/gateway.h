@@ -179,6 +179,10 @@ typedef struct HealthReport
 	double		last_cycle_age;
 	bool		sync_required;
 	int			sync_standbys;
+	bool		has_sync_state; /* the database reports needed, missing, reason (1.2) */
+	int			sync_needed;
+	bool		sync_missing;
+	char		sync_reason[200];
 	char		error[200];
 } HealthReport;
 

@@ -2,7 +2,7 @@
  * health.c -- what GET /api/v1/health reports.  A thread of its own checks
  * every --health-interval-ms on a connection of its own
  * (settle_gateway_health(): primary or standby, worker, last cycle,
- * synchronous standbys), so that an answer never waits for the database: a
+ * synchronous standbys: how many are needed, whether too few stream, why), so that an answer never waits for the database: a
  * health check during a network cut, whose connection attempts take their
  * connect_timeout per host, blocks neither the event loop nor the token
  * look-ups.  A report older than stale_after() is not trusted.
@@ -44,6 +44,19 @@ read_report(PGresult *res, HealthReport *h)
 	h->last_cycle_age = h->has_cycle_age ? atof(PQgetvalue(res, 0, 3)) : 0;
 	h->sync_required = PQgetvalue(res, 0, 4)[0] == 't';
 	h->sync_standbys = atoi(PQgetvalue(res, 0, 5));
+	/* 1.2: whether too few stream for synchronous_standby_names (FIRST n / ANY n), and why */
+	h->has_sync_state = PQnfields(res) >= 9 && !PQgetisnull(res, 0, 6);
+	if (h->has_sync_state)
+	{
+		h->sync_needed = atoi(PQgetvalue(res, 0, 6));
+		h->sync_missing = PQgetvalue(res, 0, 7)[0] == 't';
+		snprintf(h->sync_reason, sizeof(h->sync_reason), "%s", PQgetvalue(res, 0, 8));
+	}
+	else
+	{
+		h->sync_needed = h->sync_required ? 1 : 0;
+		h->sync_missing = h->sync_required && h->sync_standbys == 0;
+	}
 }
 
 /* One check: the primary if there is one, else any host that answers. */

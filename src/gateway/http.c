@@ -320,8 +320,8 @@ decide_health(Req *r)
 	bool		ok;
 
 	health_get(&h);
-	ok = h.reachable && h.primary && (!h.worker_enabled || h.worker_running) &&
-		(!h.sync_required || h.sync_standbys > 0);
+	/* an orphan (too few synchronous standbys streaming) refuses payments: not ready */
+	ok = h.reachable && h.primary && (!h.worker_enabled || h.worker_running) && !h.sync_missing;
 	buf_init(&b, 512);
 	buf_printf(&b, "{\"status\":\"%s\",\"database\":{\"reachable\":%s,\"role\":%s",
 			   ok ? "ok" : "unavailable", h.reachable ? "true" : "false",
@@ -337,8 +337,15 @@ decide_health(Req *r)
 		buf_printf(&b, "%.3f", h.last_cycle_age);
 	else
 		buf_puts(&b, "null");
-	buf_printf(&b, "},\"synchronous_standby\":{\"required\":%s,\"attached\":%d}}",
-			   h.sync_required ? "true" : "false", h.sync_standbys);
+	buf_printf(&b, "},\"synchronous_standby\":{\"required\":%s,\"attached\":%d,\"needed\":%d,\"missing\":%s",
+			   h.sync_required ? "true" : "false", h.sync_standbys, h.sync_needed,
+			   h.sync_missing ? "true" : "false");
+	if (h.has_sync_state)
+	{
+		buf_puts(&b, ",\"reason\":");
+		buf_json_string(&b, h.sync_reason);
+	}
+	buf_puts(&b, "}}");
 	decide(r, ok ? 200 : 503, make_response(buf_steal(&b), "application/json"));
 }
 

@@ -27,6 +27,7 @@ static const Rule rules[] = {
 	/* answers that cannot be given now, safe to retry with the same key */
 	{"SE140", 503, "Not yet durable on the synchronous standby", true},
 	{"SE093", 503, "The settlement queue is full", true},
+	{"SE170", 503, "No synchronous standby is streaming: retry on the current primary", true},
 	{"SE152", 503, "settle library and SQL are of different releases", true},
 	{"SE153", 503, "The server is fenced", true},
 	{"25006", 503, "The database is read-only (not the primary)", true},

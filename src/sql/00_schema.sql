@@ -27,11 +27,16 @@ COMMENT ON ROLE settle_auditor IS 'settle: read-only access to every row';
 
 -- Where the worker is.  Without shared_preload_libraries there is none:
 -- everything works, cycles run by hand or from pg_cron, and a NOTICE says
--- so.  With it, the worker serves one database (settle.database); created
--- in another while the worker is on, payments there would stay queued
--- forever, so that is refused.
+-- so.  With it, the launcher starts a worker for every database with the
+-- extension (settle.database, if set, lists the ones it may serve).  Until
+-- 1.1 the worker served one database and CREATE EXTENSION elsewhere was
+-- refused (SE150, retired in 1.2: docs/ERRORS.md).
 CREATE OR REPLACE FUNCTION settle._preloaded() RETURNS boolean
     AS 'MODULE_PATHNAME', 'settle_preloaded_sql' LANGUAGE C STABLE;
+-- Whether the launcher serves this database: preloaded, settle.worker_enabled,
+-- and settle.database empty or naming it.
+CREATE OR REPLACE FUNCTION settle._database_served() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'settle_database_served' LANGUAGE C STABLE;
 DO $$
 BEGIN
     IF NOT settle._preloaded() THEN
@@ -39,14 +44,10 @@ BEGIN
         PERFORM set_config('client_min_messages', 'notice', true);
         RAISE NOTICE 'settle is not in shared_preload_libraries: there is no settlement worker'
             USING HINT = 'Cycles run with settle_run_cycle(), by hand or from pg_cron; add settle to shared_preload_libraries and restart for the worker.';
-    ELSIF current_setting('settle.worker_enabled')::boolean
-          AND current_setting('settle.database') <> current_database() THEN
-        RAISE EXCEPTION 'the settlement worker serves database "%", not "%"',
-                        current_setting('settle.database'), current_database()
-            USING ERRCODE = 'SE150',
-                  DETAIL = 'Payments submitted here would stay queued: no worker would run their cycles.',
-                  HINT = format('Set settle.database = %L and restart, or set settle.worker_enabled = off and run settle_run_cycle() from pg_cron.',
-                                current_database());
+    ELSIF NOT settle._database_served() AND current_setting('settle.worker_enabled')::boolean THEN
+        PERFORM set_config('client_min_messages', 'notice', true);
+        RAISE NOTICE 'settle.database does not list database "%": no settlement worker will serve it', current_database()
+            USING HINT = 'Add it to settle.database and reload, or run settle_run_cycle() from pg_cron.';
     END IF;
 END
 $$;

@@ -90,17 +90,27 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM settle.archive a
 $$;
 
--- Archives every sealed event older than `before` (whole transactions, a
--- prefix of the live chain), the cycles completed by them and the seal runs
--- before the last of each chain.  Seals first; refuses while settle_verify()
--- reports a problem (an archive must carry a clean state).  Returns the new
--- archive, or no row when there is nothing to archive.
-CREATE OR REPLACE FUNCTION settle_archive(before timestamptz)
+-- One slice (issue #29): archives the sealed events older than `before`
+-- (whole transactions, a prefix of the live chain), at most about max_events
+-- of them (NULL: all; a transaction is never split, so one larger than
+-- max_events is archived whole), the cycles completed by them and the seal
+-- runs before the last of each chain.  Archives only what is sealed (the
+-- worker seals after every cycle; settle_seal() otherwise).  With
+-- full_verify it refuses while settle_verify() reports a problem (an archive
+-- must carry a clean state); the check runs before the seal lock is taken,
+-- so seals and cycles go on meanwhile.  Every slice checks its own seals:
+-- linked from the live chain's base, each event's content matching its seal.
+-- The seal lock is held only for the slice's copy and delete.  Returns the
+-- new archive, or no row when there is nothing to archive.
+CREATE OR REPLACE FUNCTION settle._archive_slice(before timestamptz, max_events bigint, full_verify boolean)
 RETURNS TABLE (archive_id bigint, events bigint, cycles bigint, seal_runs bigint, first_seq bigint,
                last_seq bigint, end_hash text, tables text[])
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    base record := settle._event_chain_base();
+    cut_time bigint;
+    tx_first bigint;
+    tx_last bigint;
+    base record;
     cut bigint;
     first_s settle.event_seal;
     last_s settle.event_seal;
@@ -119,15 +129,20 @@ BEGIN
         RAISE EXCEPTION 'archive horizon must be a time in the past' USING ERRCODE = 'SE154',
             DETAIL = format('Asked for %s.', coalesce(before::text, 'NULL'));
     END IF;
-    -- one archive at a time, no seal run in between
+    IF max_events IS NOT NULL AND max_events < 1 THEN
+        RAISE EXCEPTION 'a slice must hold at least one event' USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s.', max_events);
+    END IF;
+    -- one archive at a time (the lock also lets this transaction's DELETEs through)
     LOCK TABLE settle.archive_lock IN EXCLUSIVE MODE;
-    PERFORM settle._seal();
-    LOCK TABLE settle.seal_lock IN EXCLUSIVE MODE;
-    SELECT count(*) INTO problems FROM settle._verify();
-    IF problems > 0 THEN
-        RAISE EXCEPTION 'the ledger does not verify: nothing archived' USING ERRCODE = 'SE155',
-            DETAIL = format('settle_verify() reports %s problems.', problems),
-            HINT = 'An archive carries the state its events prove: resolve what settle_verify() reports first.';
+    base := settle._event_chain_base();
+    IF full_verify THEN
+        SELECT count(*) INTO problems FROM settle._verify();
+        IF problems > 0 THEN
+            RAISE EXCEPTION 'the ledger does not verify: nothing archived' USING ERRCODE = 'SE155',
+                DETAIL = format('settle_verify() reports %s problems.', problems),
+                HINT = 'An archive carries the state its events prove: resolve what settle_verify() reports first.';
+        END IF;
     END IF;
     -- the longest prefix of the live chain older than `before` ...
     SELECT min(x.seq) - 1 INTO cut
@@ -145,9 +160,47 @@ BEGIN
            AND e.xid = (SELECT e2.xid FROM settle.event_seal x2 JOIN settle.event e2 ON e2.event_id = x2.event_id
                          WHERE x2.seq = cut + 1);
     END IF;
+    -- the chain's last seal stays: the next seal run links to it
+    IF cut IS NOT NULL AND NOT EXISTS (SELECT 1 FROM settle.event_seal x WHERE x.seq > cut) THEN
+        SELECT coalesce(min(x.seq) - 1, cut) INTO cut
+          FROM settle.event_seal x JOIN settle.event e ON e.event_id = x.event_id
+         WHERE e.xid = (SELECT e2.xid FROM settle.event_seal x2 JOIN settle.event e2 ON e2.event_id = x2.event_id
+                         WHERE x2.seq = cut);
+    END IF;
     IF cut IS NULL OR cut <= base.base_seq THEN
         RETURN;
     END IF;
+    -- a slice: at most max_events, ending with a whole transaction (the one
+    -- the limit falls into is left out, or taken whole if it is the first)
+    cut_time := cut;
+    IF max_events IS NOT NULL AND base.base_seq + max_events < cut_time THEN
+        cut := base.base_seq + max_events;
+        SELECT min(x.seq), max(x.seq) INTO tx_first, tx_last
+          FROM settle.event_seal x JOIN settle.event e ON e.event_id = x.event_id
+         WHERE x.seq > base.base_seq AND x.seq <= cut_time
+           AND e.xid = (SELECT e2.xid FROM settle.event_seal x2 JOIN settle.event e2 ON e2.event_id = x2.event_id
+                         WHERE x2.seq = cut + 1);
+        IF tx_first IS NOT NULL AND tx_first <= cut THEN
+            cut := CASE WHEN tx_first - 1 > base.base_seq THEN tx_first - 1 ELSE tx_last END;
+        END IF;
+    END IF;
+    -- the slice's own seals: linked from the live chain's base, contents intact
+    SELECT count(*) INTO problems
+      FROM (SELECT x.seq, x.prev_hash, x.hash, lag(x.hash) OVER (ORDER BY x.seq) AS before_hash,
+                   row_number() OVER (ORDER BY x.seq) AS pos, e.event_id AS present,
+                   settle._event_content(e.event_id, e.occurred_at, e.entity, e.entity_id, e.event_type,
+                                         e.from_status, e.to_status, e.details) AS content
+              FROM settle.event_seal x LEFT JOIN settle.event e ON e.event_id = x.event_id
+             WHERE x.seq > base.base_seq AND x.seq <= cut) y
+     WHERE y.seq <> base.base_seq + y.pos OR y.prev_hash <> coalesce(y.before_hash, base.base_hash)
+        OR y.present IS NULL OR sha256(y.prev_hash || y.content) <> y.hash;
+    IF problems > 0 THEN
+        RAISE EXCEPTION 'the ledger does not verify: nothing archived' USING ERRCODE = 'SE155',
+            DETAIL = format('%s seals of the events to archive are broken or do not match their events.', problems),
+            HINT = 'An archive carries the state its events prove: resolve what settle_verify() reports first.';
+    END IF;
+    -- only now, for the copy and the delete: no seal run in between
+    LOCK TABLE settle.seal_lock IN EXCLUSIVE MODE;
     SELECT * INTO first_s FROM settle.event_seal x WHERE x.seq = base.base_seq + 1;
     SELECT * INTO last_s FROM settle.event_seal x WHERE x.seq = cut;
     n_events := cut - base.base_seq;
@@ -275,6 +328,47 @@ BEGIN
     first_seq := first_s.seq; last_seq := last_s.seq; end_hash := encode(last_s.hash, 'hex');
     tables := ARRAY[t_event, t_seal, t_cycle, t_run];
     RETURN NEXT;
+END
+$$;
+
+-- One slice of at most max_events (default 10,000) events, in the caller's
+-- transaction: call it again (or CALL settle_archive_all) until it returns no
+-- row.  Checks the whole ledger first (SE155), outside the seal lock.
+CREATE OR REPLACE FUNCTION settle_archive(before timestamptz, max_events bigint DEFAULT 10000)
+RETURNS TABLE (archive_id bigint, events bigint, cycles bigint, seal_runs bigint, first_seq bigint,
+               last_seq bigint, end_hash text, tables text[])
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM settle._archive_slice(before, max_events, true)
+$$;
+
+-- Everything older than `before`, slice after slice, each slice committed in
+-- its own transaction (CALL it outside a transaction block, e.g. from
+-- pg_cron): seals first, checks the whole ledger once (SE155), then each
+-- slice checks its own seals.  Interrupted, it leaves whole archives behind,
+-- and a new CALL goes on from there.  No SET clause and no SECURITY DEFINER
+-- (either would forbid COMMIT): every name is schema-qualified, and the
+-- work is done by settle._archive_slice as the owner.
+CREATE OR REPLACE PROCEDURE settle_archive_all(before timestamptz, slice_events bigint DEFAULT 10000,
+                                               INOUT archives integer DEFAULT NULL, INOUT events bigint DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    first boolean := true;
+BEGIN
+    archives := 0;
+    events := 0;
+    IF settle._may_seal() THEN
+        PERFORM settle._seal();
+    END IF;
+    COMMIT;
+    LOOP
+        SELECT * INTO r FROM settle._archive_slice(before, slice_events, first);
+        EXIT WHEN r.archive_id IS NULL;
+        archives := archives OPERATOR(pg_catalog.+) 1;
+        events := events OPERATOR(pg_catalog.+) r.events;
+        first := false;
+        COMMIT;
+    END LOOP;
 END
 $$;
 

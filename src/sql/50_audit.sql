@@ -154,12 +154,15 @@ BEGIN
              ORDER BY c.n$q$, c.seal_tbl, c.id, c.content, c.tbl)
             USING last_seq, head, low, horizon, foreign_from;
         GET DIAGNOSTICS sealed = ROW_COUNT;
+        -- a run that sealed nothing leaves no row (issue #29): an idle server
+        -- writes nothing, and the next run starts from the same horizon
         IF sealed > 0 THEN
             EXECUTE last_seal INTO last_seq, head;
+            INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
+                VALUES (which, horizon, sealed, last_seq, head);
         END IF;
-        INSERT INTO settle.seal_run (chain, sealed_below, rows_sealed, last_seq, last_hash)
-            VALUES (which, horizon, sealed, last_seq, head);
     END IF;
+    -- also when nothing was sealed: every row below the horizon is in the chain
     sealed_below := greatest(horizon, low);
 END
 $$;
@@ -283,6 +286,7 @@ $$;
 --                        journal that takes back its two legs, or a payment
 --                        that is not returned but has reversal legs
 --   chain_*              see settle._verify_chain
+--   merkle_*             see settle._verify_merkle (87_statements.sql)
 -- seal => true seals first (not on a standby), so that everything finished
 -- is checked against the chain.
 CREATE OR REPLACE FUNCTION settle._verify()
@@ -421,6 +425,8 @@ BEGIN
 
     RETURN QUERY SELECT * FROM settle._verify_chain('ledger_entry');
     RETURN QUERY SELECT * FROM settle._verify_chain('event');
+    -- the statement Merkle tree against the ledger (87_statements.sql)
+    RETURN QUERY SELECT * FROM settle._verify_merkle();
 
     -- the chains against the last seal run: a removed tail (entries and their
     -- seals deleted) leaves the recorded head without its seal
@@ -602,7 +608,9 @@ $$;
 -- Checks a digest from settle_chain_digest(): is each head still at its place
 -- in the chain with the same hash?  (Run settle_verify() too: it checks that
 -- every link up to there is intact, so a matching head vouches for every
--- entry before it.)
+-- entry before it.)  And the statement tree's root of the digest's size,
+-- recomputed from the ledger (not from the stored subtrees): row
+-- ledger_merkle, seq = the tree size.
 CREATE OR REPLACE FUNCTION settle_verify_digest(digest jsonb)
 RETURNS TABLE (chain text, seq bigint, stored_hash text, current_hash text, matches boolean)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -623,6 +631,14 @@ BEGIN
                           WHERE c.name = 'event') a ON true
      WHERE digest ? c.name AND jsonb_typeof(digest->c.name) = 'object'
      ORDER BY c.ord;
+    -- digests before 1.1 have no tree
+    IF jsonb_typeof(digest->'ledger_merkle') = 'object' THEN
+        RETURN QUERY
+        SELECT 'ledger_merkle'::text, t.size, digest->'ledger_merkle'->>'root', encode(t.root, 'hex'),
+               coalesce(encode(t.root, 'hex') = digest->'ledger_merkle'->>'root', false)
+          FROM (SELECT x.size, settle._merkle_root_recomputed(x.size) AS root
+                  FROM (SELECT (digest->'ledger_merkle'->>'size')::bigint AS size) x) t;
+    END IF;
 END
 $$;
 

@@ -260,26 +260,32 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
             + settle._archived_count('pay_outs_failed'))::double precision
 $$;
 
--- What this server's worker has done since the server started (shared
+-- What this database's worker has done since the server started (shared
 -- memory, src/worker_state.c): rounds that committed, cycles and seals that
 -- failed and were rolled back (they leave no row in any table), and the
--- last failure.  No row when settle is not in shared_preload_libraries.
-CREATE OR REPLACE FUNCTION settle_worker_status(
+-- last failure; the launcher's view of it: the database, its state
+-- (starting, running, not_installed, stopped, failed, paused: docs/OPERATIONS.md)
+-- since when, and how many workers it started there.  all_databases: every
+-- database the launcher serves.  No row when settle is not in
+-- shared_preload_libraries or the launcher does not serve the database.
+CREATE OR REPLACE FUNCTION settle_worker_status(all_databases boolean DEFAULT false,
     OUT pid integer, OUT started_at timestamptz,
     OUT cycles_ok bigint, OUT cycles_failed bigint, OUT seals_failed bigint,
     OUT last_cycle_at timestamptz, OUT last_failure_at timestamptz,
     OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text,
-    OUT cycles_unchanged bigint)
+    OUT cycles_unchanged bigint, OUT seals_unchanged bigint,
+    OUT database name, OUT state text, OUT state_since timestamptz, OUT starts bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
--- the same, under a name in settle's schema for the metrics (a name in public
--- could be made ambiguous by someone else's overload)
+-- this database's, under a name in settle's schema for the metrics (a name
+-- in public could be made ambiguous by someone else's overload)
 CREATE OR REPLACE FUNCTION settle._worker_status(
     OUT pid integer, OUT started_at timestamptz,
     OUT cycles_ok bigint, OUT cycles_failed bigint, OUT seals_failed bigint,
     OUT last_cycle_at timestamptz, OUT last_failure_at timestamptz,
     OUT last_failure_in text, OUT last_sqlstate text, OUT last_error text,
-    OUT cycles_unchanged bigint)
+    OUT cycles_unchanged bigint, OUT seals_unchanged bigint,
+    OUT database name, OUT state text, OUT state_since timestamptz, OUT starts bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'settle_worker_status' LANGUAGE C VOLATILE;
 
@@ -299,13 +305,27 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'settle_worker_enabled', '{}'::jsonb,
            CASE WHEN current_setting('settle.worker_enabled', true)::boolean THEN 1 ELSE 0 END
     UNION ALL
-    -- 0 where this database has no worker (not preloaded, or settle.database is another)
+    -- 1 while the launcher serves this database (preloaded, enabled, allowed by settle.database)
+    SELECT 'settle_worker_served', '{}'::jsonb,
+           CASE WHEN settle._database_served() THEN 1 ELSE 0 END
+    UNION ALL
+    -- workers the launcher started for this database since the server started:
+    -- a rate above a few an hour means it keeps failing
+    SELECT 'settle_worker_starts_total', '{}'::jsonb,
+           coalesce((SELECT w.starts FROM settle._worker_status() w), 0)::double precision
+    UNION ALL
+    -- 0 where this database has no worker (not preloaded, or not served)
     SELECT 'settle_worker_cycles_failed_total', '{}'::jsonb,
            coalesce((SELECT w.cycles_failed FROM settle._worker_status() w), 0)::double precision
     UNION ALL
     -- cycles that settled and expired nothing: they write no cycle record
     SELECT 'settle_worker_cycles_unchanged_total', '{}'::jsonb,
-           coalesce((SELECT w.cycles_unchanged FROM settle._worker_status() w), 0)::double precision    UNION ALL
+           coalesce((SELECT w.cycles_unchanged FROM settle._worker_status() w), 0)::double precision
+    UNION ALL
+    -- seals that found nothing new: they write no seal run (issue #29)
+    SELECT 'settle_worker_seals_unchanged_total', '{}'::jsonb,
+           coalesce((SELECT w.seals_unchanged FROM settle._worker_status() w), 0)::double precision
+    UNION ALL
     SELECT 'settle_worker_seals_failed_total', '{}'::jsonb,
            coalesce((SELECT w.seals_failed FROM settle._worker_status() w), 0)::double precision
     UNION ALL
@@ -315,6 +335,12 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     -- 1 on a fenced restored copy (no cycles, intake, rail or calendar until released)
     SELECT 'settle_node_fenced', '{}'::jsonb,
            CASE WHEN (SELECT f.fenced FROM @extschema@.settle_fence_state() f) THEN 1 ELSE 0 END
+    UNION ALL
+    -- 1 on a primary that requires synchronous standbys and has fewer streaming than it
+    -- needs (an orphan: new payments, rail calls and cycles refused with SE170), else 0
+    SELECT 'settle_sync_standby_missing', '{}'::jsonb,
+           CASE WHEN s.required AND s.streaming < s.needed THEN 1 ELSE 0 END::double precision
+      FROM @extschema@.settle_sync_standby_state() s
     UNION ALL
     -- how long a cycle (or a seal) has been waiting for the one before it, 0 if none waits
     SELECT 'settle_lock_wait_seconds', jsonb_build_object('lock', l.name),

@@ -254,6 +254,7 @@ DECLARE
     b settle.batch;
 BEGIN
     PERFORM settle._check_fence('handing batches to the rail');
+    PERFORM settle._check_sync_standby('handing batches to the rail');
     FOR b IN SELECT * FROM settle.batch x
               WHERE x.status = 'pending' AND x.next_attempt_at <= clock_timestamp()
               ORDER BY (x.direction = 'pay_out'), x.next_attempt_at, x.batch_id
@@ -311,6 +312,7 @@ DECLARE
     b settle.batch := settle._ack_lock(batch_id);
 BEGIN
     PERFORM settle._check_fence('a rail acknowledgement');
+    PERFORM settle._check_sync_standby('a rail acknowledgement');
     PERFORM settle._batch_event(b, 'confirmed', jsonb_build_object('rail_reference', rail_reference));
     UPDATE settle.batch x SET status = 'confirmed', rail_reference = settle_rail_confirm.rail_reference,
            last_error = NULL, updated_at = clock_timestamp()
@@ -335,6 +337,7 @@ DECLARE
     backoff interval := current_setting('settle.rail_backoff')::interval;
 BEGIN
     PERFORM settle._check_fence('a rail acknowledgement');
+    PERFORM settle._check_sync_standby('a rail acknowledgement');
     IF retryable AND b.attempts < max_attempts THEN
         PERFORM settle._batch_event(b, 'pending', jsonb_build_object('error', reason, 'retry', true));
         UPDATE settle.batch x SET status = 'pending', last_error = reason, updated_at = clock_timestamp(),
@@ -363,6 +366,7 @@ DECLARE
     n int := 0;
 BEGIN
     PERFORM settle._check_fence('the rail time-out job');
+    PERFORM settle._check_sync_standby('the rail time-out job');
     FOR id IN SELECT x.batch_id FROM settle.batch x
                WHERE x.status = 'instructed'
                  AND x.instructed_at < clock_timestamp() - current_setting('settle.rail_timeout')::interval
@@ -385,6 +389,7 @@ DECLARE
     n int;
 BEGIN
     PERFORM settle._check_fence('the end-of-day job');
+    PERFORM settle._check_sync_standby('the end-of-day job');
     INSERT INTO settle.balance_snapshot (business_date, taken_at, account_id, currency, balance, pending_debit, pending_credit)
         SELECT settle_end_of_day.business_date, clock_timestamp(), a.account_id, a.currency,
                a.balance, a.pending_debit, a.pending_credit
@@ -409,6 +414,7 @@ DECLARE
     n int;
 BEGIN
     PERFORM settle._check_fence('the key retention job');
+    PERFORM settle._check_sync_standby('the key retention job');
     WITH p AS (
         UPDATE settle.payment x SET idempotency_key = '~expired:' || x.payment_id
          WHERE x.status IN ('settled', 'expired', 'failed', 'returned') AND x.updated_at < clock_timestamp() - keep

@@ -94,6 +94,7 @@ DECLARE
     p settle.payment;
 BEGIN
     PERFORM settle._check_fence('a return');
+    PERFORM settle._check_sync_standby('a return');
     IF reason IS NULL OR btrim(reason) = '' THEN
         RAISE EXCEPTION 'a return needs a reason' USING ERRCODE = 'SE108',
             HINT = 'Say why the payment is returned: it is recorded in the journal and the event.';

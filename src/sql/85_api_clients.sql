@@ -122,14 +122,18 @@ RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_c
 $$;
 
 -- What the gateway's health endpoint reports about the database it reaches.
+-- synchronous_standbys counts the standbys in sync or quorum state; needed,
+-- missing and reason come from settle_sync_standby_state() (an orphan
+-- refuses new payments: SE170).
 CREATE OR REPLACE FUNCTION settle_gateway_health(
     OUT primary_node boolean, OUT worker_enabled boolean, OUT worker_running boolean,
     OUT last_cycle_age_seconds double precision,
-    OUT synchronous_standby_required boolean, OUT synchronous_standbys integer)
+    OUT synchronous_standby_required boolean, OUT synchronous_standbys integer,
+    OUT synchronous_standbys_needed integer, OUT synchronous_standby_missing boolean,
+    OUT synchronous_standby_reason text)
 RETURNS record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT NOT pg_is_in_recovery(),
-           coalesce(current_setting('settle.worker_enabled', true)::boolean, false)
-               AND current_setting('settle.database', true) = current_database(),
+           settle._database_served(),
            EXISTS (SELECT 1 FROM pg_stat_activity a
                     WHERE a.backend_type = 'settle worker' AND a.datname = current_database()),
            -- the worker's last cycle (it records no row for a cycle that changed nothing), else the last recorded one
@@ -138,7 +142,11 @@ RETURNS record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catal
                (SELECT c.finished_at FROM settle.cycle c ORDER BY c.cycle_id DESC LIMIT 1)))::double precision,
            current_setting('synchronous_standby_names') <> '',
            (SELECT count(*)::integer FROM pg_stat_replication r
-             WHERE r.sync_state IN ('sync', 'quorum') AND NOT pg_is_in_recovery())
+             WHERE r.sync_state IN ('sync', 'quorum') AND NOT pg_is_in_recovery()),
+           s.needed,
+           s.required AND s.streaming < s.needed,
+           s.reason
+      FROM @extschema@.settle_sync_standby_state() s
 $$;
 
 REVOKE ALL ON settle.api_client FROM PUBLIC;

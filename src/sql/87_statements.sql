@@ -356,3 +356,271 @@ GRANT EXECUTE ON FUNCTION settle._leaf_content(bigint, bigint, bigint, bigint, b
     settle._merkle_size(), settle._merkle_root(bigint), settle._merkle_path(bigint, bigint),
     @extschema@.settle_statement(text, timestamptz, timestamptz, bigint)
     TO settle_submitter, settle_operator, settle_auditor;
+
+-- ---- Consistency proofs and checking the tree (issue #29) ----
+
+-- The root of leaves off .. off + len - 1 from the stored complete subtrees:
+-- the perfect subtrees of len (one per bit, largest first) folded from the
+-- right.  off is a multiple of the largest of them (as everywhere the RFC's
+-- recursion splits a tree), so each one is a stored node.
+CREATE OR REPLACE FUNCTION settle._merkle_range_root(off bigint, len bigint) RETURNS bytea
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    peaks bytea[] := '{}';
+    r bytea;
+    b int;
+    i int;
+BEGIN
+    IF len = 0 THEN
+        RETURN sha256(''::bytea);
+    END IF;
+    FOR b IN REVERSE 62..0 LOOP
+        CONTINUE WHEN (len >> b) & 1 = 0;
+        IF off % (1::bigint << b) <> 0 THEN
+            RAISE EXCEPTION 'leaves % to % are not a split of the statement tree', off, off + len - 1
+                USING ERRCODE = 'XX000';
+        END IF;
+        peaks := peaks || settle._merkle_node(b, off >> b);
+        off := off + (1::bigint << b);
+    END LOOP;
+    r := peaks[cardinality(peaks)];
+    FOR i IN REVERSE cardinality(peaks) - 1 .. 1 LOOP
+        r := settle._node_hash(peaks[i], r);
+    END LOOP;
+    RETURN r;
+END
+$$;
+
+-- The consistency proof between the trees of the first m and the first n
+-- leaves (RFC 9162 section 2.1.4.1, SUBPROOF(m, D[n], true)), 0 <= m <= n:
+-- empty when m = 0 or m = n.  The recursion, unrolled: each step appends
+-- one subtree root after the proof of the part it recurses into, so the
+-- roots are collected outermost first and the proof is them in reverse,
+-- after the root of the subtree the recursion ends at (when that is not
+-- the old tree itself).
+CREATE OR REPLACE FUNCTION settle._merkle_consistency(m bigint, n bigint) RETURNS bytea[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    off bigint := 0;
+    len bigint := n;
+    whole boolean := true;      -- the RFC's b: the old tree is D[0:m] itself
+    outer_roots bytea[] := '{}';
+    path bytea[] := '{}';
+    k bigint;
+    i int;
+BEGIN
+    IF m IS NULL OR n IS NULL OR m < 0 OR m > n OR n > settle._merkle_size() THEN
+        RAISE EXCEPTION 'no consistency proof from % to % leaves: the statement tree has % leaves', m, n,
+            settle._merkle_size() USING ERRCODE = '22023';
+    END IF;
+    IF m = 0 OR m = n THEN
+        RETURN path;
+    END IF;
+    WHILE m <> len LOOP
+        -- k: the largest power of two below len
+        k := 1;
+        WHILE k * 2 < len LOOP
+            k := k * 2;
+        END LOOP;
+        IF m <= k THEN
+            outer_roots := outer_roots || settle._merkle_range_root(off + k, len - k);
+            len := k;
+        ELSE
+            outer_roots := outer_roots || settle._merkle_range_root(off, k);
+            off := off + k;
+            m := m - k;
+            len := len - k;
+            whole := false;
+        END IF;
+    END LOOP;
+    IF NOT whole THEN
+        path := path || settle._merkle_range_root(off, len);
+    END IF;
+    FOR i IN REVERSE cardinality(outer_roots) .. 1 LOOP
+        path := path || outer_roots[i];
+    END LOOP;
+    RETURN path;
+END
+$$;
+
+-- The public face: both trees' sizes and roots and the proof, as the
+-- offline verifier reads it (tools/settle-verify-statement --consistency).
+-- Hashes only: a participant may have it.
+CREATE OR REPLACE FUNCTION settle_consistency_proof(old_size bigint, new_size bigint DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint := coalesce(new_size, settle._merkle_size());
+BEGIN
+    IF old_size IS NULL OR old_size < 0 OR old_size > n OR n > settle._merkle_size() THEN
+        RAISE EXCEPTION 'no consistency proof from tree size % to %', old_size, n USING ERRCODE = '22023',
+            DETAIL = format('The statement tree has %s leaves; 0 <= old_size <= new_size <= that.', settle._merkle_size());
+    END IF;
+    RETURN jsonb_build_object(
+        'format', 'settle-consistency-proof/1',
+        'old', jsonb_build_object('size', old_size, 'root', encode(settle._merkle_root(old_size), 'hex')),
+        'new', jsonb_build_object('size', n, 'root', encode(settle._merkle_root(n), 'hex')),
+        'proof', (SELECT coalesce(jsonb_agg(encode(h, 'hex') ORDER BY o), '[]'::jsonb)
+                    FROM unnest(settle._merkle_consistency(old_size, n)) WITH ORDINALITY AS x(h, o)));
+END
+$$;
+COMMENT ON FUNCTION settle_consistency_proof(bigint, bigint) IS
+    'RFC 9162 consistency proof that the statement tree of new_size leaves (default: all) extends the one of old_size; check offline with tools/settle-verify-statement --consistency';
+
+-- The tree's leaves recomputed from the ledger: every sealed entry of the
+-- first n in chain order, its leaf hashed from the entry's row and its
+-- leaf's salt, with its number and balance in its account counted again
+-- from the entries (not read from settle.ledger_leaf).  hash is NULL when
+-- the entry's row or its leaf is gone, or the leaf is another entry's.
+CREATE OR REPLACE FUNCTION settle._merkle_leaves_recomputed(n bigint)
+RETURNS TABLE (seq bigint, entry_id bigint, leaf_entry_id bigint, stored_account_seq bigint, stored_balance bigint,
+               account_seq bigint, balance_after bigint, hash bytea)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.seq, c.entry_id, l.entry_id, l.account_seq, l.balance_after, c.account_seq, c.balance_after,
+           CASE WHEN c.present AND l.entry_id = c.entry_id
+                THEN settle._leaf_hash(l.salt, settle._leaf_content(c.seq, c.entry_id, c.journal_id, c.batch_id,
+                         c.payment_id, c.participant_id, c.account_id, c.currency, c.amount, c.posted_at,
+                         c.account_seq, c.balance_after)) END
+      FROM (SELECT s.seq, s.entry_id, e.entry_id IS NOT NULL AS present, e.journal_id, e.batch_id, e.payment_id,
+                   a.participant_id, e.account_id, e.currency, e.amount, e.posted_at,
+                   row_number() OVER w AS account_seq, (sum(e.amount) OVER w)::bigint AS balance_after
+              FROM settle.ledger_seal s
+              LEFT JOIN settle.ledger_entry e ON e.entry_id = s.entry_id
+              LEFT JOIN settle.account a ON a.account_id = e.account_id
+             WHERE s.seq <= n
+            WINDOW w AS (PARTITION BY e.account_id ORDER BY s.seq)) c
+      LEFT JOIN settle.ledger_leaf l ON l.seq = c.seq
+     ORDER BY c.seq
+$$;
+
+-- The root of the tree of the first n leaves recomputed from the ledger
+-- alone (the leaves above, folded as RFC 9162 defines the tree: one stack
+-- of perfect subtrees, merged as each leaf completes them), not from the
+-- stored subtrees.  NULL when a leaf cannot be recomputed or the chain has
+-- fewer than n seals.
+CREATE OR REPLACE FUNCTION settle._merkle_root_recomputed(n bigint) RETURNS bytea
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    stack bytea[] := '{}';
+    cnt bigint := 0;
+    k bigint;
+    h bytea;
+    r bytea;
+    i int;
+BEGIN
+    IF n IS NULL OR n < 0 THEN
+        RETURN NULL;
+    END IF;
+    IF n = 0 THEN
+        RETURN sha256(''::bytea);
+    END IF;
+    FOR h IN SELECT x.hash FROM settle._merkle_leaves_recomputed(n) x ORDER BY x.seq LOOP
+        IF h IS NULL THEN
+            RETURN NULL;
+        END IF;
+        cnt := cnt + 1;
+        -- the leaf completes one subtree per trailing zero bit of cnt
+        k := cnt;
+        WHILE k & 1 = 0 LOOP
+            h := settle._node_hash(stack[cardinality(stack)], h);
+            stack := stack[1:cardinality(stack) - 1];
+            k := k >> 1;
+        END LOOP;
+        stack := stack || h;
+    END LOOP;
+    IF cnt <> n THEN
+        RETURN NULL;
+    END IF;
+    r := stack[cardinality(stack)];
+    FOR i IN REVERSE cardinality(stack) - 1 .. 1 LOOP
+        r := settle._node_hash(stack[i], r);
+    END LOOP;
+    RETURN r;
+END
+$$;
+
+-- The tree's checks, for settle_verify() (one row per problem):
+--   merkle_leaf_missing   a sealed entry that is not a leaf of the tree (no leaf row, no
+--                         leaf hash, or beyond the tree's size)
+--   merkle_leaf_altered   a leaf whose stored hash, entry, number in its account or balance
+--                         differs from what the ledger gives (content, chain order)
+--   merkle_node_altered   a stored subtree whose hash is not the hash of its two halves, a
+--                         complete subtree not stored, or one stored beyond the tree
+--   merkle_root_mismatch  the root from the stored subtrees differs from the root
+--                         recomputed from the ledger (or a subtree it needs is missing)
+CREATE OR REPLACE FUNCTION settle._verify_merkle()
+RETURNS TABLE (problem text, entity text, entity_id text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint := settle._merkle_size();
+    stored bytea;
+    recomputed bytea;
+BEGIN
+    RETURN QUERY
+    SELECT CASE WHEN x.leaf_entry_id IS NULL OR nd.hash IS NULL THEN 'merkle_leaf_missing' ELSE 'merkle_leaf_altered' END,
+           'ledger_entry', x.entry_id::text,
+           format('leaf %s (seal %s, entry %s): %s', x.seq - 1, x.seq, x.entry_id,
+                  CASE WHEN x.seq > n THEN format('the entry is sealed but the tree has %s leaves', n)
+                       WHEN x.leaf_entry_id IS NULL THEN 'the leaf row is gone'
+                       WHEN nd.hash IS NULL THEN 'the leaf hash is gone'
+                       WHEN x.leaf_entry_id <> x.entry_id THEN format('the leaf is of entry %s', x.leaf_entry_id)
+                       WHEN x.stored_account_seq IS DISTINCT FROM x.account_seq
+                         OR x.stored_balance IS DISTINCT FROM x.balance_after
+                           THEN format('the leaf says entry %s of its account, balance %s; the ledger gives %s, %s',
+                                       x.stored_account_seq, x.stored_balance, x.account_seq, x.balance_after)
+                       WHEN x.hash IS NULL THEN 'the sealed entry is gone'
+                       ELSE 'the leaf hash differs from the hash of the entry''s content' END)
+      FROM settle._merkle_leaves_recomputed(9223372036854775807) x
+      LEFT JOIN settle.ledger_merkle_node nd ON nd.level = 0 AND nd.idx = x.seq - 1
+     WHERE x.seq > n OR x.leaf_entry_id IS NULL OR nd.hash IS NULL OR x.leaf_entry_id <> x.entry_id
+        OR x.stored_account_seq IS DISTINCT FROM x.account_seq OR x.stored_balance IS DISTINCT FROM x.balance_after
+        OR x.hash IS DISTINCT FROM nd.hash
+     ORDER BY x.seq;
+
+    -- every subtree above the leaves: stored where complete, the hash of its halves
+    RETURN QUERY
+    WITH expected AS (
+        SELECT l.lvl, i.idx
+          FROM generate_series(1, 62) l(lvl)
+          CROSS JOIN LATERAL generate_series(0, (n >> l.lvl) - 1) i(idx)
+         WHERE (n >> l.lvl) > 0),
+    checked AS (
+        SELECT coalesce(e.lvl, nd.level) AS lvl, coalesce(e.idx, nd.idx) AS idx, nd.hash,
+               e.lvl IS NOT NULL AS complete, a.hash AS left_hash, b.hash AS right_hash
+          FROM expected e
+          FULL JOIN (SELECT x.level, x.idx, x.hash FROM settle.ledger_merkle_node x WHERE x.level > 0) nd
+            ON nd.level = e.lvl AND nd.idx = e.idx
+          LEFT JOIN settle.ledger_merkle_node a ON a.level = coalesce(e.lvl, nd.level) - 1 AND a.idx = 2 * coalesce(e.idx, nd.idx)
+          LEFT JOIN settle.ledger_merkle_node b ON b.level = coalesce(e.lvl, nd.level) - 1 AND b.idx = 2 * coalesce(e.idx, nd.idx) + 1)
+    SELECT 'merkle_node_altered', 'ledger_merkle_node', format('%s/%s', c.lvl, c.idx),
+           format('subtree (level %s, index %s) of leaves %s to %s: %s', c.lvl, c.idx,
+                  c.idx << c.lvl, ((c.idx + 1) << c.lvl) - 1,
+                  CASE WHEN NOT c.complete THEN format('stored, but the tree of %s leaves does not complete it', n)
+                       WHEN c.hash IS NULL THEN 'complete but not stored'
+                       WHEN c.left_hash IS NULL OR c.right_hash IS NULL THEN 'a half of it is not stored'
+                       ELSE 'its hash is not the hash of its two halves' END)
+      FROM checked c
+     WHERE NOT c.complete OR c.hash IS NULL OR c.left_hash IS NULL OR c.right_hash IS NULL
+        OR c.hash <> settle._node_hash(c.left_hash, c.right_hash)
+     ORDER BY c.lvl, c.idx;
+
+    recomputed := settle._merkle_root_recomputed(n);
+    BEGIN
+        stored := settle._merkle_root(n);
+    EXCEPTION WHEN data_corrupted THEN
+        stored := NULL;
+    END;
+    IF recomputed IS NULL OR stored IS NULL OR stored <> recomputed THEN
+        RETURN QUERY
+        SELECT 'merkle_root_mismatch', 'ledger_merkle', n::text,
+               format('the root of the tree of %s leaves: from the stored subtrees %s; recomputed from the ledger %s', n,
+                      coalesce(encode(stored, 'hex'), 'none (a subtree is missing)'),
+                      coalesce(encode(recomputed, 'hex'), 'none (a leaf cannot be recomputed)'));
+    END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION settle._merkle_range_root(bigint, bigint), settle._merkle_consistency(bigint, bigint),
+    settle._merkle_leaves_recomputed(bigint), settle._merkle_root_recomputed(bigint), settle._verify_merkle(),
+    @extschema@.settle_consistency_proof(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION settle._merkle_consistency(bigint, bigint), @extschema@.settle_consistency_proof(bigint, bigint)
+    TO settle_submitter, settle_operator, settle_auditor;

@@ -90,7 +90,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.pronamespace = '@extschema@'::regnamespace AND p.proname LIKE 'settle\_%' LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
     END LOOP;
 END
 $$;
@@ -182,9 +182,16 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_submit(text, numeric, text, text, t
                           @extschema@.settle_payment_status(text, text)
     TO settle_submitter, settle_operator;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_payment_status(text, text) TO settle_auditor;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_durable_lsn(), @extschema@.settle_fence_state()
+GRANT EXECUTE ON FUNCTION @extschema@.settle_durable_lsn(), @extschema@.settle_fence_state(),
+                          @extschema@.settle_sync_standby_state()
     TO settle_operator, settle_auditor, pg_monitor;
-GRANT EXECUTE ON FUNCTION settle._check_fence(text) TO settle_submitter, settle_operator, settle_auditor;
+GRANT EXECUTE ON FUNCTION settle._check_fence(text), settle._check_sync_standby(text)
+    TO settle_submitter, settle_operator, settle_auditor;
+-- the fence check reads where the ledger lives (05_origin.sql) as the caller
+REVOKE ALL ON settle.origin FROM PUBLIC;
+GRANT SELECT ON settle.origin TO settle_submitter, settle_operator, settle_auditor, pg_monitor;
+REVOKE ALL ON FUNCTION @extschema@.settle_release_copy(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_release_copy(text) TO settle_operator;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_create_participant(text, text),
                           @extschema@.settle_set_participant_status(text, text),
                           @extschema@.settle_create_account(text, text, text, numeric, numeric),
@@ -204,8 +211,12 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_create_participant(text, text),
 -- and check them.
 REVOKE ALL ON settle.archive, settle.archive_state, settle.archive_lock FROM PUBLIC;
 GRANT SELECT ON settle.archive, settle.archive_state TO settle_operator, settle_auditor;
-REVOKE ALL ON FUNCTION @extschema@.settle_archive(timestamptz), @extschema@.settle_verify_archive(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_archive(timestamptz) TO settle_operator;
+REVOKE ALL ON FUNCTION @extschema@.settle_archive(timestamptz, bigint), @extschema@.settle_verify_archive(bigint),
+    settle._archive_slice(timestamptz, bigint, boolean) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.settle_archive_all(timestamptz, bigint, integer, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_archive(timestamptz, bigint), settle._archive_slice(timestamptz, bigint, boolean)
+    TO settle_operator;
+GRANT EXECUTE ON PROCEDURE @extschema@.settle_archive_all(timestamptz, bigint, integer, bigint) TO settle_operator;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_verify_archive(bigint) TO settle_operator, settle_auditor;
 
 -- Audit (50_audit.sql): auditors and operators ask the questions, operators seal.
@@ -234,13 +245,13 @@ GRANT EXECUTE ON FUNCTION
 
 -- Metrics (60_metrics.sql): the exporter's role reads them.
 REVOKE ALL ON settle.cycle_total, settle.metrics FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.settle_worker_status() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_worker_status() TO pg_monitor, settle_operator, settle_auditor;
+REVOKE ALL ON FUNCTION @extschema@.settle_worker_status(boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_worker_status(boolean) TO pg_monitor, settle_operator, settle_auditor;
 REVOKE ALL ON FUNCTION settle._metrics_bounds(), settle._metrics_observe(double precision),
     settle._metrics_add(bigint[], bigint[]), settle._cycle_total_add(),
     settle._metrics_queue(), settle._metrics_cycles(), settle._metrics_latency(),
     settle._metrics_outbox(), settle._metrics_worker(), settle._metrics_replication(),
-    settle._worker_status() FROM PUBLIC;
+    settle._worker_status(), settle._database_served() FROM PUBLIC;
 GRANT USAGE ON SCHEMA settle TO pg_monitor, settle_operator, settle_auditor;
 GRANT SELECT ON settle.metrics TO pg_monitor, settle_operator, settle_auditor;
 GRANT SELECT ON settle.cycle_total TO settle_operator, settle_auditor;

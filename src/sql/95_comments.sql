@@ -4,8 +4,10 @@
 -- exact numeric in major units; *_minor columns are bigint minor units.
 
 -- functions
-COMMENT ON FUNCTION @extschema@.settle_archive(timestamptz) IS
-    'Move sealed events older than a time (whole transactions), their cycles and old seal runs to tables of schema settle_archive; the chains and verify stay whole (operators)';
+COMMENT ON FUNCTION @extschema@.settle_archive(timestamptz, bigint) IS
+    'Move one slice (at most max_events) of the sealed events older than a time (whole transactions), their cycles and old seal runs to tables of schema settle_archive; the chains and verify stay whole; call again until no row (operators)';
+COMMENT ON PROCEDURE @extschema@.settle_archive_all(timestamptz, bigint, integer, bigint) IS
+    'Archive everything older than a time, slice after slice, each committed on its own (CALL outside a transaction block; resumable) (operators)';
 COMMENT ON FUNCTION @extschema@.settle_verify_archive(bigint) IS
     'Check an archive (or all) against the hashes settle.archive recorded: attached or detached, links and content intact';
 COMMENT ON TABLE settle.archive IS
@@ -67,13 +69,13 @@ COMMENT ON FUNCTION @extschema@.settle_set_participant_status(text, text) IS
 COMMENT ON FUNCTION @extschema@.settle_set_wire_fee(text, numeric, text) IS
     'Set the fixed cost of one wire in a currency, for one participant or (NULL) the default (operators)';
 COMMENT ON FUNCTION @extschema@.settle_verify(boolean) IS
-    'Check the whole ledger: balance, limits, postings, chains, seal runs and the records the chains vouch for; one row per problem';
+    'Check the whole ledger: balance, limits, postings, chains, seal runs, the records the chains vouch for and the statement Merkle tree recomputed from the ledger; one row per problem';
 COMMENT ON FUNCTION @extschema@.settle_verify_digest(jsonb) IS
-    'Check a digest from settle_chain_digest(): is each head still at its place in the chain with the same hash?';
-COMMENT ON FUNCTION @extschema@.settle_worker_status() IS
-    'What this server''s settlement worker did since the server started (only in settle.database): cycles, failures, the last error';
+    'Check a digest from settle_chain_digest(): is each head still at its place in the chain with the same hash, and is its statement tree root the one recomputed from the ledger at its size?';
+COMMENT ON FUNCTION @extschema@.settle_worker_status(boolean) IS
+    'What this database''s settlement worker did since the server started (or every database''s the launcher serves): cycles, failures, the last error, its state';
 COMMENT ON FUNCTION @extschema@.settle_backlog_status() IS
-    'The queue as the settlement worker last saw it (only in settle.database): estimated depth, intake refusals (SE093), payments left waiting, a stalled backlog, the worker''s backoff, its batching delay and what it chose it from (arrival rate, cost of a lone payment, netting saturation, cost of a second''s wait)';
+    'The queue as this database''s settlement worker last saw it: estimated depth, intake refusals (SE093), payments left waiting, a stalled backlog, the worker''s backoff, its batching delay and what it chose it from (arrival rate, cost of a lone payment, netting saturation, cost of a second''s wait)';
 
 -- views and their columns
 COMMENT ON VIEW settle.currencies IS 'ISO 4217 currencies settle knows, with their minor-unit exponents';

@@ -205,7 +205,9 @@ class Loader:
                         with self.lock:
                             self.penalty["127.0.0.1:%d" % conn.info.port] = time.time() + self.args.penalty
                     code = getattr(e, "pgcode", None)
-                    if code and code.startswith("SE"):
+                    # SE170: an orphan, or a new leader whose synchronous standby is not
+                    # streaming yet, refuses at once; retried like a lost connection
+                    if code and code.startswith("SE") and code != "SE170":
                         # a refusal by settle itself is a bug here: same key, same content
                         print("client: %s refused: %s %s" % (p[7], code, e), file=sys.stderr)
                         self.failed = True

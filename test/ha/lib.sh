@@ -80,7 +80,7 @@ ha_init() {
         ETCD_USE_PROXIES=$([ "${HA_NETSPLIT:-0}" = 1 ] && echo true) \
         DATA_DIR=$HA_DIR/$n/data PGPASS_FILE=$HA_DIR/$n/pgpass \
         SOCKET_DIR=$HA_DIR/$n POST_BOOTSTRAP=$HA_SRC/post_bootstrap.sh SCOPE=settle-ha \
-        SETTLE_CYCLE_INTERVAL=${SETTLE_CYCLE_INTERVAL:-500ms} \
+        SETTLE_CYCLE_INTERVAL=${SETTLE_CYCLE_INTERVAL:-500ms} PG_BIN_DIR=${PG_BIN_DIR:-$PGBIN} \
             "$HA_PY" "$HA_SRC/render.py" "$HA_SRC/patroni.yml.in" > "$HA_DIR/$n/patroni.yml" || return 1
     done
     [ "$(id -u)" = 0 ] && chown -R "$HA_RUNAS" "$HA_DIR"

@@ -6,7 +6,8 @@
 # row, every sequence is where it was, the chain heads match a digest taken
 # before the dump, settle_verify() is clean, the cycle totals are not counted
 # twice, the publication comes back once, the participants' logins work again
-# after settle_remap_roles(), and the restored database goes on: new ids after
+# after settle_remap_roles(), the copy is fenced until settle_release_copy(),
+# and the restored database goes on: new ids after
 # the old ones, a new cycle, a new seal that continues the chains.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -63,9 +64,11 @@ TABLES=$(qa "SELECT string_agg(c.relname, ' ' ORDER BY c.relname) FROM pg_class 
 fingerprint() {
     local q=$1 t out=""
     for t in $TABLES; do
-        # the operator participant is created by CREATE EXTENSION, with its own time
+        # the operator participant is created by CREATE EXTENSION, with its own time;
+        # so is the copy's own row in settle.origin, beside the original's
         out="$out $t:$($q "SELECT count(*) || '/' || md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), ''))
-                           FROM settle.$t x $([ "$t" = participant ] && echo 'WHERE NOT is_operator')")"
+                           FROM settle.$t x $([ "$t" = participant ] && echo 'WHERE NOT is_operator')
+                           $([ "$t" = origin ] && echo "WHERE database_name = 'bank'")")"
     done
     echo "$out"
 }
@@ -99,12 +102,18 @@ for db in r_custom r_plain; do
     q() { qb "$db" "$1"; }
     is "$(fingerprint q)" "$FP_A" "$db: every settle table equals the original, row for row"
     is "$(sequences q)" "$SEQ_A" "$db: every sequence is where it was"
-    is "$(q "SELECT string_agg(matches::text, ',') FROM settle_verify_digest('$digest')")" "true,true" \
-       "$db: both chain heads match the digest taken before the dump"
+    is "$(q "SELECT string_agg(chain || '=' || matches::text, ',') FROM settle_verify_digest('$digest')")" \
+       "ledger_entry=true,event=true,ledger_merkle=true" \
+       "$db: both chain heads and the statement tree's root match the digest taken before the dump"
     is "$(q "SELECT count(*) FROM settle_verify(seal => false)")" "0" "$db: settle_verify() is clean"
     is "$(q "SELECT count(*) FROM pg_publication WHERE pubname = 'settle_events'")" "1" "$db: the publication is back, once"
     is "$(q "SELECT sum(cycles) || ' ' || sum(settled) FROM settle.cycle_total")" \
        "$(qa "SELECT sum(cycles) || ' ' || sum(settled) FROM settle.cycle_total")" "$db: cycle totals rebuilt, not counted twice"
+    # a copy: fenced until released (issue #29)
+    is "$(q "SELECT fenced FROM settle_fence_state()")" "t" "$db: the restored copy is fenced"
+    q "SELECT reason FROM settle_fence_state()" | grep -q 'is a copy of the ledger created in database "bank"'
+    ok $? "$db: settle_fence_state() says it is a copy of bank's ledger"
+    is "$(q "SELECT fenced FROM settle_release_copy('restored into a new cluster on purpose')")" "f" "$db: released by an operator"
     # the restored database goes on
     is "$(q "SELECT count(*) FROM settle_remap_roles()")" "1" "$db: settle_remap_roles() maps the login's new OID"
     is "$(cluster_psql "$P2" -d "$db" -At -c "SET ROLE bk_login_a" -c "SELECT payment_id > $MAX_A FROM settle_submit('n1', 1, 'USD', 'USD', 'bk_a_usd', 'bk_b_usd', 'bk_b', 'nk1')")" \

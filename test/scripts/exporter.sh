@@ -128,7 +128,7 @@ is "$(val "$P" settle_cycle_solver_seconds_count ''):$(val "$P" settle_cycle_sol
 is "$(grep -c '^# TYPE settle_cycle_duration_seconds histogram' "$P")" "1" "settle_cycle_duration_seconds is a histogram"
 is "$(val "$P" settle_outbox_batches 'status="pending"'):$(val "$P" settle_outbox_final_failures_total 'direction="pay_in"')" "0:0" \
    "outbox: nothing pending, no final failure"
-is "$(val "$P" settle_worker_running ''):$(val "$P" settle_worker_enabled '')" "1:0" "worker running, disabled"
+is "$(val "$P" settle_worker_running ''):$(val "$P" settle_worker_enabled '')" "0:0" "disabled: the launcher has stopped the worker"
 is "$(val "$P" settle_node_primary '')" "1" "settle_node_primary = 1 on the primary"
 is "$(val "$P" settle_replication_lag_bytes 'standby="settle_standby"')" "0" "settle_replication_lag_bytes{settle_standby} = 0 (caught up)"
 is "$(val "$S" settle_node_primary '')" "0" "settle_node_primary = 0 on the standby"

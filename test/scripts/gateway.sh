@@ -320,6 +320,17 @@ call health_sync GET /api/v1/health
 is "$CODE/$(echo "$BODY" | jf synchronous_standby.required)/$(echo "$BODY" | jf synchronous_standby.attached)" "503/true/0" \
    "health: 503 while a synchronous standby is required and none attached"
 grep -qi '^Retry-After:' "$TMP/x/health_sync.hdr"; ok $? "with Retry-After"
+is "$(echo "$BODY" | jf synchronous_standby.missing)/$(echo "$BODY" | jf synchronous_standby.needed)" "true/1" \
+   "health: the synchronous standby is missing, 1 needed"
+# an orphan refuses at once (SE170); durability.sh tests it in full, with a real standby
+call orphan POST /api/v1/transactions "${A[@]}" -d "$(pay sy0 sy0)"
+is "$CODE/$(echo "$BODY" | jf sqlstate)" "503/SE170" "a payment on an orphan is refused at once: 503, SE170"
+grep -qi '^Retry-After:' "$TMP/x/orphan.hdr"; ok $? "with Retry-After"
+is "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id = 'sy0'")" 0 "and not written"
+# refusals off (settle.sync_standby_grace = -1): commits wait for the standby, as PostgreSQL does
+q "ALTER SYSTEM SET settle.sync_standby_grace = -1" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
 CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${A[@]}" -d "$(pay sy1 sy1)" "$U/api/v1/transactions")
 is "$CODE" 000 "a payment is not answered while its commit waits for the synchronous standby"
 # a commit whose wait for the standby is cancelled (pg_cancel_backend, as a pool's time-out
@@ -346,6 +357,7 @@ wait "$SY2"
 is "$(cat "$TMP/sy2.code")/$($PY -c 'import json,sys; print(json.load(open(sys.argv[1])).get("sqlstate"))' "$TMP/sy2.body")" \
    "503/SE140" "that wait cancelled too: 503, SE140 (not durable: retry), never 201"
 q "ALTER SYSTEM RESET synchronous_standby_names" >/dev/null
+q "ALTER SYSTEM RESET settle.sync_standby_grace" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
 call sync_retry POST /api/v1/transactions "${A[@]}" -d "$(pay sy1 sy1)"

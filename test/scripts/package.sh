@@ -8,7 +8,10 @@
 #     and the install script in /usr/share/postgresql/15/extension, the docs,
 #     and nothing else (no test files); its control fields are right;
 #   - installed, a throwaway server loads the package's files: CREATE
-#     EXTENSION settle, a payment, a cycle, settle_verify() clean.
+#     EXTENSION settle, a payment, a cycle, settle_verify() clean;
+#   - the package's /usr/bin/settle-verify-statement, run from where the
+#     package put it, verifies a statement and a consistency proof of that
+#     server and rejects a tampered one.
 # Installing: with CI=true or SETTLE_PKG_INSTALL=1 (as root), dpkg -i into the
 # system, then removed again and the files it replaced put back.  Otherwise
 # (a developer machine, where `make install` owns the same files) the .deb is
@@ -110,7 +113,12 @@ ok $? "the install script of $EXTVERSION: $EXTDIR/settle--$EXTVERSION.sql"
 BINDIR=/usr/lib/postgresql/$PGMAJOR/bin
 grep -qx "$BINDIR/settle-gateway" "$TMP/files"
 ok $? "the REST gateway: $BINDIR/settle-gateway"
-stray=$(grep -vE "^($BINDIR/settle-gateway|$LIBDIR/settle\.so|$EXTDIR/settle\.control|$EXTDIR/settle--[0-9][0-9.]*(--[0-9][0-9.]*)?\.sql|$DOCDIR/[^/]+)$" "$TMP/files")
+VERIFIER=/usr/bin/settle-verify-statement
+grep -qx "$VERIFIER" "$TMP/files"
+ok $? "the offline statement verifier: $VERIFIER"
+dpkg-deb -c "$DEB" | awk -v f=".$VERIFIER" '$6 == f {print $1}' | grep -qx -- '-rwxr-xr-x'
+ok $? "  ... executable"
+stray=$(grep -vE "^($VERIFIER|$BINDIR/settle-gateway|$LIBDIR/settle\.so|$EXTDIR/settle\.control|$EXTDIR/settle--[0-9][0-9.]*(--[0-9][0-9.]*)?\.sql|$DOCDIR/[^/]+)$" "$TMP/files")
 is "$stray" "" "nothing else: no test files, no bitcode, no headers"
 is "$(grep -ciE 'test|regress|expected|isolation|\.spec$|\.out$' "$TMP/files")" "0" "no file named like a test"
 for f in copyright changelog.Debian.gz README.md.gz; do
@@ -123,11 +131,15 @@ depends=$(dpkg-deb -f "$DEB" Depends)
 echo "# Depends: $depends"
 echo "$depends" | grep -qE "(^|, )postgresql-$PGMAJOR(,|$)" && echo "$depends" | grep -qE "(^|, )libglpk40( |,|$)"
 ok $? "Depends: postgresql-$PGMAJOR, libglpk40"
+echo "$depends" | grep -qE "(^|, )python3( |,|$)"
+ok $? "Depends: python3 (the verifier)"
 is "$(dpkg-deb -f "$DEB" Recommends)" "postgresql-$PGMAJOR-cron" "Recommends: postgresql-$PGMAJOR-cron"
 mkdir -p "$TMP/deb"
 dpkg-deb -x "$DEB" "$TMP/deb"
 cmp -s "$TMP/deb$EXTDIR/settle.control" settle.control
 ok $? "the packaged settle.control is this tree's"
+cmp -s "$TMP/deb$VERIFIER" tools/settle-verify-statement
+ok $? "the packaged verifier is this tree's tools/settle-verify-statement"
 if [ -f "src/sql/releases/settle--$EXTVERSION.sql" ]; then
     cmp -s "$TMP/deb$EXTDIR/settle--$EXTVERSION.sql" "src/sql/releases/settle--$EXTVERSION.sql"
 else
@@ -192,5 +204,29 @@ ok $? "participants and accounts"
 is "$(q "SELECT status FROM settle_submit('pk1', 5, 'USD', 'USD', 'pk_a_usd', 'pk_b_usd', 'pk_b', 'pkk1')")" "queued" "a payment is queued"
 is "$(q "SELECT settled FROM settle_run_cycle()")" "1" "a cycle settles it"
 is "$(q "SELECT count(*) FROM settle_verify()")" "0" "settle_verify() is clean"
+
+# 7. the offline verifier as installed (dpkg -i: /usr/bin; else the extracted
+# copy), run by its own #! line: a statement, a consistency proof between the
+# tree before and after a second payment, a tampered proof
+PV=$ROOT$VERIFIER
+[ -x "$PV" ] && cmp -s "$PV" "$TMP/deb$VERIFIER"
+ok $? "$PV is the package's, executable"
+q "SELECT settle_chain_digest()" >"$TMP/digest1.json"
+size1=$(q "SELECT settle._merkle_size()")
+is "$(q "SELECT status FROM settle_submit('pk2', 7, 'USD', 'USD', 'pk_b_usd', 'pk_a_usd', 'pk_a', 'pkk2')")" "queued" "a second payment"
+q "SELECT settle_run_cycle()" >/dev/null
+q "SELECT settle_chain_digest()" >"$TMP/digest2.json"
+q "SELECT settle_statement('pk_a', '-infinity', 'infinity')" >"$TMP/statement.json"
+"$PV" "$TMP/statement.json" "$TMP/digest2.json" >"$TMP/pv.out" 2>&1
+ok $? "the installed verifier verifies pk_a's statement" || cat "$TMP/pv.out"
+q "SELECT settle_consistency_proof($size1)" >"$TMP/proof.json"
+"$PV" --consistency "$TMP/proof.json" "$TMP/digest1.json" "$TMP/digest2.json" >"$TMP/pv.out" 2>&1 \
+    && grep -q "^VERIFIED: the tree of [0-9]* leaves .* extends the tree of $size1 leaves" "$TMP/pv.out"
+ok $? "the installed verifier verifies the consistency proof from $size1 leaves" || cat "$TMP/pv.out"
+python3 -c "
+import json,sys; p=json.load(open(sys.argv[1])); x=p['proof'][-1]
+p['proof'][-1] = ('0' if x[0] != '0' else '1') + x[1:]; json.dump(p, open(sys.argv[2], 'w'))" "$TMP/proof.json" "$TMP/proof_t.json"
+"$PV" --consistency "$TMP/proof_t.json" "$TMP/digest1.json" "$TMP/digest2.json" >"$TMP/pv.out" 2>&1
+is "$?" "1" "the installed verifier rejects a tampered consistency proof (exit 1)"
 
 done_testing

@@ -134,6 +134,79 @@ d['ledger_merkle']['root'] = ('0' if r[0] != '0' else '1') + r[1:]; json.dump(d,
 verify "$TMP/a.json" "$TMP/wrong.json"
 ok $((! $?)) "a statement against a digest of the same size with another root is rejected"
 
+# consistency proofs (RFC 9162 section 2.1.4): every pair of sizes of the
+# tree so far, against roots and proofs recomputed independently
+# (test/lib/merkle_check.py), each also tampered with
+leaves() { q "SELECT encode(hash, 'hex') FROM settle.ledger_merkle_node WHERE level = 0 ORDER BY idx" >"$TMP/leaves.txt"; }
+leaves
+q "SELECT jsonb_agg(settle_consistency_proof(m, n)) FROM generate_series(0, $n) n, generate_series(0, n) m" >"$TMP/proofs.json"
+pairs=$(( (n + 1) * (n + 2) / 2 ))
+res=$($PY test/lib/merkle_check.py "$VERIFY" "$TMP/leaves.txt" "$TMP/proofs.json" | tail -1)
+echo "# $res"
+echo "$res" | grep -qx "proofs=$pairs roots_differ=0 proofs_differ=0 rejected_genuine=0 tampered=[0-9]* tampered_accepted=0"
+ok $? "all $pairs pairs 0 <= m <= n <= $n: proofs as RFC 9162 defines them, verified; every tampered copy rejected"
+
+# a larger tree (a round of 150 payments), random pairs
+q "SELECT count(*) FROM (SELECT settle_submit('big_' || i, 1 + i % 50, 'USD', 'USD', s || '_usd', d || '_usd', d, 'kbig_' || i)
+     FROM generate_series(1, 50) i, (VALUES ('st_a', 'st_b'), ('st_b', 'st_c'), ('st_c', 'st_a')) v(s, d)) x" >/dev/null \
+  && q "SELECT settle_run_cycle()" >/dev/null && q "SELECT count(*) FROM settle_seal()" >/dev/null
+big=$(q "SELECT settle._merkle_size()")
+[ "$big" -gt 300 ]
+ok $? "the tree grew to $big leaves"
+leaves
+q "SELECT jsonb_agg(settle_consistency_proof(m, n))
+     FROM (SELECT n, (random() * n)::bigint AS m
+             FROM (SELECT (1 + random() * ($big - 1))::bigint AS n FROM generate_series(1, 300)) r) x" >"$TMP/proofs.json"
+res=$($PY test/lib/merkle_check.py "$VERIFY" "$TMP/leaves.txt" "$TMP/proofs.json" | tail -1)
+echo "# $res"
+echo "$res" | grep -qx "proofs=300 roots_differ=0 proofs_differ=0 rejected_genuine=0 tampered=[0-9]* tampered_accepted=0"
+ok $? "300 random pairs up to $big leaves: proofs as RFC 9162 defines them, verified; tampered copies rejected"
+
+# the verifier's command line: yesterday's digest, today's, the proof between
+q "SELECT settle_chain_digest()" >"$TMP/digest2.json"
+q "SELECT settle_consistency_proof($n, $big)" >"$TMP/cons.json"
+cverify() { $PY "$VERIFY" --consistency "$@" >"$TMP/verify.out" 2>&1; }
+cverify "$TMP/cons.json" "$TMP/digest.json" "$TMP/digest2.json"
+ok $? "settle-verify-statement --consistency: today's tree ($big) extends the digest kept at $n" || cat "$TMP/verify.out"
+qa "SELECT settle_consistency_proof($n, $big)" >"$TMP/cons_a.json"
+cmp -s "$TMP/cons.json" "$TMP/cons_a.json"
+ok $? "a participant's login gets the same proof"
+$PY -c "
+import json,sys; p=json.load(open(sys.argv[1])); x=p['proof'][0]
+p['proof'][0] = ('0' if x[0] != '0' else '1') + x[1:]; json.dump(p, open(sys.argv[2], 'w'))" "$TMP/cons.json" "$TMP/cons_t.json"
+cverify "$TMP/cons_t.json" "$TMP/digest.json" "$TMP/digest2.json"
+ok $((! $?)) "a proof with one hash changed is rejected" && grep -q 'does not show' "$TMP/verify.out"
+ok $? "  ... as not showing that the tree extends the old one"
+cverify "$TMP/cons.json" "$TMP/digest.json" "$TMP/wrong.json"
+ok $((! $?)) "a proof against a new digest it was not made for is rejected"
+q "SELECT settle_consistency_proof($(cat "$TMP/size1"), $big)" >"$TMP/cons1.json"
+cverify "$TMP/cons1.json" "$TMP/old.json" "$TMP/digest2.json"
+ok $? "the tree after the first seal ($(cat "$TMP/size1") leaves) is extended by today's too"
+cverify "$TMP/cons1.json" "$TMP/wrong.json" "$TMP/digest2.json"
+ok $((! $?)) "an old digest whose root was rewritten is rejected (the proof starts from another tree)"
+# a forged history: the old tree's first leaf replaced, its root recomputed
+$PY - "$TMP/leaves.txt" "$(cat "$TMP/size1")" "$TMP/forged_old.json" <<'EOF2'
+import hashlib, json, sys
+L = [bytes.fromhex(x.strip()) for x in open(sys.argv[1]) if x.strip()][:int(sys.argv[2])]
+L[0] = hashlib.sha256(b"forged").digest()
+def mth(L):
+    if len(L) == 1: return L[0]
+    k = 1
+    while k * 2 < len(L): k *= 2
+    return hashlib.sha256(b"\x01" + mth(L[:k]) + mth(L[k:])).digest()
+json.dump({"format": "settle-chain-digest/1", "ledger_merkle": {"size": len(L), "root": mth(L).hex()}},
+          open(sys.argv[3], "w"))
+EOF2
+$PY -c "
+import json,sys; p=json.load(open(sys.argv[1])); p['old'] = json.load(open(sys.argv[2]))['ledger_merkle']
+json.dump(p, open(sys.argv[3], 'w'))" "$TMP/cons1.json" "$TMP/forged_old.json" "$TMP/cons_f.json"
+cverify "$TMP/cons_f.json" "$TMP/forged_old.json" "$TMP/digest2.json"
+ok $((! $?)) "a history with one early leaf changed is not extended by today's tree (rejected)"
+err=$(q "SELECT settle_consistency_proof($big, $n)" 2>&1 >/dev/null)
+echo "$err" | grep -q 'no consistency proof from tree size'
+ok $? "settle_consistency_proof(new, old) is refused" || echo "# $err"
+is "$(q "SELECT count(*) FROM settle_verify()")" "0" "settle_verify() is clean, the tree's checks included"
+
 # an entry changed in the database after it was sealed: the statement the
 # operator then produces does not verify
 q "BEGIN; ALTER TABLE settle.ledger_entry DISABLE TRIGGER ledger_entry_append_only;
@@ -141,8 +214,14 @@ q "BEGIN; ALTER TABLE settle.ledger_entry DISABLE TRIGGER ledger_entry_append_on
           JOIN settle.account a USING (account_id) WHERE a.participant_id = 'st_a' AND e.payment_id IS NOT NULL);
    ALTER TABLE settle.ledger_entry ENABLE TRIGGER ledger_entry_append_only; COMMIT" >/dev/null
 q "SELECT settle_statement('st_a', now() - interval '1 hour', now() + interval '1 hour')" >"$TMP/forged.json"
-verify "$TMP/forged.json" "$TMP/digest.json"
+verify "$TMP/forged.json" "$TMP/digest2.json"
 ok $((! $?)) "after an entry was changed in the database, the statement no longer verifies"
+q "SELECT DISTINCT problem FROM settle_verify() ORDER BY 1" >"$TMP/problems"
+grep -qx merkle_leaf_altered "$TMP/problems" && grep -qx merkle_root_mismatch "$TMP/problems"
+ok $? "  ... and settle_verify() reports its leaf and the tree's root (merkle_leaf_altered, merkle_root_mismatch)" \
+    || sed 's/^/# /' "$TMP/problems"
+is "$(q "SELECT matches FROM settle_verify_digest('$(cat "$TMP/digest2.json")') WHERE chain = 'ledger_merkle'")" "f" \
+   "  ... and settle_verify_digest() finds the digest's root no longer recomputes"
 
 # the verifier itself is standard library only
 ! grep -E '^import |^from [a-z_.]+ import ' "$VERIFY" | grep -vqE '^import (hashlib|json|sys)$'

@@ -1013,6 +1013,373 @@ test_failure_paths(void)
 	free(sel);
 }
 
+/*
+ * Linked groups (issue #27).  The unit of choice: the group's payments
+ * (group[i] == g) or the unlinked payment i alone.  unit_members() lists
+ * them into out; returns how many.
+ */
+static int
+unit_members(const SolverProblem *p, int i, int *out)
+{
+	int			k = 0;
+	int			j;
+
+	if (p->group == NULL || p->group[i] < 0)
+	{
+		out[0] = i;
+		return 1;
+	}
+	for (j = 0; j < p->n_payments; j++)
+		if (p->group[j] == p->group[i])
+			out[k++] = j;
+	return k;
+}
+
+/*
+ * Maximality, checked independently of the solver: no unselected payment
+ * or whole group can be added to the selection so that it stays within
+ * every limit (settle_check_selection) and its full cost falls.  Returns
+ * the number of such units.
+ */
+static int
+addable_units(const SolverProblem *p, const bool *sel)
+{
+	bool	   *with = malloc(sizeof(bool) * (p->n_payments + 1));
+	int		   *m = malloc(sizeof(int) * (p->n_payments + 1));
+	double		base = full_cost(p, sel);
+	int			found = 0;
+	int			i;
+
+	for (i = 0; i < p->n_payments; i++)
+	{
+		int			k = unit_members(p, i, m);
+		int			j;
+
+		if (sel[i] || m[0] != i)
+			continue;			/* selected, or the group is looked at from its first member */
+		memcpy(with, sel, sizeof(bool) * p->n_payments);
+		for (j = 0; j < k; j++)
+			with[m[j]] = true;
+		if (settle_check_selection(p, with) < 0 && full_cost(p, with) < base - 1e-9 * (1 + base))
+			found++;
+	}
+	free(with);
+	free(m);
+	return found;
+}
+
+/*
+ * The frozen payer of issue #27, in the solver: X (100.00) pays 100.00 in a
+ * group whose other leg's payer has nothing, 5.00 unlinked and a group of
+ * two payments of 10.00.  Without the groups in the model the largest leg
+ * takes all of X's liquidity; with them, the group that cannot settle is
+ * never chosen and what X can pay (25.00) settles.
+ */
+static void
+test_group_frozen_payer(void)
+{
+	/* 0 X usd, 1 Y usd, 2 Y eur, 3 X eur, 4 Z usd */
+	SolverAccount acc[5] = {{10000, true}, {0, true}, {0, true}, {0, true}, {0, true}};
+	SolverPayment pay[5] = {
+		{0, 1, 10000, 10000, 200, -1, -1, -1, 0},	/* stuck group, leg 1 */
+		{2, 3, 5000, 5000, 100, -1, -1, -1, 0}, /* stuck group, leg 2: Y has no EUR */
+		{0, 4, 500, 500, 10, -1, -1, -1, 0},	/* unlinked */
+		{0, 4, 1000, 1000, 20, -1, -1, -1, 0},	/* payable group */
+		{0, 4, 1000, 1000, 20, -1, -1, -1, 0}};
+	int			group[5] = {0, 0, -1, 1, 1};
+	SolverProblem p = problem(5, acc, 5, pay, 0, NULL, 0, NULL);
+	bool		sel[5];
+	bool		g[5];
+	SolverResult r;
+
+	solve(&p, sel, &r);
+	ok(sel[0] && !sel[2] && !sel[3], "frozen payer: without groups the largest leg takes all of X's liquidity");
+	p.n_groups = 2;
+	p.group = group;
+	solve(&p, sel, &r);
+	ok(r.status == SOLVER_OPTIMAL && !sel[0] && !sel[1] && sel[2] && sel[3] && sel[4],
+	   "frozen payer: with groups in the model the stuck group waits, the rest of X settles (proven)");
+	settle_solve_greedy(&p, g);
+	ok(!g[0] && !g[1] && g[2] && g[3] && g[4], "frozen payer: the greedy fallback too");
+	p.mip_max_payments = 0;
+	solve(&p, sel, &r);
+	ok(!sel[0] && !sel[1] && sel[2] && sel[3] && sel[4], "frozen payer: without the MIP too (LP, rounding, search)");
+	settle_solver_fault_injection = 1;
+	solve(&p, sel, &r);
+	settle_solver_fault_injection = 0;
+	ok(r.status == SOLVER_HEURISTIC && !sel[0] && !sel[1] && sel[2] && sel[3] && sel[4],
+	   "frozen payer: after a GLPK error too (the heuristic)");
+	group[2] = 2;
+	solve(&p, sel, &r);
+	ok(r.status == SOLVER_ERROR && strstr(r.message, "group") != NULL,
+	   "groups: a group index out of range is refused with a message");
+	group[2] = -1;
+}
+
+/*
+ * A random instance with linked groups: accounts 0 .. na-2 as in the other
+ * random tests, account na-1 has nothing and receives nothing (a group with
+ * a member it pays can never settle); every fourth group has one.  Groups
+ * of 2-4 consecutive payments, about a third of all payments, sharing
+ * payers and payees with the unlinked ones.
+ */
+static void
+random_grouped(int na, int np, SolverAccount *acc, SolverPayment *pay, double *fees,
+			   int *group, int *n_groups, bool costs, bool fx)
+{
+	int			i;
+
+	for (i = 0; i < na; i++)
+	{
+		acc[i].available = i == na - 1 ? 0 : rnd(20) == 0 ? -rnd(500) : rnd(40000);
+		acc[i].constrained = i == na - 1 || rnd(12) != 0;
+		fees[i] = costs ? rnd(3) * 10.0 : 0;
+	}
+	for (i = 0; i < np; i++)
+	{
+		int			s = rnd(na - 1),
+					d = (s + 1 + rnd(na - 2)) % (na - 1);
+		int64_t		amt = 1 + rnd(5000);
+		int			k = fx ? rnd(3) - 1 : -1;
+		double		value = amt / 100.0;
+
+		pay[i] = (SolverPayment) {s, d, amt, k >= 0 ? amt + rnd(amt / 10 + 1) : amt,
+			(costs && rnd(4) == 0) ? value * 0.01 : (1 + rnd(9)) * value + 20,
+			s, d, k, k >= 0 ? (rnd(2) ? value : -value) : 0};
+		group[i] = -1;
+	}
+	*n_groups = 0;
+	for (i = 0; i + 1 < np;)
+	{
+		int			size = 2 + rnd(3);
+		int			j;
+
+		if (rnd(3) != 0 || i + size > np)
+		{
+			i++;
+			continue;
+		}
+		for (j = i; j < i + size; j++)
+			group[j] = *n_groups;
+		if (*n_groups % 4 == 3)
+			pay[i + size - 1].src = pay[i + size - 1].wire_src = na - 1;	/* unpayable */
+		(*n_groups)++;
+		i += size;
+	}
+}
+
+/*
+ * Tiny random instances with groups: the solver's cost equals the optimum
+ * over every selection that keeps each group whole and every limit (the
+ * MIP has the groups exactly), and the selection is whole and maximal.
+ */
+static void
+test_group_brute_force(void)
+{
+	int			trial;
+	int			not_optimal = 0,
+				bad = 0,
+				not_maximal = 0;
+
+	for (trial = 0; trial < 60; trial++)
+	{
+		int			na = 3 + rnd(3),
+					np = 2 + rnd(10),
+					ng,
+					i;
+		SolverAccount acc[6];
+		SolverPayment pay[12];
+		double		fees[6];
+		double		spread[2] = {0.001 * rnd(20), 0.01};
+		int			group[12];
+		bool		sel[12],
+					try[12];
+		double		best = HUGE_VAL;
+		SolverProblem p;
+		SolverResult r;
+		unsigned	mask;
+
+		random_grouped(na, np, acc, pay, fees, group, &ng, trial % 2 == 0, trial % 3 == 0);
+		for (i = 0; i < na; i++)
+			acc[i].available = acc[i].available % 400;
+		p = problem(na, acc, np, pay, na, fees, 2, spread);
+		p.mip_gap = 1e-9;
+		p.n_groups = ng;
+		p.group = group;
+		for (mask = 0; mask < (1u << np); mask++)
+		{
+			for (i = 0; i < np; i++)
+				try[i] = (mask >> i) & 1;
+			if (settle_check_selection(&p, try) < 0 && settle_check_groups(&p, try) < 0 &&
+				full_cost(&p, try) < best)
+				best = full_cost(&p, try);
+		}
+		solve(&p, sel, &r);
+		if (r.status > SOLVER_HEURISTIC || settle_check_selection(&p, sel) >= 0 ||
+			settle_check_groups(&p, sel) >= 0)
+			bad++;
+		else if (r.objective > best + 1e-6 * (1 + best))
+			not_optimal++;
+		not_maximal += addable_units(&p, sel) > 0;
+	}
+	ok(bad == 0, "groups, tiny instances: within every limit, every group whole");
+	ok(not_optimal == 0, "groups, tiny instances: cost equals the optimum over all whole-group subsets");
+	ok(not_maximal == 0, "groups, tiny instances: maximal (no payment or group could be added)");
+}
+
+/*
+ * The property of issue #27 over random instances with groups (some
+ * unpayable, sharing payers and payees with unlinked payments), with and
+ * without costs and FX, sifted or not, by the solver (no limit, a 15 ms
+ * limit, no MIP) and by the greedy fallback: every limit held, every
+ * group whole, and the selection maximal: no unselected payment or group
+ * could be added within the limits at a lower cost.
+ */
+static void
+test_group_random_maximal(void)
+{
+	int			trial;
+	int			bad = 0,
+				split = 0,
+				not_maximal = 0,
+				runs = 0,
+				groups_settled = 0,
+				groups_left = 0;
+
+	for (trial = 0; trial < 12; trial++)
+	{
+		int			na = 6 + rnd(30),
+					np = trial < 10 ? 20 + rnd(1500) : 2000 + rnd(800),
+					ng,
+					run,
+					i;
+		SolverAccount *acc = calloc(na, sizeof(*acc));
+		SolverPayment *pay = calloc(np, sizeof(*pay));
+		double	   *fees = calloc(na, sizeof(double));
+		double		spread[2] = {0.0005, 0.001};
+		int		   *group = calloc(np, sizeof(int));
+		bool	   *sel = calloc(np, sizeof(bool));
+		SolverProblem p;
+		SolverResult r;
+
+		random_grouped(na, np, acc, pay, fees, group, &ng, trial % 2 == 1, trial % 3 == 2);
+		p = problem(na, acc, np, pay, na, fees, 2, spread);
+		p.n_groups = ng;
+		p.group = group;
+		for (run = 0; run < 4; run++)
+		{
+			p.time_limit_ms = run == 0 ? 0 : run == 1 ? 15 : 2000;
+			p.mip_max_payments = run == 2 ? 0 : 200;
+			if (run < 3)
+				solve(&p, sel, &r);
+			else
+				settle_solve_greedy(&p, sel);
+			runs++;
+			if ((run < 3 && r.status > SOLVER_HEURISTIC) || settle_check_selection(&p, sel) >= 0)
+				bad++;
+			if (settle_check_groups(&p, sel) >= 0)
+				split++;
+			not_maximal += addable_units(&p, sel) > 0;
+			if (run == 0)
+				for (i = 0; i < np; i++)
+					if (group[i] >= 0 && (i == 0 || group[i - 1] != group[i]))
+						*(sel[i] ? &groups_settled : &groups_left) += 1;
+		}
+		free(acc);
+		free(pay);
+		free(fees);
+		free(group);
+		free(sel);
+	}
+	printf("# groups, random: %d runs; without a limit %d groups settled, %d left\n",
+		   runs, groups_settled, groups_left);
+	ok(bad == 0, "groups, random instances: within every limit (solver, 15 ms limit, no MIP, greedy)");
+	ok(split == 0, "groups, random instances: every group settles whole or not at all");
+	ok(not_maximal == 0, "groups, random instances: maximal, nothing more fits at a lower cost");
+	ok(groups_settled > 0 && groups_left > 0, "groups, random instances: groups both settled and left");
+}
+
+/*
+ * Groups on the reference instances at 1,000 payments (5% and 10%
+ * liquidity, costs off and on): a third of the payments linked, in groups
+ * of 2-3 consecutive payments (every payer, payee and wire shared with
+ * unlinked ones).  Within every limit, whole, maximal; the CPU time and
+ * the settled weight with and without the groups are printed (measured,
+ * not asserted: docs/ALGORITHM.md, "Linked payments").
+ */
+static void
+test_group_reference(void)
+{
+	static const struct
+	{
+		double		liquidity;
+		bool		costs;
+	}			cases[3] = {{0.05, false}, {0.10, false}, {0.10, true}};
+	int			c;
+	int			bad = 0,
+				not_maximal = 0;
+
+	for (c = 0; c < 3; c++)
+	{
+		Workload	wl;
+		bool	   *sel = calloc(1000, sizeof(bool));
+		int		   *group = calloc(1000, sizeof(int));
+		SolverResult r;
+		clock_t		cpu0;
+		double		plain_ms,
+					grouped_ms,
+					plain_pct;
+		int			i,
+					ng = 0,
+					linked = 0;
+
+		if (!sel || !group || !workload_make(&wl, 1000, cases[c].liquidity, cases[c].costs))
+		{
+			bad++;
+			free(sel);
+			free(group);
+			continue;
+		}
+		wl.p.time_limit_ms = 0;
+		cpu0 = clock();
+		solve(&wl.p, sel, &r);
+		plain_ms = 1000.0 * (clock() - cpu0) / CLOCKS_PER_SEC;
+		plain_pct = 100.0 * r.settled_weight / r.lp_weight_bound;
+		for (i = 0; i < 1000; i++)
+			group[i] = -1;
+		for (i = 0; i + 3 <= 1000; i += 9)
+		{
+			int			size = 2 + (i / 9) % 2;
+			int			j;
+
+			for (j = i; j < i + size; j++)
+				group[j] = ng;
+			ng++;
+			linked += size;
+		}
+		wl.p.n_groups = ng;
+		wl.p.group = group;
+		cpu0 = clock();
+		solve(&wl.p, sel, &r);
+		grouped_ms = 1000.0 * (clock() - cpu0) / CLOCKS_PER_SEC;
+		if (r.status > SOLVER_FEASIBLE || settle_check_selection(&wl.p, sel) >= 0 ||
+			settle_check_groups(&wl.p, sel) >= 0 ||
+			fabs(r.objective - full_cost(&wl.p, sel)) > 1e-6 * (1 + r.objective) ||
+			r.lp_bound > r.objective + 1e-6 * (1 + r.objective))
+			bad++;
+		not_maximal += addable_units(&wl.p, sel) > 0;
+		printf("# reference 1,000 payments, liquidity %.0f%%, costs %s: without groups %.1f ms CPU, "
+			   "%.3f%% of the LP weight bound; %d groups (%d payments linked): %.1f ms CPU, %.3f%%\n",
+			   100 * cases[c].liquidity, cases[c].costs ? "on" : "off", plain_ms, plain_pct,
+			   ng, linked, grouped_ms, 100.0 * r.settled_weight / r.lp_weight_bound);
+		workload_free(&wl);
+		free(sel);
+		free(group);
+	}
+	ok(bad == 0, "groups on the reference instances: within limits, whole, objective exact, LP bound below it");
+	ok(not_maximal == 0, "groups on the reference instances: maximal");
+}
+
 int
 main(void)
 {
@@ -1031,6 +1398,10 @@ main(void)
 	test_iterated_search();
 	test_probing_and_prices();
 	test_failure_paths();
+	test_group_frozen_payer();
+	test_group_brute_force();
+	test_group_random_maximal();
+	test_group_reference();
 	printf("1..%d\n", n_test);
 	return n_failed != 0;
 }
