@@ -131,10 +131,11 @@ for wl in workloads:
                     f"P95 {med_range(rounds(pre, 'e_p95'))} ms, P99 {med_range(rounds(pre, 'e_p99'))} ms "
                     f"({len(rounds(pre, 'met'))} run{'s' if len(rounds(pre, 'met')) != 1 else ''} of {g(pre + '.r1.seconds')} s)")
         best = g(f"{wl}.i1_best", "0")
+        bsecs = g(f"{wl}.i1_{best}.r1.seconds")
         if best != "0" and best != first:
-            row1b.append(f"{fmt(float(best))}/s (of {', '.join(tried)})")
+            row1b.append(f"{fmt(float(best))}/s (of {', '.join(tried)}), in a run of {bsecs} s")
         elif best == first:
-            row1b.append(f"{fmt(float(best))}/s")
+            row1b.append(f"{fmt(float(best))}/s, in a run of {bsecs} s")
         else:
             row1b.append(f"none of {', '.join(tried)}/s")
     else:
