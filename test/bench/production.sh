@@ -260,7 +260,7 @@ start_pair() {
         --max-connections $((IDLE_CONN + 1000)) --connection-timeout 120 ${PROD_GW_ARGS:-}) >"$DIR/$wl-gateway.log" 2>&1 &
     GW_PID=$!
     for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$GPORT/metrics" && break; sleep 0.1; done
-    put "$K.gateway_args" "--max-connections $((IDLE_CONN + 1000)) --connection-timeout 120 ${PROD_GW_ARGS:-}(others default: --pool-size 4, --http-threads 2, --batch-max 256, --batch-wait-us 1000)"
+    put "$K.gateway_args" "--max-connections $((IDLE_CONN + 1000)) --connection-timeout 120 ${PROD_GW_ARGS:-}"
 }
 
 # ---------------------------------------------------------------- measuring

@@ -92,7 +92,11 @@ for wl in workloads:
 if workloads:
     L.append(f"| worker | {g(workloads[0] + '.worker_settings')} (defaults) |")
 for wl in workloads:
-    L.append(f"| gateway, `{wl}` | {g(wl + '.gateway_args')} |")
+    # the options given; every other one at its default
+    given = g(wl + ".gateway_args").split(" (others default")[0].strip()
+    defaults = [d for d in ("--pool-size 4", "--http-threads 2", "--batch-max 256", "--batch-wait-us 1000")
+                if d.split()[0] not in given]
+    L.append(f"| gateway, `{wl}` | `{given}`; defaults: `{', '.join(defaults)}` |")
 for wl in workloads:
     L.append(f"| run of `{wl}` | {g(wl + '.date')}, commit `{g(wl + '.commit')}`, {g(wl + '.duration_s')} s; load average {g(wl + '.load_start')} "
              f"at the start, {g(wl + '.load_end')} at the end; parameters `{g(wl + '.params')}` |")
