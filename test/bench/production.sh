@@ -33,7 +33,7 @@
 # the section docs/img/bench_production.md (test/bench/production_report.py).
 #
 # Environment (defaults are the issue's): PROD_T=60 (seconds per item-1 point),
-# PROD_RATES="8000 6000 4000 2000", PROD_ROUNDS=3, PROD_CONN=64,
+# PROD_RATES="8000 4000 2000 1000 500", PROD_ROUNDS=3, PROD_CONN=256,
 # PROD_PG_T=20, PROD_PG_RATES="6000 4000 3000 2000 1000",
 # PROD_CLIENTS="8 64 256", PROD_CL_T=20, PROD_IDLE_CONN=10000,
 # PROD_IDLE_RATE=5000, PROD_IDLE_T=30, PROD_WAL_RATE=1000, PROD_WAL_T=20,
