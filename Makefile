@@ -41,7 +41,8 @@ SHLIB_LINK  = -lglpk -lm
 # into $(bindir) with the server's programs.
 GATEWAY      = src/gateway/settle-gateway
 SCRIPTS_built = $(GATEWAY)
-GATEWAY_SRCS = $(wildcard src/gateway/*.c)
+# validate.c: the identifier rules, the same C as intake's (a GET's transaction_id)
+GATEWAY_SRCS = $(wildcard src/gateway/*.c) src/validate.c
 EXTRA_CLEAN += $(GATEWAY)
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, in this order.
@@ -49,6 +50,8 @@ REGRESS      = intake_reference intake_submit intake_replay intake_bulk cycle ho
 REGRESS_OPTS = --load-extension=settle
 # ledger audit (issue: ledger integrity)
 REGRESS     += audit_ledger
+# every field of every chained row, changed: settle_verify() reports it (issue #34)
+REGRESS     += chain_tamper
 # observability
 REGRESS     += metrics
 # settings: contexts, units, checks (issue: security round 2)
@@ -57,6 +60,8 @@ REGRESS     += settings
 REGRESS     += fx_exact semantics two_phase cycle_range returns links links_maximal random_load
 # limits at their boundary, one minor unit over (issue #17, item 9)
 REGRESS     += limit_boundary
+# one reading of timestamps and identifiers whatever the session settings (issue #26)
+REGRESS     += intake_timestamps
 # archiving events, cycles and seal runs (issue #15)
 REGRESS     += archive
 # a participant's treasurer: funding advice, statements, liquidity forecast (issue #21)
@@ -94,8 +99,8 @@ endif
 $(OBJS): $(wildcard include/*.h) $(wildcard src/*.h) settle.control
 
 # -Werror like the extension; libpq from this PostgreSQL's pg_config.
-$(GATEWAY): $(GATEWAY_SRCS) src/gateway/gateway.h
-	$(CC) -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror -pthread \
+$(GATEWAY): $(GATEWAY_SRCS) src/gateway/gateway.h include/validate.h
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror -pthread -Iinclude \
 	    -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libmicrohttpd gnutls) \
 	    -o $@ $(GATEWAY_SRCS) -L$(shell $(PG_CONFIG) --libdir) \
 	    $(shell pkg-config --libs libmicrohttpd gnutls) -lpq

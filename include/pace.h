@@ -52,4 +52,7 @@ extern void settle_pace_cycle_starting(TimestampTz now);
  */
 extern bool settle_pace_cycle_finished(TimestampTz now, bool committed, SettleStall *stall);
 
+/* Stuck: cycles worker cycles in a row changed nothing, or the backlog is stalled. */
+extern bool settle_pace_stuck(int cycles);
+
 #endif							/* SETTLE_PACE_H */

@@ -42,4 +42,7 @@ extern void settle_quiet_noisy(const char *payer_account);
 /* The cycle, after solving: which payers are quiet for the next cycle. */
 extern void settle_quiet_collect(const CycleState *cs);
 
+/* The next worker cycle judges the whole queue (the deep pass's hint, deep.c). */
+extern void settle_quiet_force_full(void);
+
 #endif							/* SETTLE_QUIET_H */

@@ -9,6 +9,7 @@
 #define SETTLE_REFUSAL_H
 
 #include "amount.h"
+#include "rfc3339.h"
 #include "validate.h"
 
 struct IntakeRow;
@@ -30,5 +31,10 @@ extern void settle_raise_field(const char *field, FieldResult r, size_t pos,
 extern int	settle_amount_refusal(const char *field, AmountResult r,
 								  const char *currency, int exponent,
 								  char **message, char **detail, char **hint);
+
+/* Refusal text for a timestamp given as text (0 if it was read). */
+extern int	settle_timestamp_refusal(const char *field, TimestampResult r,
+									 const char *what, const char *value,
+									 char **message, char **detail, char **hint);
 
 #endif							/* SETTLE_REFUSAL_H */

@@ -44,6 +44,8 @@
 /* payment options */
 #define ERRCODE_SETTLE_PRIORITY_RANGE		SE('0','5','0')
 #define ERRCODE_SETTLE_DEADLINE_PAST		SE('0','5','1')
+/* a timestamp given as text that is not RFC 3339 with an offset (src/rfc3339.c) */
+#define ERRCODE_SETTLE_TIMESTAMP_SYNTAX		SE('0','5','2')
 /* idempotency */
 #define ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT SE('0','6','0')
 #define ERRCODE_SETTLE_TRANSACTION_ID_TAKEN SE('0','6','1')

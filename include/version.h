@@ -22,12 +22,18 @@ extern void settle_check_version(void);
 extern bool settle_version_matches(char **installed);
 
 /*
- * Whether this database's settle SQL has the table settle.<relname>: the
- * library runs older releases' SQL too (COMPATIBLE_SQL), so code that needs
- * a newer release's table asks first.
+ * The SQL release installed in this database (major * 100 + minor; 0: none).
+ * What each release added that the C must know about:
+ *   1.1  settle.payment_link and link_group/link_size (linked payments),
+ *        settle.cycle's fifo_netted_* columns, settle.liquidity_price
+ *   1.2  settle.origin (copies start fenced)
+ * Where a SQL function's arguments differ by release, each release's SQL
+ * names its own C entry point instead (settle_submit_1_2, ...), and the
+ * older entry points stay for the frozen scripts that name them.
  */
-extern bool settle_sql_has_table(const char *relname);
-/* The same for a column settle.<relname>.<colname> a newer release added. */
-extern bool settle_sql_has_column(const char *relname, const char *colname);
+#define SETTLE_SQL_1_0	100
+#define SETTLE_SQL_1_1	101
+#define SETTLE_SQL_1_2	102
+extern int	settle_sql_release(void);
 
 #endif							/* SETTLE_VERSION_H */

@@ -161,9 +161,9 @@ SELECT problem, entity, entity_id, regexp_replace(detail, '[0-9a-f]{64}', '<hash
 ROLLBACK;
 
 -- a consistent rewrite: an entry backdated by a day (no balance changes)
--- AND every seal recomputed.  The chain alone cannot tell; the head the
--- last seal run recorded (chain_head_missing) and the digest stored
--- outside can.
+-- AND every seal recomputed.  The chain alone cannot tell; the statement
+-- tree's leaf (merkle_leaf_altered), the head the last seal run recorded
+-- (chain_head_missing) and the digest stored outside can.
 BEGIN;
 ALTER TABLE settle.ledger_entry DISABLE TRIGGER ledger_entry_append_only;
 ALTER TABLE settle.ledger_seal DISABLE TRIGGER ledger_seal_append_only;

@@ -53,7 +53,7 @@ CREATE FUNCTION round_payments(r integer) RETURNS jsonb LANGUAGE sql AS $$
                'counterparty_id', format('r%s', l.d),
                'link_group', CASE WHEN l.i % 10 IN (1, 2) THEN format('g%s-%s', r, l.i / 10) END,
                'link_size', CASE WHEN l.i % 10 IN (1, 2) THEN 2 END,
-               'deadline', CASE WHEN l.u < 0.05 THEN (clock_timestamp() + interval '20 milliseconds')::text END))
+               'deadline', CASE WHEN l.u < 0.05 THEN to_jsonb(clock_timestamp() + interval '20 milliseconds') END))
            ORDER BY l.i)
       FROM l
 $$;

@@ -34,10 +34,10 @@ SELECT t.transaction_id, s.status, s.replay
 SELECT ordinal, status, replay, sqlstate FROM settle_submit_bulk(jsonb_build_array(
     jsonb_build_object('transaction_id', 'late_1', 'amount', 10, 'source_currency', 'USD', 'destination_currency', 'USD',
                        'source_account', 's_a_usd', 'destination_account', 's_b_usd', 'counterparty_id', 's_b',
-                       'idempotency_key', 'late_k1', 'deadline', :'dl'),
+                       'idempotency_key', 'late_k1', 'deadline', :'dl'::timestamptz),
     jsonb_build_object('transaction_id', 'late_3', 'amount', 10, 'source_currency', 'USD', 'destination_currency', 'USD',
                        'source_account', 's_a_usd', 'destination_account', 's_b_usd', 'counterparty_id', 's_b',
-                       'idempotency_key', 'late_k3', 'deadline', :'dl')));
+                       'idempotency_key', 'late_k3', 'deadline', :'dl'::timestamptz)));
 SELECT settle_submit('late_1', 11, 'USD', 'USD', 's_a_usd', 's_b_usd', 's_b', 'late_k1', deadline => :'dl'); -- other_content
 SELECT settle_submit('late_4', 10, 'USD', 'USD', 's_a_usd', 's_b_usd', 's_b', 'late_k4', deadline => :'dl'); -- new_key
 SELECT count(*) AS written FROM settle.payment WHERE transaction_id IN ('late_3', 'late_4');

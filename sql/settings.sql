@@ -46,12 +46,16 @@ SET settle.max_queued = 10;
 SET settle.stall_after = '5s';
 SET settle.stall_backoff_max = '5s';
 SET settle.full_cycle_interval = '1s';
+SET settle.deep_budget = '5s';
 ALTER SYSTEM SET settle.max_batch_delay = '2min';
 ALTER SYSTEM SET settle.waiting_cost_bps = 0;
 ALTER SYSTEM SET settle.max_queued = -1;
 ALTER SYSTEM SET settle.stall_after = '10ms';
 ALTER SYSTEM SET settle.stall_backoff_max = '2h';
 ALTER SYSTEM SET settle.full_cycle_interval = '-1s';
+ALTER SYSTEM SET settle.deep_budget = '2min';
+ALTER SYSTEM SET settle.deep_interval = '10ms';
+ALTER SYSTEM SET settle.deep_after_cycles = 0;
 SELECT count(*) FROM pg_file_settings WHERE name LIKE 'settle.%' AND sourcefile LIKE '%postgresql.auto.conf';
 \c contrib_regression
 DROP DATABASE settle_settings;

@@ -42,6 +42,7 @@
 #include "utils/timestamp.h"
 
 #include "cycle.h"
+#include "deep.h"
 #include "cycle_state.h"
 #include "netting.h"
 #include "fence.h"
@@ -1090,6 +1091,17 @@ build_and_solve(CycleState *cs)
 	memset(&cs->result, 0, sizeof(cs->result));
 	cs->result.settle = cs->selected;
 	status = settle_solve(&problem, &cs->result);
+	if (status != SOLVER_INTERRUPTED && status != SOLVER_ERROR && strcmp(cs->run_by, "worker") == 0)
+	{
+		/* issue #27: the deep pass's hint, re-checked here; this queue for the next one (deep.c) */
+		int64	   *ids = palloc(sizeof(int64) * Max(cs->n_payments, 1));
+
+		for (i = 0; i < cs->n_payments; i++)
+			ids[i] = cs->payments[i].payment_id;
+		if (settle_deep_cycle_solved(&problem, ids, cs->n_skipped == 0, cs->selected, &cs->result))
+			status = cs->result.status;
+		pfree(ids);
+	}
 	if (status == SOLVER_INTERRUPTED)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -1154,7 +1166,7 @@ record_cycle(CycleState *cs)
 	char		nulls[29];
 	int			i;
 	/* settle.cycle of a database still at 1.0's SQL has no netting-only baseline */
-	bool		with_netted = settle_sql_has_column("cycle", "fifo_netted_cost");
+	bool		with_netted = settle_sql_release() >= SETTLE_SQL_1_1;
 	double		cycle_ms;
 	instr_time	now;
 	static const char *status_names[] = {"optimal", "feasible", "heuristic", "interrupted", "error"};

@@ -96,7 +96,7 @@ settle_links_init(void)
 bool
 settle_links_installed(void)
 {
-	return settle_sql_has_table("payment_link");
+	return settle_sql_release() >= SETTLE_SQL_1_1;
 }
 
 void

@@ -36,6 +36,7 @@
 #include "solver_duals.h"
 
 PG_FUNCTION_INFO_V1(settle_topup_solve_sql);
+PG_FUNCTION_INFO_V1(settle_topup_solve_1_2);
 PG_FUNCTION_INFO_V1(settle_funding_advice_sql);
 
 bool		settle_record_liquidity_prices = true;
@@ -56,7 +57,7 @@ settle_liquidity_prices_prepare(int n_accounts)
 	if (!settle_record_liquidity_prices || n_accounts <= 0)
 		return NULL;
 	/* a database still on 1.0's SQL has no table for the prices */
-	if (!settle_sql_has_table("liquidity_price"))
+	if (settle_sql_release() < SETTLE_SQL_1_1)
 		return NULL;
 	return palloc0(sizeof(double) * n_accounts);
 }
@@ -139,8 +140,8 @@ array_elements(ArrayType *a, Oid type, Datum **elems, const char *name)
  * wire_fee[], pair[], volume[], spread[]]): accounts, payments, wires and
  * pairs numbered from 1; a wire or pair of 0 is none.
  */
-Datum
-settle_topup_solve_sql(PG_FUNCTION_ARGS)
+static Datum
+topup_solve(FunctionCallInfo fcinfo, bool with_queue)
 {
 	TupleDesc	tupdesc;
 	TopupProblem tp;
@@ -202,7 +203,7 @@ settle_topup_solve_sql(PG_FUNCTION_ARGS)
 		amount[i] = DatumGetInt64(amount_d[i]);
 		weight[i] = DatumGetFloat8(weight_d[i]);
 	}
-	if (PG_NARGS() >= 15)
+	if (with_queue)
 	{
 		Datum	   *credit_d,
 				   *wsrc_d,
@@ -286,6 +287,20 @@ settle_topup_solve_sql(PG_FUNCTION_ARGS)
 	out[6] = PointerGetDatum(construct_array(topped_d, np, BOOLOID, 1, true, TYPALIGN_CHAR));
 	tupdesc = BlessTupleDesc(tupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, out, nulls)));
+}
+
+/* 1.2's SQL: the whole queue (credits, wires, FX pairs), fifteen arguments. */
+Datum
+settle_topup_solve_1_2(PG_FUNCTION_ARGS)
+{
+	return topup_solve(fcinfo, true);
+}
+
+/* 1.1's SQL (its frozen script names this entry point): eight arguments. */
+Datum
+settle_topup_solve_sql(PG_FUNCTION_ARGS)
+{
+	return topup_solve(fcinfo, false);
 }
 
 /*

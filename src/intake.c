@@ -68,12 +68,14 @@
 #include "fence.h"
 #include "intake.h"
 #include "intake_int.h"
+#include "rfc3339.h"
 #include "settle_errors.h"
 #include "sync_standby.h"
 #include "version.h"
 
 static void check_syntax(IntakeRow *row);
-static bool check_field(IntakeRow *row, const char *field, const char *value, bool is_key);
+typedef FieldResult (*FieldRule) (const char *s, size_t len, size_t *bad_pos);
+static bool check_field(IntakeRow *row, const char *field, const char *value, FieldRule rule);
 static bool check_currency_field(IntakeRow *row, const char *field, const char *value);
 static bool destination_fits(const IntakeRow *row, const AccountInfo *dst);
 static NameInfo *check_currencies_and_amount(IntakeRow *row, HTAB *currencies);
@@ -85,7 +87,7 @@ static void check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *ac
 
 /* Refuse a field that is NULL or breaks its identifier rule; true if fine. */
 static bool
-check_field(IntakeRow *row, const char *field, const char *value, bool is_key)
+check_field(IntakeRow *row, const char *field, const char *value, FieldRule rule)
 {
 	FieldResult r;
 	size_t		pos;
@@ -100,8 +102,8 @@ check_field(IntakeRow *row, const char *field, const char *value, bool is_key)
 					  psprintf("%s must not be null", field), NULL, NULL);
 		return false;
 	}
-	r = is_key ? settle_check_key(value, strlen(value), &pos) : settle_check_name(value, strlen(value), &pos);
-	code = settle_field_refusal(field, r, pos, value, is_key, &message, &detail, &hint);
+	r = rule(value, strlen(value), &pos);
+	code = settle_field_refusal(field, r, pos, value, rule != settle_check_name, &message, &detail, &hint);
 	if (code == 0)
 		return true;
 	intake_refuse(row, code, message, detail, hint);
@@ -136,7 +138,7 @@ static void
 check_syntax(IntakeRow *row)
 {
 	row->syntax_ok = false;
-	if (!check_field(row, "transaction_id", row->transaction_id, true))
+	if (!check_field(row, "transaction_id", row->transaction_id, settle_check_transaction_id))
 		return;
 	if (row->amount == NULL)
 	{
@@ -162,10 +164,10 @@ check_syntax(IntakeRow *row)
 	}
 	if (!check_currency_field(row, "source_currency", row->source_currency) ||
 		!check_currency_field(row, "destination_currency", row->destination_currency) ||
-		!check_field(row, "source_account", row->source_account, false) ||
-		!check_field(row, "destination_account", row->destination_account, false) ||
-		!check_field(row, "counterparty_id", row->counterparty_id, false) ||
-		!check_field(row, "idempotency_key", row->idempotency_key, true))
+		!check_field(row, "source_account", row->source_account, settle_check_name) ||
+		!check_field(row, "destination_account", row->destination_account, settle_check_name) ||
+		!check_field(row, "counterparty_id", row->counterparty_id, settle_check_name) ||
+		!check_field(row, "idempotency_key", row->idempotency_key, settle_check_key))
 		return;
 	if (row->priority_null)
 	{
@@ -190,7 +192,7 @@ check_syntax(IntakeRow *row)
 						  NULL, pstrdup("Give both to link the payment into a group, or neither."));
 			return;
 		}
-		if (!check_field(row, "link_group", row->link_group, true))
+		if (!check_field(row, "link_group", row->link_group, settle_check_key))
 			return;
 		if (row->link_size < 2 || row->link_size > 1000)
 		{
@@ -212,10 +214,21 @@ check_syntax(IntakeRow *row)
 	{
 		if (TIMESTAMP_NOT_FINITE(row->deadline) ||
 			row->deadline <= GetCurrentTimestamp())
+		{
+			char		when[32];
+
+			/* in UTC whatever the session's TimeZone and DateStyle */
+			if (TIMESTAMP_IS_NOBEGIN(row->deadline))
+				strcpy(when, "-infinity");
+			else if (TIMESTAMP_IS_NOEND(row->deadline))
+				strcpy(when, "infinity");
+			else
+				settle_format_rfc3339(row->deadline, when);
 			intake_refuse(row, ERRCODE_SETTLE_DEADLINE_PAST,
 						  pstrdup("deadline must be a finite time in the future"),
-						  psprintf("deadline is %s.", timestamptz_to_str(row->deadline)),
+						  psprintf("deadline is %s.", when),
 						  pstrdup("Leave deadline null to settle as soon as liquidity allows."));
+		}
 	}
 }
 

@@ -60,7 +60,7 @@ settle_origin_copy(const char **why)
 		return is_copy;
 	}
 	/* the SQL of 1.0 and 1.1 has no settle.origin: never a copy */
-	if (!settle_sql_has_table("origin"))
+	if (settle_sql_release() < SETTLE_SQL_1_2)
 	{
 		known = true;
 		is_copy = false;

@@ -406,3 +406,10 @@ settle_pace_cycle_finished(TimestampTz now, bool committed, SettleStall *stall)
 		settle_backlog_publish(&report);
 	return newly;
 }
+
+/* Stuck: this many worker cycles in a row changed nothing, or the backlog is stalled (deep.c). */
+bool
+settle_pace_stuck(int cycles)
+{
+	return pace.no_progress >= cycles || pace.stalled;
+}

@@ -315,3 +315,13 @@ settle_quiet_collect(const CycleState *cs)
 		if (e->other == 0 && (e->waiting > 0 || e->skipped))
 			next_quiet[n_next_quiet++] = MemoryContextStrdup(stage_cxt, e->key);
 }
+
+/*
+ * The next worker cycle judges the whole queue (the deep pass's hint,
+ * src/deep.c, is a selection over the whole queue).
+ */
+void
+settle_quiet_force_full(void)
+{
+	last_full = 0;
+}

@@ -10,6 +10,7 @@
 
 #include "intake.h"
 #include "refusal.h"
+#include "rfc3339.h"
 #include "settle_errors.h"
 
 void
@@ -44,8 +45,15 @@ settle_field_refusal(const char *field, FieldResult r, size_t pos, const char *v
 		case FIELD_BAD_CHARS:
 			*message = psprintf("%s contains a character that is not allowed", field);
 			*detail = psprintf("Byte %zu is 0x%02x.", pos + 1, (unsigned char) value[pos]);
-			*hint = pstrdup(is_key ? "Use printable ASCII without spaces."
-							: "Use letters, digits, '_', '.' and '-', starting with a letter or digit.");
+			if (value[pos] == '/' && strcmp(field, "transaction_id") == 0)
+				*hint = pstrdup("A transaction_id is a path segment of the HTTP API: printable ASCII without spaces or '/'.");
+			else
+				*hint = pstrdup(is_key ? "Use printable ASCII without spaces."
+								: "Use letters, digits, '_', '.' and '-', starting with a letter or digit.");
+			return ERRCODE_SETTLE_IDENTIFIER_CHARS;
+		case FIELD_NOT_ADDRESSABLE:
+			*message = psprintf("%s must not be \".\" or \"..\"", field);
+			*hint = pstrdup("A transaction_id is a path segment of the HTTP API, where these two name other paths.");
 			return ERRCODE_SETTLE_IDENTIFIER_CHARS;
 	}
 	return 0;
@@ -103,4 +111,41 @@ settle_amount_refusal(const char *field, AmountResult r, const char *currency,
 			}
 	}
 	return 0;
+}
+
+int
+settle_timestamp_refusal(const char *field, TimestampResult r, const char *what,
+						 const char *value, char **message, char **detail, char **hint)
+{
+	bool		quotable = strlen(value) <= SETTLE_MAX_TIMESTAMP_TEXT;
+
+	*detail = NULL;
+	*hint = pstrdup("Write RFC 3339 with a UTC offset, e.g. 2026-12-01T12:00:00Z or 2026-12-01T13:00:00+01:00.");
+	switch (r)
+	{
+		case TS_OK:
+			return 0;
+		case TS_NO_OFFSET:
+			*message = psprintf("%s has no UTC offset", field);
+			*detail = quotable ? psprintf("%s is \"%s\"; a time without an offset would be read in some session's time zone.",
+										 field, value) : NULL;
+			break;
+		case TS_FIELD_RANGE:
+			*message = psprintf("%s has its %s out of range", field, what);
+			*detail = quotable ? psprintf("%s is \"%s\".", field, value) : NULL;
+			break;
+		case TS_PRECISION:
+			*message = psprintf("%s is more precise than a microsecond", field);
+			*detail = quotable ? psprintf("%s is \"%s\".", field, value) : NULL;
+			break;
+		case TS_TOO_LONG:
+			*message = psprintf("%s is longer than %d bytes", field, SETTLE_MAX_TIMESTAMP_TEXT);
+			break;
+		case TS_SYNTAX:
+			*message = psprintf("%s is not an RFC 3339 timestamp", field);
+			*detail = quotable ? psprintf("%s is \"%s\"; its %s does not follow YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|-hh:mm).",
+										 field, value, what) : NULL;
+			break;
+	}
+	return ERRCODE_SETTLE_TIMESTAMP_SYNTAX;
 }

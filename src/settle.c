@@ -27,6 +27,7 @@
 #include "backlog.h"
 #include "pace.h"
 #include "quiet.h"
+#include "deep.h"
 
 PG_MODULE_MAGIC;
 
@@ -76,6 +77,7 @@ _PG_init(void)
 	settle_backlog_define_settings();
 	settle_pace_define_settings();
 	settle_quiet_define_settings();
+	settle_deep_define_settings();
 	MarkGUCPrefixReserved("settle");
 	settle_role_map_init();
 	settle_refcache_init();

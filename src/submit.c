@@ -11,18 +11,18 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "intake.h"
+#include "rfc3339.h"
 #include "settle_errors.h"
 
 PG_FUNCTION_INFO_V1(settle_submit);
+PG_FUNCTION_INFO_V1(settle_submit_1_2);
 PG_FUNCTION_INFO_V1(settle_submit_bulk);
 
 /* Largest settle_submit_bulk call (settle.max_bulk_rows). */
@@ -81,8 +81,8 @@ raise_refusal(IntakeRow *row)
  *               idempotency_key, priority, deadline)
  *   -> (payment_id, status, replay, submitted_at, updated_at)
  */
-Datum
-settle_submit(PG_FUNCTION_ARGS)
+static Datum
+submit_one(FunctionCallInfo fcinfo, bool with_links)
 {
 	IntakeRow	row;
 	TupleDesc	desc;
@@ -105,8 +105,7 @@ settle_submit(PG_FUNCTION_ARGS)
 	row.priority = row.priority_null ? 0 : PG_GETARG_INT32(8);
 	row.has_deadline = !PG_ARGISNULL(9);
 	row.deadline = row.has_deadline ? PG_GETARG_TIMESTAMPTZ(9) : 0;
-	/* linked payments: 1.1's SQL passes link_group and link_size, 1.0's does not */
-	if (PG_NARGS() >= 12)
+	if (with_links)
 	{
 		row.link_group = text_arg(fcinfo, 10);
 		row.has_link_size = !PG_ARGISNULL(11);
@@ -125,6 +124,23 @@ settle_submit(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
+/* The entry point of 1.2's SQL: every argument above, link_group and link_size included. */
+Datum
+settle_submit_1_2(PG_FUNCTION_ARGS)
+{
+	return submit_one(fcinfo, true);
+}
+
+/*
+ * The entry point the frozen scripts of 1.0 and 1.1 name: 1.0's SQL passes
+ * ten arguments (no linked payments), 1.1's twelve.
+ */
+Datum
+settle_submit(PG_FUNCTION_ARGS)
+{
+	return submit_one(fcinfo, PG_NARGS() >= 12);
+}
+
 /* A JSON scalar as text: strings as they are, numbers printed exactly. */
 static char *
 jsonb_scalar_text(JsonbValue *v)
@@ -141,43 +157,29 @@ jsonb_scalar_text(JsonbValue *v)
 }
 
 /*
- * Parse a deadline string as timestamptz.  timestamptz_in raises on bad
- * input, so it runs in a subtransaction and a bad deadline refuses the row
- * instead of the whole call.
+ * Read a deadline given as text: RFC 3339 with its offset, by the one
+ * reader (src/rfc3339.c), never timestamptz_in, whose reading depends on the
+ * session's TimeZone and DateStyle and takes words such as "tomorrow".
  */
 static bool
 parse_deadline(IntakeRow *row, const char *text)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = false;
+	const char *what;
+	int64		usec;
+	TimestampResult r = settle_parse_rfc3339(text, strlen(text), &usec, &what);
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+	int			code = settle_timestamp_refusal("deadline", r, what, text, &message, &detail, &hint);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (code != 0)
 	{
-		row->deadline = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-																CStringGetDatum(text),
-																ObjectIdGetDatum(InvalidOid),
-																Int32GetDatum(-1)));
-		row->has_deadline = true;
-		ReleaseCurrentSubTransaction();
-		ok = true;
+		intake_refuse(row, code, message, detail, hint);
+		return false;
 	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	if (!ok)
-		intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
-					  pstrdup("deadline is not a valid timestamp"), NULL,
-					  pstrdup("Use ISO 8601 with a time zone, e.g. 2026-12-01T12:00:00Z."));
-	return ok;
+	row->deadline = (TimestampTz) usec;
+	row->has_deadline = true;
+	return true;
 }
 
 /* Fill a row from one JSON object of the bulk input. */

@@ -68,6 +68,25 @@ settle_check_key(const char *s, size_t len, size_t *bad_pos)
 }
 
 FieldResult
+settle_check_transaction_id(const char *s, size_t len, size_t *bad_pos)
+{
+	FieldResult r = check_set(s, len, bad_pos, key_char);
+	size_t		i;
+
+	if (r != FIELD_OK)
+		return r;
+	for (i = 0; i < len; i++)
+		if (s[i] == '/')
+		{
+			*bad_pos = i;
+			return FIELD_BAD_CHARS;
+		}
+	if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+		return FIELD_NOT_ADDRESSABLE;
+	return FIELD_OK;
+}
+
+FieldResult
 settle_check_name(const char *s, size_t len, size_t *bad_pos)
 {
 	return check_set(s, len, bad_pos, name_char);

@@ -19,12 +19,11 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
 #include "settle_errors.h"
@@ -117,30 +116,32 @@ settle_check_version(void)
 				 errhint("Run ALTER EXTENSION settle UPDATE in this database (docs/OPERATIONS.md, \"Upgrades\").")));
 }
 
-/* A relation of schema settle, InvalidOid if there is none (or no schema). */
-static Oid
-settle_relid(const char *relname)
-{
-	Oid			nsp = get_namespace_oid("settle", true);
-
-	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
-}
-
-bool
-settle_sql_has_table(const char *relname)
-{
-	return OidIsValid(settle_relid(relname));
-}
-
 /*
- * Looked up in the syscache at every call, not remembered: ALTER EXTENSION
- * settle UPDATE adds the column under a running worker, and the syscache is
- * invalidated by it, so the answer never goes stale.
+ * The SQL release installed in this database, as SETTLE_SQL_1_0, ..._1_1,
+ * ..._1_2 (major * 100 + minor), or 0 when settle is not installed.
+ *
+ * The library runs older releases' SQL (COMPATIBLE_SQL), so C that reads a
+ * table or column a later release added asks which release this database
+ * has, by name, instead of probing the catalog for the object.  Read from
+ * pg_extension once per transaction: ALTER EXTENSION settle UPDATE under a
+ * running worker takes effect at its next transaction.
  */
-bool
-settle_sql_has_column(const char *relname, const char *colname)
+int
+settle_sql_release(void)
 {
-	Oid			rel = settle_relid(relname);
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static Oid	cached_db = InvalidOid;
+	static int	cached = 0;
+	char	   *v;
+	int			major = 0,
+				minor = 0;
 
-	return OidIsValid(rel) && get_attnum(rel, colname) != InvalidAttrNumber;
+	if (cached_lxid == MyProc->lxid && cached_db == MyDatabaseId &&
+		cached_lxid != InvalidLocalTransactionId)
+		return cached;
+	v = installed_version();
+	cached = (v != NULL && sscanf(v, "%d.%d", &major, &minor) == 2) ? major * 100 + minor : 0;
+	cached_lxid = MyProc->lxid;
+	cached_db = MyDatabaseId;
+	return cached;
 }

@@ -46,6 +46,7 @@
 #include "backlog.h"
 #include "pace.h"
 #include "quiet.h"
+#include "deep.h"
 #include "spi_util.h"
 
 /* this worker's database */
@@ -387,6 +388,7 @@ settle_worker_main(Datum main_arg)
 
 		settle_pace_cycle_starting(GetCurrentTimestamp());
 		settle_quiet_cycle_starting(GetCurrentTimestamp());
+		settle_deep_cycle_starting(settle_pace_stuck(settle_deep_after_cycles - 1));
 		committed = run_safely(worker_cxt, "settle cycle", true, do_cycle);
 		if (not_installed)
 		{
@@ -396,10 +398,13 @@ settle_worker_main(Datum main_arg)
 			proc_exit(0);
 		}
 		settle_quiet_cycle_finished(committed);
+		settle_deep_cycle_finished(committed);
 		if (settle_pace_cycle_finished(GetCurrentTimestamp(), committed, &stall))
 			stall_to_report = true;
 		/* the audit chains, in a transaction of their own: writers never wait for them */
 		run_safely(worker_cxt, "settle seal", false, do_seal);
+		/* a stuck queue: the deep pass, between cycles, outside any transaction (deep.c) */
+		settle_deep_between_cycles(settle_pace_stuck(settle_deep_after_cycles), GetCurrentTimestamp());
 		MemoryContextReset(worker_cxt);
 	}
 }

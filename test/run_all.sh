@@ -13,6 +13,28 @@ skipped=0
 failures=()
 skips=()
 
+timeouts=()
+
+# Every suite runs under a time limit (SETTLE_SUITE_TIMEOUT seconds, default
+# 420; the longest suite takes well under half of that): a suite that hangs
+# is killed, with everything it started in its process group, and counts as
+# failed, so that the run fails instead of hanging.
+SUITE_LIMIT=${SETTLE_SUITE_TIMEOUT:-420}
+
+# run_limited NAME LOG COMMAND...: run COMMAND, its output to LOG, under the
+# limit (SUITE_LIMIT); sets rc (124 or 137 when it was killed) and SECONDS_TAKEN
+run_limited() {
+    local name=$1 log=$2 start
+    shift 2
+    start=$(date +%s)
+    timeout --kill-after=30 "$SUITE_LIMIT" "$@" >"$log" 2>&1; rc=$?
+    SECONDS_TAKEN=$(( $(date +%s) - start ))
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "# $name: TIMED OUT, killed after $SUITE_LIMIT s" >>"$log"
+        timeouts+=("$name after $SUITE_LIMIT s")
+    fi
+}
+
 # Record one suite's counts: name passed failed [skipped]
 record() {
     local s=${4:-0}
@@ -21,7 +43,7 @@ record() {
     skipped=$((skipped + s))
     [ "$3" -gt 0 ] && failures+=("$1")
     [ "$s" -gt 0 ] && skips+=("$1")
-    echo "== $1: $2 passed, $3 failed, $s skipped"
+    echo "== $1: $2 passed, $3 failed, $s skipped (${SECONDS_TAKEN:-?} s)"
 }
 
 # A whole suite left out: counted as one skipped test.
@@ -73,13 +95,13 @@ cluster_start "$TMP/main" || exit 1
 export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres
 
 # 1. pg_regress (sql/, expected/)
-make -s installcheck-regress >"$TMP/regress.log" 2>&1; rc=$?
+run_limited pg_regress "$TMP/regress.log" make -s installcheck-regress
 cat "$TMP/regress.log"
 [ $rc != 0 ] && [ -f regression.diffs ] && head -200 regression.diffs
 count_regress "$TMP/regress.log" "pg_regress" $rc
 
 # 2. isolation (test/isolation/specs)
-make -s installcheck-isolation >"$TMP/isolation.log" 2>&1; rc=$?
+run_limited isolation "$TMP/isolation.log" make -s installcheck-isolation
 cat "$TMP/isolation.log"
 [ $rc != 0 ] && [ -f test/isolation/output_iso/regression.diffs ] && head -200 test/isolation/output_iso/regression.diffs
 count_regress "$TMP/isolation.log" "isolation" $rc
@@ -90,31 +112,33 @@ for t in test/scripts/*.sh; do
     name=$(basename "$t" .sh)
     # SETTLE_SKIP="a b": leave those script suites out (for local iteration only)
     case " ${SETTLE_SKIP:-} " in *" $name "*) record_skipped "$name" "SETTLE_SKIP"; continue ;; esac
-    bash "$t" >"$TMP/$name.log" 2>&1; rc=$?
+    run_limited "$name" "$TMP/$name.log" bash "$t"
     cat "$TMP/$name.log"
     count_tap "$TMP/$name.log" "$name" $rc
 done
 
 # 4. the solver alone, and under valgrind
-bash test/solver/run.sh >"$TMP/solver.log" 2>&1; rc=$?
+run_limited solver "$TMP/solver.log" bash test/solver/run.sh
 cat "$TMP/solver.log"
 count_tap "$TMP/solver.log" "solver" $rc
 
 # 5. the fuzzer over intake's parsing and validation code (ASan + UBSan)
-FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash test/fuzz/run.sh >"$TMP/fuzz.log" 2>&1; rc=$?
+run_limited fuzz "$TMP/fuzz.log" env FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash test/fuzz/run.sh
 cat "$TMP/fuzz.log"
 count_tap "$TMP/fuzz.log" "fuzz" $rc
 
 # 6. the container stack of docker/, built and run with podman (issue #31)
 case " ${SETTLE_SKIP:-} " in
     *" compose "*) record_skipped compose "SETTLE_SKIP" ;;
-    *)  bash test/compose/run.sh >"$TMP/compose.log" 2>&1; rc=$?
+    # builds two images: its own, longer limit
+    *)  SUITE_LIMIT=${SETTLE_COMPOSE_TIMEOUT:-900} run_limited compose "$TMP/compose.log" bash test/compose/run.sh
         cat "$TMP/compose.log"
         count_tap "$TMP/compose.log" "compose" $rc ;;
 esac
 
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
+[ ${#timeouts[@]} -gt 0 ] && echo "timed out (killed, counted as failed): ${timeouts[*]}"
 [ ${#skips[@]} -gt 0 ] && echo "suites with skipped tests: ${skips[*]}"
 # the last line is "N passed, N failed" (what CI and the README promise); skipped tests above it
 echo "$skipped skipped"

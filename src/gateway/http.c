@@ -12,14 +12,17 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdatomic.h>
 
 #include <microhttpd.h>
 
 #include "gateway.h"
+#include "validate.h"
 
 typedef enum
 {
@@ -51,6 +54,20 @@ typedef struct Req
 } Req;
 
 static struct MHD_Daemon *daemon_;
+
+/*
+ * The connection limit, done here rather than by libmicrohttpd's: at its
+ * limit libmicrohttpd stops accepting, so new connections wait in the
+ * kernel's listen queue, unanswered, until a slot frees.  Instead every
+ * connection is accepted and counted: up to max_connections are served; up
+ * to OVERFLOW_CONNECTIONS more are answered 503 (Retry-After) to their first
+ * request and closed; any beyond are closed at once, unread.
+ * libmicrohttpd's own limit is set above all that (with room for the
+ * threads' races on the count), so it never stops accepting first.
+ */
+#define OVERFLOW_CONNECTIONS 64
+static atomic_int open_connections;
+static char over_limit_mark;	/* socket_context of a connection over the limit */
 static char *tls_cert_pem;
 static char *tls_key_pem;
 
@@ -442,6 +459,7 @@ route_request(Req *r, const char *url, const char *method)
 	size_t		sl = strlen(SUBMIT_PATH);
 	const char *allow = NULL;
 	struct MHD_Connection *c = r->conn;
+	size_t		bad;
 
 	if (strcmp(url, SUBMIT_PATH) == 0 || strcmp(url, "/api/v1/transactions/") == 0)
 	{
@@ -456,10 +474,12 @@ route_request(Req *r, const char *url, const char *method)
 
 		if (strcmp(method, "GET") != 0)
 			allow = "GET";
-		else if (strchr(id, '/') || strlen(id) > GW_MAX_ID)
+		else if (settle_check_transaction_id(id, strlen(id), &bad) != FIELD_OK)
 		{
+			/* libmicrohttpd has decoded the path: intake's rule, so every accepted id reads back */
 			decide_problem(r, 404, "not-found", "Not found",
-						   "a transaction_id has 1 to 128 bytes and no '/'", NULL, "transaction_id");
+						   "a transaction_id has 1 to 128 bytes of printable ASCII, no space or '/', and is not '.' or '..'",
+						   NULL, "transaction_id");
 			return;
 		}
 		else
@@ -562,6 +582,79 @@ start_submit(Req *r)
 	submit_job(r);
 }
 
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Percent-decoding of the path and query, as libmicrohttpd's own but for
+ * %00: decoded, it would cut the path short (the handler gets a C string),
+ * so that /api/v1/transactions/abc%00xyz would read payment "abc".  Left
+ * encoded, it is refused by the transaction_id rule like any other '%...'
+ * that names no payment.
+ */
+static size_t
+unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	char	   *in = s;
+	char	   *out = s;
+
+	while (*in)
+	{
+		int			hi,
+					lo;
+
+		if (in[0] == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0 &&
+			(hi | lo) != 0)
+		{
+			*out++ = (char) (hi * 16 + lo);
+			in += 3;
+		}
+		else
+			*out++ = *in++;
+	}
+	*out = '\0';
+	return (size_t) (out - s);
+}
+
+/* Accept policy: beyond the 503 allowance a connection is closed at once. */
+static enum MHD_Result
+accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	return atomic_load(&open_connections) < gw_config.max_connections + OVERFLOW_CONNECTIONS
+		? MHD_YES : MHD_NO;
+}
+
+/* Count connections; mark those over max_connections. */
+static void
+notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+				  enum MHD_ConnectionNotificationCode toe)
+{
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	{
+		if (atomic_fetch_add(&open_connections, 1) >= gw_config.max_connections)
+			*socket_context = &over_limit_mark;
+	}
+	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+		atomic_fetch_sub(&open_connections, 1);
+}
+
+static bool
+is_over_limit(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return i && i->socket_context == &over_limit_mark;
+}
+
 static enum MHD_Result
 handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	   const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -576,6 +669,14 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		r->conn = c;
 		r->start = gw_now();
 		*con_cls = r;
+		if (is_over_limit(c))
+		{
+			decide_problem(r, 503, "too-many-connections", "Too many connections",
+						   "the gateway has --max-connections open; retry after the Retry-After delay",
+						   NULL, NULL);
+			MHD_add_response_header(r->pending, MHD_HTTP_HEADER_CONNECTION, "close");
+			return send_pending(r);
+		}
 		route_request(r, url, method);
 		if (r->pending)
 			return send_pending(r);
@@ -701,6 +802,39 @@ log_mhd(void *cls, const char *fmt, va_list ap)
 	vfprintf(stderr, fmt, ap);
 }
 
+/*
+ * Out of file descriptors, accept() fails and libmicrohttpd stops accepting
+ * until one closes: connections would wait unanswered again.  So the soft
+ * limit is raised to cover every connection admitted, the database pool and
+ * a margin, or the gateway does not start.
+ */
+static int
+reserve_descriptors(unsigned connections)
+{
+	struct rlimit rl;
+	rlim_t		need = (rlim_t) connections + (rlim_t) gw_config.pool_size + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 0;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+	{
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+		{
+			fprintf(stderr, "settle-gateway: --max-connections %d needs %llu file descriptors, "
+					"more than the hard limit %llu (ulimit -Hn)\n",
+					gw_config.max_connections, (unsigned long long) need, (unsigned long long) rl.rlim_max);
+			return -1;
+		}
+		rl.rlim_cur = need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		{
+			perror("settle-gateway: setrlimit(RLIMIT_NOFILE)");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 http_start(void)
 {
@@ -708,6 +842,7 @@ http_start(void)
 	unsigned	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 		MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem tls[3];
+	unsigned	mhd_limit;
 
 	memset(&addr, 0, sizeof(addr));
 	addr.sin_family = AF_INET;
@@ -737,11 +872,17 @@ http_start(void)
 		tls[1] = (struct MHD_OptionItem) {MHD_OPTION_HTTPS_MEM_KEY, 0, tls_key_pem};
 		tls[2] = (struct MHD_OptionItem) {MHD_OPTION_END, 0, NULL};
 	}
-	daemon_ = MHD_start_daemon(flags, (uint16_t) gw_config.port, NULL, NULL, handle, NULL,
+	/* above what accept_policy admits, racing threads included (see OVERFLOW_CONNECTIONS) */
+	mhd_limit = (unsigned) (gw_config.max_connections + OVERFLOW_CONNECTIONS + 2 * gw_config.http_threads);
+	if (reserve_descriptors(mhd_limit) != 0)
+		return -1;
+	daemon_ = MHD_start_daemon(flags, (uint16_t) gw_config.port, accept_policy, NULL, handle, NULL,
 							   MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
 							   MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
 							   MHD_OPTION_THREAD_POOL_SIZE, (unsigned) gw_config.http_threads,
-							   MHD_OPTION_CONNECTION_LIMIT, (unsigned) gw_config.max_connections,
+							   MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+							   MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
+							   MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 							   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) gw_config.per_ip_connections,
 							   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) gw_config.connection_timeout,
 							   MHD_OPTION_CONNECTION_MEMORY_LIMIT, gw_config.connection_memory,

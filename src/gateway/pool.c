@@ -57,6 +57,11 @@ static PGconn *control;
 static const char *submit_sql =
 "SELECT ordinal, payment_id, replay, sqlstate, message, transaction_id, idempotency_key"
 " FROM settle_submit_bulk($1::jsonb)";
+/*
+ * Times in UTC, RFC 3339 with microseconds, whatever the session's TimeZone
+ * (PGTZ, the role's settings): two gateways answer the same bytes.
+ */
+#define UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 static const char *status_sql =
 "SELECT json_build_object('payment_id', t.payment_id, 'transaction_id', t.transaction_id,"
 " 'idempotency_key', t.idempotency_key, 'amount', t.amount::text,"
@@ -64,8 +69,9 @@ static const char *status_sql =
 " 'source_account', t.source_account, 'destination_account', t.destination_account,"
 " 'source_participant', t.source_participant, 'counterparty_id', t.counterparty_id,"
 " 'destination_amount', t.destination_amount::text, 'fx_rate', t.fx_rate::text,"
-" 'priority', t.priority, 'deadline', t.deadline, 'status', t.status,"
-" 'submitted_at', t.submitted_at, 'updated_at', t.updated_at, 'settled_at', t.settled_at,"
+" 'priority', t.priority, 'deadline', " UTC("t.deadline") ", 'status', t.status,"
+" 'submitted_at', " UTC("t.submitted_at") ", 'updated_at', " UTC("t.updated_at") ","
+" 'settled_at', " UTC("t.settled_at") ","
 " 'cycle_id', t.cycle_id, 'hold_reason', t.hold_reason)::text"
 " FROM settle_payment_status(transaction_id => $1) t WHERE t.source_participant = $2";
 

@@ -81,7 +81,7 @@ CREATE OR REPLACE FUNCTION settle_submit(
     OUT submitted_at     timestamptz,
     OUT updated_at       timestamptz)
 RETURNS record
-AS 'MODULE_PATHNAME', 'settle_submit' LANGUAGE C VOLATILE;
+AS 'MODULE_PATHNAME', 'settle_submit_1_2' LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION settle_submit IS
     'Validate and queue one payment, exactly once per idempotency_key';

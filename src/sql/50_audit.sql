@@ -513,8 +513,11 @@ BEGIN
            format('journal %s (%s, cycle %s, reference %s) does not match the events that posted it',
                   j.journal_id, j.kind, coalesce(j.cycle_id::text, 'none'), coalesce(j.reference, 'none'))
       FROM settle.journal j
-     -- the events that posted it, live or carried by an archive (48_archive.sql)
-     WHERE (j.kind = 'funding'
+     -- the events that posted it, live or carried by an archive (48_archive.sql);
+     -- nothing in settle writes an adjustment journal (the kind is reserved),
+     -- so no event announces one
+     WHERE j.kind NOT IN ('funding', 'reversal', 'settlement')
+        OR (j.kind = 'funding'
             AND NOT EXISTS (SELECT 1 FROM settle.event e
                              WHERE e.entity = 'account' AND e.event_type = 'funded'
                                AND (e.details->>'journal_id')::bigint = j.journal_id

@@ -46,7 +46,7 @@ CREATE OR REPLACE FUNCTION settle._topup_solve(target integer, available bigint[
         OUT status text, OUT top_up bigint, OUT weight_now double precision,
         OUT weight_unlimited double precision, OUT weight_topped double precision,
         OUT settled_now boolean[], OUT settled_topped boolean[])
-    AS 'MODULE_PATHNAME', 'settle_topup_solve_sql' LANGUAGE C STRICT VOLATILE;
+    AS 'MODULE_PATHNAME', 'settle_topup_solve_1_2' LANGUAGE C STRICT VOLATILE;
 
 -- The queue as the next cycle would take it (src/cycle.c, load_queue): the
 -- queued payments between active accounts, each with the credit the cycle

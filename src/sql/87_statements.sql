@@ -473,13 +473,14 @@ COMMENT ON FUNCTION settle_consistency_proof(bigint, bigint) IS
 -- the entry's row or its leaf is gone, or the leaf is another entry's.
 CREATE OR REPLACE FUNCTION settle._merkle_leaves_recomputed(n bigint)
 RETURNS TABLE (seq bigint, entry_id bigint, leaf_entry_id bigint, stored_account_seq bigint, stored_balance bigint,
-               account_seq bigint, balance_after bigint, hash bytea)
+               account_seq bigint, balance_after bigint, hash bytea, stored_account_id text, account_id text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.seq, c.entry_id, l.entry_id, l.account_seq, l.balance_after, c.account_seq, c.balance_after,
            CASE WHEN c.present AND l.entry_id = c.entry_id
                 THEN settle._leaf_hash(l.salt, settle._leaf_content(c.seq, c.entry_id, c.journal_id, c.batch_id,
                          c.payment_id, c.participant_id, c.account_id, c.currency, c.amount, c.posted_at,
-                         c.account_seq, c.balance_after)) END
+                         c.account_seq, c.balance_after)) END,
+           l.account_id, c.account_id
       FROM (SELECT s.seq, s.entry_id, e.entry_id IS NOT NULL AS present, e.journal_id, e.batch_id, e.payment_id,
                    a.participant_id, e.account_id, e.currency, e.amount, e.posted_at,
                    row_number() OVER w AS account_seq, (sum(e.amount) OVER w)::bigint AS balance_after
@@ -541,8 +542,8 @@ $$;
 -- The tree's checks, for settle_verify() (one row per problem):
 --   merkle_leaf_missing   a sealed entry that is not a leaf of the tree (no leaf row, no
 --                         leaf hash, or beyond the tree's size)
---   merkle_leaf_altered   a leaf whose stored hash, entry, number in its account or balance
---                         differs from what the ledger gives (content, chain order)
+--   merkle_leaf_altered   a leaf whose stored hash, entry, account, number in its account
+--                         or balance differs from what the ledger gives (content, chain order)
 --   merkle_node_altered   a stored subtree whose hash is not the hash of its two halves, a
 --                         complete subtree not stored, or one stored beyond the tree
 --   merkle_root_mismatch  the root from the stored subtrees differs from the root
@@ -567,12 +568,17 @@ BEGIN
                          OR x.stored_balance IS DISTINCT FROM x.balance_after
                            THEN format('the leaf says entry %s of its account, balance %s; the ledger gives %s, %s',
                                        x.stored_account_seq, x.stored_balance, x.account_seq, x.balance_after)
+                       -- the leaf row's account decides whose statements show it
+                       WHEN x.account_id IS NOT NULL AND x.stored_account_id IS DISTINCT FROM x.account_id
+                           THEN format('the leaf is filed under account %s; the entry is of account %s',
+                                       x.stored_account_id, x.account_id)
                        WHEN x.hash IS NULL THEN 'the sealed entry is gone'
                        ELSE 'the leaf hash differs from the hash of the entry''s content' END)
       FROM settle._merkle_leaves_recomputed(9223372036854775807) x
       LEFT JOIN settle.ledger_merkle_node nd ON nd.level = 0 AND nd.idx = x.seq - 1
      WHERE x.seq > n OR x.leaf_entry_id IS NULL OR nd.hash IS NULL OR x.leaf_entry_id <> x.entry_id
         OR x.stored_account_seq IS DISTINCT FROM x.account_seq OR x.stored_balance IS DISTINCT FROM x.balance_after
+        OR (x.account_id IS NOT NULL AND x.stored_account_id IS DISTINCT FROM x.account_id)
         OR x.hash IS DISTINCT FROM nd.hash
      ORDER BY x.seq;
 

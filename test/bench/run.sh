@@ -535,7 +535,9 @@ fi
 # ---------------------------------------------------------------- 6. solver (no database)
 # (a) test/solver/bench.sh at the extension's default 500 ms limit, 1k-100k, once;
 # (b) test/solver/quality.sh: CBC's 60 s answer and proven bound on the reference
-#     instances, settle 3 runs alternating with the solver without its kicks.
+#     instances, settle 3 runs alternating with the solver without its kicks, and
+#     the deep pass against time beside CBC stopped at 0.1, 1 and 10 s (issue #27,
+#     test/solver/deep_quality.sh; DEEP=0 skips it).
 log "solver: test/solver/bench.sh at the default 500 ms limit; quality against CBC (test/solver/quality.sh)"
 put load_solver "$(loadavg)"
 section_start

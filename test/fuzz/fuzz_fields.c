@@ -9,7 +9,12 @@
  *   - an amount accepted at exponent e is accepted at e+1 with 10x the minor units;
  *   - an accepted identifier has 1..128 bytes, all in its set; a refused one
  *     really breaks the rule reported;
- *   - an accepted currency code is three upper-case letters.
+ *   - an accepted currency code is three upper-case letters;
+ *   - a transaction_id is accepted exactly when it is a valid key without
+ *     '/' that is not "." or "..";
+ *   - an accepted RFC 3339 timestamp has its offset and the fixed layout,
+ *     and writing it in UTC and reading that back gives the same instant;
+ *     a refusal names the part at fault.
  * Built with AddressSanitizer and UBSan (test/fuzz/run.sh).
  */
 #include <stdint.h>
@@ -18,11 +23,13 @@
 #include <string.h>
 
 #include "amount.h"
+#include "rfc3339.h"
 #include "validate.h"
 
 static void check(int cond, const char *what);
 static void check_amounts(const char *s);
 static void check_identifier(const char *s, size_t len);
+static void check_timestamp(const char *s, size_t len);
 
 static void
 check(int cond, const char *what)
@@ -88,9 +95,55 @@ check_identifier(const char *s, size_t len)
 		check(len > SETTLE_MAX_IDENTIFIER, "too long means too long");
 	if (n == FIELD_OK)
 		check(k == FIELD_OK, "every valid name is a valid key");
+	{
+		FieldResult t = settle_check_transaction_id(s, len, &pos);
+		int			addressable = memchr(s, '/', len) == NULL &&
+			!(len == 1 && s[0] == '.') && !(len == 2 && s[0] == '.' && s[1] == '.');
+
+		check((t == FIELD_OK) == (k == FIELD_OK && addressable),
+			  "a transaction_id is a key without '/' that is not a dot-segment");
+		if (t == FIELD_BAD_CHARS)
+			check(pos < len && (s[pos] == '/' || (unsigned char) s[pos] < 0x21 ||
+								(unsigned char) s[pos] > 0x7e), "the byte reported breaks the rule");
+	}
 	if (settle_check_currency_code(s, len))
 		check(len == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' &&
 			  s[2] >= 'A' && s[2] <= 'Z', "currency code shape");
+}
+
+static void
+check_timestamp(const char *s, size_t len)
+{
+	int64_t		usec = -1;
+	const char *what = NULL;
+	TimestampResult r = settle_parse_rfc3339(s, len, &usec, &what);
+
+	check(r >= TS_OK && r <= TS_TOO_LONG, "timestamp result in range");
+	check(what != NULL, "a part is named (or \"\")");
+	if (r != TS_OK)
+	{
+		check(usec == 0, "a refused timestamp yields 0");
+		check(r == TS_TOO_LONG || *what != '\0', "a refusal names the part at fault");
+		return;
+	}
+	check(len >= 20 && len <= SETTLE_MAX_TIMESTAMP_TEXT, "accepted length");
+	check(s[4] == '-' && s[7] == '-' && (s[10] == 'T' || s[10] == 't') && s[13] == ':' && s[16] == ':',
+		  "accepted layout");
+	check(s[len - 1] == 'Z' || s[len - 1] == 'z' || (len >= 25 && s[len - 3] == ':' &&
+													 (s[len - 6] == '+' || s[len - 6] == '-')),
+		  "an accepted timestamp ends with its offset");
+	{
+		char		buf[32];
+		int64_t		again = -1;
+		const char *w2;
+
+		if (settle_format_rfc3339(usec, buf) == 0)
+		{
+			check(settle_parse_rfc3339(buf, strlen(buf), &again, &w2) == TS_OK && again == usec,
+				  "write in UTC then read gives the same instant");
+			check(buf[strlen(buf) - 1] == 'Z', "written in UTC");
+		}
+	}
 }
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -105,5 +158,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_amounts(s);
 	check_identifier(s, size);
 	free(s);
+	/* the reader gets the bytes without a terminator: it must not read past len */
+	{
+		char	   *exact = malloc(size ? size : 1);
+
+		memcpy(exact, data, size);
+		check_timestamp(exact, size);
+		free(exact);
+	}
 	return 0;
 }

@@ -16,7 +16,7 @@ if [ -z "$CC" ]; then
 fi
 
 $CC -g -O1 -std=c11 -Iinclude -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    test/fuzz/fuzz_fields.c src/amount.c src/validate.c -o "$OUT/fuzz_fields" 2>"$OUT/build.log"
+    test/fuzz/fuzz_fields.c src/amount.c src/validate.c src/rfc3339.c -o "$OUT/fuzz_fields" 2>"$OUT/build.log"
 rc=$?
 if [ $rc = 0 ]; then echo "ok 1 - fuzz target builds with ASan and UBSan"; else echo "not ok 1 - fuzz target builds"; cat "$OUT/build.log"; echo "1..1"; exit 1; fi
 

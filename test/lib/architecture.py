@@ -75,7 +75,8 @@ def gateway_objects(objdir):
     for src in sorted(glob.glob('src/gateway/*.c')):
         module = 'gateway/' + os.path.basename(src)[:-2]
         obj = os.path.join(objdir, os.path.basename(src)[:-2] + '.o')
-        subprocess.run(['cc', '-std=c11', '-c', '-pthread', '-I' + inc] + pc + ['-o', obj, src],
+        # -Iinclude: the gateway shares settle's pure-C rules (validate.h)
+        subprocess.run(['cc', '-std=c11', '-c', '-pthread', '-Iinclude', '-I' + inc] + pc + ['-o', obj, src],
                        check=True)
         objs[module] = obj
     return objs

@@ -33,6 +33,23 @@ wait_for() {
     done
 }
 
+# wait_job SECONDS PID: wait for a background job of this shell; if it is still
+# running after SECONDS, kill it and return 124 (as timeout(1) does), so that a
+# wait that never ends fails the test instead of hanging it.
+wait_job() {
+    local deadline=$(( $(date +%s) + $1 ))
+    while kill -0 "$2" 2>/dev/null; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            kill "$2" 2>/dev/null
+            wait "$2" 2>/dev/null
+            echo "# a job ran longer than $1 s and was killed"
+            return 124
+        fi
+        sleep 0.2
+    done
+    wait "$2"
+}
+
 done_testing() {
     echo "1..$TAP_N"
     [ "$TAP_FAILED" = 0 ]

@@ -67,21 +67,42 @@ as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P1" -U postgres -D "$TMP/standby/
 as_pg touch "$TMP/standby/data/standby.signal"
 cluster_start "$TMP/standby" || exit 1
 
-q() { cluster_psql "$P1" -d postgres -At -c "$1"; }
-q2() { cluster_psql "$P2" -d postgres -At -c "$1"; }
+# Every statement here is bounded by the client (issue #34): statement_timeout
+# does not end a commit's wait for synchronous replication, so a commit, or
+# settle's durable wait, that never returns would hang the test.  q and q2:
+# 60 s; q_timed and q_clock, whose answers are checked: 15 s, printed as "no
+# answer in 15 s", and the waits left behind cancelled.
+q_on() { local port=$1; shift; timeout -k 5 60 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres -At "$@"; }
+q() { q_on "$P1" -c "$1"; }
+q2() { q_on "$P2" -c "$1"; }
 # one statement with a 2 s timeout; prints its rows, or the SQLSTATE of its error
 q_timed() {
-    PGOPTIONS="-c statement_timeout=2s" psql -X -q -At -h 127.0.0.1 -p "$P1" -U postgres -d postgres \
-        -c '\set VERBOSITY sqlstate' -c "$1" 2>&1 | grep -v '^WARNING' | sed 's/^ERROR: *//'
+    local out
+    out=$(PGOPTIONS="-c statement_timeout=2s" timeout -k 5 15 psql -X -q -At -h 127.0.0.1 -p "$P1" -U postgres -d postgres \
+        -c '\set VERBOSITY sqlstate' -c "$1" 2>&1)
+    if [ $? -ge 124 ]; then
+        echo "no answer in 15 s"
+        cancel_waiting
+        return 1
+    fi
+    echo "$out" | grep -v '^WARNING' | sed 's/^ERROR: *//'
 }
 # one statement (5 s timeout as a safety net): "SQLSTATE-or-rows ms", ms measured by the server
 q_clock() {
-    PGOPTIONS="-c statement_timeout=5s" psql -X -q -At -h 127.0.0.1 -p "$P1" -U postgres -d postgres \
-        -v VERBOSITY=sqlstate 2>&1 <<EOF | grep -v '^WARNING' | sed 's/^ERROR: *//' | tr '\n' ' ' | sed 's/ $//'
+    local out
+    out=$(PGOPTIONS="-c statement_timeout=5s" timeout -k 5 15 psql -X -q -At -h 127.0.0.1 -p "$P1" -U postgres -d postgres \
+        -v VERBOSITY=sqlstate 2>&1 <<EOF
 SELECT clock_timestamp() AS t0 \gset
 $1;
 SELECT round(extract(epoch FROM clock_timestamp() - :'t0') * 1000);
 EOF
+)
+    if [ $? -ge 124 ]; then
+        echo "no answer in 15 s"
+        cancel_waiting
+        return 1
+    fi
+    echo "$out" | grep -v '^WARNING' | sed 's/^ERROR: *//' | tr '\n' ' ' | sed 's/ $//'
 }
 # "SE170 123" -> within a second with that SQLSTATE?
 refused_fast() { local got=$1 code=$2; [ "${got% *}" = "$code" ] && [ "${got##* }" -lt 1000 ]; }
@@ -96,9 +117,9 @@ cancel_waiting() { q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE 
 commit_locally() {
     q "$1" >"$TMP/local.out" 2>&1 &
     local job=$!
-    wait_for 10 some_waiting || return 1
+    wait_for 10 some_waiting || { wait_job 5 $job; return 1; }
     cancel_waiting
-    wait $job
+    wait_job 15 $job || return 1
     grep -q "canceling wait for synchronous replication" "$TMP/local.out"
 }
 submit() { echo "SELECT replay FROM settle_submit('$1', 10, 'USD', 'USD', 'd_a_usd', 'd_b_usd', 'd_b', '$2')"; }
@@ -252,7 +273,7 @@ sleep 2
 kill -0 $retry 2>/dev/null
 ok $? "a retry with its key does not answer while the standby is away (it waits)"
 kill -CONT "$receiver"
-wait $retry
+wait_job 30 $retry
 is "$(cat "$TMP/retry.out")" "t" "when the standby thaws, the waiting retry answers replay = true"
 wait_for 10 sync_streaming
 is "$(q2 "SELECT count(*) FROM settle.payment WHERE transaction_id = 'd_2'")" "1" "and the payment is on the standby"
@@ -270,7 +291,7 @@ q "$(submit d_4 k_4)" >"$TMP/cancel.out" 2>&1 &
 retry=$!
 wait_for 10 some_waiting
 cancel_waiting
-wait $retry
+wait_job 15 $retry
 grep -q "SE140\|not yet durable" "$TMP/cancel.out" && ! grep -qx "t" "$TMP/cancel.out"
 ok $? "a retry whose wait is cancelled by pg_cancel_backend gets SE140, no replay"
 
@@ -312,7 +333,7 @@ is "$(q2 "SELECT settle_durable_lsn() = pg_current_wal_flush_lsn()")" "t" \
    "alone (no synchronous standby), settle_durable_lsn() is the local flush position"
 is "$(q2 "SELECT required || ' ' || refusing FROM settle_sync_standby_state()")" "false false" \
    "synchronous_standby_names empty: no standby required, no refusal"
-is "$(cluster_psql "$P2" -d postgres -At -c "$(submit d_1 k_1)")" "t" "a retry of an acknowledged payment replays on the new primary"
-is "$(cluster_psql "$P2" -d postgres -At -c "$(submit n_1 nk_1)")" "f" "a new payment is accepted there"
-is "$(cluster_psql "$P2" -d postgres -At -c "SELECT count(*) >= 0 FROM settle_run_cycle()")" "t" "and a cycle runs by hand"
+is "$(q2 "$(submit d_1 k_1)")" "t" "a retry of an acknowledged payment replays on the new primary"
+is "$(q2 "$(submit n_1 nk_1)")" "f" "a new payment is accepted there"
+is "$(q2 "SELECT count(*) >= 0 FROM settle_run_cycle()")" "t" "and a cycle runs by hand"
 done_testing

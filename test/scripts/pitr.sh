@@ -95,6 +95,8 @@ is "$(qr "SELECT count(*) FROM settle.payment WHERE status = 'settled'")" "$SETT
 is "$(qr "SELECT count(*) FROM settle_verify(seal => false)")" "0" "settle_verify() is clean on the copy"
 is "$(qr "SELECT fenced FROM settle_fence_state()")" "t" "the copy starts fenced (settle_fence_state)"
 fenced_logged() { grep -q "settle worker: this server is fenced" "$TMP/r/server.log" 2>/dev/null || grep -rq "settle worker: this server is fenced" "$TMP/r/data/log" 2>/dev/null; }
+wait_for 10 fenced_logged
+ok $? "its worker says in the server log that the server is fenced"
 cycles_before=$(qr "SELECT count(*) FROM settle.cycle")
 sleep 2
 is "$(qr "SELECT count(*) FROM settle.cycle") $(qr "SELECT count(*) FROM settle.payment WHERE status = 'queued'")" "$cycles_before 5" \

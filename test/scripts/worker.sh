@@ -29,7 +29,8 @@ q "SELECT settle_submit('w_' || i, 10 + i, 'USD', 'USD', 'w_a_usd', 'w_b_usd', '
 settled_all() { [ "$(q "SELECT count(*) FROM settle.payment WHERE status = 'queued'")" = 0 ]; }
 wait_for 20 settled_all
 ok $? "the worker settles queued payments with no manual call"
-is "$(q "SELECT count(*) FROM settle.cycle WHERE run_by = 'worker' AND settled > 0")" "$(q "SELECT count(*) FROM settle.cycle WHERE settled > 0")" \
+# one query, so that two failed queries cannot compare equal
+is "$(q "SELECT count(*) > 0 AND count(*) FILTER (WHERE run_by = 'worker') = count(*) FROM settle.cycle WHERE settled > 0")" t \
    "every settling cycle was the worker's"
 is "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'settle worker' AND application_name = 'settle worker'")" "1" \
    "the worker shows its name in pg_stat_activity"

@@ -19,7 +19,7 @@ make -s solver_model
 SECS=${CBC_SECONDS:-60}
 SEED=${SEED:-42}
 INSTANCES=("$@")
-[ ${#INSTANCES[@]} -gt 0 ] || INSTANCES=(1000:0.05:off 1000:0.05:on 1000:0.10:off 1000:0.10:on 10000:0.10:on)
+[ ${#INSTANCES[@]} -gt 0 ] || INSTANCES=(1000:0.05:off 1000:0.05:on 1000:0.10:off 1000:0.10:on 10000:0.05:off 10000:0.10:off 10000:0.10:on)
 TMP=${CBC_KEEP:-$(mktemp -d /tmp/settle-cbc.XXXXXX)}
 mkdir -p "$TMP"
 [ -n "${CBC_KEEP:-}" ] || trap 'rm -rf "$TMP"' EXIT
@@ -60,7 +60,7 @@ for inst in "${INSTANCES[@]}"; do
         # no solution from CBC (its objective 1e+50): nothing to check
         if (o == "nan" || o + 0 > 1e49) { st = "none"; e["feasible"] = "no"; e["weight"] = "nan"; e["settled"] = 0 }
         # the exact objective of the checked selection, not CBC own figure
-        printf "cbc n=%d liquidity=%.2f costs=%s seconds=%d start=%s status=%s objective=%s cbc_objective=%s bound=%s feasible=%s weight=%s settled=%s wall_s=%s\n",
+        printf "cbc n=%d liquidity=%.2f costs=%s seconds=%s start=%s status=%s objective=%s cbc_objective=%s bound=%s feasible=%s weight=%s settled=%s wall_s=%s\n",
             n, l, k, s, (start == 1 ? "settle" : "scratch"), st, (st == "none" ? "nan" : e["objective"]),
             (o == "nan" || o + 0 > 1e49 ? "nan" : sprintf("%.2f", c + o)),
             (b == "nan" || b + 0 > 1e49 ? "nan" : sprintf("%.2f", c + b)), e["feasible"], e["weight"], e["settled"], wall }'

@@ -11,6 +11,11 @@
 #      baseline: the same solver without the iterated search's kicks
 #      (ILS_KICKS=0).  Per run: median CPU and wall ms of the solves.
 #
+#   3. the deep pass (issue #27, deep_quality.sh): quality against time (the
+#      real-time solve, then 100 ms, 1 s, 10 s in all) on the 1,000- and
+#      10,000-payment instances, and CBC stopped at 0.1, 1 and 10 s on the
+#      1,000-payment ones (DEEP=0 skips it).
+#
 # The quality figures do not depend on the run (the solver is deterministic
 # unless a time limit cuts it; same=no in solver_bench's line says so).
 # Usage: quality.sh [out_dir]   Environment: CBC_SECONDS=60, REPEAT=21, RUNS=3,
@@ -84,3 +89,7 @@ for side in base settle; do
         done <"$OUT/${side}_$r.out"
     done
 done
+# 3. the deep pass against time, beside CBC's curve
+if [ "${DEEP:-1}" = 1 ]; then
+    bash deep_quality.sh
+fi

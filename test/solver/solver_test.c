@@ -20,6 +20,9 @@
 #include "solver.h"
 #include "workload.h"
 
+/* solver_deep_test.c: the deep pass (issue #27) */
+extern void test_deep_pass(void (*ok) (int, const char *));
+
 static int	n_test = 0;
 static int	n_failed = 0;
 
@@ -1402,6 +1405,7 @@ main(void)
 	test_group_brute_force();
 	test_group_random_maximal();
 	test_group_reference();
+	test_deep_pass(ok);
 	printf("1..%d\n", n_test);
 	return n_failed != 0;
 }
