@@ -2,7 +2,7 @@
 #
 #   make run    install what is missing, build, start a throwaway server, run the demo
 #   make test   install what is missing, build, run every test suite
-#   make bench  benchmarks (docs/BENCHMARKS.md)
+#   make bench  benchmarks (docs/BENCHMARKS.md); make bench-production: the production shape alone
 
 EXTENSION   = settle
 EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" settle.control)
@@ -137,6 +137,15 @@ bench: deps
 	$(MAKE) install
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/run.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/liquidity_prices.sh
+
+# the production shape alone (issue #32; also part of make bench): a primary
+# and a synchronous standby, the worker, the gateway, open-loop load; its
+# section of docs/BENCHMARKS.md is replaced in place
+.PHONY: bench-production
+bench-production: deps
+	$(MAKE) all
+	$(MAKE) install
+	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} PROD_DOC=docs/BENCHMARKS.md bash test/bench/production.sh
 
 # pg_regress and pg_isolation_regress separately, against a running server.
 .PHONY: installcheck-regress installcheck-isolation

@@ -484,5 +484,10 @@ if [ -f "$IMG/bench_gateway.md" ]; then
     cat "$IMG/bench_gateway.md"
     echo
 fi
+# the production shape's section, written by test/bench/production.sh
+if [ -f "$IMG/bench_production.md" ]; then
+    cat "$IMG/bench_production.md"
+    echo
+fi
 cat "$BENCH/NOTES.md"
 } >"$DOCDIR/BENCHMARKS.md"

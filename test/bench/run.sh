@@ -760,6 +760,10 @@ log "  highest rate kept up with: $best/s"
 log "REST gateway (test/bench/gateway.sh)"
 cluster_stop "$DIR"
 GW_BENCH_OUT="$DOCDIR/img/bench_gateway.md" bash "$BENCH/gateway.sh"
+# the production shape (issue #32): a primary, a synchronous standby, the
+# worker and the gateway, open-loop load (its section of the doc)
+log "production shape (test/bench/production.sh)"
+PROD_OUT_DIR="$DOCDIR/img" bash "$BENCH/production.sh"
 cluster_start "$DIR"
 
 put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
