@@ -94,7 +94,9 @@ is "$(qr "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'after_t
 is "$(qr "SELECT count(*) FROM settle.payment WHERE status = 'settled'")" "$SETTLED_BEFORE" "settled as they were at T"
 is "$(qr "SELECT count(*) FROM settle_verify(seal => false)")" "0" "settle_verify() is clean on the copy"
 is "$(qr "SELECT fenced FROM settle_fence_state()")" "t" "the copy starts fenced (settle_fence_state)"
-fenced_logged() { grep -q "settle worker: this server is fenced" "$TMP/r/server.log" 2>/dev/null || grep -rq "settle worker: this server is fenced" "$TMP/r/data/log" 2>/dev/null; }
+# the worker's line (src/worker.c): 'settle worker: database "postgres" is fenced, ...'
+FENCED_LINE='settle worker: database "[^"]*" is fenced'
+fenced_logged() { grep -q "$FENCED_LINE" "$TMP/r/server.log" 2>/dev/null || grep -rq "$FENCED_LINE" "$TMP/r/data/log" 2>/dev/null; }
 wait_for 10 fenced_logged
 ok $? "its worker says in the server log that the server is fenced"
 cycles_before=$(qr "SELECT count(*) FROM settle.cycle")
