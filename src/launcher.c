@@ -289,6 +289,8 @@ start_worker(int i, const LaunchedDb *db)
 	SettleDbSlot *s = &settle_shared->slots[i];
 	MemoryContext old;
 	bool		registered;
+	SettleWorkerRun prev_run;
+	TimestampTz prev_since;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -300,12 +302,28 @@ start_worker(int i, const LaunchedDb *db)
 	strlcpy(worker.bgw_type, "settle worker", BGW_MAXLEN);
 	worker.bgw_main_arg = Int32GetDatum(i);
 	worker.bgw_notify_pid = MyProcPid;
+	/*
+	 * Starting before it is registered: a worker that starts at once marks
+	 * itself running (settle_worker_state_started), and this must not
+	 * overwrite that afterwards.
+	 */
+	SpinLockAcquire(&s->mutex);
+	prev_run = s->run;
+	prev_since = s->run_since;
+	s->run = SETTLE_RUN_STARTING;
+	s->run_since = GetCurrentTimestamp();
+	s->recheck = false;
+	SpinLockRelease(&s->mutex);
 	/* the handle outlives this look at pg_database (its memory is reset after it) */
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	registered = RegisterDynamicBackgroundWorker(&worker, &handle);
 	MemoryContextSwitchTo(old);
 	if (!registered)
 	{
+		SpinLockAcquire(&s->mutex);
+		s->run = prev_run;
+		s->run_since = prev_since;
+		SpinLockRelease(&s->mutex);
 		if (!warned_no_worker_slot)
 			ereport(WARNING,
 					(errmsg("settle launcher: no background worker slot left for database \"%s\"", NameStr(db->name)),
@@ -317,9 +335,6 @@ start_worker(int i, const LaunchedDb *db)
 	handles[i] = handle;
 	intent[i] = SETTLE_RUN_FREE;
 	SpinLockAcquire(&s->mutex);
-	s->run = SETTLE_RUN_STARTING;
-	s->run_since = GetCurrentTimestamp();
-	s->recheck = false;
 	s->starts++;
 	SpinLockRelease(&s->mutex);
 }

@@ -86,10 +86,14 @@ for img in settle-patroni:docker/Dockerfile settle-monitoring:docker/Dockerfile.
     name=${img%%:*} file=${img#*:}
     started=$(date +%s)
     # --format docker: the image format docker build makes (OCI images drop HEALTHCHECK)
-    podman build --format docker --network host -f "$file" -t "$name:latest" . >"$TMP/build-$name.log" 2>&1
+    podman build --format docker --network host --label org.settle.compose-test=1 \
+        -f "$file" -t "$name:latest" . >"$TMP/build-$name.log" 2>&1
     ok $? "built $name from $file ($(($(date +%s) - started)) s, $(podman image inspect --format '{{.Size}}' "$name:latest" 2>/dev/null | awk '{ printf "%.0f MB", $1 / 1e6 }'))" ||
         { tail -15 "$TMP/build-$name.log" | sed 's/^/#   /'; done_testing; exit 1; }
 done
+# images left untagged by earlier builds of this test (each source change makes new ones);
+# only this test's, by their label
+podman image prune -f --filter label=org.settle.compose-test=1 >/dev/null 2>&1
 podman image inspect settle-patroni:latest >"$TMP/image.json"
 user=$(jq -r '.[0].Config.User' "$TMP/image.json")
 health=$(jq -c '(.[0].Healthcheck // .[0].Config.Healthcheck).Test // empty' "$TMP/image.json")

@@ -55,7 +55,11 @@ ok $? "bank2's payment is settled by a worker"
 is "$(workers_in bank1) $(workers_in bank2)" "1 1" "one worker in each"
 is "$(q bank1 "SELECT database || ' ' || state || ' ' || (pid IS NOT NULL) FROM settle_worker_status()")" "bank1 running true" \
    "settle_worker_status() in bank1 is bank1's worker"
-is "$(q bank2 "SELECT database || ' ' || state FROM settle_worker_status(all_databases => true) ORDER BY database")" \
+# (a worker reports running from its first round on: wait for both, the states are what is checked)
+all_states() { q bank2 "SELECT database || ' ' || state FROM settle_worker_status(all_databases => true) ORDER BY database"; }
+both_running() { [ "$(all_states)" = "$(printf 'bank1 running\nbank2 running\npostgres not_installed')" ]; }
+wait_for 20 both_running
+is "$(all_states)" \
    "$(printf 'bank1 running\nbank2 running\npostgres not_installed')" \
    "settle_worker_status(all_databases => true): every database the launcher serves, with its state"
 is "$(q bank1 "SELECT value FROM settle.metrics WHERE metric = 'settle_worker_served'")" "1" "metric settle_worker_served is 1"
@@ -67,19 +71,19 @@ is "$(q bank2 "SELECT worker_enabled AND worker_running FROM settle_gateway_heal
 q postgres "CREATE DATABASE bank3" >/dev/null
 setup bank3
 served3() { [ "$(state bank3)" = running ] && [ "$(workers_in bank3)" = 1 ]; }
-wait_for 10 served3
+wait_for 30 served3
 ok $? "CREATE EXTENSION in a third database while running: a worker within seconds" || q bank1 "SELECT database, state, starts FROM settle_worker_status(true)" | sed 's/^/#   /'
 pay bank3 p3
 wait_for 20 settled bank3 p3
 ok $? "and it settles there"
 cluster_psql "$P" -d bank3 -At -c "SET settle.allow_drop = on" -c "DROP EXTENSION settle CASCADE" >/dev/null
 left3() { [ "$(workers_in bank3)" = 0 ] && [ "$(q bank1 "SELECT state FROM settle_worker_status(true) WHERE database = 'bank3'")" = not_installed ]; }
-wait_for 10 left3
+wait_for 30 left3
 ok $? "DROP EXTENSION: the worker leaves (state not_installed)"
 grep -q 'settle worker: extension settle was dropped from database "bank3"; leaving' "$TMP/db/server.log"
 ok $? "and says so"
 setup bank3
-wait_for 15 served3
+wait_for 30 served3
 ok $? "CREATE EXTENSION again: a worker again" || q bank1 "SELECT database, state, starts FROM settle_worker_status(true)" | sed 's/^/#   /'
 
 # DROP DATABASE of a served database: its worker is stopped first, nothing waits
@@ -89,17 +93,19 @@ ok $? "DROP DATABASE of a database with a running worker succeeds" || sed 's/^/#
 [ $(( ($(date +%s%N) - start) / 1000000 )) -lt 4000 ]
 ok $? "without waiting out the 5 s PostgreSQL gives other sessions"
 gone2() { [ "$(q bank1 "SELECT count(*) FROM settle_worker_status(true) WHERE database = 'bank2'")" = 0 ] && [ "$(workers_in bank2)" = 0 ]; }
-wait_for 10 gone2
+wait_for 30 gone2
 ok $? "its worker is gone and its slot freed"
 
 # a served database as a template: the worker steps aside, then comes back
 q postgres "CREATE DATABASE bank1_copy TEMPLATE bank1" >"$TMP/copy.out" 2>&1
 ok $? "CREATE DATABASE ... TEMPLATE a database with a running worker works" || sed 's/^/#   /' "$TMP/copy.out"
 back1() { [ "$(state bank1)" = running ] && [ "$(workers_in bank1)" = 1 ]; }
-wait_for 10 back1
+# (the launcher starts it again at its next look at pg_database, every 5 s, or after the 10 s
+# delay of a worker that exited unexpectedly: a bound for a loaded machine)
+wait_for 30 back1
 ok $? "and bank1's worker comes back"
 copy_served() { [ "$(state bank1_copy)" = running ]; }
-wait_for 10 copy_served
+wait_for 30 copy_served
 ok $? "the copy (it has the extension) gets a worker of its own"
 pay bank1 p1b
 wait_for 20 settled bank1 p1b
@@ -116,7 +122,7 @@ ok $? "a database on 1.1's SQL (installed while settle.database names it alone)"
 q postgres "ALTER SYSTEM SET settle.database = 'bank1, old11, nosuchdb'" >/dev/null
 q postgres "SELECT pg_reload_conf()" >/dev/null
 stopped3() { [ "$(workers_in bank3)" = 0 ] && [ "$(state bank3)" = stopped ]; }
-wait_for 10 stopped3
+wait_for 30 stopped3
 ok $? "a database left out of settle.database: its worker is stopped (state stopped)"
 q old11 "SELECT settle_create_participant(p) FROM unnest(ARRAY['l_a','l_b']) p" >/dev/null
 q old11 "SELECT settle_create_account(p || '_usd', p, 'USD', opening_balance => 1000) FROM unnest(ARRAY['l_a','l_b']) p" >/dev/null
@@ -140,6 +146,6 @@ ok $? "CREATE EXTENSION in a database settle.database leaves out says it will ha
 is "$(workers_in bank1_copy)" "0" "and it gets none"
 q postgres "ALTER SYSTEM RESET settle.database" >/dev/null
 q postgres "SELECT pg_reload_conf()" >/dev/null
-wait_for 10 served3
+wait_for 30 served3
 ok $? "settle.database reset: every database with settle is served again"
 done_testing
