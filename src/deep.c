@@ -199,6 +199,7 @@ settle_deep_cycle_solved(const SolverProblem *problem, const int64 *ids, bool fu
 	if (n_hint > 0 && full)
 	{
 		bool	   *cand = palloc0(sizeof(bool) * Max(n, 1));
+		bool		within_limits;
 		__int128   *bal = palloc(sizeof(__int128) * Max(problem->n_accounts, 1));
 
 		/* the hint on this cycle's queue (payments gone since are not in it) */
@@ -229,11 +230,12 @@ settle_deep_cycle_solved(const SolverProblem *problem, const int64 *ids, bool fu
 			}
 		}
 		pfree(bal);
-		if (settle_check_selection(problem, cand) < 0 && settle_check_groups(problem, cand) >= 0)
+		within_limits = settle_check_selection(problem, cand) < 0;
+		if (within_limits && settle_check_groups(problem, cand) >= 0)
 			/* the deep pass does not model linked groups: a hint that splits one is dropped */
 			ereport(LOG,
 					(errmsg("settle deep pass: hint not taken: it settles a linked group in part")));
-		else if (settle_check_selection(problem, cand) < 0)
+		else if (within_limits)
 		{
 			double		hint_obj = settle_selection_objective(problem, cand);
 			double		own_obj = settle_selection_objective(problem, selected);
