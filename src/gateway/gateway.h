@@ -68,6 +68,8 @@ extern void buf_puts(Buf *b, const char *s);
 extern void buf_printf(Buf *b, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 /* a JSON string literal, quotes included; NULL gives null */
 extern void buf_json_string(Buf *b, const char *s);
+/* json.c: a hex digit's value, -1 if it is none */
+extern int	hex_digit_value(char c);
 /* steals the buffer: the caller frees the result */
 extern char *buf_steal(Buf *b);
 

@@ -582,18 +582,6 @@ start_submit(Req *r)
 	submit_job(r);
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Percent-decoding of the path and query, as libmicrohttpd's own but for
  * %00: decoded, it would cut the path short (the handler gets a C string),
@@ -612,7 +600,7 @@ unescape(void *cls, struct MHD_Connection *c, char *s)
 		int			hi,
 					lo;
 
-		if (in[0] == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0 &&
+		if (in[0] == '%' && (hi = hex_digit_value(in[1])) >= 0 && (lo = hex_digit_value(in[2])) >= 0 &&
 			(hi | lo) != 0)
 		{
 			*out++ = (char) (hi * 16 + lo);

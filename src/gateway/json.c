@@ -163,8 +163,9 @@ skip_ws(Reader *r)
 		r->pos++;
 }
 
-static int
-hexval(char c)
+/* A hex digit's value, -1 if it is none (JSON's \uXXXX escapes, the path's %XX). */
+int
+hex_digit_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -184,7 +185,7 @@ read_hex4(Reader *r, unsigned *out)
 		return fail(r, "truncated \\u escape");
 	for (int i = 0; i < 4; i++)
 	{
-		int			h = hexval(r->s[r->pos + i]);
+		int			h = hex_digit_value(r->s[r->pos + i]);
 
 		if (h < 0)
 			return fail(r, "bad \\u escape");
