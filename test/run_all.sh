@@ -14,6 +14,8 @@ failures=()
 skips=()
 
 timeouts=()
+# the failing tests' own lines, repeated at the end: CI keeps only the tail of the output
+failed_lines=()
 
 # Every suite runs under a time limit (SETTLE_SUITE_TIMEOUT seconds, default
 # 420; the longest suite takes well under half of that): a suite that hangs
@@ -64,6 +66,18 @@ count_regress() {
     # so does a run that printed no test at all
     if [ "$ok" = 0 ] && [ "$bad" = 0 ]; then bad=1; fi
     record "$name" "$ok" "$bad"
+    [ "$bad" -gt 0 ] && remember_failures "$name" "$log" '\.\.\. failed'
+}
+
+# remember_failures NAME LOG PATTERN: keep the log's failing lines (at most 20)
+remember_failures() {
+    local line
+    while IFS= read -r line; do failed_lines+=("$1: $line"); done \
+        < <(grep -iE "$3" "$2" | head -20)
+    # a suite that failed without such a line: its last words
+    if ! grep -qiE "$3" "$2"; then
+        while IFS= read -r line; do failed_lines+=("$1: $line"); done < <(grep -v '^[0-9-]* [0-9:.]* UTC' "$2" | tail -5)
+    fi
 }
 
 # Count TAP "ok N" / "not ok N" / "ok N # SKIP" lines.  The plan ("1..N")
@@ -82,6 +96,7 @@ count_tap() {
         bad=1
     fi
     record "$name" "$ok" "$bad" "$skip"
+    [ "$bad" -gt 0 ] && remember_failures "$name" "$log" '^not ok [0-9]+'
 }
 
 TMP=$(mktemp -d /tmp/settle-test.XXXXXX)
@@ -138,6 +153,7 @@ esac
 
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
+[ ${#failed_lines[@]} -gt 0 ] && printf '  %s\n' "${failed_lines[@]}"
 [ ${#timeouts[@]} -gt 0 ] && echo "timed out (killed, counted as failed): ${timeouts[*]}"
 [ ${#skips[@]} -gt 0 ] && echo "suites with skipped tests: ${skips[*]}"
 # the last line is "N passed, N failed" (what CI and the README promise); skipped tests above it

@@ -50,6 +50,36 @@ cluster_stop() {
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m "$mode" -w -t 60 stop >/dev/null 2>&1 || true
 }
 
+# pid_running PID: the process exists and is not a zombie.  A SIGKILLed
+# postmaster is a zombie until whoever adopted it reaps it, which a
+# container's init may do late; kill -0 (and PostgreSQL's own lock-file
+# check) still find a zombie.
+pid_running() {
+    local st
+    st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# cluster_crash DIR: SIGKILL the postmaster and every server process, as a
+# power cut would; returns once they are dead (at most 10 s), with the lock
+# files a dead postmaster leaves (postmaster.pid, the socket's .lock)
+# removed: its pid may still name a zombie, or another process, by the
+# time the cluster starts again.
+cluster_crash() {
+    local dir=$1 pm kids p
+    pm=$(head -1 "$dir/data/postmaster.pid" 2>/dev/null) || return 0
+    [ -n "$pm" ] || return 0
+    kids=$(ps -o pid= --ppid "$pm")
+    kill -KILL "$pm" $kids 2>/dev/null
+    for _ in $(seq 1 100); do
+        local alive=0
+        for p in $pm $kids; do pid_running "$p" && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    rm -f "$dir/data/postmaster.pid" "$dir"/.s.PGSQL.*.lock
+}
+
 cluster_psql() {
     local port=$1
     shift

@@ -305,12 +305,7 @@ is "$(q_timed "SELECT count(*) FROM settle_rail_fetch(10)")" "SE140" "settle_rai
 is "$(q "SELECT count(*) FROM settle.batch WHERE status = 'instructed'")" "0" "and nothing was marked instructed"
 
 # --- 4. the frozen standby dies: an orphan with commits of its own ---------------------
-standby_pm=$(head -1 "$TMP/standby/data/postmaster.pid")
-children=$(ps -o pid= --ppid "$standby_pm")
-kill -KILL "$standby_pm" $children
-# its pid may be another process's by the time it restarts: the lock file goes with it
-sleep 0.5
-rm -f "$TMP/standby/data/postmaster.pid"
+cluster_crash "$TMP/standby"
 wait_for 10 refusing
 ok $? "the standby killed: the primary refuses"
 got=$(q_clock "$(submit d_4 k_4)")

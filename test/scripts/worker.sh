@@ -116,10 +116,8 @@ SQL
 LOAD=$!
 sleep 3
 cycles_before=$(q "SELECT count(*) FROM settle.cycle")
-PM=$(head -1 "$TMP/primary/data/postmaster.pid")
-kill -9 "$PM" $(pgrep -P "$PM") 2>/dev/null
+cluster_crash "$TMP/primary"
 wait $LOAD 2>/dev/null
-for _ in $(seq 1 50); do pgrep -P "$PM" >/dev/null || kill -0 "$PM" 2>/dev/null || break; sleep 0.1; done
 [ "$cycles_before" -gt 1 ]
 ok $? "cycles ran during the load before the crash ($cycles_before)"
 
