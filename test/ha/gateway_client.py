@@ -12,6 +12,16 @@
   gateway_client.py check --dsn DSN --acked FILE --prefix P
       Every acknowledged payment is in the database exactly once, with the
       payment_id the gateway answered, and nothing else has the prefix.
+  gateway_client.py window --acked FILE --t0 T
+      The client's unavailability window of a fault at T (epoch seconds):
+      from the last acknowledgement at or before T, the longest time without
+      an acknowledgement up to the last one of the run.  When nothing is
+      answered after the fault starts this is the time from the last
+      acknowledgement before it to the first one after it; when the old
+      leader still answers for a moment (a switchover's clean shutdown) the
+      window starts at its last answer.  Prints "WINDOW LAST FIRST": the
+      window, and its ends relative to T; "never" if nothing was
+      acknowledged after T.
 """
 import argparse
 import http.client
@@ -120,6 +130,23 @@ def check(args):
     return 0 if len(acked) > 0 and not (missing or wrong or extra or dup) else 1
 
 
+def window(args):
+    ts = sorted(json.loads(line)["t"] for line in open(args.acked))
+    before = [t for t in ts if t <= args.t0]
+    after = [t for t in ts if t > args.t0]
+    if not after:
+        print("never")
+        return 1
+    prev = before[-1] if before else args.t0
+    best, start, end = 0.0, prev, after[0]
+    for t in after:
+        if t - prev > best:
+            best, start, end = t - prev, prev, t
+        prev = t
+    print("%.3f %.3f %.3f" % (best, start - args.t0, end - args.t0))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -139,8 +166,11 @@ def main():
     ch.add_argument("--dsn", required=True)
     ch.add_argument("--acked", required=True)
     ch.add_argument("--prefix", required=True)
+    wi = sub.add_parser("window")
+    wi.add_argument("--acked", required=True)
+    wi.add_argument("--t0", type=float, required=True)
     args = ap.parse_args()
-    sys.exit(load(args) if args.cmd == "load" else check(args))
+    sys.exit({"load": load, "check": check, "window": window}[args.cmd](args))
 
 
 if __name__ == "__main__":

@@ -389,14 +389,21 @@ ha_all_settled() {
 # HA_NOTE, HA_CHECK_RC, HA_NODES_RC, HA_CLIENT_RC, HA_WORKER_OK, HA_REJOIN_SECS, and for cuts
 # HA_DEMOTE_SECS, HA_RECOVERY_SECS, HA_MINORITY (acknowledgements by the old leader to a
 # client left on its side, more than 1 s after the cut: must be 0), HA_PROBE_RC (the probe of
-# the cut-off or orphaned old leader). Returns 0 only if the round passed.
+# the cut-off or orphaned old leader). With HA_GW_URL and HA_GW_TOKEN set (a settle-gateway in
+# front of the cluster), an HTTP client (gateway_client.py, prefix Pg) submits through it too,
+# its payments are checked with the others, and HA_WINDOW is the client's unavailability window
+# (gateway_client.py window: from the last acknowledgement before the disruption, the longest
+# time without one), HA_WINDOW_ENDS its start and end relative to the disruption.
+# Returns 0 only if the round passed.
 ha_round() {
     local action=$1 p=$2 acked=$HA_DIR/acked-$2 stop=$HA_DIR/stop-$2 client t0 first i target
     local minority="" macked=$HA_DIR/acked-$2m watcher="" prober="" switcher="" victim="" m=""
     local sync0="" replica0="" mode="" wake="" delay="" t1 t2 second="" oldport why=()
+    local gwacked=$HA_DIR/acked-$2g gwclient="" gwextra=() gwprefix=""
     HA_NEW="" HA_SECS="" HA_CHECK_RC=1 HA_NODES_RC=1 HA_CLIENT_RC=1 HA_REJOIN_SECS="" HA_WORKER_OK=1
     HA_DEMOTE_SECS="" HA_RECOVERY_SECS="" HA_MINORITY="" HA_PROBE_RC="" HA_ORPHAN_ACKS="" HA_NOTE="" HA_GAP=""
-    HA_STATUS=FAIL HA_WHY="" HA_CUT_USED=""
+    HA_STATUS=FAIL HA_WHY="" HA_CUT_USED="" HA_WINDOW="" HA_WINDOW_ENDS="" HA_GW_RC=""
+    rm -f "$gwacked"
     HA_OLD=$(ha_leader) || { HA_WHY="no leader before the round"; return 1; }
     sync0=$(ha_sync)
     for i in $HA_NODES; do [ "$i" != "$HA_OLD" ] && [ "$i" != "$sync0" ] && replica0=$i; done
@@ -412,6 +419,16 @@ ha_round() {
         --max-seconds "${HA_CLIENT_SECONDS:-90}" --acked "$acked" --stop-file "$stop" \
         --workers "${HA_WORKERS:-2}" --pause "${HA_PAUSE:-0.01}" >"$HA_DIR/client-$p.log" 2>&1 &
     client=$!
+    if [ -n "${HA_GW_URL:-}" ]; then
+        # the HTTP client through settle-gateway (run.sh starts it): its acknowledgements give
+        # the round's unavailability window as a client sees it (gateway_client.py window)
+        : > "$gwacked"
+        "$HA_PY" "$HA_SRC/gateway_client.py" load --url "$HA_GW_URL" --token "$HA_GW_TOKEN" --prefix "${p}g" \
+            --acked "$gwacked" --stop-file "$stop" --workers "${HA_GW_WORKERS:-2}" --pause "${HA_PAUSE:-0.01}" \
+            --max-seconds "${HA_CLIENT_SECONDS:-90}" --retry-pause "${HA_GW_RETRY_PAUSE:-0.05}" \
+            >"$HA_DIR/gwclient-$p.log" 2>&1 &
+        gwclient=$!
+    fi
     if [ $cut = 1 ] && [ "$action" != etcd-cut ]; then
         # a client on the old leader's side of the cut: it reaches the old leader only (its own
         # port, not the proxy), so it keeps submitting there after the cut. Nothing may be
@@ -574,6 +591,16 @@ ha_round() {
     sleep "${HA_LOAD_AFTER:-2}"
     touch "$stop"
     wait $client; HA_CLIENT_RC=$?
+    if [ -n "$gwclient" ]; then
+        wait $gwclient; HA_GW_RC=$?
+        local w
+        w=$("$HA_PY" "$HA_SRC/gateway_client.py" window --acked "$gwacked" --t0 "$t0")
+        if [ "$w" != never ]; then
+            HA_WINDOW=${w%% *}
+            HA_WINDOW_ENDS=${w#* }
+        fi
+        gwextra=("$gwacked"); gwprefix=",${p}g"
+    fi
     [ -n "$switcher" ] && wait $switcher
     if [ -n "$minority" ]; then
         wait $minority || HA_CLIENT_RC=1
@@ -613,10 +640,11 @@ print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["t"] > float(sys.argv[2]
         HA_REJOIN_SECS=$(ha_secs "$i" "$(ha_now)")
     fi
     if [ -n "$minority" ]; then
-        "$HA_PY" "$HA_SRC/client.py" check --hosts "$HA_HOSTS" --acked "$acked" "$macked" --prefixes "$p,${p}m" \
-            >"$HA_DIR/check-$p.log" 2>&1
+        "$HA_PY" "$HA_SRC/client.py" check --hosts "$HA_HOSTS" --acked "$acked" "$macked" "${gwextra[@]}" \
+            --prefixes "$p,${p}m$gwprefix" >"$HA_DIR/check-$p.log" 2>&1
     else
-        "$HA_PY" "$HA_SRC/client.py" check --hosts "$HA_HOSTS" --acked "$acked" --prefixes "$p" >"$HA_DIR/check-$p.log" 2>&1
+        "$HA_PY" "$HA_SRC/client.py" check --hosts "$HA_HOSTS" --acked "$acked" "${gwextra[@]}" --prefixes "$p$gwprefix" \
+            >"$HA_DIR/check-$p.log" 2>&1
     fi
     HA_CHECK_RC=$?
     "$HA_PY" "$HA_SRC/client.py" nodes --ports "$(ha_pg_port node1),$(ha_pg_port node2),$(ha_pg_port node3)" \
@@ -624,6 +652,8 @@ print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["t"] > float(sys.argv[2]
     HA_NODES_RC=$?
 
     [ "$HA_CLIENT_RC" = 0 ] || why+=("a client gave up or was refused")
+    [ -n "$gwclient" ] && [ "$HA_GW_RC" != 0 ] && why+=("the HTTP client gave up or was refused by the gateway")
+    [ -n "$gwclient" ] && [ -z "$HA_WINDOW" ] && why+=("nothing acknowledged through the gateway after the disruption")
     [ "$HA_CHECK_RC" = 0 ] || why+=("check on the leader failed")
     [ "$HA_NODES_RC" = 0 ] || why+=("the nodes differ or miss acknowledged payments")
     [ "$HA_WORKER_OK" = 0 ] || why+=("the worker did not cycle and drain the queue")

@@ -38,6 +38,15 @@ cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
 . test/ha/lib.sh
 
+# HA_PROFILE=window (make ha-window): 20 crashes and 10 switchovers only, the client-side
+# fail-over window's measurement (docs/CONSENSUS.md); other counts still apply when set
+if [ "${HA_PROFILE:-}" = window ]; then
+    : "${HA_CRASHES:=20}" "${HA_SWITCHOVERS:=10}" "${HA_LIMIT:=2700}"
+    for v in PG_KILLS PATRONI_KILLS REPLICA_KILLS SYNC_KILLS ETCD_MEMBER_KILLS ETCD_LEADER_KILLS SWITCHOVER_CRASHES \
+             CRASH_STANDBY_LOSSES FREEZES FREEZE_WAKES PARTITIONS ONEWAYS ETCD_CUTS; do
+        eval ": \"\${HA_$v:=0}\""
+    done
+fi
 CRASHES=${HA_CRASHES:-3}
 PG_KILLS=${HA_PG_KILLS:-1}
 PATRONI_KILLS=${HA_PATRONI_KILLS:-1}
@@ -65,7 +74,8 @@ chmod 755 "$TMP"
   sleep "${HA_LIMIT:-1500}" & s=$!; wait $s
   echo "time limit reached"; kill -TERM $$ ) 2>/dev/null &
 WATCHDOG=$!
-cleanup() { kill $WATCHDOG 2>/dev/null; [ -n "${KEEP:-}" ] && { echo "kept $TMP"; return; }; ha_cleanup; rm -rf "$TMP"; }
+GW_PID=""
+cleanup() { kill $WATCHDOG 2>/dev/null; [ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null; [ -n "${KEEP:-}" ] && { echo "kept $TMP"; return; }; ha_cleanup; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 1' TERM INT
 
@@ -76,11 +86,27 @@ t=$(date +%s)
 ha_start || { echo "FAIL: cluster did not start"; exit 1; }
 echo "   ready in $(( $(date +%s) - t )) s: leader $(ha_leader), synchronous standby $(ha_sync)"
 ha_setup_data || { echo "FAIL: reference data"; exit 1; }
+# settle-gateway in front of the three nodes (every node's client port, target_session_attrs
+# read-write): each round's HTTP client submits through it, which gives the round's window as a
+# client sees it
+GATEWAY=$PGBIN/settle-gateway
+[ -x "$GATEWAY" ] || GATEWAY=src/gateway/settle-gateway
+GW_PORT=$(free_port 18700)
+HA_GW_TOKEN=$(ha_psql "$(ha_leader)" -c "CREATE ROLE ha_gateway LOGIN IN ROLE settle_gateway" -c "CREATE ROLE ha_a_app LOGIN" \
+    -c "SELECT settle_map_role('ha_a_app', 'ha_a')" -c "SELECT settle_issue_api_token('ha_a_gw', 'ha_a_app')" | tail -1)
+"$GATEWAY" --port "$GW_PORT" --pool-size "${HA_GW_POOL:-2}" \
+    --db "host=127.0.0.1,127.0.0.1,127.0.0.1 port=$(echo "$HA_HOSTS" | sed 's/127\.0\.0\.1://g') user=ha_gateway dbname=postgres" \
+    >"$TMP/gateway.log" 2>&1 &
+GW_PID=$!
+for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$GW_PORT/api/v1/health" && break; sleep 0.2; done
+curl -sf -o /dev/null "http://127.0.0.1:$GW_PORT/api/v1/health" || { echo "FAIL: settle-gateway not healthy"; cat "$TMP/gateway.log"; exit 1; }
+export HA_GW_URL=http://127.0.0.1:$GW_PORT HA_GW_TOKEN
+echo "   settle-gateway on port $GW_PORT (pool of ${HA_GW_POOL:-2}) in front of the cluster"
 
 fail=0
 prefixes=""
 acked_files=()
-declare -A times pauses
+declare -A times pauses windows
 kinds=""
 round=0
 # run_round LABEL ACTION: one round, its line, its times
@@ -91,6 +117,10 @@ run_round() {
     ha_round "$kind" "$p"
     prefixes="${prefixes:+$prefixes,}$p"
     acked_files+=("$HA_DIR/acked-$p")
+    if [ -f "$HA_DIR/acked-${p}g" ]; then
+        prefixes="$prefixes,${p}g"
+        acked_files+=("$HA_DIR/acked-${p}g")
+    fi
     if [ -f "$HA_DIR/acked-${p}m" ]; then
         prefixes="$prefixes,${p}m"
         acked_files+=("$HA_DIR/acked-${p}m")
@@ -101,6 +131,8 @@ run_round() {
     printf '%-4s round %2d %-18s %s -> %s: first acknowledged write after %s s (longest pause %s s); %s; nodes %s/9 ok; worker %s; whole again after %s s\n' \
         "$HA_STATUS" "$round" "$label" "$HA_OLD" "${HA_NEW:-none}" "${HA_SECS:-never}" "${HA_GAP:-?}" "${line:-no check}" "$nodes" \
         "$([ "$HA_WORKER_OK" = 0 ] && echo cycling || echo NOT-cycling)" "${HA_REJOIN_SECS:-never}"
+    [ -n "$HA_GW_URL" ] && printf '     client window through the gateway: %s s%s\n' "${HA_WINDOW:-none}" \
+        "$([ -n "$HA_WINDOW_ENDS" ] && echo " (from its last acknowledgement before the disruption, at ${HA_WINDOW_ENDS% *} s, to the first after it, at ${HA_WINDOW_ENDS#* } s)")"
     [ -n "$HA_NOTE" ] && echo "     $HA_NOTE"
     [ -n "$HA_CUT_USED" ] && printf '     cut (%s): old leader answered as primary last %s s after the cut, in recovery after %s s%s\n' \
         "$HA_CUT_USED" "${HA_DEMOTE_SECS:-never}" "${HA_RECOVERY_SECS:-never}" \
@@ -120,6 +152,7 @@ run_round() {
         echo "     logs kept in $keep"
     fi
     case " $kinds " in *" $label "*) ;; *) kinds="$kinds $label" ;; esac
+    [ -n "$HA_WINDOW" ] && windows[$label]="${windows[$label]:-} $HA_WINDOW"
     # the figure of a round: with a new leader, the time to its first acknowledged new write;
     # with the same leader, the longest time without any acknowledgement
     if [ -n "$HA_NEW" ] && [ "$HA_NEW" != "$HA_OLD" ]; then
@@ -168,5 +201,23 @@ echo "== rounds with a new leader: from the disruption to the first acknowledged
 for kind in $kinds; do [ -n "${times[$kind]:-}" ] && summary "$kind" "${times[$kind]}"; done
 echo "== rounds that kept their leader: the longest time without an acknowledged write (s)"
 for kind in $kinds; do [ -n "${pauses[$kind]:-}" ] && summary "$kind" "${pauses[$kind]}"; done
+# the client's windows: percentiles by nearest rank (the smallest value with at least p% of the
+# rounds at or below it: with 20 rounds P95 is the 19th, P99 the 20th, the largest)
+pct() {
+    echo "$2" | tr ' ' '\n' | grep . | sort -n | awk -v k="$1" '
+        function rank(p) { r = int(p * NR / 100); if (r < p * NR / 100) r++; if (r < 1) r = 1; return v[r] }
+        { v[NR] = $1 }
+        END { p50 = rank(50); p95 = rank(95); p99 = rank(99)
+              printf "   %-22s rounds %2d  P50 %.3f  P95 %.3f  P99 %.3f  max %.3f  P99 < 5 s: %s  median < 3 s: %s\n",
+                  k, NR, p50, p95, p99, v[NR], (p99 < 5 ? "met" : "MISSED"), (p50 < 3 ? "met" : "MISSED") }'
+}
+echo "== the client's unavailability window through settle-gateway, by round kind (s)"
+allfo=""
+for kind in $kinds; do
+    [ -n "${windows[$kind]:-}" ] || continue
+    pct "$kind" "${windows[$kind]}"
+    case $kind in crash|switchover) allfo="$allfo ${windows[$kind]}" ;; esac
+done
+[ -n "$allfo" ] && pct "crash + switchover" "$allfo"
 if [ "$fail" = 0 ]; then echo "PASS: $round rounds"; else echo "FAIL: $fail of $round rounds (or the final check) failed"; fi
 [ "$fail" = 0 ]
