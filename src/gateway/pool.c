@@ -52,7 +52,13 @@ static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
 static PGconn *control;
 
 
-#define RECONNECT_INTERVAL 0.25
+/*
+ * Seconds between attempts while no host is read-write.  A fail-over's new
+ * primary is found at most this long after its promotion (a lost connection
+ * is retried at once, not after this), and each attempt costs a connection
+ * to every host, so 0.1 s is cheap for the few seconds of a fail-over.
+ */
+#define RECONNECT_INTERVAL 0.1
 
 static const char *submit_sql =
 "SELECT ordinal, payment_id, replay, sqlstate, message, transaction_id, idempotency_key"

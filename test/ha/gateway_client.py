@@ -12,6 +12,16 @@
   gateway_client.py check --dsn DSN --acked FILE --prefix P
       Every acknowledged payment is in the database exactly once, with the
       payment_id the gateway answered, and nothing else has the prefix.
+  gateway_client.py rate --url URL --token T --prefix P --acked FILE --seconds S
+                         [--rate R] [--batch B] [--workers W]
+      A steady load for the soak (test/ha/soak.sh): W workers together send
+      R payments a second as arrays of B, each worker paced to its share.
+      An element answered 201 or 200 is acknowledged (a line "key,payment_id,t"
+      in FILE, CSV for the database's COPY); a 503 answer, a 503 element or a
+      lost connection is sent again with the same keys and content until it
+      is acknowledged.  Prints a line every 10 s and a JSON summary: payments
+      acknowledged, the rate reached, retries, the longest time without any
+      acknowledgement.  Status 1 on any other answer.
   gateway_client.py window --acked FILE --t0 T
       The client's unavailability window of a fault at T (epoch seconds):
       from the last acknowledgement at or before T, the longest time without
@@ -130,6 +140,107 @@ def check(args):
     return 0 if len(acked) > 0 and not (missing or wrong or extra or dup) else 1
 
 
+def rate(args):
+    u = urllib.parse.urlparse(args.url)
+    lock = threading.Lock()
+    out = open(args.acked, "a")
+    stats = {"acked": 0, "retries": 0, "failed": 0, "requests": 0}
+    last = {"t": None, "gap": 0.0}
+    start = time.time()
+    deadline = start + args.seconds
+    interval = args.batch * args.workers / float(args.rate)
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer " + args.token}
+
+    def record(rows, now):
+        with lock:
+            for k, pid in rows:
+                out.write("%s,%s,%.6f\n" % (k, pid, now))
+            stats["acked"] += len(rows)
+            if last["t"] is not None and now - last["t"] > last["gap"]:
+                last["gap"] = now - last["t"]
+            last["t"] = now
+
+    def worker(w):
+        conn = None
+        i = 0
+        slot = start + interval * w / args.workers
+        while time.time() < deadline and not stats["failed"]:
+            pending = {}
+            for _ in range(args.batch):
+                i += 1
+                k, body = payment(args.prefix, w, i)
+                pending[k] = body
+            while pending:
+                keys = list(pending)
+                body = "[" + ",".join(pending[k] for k in keys) + "]"
+                status = None
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=args.timeout)
+                    conn.request("POST", "/api/v1/transactions", body, headers)
+                    r = conn.getresponse()
+                    text = r.read()
+                    status = r.status
+                except (OSError, http.client.HTTPException):
+                    conn = None
+                with lock:
+                    stats["requests"] += 1
+                if status == 200:
+                    got, now = [], time.time()
+                    for k, res in zip(keys, json.loads(text)["results"]):
+                        if res.get("status") in (200, 201):
+                            got.append((k, res["payment_id"]))
+                            del pending[k]
+                        elif res.get("status") != 503:
+                            with lock:
+                                stats["failed"] += 1
+                                print("unexpected element %s for %s" % (json.dumps(res)[:300], k), flush=True)
+                            return
+                    record(got, now)
+                elif status not in (None, 503):
+                    with lock:
+                        stats["failed"] += 1
+                        print("unexpected %s: %s" % (status, text[:300]), flush=True)
+                    return
+                if pending:
+                    with lock:
+                        stats["retries"] += 1
+                    if time.time() > deadline + args.finish_seconds:
+                        with lock:
+                            stats["failed"] += 1
+                            print("gave up on %d payments" % len(pending), flush=True)
+                        return
+                    time.sleep(args.retry_pause)
+            slot += interval
+            pause = slot - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            else:
+                slot = time.time()    # behind: no burst to catch up
+
+    def reporter():
+        prev = 0
+        while time.time() < deadline:
+            time.sleep(10)
+            with lock:
+                n = stats["acked"]
+            print("%.0f s: %d acknowledged, %.0f/s in the last 10 s" % (time.time() - start, n, (n - prev) / 10.0), flush=True)
+            prev = n
+
+    threading.Thread(target=reporter, daemon=True).start()
+    ts = [threading.Thread(target=worker, args=(w,)) for w in range(args.workers)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    took = time.time() - start
+    stats["seconds"] = round(took, 1)
+    stats["rate"] = round(stats["acked"] / took, 1)
+    stats["longest_gap"] = round(last["gap"], 3)
+    print(json.dumps(stats), flush=True)
+    return 1 if stats["failed"] else 0
+
+
 def window(args):
     ts = sorted(json.loads(line)["t"] for line in open(args.acked))
     before = [t for t in ts if t <= args.t0]
@@ -166,11 +277,23 @@ def main():
     ch.add_argument("--dsn", required=True)
     ch.add_argument("--acked", required=True)
     ch.add_argument("--prefix", required=True)
+    ra = sub.add_parser("rate")
+    ra.add_argument("--url", required=True)
+    ra.add_argument("--token", required=True)
+    ra.add_argument("--prefix", required=True)
+    ra.add_argument("--acked", required=True)
+    ra.add_argument("--seconds", type=float, required=True)
+    ra.add_argument("--rate", type=float, default=2000)
+    ra.add_argument("--batch", type=int, default=50)
+    ra.add_argument("--workers", type=int, default=4)
+    ra.add_argument("--finish-seconds", type=float, default=60)
+    ra.add_argument("--retry-pause", type=float, default=0.05)
+    ra.add_argument("--timeout", type=float, default=10)
     wi = sub.add_parser("window")
     wi.add_argument("--acked", required=True)
     wi.add_argument("--t0", type=float, required=True)
     args = ap.parse_args()
-    sys.exit({"load": load, "check": check, "window": window}[args.cmd](args))
+    sys.exit({"load": load, "check": check, "rate": rate, "window": window}[args.cmd](args))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 #   ha_cut NODE hold|reset|out|in [etcd]  cut the node off the network (both ways, or one
 #                            way), or off etcd only
 #                            (HA_NETSPLIT=1 only); ha_heal NODE
+#   ha_start_gateway LOG     settle-gateway in front of the cluster (HA_GW_URL, HA_GW_TOKEN, HA_GW_PID)
 #   ha_cleanup               SIGKILL of everything started here, removes DIR
 #
 # Settings for tuning (environment): TTL, LOOP_WAIT, RETRY_TIMEOUT (see patroni.yml.in).
@@ -311,6 +312,25 @@ ha_setup_data() {
         -c "SELECT settle_submit('ha-rail-1', 10.00, 'USD', 'USD', 'ha_a_usd', 'ha_b_usd', 'ha_b', 'ha-rail-1')" \
         -c "SELECT settle_run_cycle()" -c "COMMIT" >/dev/null || return 1
     [ "$(ha_psql "$l" -c "SELECT count(*) FROM settle.batch WHERE status = 'pending'")" -ge 1 ]
+}
+
+# settle-gateway in front of the three nodes (every node's client port, target_session_attrs
+# read-write), a token for a client of ha_a: sets HA_GW_URL, HA_GW_TOKEN, HA_GW_PID (the caller
+# stops it). LOG: its output. Pool size HA_GW_POOL (2)
+ha_start_gateway() {
+    local log=$1 gw port
+    gw=$PGBIN/settle-gateway
+    [ -x "$gw" ] || gw=$HA_SRC/../../src/gateway/settle-gateway
+    port=$(free_port 18700)
+    HA_GW_TOKEN=$(ha_psql "$(ha_leader)" -c "CREATE ROLE ha_gateway LOGIN IN ROLE settle_gateway" -c "CREATE ROLE ha_a_app LOGIN" \
+        -c "SELECT settle_map_role('ha_a_app', 'ha_a')" -c "SELECT settle_issue_api_token('ha_a_gw', 'ha_a_app')" | tail -1)
+    "$gw" --port "$port" --pool-size "${HA_GW_POOL:-2}" \
+        --db "host=127.0.0.1,127.0.0.1,127.0.0.1 port=$(echo "$HA_HOSTS" | sed 's/127\.0\.0\.1://g') user=ha_gateway dbname=postgres" \
+        >"$log" 2>&1 &
+    HA_GW_PID=$!
+    HA_GW_URL=http://127.0.0.1:$port
+    for _ in $(seq 1 50); do curl -sf -o /dev/null "$HA_GW_URL/api/v1/health" && return 0; sleep 0.2; done
+    echo "# settle-gateway not healthy"; cat "$log"; return 1
 }
 
 # time of the first acknowledgement after T by a node other than OLD (OLD "0": by any node; a

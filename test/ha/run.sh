@@ -89,19 +89,10 @@ ha_setup_data || { echo "FAIL: reference data"; exit 1; }
 # settle-gateway in front of the three nodes (every node's client port, target_session_attrs
 # read-write): each round's HTTP client submits through it, which gives the round's window as a
 # client sees it
-GATEWAY=$PGBIN/settle-gateway
-[ -x "$GATEWAY" ] || GATEWAY=src/gateway/settle-gateway
-GW_PORT=$(free_port 18700)
-HA_GW_TOKEN=$(ha_psql "$(ha_leader)" -c "CREATE ROLE ha_gateway LOGIN IN ROLE settle_gateway" -c "CREATE ROLE ha_a_app LOGIN" \
-    -c "SELECT settle_map_role('ha_a_app', 'ha_a')" -c "SELECT settle_issue_api_token('ha_a_gw', 'ha_a_app')" | tail -1)
-"$GATEWAY" --port "$GW_PORT" --pool-size "${HA_GW_POOL:-2}" \
-    --db "host=127.0.0.1,127.0.0.1,127.0.0.1 port=$(echo "$HA_HOSTS" | sed 's/127\.0\.0\.1://g') user=ha_gateway dbname=postgres" \
-    >"$TMP/gateway.log" 2>&1 &
-GW_PID=$!
-for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$GW_PORT/api/v1/health" && break; sleep 0.2; done
-curl -sf -o /dev/null "http://127.0.0.1:$GW_PORT/api/v1/health" || { echo "FAIL: settle-gateway not healthy"; cat "$TMP/gateway.log"; exit 1; }
-export HA_GW_URL=http://127.0.0.1:$GW_PORT HA_GW_TOKEN
-echo "   settle-gateway on port $GW_PORT (pool of ${HA_GW_POOL:-2}) in front of the cluster"
+ha_start_gateway "$TMP/gateway.log" || { echo "FAIL: settle-gateway"; exit 1; }
+GW_PID=$HA_GW_PID
+export HA_GW_URL HA_GW_TOKEN
+echo "   settle-gateway at $HA_GW_URL (pool of ${HA_GW_POOL:-2}) in front of the cluster"
 
 fail=0
 prefixes=""
