@@ -54,6 +54,7 @@ for _ in $(seq 1 "$BURN"); do
 done
 
 start=$(ha_now)
+since=$(date '+%Y-%m-%d %H:%M:%S')   # as Patroni's log lines begin (local time)
 "$HA_PY" test/ha/gateway_client.py rate --url "$HA_GW_URL" --token "$HA_GW_TOKEN" --prefix soak \
     --acked "$TMP/acked.csv" --seconds "$SECONDS_WANTED" --rate "$RATE" --batch "$BATCH" \
     --workers "${HA_SOAK_WORKERS:-4}" >"$TMP/client.log" 2>&1 &
@@ -75,9 +76,9 @@ fail=0
 report() { if [ "$1" = 0 ]; then echo "ok   $2"; else echo "FAIL $2"; fail=$((fail + 1)); fi; }
 report "$crc" "the client got every payment acknowledged, nothing refused"
 report "$([ $other = 0 ] && [ $none = 0 ]; echo $?)" "the leader stayed $L0 at all $looks looks (another leader $other, none $none)"
-promos=$(cat "$HA_DIR"/node*/patroni.log | grep -c "promoted self to leader")
-# the bootstrap leader logs no promotion; any later one is a fail-over
-report "$([ "$promos" = 0 ]; echo $?)" "no node promoted itself during the soak ($promos promotions in the logs)"
+# Patroni's lines from the start of the load on: a promotion or a demotion is a fail-over
+promos=$(cat "$HA_DIR"/node*/patroni.log | awk -v s="$since" 'substr($0, 1, 19) >= s' | grep -cE "promoted self to leader|Demoting self")
+report "$([ "$promos" = 0 ]; echo $?)" "no node promoted or demoted itself during the soak ($promos such lines in the Patroni logs)"
 L1=$(ha_leader)
 TL1=$(ha_psql "$L1" -c "SELECT timeline_id FROM pg_control_checkpoint()")
 report "$([ "$L1" = "$L0" ] && [ "$TL1" = "$TL0" ]; echo $?)" "same leader and timeline at the end ($L1, timeline $TL1)"
