@@ -142,7 +142,7 @@ CHAIN_ROW="| both hash chains, all $ROWS_CHAIN rows in one seal (µs per row) | 
 "
 
 if [ -n "${SEAL_DOC:-}" ]; then
-    SECTION="## Seal: the statement Merkle tree
+    SECTION="## Seal: the hash chains and the statement tree
 
 \`make bench\` (\`test/bench/seal.sh\`), $(date -u +%Y-%m-%d), $(nproc) cores, fsync on, one node: a ledger of
 $N payments ($LEAVES sealed entries); the tree emptied and grown again over the same seals, K seals at
@@ -159,7 +159,7 @@ $ROWS$CHAIN_ROW"
 import re, sys
 doc, new = sys.argv[1], sys.argv[2].rstrip("\n") + "\n\n"
 text = open(doc).read()
-start = text.find("## Seal: the statement Merkle tree")
+start = text.find("## Seal: the hash chains and the statement tree")
 if start < 0:
     at = text.find("## Profiling")
     text = text[:at] + new + text[at:] if at >= 0 else text + "\n" + new
