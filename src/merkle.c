@@ -26,21 +26,19 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "common/cryptohash.h"
 #include "common/int.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "canonical.h"
 #include "settle_errors.h"
 #include "spi_util.h"
 
@@ -49,9 +47,6 @@ PG_FUNCTION_INFO_V1(settle_merkle_extend);
 /* Entries hashed and written per round: bounds the memory of one round. */
 #define MERKLE_CHUNK 8192
 #define MERKLE_SALT_LEN 16
-/* µs from the Unix epoch to PostgreSQL's (2000-01-01) */
-#define UNIX_TO_PG_EPOCH_US \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
 
 /* One sealed entry becoming a leaf. */
 typedef struct MerkleLeaf
@@ -83,8 +78,6 @@ typedef struct MerkleNodes
 	Datum	   *hash;			/* bytea */
 } MerkleNodes;
 
-static void sha256_parts(uint8 *out, uint8 prefix, const void *a, size_t alen, const void *b, size_t blen);
-static bytea *hash_datum(const uint8 *h);
 static void nodes_add(MerkleNodes *nodes, int16 level, int64 idx, const uint8 *h);
 static void leaf_content(StringInfo buf, const MerkleLeaf *l);
 static int	read_fresh(int64 done, MerkleLeaf *leaves);
@@ -93,35 +86,6 @@ static void read_node(int level, int64 idx, uint8 *out);
 static void insert_leaves(const MerkleLeaf *leaves, int n);
 static void insert_nodes(const MerkleNodes *nodes);
 static int64 extend_round(int64 done);
-
-/* sha256(prefix || a || b) */
-static void
-sha256_parts(uint8 *out, uint8 prefix, const void *a, size_t alen, const void *b, size_t blen)
-{
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-
-	if (ctx == NULL ||
-		pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, &prefix, 1) < 0 ||
-		pg_cryptohash_update(ctx, a, alen) < 0 ||
-		pg_cryptohash_update(ctx, b, blen) < 0 ||
-		pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute a SHA-256 hash for the statement Merkle tree: %s",
-						pg_cryptohash_error(ctx))));
-	pg_cryptohash_free(ctx);
-}
-
-static bytea *
-hash_datum(const uint8 *h)
-{
-	bytea	   *b = (bytea *) palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-
-	SET_VARSIZE(b, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	memcpy(VARDATA(b), h, PG_SHA256_DIGEST_LENGTH);
-	return b;
-}
 
 static void
 nodes_add(MerkleNodes *nodes, int16 level, int64 idx, const uint8 *h)
@@ -138,39 +102,34 @@ nodes_add(MerkleNodes *nodes, int16 level, int64 idx, const uint8 *h)
 	}
 	nodes->level[nodes->n] = level;
 	nodes->idx[nodes->n] = idx;
-	nodes->hash[nodes->n] = PointerGetDatum(hash_datum(h));
+	nodes->hash[nodes->n] = PointerGetDatum(canon_hash_bytea(h));
 	nodes->n++;
 }
 
-/*
- * The leaf's content as jsonb_build_array(...)::text prints it: elements
- * separated by ", ", strings escaped as JSON (escape_json, as jsonb's
- * output does), SQL NULL as null, bigints as their decimal digits.
- */
+/* The leaf's content (settle._leaf_content) */
 static void
 leaf_content(StringInfo buf, const MerkleLeaf *l)
 {
-	resetStringInfo(buf);
-	appendStringInfo(buf, "[" INT64_FORMAT ", " INT64_FORMAT ", " INT64_FORMAT ", ",
-					 l->seq, l->entry_id, l->journal_id);
+	canon_begin(buf);
+	canon_int8(buf, l->seq);
+	canon_int8(buf, l->entry_id);
+	canon_int8(buf, l->journal_id);
 	if (l->batch_null)
-		appendStringInfoString(buf, "null, ");
+		canon_null(buf);
 	else
-		appendStringInfo(buf, INT64_FORMAT ", ", l->batch_id);
+		canon_int8(buf, l->batch_id);
 	if (l->payment_null)
-		appendStringInfoString(buf, "null, ");
+		canon_null(buf);
 	else
-		appendStringInfo(buf, INT64_FORMAT ", ", l->payment_id);
-	if (l->participant_id == NULL)
-		appendStringInfoString(buf, "null");
-	else
-		escape_json(buf, l->participant_id);
-	appendStringInfoString(buf, ", ");
-	escape_json(buf, l->account_id);
-	appendStringInfoString(buf, ", ");
-	escape_json(buf, l->currency);
-	appendStringInfo(buf, ", " INT64_FORMAT ", " INT64_FORMAT ", " INT64_FORMAT ", " INT64_FORMAT "]",
-					 l->amount, l->posted_at + UNIX_TO_PG_EPOCH_US, l->account_seq, l->balance_after);
+		canon_int8(buf, l->payment_id);
+	canon_text(buf, l->participant_id);
+	canon_text(buf, l->account_id);
+	canon_text(buf, l->currency);
+	canon_int8(buf, l->amount);
+	canon_epoch_us(buf, l->posted_at);
+	canon_int8(buf, l->account_seq);
+	canon_int8(buf, l->balance_after);
+	canon_end(buf);
 }
 
 /* The next sealed entries after leaf seq `done`, in seq order (at most a chunk). */
@@ -388,7 +347,6 @@ extend_round(int64 done)
 	int			n = read_fresh(done, leaves);
 	int64		total;
 	int64		first;
-	int64		end;
 
 	if (n == 0)
 		return 0;
@@ -399,29 +357,26 @@ extend_round(int64 done)
 	for (int i = 0; i < n; i++)
 	{
 		MerkleLeaf *l = &leaves[i];
-		char	   *utf8;
+		uint8		prefix[1 + MERKLE_SALT_LEN] = {0x00};
 
 		if (!pg_strong_random(l->salt, MERKLE_SALT_LEN))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not generate a random salt for a statement Merkle leaf")));
+		memcpy(prefix + 1, l->salt, MERKLE_SALT_LEN);
 		leaf_content(&content, l);
-		utf8 = pg_server_to_any(content.data, content.len, PG_UTF8);
-		sha256_parts(level_hashes + i * PG_SHA256_DIGEST_LENGTH, 0x00,
-					 l->salt, MERKLE_SALT_LEN, utf8, strlen(utf8));
+		canon_sha256_text(level_hashes + i * PG_SHA256_DIGEST_LENGTH, prefix, sizeof(prefix), &content);
 		nodes_add(&nodes, 0, l->seq - 1, level_hashes + i * PG_SHA256_DIGEST_LENGTH);
-		if (utf8 != content.data)
-			pfree(utf8);
 	}
 	total = done + n;
 
 	/*
 	 * Level L gains the nodes [done >> L, total >> L).  The new nodes of the
-	 * level below are [first, end); a parent's left child left of `first`
-	 * (when `first` is odd) was complete before and is read from the table.
+	 * level below start at `first` (level_hashes holds them); a parent's left
+	 * child left of `first` (when `first` is odd) was complete before and is
+	 * read from the table.
 	 */
 	first = done;
-	end = total;
 	for (int level = 1; (total >> level) > (done >> level); level++)
 	{
 		int64		p0 = done >> level;
@@ -442,15 +397,13 @@ extend_round(int64 done)
 			}
 			else
 				l = level_hashes + (2 * p - first) * PG_SHA256_DIGEST_LENGTH;
-			sha256_parts(up + (p - p0) * PG_SHA256_DIGEST_LENGTH, 0x01,
+			canon_sha256(up + (p - p0) * PG_SHA256_DIGEST_LENGTH, "\x01", 1,
 						 l, PG_SHA256_DIGEST_LENGTH, r, PG_SHA256_DIGEST_LENGTH);
 			nodes_add(&nodes, (int16) level, p, up + (p - p0) * PG_SHA256_DIGEST_LENGTH);
 		}
 		level_hashes = up;
 		first = p0;
-		end = p1;
 	}
-	(void) end;
 	insert_leaves(leaves, n);
 	insert_nodes(&nodes);
 	return n;

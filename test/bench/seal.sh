@@ -11,7 +11,8 @@
 # grows it after each cycle: K = 240 (a cycle of about 75 payments at
 # 1,000/s) and K = all (one seal of the whole ledger).  After every run
 # settle_verify() must find the tree exact.  Prints microseconds per leaf,
-# the median and range over REPEAT rounds, and the ratio SQL / C.
+# the median and range over REPEAT rounds, and the ratio SQL / C; then the
+# same for the two hash chains sealed whole.
 # Part of make bench (Makefile; SEAL_DOC=file replaces the file's
 # "## Seal" section); by itself:
 #   PGBIN=... bash test/bench/seal.sh [payments]
@@ -36,6 +37,10 @@ awk '/^CREATE FUNCTION settle._merkle_extend\(\)/ { on = 1 } on { print } on && 
     src/sql/releases/settle--1.1.sql \
   | sed 's/^CREATE FUNCTION settle._merkle_extend()/CREATE FUNCTION bench.merkle_extend_sql()/' >"$TMP/baseline.sql"
 grep -q 'bench.merkle_extend_sql' "$TMP/baseline.sql" || { echo "the 1.1 definition was not found"; exit 1; }
+awk '/^CREATE FUNCTION settle._seal_chain\(/ { on = 1 } on { print } on && /^\$\$;/ { exit }' \
+    src/sql/releases/settle--1.1.sql \
+  | sed 's/^CREATE FUNCTION settle._seal_chain(/CREATE FUNCTION bench.seal_chain_sql(/' >>"$TMP/baseline.sql"
+grep -q 'bench.seal_chain_sql' "$TMP/baseline.sql" || { echo "the 1.1 chain definition was not found"; exit 1; }
 q -c "CREATE SCHEMA bench" -f "$TMP/baseline.sql" >/dev/null || exit 1
 
 # the ledger: 50 participants, N payments settled in cycles of about 1,000
@@ -105,24 +110,56 @@ for k in $STEPS; do
 "
 done
 
+# The two hash chains, every unsealed row at once: settle._seal_chain (1.2:
+# the rows hashed and appended in C) against 1.1's (a window aggregate over
+# SQL content and hash functions), the Merkle trigger off for both.
+q -c "ALTER TABLE settle.seal_run DISABLE TRIGGER seal_run_merkle" >/dev/null
+ROWS_CHAIN=$(q -c "SELECT (SELECT count(*) FROM settle.ledger_entry) + (SELECT count(*) FROM settle.event)")
+c_us=""; sql_us=""
+for r in $(seq 1 "$REPEAT"); do
+    for impl in settle._seal_chain bench.seal_chain_sql; do
+        us=$(q -f - <<SQL | tail -1
+SET session_replication_role = replica;
+TRUNCATE settle.ledger_seal, settle.event_seal, settle.seal_run;
+SET session_replication_role = origin;
+SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) AS h \\gset
+SELECT clock_timestamp() AS t0 \\gset
+SELECT count(*) FROM $impl('ledger_entry', :'h') a, $impl('event', :'h') b;
+SELECT extract(epoch FROM clock_timestamp() - :'t0') * 1000000;
+SQL
+) || exit 1
+        problems=$(q -c "SELECT count(*) FROM settle_verify(seal => false) WHERE problem LIKE 'chain%'")
+        [ "$problems" = 0 ] || { echo "after $impl: settle_verify() found $problems chain problems"; exit 1; }
+        per=$(awk -v us="$us" -v n="$ROWS_CHAIN" 'BEGIN { printf "%.2f", us / n }')
+        if [ "$impl" = settle._seal_chain ]; then c_us="$c_us $per"; else sql_us="$sql_us $per"; fi
+    done
+done
+q -c "ALTER TABLE settle.seal_run ENABLE TRIGGER seal_run_merkle" >/dev/null
+cm=$(median <<<"$c_us"); sm=$(median <<<"$sql_us")
+ratio=$(awk -v a="$sm" -v b="$cm" 'BEGIN { printf "%.1f", a / b }')
+echo "seal_chains ($ROWS_CHAIN rows): C $cm us/row (range $(range <<<"$c_us")), SQL $sm us/row (range $(range <<<"$sql_us")), ratio SQL/C $ratio"
+CHAIN_ROW="| both hash chains, all $ROWS_CHAIN rows in one seal (µs per row) | $cm ($(range <<<"$c_us")) | $sm ($(range <<<"$sql_us")) | $ratio |
+"
+
 if [ -n "${SEAL_DOC:-}" ]; then
-    SECTION="## Seal: the statement Merkle tree
+    SECTION="## Seal: the hash chains and the statement tree
 
 \`make bench\` (\`test/bench/seal.sh\`), $(date -u +%Y-%m-%d), $(nproc) cores, fsync on, one node: a ledger of
 $N payments ($LEAVES sealed entries); the tree emptied and grown again over the same seals, K seals at
 a time (each step appended, extended, committed, as the worker's seal after each cycle), by
 \`settle._merkle_extend()\` in C (1.2) and by the set-based SQL of 1.1 (baseline), alternating,
-$REPEAT rounds each; every run checked exact by \`settle_verify()\`. Microseconds of the extension
-per leaf, median (range):
+$REPEAT rounds each; every run checked exact by \`settle_verify()\`. Then the two hash chains
+(ledger entries and events) sealed whole by \`settle._seal_chain\` of 1.2 (rows hashed and
+appended in C) and of 1.1 (SQL), alternating. Microseconds per leaf or row, median (range):
 
-| K (seals per step) | C | SQL (1.1) | SQL / C |
+| the tree (µs per leaf), K seals per step | C | SQL (1.1) | SQL / C |
 |---|---|---|---|
-$ROWS"
+$ROWS$CHAIN_ROW"
     python3 - "$SEAL_DOC" "$SECTION" <<'PYEOF'
 import re, sys
 doc, new = sys.argv[1], sys.argv[2].rstrip("\n") + "\n\n"
 text = open(doc).read()
-start = text.find("## Seal: the statement Merkle tree")
+start = text.find("## Seal: the hash chains and the statement tree")
 if start < 0:
     at = text.find("## Profiling")
     text = text[:at] + new + text[at:] if at >= 0 else text + "\n" + new
