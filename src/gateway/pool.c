@@ -81,21 +81,97 @@ static const char *status_sql =
 " 'cycle_id', t.cycle_id, 'hold_reason', t.hold_reason)::text"
 " FROM settle_payment_status(transaction_id => $1) t WHERE t.source_participant = $2";
 
-/* A connection to a host of the cluster: the primary, or any (health). */
+/* One attempt with the configured string; host and port override it when given. */
+static PGconn *
+connect_once(bool primary, const char *host, const char *port)
+{
+	const char *keys[] = {"connect_timeout", "application_name", "dbname", "target_session_attrs",
+	"host", "port", NULL};
+	const char *vals[] = {"3", "settle-gateway", gw_config.conninfo, primary ? "read-write" : "any",
+	host, port, NULL};
+
+	if (!host)
+		keys[4] = NULL;
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+/* The n-th item (from 0) of a comma-separated list, or NULL */
+static bool
+list_item(const char *list, int n, char *out, size_t outsize)
+{
+	const char *p = list;
+
+	for (int i = 0; i < n && p; i++)
+	{
+		p = strchr(p, ',');
+		if (p)
+			p++;
+	}
+	if (!p)
+		return false;
+	size_t		len = strcspn(p, ",");
+
+	if (len >= outsize)
+		return false;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return true;
+}
+
+/*
+ * A connection to a host of the cluster: the primary, or any (health).
+ *
+ * libpq tries the hosts of a list in turn, but gives up on the whole list
+ * when a host accepts the TCP connection and then closes it (what a proxy or
+ * load balancer in front of a dead node does): the primary after it is never
+ * tried.  So when the list fails, each host is tried on its own, in order.
+ */
 PGconn *
 pool_connect(bool primary)
 {
-	const char *keys[] = {"connect_timeout", "application_name", "dbname", "target_session_attrs", NULL};
-	const char *vals[] = {"3", "settle-gateway", gw_config.conninfo, primary ? "read-write" : "any", NULL};
-	PGconn	   *c = PQconnectdbParams(keys, vals, 1);
+	PGconn	   *c = connect_once(primary, NULL, NULL);
+	PQconninfoOption *opts;
+	const char *hosts = NULL,
+			   *ports = NULL,
+			   *hostaddrs = NULL;
 
-	if (PQstatus(c) != CONNECTION_OK)
+	if (PQstatus(c) == CONNECTION_OK)
+		return c;
+	if (primary)
+		snprintf(last_connect_error, sizeof(last_connect_error), "%s", PQerrorMessage(c));
+	PQfinish(c);
+	c = NULL;
+	opts = PQconninfoParse(gw_config.conninfo, NULL);
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
 	{
-		if (primary)
-			snprintf(last_connect_error, sizeof(last_connect_error), "%s", PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
+		if (strcmp(o->keyword, "host") == 0)
+			hosts = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			ports = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddrs = o->val;
 	}
+	/* one host (nothing else to try), or hostaddr lists (left to libpq) */
+	if (hosts && strchr(hosts, ',') && !(hostaddrs && *hostaddrs))
+	{
+		char		host[256],
+					port[32];
+
+		for (int i = 0; list_item(hosts, i, host, sizeof(host)); i++)
+		{
+			/* one port for every host, or one each */
+			if (!ports || !*ports)
+				snprintf(port, sizeof(port), "5432");
+			else if (!list_item(ports, strchr(ports, ',') ? i : 0, port, sizeof(port)))
+				break;
+			c = connect_once(primary, host, port);
+			if (PQstatus(c) == CONNECTION_OK)
+				break;
+			PQfinish(c);
+			c = NULL;
+		}
+	}
+	PQconninfoFree(opts);
 	return c;
 }
 

@@ -316,10 +316,10 @@ ha_setup_data() {
 
 # settle-gateway in front of the three nodes (every node's client port, target_session_attrs
 # read-write), a token for a client of ha_a: sets HA_GW_URL, HA_GW_TOKEN, HA_GW_PID (the caller
-# stops it). LOG: its output. Pool size HA_GW_POOL (2)
+# stops it). LOG: its output. Pool size HA_GW_POOL (2); HA_GATEWAY: the binary ($PGBIN's)
 ha_start_gateway() {
     local log=$1 gw port
-    gw=$PGBIN/settle-gateway
+    gw=${HA_GATEWAY:-$PGBIN/settle-gateway}
     [ -x "$gw" ] || gw=$HA_SRC/../../src/gateway/settle-gateway
     port=$(free_port 18700)
     HA_GW_TOKEN=$(ha_psql "$(ha_leader)" -c "CREATE ROLE ha_gateway LOGIN IN ROLE settle_gateway" -c "CREATE ROLE ha_a_app LOGIN" \

@@ -21,7 +21,7 @@ for bin in curl openssl "$GATEWAY"; do
 done
 
 scratch gateway
-scratch_ports P 55620 PS 55621 G 18620 G2 18621 G3 18622 GT 18623 DEAD 18624 GR 18625
+scratch_ports P 55620 PS 55621 G 18620 G2 18621 G3 18622 GT 18623 DEAD 18624 GR 18625 CL 18626 GC 18627
 PIDS=()
 scratch_on_exit 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done'
 scratch_cluster "$TMP/standby" "$TMP/db"
@@ -471,6 +471,25 @@ curl -s -o /dev/null "https://127.0.0.1:$GT/api/v1/health" 2>/dev/null
 is "$?" 60 "a client that does not trust the certificate is refused (curl: certificate not verified)"
 CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$GT/api/v1/health")
 [ "$CODE" != 200 ]; ok $? "plain HTTP on the TLS port is not served ($CODE)"
+
+# --- a host that accepts and closes (a proxy in front of a dead node) before the primary --------
+# libpq gives up on the whole host list at such a host; the gateway then tries each host alone
+$PY -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+while True:
+    c, _ = s.accept(); c.close()' "$CL" &
+PIDS+=($!)
+wait_for 10 bash -c "echo > /dev/tcp/127.0.0.1/$CL"
+"$GATEWAY" --port "$GC" --db "host=127.0.0.1,127.0.0.1 port=$CL,$P user=gateway dbname=postgres" \
+    --health-interval-ms 100 >"$TMP/gwclose.log" 2>&1 &
+PIDS+=($!)
+wait_for 10 up "http://127.0.0.1:$GC"
+wait_for 10 bash -c "curl -s http://127.0.0.1:$GC/api/v1/health | grep -q '\"role\":\"primary\"'"
+ok $? "a first host that accepts and closes every connection: the gateway still finds the primary after it (health)"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' "${A[@]}" -d "$(pay cl1 cl1)" "http://127.0.0.1:$GC/api/v1/transactions")
+is "$CODE" 201 "and a payment through it is acknowledged (201)"
 
 # --- docs/openapi.json against every answer recorded above ---------------------------------
 $PY test/lib/openapi_check.py docs/openapi.json "$TMP/x" >"$TMP/openapi.log" 2>&1
