@@ -474,7 +474,7 @@ ha_round() {
     replica-kill|sync-kill)
         victim=$([ "$action" = sync-kill ] && echo "$sync0" || echo "$replica0")
         t0=$(ha_now); ha_kill "$victim"
-        HA_NOTE="killed $victim ($([ "$action" = sync-kill ] && echo synchronous standby || echo asynchronous replica))" ;;
+        HA_NOTE="killed $victim ($([ "$action" = sync-kill ] && echo "the synchronous standby Patroni names first" || echo "the other replica: synchronous too at the default SYNC_NODE_COUNT 2"))" ;;
     etcd-member-kill|etcd-leader-kill)
         m=$(ha_etcd_leader)
         if [ "$action" = etcd-member-kill ]; then
