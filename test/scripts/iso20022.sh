@@ -89,6 +89,20 @@ TX=p:FIToFIPmtStsRpt/p:TxInfAndSts
 GRP=p:FIToFIPmtStsRpt/p:OrgnlGrpInfAndSts
 payments() { q "SELECT count(*) FROM settle.payment"; }
 
+# --- docs/ISO20022.md's reason-code table is iso_reason.c's ---------------------------------
+$PY - <<'EOF' >"$TMP/reasons.diff"
+import re
+code = re.findall(r'\{"([^"]+)", "([A-Z0-9]{4})", "([A-Za-z]+)"\}', open("src/gateway/iso_reason.c").read())
+doc = open("docs/ISO20022.md").read()
+table = doc.split("<!-- iso-reason-table")[1].split("<!-- end iso-reason-table")[0]
+rows = [tuple(c.strip() for c in l.strip().strip("|").split("|")) for l in table.splitlines()[3:] if l.startswith("|")]
+if code != rows or not code:
+    print("code:", code)
+    print("doc: ", rows)
+EOF
+[ -s "$TMP/reasons.diff" ] && cat "$TMP/reasons.diff"
+[ ! -s "$TMP/reasons.diff" ]; ok $? "docs/ISO20022.md's reason-code table is src/gateway/iso_reason.c's, row for row"
+
 # --- the samples are valid messages ------------------------------------------------------
 for f in pacs008_two pacs008_refusals; do
     xmllint --noout --nonet --schema "$XSD/pacs.008.001.08.xsd" "$S/$f.xml" 2>/dev/null
@@ -159,6 +173,10 @@ post am18 "$TMP/nboftxs.xml"
 is "$CODE/$(x am18 "$GRP/p:GrpSts")/$(x am18 "$GRP/p:StsRsnInf/p:Rsn/p:Cd")/$(x am18 "$TX/p:TxSts")" "200/RJCT/AM18/" \
    "NbOfTxs not the number of transactions: the message is rejected as a whole (AM18)"
 valid am18; ok $? "that answer validates too"
+sed -e 's/MSG-008-0001/MSG 008 5/' "$S/pacs008_two.xml" >"$TMP/msgid_space.xml"
+post ff01 "$TMP/msgid_space.xml"
+is "$CODE/$(x ff01 "$GRP/p:GrpSts")/$(x ff01 "$GRP/p:StsRsnInf/p:Rsn/p:Cd")" "200/RJCT/FF01" \
+   "a MsgId with spaces (it would be part of the keys): the message is rejected as a whole (FF01)"
 is "$(payments)" "$before" "none of these wrote anything"
 
 # --- hostile input: refused, nothing written, the gateway still answers ----------------------
