@@ -15,6 +15,8 @@
  *                 validation, pacs.008/pacs.009 mapped onto payments;
  *   iso_reason.c  SQLSTATE -> ISO 20022 status reason code, the one table;
  *   iso_write.c   ISO 20022 messages out: pacs.002 status reports;
+ *   iso_camt.c    ISO 20022 messages out: camt.053 statements, camt.054
+ *                 notifications, with settle_statement()'s proofs;
  *   metrics.c     Prometheus counters and histograms.
  */
 #ifndef SETTLE_GATEWAY_H
@@ -124,6 +126,8 @@ extern void status_field_of_message(const char *message, char *field, size_t siz
 #define ISO_MSG_PACS008 "pacs.008.001.08"
 #define ISO_MSG_PACS009 "pacs.009.001.08"
 #define ISO_MSG_PACS002 "pacs.002.001.10"
+#define ISO_MSG_CAMT053 "camt.053.001.08"
+#define ISO_MSG_CAMT054 "camt.054.001.08"
 
 typedef struct IsoTx
 {
@@ -180,6 +184,9 @@ extern void iso_write_pacs002_submit(Buf *b, const IsoMessage *m, const int *sen
 /* a pacs.002 of a message's payments as they are now (the first rows of JOB_ISO_STATUS's) */
 extern void iso_write_pacs002_status(Buf *b, const char *msg_id, const char *msg_name, int rows,
 									 char *const *cells);
+/* camt.053 (statement) or camt.054 (notification) of one day, from JOB_ISO_REPORT's rows */
+extern void iso_write_camt(Buf *b, bool statement, const char *participant, const char *date, int rows,
+						   char *const *cells);
 /* XML text escaping */
 extern void buf_xml_text(Buf *b, const char *s);
 
@@ -217,10 +224,19 @@ typedef enum
 {
 	JOB_SUBMIT,
 	JOB_STATUS,
-	JOB_ISO_STATUS				/* the payments of one ISO 20022 message */
+	JOB_ISO_STATUS,				/* the payments of one ISO 20022 message */
+	JOB_ISO_REPORT				/* a day's entries, for camt.053 and camt.054 */
 } JobKind;
 
 #define ISO_STATUS_COLS 5
+/*
+ * JOB_ISO_REPORT's rows: the first (kind 0) carries settle_statement()'s
+ * JSON; then one per entry shown (kind 1) or per account without any: kind,
+ * statement, account_id, currency, exponent, in_period, amount (minor
+ * units), posted_at (µs since the epoch), balance_after, entry_id,
+ * payment_id, transaction_id, account_seq
+ */
+#define ISO_REPORT_COLS 13
 typedef struct Job Job;
 struct Job
 {
@@ -243,7 +259,9 @@ struct Job
 	 */
 	const char *iso_prefix[2];
 	int			iso_rows;
-	char	  **iso_cells;		/* iso_rows * ISO_STATUS_COLS, NULL for SQL NULL */
+	char	  **iso_cells;		/* iso_rows * ISO_STATUS_COLS (or ISO_REPORT_COLS), NULL for SQL NULL */
+	/* JOB_ISO_REPORT: the day (YYYY-MM-DD, UTC) */
+	const char *iso_date;
 	/* a failure of the whole job: 0 if none */
 	int			error_status;
 	char		error_sqlstate[6];

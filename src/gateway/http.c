@@ -32,7 +32,8 @@ typedef enum
 	R_HEALTH,
 	R_METRICS,
 	R_ISO_SUBMIT,				/* POST an ISO 20022 message */
-	R_ISO_STATUS				/* GET its pacs.002 */
+	R_ISO_STATUS,				/* GET its pacs.002 */
+	R_ISO_REPORT				/* GET a day's camt.053 or camt.054 */
 } Route;
 
 typedef struct Req
@@ -59,6 +60,9 @@ typedef struct Req
 	/* R_ISO_STATUS */
 	char		iso_msg_id[ISO_MAX_TEXT + 1];
 	char		iso_prefix[2][GW_MAX_ID + 1];
+	/* R_ISO_REPORT */
+	bool		iso_statement;	/* camt.053, else camt.054 */
+	char		iso_date[11];
 } Req;
 
 static struct MHD_Daemon *daemon_;
@@ -84,6 +88,8 @@ static const char *HEALTH_PATH = "/api/v1/health";
 static const char *METRICS_PATH = "/metrics";
 static const char *ISO_PATH = "/api/v1/iso20022";
 static const char *ISO_STATUS_PATH = "/api/v1/iso20022/pacs.002/";
+static const char *ISO_CAMT053_PATH = "/api/v1/iso20022/camt.053";
+static const char *ISO_CAMT054_PATH = "/api/v1/iso20022/camt.054";
 
 unsigned
 http_open_connections(void)
@@ -442,6 +448,43 @@ decide_iso_status(Req *r)
 	decide_xml(r, 200, &b);
 }
 
+static void
+decide_iso_report(Req *r)
+{
+	Job		   *j = &r->job;
+	Buf			b;
+
+	if (j->error_status)
+	{
+		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
+
+		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+		return;
+	}
+	if (j->iso_rows < 2)
+	{
+		decide_problem(r, 404, "not-found", "Not found", "the client's participant has no account", NULL, NULL);
+		return;
+	}
+	buf_init(&b, 4096 + 1024 * (size_t) j->iso_rows);
+	iso_write_camt(&b, r->iso_statement, r->auth.participant, r->iso_date, j->iso_rows, j->iso_cells);
+	decide_xml(r, 200, &b);
+}
+
+/* YYYY-MM-DD, month and day in range (the database checks the calendar) */
+static bool
+is_date(const char *s)
+{
+	int			y,
+				m,
+				d;
+	char		tail;
+
+	return s && strlen(s) == 10 && s[4] == '-' && s[7] == '-' &&
+		strspn(s, "0123456789-") == 10 &&
+		sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) == 3 && y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= 31;
+}
+
 /* ---- jobs ---- */
 
 static void
@@ -466,7 +509,7 @@ job_clear(Job *j)
 	free(j->status_json);
 	free(j->error_message);
 	if (j->iso_cells)
-		for (int i = 0; i < j->iso_rows * ISO_STATUS_COLS; i++)
+		for (int i = 0; i < j->iso_rows * (j->kind == JOB_ISO_REPORT ? ISO_REPORT_COLS : ISO_STATUS_COLS); i++)
 			free(j->iso_cells[i]);
 	free(j->iso_cells);
 }
@@ -611,6 +654,25 @@ route_request(Req *r, const char *url, const char *method)
 			snprintf(r->iso_msg_id, sizeof(r->iso_msg_id), "%s", id);
 		}
 	}
+	else if (strcmp(url, ISO_CAMT053_PATH) == 0 || strcmp(url, ISO_CAMT054_PATH) == 0)
+	{
+		const char *date = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "date");
+
+		if (strcmp(method, "GET") != 0)
+			allow = "GET";
+		else if (!is_date(date))
+		{
+			decide_problem(r, 400, "invalid-query", "Invalid query",
+						   "date=YYYY-MM-DD is required: the UTC day the statement covers", NULL, "date");
+			return;
+		}
+		else
+		{
+			r->route = R_ISO_REPORT;
+			r->iso_statement = strcmp(url, ISO_CAMT053_PATH) == 0;
+			snprintf(r->iso_date, sizeof(r->iso_date), "%s", date);
+		}
+	}
 	else if (strcmp(url, HEALTH_PATH) == 0)
 	{
 		if (strcmp(method, "GET") == 0)
@@ -636,7 +698,8 @@ route_request(Req *r, const char *url, const char *method)
 		MHD_add_response_header(r->pending, MHD_HTTP_HEADER_ALLOW, allow);
 		return;
 	}
-	if (r->route == R_SUBMIT || r->route == R_STATUS || r->route == R_ISO_SUBMIT || r->route == R_ISO_STATUS)
+	if (r->route == R_SUBMIT || r->route == R_STATUS || r->route == R_ISO_SUBMIT || r->route == R_ISO_STATUS ||
+		r->route == R_ISO_REPORT)
 	{
 		auth_check(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), &r->auth);
 		if (r->auth.http_status == 401)
@@ -919,6 +982,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			decide_iso_submit(r);
 		else if (r->route == R_ISO_STATUS)
 			decide_iso_status(r);
+		else if (r->route == R_ISO_REPORT)
+			decide_iso_report(r);
 		else if (r->job.kind == JOB_STATUS)
 			decide_status(r);
 		else
@@ -952,6 +1017,11 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 				r->job.kind = JOB_ISO_STATUS;
 				r->job.iso_prefix[0] = r->iso_prefix[0];
 				r->job.iso_prefix[1] = r->iso_prefix[1];
+				submit_job(r);
+				break;
+			case R_ISO_REPORT:
+				r->job.kind = JOB_ISO_REPORT;
+				r->job.iso_date = r->iso_date;
 				submit_job(r);
 				break;
 			case R_NONE:

@@ -89,6 +89,28 @@ static const char *iso_status_sql =
 " OR (starts_with(t.idempotency_key, $2) AND strpos(substr(t.idempotency_key, length($2) + 1), '/') = 0))"
 " ORDER BY kind, t.payment_id";
 
+/*
+ * A day's entries for camt.053 and camt.054: settle_statement() of the
+ * client's participant from 00:00 UTC to the next 00:00 UTC (its JSON, with
+ * the proofs, in the first row), then its entries flattened, in its order.
+ */
+static const char *iso_report_sql =
+"WITH s AS MATERIALIZED (SELECT settle_statement($1, $2::date::timestamp AT TIME ZONE 'UTC',"
+"                                                 ($2::date + 1)::timestamp AT TIME ZONE 'UTC') AS j),"
+" a AS (SELECT x.v AS acc, x.o AS ai FROM s, jsonb_array_elements(s.j->'accounts') WITH ORDINALITY x(v, o)),"
+" e AS (SELECT a.acc, a.ai, y.v AS ent, coalesce(y.o, 0) AS ei, (y.v->>'content')::jsonb AS c"
+"       FROM a LEFT JOIN LATERAL jsonb_array_elements(a.acc->'entries') WITH ORDINALITY y(v, o) ON true)"
+" SELECT 0 AS k, 0::bigint AS ai, 0::bigint AS ei, s.j::text AS stmt, NULL::text AS account_id,"
+"        NULL::text AS currency, NULL::text AS exponent, NULL::text AS in_period, NULL::text AS amount,"
+"        NULL::text AS posted_us, NULL::text AS balance_after, NULL::text AS entry_id, NULL::text AS payment_id,"
+"        NULL::text AS transaction_id, NULL::text AS account_seq FROM s"
+" UNION ALL"
+" SELECT 1, e.ai, e.ei, NULL, e.acc->>'account_id', e.acc->>'currency', cur.exponent::text, e.ent->>'in_period',"
+"        e.c->>8, e.c->>9, e.c->>11, e.c->>1, e.c->>4, t.transaction_id, e.c->>10"
+"   FROM e LEFT JOIN settle.currencies cur ON cur.code = e.acc->>'currency'"
+"   LEFT JOIN settle.transactions t ON t.payment_id = (e.c->>4)::bigint"
+" ORDER BY 1, 2, 3";
+
 /* A connection to a host of the cluster: the primary, or any (health). */
 PGconn *
 pool_connect(bool primary)
@@ -134,9 +156,10 @@ worker_connect(Worker *w)
 		PGresult   *r1 = PQprepare(c, "submit", submit_sql, 1, NULL);
 		PGresult   *r2 = PQprepare(c, "status", status_sql, 2, NULL);
 		PGresult   *r3 = PQprepare(c, "iso_status", iso_status_sql, 3, NULL);
+		PGresult   *r4 = PQprepare(c, "iso_report", iso_report_sql, 2, NULL);
 
 		if (PQresultStatus(r1) != PGRES_COMMAND_OK || PQresultStatus(r2) != PGRES_COMMAND_OK ||
-			PQresultStatus(r3) != PGRES_COMMAND_OK)
+			PQresultStatus(r3) != PGRES_COMMAND_OK || PQresultStatus(r4) != PGRES_COMMAND_OK)
 		{
 			fprintf(stderr, "settle-gateway: cannot prepare statements: %s", PQerrorMessage(c));
 			PQfinish(c);
@@ -145,6 +168,7 @@ worker_connect(Worker *w)
 		PQclear(r1);
 		PQclear(r2);
 		PQclear(r3);
+		PQclear(r4);
 	}
 	pthread_mutex_lock(&qlock);
 	w->conn = c;
@@ -402,16 +426,28 @@ run_status(Worker *w, Job *j)
 		params[2] = j->participant;
 		res = exec_as(w, j->role, "iso_status", 3, params);
 	}
+	else if (j->kind == JOB_ISO_REPORT)
+	{
+		params[0] = j->participant;
+		params[1] = j->iso_date;
+		res = exec_as(w, j->role, "iso_report", 2, params);
+	}
 	else
 		res = exec_as(w, j->role, "status", 2, params);
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && j->kind == JOB_ISO_STATUS)
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && (j->kind == JOB_ISO_STATUS || j->kind == JOB_ISO_REPORT))
 	{
+		/* the status rows as they are; the report's without its ordering columns (ai, ei) */
+		int			cols = j->kind == JOB_ISO_STATUS ? ISO_STATUS_COLS : ISO_REPORT_COLS;
+
 		j->iso_rows = PQntuples(res);
-		j->iso_cells = calloc((size_t) j->iso_rows * ISO_STATUS_COLS + 1, sizeof(char *));
+		j->iso_cells = calloc((size_t) j->iso_rows * cols + 1, sizeof(char *));
 		for (int r = 0; r < j->iso_rows; r++)
-			for (int k = 0; k < ISO_STATUS_COLS; k++)
-				j->iso_cells[r * ISO_STATUS_COLS + k] =
-					PQgetisnull(res, r, k) ? NULL : strdup(PQgetvalue(res, r, k));
+			for (int k = 0; k < cols; k++)
+			{
+				int			f = j->kind == JOB_ISO_REPORT && k > 0 ? k + 2 : k;
+
+				j->iso_cells[r * cols + k] = PQgetisnull(res, r, f) ? NULL : strdup(PQgetvalue(res, r, f));
+			}
 	}
 	else if (PQresultStatus(res) == PGRES_TUPLES_OK)
 	{

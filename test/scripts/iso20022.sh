@@ -252,12 +252,84 @@ is "$CODE" 401 "GET without a token: 401"
 UNDOC=undocumented call get_post POST /api/v1/iso20022/pacs.002/MSG-008-0001 -H "Authorization: Bearer $TOKEN_A"
 is "$CODE/$(hdr get_post Allow)" "405/GET" "POST on a report: 405, Allow: GET"
 
+# --- camt.053 and camt.054 of the day, with the statement's proofs ------------------------------
+all_settled() { [ "$(q "SELECT count(*) FROM settle.payment WHERE status <> 'settled'")" = 0 ]; }
+wait_for 30 all_settled
+ok $? "every payment accepted is settled"
+q "SELECT count(*) FROM settle_seal()" >/dev/null
+q "SELECT settle_chain_digest()" >"$TMP/digest.json"
+DAY=$(q "SELECT (now() AT TIME ZONE 'UTC')::date")
+call c053 GET "/api/v1/iso20022/camt.053?date=$DAY" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(hdr c053 Content-Type)" "200/application/xml; charset=utf-8" "GET the day's camt.053: 200, XML"
+xmllint --noout --nonet --schema "$XSD/camt.053.001.08.xsd" "$TMP/x/c053.body" 2>"$TMP/xmllint.c053"
+ok $? "it validates against camt.053.001.08.xsd" || cat "$TMP/xmllint.c053"
+# y NAME XPATH: a value of a camt document (its namespace as c:)
+y() {
+    $PY - "$TMP/x/$1.body" "$2" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+ns = {"c": r.tag[1:].split("}")[0]}
+print(" ".join((e.text or "") for e in r.findall(sys.argv[2], ns)))
+EOF
+}
+ST=c:BkToCstmrStmt/c:Stmt
+is "$(y c053 "$ST/c:Acct/c:Id/c:Othr/c:Id")/$(y c053 "$ST/c:Acct/c:Ccy")" "acc_a_usd/USD" "one statement, for AAAAUS33's account"
+is "$(y c053 "$ST/c:Ntry/c:CdtDbtInd" | tr ' ' '\n' | sort | uniq -c | tr -s ' ' | paste -sd,)" " 1 CRDT, 4 DBIT" \
+   "its entries: the opening credit and the four payments' debits"
+is "$(y c053 "$ST/c:Ntry[c:CdtDbtInd='DBIT']/c:Amt" | tr ' ' '\n' | sort -n | paste -sd' ')" "1.00 20.00 1500.25 250000.00" \
+   "the debits are the accepted transactions' amounts"
+is "$(y c053 "$ST/c:Bal/c:Tp/c:CdOrPrtry/c:Cd")|$(y c053 "$ST/c:Bal/c:Amt")" \
+   "OPBD CLBD|0.00 $(q "SELECT balance FROM settle.accounts WHERE account_id = 'acc_a_usd'")" \
+   "opening and closing balances: 0.00 before the day, the account's balance after it"
+is "$(y c053 "$ST/c:Ntry/c:NtryDtls/c:TxDtls/c:Refs/c:TxId" | tr ' ' '\n' | sort | paste -sd' ')" "TX-008-1 TX-008-2 TX-009-1 TX-R-1" \
+   "each payment's entry names its TxId"
+tools/settle-verify-statement "$TMP/x/c053.body" "$TMP/digest.json" >"$TMP/verify.out" 2>&1
+ok $? "tools/settle-verify-statement verifies the camt.053 against the digest" || cat "$TMP/verify.out"
+grep -q "account reports are the statement's entries and balances" "$TMP/verify.out"
+ok $? "  ... the proofs it carries and the entries and balances it shows"
+sed 's#>1500.25<#>1500.35<#' "$TMP/x/c053.body" >"$TMP/tampered.xml"
+tools/settle-verify-statement "$TMP/tampered.xml" "$TMP/digest.json" >"$TMP/verify.out" 2>&1
+is "$?" 1 "a camt.053 with an amount changed is rejected (its proofs still hold)"
+grep -q "1500.35 USD is not the statement's -150025 minor units" "$TMP/verify.out"; ok $? "  ... naming the amount" || cat "$TMP/verify.out"
+$PY - "$TMP/x/c053.body" "$TMP/dropped.xml" <<'EOF'
+import re, sys
+s = open(sys.argv[1]).read()
+open(sys.argv[2], "w").write(re.sub(r"<Ntry>.*?</Ntry>", "", s, count=1, flags=re.S))
+EOF
+tools/settle-verify-statement "$TMP/dropped.xml" "$TMP/digest.json" >"$TMP/verify.out" 2>&1
+is "$?" 1 "a camt.053 with an entry dropped is rejected"
+grep -q "entries in the report" "$TMP/verify.out"; ok $? "  ... counting the entries" || cat "$TMP/verify.out"
+call c054 GET "/api/v1/iso20022/camt.054?date=$DAY" -H "Authorization: Bearer $TOKEN_B"
+is "$CODE" 200 "GET the day's camt.054 as BBBBUS33: 200"
+xmllint --noout --nonet --schema "$XSD/camt.054.001.08.xsd" "$TMP/x/c054.body" 2>"$TMP/xmllint.c054"
+ok $? "it validates against camt.054.001.08.xsd" || cat "$TMP/xmllint.c054"
+NT=c:BkToCstmrDbtCdtNtfctn/c:Ntfctn
+is "$(y c054 "$NT/c:Acct/c:Id/c:Othr/c:Id")|$(y c054 "$NT/c:Ntry/c:CdtDbtInd" | tr ' ' '\n' | sort -u | paste -sd' ')|$(y c054 "$NT/c:Ntry/c:Amt" | tr ' ' '\n' | sort -n | paste -sd' ')" \
+   "acc_b_usd|CRDT|1.00 20.00 1500.25 250000.00" "credit notifications of BBBBUS33's account, one per payment received"
+tools/settle-verify-statement "$TMP/x/c054.body" "$TMP/digest.json" >"$TMP/verify.out" 2>&1
+ok $? "the camt.054 verifies too" || cat "$TMP/verify.out"
+! grep -q "acc_a_usd\|AAAAUS33" "$TMP/x/c054.body"; ok $? "nothing of AAAAUS33's accounts in BBBBUS33's notification"
+call c053_nodate GET "/api/v1/iso20022/camt.053" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(echo "$BODY" | jf field)" "400/date" "no date: 400 naming date"
+call c053_baddate GET "/api/v1/iso20022/camt.053?date=2026-13-01" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 400 "a month 13: 400"
+call c053_noauth GET "/api/v1/iso20022/camt.053?date=$DAY"
+is "$CODE" 401 "no token: 401"
+call c054_nodate GET "/api/v1/iso20022/camt.054?day=$DAY" -H "Authorization: Bearer $TOKEN_B"
+is "$CODE" 400 "camt.054 without date: 400"
+call c054_noauth GET "/api/v1/iso20022/camt.054?date=$DAY"
+is "$CODE" 401 "camt.054 without a token: 401"
+
 # --- no database: 503, the gateway still up -----------------------------------------------------
 cluster_stop "$TMP/db" >/dev/null 2>&1
 post down "$S/pacs008_two.xml"
 is "$CODE" 503 "no primary: 503 (send the same message again later)"
 call get_down GET /api/v1/iso20022/pacs.002/MSG-008-0001 -H "Authorization: Bearer $TOKEN_A"
 is "$CODE" 503 "GET with no primary: 503"
+call c053_down GET "/api/v1/iso20022/camt.053?date=$DAY" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 503 "a camt.053 with no primary: 503"
+call c054_down GET "/api/v1/iso20022/camt.054?date=$DAY" -H "Authorization: Bearer $TOKEN_B"
+is "$CODE" 503 "a camt.054 with no primary: 503"
 kill -0 "$GW_PID"; ok $? "the gateway is still running"
 
 # --- docs/openapi.json against every answer recorded above ---------------------------------
