@@ -80,7 +80,7 @@ reason(Buf *b, const char *code, const char *why)
 	char		clipped[512];
 
 	buf_puts(b, "<StsRsnInf><Rsn><Cd>");
-	buf_xml_text(b, code);
+	buf_xml_text(b, code ? code : "NARR");
 	buf_puts(b, "</Cd></Rsn>");
 	if (why && *why)
 	{
