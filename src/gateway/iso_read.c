@@ -25,6 +25,7 @@
 #include <libxml/xmlschemas.h>
 
 #include "gateway.h"
+#include "validate.h"
 
 /* deepest element of a valid pacs.008 is about 12 levels down */
 #define ISO_MAX_DEPTH 32
@@ -430,6 +431,7 @@ iso_read_message(const char *body, size_t len, int max_tx, IsoMessage *out, char
 				n = 0;
 	IsoStatus	st = ISO_OK;
 	char		nb[24];
+	size_t		bad;
 
 	memset(out, 0, sizeof(*out));
 	/* libxml2's error handlers are per thread */
@@ -482,8 +484,7 @@ iso_read_message(const char *body, size_t len, int max_tx, IsoMessage *out, char
 	}
 	out->n = n;
 	out->tx = calloc((size_t) n, sizeof(IsoTx));
-	if (strspn(out->msg_id, "!\"#$%&'()*+,-.0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~")
-		!= strlen(out->msg_id))
+	if (settle_check_key(out->msg_id, strlen(out->msg_id), &bad) != FIELD_OK)
 	{
 		out->group_reason = "FF01";
 		snprintf(out->group_why, sizeof(out->group_why),

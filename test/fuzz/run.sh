@@ -66,8 +66,8 @@ fi
 # settle-gateway's ISO 20022 reader (src/gateway/iso_read.c: libxml2, the official schemas) and
 # the pacs.002 writer behind it: every XML body of POST /api/v1/iso20022 meets them first
 $CC -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    $(pkg-config --cflags libxml-2.0) test/fuzz/fuzz_iso.c src/gateway/iso_read.c src/gateway/iso_write.c \
-    src/gateway/iso_reason.c src/gateway/json.c $(pkg-config --libs libxml-2.0) -o "$OUT/fuzz_iso" 2>"$OUT/build_iso.log"
+    -Iinclude $(pkg-config --cflags libxml-2.0) test/fuzz/fuzz_iso.c src/gateway/iso_read.c src/gateway/iso_write.c \
+    src/gateway/iso_reason.c src/gateway/json.c src/validate.c $(pkg-config --libs libxml-2.0) -o "$OUT/fuzz_iso" 2>"$OUT/build_iso.log"
 rc3=$?
 if [ $rc3 = 0 ]; then echo "ok 5 - gateway ISO 20022 fuzz target builds with ASan and UBSan"; else echo "not ok 5 - gateway ISO 20022 fuzz target builds"; cat "$OUT/build_iso.log"; fi
 if [ $rc3 = 0 ]; then

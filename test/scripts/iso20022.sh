@@ -320,6 +320,16 @@ is "$CODE" 400 "camt.054 without date: 400"
 call c054_noauth GET "/api/v1/iso20022/camt.054?date=$DAY"
 is "$CODE" 401 "camt.054 without a token: 401"
 
+# --- a MsgId with '/': its own payments only (the key is <message>:<MsgId>/<TxId>) -------------
+sed -e 's#MSG-008-0001#MSG/008/6#' -e 's/TX-008-/TX-S-/' "$S/pacs008_two.xml" >"$TMP/slash.xml"
+post slash "$TMP/slash.xml"
+is "$CODE/$(x slash "$TX/p:TxSts")" "200/ACSP ACSP" "a MsgId with '/' is accepted"
+call get_slash GET "/api/v1/iso20022/pacs.002/MSG%2F008%2F6" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(x get_slash "$GRP/p:OrgnlMsgId")/$(x get_slash "$TX/p:OrgnlTxId")" "200/MSG/008/6/TX-S-1 TX-S-2" \
+   "GET its report (percent-encoded): its two payments"
+call get_prefix GET "/api/v1/iso20022/pacs.002/MSG%2F008" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 404 "GET MsgId MSG/008, a prefix of it: 404, not MSG/008/6's payments"
+
 # --- no database: 503, the gateway still up -----------------------------------------------------
 cluster_stop "$TMP/db" >/dev/null 2>&1
 post down "$S/pacs008_two.xml"
