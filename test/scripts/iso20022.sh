@@ -315,6 +315,12 @@ call c053_baddate GET "/api/v1/iso20022/camt.053?date=2026-13-01" -H "Authorizat
 is "$CODE" 400 "a month 13: 400"
 call c053_noauth GET "/api/v1/iso20022/camt.053?date=$DAY"
 is "$CODE" 401 "no token: 401"
+q "SELECT settle_create_participant('CCCCUS33'); CREATE ROLE bank_c_app LOGIN; SELECT settle_map_role('bank_c_app', 'CCCCUS33')" >/dev/null
+TOKEN_C=$(q "SELECT settle_issue_api_token('bank_c_iso', 'bank_c_app')")
+call c053_noacct GET "/api/v1/iso20022/camt.053?date=$DAY" -H "Authorization: Bearer $TOKEN_C"
+is "$CODE" 404 "a participant without accounts: camt.053 404"
+call c054_noacct GET "/api/v1/iso20022/camt.054?date=$DAY" -H "Authorization: Bearer $TOKEN_C"
+is "$CODE" 404 "and camt.054 404"
 call c054_nodate GET "/api/v1/iso20022/camt.054?day=$DAY" -H "Authorization: Bearer $TOKEN_B"
 is "$CODE" 400 "camt.054 without date: 400"
 call c054_noauth GET "/api/v1/iso20022/camt.054?date=$DAY"
