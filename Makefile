@@ -178,6 +178,14 @@ storage: deps
 compose-test:
 	bash test/compose/run.sh
 
+# a second region: a Patroni standby cluster behind a delaying link; region A lost under
+# load, region B promoted; RPO, RTO and the cost of a synchronous standby in region B
+.PHONY: region-test
+region-test: deps
+	$(MAKE) all
+	$(MAKE) install
+	bash test/region/run.sh
+
 # high availability, long form: etcd + three Patroni nodes, repeated fail-overs under load
 .PHONY: ha-test
 ha-test: deps
