@@ -98,12 +98,23 @@ endif
 # Every object depends on every header (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard include/*.h) $(wildcard src/*.h) settle.control
 
-# -Werror like the extension; libpq from this PostgreSQL's pg_config.
+# -Werror like the extension; libpq from this PostgreSQL's pg_config; libxml2
+# for ISO 20022 (docs/ISO20022.md), whose schemas are installed beside the
+# extension's files and found there by default.
+ISO_XSD_DIR = $(shell $(PG_CONFIG) --sharedir)/settle_iso20022
 $(GATEWAY): $(GATEWAY_SRCS) src/gateway/gateway.h include/validate.h
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror -pthread -Iinclude \
-	    -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libmicrohttpd gnutls) \
+	    -DGW_XSD_DIR='"$(ISO_XSD_DIR)"' \
+	    -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libmicrohttpd gnutls libxml-2.0) \
 	    -o $@ $(GATEWAY_SRCS) -L$(shell $(PG_CONFIG) --libdir) \
-	    $(shell pkg-config --libs libmicrohttpd gnutls) -lpq
+	    $(shell pkg-config --libs libmicrohttpd gnutls libxml-2.0) -lpq
+
+# the ISO 20022 schemas the gateway validates against (iso20022/README.md)
+install: install-iso20022
+.PHONY: install-iso20022
+install-iso20022:
+	$(MKDIR_P) '$(DESTDIR)$(ISO_XSD_DIR)'
+	$(INSTALL_DATA) iso20022/xsd/*.xsd '$(DESTDIR)$(ISO_XSD_DIR)/'
 
 # The install script is assembled from one file per concern.
 settle--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
