@@ -67,7 +67,7 @@ extern HTAB *intake_fxpair_cache(void);
 /* intake_keys.c */
 extern void intake_set_scope(IntakeRow *row, HTAB *accounts, const IntakeCaller *caller);
 extern bool intake_same_content(const IntakeRow *a, const IntakeRow *b);
-extern void intake_mark_duplicates(IntakeRow *rows, int n);
+extern void intake_mark_duplicates(IntakeRow *rows, int n, MemoryContext outer);
 extern void intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer);
 extern bool intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer);
 

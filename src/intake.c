@@ -577,7 +577,7 @@ settle_intake(IntakeRow *rows, int n)
 		if (rows[i].syntax_ok)
 			intake_set_scope(&rows[i], accounts, &caller);
 	MemoryContextSwitchTo(work);
-	intake_mark_duplicates(rows, n);
+	intake_mark_duplicates(rows, n, outer);
 	MemoryContextSwitchTo(outer);
 	/*
 	 * On an orphan, refused before anything is written (a group's row locks
@@ -590,11 +590,21 @@ settle_intake(IntakeRow *rows, int n)
 			settle_check_sync_standby("intake");
 			break;
 		}
+	/*
+	 * Every SPI call returns in SPI's procedure context, which SPI_finish
+	 * frees: each step starts in outer, where refusal texts must live (the
+	 * answer is built from them after SPI_finish).
+	 */
 	intake_links_admit(rows, n);
+	MemoryContextSwitchTo(outer);
 	intake_insert_rows(rows, n, outer);
+	MemoryContextSwitchTo(outer);
 	intake_links_record(rows, n);
+	MemoryContextSwitchTo(outer);
 	depends = intake_resolve_existing(rows, n, outer);
+	MemoryContextSwitchTo(outer);
 	intake_links_check_replays(rows, n);
+	MemoryContextSwitchTo(outer);
 
 	/* rows repeating a key earlier in the same call follow that row */
 	for (i = 0; i < n; i++)
