@@ -150,6 +150,7 @@ bench: deps
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/liquidity_prices.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} SEAL_DOC=docs/BENCHMARKS.md bash test/bench/seal.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} ADMISSION_DOC=docs/BENCHMARKS.md bash test/bench/admission.sh
+	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} ISO_BENCH_DOC=docs/BENCHMARKS.md bash test/bench/iso20022.sh
 
 # the production shape alone (issue #32; also part of make bench): a primary
 # and a synchronous standby, the worker, the gateway, open-loop load; its
