@@ -72,9 +72,11 @@ REGRESS     += netting_baseline
 REGRESS     += catalog
 # the statement tree checked, consistency proofs (issue #29)
 REGRESS     += statement_tree
+# what a participant controls: limits, reservations, its queue (issue #33)
+REGRESS     += controls_limits
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
-ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race
+ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race controls_concurrent
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
                  --load-extension=settle
 

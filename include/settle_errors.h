@@ -110,5 +110,8 @@
 #define ERRCODE_SETTLE_NO_SYNC_STANDBY		SE('1','7','0')
 /* backpressure: intake refuses new payments while the queue is full (settle.max_queued) */
 #define ERRCODE_SETTLE_QUEUE_FULL			SE('0','9','3')
+/* a participant's controls (raised from src/sql/88_controls.sql, issue #33) */
+#define ERRCODE_SETTLE_CONTROL_NOT_OWN		SE('1','8','0')
+#define ERRCODE_SETTLE_LIMIT_SELF			SE('1','8','1')
 
 #endif							/* SETTLE_ERRORS_H */
