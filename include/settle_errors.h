@@ -113,5 +113,9 @@
 /* a participant's controls (raised from src/sql/88_controls.sql, issue #33) */
 #define ERRCODE_SETTLE_CONTROL_NOT_OWN		SE('1','8','0')
 #define ERRCODE_SETTLE_LIMIT_SELF			SE('1','8','1')
+/* queue management by the payer (raised from src/sql/89_queue.sql) */
+#define ERRCODE_SETTLE_PAYMENT_NOT_QUEUED	SE('1','8','2')
+#define ERRCODE_SETTLE_PAYMENT_IN_CYCLE		SE('1','8','3')
+#define ERRCODE_SETTLE_QUEUE_POSITION		SE('1','8','4')
 
 #endif							/* SETTLE_ERRORS_H */

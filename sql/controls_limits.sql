@@ -148,6 +148,10 @@ SELECT entity, entity_id, event_type, details - 'by' - 'valid_on' AS details,
        details->>'valid_on' IS NOT NULL AS one_day, details->>'by' AS by
   FROM settle.events WHERE event_type ~ '(limit|reservation)_' ORDER BY event_id;
 
+-- the ledger and the events still verify, and replay
+SELECT problem, entity, entity_id FROM settle_verify();
+SELECT count(*) AS replay_differences FROM settle_replay();
+
 \c contrib_regression
 DROP DATABASE settle_controls;
 DROP ROLE regress_ctl_ca;

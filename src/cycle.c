@@ -526,7 +526,7 @@ load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 	values[3] = PointerGetDatum(settle_text_array(skip, n_skip));
 	values[4] = CStringGetTextDatum(new_from_xid != NULL ? new_from_xid : "3");
 	links = settle_links_installed();
-	if (settle_spi_execute(psprintf("%s%s%s%s%s",
+	if (settle_spi_execute(psprintf("%s%s%s%s%s%s%s",
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
 							  "             FROM settle.fx_rates),"
 							  /* a pair stored the other way round: the credit divides by its rate */
@@ -538,7 +538,11 @@ load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 							  " SELECT p.payment_id, p.source_account, p.destination_account,"
 							  "        p.source_participant, p.counterparty_id,"
 							  "        p.source_currency, p.destination_currency, p.amount, x.m, x.s, x.inv,"
-							  "        p.priority, p.deadline, p.created_at, sp.status AS payer_status, tp.status AS payee_status,",
+							  "        p.priority, p.deadline,",
+							  /* issue #33: a payment its payer moved ages from where it was put (1.2's SQL) */
+							  settle_controls_installed() ? " coalesce(p.queued_since, p.created_at) AS created_at,"
+							  : " p.created_at,",
+							  " sp.status AS payer_status, tp.status AS payee_status,",
 							  /* linked payments: 1.1's SQL has them (src/cycle_links.c) */
 							  links ? " lk.link_group, lg.link_size," : " NULL::text AS link_group, NULL::int AS link_size,",
 							  ""

@@ -81,3 +81,7 @@ CREATE POLICY own_reservations ON settle.liquidity_reservation
                 OR EXISTS (SELECT 1 FROM settle.account a WHERE a.account_id = liquidity_reservation.account_id
                              AND a.kind = 'customer'
                              AND a.participant_id = (SELECT settle.current_participant())));
+
+-- issue #33: queue management by the payer: where a moved payment's queue
+-- order counts from (89_queue.sql)
+ALTER TABLE settle.payment ADD COLUMN queued_since timestamptz;
