@@ -57,6 +57,7 @@ DECLARE
     r record;
     kind text := CASE TG_OP WHEN 'DELETE' THEN 'removed' ELSE 'set' END;
     changed_by text := current_setting('settle_control.changed_by', true);
+    owner text;
     d jsonb;
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -69,6 +70,7 @@ BEGIN
                                 'by', changed_by)
              || CASE WHEN TG_OP = 'DELETE' THEN '{}'::jsonb ELSE jsonb_build_object('amount', r.amount) END
              || CASE WHEN TG_OP = 'UPDATE' THEN jsonb_build_object('was', OLD.amount) ELSE '{}'::jsonb END;
+        owner := r.participant_id;
         INSERT INTO settle.event (entity, entity_id, event_type, details)
             VALUES ('participant', r.participant_id,
                     CASE WHEN r.counterparty_id IS NULL THEN 'multilateral_limit_' ELSE 'bilateral_limit_' END || kind, d);
@@ -76,9 +78,13 @@ BEGIN
         d := jsonb_build_object('valid_on', r.valid_on, 'by', changed_by)
              || CASE WHEN TG_OP = 'DELETE' THEN '{}'::jsonb
                      ELSE jsonb_build_object('amount', r.amount, 'min_priority', r.min_priority) END;
+        SELECT a.participant_id INTO owner FROM settle.account a WHERE a.account_id = r.account_id;
         INSERT INTO settle.event (entity, entity_id, event_type, details)
             VALUES ('account', r.account_id, 'reservation_' || kind, d);
     END IF;
+    -- the worker judges the participant's waiting payments again at its
+    -- next cycle (src/quiet.c reads the row's xmin); a cycle does not lock it
+    UPDATE settle.participant x SET updated_at = clock_timestamp() WHERE x.participant_id = owner;
     RETURN NULL;
 END
 $$;
