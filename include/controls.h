@@ -49,4 +49,10 @@ extern void settle_controls_model(const CycleState *cs, const SolverAccount *acc
 								  const SolverPayment *payments, const int *group, int n_groups,
 								  ControlModel *m);
 
+/*
+ * After a cycle that changed something: raise or clear the participants'
+ * early warnings (settle._check_alerts(): an event and a NOTIFY each).
+ */
+extern void settle_controls_check_alerts(void);
+
 #endif							/* SETTLE_CONTROLS_H */

@@ -117,5 +117,7 @@
 #define ERRCODE_SETTLE_PAYMENT_NOT_QUEUED	SE('1','8','2')
 #define ERRCODE_SETTLE_PAYMENT_IN_CYCLE		SE('1','8','3')
 #define ERRCODE_SETTLE_QUEUE_POSITION		SE('1','8','4')
+/* early warnings (raised from src/sql/89_alerts.sql) */
+#define ERRCODE_SETTLE_ALERT_KIND			SE('1','8','5')
 
 #endif							/* SETTLE_ERRORS_H */

@@ -1347,6 +1347,8 @@ settle_run_cycle(const char *run_by)
 		enter_stage(cs, CYCLE_STAGE_RECORD, NULL);
 		record_cycle(cs);
 		settle_liquidity_prices_record(cs, cs->account_price, DUE_FACTOR);
+		/* issue #33: early warnings, in the cycle's transaction (their NOTIFY at its commit) */
+		settle_controls_check_alerts();
 		enter_stage(cs, CYCLE_STAGE_NOTIFY, NULL);
 		if (!settle_two_phase)
 			notify_settled(cs);

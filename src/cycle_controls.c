@@ -293,3 +293,12 @@ settle_controls_model(const CycleState *cs, const SolverAccount *accounts,
 	}
 	m->n_groups = n_groups_new;
 }
+
+void
+settle_controls_check_alerts(void)
+{
+	if (!settle_controls_installed())
+		return;
+	if (settle_spi_execute("SELECT settle._check_alerts()", 0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "checking participants' alerts failed");
+}

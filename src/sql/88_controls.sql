@@ -74,6 +74,12 @@ BEGIN
         INSERT INTO settle.event (entity, entity_id, event_type, details)
             VALUES ('participant', r.participant_id,
                     CASE WHEN r.counterparty_id IS NULL THEN 'multilateral_limit_' ELSE 'bilateral_limit_' END || kind, d);
+    ELSIF TG_TABLE_NAME = 'participant_alert' THEN
+        owner := r.participant_id;
+        d := jsonb_build_object('currency', r.currency, 'kind', r.kind, 'by', changed_by)
+             || CASE WHEN TG_OP = 'DELETE' THEN '{}'::jsonb ELSE jsonb_build_object('threshold', r.threshold) END;
+        INSERT INTO settle.event (entity, entity_id, event_type, details)
+            VALUES ('participant', r.participant_id, 'alert_' || kind, d);
     ELSE
         d := jsonb_build_object('valid_on', r.valid_on, 'by', changed_by)
              || CASE WHEN TG_OP = 'DELETE' THEN '{}'::jsonb

@@ -85,3 +85,20 @@ CREATE POLICY own_reservations ON settle.liquidity_reservation
 -- issue #33: queue management by the payer: where a moved payment's queue
 -- order counts from (89_queue.sql)
 ALTER TABLE settle.payment ADD COLUMN queued_since timestamptz;
+
+-- issue #33: early warnings on a participant's liquidity and limits' headroom (89_alerts.sql)
+CREATE TABLE settle.participant_alert (
+    participant_id  text NOT NULL REFERENCES settle.participant,
+    currency        text NOT NULL REFERENCES settle.currency,
+    kind            text NOT NULL CHECK (kind IN ('liquidity', 'headroom')),
+    threshold       bigint NOT NULL CHECK (threshold BETWEEN 0 AND 999999999999999),
+    alerting_since  timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (participant_id, currency, kind)
+);
+SELECT pg_catalog.pg_extension_config_dump('settle.participant_alert', '');
+ALTER TABLE settle.participant_alert ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_alerts ON settle.participant_alert
+    USING ((SELECT settle.sees_all()) OR participant_id = (SELECT settle.current_participant()))
+    WITH CHECK (pg_has_role(current_user, 'settle_operator', 'MEMBER')
+                OR participant_id = (SELECT settle.current_participant()));
