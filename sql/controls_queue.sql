@@ -62,10 +62,24 @@ SET ROLE regress_queue_nobody;
 SELECT settle_revoke_payment(1, 'x');                         -- SE036
 RESET ROLE;
 SELECT * FROM st;
+-- a retry of the submission is still a replay: it is compared with what was
+-- submitted (priority 5), not with the priority its payer set since
+SET ROLE regress_queue_qa;
+SELECT status, replay FROM settle_submit('c', 10, 'USD', 'USD', 'qa_usd', 'qb_usd', 'qb', 'k3');
+SELECT status, replay FROM settle_submit('c', 10, 'USD', 'USD', 'qa_usd', 'qb_usd', 'qb', 'k3', 2); -- SE060
+RESET ROLE;
 -- a revoked payment never settles
 SELECT settle_fund_account('qa_usd', 100, 'top-up') IS NOT NULL AS funded;
 SELECT considered, settled FROM settle_run_cycle();
 SELECT * FROM st;
+
+-- the priority in force is what the cycle weighs: qc (40 left) pays qb 30
+-- twice; the later one raised to 9 settles, the older waits
+SELECT status FROM settle_submit('f', 30, 'USD', 'USD', 'qc_usd', 'qb_usd', 'qb', 'k6');
+SELECT status FROM settle_submit('g', 30, 'USD', 'USD', 'qc_usd', 'qb_usd', 'qb', 'k7');
+SELECT settle_change_priority(pid('g'), 9);
+SELECT considered, settled FROM settle_run_cycle();
+SELECT * FROM st WHERE transaction_id IN ('f', 'g');
 
 -- every change an event, with who made it
 SELECT p.transaction_id, e.event_type, e.from_status, e.to_status,

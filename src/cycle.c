@@ -538,10 +538,14 @@ load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 							  " SELECT p.payment_id, p.source_account, p.destination_account,"
 							  "        p.source_participant, p.counterparty_id,"
 							  "        p.source_currency, p.destination_currency, p.amount, x.m, x.s, x.inv,"
-							  "        p.priority, p.deadline,",
-							  /* issue #33: a payment its payer moved ages from where it was put (1.2's SQL) */
-							  settle_controls_installed() ? " coalesce(p.queued_since, p.created_at) AS created_at,"
-							  : " p.created_at,",
+							  "        p.deadline,",
+							  /*
+							   * issue #33 (1.2's SQL): the priority its payer set since, and a
+							   * payment its payer moved ages from where it was put
+							   */
+							  settle_controls_installed()
+							  ? " coalesce(p.queue_priority, p.priority) AS priority, coalesce(p.queued_since, p.created_at) AS created_at,"
+							  : " p.priority, p.created_at,",
 							  " sp.status AS payer_status, tp.status AS payee_status,",
 							  /* linked payments: 1.1's SQL has them (src/cycle_links.c) */
 							  links ? " lk.link_group, lg.link_size," : " NULL::text AS link_group, NULL::int AS link_size,",

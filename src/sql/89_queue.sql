@@ -9,9 +9,9 @@
 -- then runs settle._queue_apply() as the tables' owner; nobody else may
 -- execute that one.
 
--- The moment the queue order of a payment counts from: created_at, or
--- where settle_move_payment() put it (the cycle's priority aging reads it).
-ALTER TABLE settle.payment ADD COLUMN queued_since timestamptz;
+-- The columns (00_schema.sql): queued_since, the moment the queue order of
+-- a moved payment counts from (the cycle's priority aging reads it), and
+-- queue_priority, the priority its payer set since it was submitted.
 
 CREATE OR REPLACE FUNCTION settle._queue_change(payment_id bigint, action text, arg text)
 RETURNS text AS 'MODULE_PATHNAME', 'settle_queue_change_sql' LANGUAGE C;
@@ -47,11 +47,12 @@ BEGIN
         IF new_priority IS NULL OR new_priority NOT BETWEEN 1 AND 9 THEN
             RAISE EXCEPTION 'priority must be between 1 and 9' USING ERRCODE = 'SE050';
         END IF;
-        UPDATE settle.payment x SET priority = new_priority, updated_at = clock_timestamp()
+        UPDATE settle.payment x SET queue_priority = new_priority, updated_at = clock_timestamp()
          WHERE x.payment_id = p_id;
         INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)
             VALUES ('payment', p_id::text, 'priority_changed', 'queued', 'queued',
-                    jsonb_build_object('from', p.priority, 'to', new_priority, 'by', by_role));
+                    jsonb_build_object('from', coalesce(p.queue_priority, p.priority), 'to', new_priority,
+                                       'by', by_role));
         RETURN new_priority::text;
     ELSIF action = 'move' THEN
         IF arg IS NULL OR arg NOT IN ('front', 'back') THEN
@@ -64,7 +65,8 @@ BEGIN
               INTO since
               FROM settle.payment x
              WHERE x.status = 'queued' AND x.source_participant = p.source_participant
-               AND x.priority = p.priority AND x.payment_id <> p_id;
+               AND coalesce(x.queue_priority, x.priority) = coalesce(p.queue_priority, p.priority)
+               AND x.payment_id <> p_id;
             since := coalesce(since, coalesce(p.queued_since, p.created_at) - interval '1 millisecond');
         ELSE
             since := clock_timestamp();

@@ -83,8 +83,9 @@ CREATE POLICY own_reservations ON settle.liquidity_reservation
                              AND a.participant_id = (SELECT settle.current_participant())));
 
 -- issue #33: queue management by the payer: where a moved payment's queue
--- order counts from (89_queue.sql)
+-- order counts from, the priority its payer set since (89_queue.sql)
 ALTER TABLE settle.payment ADD COLUMN queued_since timestamptz;
+ALTER TABLE settle.payment ADD COLUMN queue_priority settle.payment_priority;
 
 -- issue #33: early warnings on a participant's liquidity and limits' headroom (89_alerts.sql)
 CREATE TABLE settle.participant_alert (
