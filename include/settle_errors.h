@@ -46,6 +46,8 @@
 #define ERRCODE_SETTLE_DEADLINE_PAST		SE('0','5','1')
 /* a timestamp given as text that is not RFC 3339 with an offset (src/rfc3339.c) */
 #define ERRCODE_SETTLE_TIMESTAMP_SYNTAX		SE('0','5','2')
+/* an earliest settlement time that is not finite, or not before the deadline (issue #33) */
+#define ERRCODE_SETTLE_NOT_BEFORE_INVALID	SE('0','5','3')
 /* idempotency */
 #define ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT SE('0','6','0')
 #define ERRCODE_SETTLE_TRANSACTION_ID_TAKEN SE('0','6','1')

@@ -526,7 +526,7 @@ load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 	values[3] = PointerGetDatum(settle_text_array(skip, n_skip));
 	values[4] = CStringGetTextDatum(new_from_xid != NULL ? new_from_xid : "3");
 	links = settle_links_installed();
-	if (settle_spi_execute(psprintf("%s%s%s%s%s%s%s",
+	if (settle_spi_execute(psprintf("%s%s%s%s%s%s%s%s%s",
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
 							  "             FROM settle.fx_rates),"
 							  /* a pair stored the other way round: the credit divides by its rate */
@@ -563,8 +563,16 @@ load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 							  links ? " LEFT JOIN settle.payment_link lk ON lk.payment_id = p.payment_id"
 							  " LEFT JOIN settle.link_group lg ON lg.link_group = lk.link_group" : "",
 							  ""
-							  "  WHERE p.status = 'queued'"
-							  "    AND (p.source_account OPERATOR(pg_catalog.<>) ALL ($4)"
+							  "  WHERE p.status = 'queued'",
+							  /*
+							   * issue #33 (1.2's SQL): not before its earliest settlement
+							   * time; a timed payment is always judged once due (quiet.c
+							   * cannot tell when its time came)
+							   */
+							  settle_controls_installed()
+							  ? "    AND (p.not_before IS NULL OR p.not_before OPERATOR(pg_catalog.<=) pg_catalog.now())"
+							  "    AND (p.source_account OPERATOR(pg_catalog.<>) ALL ($4) OR p.not_before IS NOT NULL"
+							  : "    AND (p.source_account OPERATOR(pg_catalog.<>) ALL ($4)",
 							  "         OR pg_catalog.age(p.xmin) OPERATOR(pg_catalog.<=) pg_catalog.age($5::text::pg_catalog.xid))"
 							  "  ORDER BY p.payment_id"
 							  "  LIMIT $2"

@@ -254,7 +254,10 @@ CREATE TABLE settle.payment (
     -- priority it set since (NULL: as submitted; `priority` stays what was
     -- submitted, which a retry of the submission is compared with)
     queued_since        timestamptz,
-    queue_priority      settle.payment_priority
+    queue_priority      settle.payment_priority,
+    -- the earliest settlement time the payer gave (issue #33): no cycle
+    -- takes the payment before it; NULL: at once
+    not_before          timestamptz
 );
 SELECT pg_catalog.pg_extension_config_dump('settle.payment', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.payment', 'payment_id'), '');

@@ -33,7 +33,8 @@ CREATE OR REPLACE VIEW settle.transactions AS
            -- the priority in force: as its payer set it since (issue #33), or as submitted
            p.fx_rate, coalesce(p.queue_priority, p.priority)::settle.payment_priority AS priority, p.deadline, p.status,
            p.created_at AS submitted_at, p.updated_at, p.settled_at, p.cycle_id,
-           p.hold_reason
+           p.hold_reason,
+           p.not_before
       FROM settle.payment p;
 
 CREATE OR REPLACE VIEW settle.events AS

@@ -78,7 +78,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
           JOIN settle.currency cs ON cs.code = p.source_currency
           JOIN settle.currency cd ON cd.code = p.destination_currency
           LEFT JOIN rr x ON x.b = p.source_currency AND x.q = p.destination_currency
-         WHERE p.status = 'queued'),
+         WHERE p.status = 'queued'
+           -- a payment before its earliest settlement time is not in the cycle's queue yet
+           AND (p.not_before IS NULL OR p.not_before <= now())),
     v AS (
         SELECT c.*,
                CASE WHEN c.source_currency = c.destination_currency THEN c.scaled

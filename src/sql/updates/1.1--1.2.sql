@@ -87,6 +87,11 @@ CREATE POLICY own_reservations ON settle.liquidity_reservation
 ALTER TABLE settle.payment ADD COLUMN queued_since timestamptz;
 ALTER TABLE settle.payment ADD COLUMN queue_priority settle.payment_priority;
 
+-- issue #33: timed payments: the earliest settlement time, a new last
+-- parameter of settle_submit (re-created with it from 20_intake.sql)
+ALTER TABLE settle.payment ADD COLUMN not_before timestamptz;
+DROP FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz, text, integer);
+
 -- issue #33: early warnings on a participant's liquidity and limits' headroom (89_alerts.sql)
 CREATE TABLE settle.participant_alert (
     participant_id  text NOT NULL REFERENCES settle.participant,
