@@ -47,7 +47,7 @@ settle_queue_change_sql(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	/* who calls, with the caller's rights */
 	if (SPI_execute("SELECT pg_catalog.pg_has_role(CURRENT_USER, 'settle_operator', 'MEMBER')"
-					"    OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER),"
+					"    OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER),"
 					"       settle.current_participant()", true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not tell who is calling");
