@@ -139,6 +139,7 @@ bench: deps
 	$(MAKE) install
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/run.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/liquidity_prices.sh
+	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/controls.sh
 
 # the production shape alone (issue #32; also part of make bench): a primary
 # and a synchronous standby, the worker, the gateway, open-loop load; its
