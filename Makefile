@@ -139,6 +139,7 @@ bench: deps
 	$(MAKE) install
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/run.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/liquidity_prices.sh
+	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} SEAL_DOC=docs/BENCHMARKS.md bash test/bench/seal.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/controls.sh
 
 # the production shape alone (issue #32; also part of make bench): a primary
@@ -168,6 +169,14 @@ storage: deps
 .PHONY: compose-test
 compose-test:
 	bash test/compose/run.sh
+
+# a second region: a Patroni standby cluster behind a delaying link; region A lost under
+# load, region B promoted; RPO, RTO and the cost of a synchronous standby in region B
+.PHONY: region-test
+region-test: deps
+	$(MAKE) all
+	$(MAKE) install
+	bash test/region/run.sh
 
 # high availability, long form: etcd + three Patroni nodes, repeated fail-overs under load
 .PHONY: ha-test

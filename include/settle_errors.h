@@ -104,7 +104,7 @@
 /* archiving (raised from src/sql/48_archive.sql) */
 #define ERRCODE_SETTLE_ARCHIVE_HORIZON		SE('1','5','4')
 #define ERRCODE_SETTLE_ARCHIVE_UNVERIFIED	SE('1','5','5')
-/* API clients of settle-gateway (raised from src/sql/85_api_clients.sql) */
+/* API clients of settle-gateway (raised from src/sql/83_api_clients.sql) */
 #define ERRCODE_SETTLE_API_CLIENT_EXISTS	SE('1','6','0')
 #define ERRCODE_SETTLE_API_CLIENT_UNKNOWN	SE('1','6','1')
 #define ERRCODE_SETTLE_API_CLIENT_ID		SE('1','6','2')
@@ -119,7 +119,7 @@
 #define ERRCODE_SETTLE_PAYMENT_NOT_QUEUED	SE('1','8','2')
 #define ERRCODE_SETTLE_PAYMENT_IN_CYCLE		SE('1','8','3')
 #define ERRCODE_SETTLE_QUEUE_POSITION		SE('1','8','4')
-/* early warnings (raised from src/sql/89_alerts.sql) */
+/* early warnings (raised from src/sql/88_controls.sql) */
 #define ERRCODE_SETTLE_ALERT_KIND			SE('1','8','5')
 
 #endif							/* SETTLE_ERRORS_H */

@@ -127,5 +127,32 @@ SELECT settle_consistency_proof(5, 3);
 SELECT settle_consistency_proof(-1, 3);
 SELECT settle_consistency_proof(3, 25);
 SELECT settle_consistency_proof(NULL, 3);
+------------------------------------------------------------------------
+-- 4. The tree grown by later seals of other sizes (src/merkle.c adds leaves
+--    after a tree whose size is not a power of two, reading the complete
+--    subtrees to the left of the new ones): every leaf, subtree and root is
+--    what the SQL definition recomputes, at every size
+------------------------------------------------------------------------
+SELECT settle_create_account('mt_d_usd', 'mt_a', 'USD', opening_balance => 5) IS NOT NULL AS created;
+SELECT sum(sealed) AS sealed FROM settle_seal() WHERE chain = 'ledger_entry';
+SELECT settle_submit('mt_x1', 1, 'USD', 'USD', 'mt_d_usd', 'mt_b_usd', 'mt_b', 'mtk_x1') IS NOT NULL AS queued;
+SELECT settled FROM settle_run_cycle();
+SELECT sum(sealed) AS sealed FROM settle_seal() WHERE chain = 'ledger_entry';
+SELECT count(*) FROM (
+    SELECT settle_submit('mt_y' || i, i, 'USD', 'USD', 'mt_c_usd', 'mt_a_usd', 'mt_a', 'mtk_y' || i)
+      FROM generate_series(1, 5) i) x;
+SELECT settled FROM settle_run_cycle();
+SELECT sum(sealed) AS sealed FROM settle_seal() WHERE chain = 'ledger_entry';
+SELECT settle._merkle_size() AS size, (SELECT count(*) FROM settle.ledger_seal) AS seals;
+SELECT * FROM settle_verify();
+SELECT count(*) FILTER (WHERE settle._merkle_root_recomputed(n) = settle._merkle_root(n)) AS equal, count(*) AS sizes
+  FROM generate_series(0, settle._merkle_size()) n;
+-- every account's leaves numbered 1, 2, ... with the running balance
+SELECT count(*) AS leaves_off FROM (
+    SELECT l.account_seq <> row_number() OVER w AS seq_off,
+           l.balance_after <> sum(e.amount) OVER w AS balance_off
+      FROM settle.ledger_leaf l JOIN settle.ledger_entry e USING (entry_id)
+    WINDOW w AS (PARTITION BY l.account_id ORDER BY l.seq)) x
+ WHERE seq_off OR balance_off;
 \c contrib_regression
 DROP DATABASE settle_statement_tree;

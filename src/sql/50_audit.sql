@@ -111,6 +111,16 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
      WHERE v.tbl = which
 $$;
 
+-- Appends the chain's unsealed rows of the window [low, horizon) (and, after
+-- a restore, of xid >= foreign_from) after seal last_seq with hash head, in
+-- (xid, id) order, each hash sha256(previous hash || content) with the
+-- content _entry_content / _event_content define (byte for byte: in C since
+-- 1.2, src/seal_chain.c).  Returns the rows sealed.
+CREATE OR REPLACE FUNCTION settle._chain_append(which text, last_seq bigint, head bytea,
+                                                low xid8, horizon xid8, foreign_from xid8) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'settle_chain_append'
+    LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
 -- Seals one chain up to the horizon: every row written by a transaction that
 -- finished below it and not sealed yet, in (xid, id) order, each hash over
 -- the previous one and the row's content.
@@ -143,17 +153,8 @@ BEGIN
     IF horizon > low THEN
         -- rows already sealed are skipped: after a restore, rows with another
         -- cluster's xids can fall into a later window
-        EXECUTE format($q$
-            INSERT INTO settle.%1$I (seq, %2$I, prev_hash, hash)
-            SELECT $1 + c.n, c.id, coalesce(lag(c.hash) OVER (ORDER BY c.n), $2), c.hash
-              FROM (SELECT e.%2$I AS id, row_number() OVER w AS n, settle._chain($2, %3$s) OVER w AS hash
-                      FROM settle.%4$I e
-                     WHERE ((e.xid >= $3 AND e.xid < $4) OR e.xid >= $5)
-                       AND NOT EXISTS (SELECT 1 FROM settle.%1$I x WHERE x.%2$I = e.%2$I)
-                    WINDOW w AS (ORDER BY e.xid, e.%2$I)) c
-             ORDER BY c.n$q$, c.seal_tbl, c.id, c.content, c.tbl)
-            USING last_seq, head, low, horizon, foreign_from;
-        GET DIAGNOSTICS sealed = ROW_COUNT;
+        -- (in (xid, id) order, each hash over the previous one: src/seal_chain.c)
+        sealed := settle._chain_append(which, last_seq, head, low, horizon, foreign_from);
         -- a run that sealed nothing leaves no row (issue #29): an idle server
         -- writes nothing, and the next run starts from the same horizon
         IF sealed > 0 THEN

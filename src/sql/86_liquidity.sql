@@ -242,5 +242,5 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_refresh_liquidity_forecast(date, in
 GRANT EXECUTE ON FUNCTION settle._metrics_liquidity() TO pg_monitor, settle_operator, settle_auditor;
 
 -- The metrics view (60_metrics.sql) gains the family 'liquidity': the view
--- is replaced, whole, with every family, in 89_alerts.sql (the last family's file).
+-- is replaced, whole, with every family, in 88_controls.sql (the last family's file).
 

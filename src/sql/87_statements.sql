@@ -82,61 +82,12 @@ $$;
 -- Adds every sealed entry that is not a leaf yet, then every subtree those
 -- leaves complete.  Returns the number of leaves added.  Runs under the seal
 -- lock (from the seal_run trigger), so leaves are added by one at a time.
+-- In C since 1.2 (src/merkle.c: the leaves numbered, hashed and written in
+-- chunks, byte for byte what _leaf_content, _leaf_hash and _node_hash above
+-- define, which settle_verify() recomputes).
 CREATE OR REPLACE FUNCTION settle._merkle_extend() RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    done bigint;
-    added bigint;
-    n bigint;
-    lvl int;
-BEGIN
-    SELECT coalesce(max(l.seq), 0) INTO done FROM settle.ledger_leaf l;
-    WITH fresh AS (
-        SELECT s.seq, e.entry_id, e.journal_id, e.batch_id, e.payment_id, a.participant_id, e.account_id,
-               e.currency, e.amount, e.posted_at
-          FROM settle.ledger_seal s JOIN settle.ledger_entry e ON e.entry_id = s.entry_id
-          LEFT JOIN settle.account a ON a.account_id = e.account_id
-         WHERE s.seq > done),
-    prior AS (
-        SELECT a.account_id, p.account_seq, p.balance_after
-          FROM (SELECT DISTINCT f.account_id FROM fresh f) a
-          CROSS JOIN LATERAL (SELECT x.account_seq, x.balance_after FROM settle.ledger_leaf x
-                               WHERE x.account_id = a.account_id
-                               ORDER BY x.account_seq DESC LIMIT 1) p),
-    leaf AS (
-        SELECT f.*, coalesce(p.account_seq, 0) + row_number() OVER w AS account_seq,
-               (coalesce(p.balance_after, 0) + sum(f.amount) OVER w)::bigint AS balance_after,
-               uuid_send(gen_random_uuid()) AS salt
-          FROM fresh f LEFT JOIN prior p ON p.account_id = f.account_id
-        WINDOW w AS (PARTITION BY f.account_id ORDER BY f.seq)),
-    ins AS (
-        INSERT INTO settle.ledger_leaf (seq, entry_id, account_id, account_seq, balance_after, salt)
-        SELECT l.seq, l.entry_id, l.account_id, l.account_seq, l.balance_after, l.salt FROM leaf l)
-    INSERT INTO settle.ledger_merkle_node (level, idx, hash)
-    SELECT 0, l.seq - 1,
-           settle._leaf_hash(l.salt, settle._leaf_content(l.seq, l.entry_id, l.journal_id, l.batch_id, l.payment_id,
-                                                          l.participant_id, l.account_id, l.currency, l.amount, l.posted_at,
-                                                          l.account_seq, l.balance_after))
-      FROM leaf l;
-    GET DIAGNOSTICS added = ROW_COUNT;
-    IF added = 0 THEN
-        RETURN 0;
-    END IF;
-    n := done + added;
-    -- level lvl gains the nodes idx in [done >> lvl, n >> lvl): complete now, not before
-    lvl := 1;
-    WHILE (n >> lvl) > 0 LOOP
-        INSERT INTO settle.ledger_merkle_node (level, idx, hash)
-        SELECT lvl, a.idx / 2, settle._node_hash(a.hash, b.hash)
-          FROM settle.ledger_merkle_node a
-          JOIN settle.ledger_merkle_node b ON b.level = lvl - 1 AND b.idx = a.idx + 1
-         WHERE a.level = lvl - 1 AND a.idx >= 2 * (done >> lvl) AND a.idx < 2 * (n >> lvl)
-           AND a.idx % 2 = 0;
-        lvl := lvl + 1;
-    END LOOP;
-    RETURN added;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'settle_merkle_extend'
+    LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
 CREATE OR REPLACE FUNCTION settle._merkle_on_seal() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

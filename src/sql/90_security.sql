@@ -228,6 +228,7 @@ REVOKE ALL ON FUNCTION @extschema@.settle_seal(), @extschema@.settle_verify(bool
     @extschema@.settle_chain_digest(), @extschema@.settle_verify_digest(jsonb),
     @extschema@.settle_balance_as_of(text, timestamptz), @extschema@.settle_payment_history(text),
     @extschema@.settle_replay(boolean), settle._verify_chain(text), settle._seal_chain(text, xid8),
+    settle._chain_append(text, bigint, bytea, xid8, xid8, xid8),
     settle._chain_spec(text) FROM PUBLIC;
 GRANT SELECT ON settle.ledger_seal, settle.event_seal, settle.seal_run TO settle_operator, settle_auditor;
 GRANT EXECUTE ON FUNCTION @extschema@.settle_seal(), settle._seal() TO settle_operator;

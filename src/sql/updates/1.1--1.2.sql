@@ -92,7 +92,7 @@ ALTER TABLE settle.payment ADD COLUMN queue_priority settle.payment_priority;
 ALTER TABLE settle.payment ADD COLUMN not_before timestamptz;
 DROP FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz, text, integer);
 
--- issue #33: early warnings on a participant's liquidity and limits' headroom (89_alerts.sql)
+-- issue #33: early warnings on a participant's liquidity and limits' headroom (88_controls.sql)
 CREATE TABLE settle.participant_alert (
     participant_id  text NOT NULL REFERENCES settle.participant,
     currency        text NOT NULL REFERENCES settle.currency,

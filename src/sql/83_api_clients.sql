@@ -1,4 +1,4 @@
--- settle install script, part 8.5: API clients of the REST gateway
+-- settle install script, part 8.3: API clients of the REST gateway
 -- (settle-gateway, docs/GATEWAY.md).
 --
 -- An API client is a bearer token bound to one login role that
