@@ -110,6 +110,47 @@ SELECT * FROM st WHERE transaction_id = 'e-50';
 SELECT account_id, balance FROM settle.accounts WHERE account_id IN ('ce_usd', 'cf_usd') ORDER BY 1;
 
 ------------------------------------------------------------------------
+-- A linked group under a limit: cg (100 EUR) accepts 50 net to ch.  A
+-- group of 40 + 30 to ch waits whole; an unlinked 20 beside it settles.
+-- Once ch pays 40 back, cg's net to ch is 40 + 30 - 40 = 30, within the
+-- 30 left: the group and the payment back settle in one cycle.
+------------------------------------------------------------------------
+SELECT settle_create_participant(p) FROM unnest(ARRAY['cg', 'ch', 'ci', 'cj']) p;
+SELECT settle_create_account('cg_eur', 'cg', 'EUR', opening_balance => 100),
+       settle_create_account('ch_eur', 'ch', 'EUR', opening_balance => 0);
+SELECT settle_set_bilateral_limit('cg', 'ch', 'EUR', 50);
+SELECT status FROM settle_submit('g-40', 40, 'EUR', 'EUR', 'cg_eur', 'ch_eur', 'ch', 'g1', link_group => 'cg-pair', link_size => 2);
+SELECT status FROM settle_submit('g-30', 30, 'EUR', 'EUR', 'cg_eur', 'ch_eur', 'ch', 'g2', link_group => 'cg-pair', link_size => 2);
+SELECT status FROM settle_submit('g-20', 20, 'EUR', 'EUR', 'cg_eur', 'ch_eur', 'ch', 'g3');
+SELECT considered, settled FROM settle_run_cycle();
+SELECT * FROM st WHERE transaction_id LIKE 'g-%';
+SELECT settle_fund_account('ch_eur', 20, 'top-up') IS NOT NULL AS funded;
+SELECT status FROM settle_submit('h-40', 40, 'EUR', 'EUR', 'ch_eur', 'cg_eur', 'cg', 'g4');
+SELECT considered, settled FROM settle_run_cycle();
+SELECT * FROM st WHERE transaction_id LIKE 'g-%' OR transaction_id = 'h-40';
+SELECT * FROM lim WHERE participant_id = 'cg';
+
+------------------------------------------------------------------------
+-- Across currencies: a payment counts in its source currency for the
+-- payer's limit and in its destination currency for the payee's.  cj
+-- (100 USD) accepts no net USD outflow to ci; cj pays ci 50 USD, ci pays
+-- cj 40 EUR, credited as 50 USD at 1.25: cj's net USD outflow to ci is 0,
+-- and both settle together (alone, cj's payment would wait).
+------------------------------------------------------------------------
+SELECT settle_set_fx_rate('EUR', 'USD', 1.25, 0) IS NOT NULL AS rate_set;
+SELECT settle_create_account('ci_eur', 'ci', 'EUR', opening_balance => 100),
+       settle_create_account('ci_usd', 'ci', 'USD'),
+       settle_create_account('cj_usd', 'cj', 'USD', opening_balance => 100);
+SELECT settle_set_bilateral_limit('cj', 'ci', 'USD', 0);
+SELECT status FROM settle_submit('j-50', 50, 'USD', 'USD', 'cj_usd', 'ci_usd', 'ci', 'j1');
+SELECT considered, settled FROM settle_run_cycle();
+SELECT * FROM st WHERE transaction_id = 'j-50';
+SELECT status FROM settle_submit('i-40', 40, 'EUR', 'USD', 'ci_eur', 'cj_usd', 'cj', 'j2');
+SELECT considered, settled FROM settle_run_cycle();
+SELECT * FROM st WHERE transaction_id IN ('j-50', 'i-40');
+SELECT * FROM lim WHERE participant_id = 'cj';
+
+------------------------------------------------------------------------
 -- Refusals
 ------------------------------------------------------------------------
 SELECT settle_set_bilateral_limit('ca', 'ca', 'USD', 1);      -- SE181
