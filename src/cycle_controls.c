@@ -13,8 +13,9 @@
  * leg per kind of row it touches (src: its debit-side row or the row's
  * companion, dst: its credit-side row or the companion), linked with it.
  *
- * The cost is one query when no control exists; the rows and legs exist only
- * for the participants and accounts that set controls.
+ * The cost is one query when no control exists (two lookups of an empty
+ * table); the rows and legs exist only for the participants and accounts
+ * that set controls.
  */
 #include "postgres.h"
 
@@ -147,6 +148,9 @@ settle_controls_model(const CycleState *cs, const SolverAccount *accounts,
 	char	  **ids;
 	uint64		r;
 	int			i;
+	bool		have_limits;
+	bool		have_reservations;
+	uint64		nrows;
 
 	memset(m, 0, sizeof(*m));
 	b.m = m;
@@ -170,6 +174,19 @@ settle_controls_model(const CycleState *cs, const SolverAccount *accounts,
 	m->n_groups = n_groups;
 	if (!settle_controls_installed() || n == 0)
 		return;
+	/* most cycles meet no control at all: one cheap look, before any plan of the positions */
+	if (settle_spi_execute("SELECT EXISTS (SELECT 1 FROM settle.participant_limit),"
+						   "       EXISTS (SELECT 1 FROM settle.liquidity_reservation)",
+						   0, NULL, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "looking for participant controls failed");
+	{
+		bool		isnull;
+
+		have_limits = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		have_reservations = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	if (!have_limits && !have_reservations)
+		return;
 
 	/* limits with today's headroom, of the participants in this cycle */
 	memset(&ctl, 0, sizeof(ctl));
@@ -184,14 +201,16 @@ settle_controls_model(const CycleState *cs, const SolverAccount *accounts,
 		ids[2 * i + 1] = cs->payments[i].counterparty_id;
 	}
 	values[0] = PointerGetDatum(settle_text_array(ids, 2 * n));
-	if (settle_spi_execute("SELECT x.participant_id, x.counterparty_id, x.currency,"
+	if (have_limits &&
+		settle_spi_execute("SELECT x.participant_id, x.counterparty_id, x.currency,"
 						   "       (x.amount::numeric OPERATOR(pg_catalog.-) x.used::numeric)::text"
 						   "  FROM settle._limit_positions(pg_catalog.date_trunc('day', pg_catalog.now())) x"
 						   " WHERE x.participant_id OPERATOR(pg_catalog.=) ANY ($1)"
 						   " ORDER BY 1, 2 NULLS FIRST, 3",
 						   1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading participant limits failed");
-	for (r = 0; r < SPI_processed; r++)
+	nrows = have_limits ? SPI_processed : 0;
+	for (r = 0; r < nrows; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -231,7 +250,8 @@ settle_controls_model(const CycleState *cs, const SolverAccount *accounts,
 		e->row = i;
 	}
 	values[0] = PointerGetDatum(settle_text_array(ids, cs->n_accounts));
-	if (settle_spi_execute("SELECT r.account_id, r.amount, r.min_priority::int"
+	if (have_reservations &&
+		settle_spi_execute("SELECT r.account_id, r.amount, r.min_priority::int"
 						   "  FROM settle.liquidity_reservation r"
 						   " WHERE r.account_id OPERATOR(pg_catalog.=) ANY ($1)"
 						   "   AND (r.valid_on OPERATOR(pg_catalog.=) CURRENT_DATE"
@@ -242,7 +262,8 @@ settle_controls_model(const CycleState *cs, const SolverAccount *accounts,
 						   " ORDER BY 1",
 						   1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading liquidity reservations failed");
-	for (r = 0; r < SPI_processed; r++)
+	nrows = have_reservations ? SPI_processed : 0;
+	for (r = 0; r < nrows; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -299,6 +320,8 @@ settle_controls_check_alerts(void)
 {
 	if (!settle_controls_installed())
 		return;
-	if (settle_spi_execute("SELECT settle._check_alerts()", 0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
+	/* nothing to plan or run when no participant set an alert */
+	if (settle_spi_execute("SELECT settle._check_alerts() WHERE EXISTS (SELECT 1 FROM settle.participant_alert)",
+						   0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "checking participants' alerts failed");
 }
