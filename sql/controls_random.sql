@@ -40,7 +40,7 @@ SELECT count(*) FROM (
 -- Minor units: each limit's headroom; each account's available and reserve.
 CREATE VIEW headroom AS
     SELECT x.participant_id, x.counterparty_id, x.amount - x.used AS h
-      FROM settle._limit_positions(date_trunc('day', now())) x;
+      FROM settle._limit_positions(settle._settlement_day_start()) x;
 CREATE VIEW avail AS
     SELECT a.account_id, a.participant_id, a.balance + a.lower_limit - a.pending_debit AS v,
            r.amount AS reserve, r.min_priority

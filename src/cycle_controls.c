@@ -204,7 +204,7 @@ settle_controls_model(const CycleState *cs, const SolverAccount *accounts,
 	if (have_limits &&
 		settle_spi_execute("SELECT x.participant_id, x.counterparty_id, x.currency,"
 						   "       (x.amount::numeric OPERATOR(pg_catalog.-) x.used::numeric)::text"
-						   "  FROM settle._limit_positions(pg_catalog.date_trunc('day', pg_catalog.now())) x"
+						   "  FROM settle._limit_positions(settle._settlement_day_start()) x"
 						   " WHERE x.participant_id OPERATOR(pg_catalog.=) ANY ($1)"
 						   " ORDER BY 1, 2 NULLS FIRST, 3",
 						   1, types, values, NULL, true, 0) != SPI_OK_SELECT)
@@ -254,11 +254,11 @@ settle_controls_model(const CycleState *cs, const SolverAccount *accounts,
 		settle_spi_execute("SELECT r.account_id, r.amount, r.min_priority::int"
 						   "  FROM settle.liquidity_reservation r"
 						   " WHERE r.account_id OPERATOR(pg_catalog.=) ANY ($1)"
-						   "   AND (r.valid_on OPERATOR(pg_catalog.=) CURRENT_DATE"
+						   "   AND (r.valid_on OPERATOR(pg_catalog.=) settle._settlement_date()"
 						   "        OR (r.valid_on IS NULL AND NOT EXISTS ("
 						   "              SELECT 1 FROM settle.liquidity_reservation d"
 						   "               WHERE d.account_id OPERATOR(pg_catalog.=) r.account_id"
-						   "                 AND d.valid_on OPERATOR(pg_catalog.=) CURRENT_DATE)))"
+						   "                 AND d.valid_on OPERATOR(pg_catalog.=) settle._settlement_date())))"
 						   " ORDER BY 1",
 						   1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading liquidity reservations failed");

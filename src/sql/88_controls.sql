@@ -9,9 +9,21 @@
 -- and row-level security lets it write only its own rows; operators write
 -- every row.  A trigger records every change as an event.
 
+-- The settlement day: the calendar day in UTC, whatever the session's
+-- TimeZone (a manual cycle and the worker, a participant and an operator
+-- mean the same day), and the moment it started.
+CREATE OR REPLACE FUNCTION settle._settlement_date() RETURNS date
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (now() AT TIME ZONE 'UTC')::date
+$$;
+CREATE OR REPLACE FUNCTION settle._settlement_day_start() RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ((now() AT TIME ZONE 'UTC')::date)::timestamp AT TIME ZONE 'UTC'
+$$;
+
 -- Limits, in minor units of `currency`: the largest net outflow the
--- participant accepts, within one settlement day (the calendar day in the
--- server's TimeZone), towards counterparty_id (a bilateral limit), or, with
+-- participant accepts, within one settlement day (the calendar day in
+-- UTC), towards counterparty_id (a bilateral limit), or, with
 -- counterparty_id NULL, towards all participants it has no bilateral limit
 -- with in that currency (the multilateral limit, T2's sense).
 CREATE TABLE settle.participant_limit (
@@ -28,7 +40,8 @@ SELECT pg_catalog.pg_extension_config_dump('settle.participant_limit', '');
 -- Reservations: `amount` of the account's available liquidity (balance +
 -- lower limit - pending debits) only payments of priority >= min_priority
 -- may use.  valid_on NULL: a standing reservation, every day until changed;
--- a date: that day only, and it replaces the standing one on that day.
+-- a date (a settlement day, in UTC): that day only, and it replaces the
+-- standing one on that day.
 CREATE TABLE settle.liquidity_reservation (
     account_id      text NOT NULL REFERENCES settle.account,
     valid_on        date,
@@ -230,7 +243,7 @@ BEGIN
     END IF;
     minor := settle._to_minor('amount', amount, acc.currency, true);
     INSERT INTO settle.liquidity_reservation AS r (account_id, valid_on, amount, min_priority)
-        VALUES (account_id, CASE WHEN standing THEN NULL ELSE current_date END, minor, min_priority)
+        VALUES (account_id, CASE WHEN standing THEN NULL ELSE settle._settlement_date() END, minor, min_priority)
         ON CONFLICT ON CONSTRAINT liquidity_reservation_key
         DO UPDATE SET amount = excluded.amount, min_priority = excluded.min_priority, updated_at = clock_timestamp()
         WHERE (r.amount, r.min_priority) IS DISTINCT FROM (excluded.amount, excluded.min_priority);
@@ -253,7 +266,7 @@ BEGIN
     PERFORM settle._control_owner(owner);
     DELETE FROM settle.liquidity_reservation r
      WHERE r.account_id = settle_remove_reservation.account_id
-       AND r.valid_on IS NOT DISTINCT FROM CASE WHEN standing THEN NULL ELSE current_date END;
+       AND r.valid_on IS NOT DISTINCT FROM CASE WHEN standing THEN NULL ELSE settle._settlement_date() END;
     RETURN FOUND;
 END
 $$;
@@ -302,7 +315,7 @@ CREATE OR REPLACE VIEW settle.participant_limits AS
            settle.to_major(x.used, x.currency) AS used,
            settle.to_major(x.amount - x.used, x.currency) AS headroom,
            l.updated_at
-      FROM settle._limit_positions(date_trunc('day', now())) x
+      FROM settle._limit_positions(settle._settlement_day_start()) x
       JOIN settle.participant_limit l
         ON l.participant_id = x.participant_id AND l.counterparty_id IS NOT DISTINCT FROM x.counterparty_id
        AND l.currency = x.currency;
@@ -311,9 +324,9 @@ CREATE OR REPLACE VIEW settle.participant_limits AS
 CREATE OR REPLACE VIEW settle.liquidity_reservations AS
     SELECT r.account_id, a.participant_id, a.currency, r.valid_on, r.valid_on IS NULL AS standing,
            settle.to_major(r.amount, a.currency) AS amount, r.min_priority,
-           (r.valid_on IS NOT NULL AND r.valid_on = current_date
+           (r.valid_on IS NOT NULL AND r.valid_on = settle._settlement_date()
             OR (r.valid_on IS NULL AND NOT EXISTS (SELECT 1 FROM settle.liquidity_reservation d
-                                                    WHERE d.account_id = r.account_id AND d.valid_on = current_date)))
+                                                    WHERE d.account_id = r.account_id AND d.valid_on = settle._settlement_date())))
                AS applies_today,
            r.updated_at
       FROM settle.liquidity_reservation r JOIN settle.account a ON a.account_id = r.account_id;
@@ -342,6 +355,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON settle.participant_limit, settle.liquidi
     TO settle_submitter, settle_operator;
 GRANT SELECT ON settle.participant_limit, settle.liquidity_reservation,
     settle.participant_limits, settle.liquidity_reservations TO settle_submitter, settle_operator, settle_auditor;
+REVOKE ALL ON FUNCTION settle._settlement_date(), settle._settlement_day_start() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION settle._settlement_date(), settle._settlement_day_start()
+    TO settle_submitter, settle_operator, settle_auditor;
 REVOKE ALL ON FUNCTION settle._control_changed(), settle._control_changing(), settle._control_owner(text),
     settle._set_limit(text, text, text, numeric), settle._limit_positions(timestamptz),
     @extschema@.settle_set_bilateral_limit(text, text, text, numeric),
@@ -436,7 +452,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM settle.participant_alert al
       LEFT JOIN LATERAL (
           SELECT x.counterparty_id, x.amount - x.used AS headroom
-            FROM settle._limit_positions(date_trunc('day', now())) x
+            FROM settle._limit_positions(settle._settlement_day_start()) x
            WHERE al.kind = 'headroom' AND x.participant_id = al.participant_id AND x.currency = al.currency
            ORDER BY x.amount - x.used, x.counterparty_id NULLS FIRST LIMIT 1) h ON true
 $$;
