@@ -140,6 +140,7 @@ bench: deps
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/run.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/liquidity_prices.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} SEAL_DOC=docs/BENCHMARKS.md bash test/bench/seal.sh
+	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} ADMISSION_DOC=docs/BENCHMARKS.md bash test/bench/admission.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/controls.sh
 
 # the production shape alone (issue #32; also part of make bench): a primary

@@ -14,8 +14,9 @@
 #include "postgres.h"
 #include "utils/timestamp.h"
 
-/* settle.max_queued (payments, 0: no limit) and settle.stall_after (ms) */
+/* settle.max_queued (payments), settle.max_queue_age (ms; 0: no limit) and settle.stall_after (ms) */
 extern int	settle_max_queued;
+extern int	settle_max_queue_age_ms;
 /* settle.cycle_interval (registered in cycle.c) */
 extern int	settle_cycle_interval_ms;
 extern int	settle_stall_after_ms;
@@ -66,6 +67,7 @@ extern void settle_backlog_pending_committed(void);
 extern void settle_backlog_pending_discarded(void);
 
 /* Intake, before inserting n new payments: refuse (SE093) if the queue is full. */
+extern bool settle_backlog_would_refuse(int n);
 extern void settle_backlog_admit(int n);
 
 /* The worker: read the arrivals; take them (a cycle starts and will see them). */

@@ -30,6 +30,8 @@ extern void canon_end(StringInfo buf);
 /* sha256(prefix bytes || a || b); either of a, b may be empty */
 extern void canon_sha256(uint8 *out, const void *prefix, size_t plen,
 						 const void *a, size_t alen, const void *b, size_t blen);
+/* a hash as a bytea value */
+extern bytea *canon_hash_bytea(const uint8 *h);
 /* sha256(a || UTF-8 of the text), the text in the server's encoding */
 extern void canon_sha256_text(uint8 *out, const void *a, size_t alen, const StringInfo text);
 

@@ -154,5 +154,24 @@ SELECT count(*) AS leaves_off FROM (
       FROM settle.ledger_leaf l JOIN settle.ledger_entry e USING (entry_id)
     WINDOW w AS (PARTITION BY l.account_id ORDER BY l.seq)) x
  WHERE seq_off OR balance_off;
+------------------------------------------------------------------------
+-- 5. The chains' content, printed in C (src/seal_chain.c, src/canonical.c),
+--    is byte for byte what jsonb prints: events whose texts and details
+--    need escaping, nesting, numbers jsonb normalises, non-ASCII text, and
+--    NULLs, sealed, then recomputed in SQL by settle_verify() and here
+------------------------------------------------------------------------
+INSERT INTO settle.event (entity, entity_id, event_type, from_status, to_status, details)
+VALUES ('payment', 'q"uote\back', 'tab	and newline
+here', NULL, 'ünïcødé ✓', '{"b": [1, 2.50, 1e3, -0.0, null, true], "a": {"z": "\"x\"", "é": "\u0001"}, "": ""}'),
+       ('payment', 'plain', 'nulls', NULL, NULL, NULL),
+       ('payment', 'scalar', 'scalar details', 'a', 'b', '"just a string"'),
+       ('payment', 'number', 'number details', 'a', 'b', '12345678901234567890.123');
+SELECT sum(sealed) > 0 AS sealed FROM settle_seal() WHERE chain = 'event';
+SELECT * FROM settle_verify();
+SELECT count(*) AS recomputed_equal
+  FROM settle.event_seal x JOIN settle.event e USING (event_id)
+ WHERE e.entity_id IN ('q"uote\back', 'plain', 'scalar', 'number')
+   AND sha256(x.prev_hash || settle._event_content(e.event_id, e.occurred_at, e.entity, e.entity_id, e.event_type,
+                                                   e.from_status, e.to_status, e.details)) = x.hash;
 \c contrib_regression
 DROP DATABASE settle_statement_tree;

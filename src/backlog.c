@@ -37,6 +37,7 @@
 #include "worker_state.h"
 
 int			settle_max_queued = 1000000;
+int			settle_max_queue_age_ms = 0;
 /*
  * settle.cycle_interval, registered with the cycle's settings (cycle.c): how
  * often the worker takes the queue at the latest.  Here, below the cycle and
@@ -49,7 +50,7 @@ typedef struct SettleBacklogShared
 {
 	slock_t		mutex;
 	SettleArrivals arrivals;
-	uint64		refused;		/* payments refused by intake for depth */
+	uint64		refused;		/* payments refused by intake (depth or age) */
 	uint64		stalls;			/* stall episodes declared */
 	bool		published;
 	TimestampTz published_at;
@@ -75,6 +76,13 @@ settle_backlog_define_settings(void)
 							&settle_max_queued,
 							1000000, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("settle.max_queue_age",
+							"How long committed payments may wait for a cycle to take them before intake refuses new ones (SE093).",
+							"0: no limit. Admission by the backlog's age: the worker is behind when what intake "
+							"committed has not been taken by a cycle for this long.",
+							&settle_max_queue_age_ms,
+							0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("settle.stall_after",
 							"How long cycles may leave the same oldest payment waiting before the backlog is reported stalled.",
 							NULL, &settle_stall_after_ms,
@@ -259,36 +267,80 @@ settle_backlog_pending_committed(void)
 }
 
 /*
- * Intake, before it inserts n new payments: the queue's estimated depth
- * plus n must stay within settle.max_queued, or the whole call is refused
- * with SE093 (nothing written: a retry with the same idempotency keys is
- * safe).  Only in the worker's database, while the worker publishes.
+ * Admission: the queue's estimated depth plus n new payments must stay
+ * within settle.max_queued, and what intake committed must not have waited
+ * longer than settle.max_queue_age for a cycle to take it (the worker is
+ * behind: admission by the backlog's age).  Only in the worker's database,
+ * while the worker publishes.  Returns whether n would be refused, and why.
+ */
+static bool
+admission_refuses(int n, int64 *depth, int64 *age_ms, bool *too_deep)
+{
+	SettleBacklogShared *backlog = my_backlog();
+	SettleBacklogShared copy;
+	TimestampTz now;
+
+	*depth = 0;
+	*age_ms = 0;
+	*too_deep = false;
+	if (backlog == NULL || n <= 0 || (settle_max_queued <= 0 && settle_max_queue_age_ms <= 0))
+		return false;
+	SpinLockAcquire(&backlog->mutex);
+	memcpy(&copy, backlog, sizeof(copy));
+	SpinLockRelease(&backlog->mutex);
+	now = GetCurrentTimestamp();
+	if (!settle_backlog_fresh(&copy, now))
+		return false;
+	*depth = copy.report.queued + (int64) (copy.arrivals.arrived - copy.report.arrived_at);
+	*too_deep = settle_max_queued > 0 && *depth + n > settle_max_queued;
+	if (copy.arrivals.first_at != 0 && now > copy.arrivals.first_at)
+		*age_ms = (now - copy.arrivals.first_at) / 1000;
+	return *too_deep || (settle_max_queue_age_ms > 0 && *age_ms > settle_max_queue_age_ms);
+}
+
+/* Would intake refuse n new payments now?  (No side effect.) */
+bool
+settle_backlog_would_refuse(int n)
+{
+	int64		depth,
+				age_ms;
+	bool		too_deep;
+
+	return admission_refuses(n, &depth, &age_ms, &too_deep);
+}
+
+/*
+ * Intake, before it inserts n new payments (retries of payments already
+ * in the queue not counted: they are answered as replays): refuses the
+ * whole call with SE093 when admission says no (nothing written: a retry
+ * with the same idempotency keys is safe).
  */
 void
 settle_backlog_admit(int n)
 {
 	SettleBacklogShared *backlog = my_backlog();
-	SettleBacklogShared copy;
-	int64		depth;
+	int64		depth,
+				age_ms;
+	bool		too_deep;
 
-	if (backlog == NULL || settle_max_queued <= 0 || n <= 0)
-		return;
-	SpinLockAcquire(&backlog->mutex);
-	memcpy(&copy, backlog, sizeof(copy));
-	SpinLockRelease(&backlog->mutex);
-	if (!settle_backlog_fresh(&copy, GetCurrentTimestamp()))
-		return;
-	depth = copy.report.queued + (int64) (copy.arrivals.arrived - copy.report.arrived_at);
-	if (depth + n <= settle_max_queued)
+	if (!admission_refuses(n, &depth, &age_ms, &too_deep))
 		return;
 	SpinLockAcquire(&backlog->mutex);
 	backlog->refused += n;
 	SpinLockRelease(&backlog->mutex);
+	if (too_deep)
+		ereport(ERROR,
+				(errcode(ERRCODE_SETTLE_QUEUE_FULL),
+				 errmsg("the settlement queue is full: %d payment(s) refused", n),
+				 errdetail("About " INT64_FORMAT " payments are queued; settle.max_queued is %d.",
+						   depth, settle_max_queued),
+				 errhint("Nothing was written. Retry later with the same idempotency keys; "
+						 "settle_backlog_status() shows the queue.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_SETTLE_QUEUE_FULL),
-			 errmsg("the settlement queue is full: %d payment(s) refused", n),
-			 errdetail("About " INT64_FORMAT " payments are queued; settle.max_queued is %d.",
-					   depth, settle_max_queued),
+			 errmsg("the settlement queue is behind: %d payment(s) refused", n),
+			 errdetail("Payments committed " INT64_FORMAT " ms ago are not in a cycle yet; settle.max_queue_age is %d ms.",
+					   age_ms, settle_max_queue_age_ms),
 			 errhint("Nothing was written. Retry later with the same idempotency keys; "
 					 "settle_backlog_status() shows the queue.")));
 }

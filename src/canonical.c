@@ -110,3 +110,13 @@ canon_sha256_text(uint8 *out, const void *a, size_t alen, const StringInfo text)
 	if (utf8 != text->data)
 		pfree(utf8);
 }
+
+bytea *
+canon_hash_bytea(const uint8 *h)
+{
+	bytea	   *b = (bytea *) palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+
+	SET_VARSIZE(b, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	memcpy(VARDATA(b), h, PG_SHA256_DIGEST_LENGTH);
+	return b;
+}

@@ -189,6 +189,32 @@ compare_rows_by_key(const void *a, const void *b)
 	return strcmp(ra->idempotency_key, rb->idempotency_key);
 }
 
+/* How many of these rows' (payer, key) are already in settle.payment. */
+static int
+count_existing(IntakeRow **order, int m)
+{
+	char	  **scopes = palloc(sizeof(char *) * m);
+	char	  **keys = palloc(sizeof(char *) * m);
+	Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[2];
+	bool		isnull;
+	int			i;
+
+	for (i = 0; i < m; i++)
+	{
+		scopes[i] = order[i]->scope;
+		keys[i] = order[i]->idempotency_key;
+	}
+	values[0] = PointerGetDatum(settle_text_array(scopes, m));
+	values[1] = PointerGetDatum(settle_text_array(keys, m));
+	if (SPI_execute_with_args("SELECT pg_catalog.count(*)::int4 FROM (SELECT unnest($1) AS s, unnest($2) AS k) x"
+							  " JOIN settle.payment p ON p.source_participant OPERATOR(pg_catalog.=) x.s"
+							  " AND p.idempotency_key OPERATOR(pg_catalog.=) x.k",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "intake: counting the retries among the rows failed");
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
 /* One INSERT ... ON CONFLICT DO NOTHING for every row still marked insert. */
 void
 intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer)
@@ -216,8 +242,13 @@ intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 	if (m > 1)
 		qsort(order, m, sizeof(IntakeRow *), compare_rows_by_key);
 
-	/* backpressure: a full queue refuses the call before anything is written (SE093) */
-	settle_backlog_admit(m);
+	/*
+	 * Backpressure: a full queue, or a worker behind, refuses the call before
+	 * anything is written (SE093); rows whose key is already in the queue are
+	 * retries, answered as replays, and do not count.
+	 */
+	if (settle_backlog_would_refuse(m))
+		settle_backlog_admit(m - count_existing(order, m));
 
 	for (i = 0; i < 9; i++)
 		cols[i] = palloc(sizeof(char *) * m);

@@ -78,7 +78,6 @@ typedef struct MerkleNodes
 	Datum	   *hash;			/* bytea */
 } MerkleNodes;
 
-static bytea *hash_datum(const uint8 *h);
 static void nodes_add(MerkleNodes *nodes, int16 level, int64 idx, const uint8 *h);
 static void leaf_content(StringInfo buf, const MerkleLeaf *l);
 static int	read_fresh(int64 done, MerkleLeaf *leaves);
@@ -87,16 +86,6 @@ static void read_node(int level, int64 idx, uint8 *out);
 static void insert_leaves(const MerkleLeaf *leaves, int n);
 static void insert_nodes(const MerkleNodes *nodes);
 static int64 extend_round(int64 done);
-
-static bytea *
-hash_datum(const uint8 *h)
-{
-	bytea	   *b = (bytea *) palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-
-	SET_VARSIZE(b, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	memcpy(VARDATA(b), h, PG_SHA256_DIGEST_LENGTH);
-	return b;
-}
 
 static void
 nodes_add(MerkleNodes *nodes, int16 level, int64 idx, const uint8 *h)
@@ -113,7 +102,7 @@ nodes_add(MerkleNodes *nodes, int16 level, int64 idx, const uint8 *h)
 	}
 	nodes->level[nodes->n] = level;
 	nodes->idx[nodes->n] = idx;
-	nodes->hash[nodes->n] = PointerGetDatum(hash_datum(h));
+	nodes->hash[nodes->n] = PointerGetDatum(canon_hash_bytea(h));
 	nodes->n++;
 }
 
@@ -358,7 +347,6 @@ extend_round(int64 done)
 	int			n = read_fresh(done, leaves);
 	int64		total;
 	int64		first;
-	int64		end;
 
 	if (n == 0)
 		return 0;
@@ -384,11 +372,11 @@ extend_round(int64 done)
 
 	/*
 	 * Level L gains the nodes [done >> L, total >> L).  The new nodes of the
-	 * level below are [first, end); a parent's left child left of `first`
-	 * (when `first` is odd) was complete before and is read from the table.
+	 * level below start at `first` (level_hashes holds them); a parent's left
+	 * child left of `first` (when `first` is odd) was complete before and is
+	 * read from the table.
 	 */
 	first = done;
-	end = total;
 	for (int level = 1; (total >> level) > (done >> level); level++)
 	{
 		int64		p0 = done >> level;
@@ -415,9 +403,7 @@ extend_round(int64 done)
 		}
 		level_hashes = up;
 		first = p0;
-		end = p1;
 	}
-	(void) end;
 	insert_leaves(leaves, n);
 	insert_nodes(&nodes);
 	return n;

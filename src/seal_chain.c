@@ -110,16 +110,6 @@ event_content(StringInfo buf, HeapTuple t, TupleDesc d)
 	canon_end(buf);
 }
 
-static bytea *
-hash_bytea(const uint8 *h)
-{
-	bytea	   *b = (bytea *) palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-
-	SET_VARSIZE(b, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	memcpy(VARDATA(b), h, PG_SHA256_DIGEST_LENGTH);
-	return b;
-}
-
 /*
  * settle._chain_append(which text, last_seq bigint, head bytea, low xid8,
  * horizon xid8, foreign_from xid8) RETURNS bigint: seals the chain's rows
@@ -193,8 +183,8 @@ settle_chain_append(PG_FUNCTION_ARGS)
 			canon_sha256_text(h, prev, PG_SHA256_DIGEST_LENGTH, &content);
 			seqs[i] = ++seq;
 			ids[i] = column_int8(rows->vals[i], rows->tupdesc, 1, &isnull);
-			prev_hashes[i] = PointerGetDatum(hash_bytea(prev));
-			hashes[i] = PointerGetDatum(hash_bytea(h));
+			prev_hashes[i] = PointerGetDatum(canon_hash_bytea(prev));
+			hashes[i] = PointerGetDatum(canon_hash_bytea(h));
 			memcpy(prev, h, PG_SHA256_DIGEST_LENGTH);
 		}
 		spi_arg_int8s(&args, seqs, n);

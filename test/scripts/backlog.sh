@@ -122,6 +122,7 @@ is "$(bulk 41 45)" "accepted 5" "5 more fit (45 of 50)"
 is "$(bulk 46 55)" SE093 "10 more do not"
 is "$(bulk 41 45)" "accepted 5" "a replay of accepted payments is answered while the queue is full"
 is "$(bulk 46 50)" "accepted 5" "5 more fill it (50 of 50)"
+is "$(bulk 41 50)" "accepted 10" "retries of 10 accepted payments are answered as replays with the queue full (50 of 50)"
 msg=$(cluster_psql "$P" -d postgres -At -c "SELECT settle_submit('h99', 1, 'USD', 'USD', 'h_a_usd', 'h_b_usd', 'h_b', 'hk99', 1)" 2>&1 | head -3 | tr '\n' ' ')
 echo "# a client sees: $msg"
 echo "$msg" | grep -q "the settlement queue is full" && echo "$msg" | grep -q "settle.max_queued is 50"
@@ -129,6 +130,32 @@ ok $? "settle_submit is refused with the queue's depth and the limit in the mess
 is "$(status refused)|$(metric settle_intake_refused_total)" "31|31" "refusals counted: settle_backlog_status().refused, settle_intake_refused_total"
 setting settle.max_queued 0
 is "$(bulk 51 55)" "accepted 5" "with settle.max_queued = 0 (no limit) they are accepted"
+
+# --- admission by the backlog's age (settle.max_queue_age) ---------------------------
+# A session holds the cycle lock: the worker, woken by a commit, takes the arrivals and
+# waits for the lock; what commits after that is not taken by any cycle and ages.
+setting settle.max_queue_age 1000
+cluster_psql "$P" -d postgres -q -c "BEGIN" -c "LOCK settle.cycle_lock IN EXCLUSIVE MODE" -c "SELECT pg_sleep(10)" -c "COMMIT" >/dev/null 2>&1 &
+HOLDER=$!
+sleep 0.3
+is "$(bulk 56 56)" "accepted 1" "a payment is accepted while the worker is not behind"
+worker_waits_for_lock() { test "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'settle worker%' AND wait_event_type = 'Lock'")" = 1; }
+wait_for 10 worker_waits_for_lock
+ok $? "the worker took it and waits for the cycle lock"
+is "$(bulk 57 57)" "accepted 1" "the next one is accepted: it has not waited yet"
+sleep 1.3
+is "$(bulk 58 58)" SE093 "1.3 s later, with that one still not in a cycle (settle.max_queue_age = 1 s): refused with SE093"
+msg=$(cluster_psql "$P" -d postgres -At -c "SELECT settle_submit('h98', 1, 'USD', 'USD', 'h_a_usd', 'h_b_usd', 'h_b', 'hk98', 1)" 2>&1 | head -3 | tr '\n' ' ')
+echo "# a client sees: $msg"
+echo "$msg" | grep -q "the settlement queue is behind" && echo "$msg" | grep -q "settle.max_queue_age is 1000 ms"
+ok $? "settle_submit is refused with the backlog's age and the limit in the message"
+is "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id IN ('h58', 'h98')")" 0 "nothing of the refused calls was written"
+is "$(bulk 57 57)" "accepted 1" "a replay of an accepted payment is answered while the worker is behind"
+wait_job 25 "$HOLDER"
+worker_caught_up() { test "$(bulk 58 58)" = "accepted 1"; }
+wait_for 15 worker_caught_up
+ok $? "once the worker has taken the queue again, the refused payment is accepted on retry"
+setting settle.max_queue_age 0
 
 # --- aging: old low-priority against new urgent, for the same 100.00 -----------------
 setting settle.worker_enabled off
