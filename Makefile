@@ -72,9 +72,11 @@ REGRESS     += netting_baseline
 REGRESS     += catalog
 # the statement tree checked, consistency proofs (issue #29)
 REGRESS     += statement_tree
+# what a participant controls: limits, reservations, its queue (issue #33)
+REGRESS     += controls_limits controls_queue controls_random controls_alerts controls_timed
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
-ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race
+ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race controls_concurrent
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
                  --load-extension=settle
 
@@ -151,6 +153,7 @@ bench: deps
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} SEAL_DOC=docs/BENCHMARKS.md bash test/bench/seal.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} ADMISSION_DOC=docs/BENCHMARKS.md bash test/bench/admission.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} ISO_BENCH_DOC=docs/BENCHMARKS.md bash test/bench/iso20022.sh
+	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/controls.sh
 
 # the production shape alone (issue #32; also part of make bench): a primary
 # and a synchronous standby, the worker, the gateway, open-loop load; its

@@ -77,4 +77,8 @@ extern void intake_links_record(IntakeRow *rows, int n);
 extern void intake_links_check_replays(IntakeRow *rows, int n);
 extern void intake_links_refused(IntakeRow *rows, int n);
 
+/* intake_timing.c: the earliest settlement time (issue #33, 1.2's SQL) */
+extern void intake_timing_record(IntakeRow *rows, int n);
+extern void intake_timing_check_replays(IntakeRow *rows, int n);
+
 #endif							/* SETTLE_INTAKE_INT_H */

@@ -126,6 +126,8 @@ intake_same_content(const IntakeRow *a, const IntakeRow *b)
 		a->priority == b->priority &&
 		a->has_deadline == b->has_deadline &&
 		(!a->has_deadline || a->deadline == b->deadline) &&
+		a->has_not_before == b->has_not_before &&
+		(!a->has_not_before || a->not_before == b->not_before) &&
 		((a->link_group == NULL && b->link_group == NULL) || same_text(a->link_group, b->link_group)) &&
 		a->has_link_size == b->has_link_size && a->link_size == b->link_size;
 }
@@ -497,6 +499,9 @@ intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 		d = SPI_getbinval(tup, desc, 11, &isnull);
 		stored.has_deadline = !isnull;
 		stored.deadline = isnull ? 0 : DatumGetTimestampTz(d);
+		/* the stored earliest time is compared apart (intake_timing_check_replays) */
+		stored.has_not_before = row->has_not_before;
+		stored.not_before = row->not_before;
 		/* the stored link is compared apart (intake_links_check_replays) */
 		stored.link_group = row->link_group;
 		stored.link_size = row->link_size;
