@@ -5,7 +5,8 @@
 # sources.  Written for a use-after-free: every SPI call returns in SPI's
 # procedure context, which SPI_finish frees, and intake built refusal texts
 # there after its SPI calls (a transaction_id taken by an earlier payment,
-# SE061; a key reused for another payment, SE060): settle_submit_bulk then
+# SE061; a key reused for another payment or another not_before, SE060):
+# settle_submit_bulk then
 # read freed memory for its answer and crashed the backend under load
 # through the gateway.  The answers are checked too.
 set -uo pipefail
@@ -43,6 +44,8 @@ SELECT 'RESULT taken ' || count(*) FILTER (WHERE sqlstate = 'SE061' AND message 
 SELECT 'RESULT conflict ' || count(*) FILTER (WHERE sqlstate = 'SE060' AND message = 'idempotency_key "mk' || ordinal || '" was already used for a different payment') FROM settle_submit_bulk((SELECT jsonb_agg($(row "'mt' || g" "'mk' || g" "'2.00'") ORDER BY g) FROM generate_series(1, 300) g))
 SELECT 'RESULT within ' || count(*) FILTER (WHERE sqlstate = 'SE061' AND message LIKE 'transaction_id "w%" is already used under another idempotency_key') FROM settle_submit_bulk((SELECT jsonb_agg($(row "'w' || (g / 2)" "'wk' || g" "'1.00'") ORDER BY g) FROM generate_series(2, 401) g))
 SELECT 'RESULT replays ' || count(*) FILTER (WHERE replay) FROM settle_submit_bulk((SELECT jsonb_agg($(row "'mt' || g" "'mk' || g" "'1.00'") ORDER BY g) FROM generate_series(1, 300) g))
+SELECT 'RESULT timed ' || count(*) FROM settle_submit_bulk((SELECT jsonb_agg($(row "'nb' || g" "'nbk' || g" "'1.00'") || jsonb_build_object('not_before', '2099-01-01T00:00:00Z') ORDER BY g) FROM generate_series(1, 100) g)) WHERE sqlstate IS NULL
+SELECT 'RESULT timed_conflict ' || count(*) FILTER (WHERE sqlstate = 'SE060' AND message = 'idempotency_key "nbk' || ordinal || '" was already used for a different payment') FROM settle_submit_bulk((SELECT jsonb_agg($(row "'nb' || g" "'nbk' || g" "'1.00'") || jsonb_build_object('not_before', '2099-01-02T00:00:00Z') ORDER BY g) FROM generate_series(1, 100) g))
 RESET ROLE
 SELECT 'RESULT settled ' || settled FROM settle_run_cycle()
 SELECT 'RESULT sealed ' || sum(sealed) FROM settle_seal()
@@ -60,6 +63,8 @@ is "$(result taken)" 300 "300 payments whose transaction_id another key took: SE
 is "$(result conflict)" 300 "300 keys reused for another amount: SE060, each with its own text"
 is "$(result within)" 200 "200 transaction_ids repeated within the call: SE061"
 is "$(result replays)" 300 "300 retries answered as replays"
+is "$(result timed)" 100 "100 timed payments (not_before) accepted"
+is "$(result timed_conflict)" 100 "their retries with another not_before: SE060, each with its own text"
 [ "$(result settled)" -gt 0 ]; ok $? "a cycle settles ($(result settled))"
 [ "$(result sealed)" -gt 0 ]; ok $? "a seal chains and extends the statement tree ($(result sealed) rows)"
 is "$(result verify)" 0 "settle_verify() is clean"
