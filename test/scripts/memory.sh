@@ -6,9 +6,8 @@
 # procedure context, which SPI_finish frees, and intake built refusal texts
 # there after its SPI calls (a transaction_id taken by an earlier payment,
 # SE061; a key reused for another payment or another not_before, SE060):
-# settle_submit_bulk then
-# read freed memory for its answer and crashed the backend under load
-# through the gateway.  The answers are checked too.
+# settle_submit_bulk then read freed memory for its answer and crashed the
+# backend under load through the gateway.  The answers are checked too.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . test/lib/cluster.sh
