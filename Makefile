@@ -72,9 +72,11 @@ REGRESS     += netting_baseline
 REGRESS     += catalog
 # the statement tree checked, consistency proofs (issue #29)
 REGRESS     += statement_tree
+# what a participant controls: limits, reservations, its queue (issue #33)
+REGRESS     += controls_limits controls_queue controls_random controls_alerts controls_timed
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
-ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race
+ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race controls_concurrent
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
                  --load-extension=settle
 
@@ -98,12 +100,23 @@ endif
 # Every object depends on every header (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard include/*.h) $(wildcard src/*.h) settle.control
 
-# -Werror like the extension; libpq from this PostgreSQL's pg_config.
+# -Werror like the extension; libpq from this PostgreSQL's pg_config; libxml2
+# for ISO 20022 (docs/ISO20022.md), whose schemas are installed beside the
+# extension's files and found there by default.
+ISO_XSD_DIR = $(shell $(PG_CONFIG) --sharedir)/settle_iso20022
 $(GATEWAY): $(GATEWAY_SRCS) src/gateway/gateway.h include/validate.h
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror -pthread -Iinclude \
-	    -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libmicrohttpd gnutls) \
+	    -DGW_XSD_DIR='"$(ISO_XSD_DIR)"' \
+	    -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libmicrohttpd gnutls libxml-2.0) \
 	    -o $@ $(GATEWAY_SRCS) -L$(shell $(PG_CONFIG) --libdir) \
-	    $(shell pkg-config --libs libmicrohttpd gnutls) -lpq
+	    $(shell pkg-config --libs libmicrohttpd gnutls libxml-2.0) -lpq
+
+# the ISO 20022 schemas the gateway validates against (iso20022/README.md)
+install: install-iso20022
+.PHONY: install-iso20022
+install-iso20022:
+	$(MKDIR_P) '$(DESTDIR)$(ISO_XSD_DIR)'
+	$(INSTALL_DATA) iso20022/xsd/*.xsd '$(DESTDIR)$(ISO_XSD_DIR)/'
 
 # The install script is assembled from one file per concern.
 settle--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
@@ -139,6 +152,8 @@ bench: deps
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/liquidity_prices.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} SEAL_DOC=docs/BENCHMARKS.md bash test/bench/seal.sh
 	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} ADMISSION_DOC=docs/BENCHMARKS.md bash test/bench/admission.sh
+	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} ISO_BENCH_DOC=docs/BENCHMARKS.md bash test/bench/iso20022.sh
+	PGBIN=$${PGBIN:-$$($(PG_CONFIG) --bindir)} bash test/bench/controls.sh
 
 # the production shape alone (issue #32; also part of make bench): a primary
 # and a synchronous standby, the worker, the gateway, open-loop load; its

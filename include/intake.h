@@ -29,6 +29,8 @@ typedef struct IntakeRow
 	bool		priority_null;
 	TimestampTz deadline;
 	bool		has_deadline;
+	TimestampTz not_before;		/* earliest settlement time (issue #33, 1.2's SQL) */
+	bool		has_not_before;
 	char	   *link_group;		/* linked payments: NULL if none */
 	int			link_size;
 	bool		has_link_size;

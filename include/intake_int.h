@@ -67,7 +67,7 @@ extern HTAB *intake_fxpair_cache(void);
 /* intake_keys.c */
 extern void intake_set_scope(IntakeRow *row, HTAB *accounts, const IntakeCaller *caller);
 extern bool intake_same_content(const IntakeRow *a, const IntakeRow *b);
-extern void intake_mark_duplicates(IntakeRow *rows, int n);
+extern void intake_mark_duplicates(IntakeRow *rows, int n, MemoryContext outer);
 extern void intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer);
 extern bool intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer);
 
@@ -76,5 +76,9 @@ extern void intake_links_admit(IntakeRow *rows, int n);
 extern void intake_links_record(IntakeRow *rows, int n);
 extern void intake_links_check_replays(IntakeRow *rows, int n);
 extern void intake_links_refused(IntakeRow *rows, int n);
+
+/* intake_timing.c: the earliest settlement time (issue #33, 1.2's SQL) */
+extern void intake_timing_record(IntakeRow *rows, int n);
+extern void intake_timing_check_replays(IntakeRow *rows, int n);
 
 #endif							/* SETTLE_INTAKE_INT_H */

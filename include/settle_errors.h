@@ -46,6 +46,8 @@
 #define ERRCODE_SETTLE_DEADLINE_PAST		SE('0','5','1')
 /* a timestamp given as text that is not RFC 3339 with an offset (src/rfc3339.c) */
 #define ERRCODE_SETTLE_TIMESTAMP_SYNTAX		SE('0','5','2')
+/* an earliest settlement time that is not finite, or not before the deadline (issue #33) */
+#define ERRCODE_SETTLE_NOT_BEFORE_INVALID	SE('0','5','3')
 /* idempotency */
 #define ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT SE('0','6','0')
 #define ERRCODE_SETTLE_TRANSACTION_ID_TAKEN SE('0','6','1')
@@ -110,5 +112,14 @@
 #define ERRCODE_SETTLE_NO_SYNC_STANDBY		SE('1','7','0')
 /* backpressure: intake refuses new payments while the queue is full (settle.max_queued) */
 #define ERRCODE_SETTLE_QUEUE_FULL			SE('0','9','3')
+/* a participant's controls (raised from src/sql/88_controls.sql, issue #33) */
+#define ERRCODE_SETTLE_CONTROL_NOT_OWN		SE('1','8','0')
+#define ERRCODE_SETTLE_LIMIT_SELF			SE('1','8','1')
+/* queue management by the payer (raised from src/sql/89_queue.sql) */
+#define ERRCODE_SETTLE_PAYMENT_NOT_QUEUED	SE('1','8','2')
+#define ERRCODE_SETTLE_PAYMENT_IN_CYCLE		SE('1','8','3')
+#define ERRCODE_SETTLE_QUEUE_POSITION		SE('1','8','4')
+/* early warnings (raised from src/sql/88_controls.sql) */
+#define ERRCODE_SETTLE_ALERT_KIND			SE('1','8','5')
 
 #endif							/* SETTLE_ERRORS_H */

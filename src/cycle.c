@@ -48,6 +48,7 @@
 #include "fence.h"
 #include "sync_standby.h"
 #include "guard.h"
+#include "controls.h"
 #include "links.h"
 #include "major_units.h"
 #include "posting.h"
@@ -525,7 +526,7 @@ load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 	values[3] = PointerGetDatum(settle_text_array(skip, n_skip));
 	values[4] = CStringGetTextDatum(new_from_xid != NULL ? new_from_xid : "3");
 	links = settle_links_installed();
-	if (settle_spi_execute(psprintf("%s%s%s%s%s",
+	if (settle_spi_execute(psprintf("%s%s%s%s%s%s%s%s%s",
 							  "WITH r AS (SELECT base_currency AS b, quote_currency AS q, mid_rate AS m, spread_bps AS s"
 							  "             FROM settle.fx_rates),"
 							  /* a pair stored the other way round: the credit divides by its rate */
@@ -537,7 +538,15 @@ load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 							  " SELECT p.payment_id, p.source_account, p.destination_account,"
 							  "        p.source_participant, p.counterparty_id,"
 							  "        p.source_currency, p.destination_currency, p.amount, x.m, x.s, x.inv,"
-							  "        p.priority, p.deadline, p.created_at, sp.status AS payer_status, tp.status AS payee_status,",
+							  "        p.deadline,",
+							  /*
+							   * issue #33 (1.2's SQL): the priority its payer set since, and a
+							   * payment its payer moved ages from where it was put
+							   */
+							  settle_controls_installed()
+							  ? " coalesce(p.queue_priority, p.priority) AS priority, coalesce(p.queued_since, p.created_at) AS created_at,"
+							  : " p.priority, p.created_at,",
+							  " sp.status AS payer_status, tp.status AS payee_status,",
 							  /* linked payments: 1.1's SQL has them (src/cycle_links.c) */
 							  links ? " lk.link_group, lg.link_size," : " NULL::text AS link_group, NULL::int AS link_size,",
 							  ""
@@ -554,8 +563,16 @@ load_queue(CycleState *cs, char **skip, int n_skip, const char *new_from_xid)
 							  links ? " LEFT JOIN settle.payment_link lk ON lk.payment_id = p.payment_id"
 							  " LEFT JOIN settle.link_group lg ON lg.link_group = lk.link_group" : "",
 							  ""
-							  "  WHERE p.status = 'queued'"
-							  "    AND (p.source_account OPERATOR(pg_catalog.<>) ALL ($4)"
+							  "  WHERE p.status = 'queued'",
+							  /*
+							   * issue #33 (1.2's SQL): not before its earliest settlement
+							   * time; a timed payment is always judged once due (quiet.c
+							   * cannot tell when its time came)
+							   */
+							  settle_controls_installed()
+							  ? "    AND (p.not_before IS NULL OR p.not_before OPERATOR(pg_catalog.<=) pg_catalog.now())"
+							  "    AND (p.source_account OPERATOR(pg_catalog.<>) ALL ($4) OR p.not_before IS NOT NULL"
+							  : "    AND (p.source_account OPERATOR(pg_catalog.<>) ALL ($4)",
 							  "         OR pg_catalog.age(p.xmin) OPERATOR(pg_catalog.<=) pg_catalog.age($5::text::pg_catalog.xid))"
 							  "  ORDER BY p.payment_id"
 							  "  LIMIT $2"
@@ -964,6 +981,8 @@ build_and_solve(CycleState *cs)
 	int		   *fx_pair_of = palloc(sizeof(int) * Max(cs->n_currencies * cs->n_currencies, 1));
 	int			n_fx = 0;
 	int		   *group;
+	int			n_groups;
+	ControlModel ctl;
 	int			i;
 	SolverStatus status;
 
@@ -1028,11 +1047,17 @@ build_and_solve(CycleState *cs)
 			s->penalty = 1e-9;
 	}
 
+	/* issue #27: linked groups are units of the model, all or nothing */
+	group = palloc(sizeof(int) * Max(cs->n_payments, 1));
+	n_groups = settle_links_groups(cs, group);
+	/* issue #33: the participants' limits and reservations, rows of the same model */
+	settle_controls_model(cs, accounts, payments, n_groups > 0 ? group : NULL, n_groups, &ctl);
+
 	memset(&problem, 0, sizeof(problem));
-	problem.n_accounts = cs->n_accounts;
-	problem.accounts = accounts;
-	problem.n_payments = cs->n_payments;
-	problem.payments = payments;
+	problem.n_accounts = ctl.n_accounts;
+	problem.accounts = ctl.accounts;
+	problem.n_payments = ctl.n_payments;
+	problem.payments = ctl.payments;
 	problem.n_wires = cs->n_wires;
 	problem.wire_fee = wire_fee;
 	problem.n_fx_pairs = n_fx;
@@ -1042,27 +1067,22 @@ build_and_solve(CycleState *cs)
 	problem.mip_max_payments = settle_mip_max_payments;
 	problem.interrupted = solver_interrupted;
 	problem.log = solver_log;
-	/* issue #21: the LP's liquidity prices, when they are recorded */
-	problem.account_price = cs->account_price = settle_liquidity_prices_prepare(cs->n_accounts);
-	/* issue #27: linked groups are units of the model, all or nothing */
-	group = palloc(sizeof(int) * Max(cs->n_payments, 1));
-	problem.n_groups = settle_links_groups(cs, group);
-	problem.group = problem.n_groups > 0 ? group : NULL;
+	/* issue #21: the LP's liquidity prices, when they are recorded (the cycle's accounts first) */
+	problem.account_price = cs->account_price = settle_liquidity_prices_prepare(ctl.n_accounts);
+	problem.n_groups = ctl.n_groups;
+	problem.group = ctl.n_groups > 0 ? ctl.group : NULL;
 
-	cs->selected = palloc0(sizeof(bool) * Max(cs->n_payments, 1));
+	/* the cycle's payments first, then their legs (posting reads the first n_payments) */
+	cs->selected = palloc0(sizeof(bool) * Max(ctl.n_payments, 1));
 	memset(&cs->result, 0, sizeof(cs->result));
 	cs->result.settle = cs->selected;
 	status = settle_solve(&problem, &cs->result);
 	if (status != SOLVER_INTERRUPTED && status != SOLVER_ERROR && strcmp(cs->run_by, "worker") == 0)
 	{
 		/* issue #27: the deep pass's hint, re-checked here; this queue for the next one (deep.c) */
-		int64	   *ids = palloc(sizeof(int64) * Max(cs->n_payments, 1));
-
-		for (i = 0; i < cs->n_payments; i++)
-			ids[i] = cs->payments[i].payment_id;
-		if (settle_deep_cycle_solved(&problem, ids, cs->n_skipped == 0, cs->selected, &cs->result))
+		/* a leg carries its payment's id: a hint selects the payment with its legs */
+		if (settle_deep_cycle_solved(&problem, ctl.payment_id, cs->n_skipped == 0, cs->selected, &cs->result))
 			status = cs->result.status;
-		pfree(ids);
 	}
 	if (status == SOLVER_INTERRUPTED)
 	{
@@ -1077,12 +1097,18 @@ build_and_solve(CycleState *cs)
 				(errcode(ERRCODE_SETTLE_SOLVER_FAILED),
 				 errmsg("settle solver failed, settling with the greedy heuristic"),
 				 errdetail("%s", cs->result.message)));
-		memset(cs->selected, 0, sizeof(bool) * cs->n_payments);
+		memset(cs->selected, 0, sizeof(bool) * ctl.n_payments);
 		settle_solve_greedy(&problem, cs->selected);
 		strlcpy(cs->result.method, "greedy (solver error)", sizeof(cs->result.method));
 	}
 	/* never post a selection that breaks a limit, whoever chose it */
 	i = settle_check_selection(&problem, cs->selected);
+	if (i >= 0 && i >= cs->n_accounts)
+		ereport(ERROR,
+				(errcode(ERRCODE_SETTLE_SOLVER_FAILED),
+				 errmsg("settlement selection would break the %s", ctl.row_name[i]),
+				 errdetail("Solver status %d, method %s.", (int) status, cs->result.method),
+				 errhint("Nothing was posted; report this as a bug.")));
 	if (i >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SETTLE_SOLVER_FAILED),
@@ -1096,7 +1122,7 @@ build_and_solve(CycleState *cs)
 	{
 		int			k = 0;
 
-		while (k < cs->n_payments - 1 && group[k] != i)
+		while (k < cs->n_payments - 1 && ctl.group[k] != i)
 			k++;
 		ereport(ERROR,
 				(errcode(ERRCODE_SETTLE_SOLVER_FAILED),
@@ -1333,6 +1359,8 @@ settle_run_cycle(const char *run_by)
 		enter_stage(cs, CYCLE_STAGE_RECORD, NULL);
 		record_cycle(cs);
 		settle_liquidity_prices_record(cs, cs->account_price, DUE_FACTOR);
+		/* issue #33: early warnings, in the cycle's transaction (their NOTIFY at its commit) */
+		settle_controls_check_alerts();
 		enter_stage(cs, CYCLE_STAGE_NOTIFY, NULL);
 		if (!settle_two_phase)
 			notify_settled(cs);

@@ -230,6 +230,26 @@ check_syntax(IntakeRow *row)
 						  pstrdup("Leave deadline null to settle as soon as liquidity allows."));
 		}
 	}
+	/* the earliest settlement time (issue #33): finite, before the deadline; past is now */
+	if (row->has_not_before && row->sqlerrcode == 0)
+	{
+		if (TIMESTAMP_NOT_FINITE(row->not_before))
+			intake_refuse(row, ERRCODE_SETTLE_NOT_BEFORE_INVALID,
+						  pstrdup("not_before must be a finite time"), NULL,
+						  pstrdup("Leave not_before null to settle as soon as liquidity allows."));
+		else if (row->has_deadline && row->not_before >= row->deadline)
+		{
+			char		nb[32];
+			char		dl[32];
+
+			settle_format_rfc3339(row->not_before, nb);
+			settle_format_rfc3339(row->deadline, dl);
+			intake_refuse(row, ERRCODE_SETTLE_NOT_BEFORE_INVALID,
+						  pstrdup("not_before must be before deadline"),
+						  psprintf("not_before is %s, deadline %s.", nb, dl),
+						  pstrdup("A payment may settle from not_before until its deadline."));
+		}
+	}
 }
 
 
@@ -577,7 +597,7 @@ settle_intake(IntakeRow *rows, int n)
 		if (rows[i].syntax_ok)
 			intake_set_scope(&rows[i], accounts, &caller);
 	MemoryContextSwitchTo(work);
-	intake_mark_duplicates(rows, n);
+	intake_mark_duplicates(rows, n, outer);
 	MemoryContextSwitchTo(outer);
 	/*
 	 * On an orphan, refused before anything is written (a group's row locks
@@ -590,11 +610,25 @@ settle_intake(IntakeRow *rows, int n)
 			settle_check_sync_standby("intake");
 			break;
 		}
+	/*
+	 * Every SPI call returns in SPI's procedure context, which SPI_finish
+	 * frees: each step starts in outer, where refusal texts must live (the
+	 * answer is built from them after SPI_finish).
+	 */
 	intake_links_admit(rows, n);
+	MemoryContextSwitchTo(outer);
 	intake_insert_rows(rows, n, outer);
+	MemoryContextSwitchTo(outer);
 	intake_links_record(rows, n);
+	MemoryContextSwitchTo(outer);
+	intake_timing_record(rows, n);
+	MemoryContextSwitchTo(outer);
 	depends = intake_resolve_existing(rows, n, outer);
+	MemoryContextSwitchTo(outer);
 	intake_links_check_replays(rows, n);
+	MemoryContextSwitchTo(outer);
+	intake_timing_check_replays(rows, n);
+	MemoryContextSwitchTo(outer);
 
 	/* rows repeating a key earlier in the same call follow that row */
 	for (i = 0; i < n; i++)

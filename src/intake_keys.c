@@ -126,6 +126,8 @@ intake_same_content(const IntakeRow *a, const IntakeRow *b)
 		a->priority == b->priority &&
 		a->has_deadline == b->has_deadline &&
 		(!a->has_deadline || a->deadline == b->deadline) &&
+		a->has_not_before == b->has_not_before &&
+		(!a->has_not_before || a->not_before == b->not_before) &&
 		((a->link_group == NULL && b->link_group == NULL) || same_text(a->link_group, b->link_group)) &&
 		a->has_link_size == b->has_link_size && a->link_size == b->link_size;
 }
@@ -136,9 +138,14 @@ same_text(const char *a, const char *b)
 	return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
-/* Within one call: a repeated key follows its first row; a reused transaction_id is refused. */
+/*
+ * Within one call: a repeated key follows its first row; a reused
+ * transaction_id is refused.  The hash tables live in the caller's work
+ * context; a refusal's texts are allocated in outer, which outlives it (the
+ * answer is built from them after the work context is gone).
+ */
 void
-intake_mark_duplicates(IntakeRow *rows, int n)
+intake_mark_duplicates(IntakeRow *rows, int n, MemoryContext outer)
 {
 	HTAB	   *keys;
 	HTAB	   *txids;
@@ -169,10 +176,15 @@ intake_mark_duplicates(IntakeRow *rows, int n)
 		scoped_key(key, row->scope, row->transaction_id);
 		k = hash_search(txids, key, HASH_ENTER, &found);
 		if (found)
+		{
+			MemoryContext work = MemoryContextSwitchTo(outer);
+
 			intake_refuse(row, ERRCODE_SETTLE_TRANSACTION_ID_TAKEN,
 						  psprintf("transaction_id \"%s\" is already used under another idempotency_key",
 								   row->transaction_id),
 						  psprintf("Row %d of this call has it.", k->row + 1), NULL);
+			MemoryContextSwitchTo(work);
+		}
 		else
 			k->row = i;
 	}
@@ -427,6 +439,8 @@ intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 	values[1] = PointerGetDatum(settle_text_array(keys, nkeys));
 	if (SPI_execute_plan(existing_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "intake replay lookup failed");
+	/* SPI returns in its procedure context, freed at SPI_finish: refusal texts go to outer */
+	MemoryContextSwitchTo(outer);
 
 	found_rows = intake_make_table("settle intake existing", sizeof(KeySeen), SPI_processed + 1);
 	for (r = 0; r < SPI_processed; r++)
@@ -485,6 +499,9 @@ intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 		d = SPI_getbinval(tup, desc, 11, &isnull);
 		stored.has_deadline = !isnull;
 		stored.deadline = isnull ? 0 : DatumGetTimestampTz(d);
+		/* the stored earliest time is compared apart (intake_timing_check_replays) */
+		stored.has_not_before = row->has_not_before;
+		stored.not_before = row->not_before;
 		/* the stored link is compared apart (intake_links_check_replays) */
 		stored.link_group = row->link_group;
 		stored.link_size = row->link_size;

@@ -44,6 +44,7 @@ linked(const IntakeRow *row)
 void
 intake_links_admit(IntakeRow *rows, int n)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	IntakeRow **linked_rows = palloc(sizeof(IntakeRow *) * n);
 	int			m = 0;
 	int			i;
@@ -90,6 +91,8 @@ intake_links_admit(IntakeRow *rows, int n)
 	if (SPI_execute_with_args("SELECT ord, code, message, detail FROM settle._link_admit($1, $2, $3, $4, $5)",
 							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "admitting linked payments failed");
+	/* SPI returns in its procedure context, freed at SPI_finish: the texts go to the caller's */
+	MemoryContextSwitchTo(caller);
 	for (r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];
@@ -99,7 +102,7 @@ intake_links_admit(IntakeRow *rows, int n)
 		char	   *code = SPI_getvalue(tup, desc, 2);
 		IntakeRow  *row = linked_rows[ord - 1];
 
-		/* SPI_getvalue copies into the caller's context (intake's outer one) */
+		/* SPI_getvalue copies into the current context: the caller's (intake's outer one) */
 		intake_refuse(row, MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]),
 					  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4),
 					  pstrdup("See settle.link_groups; a group's payments share link_group and link_size."));
@@ -139,6 +142,7 @@ intake_links_record(IntakeRow *rows, int n)
 void
 intake_links_check_replays(IntakeRow *rows, int n)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	int64	   *ids = palloc(sizeof(int64) * n);
 	int			m = 0;
 	int			i;
@@ -158,6 +162,7 @@ intake_links_check_replays(IntakeRow *rows, int n)
 							  "  LEFT JOIN settle.link_group g ON g.link_group = l.link_group",
 							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the links of replayed payments failed");
+	MemoryContextSwitchTo(caller);	/* the refusal texts outlive SPI */
 	for (r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];

@@ -140,6 +140,8 @@ read_fresh(int64 done, MerkleLeaf *leaves)
 	Datum		values[2] = {Int64GetDatum(done), Int32GetDatum(MERKLE_CHUNK)};
 	int			n;
 
+	MemoryContext caller = CurrentMemoryContext;
+
 	if (settle_spi_execute("SELECT s.seq, e.entry_id, e.journal_id, e.batch_id, e.payment_id, a.participant_id,"
 						   " e.account_id, e.currency, e.amount, e.posted_at"
 						   " FROM settle.ledger_seal s JOIN settle.ledger_entry e ON e.entry_id OPERATOR(pg_catalog.=) s.entry_id"
@@ -147,6 +149,8 @@ read_fresh(int64 done, MerkleLeaf *leaves)
 						   " WHERE s.seq OPERATOR(pg_catalog.>) $1 ORDER BY s.seq LIMIT $2",
 						   2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "settle: reading the sealed entries for the Merkle tree failed");
+	/* SPI returns in its procedure context: the leaves' texts go to the round's */
+	MemoryContextSwitchTo(caller);
 	n = (int) SPI_processed;
 	for (int i = 0; i < n; i++)
 	{
@@ -173,6 +177,7 @@ read_fresh(int64 done, MerkleLeaf *leaves)
 					 errdetail("The next seal after leaf " INT64_FORMAT " is " INT64_FORMAT ".", done + i, l->seq),
 					 errhint("Run settle_verify() to see what is missing.")));
 	}
+	SPI_freetuptable(SPI_tuptable);
 	return n;
 }
 
@@ -195,6 +200,7 @@ leaf_by_account(const void *a, const void *b)
 static void
 number_leaves(MerkleLeaf *leaves, int n)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	MerkleLeaf **order = palloc(n * sizeof(MerkleLeaf *));
 	char	  **accounts = palloc(n * sizeof(char *));
 	int			n_accounts = 0;
@@ -221,6 +227,7 @@ number_leaves(MerkleLeaf *leaves, int n)
 						   1, &type, &value, NULL, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != (uint64) n_accounts)
 		elog(ERROR, "settle: reading the accounts' last leaves failed");
+	MemoryContextSwitchTo(caller);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -247,6 +254,7 @@ number_leaves(MerkleLeaf *leaves, int n)
 		l->account_seq = seq;
 		l->balance_after = balance;
 	}
+	SPI_freetuptable(SPI_tuptable);
 	pfree(order);
 	pfree(accounts);
 }
@@ -255,6 +263,7 @@ number_leaves(MerkleLeaf *leaves, int n)
 static void
 read_node(int level, int64 idx, uint8 *out)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	Oid			types[2] = {INT2OID, INT8OID};
 	Datum		values[2] = {Int16GetDatum((int16) level), Int64GetDatum(idx)};
 	bool		isnull;
@@ -273,11 +282,14 @@ read_node(int level, int64 idx, uint8 *out)
 				 errmsg("the statement Merkle tree has no node at level %d, index " INT64_FORMAT, level, idx),
 				 errhint("Run settle_verify() to see what is missing.")));
 	memcpy(out, VARDATA_ANY(h), PG_SHA256_DIGEST_LENGTH);
+	SPI_freetuptable(SPI_tuptable);
+	MemoryContextSwitchTo(caller);
 }
 
 static void
 insert_leaves(const MerkleLeaf *leaves, int n)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	int64	   *seq = palloc(n * sizeof(int64));
 	int64	   *entry = palloc(n * sizeof(int64));
 	char	  **account = palloc(n * sizeof(char *));
@@ -311,11 +323,13 @@ insert_leaves(const MerkleLeaf *leaves, int n)
 						   args.n, args.types, args.values, NULL, false, 0) != SPI_OK_INSERT ||
 		SPI_processed != (uint64) n)
 		elog(ERROR, "settle: inserting the statement Merkle tree's leaves failed");
+	MemoryContextSwitchTo(caller);
 }
 
 static void
 insert_nodes(const MerkleNodes *nodes)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	SpiArgs		args = {0};
 	Datum	   *levels = palloc(nodes->n * sizeof(Datum));
 
@@ -331,6 +345,7 @@ insert_nodes(const MerkleNodes *nodes)
 						   args.n, args.types, args.values, NULL, false, 0) != SPI_OK_INSERT ||
 		SPI_processed != (uint64) nodes->n)
 		elog(ERROR, "settle: inserting the statement Merkle tree's nodes failed");
+	MemoryContextSwitchTo(caller);
 }
 
 /*
@@ -444,7 +459,6 @@ settle_merkle_extend(PG_FUNCTION_ARGS)
 		done += n;
 		added += n;
 		MemoryContextReset(round_cxt);
-		SPI_freetuptable(SPI_tuptable);
 	}
 	MemoryContextSwitchTo(outer);
 	MemoryContextDelete(round_cxt);

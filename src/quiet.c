@@ -8,8 +8,9 @@
  * lack of liquidity can only settle once its payer's position improves:
  *
  *   - the payer's account row changes (funding, a limit, a settlement of a
- *     payment to it, a two-phase confirmation or void, a status): its xmin
- *     is at or after the previous cycle's snapshot xmin;
+ *     payment to it, a two-phase confirmation or void, a status), or its
+ *     participant's row (a status, a change of its limits or reservations,
+ *     issue #33): its xmin is at or after the previous cycle's snapshot xmin;
  *   - or a payment that this cycle may settle credits the payer (netting).
  *
  * A payer whose queued payments the last cycle all left so (at least one
@@ -190,9 +191,16 @@ settle_quiet_skip(int *n_skip, char **new_from_xid, int64 *skipped, int64 *skipp
 
 		spi_arg_texts(&a, quiet, n_quiet);
 		spi_arg(&a, TEXTOID, CStringGetTextDatum(prev_xmin));
+		/*
+		 * the account, or its participant: a change of the participant's
+		 * limits or reservations (issue #33) touches its row
+		 * (settle._control_changed)
+		 */
 		if (settle_spi_execute("SELECT a.account_id FROM settle.account a"
+								 "  JOIN settle.participant p ON p.participant_id OPERATOR(pg_catalog.=) a.participant_id"
 								 " WHERE a.account_id OPERATOR(pg_catalog.=) ANY ($1)"
-								 "   AND pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) pg_catalog.age($2::text::pg_catalog.xid)",
+								 "   AND (pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) pg_catalog.age($2::text::pg_catalog.xid)"
+								 "        OR pg_catalog.age(p.xmin) OPERATOR(pg_catalog.<=) pg_catalog.age($2::text::pg_catalog.xid))",
 								 a.n, a.types, a.values, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "reading changed accounts failed");
 		for (r = 0; r < SPI_processed; r++)

@@ -20,6 +20,7 @@
 #include "intake.h"
 #include "rfc3339.h"
 #include "settle_errors.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(settle_submit);
 PG_FUNCTION_INFO_V1(settle_submit_1_2);
@@ -44,7 +45,7 @@ static char *numeric_arg(FunctionCallInfo fcinfo, int n, IntakeRow *row);
 static void raise_refusal(IntakeRow *row);
 static void row_from_jsonb(IntakeRow *row, JsonbContainer *obj);
 static char *jsonb_scalar_text(JsonbValue *v);
-static bool parse_deadline(IntakeRow *row, const char *text);
+static bool parse_time(IntakeRow *row, const char *field, const char *text, TimestampTz *ts, bool *has);
 
 /* A text argument as a C string, NULL for SQL NULL. */
 static char *
@@ -111,6 +112,12 @@ submit_one(FunctionCallInfo fcinfo, bool with_links)
 		row.has_link_size = !PG_ARGISNULL(11);
 		row.link_size = row.has_link_size ? PG_GETARG_INT32(11) : 0;
 	}
+	/* 1.2's SQL: the earliest settlement time (issue #33) */
+	if (PG_NARGS() > 12)
+	{
+		row.has_not_before = !PG_ARGISNULL(12);
+		row.not_before = row.has_not_before ? PG_GETARG_TIMESTAMPTZ(12) : 0;
+	}
 
 	settle_intake(&row, 1);
 	if (row.sqlerrcode != 0)
@@ -157,12 +164,12 @@ jsonb_scalar_text(JsonbValue *v)
 }
 
 /*
- * Read a deadline given as text: RFC 3339 with its offset, by the one
+ * Read a deadline or not_before given as text: RFC 3339 with its offset, by the one
  * reader (src/rfc3339.c), never timestamptz_in, whose reading depends on the
  * session's TimeZone and DateStyle and takes words such as "tomorrow".
  */
 static bool
-parse_deadline(IntakeRow *row, const char *text)
+parse_time(IntakeRow *row, const char *field, const char *text, TimestampTz *ts, bool *has)
 {
 	const char *what;
 	int64		usec;
@@ -170,15 +177,15 @@ parse_deadline(IntakeRow *row, const char *text)
 	char	   *message;
 	char	   *detail;
 	char	   *hint;
-	int			code = settle_timestamp_refusal("deadline", r, what, text, &message, &detail, &hint);
+	int			code = settle_timestamp_refusal(field, r, what, text, &message, &detail, &hint);
 
 	if (code != 0)
 	{
 		intake_refuse(row, code, message, detail, hint);
 		return false;
 	}
-	row->deadline = (TimestampTz) usec;
-	row->has_deadline = true;
+	*ts = (TimestampTz) usec;
+	*has = true;
 	return true;
 }
 
@@ -191,6 +198,9 @@ row_from_jsonb(IntakeRow *row, JsonbContainer *obj)
 	JsonbIteratorToken tok;
 	char	   *key = NULL;
 	char	   *deadline_text = NULL;
+	char	   *not_before_text = NULL;
+	/* the earliest settlement time is a key of 1.2's SQL only (issue #33) */
+	bool		timed = settle_sql_release() >= SETTLE_SQL_1_2;
 
 	row->priority = 5;
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -246,6 +256,14 @@ row_from_jsonb(IntakeRow *row, JsonbContainer *obj)
 				intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
 							  pstrdup("deadline must be a JSON string"), NULL, NULL);
 		}
+		else if (timed && strcmp(key, "not_before") == 0)
+		{
+			if (v.type == jbvString)
+				not_before_text = jsonb_scalar_text(&v);
+			else if (v.type != jbvNull)
+				intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
+							  pstrdup("not_before must be a JSON string"), NULL, NULL);
+		}
 		else
 		{
 			char	  **field = NULL;
@@ -286,7 +304,9 @@ row_from_jsonb(IntakeRow *row, JsonbContainer *obj)
 		}
 	}
 	if (deadline_text != NULL && row->sqlerrcode == 0)
-		parse_deadline(row, deadline_text);
+		parse_time(row, "deadline", deadline_text, &row->deadline, &row->has_deadline);
+	if (not_before_text != NULL && row->sqlerrcode == 0)
+		parse_time(row, "not_before", not_before_text, &row->not_before, &row->has_not_before);
 }
 
 /*

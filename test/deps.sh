@@ -10,6 +10,7 @@ PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-contrib libglpk-dev 
           patroni etcd-server etcd-client python3-psycopg2
           pgbackrest
           libmicrohttpd-dev libgnutls28-dev libpq-dev pkg-config wrk
+          libxml2-dev libxml2-utils
           debhelper dpkg-dev"
 
 missing=()

@@ -31,6 +31,7 @@ GatewayConfig gw_config = {
 	.auth_ttl = 5,
 	.retry_after = 1,
 	.health_interval_ms = 1000,
+	.iso_xsd_dir = GW_XSD_DIR,
 };
 
 typedef enum
@@ -70,6 +71,7 @@ static const Opt opts[] = {
 	{"auth-ttl", T_INT, &gw_config.auth_ttl, 0, 3600, "seconds a token look-up is cached (5)"},
 	{"retry-after", T_INT, &gw_config.retry_after, 1, 3600, "Retry-After seconds in 429 and 503 answers (1)"},
 	{"health-interval-ms", T_INT, &gw_config.health_interval_ms, 50, 60000, "milliseconds between health checks, each on the health thread's own connection (1000)"},
+	{"iso20022-xsd-dir", T_STR, &gw_config.iso_xsd_dir, 0, 0, "directory of the ISO 20022 schemas (" GW_XSD_DIR ")"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 

@@ -11,6 +11,12 @@
  *   auth.c        bearer tokens: hashed, looked up in the database, cached;
  *   health.c      the health check, refreshed by its own thread and connection;
  *   status_map.c  SQLSTATE -> HTTP status, the one table;
+ *   iso_read.c    ISO 20022 messages in: hardened XML parsing, schema
+ *                 validation, pacs.008/pacs.009 mapped onto payments;
+ *   iso_reason.c  SQLSTATE -> ISO 20022 status reason code, the one table;
+ *   iso_write.c   ISO 20022 messages out: pacs.002 status reports;
+ *   iso_camt.c    ISO 20022 messages out: camt.053 statements, camt.054
+ *                 notifications, with settle_statement()'s proofs;
  *   metrics.c     Prometheus counters and histograms.
  */
 #ifndef SETTLE_GATEWAY_H
@@ -25,6 +31,9 @@
 #define GW_VERSION "1.1"
 #define GW_MAX_ID 128			/* settle's identifier limit (bytes) */
 #define GW_ROLE_LEN 64			/* NAMEDATALEN */
+#ifndef GW_XSD_DIR				/* where make install puts iso20022/xsd */
+#define GW_XSD_DIR "iso20022/xsd"
+#endif
 
 /* ---- config.c ---- */
 typedef struct GatewayConfig
@@ -48,6 +57,7 @@ typedef struct GatewayConfig
 	int			auth_ttl;		/* seconds a token look-up is cached */
 	int			retry_after;	/* seconds, in 429 and 503 answers */
 	int			health_interval_ms;	/* how often health is checked */
+	char	   *iso_xsd_dir;	/* the ISO 20022 schemas (iso20022/xsd) */
 } GatewayConfig;
 
 extern GatewayConfig gw_config;
@@ -111,6 +121,75 @@ extern StatusMapping status_for_sqlstate(const char *sqlstate);
 /* the field a settle message names (its first word, or an unknown key) */
 extern void status_field_of_message(const char *message, char *field, size_t size);
 
+/* ---- iso_read.c, iso_reason.c, iso_write.c: ISO 20022 (docs/ISO20022.md) ---- */
+#define ISO_MAX_TEXT 35			/* Max35Text: MsgId, EndToEndId, TxId */
+#define ISO_MSG_PACS008 "pacs.008.001.08"
+#define ISO_MSG_PACS009 "pacs.009.001.08"
+#define ISO_MSG_PACS002 "pacs.002.001.10"
+#define ISO_MSG_CAMT053 "camt.053.001.08"
+#define ISO_MSG_CAMT054 "camt.054.001.08"
+
+typedef struct IsoTx
+{
+	char	   *json;			/* the payment for settle_submit_bulk; NULL: refused here */
+	char		instr_id[ISO_MAX_TEXT + 1];
+	char		end_to_end_id[ISO_MAX_TEXT + 1];
+	char		tx_id[ISO_MAX_TEXT + 2];	/* TxId, or the UETR (36) */
+	char		uetr[37];
+	const char *reason;			/* refused here: ISO reason code and why */
+	char		why[106];
+} IsoTx;
+
+typedef struct IsoMessage
+{
+	const char *name;			/* ISO_MSG_PACS008 or ISO_MSG_PACS009 */
+	char		msg_id[ISO_MAX_TEXT + 1];
+	char		cre_dt_tm[64];
+	int			n;
+	IsoTx	   *tx;
+	/* refused as a whole, but a pacs.002 can say so: reason code and why */
+	const char *group_reason;
+	char		group_why[106];
+} IsoMessage;
+
+typedef enum
+{
+	ISO_OK = 0,
+	ISO_NOT_XML,				/* not well-formed, a DTD, not UTF-8, too deep: 400 */
+	ISO_UNSUPPORTED,			/* another message or version: 422 */
+	ISO_INVALID,				/* fails its schema: 422 */
+	ISO_TOO_MANY				/* more transactions than --max-array: 422 */
+} IsoStatus;
+
+/* 0, or -1 with a line on stderr: the schemas could not be loaded */
+extern int	iso_init(const char *xsd_dir);
+extern bool iso_ready(void);
+extern IsoStatus iso_read_message(const char *body, size_t len, int max_tx, IsoMessage *out,
+								  char *error, size_t errsize);
+extern void iso_message_free(IsoMessage *m);
+/* the idempotency key of a transaction: "<message name>:<MsgId>/<TxId>" */
+extern void iso_key(const char *msg_name, const char *msg_id, const char *tx_id, char *out, size_t size);
+
+typedef struct IsoReason
+{
+	const char *code;			/* ExternalStatusReason1Code */
+	const char *name;
+} IsoReason;
+extern IsoReason iso_reason_for_sqlstate(const char *sqlstate);
+
+/* a pacs.002 answering a message just submitted (results: one per transaction sent) */
+struct PaymentResult;
+extern void iso_write_pacs002_submit(Buf *b, const IsoMessage *m, const int *sent_index,
+									 const struct PaymentResult *results);
+/* a pacs.002 of a message's payments as they are now (the first rows of JOB_ISO_STATUS's) */
+extern void iso_write_pacs002_status(Buf *b, const char *msg_id, const char *msg_name, int rows,
+									 char *const *cells);
+/* camt.053 (statement) or camt.054 (notification) of one day, from JOB_ISO_REPORT's rows */
+extern void iso_write_camt(Buf *b, bool statement, const char *participant, const char *date, int rows,
+						   char *const *cells);
+/* XML text escaping */
+extern void buf_xml_text(Buf *b, const char *s);
+
 /* ---- metrics.c ---- */
 extern void metrics_request(int http_status, double seconds);
 extern void metrics_batch(int rows, int created, int replayed, int refused);
@@ -144,9 +223,20 @@ typedef struct PaymentResult
 typedef enum
 {
 	JOB_SUBMIT,
-	JOB_STATUS
+	JOB_STATUS,
+	JOB_ISO_STATUS,				/* the payments of one ISO 20022 message */
+	JOB_ISO_REPORT				/* a day's entries, for camt.053 and camt.054 */
 } JobKind;
 
+#define ISO_STATUS_COLS 5
+/*
+ * JOB_ISO_REPORT's rows: the first (kind 0) carries settle_statement()'s
+ * JSON; then one per entry shown (kind 1) or per account without any: kind,
+ * statement, account_id, currency, exponent, in_period, amount (minor
+ * units), posted_at (µs since the epoch), balance_after, entry_id,
+ * payment_id, transaction_id, account_seq
+ */
+#define ISO_REPORT_COLS 13
 typedef struct Job Job;
 struct Job
 {
@@ -162,6 +252,16 @@ struct Job
 	/* JOB_STATUS */
 	const char *transaction_id;
 	char	   *status_json;	/* the payment, or NULL: not found */
+	/*
+	 * JOB_ISO_STATUS: the key prefixes of a MsgId as pacs.008 and as
+	 * pacs.009; rows of (1 or 2: which prefix, transaction_id, status,
+	 * hold_reason, payment_id), ordered by prefix and payment
+	 */
+	const char *iso_prefix[2];
+	int			iso_rows;
+	char	  **iso_cells;		/* iso_rows * ISO_STATUS_COLS (or ISO_REPORT_COLS), NULL for SQL NULL */
+	/* JOB_ISO_REPORT: the day (YYYY-MM-DD, UTC) */
+	const char *iso_date;
 	/* a failure of the whole job: 0 if none */
 	int			error_status;
 	char		error_sqlstate[6];

@@ -30,7 +30,10 @@ typedef enum
 	R_SUBMIT,
 	R_STATUS,
 	R_HEALTH,
-	R_METRICS
+	R_METRICS,
+	R_ISO_SUBMIT,				/* POST an ISO 20022 message */
+	R_ISO_STATUS,				/* GET its pacs.002 */
+	R_ISO_REPORT				/* GET a day's camt.053 or camt.054 */
 } Route;
 
 typedef struct Req
@@ -51,6 +54,15 @@ typedef struct Req
 	char		path_id[GW_MAX_ID + 1];
 	JsonPayments pays;
 	Job			job;
+	/* R_ISO_SUBMIT: the message read; where each transaction went in the job (-1: refused here) */
+	IsoMessage	iso;
+	int		   *iso_sent;
+	/* R_ISO_STATUS */
+	char		iso_msg_id[ISO_MAX_TEXT + 1];
+	char		iso_prefix[2][GW_MAX_ID + 1];
+	/* R_ISO_REPORT */
+	bool		iso_statement;	/* camt.053, else camt.054 */
+	char		iso_date[11];
 } Req;
 
 static struct MHD_Daemon *daemon_;
@@ -74,6 +86,10 @@ static char *tls_key_pem;
 static const char *SUBMIT_PATH = "/api/v1/transactions";
 static const char *HEALTH_PATH = "/api/v1/health";
 static const char *METRICS_PATH = "/metrics";
+static const char *ISO_PATH = "/api/v1/iso20022";
+static const char *ISO_STATUS_PATH = "/api/v1/iso20022/pacs.002/";
+static const char *ISO_CAMT053_PATH = "/api/v1/iso20022/camt.053";
+static const char *ISO_CAMT054_PATH = "/api/v1/iso20022/camt.054";
 
 unsigned
 http_open_connections(void)
@@ -376,6 +392,99 @@ decide_metrics(Req *r)
 	decide(r, 200, make_response(buf_steal(&b), "text/plain; version=0.0.4; charset=utf-8"));
 }
 
+/* ---- ISO 20022 (docs/ISO20022.md) ---- */
+
+static void
+decide_xml(Req *r, int status, Buf *b)
+{
+	decide(r, status, make_response(buf_steal(b), "application/xml; charset=utf-8"));
+}
+
+/* The pacs.002 of a message just submitted (or refused as a whole, or with nothing to send). */
+static void
+decide_iso_submit(Req *r)
+{
+	Job		   *j = &r->job;
+	Buf			b;
+
+	if (j->error_status)
+	{
+		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
+
+		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+		return;
+	}
+	buf_init(&b, 1024 + 512 * (size_t) r->iso.n);
+	iso_write_pacs002_submit(&b, &r->iso, r->iso_sent, j->results);
+	decide_xml(r, 200, &b);
+}
+
+static void
+decide_iso_status(Req *r)
+{
+	Job		   *j = &r->job;
+	Buf			b;
+	int			rows = 0;
+
+	if (j->error_status)
+	{
+		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
+
+		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+		return;
+	}
+	/* rows of the first kind only (a MsgId used for both pacs.008 and pacs.009: pacs.008's) */
+	while (rows < j->iso_rows && strcmp(j->iso_cells[rows * ISO_STATUS_COLS], j->iso_cells[0]) == 0)
+		rows++;
+	if (rows == 0)
+	{
+		decide_problem(r, 404, "not-found", "Not found",
+					   "no payment of this participant came from a message with this MsgId", NULL, "MsgId");
+		return;
+	}
+	buf_init(&b, 1024 + 256 * (size_t) rows);
+	iso_write_pacs002_status(&b, r->iso_msg_id, j->iso_cells[0][0] == '1' ? ISO_MSG_PACS008 : ISO_MSG_PACS009,
+							 rows, j->iso_cells);
+	decide_xml(r, 200, &b);
+}
+
+static void
+decide_iso_report(Req *r)
+{
+	Job		   *j = &r->job;
+	Buf			b;
+
+	if (j->error_status)
+	{
+		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
+
+		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+		return;
+	}
+	if (j->iso_rows < 2)
+	{
+		decide_problem(r, 404, "not-found", "Not found", "the client's participant has no account", NULL, NULL);
+		return;
+	}
+	buf_init(&b, 4096 + 1024 * (size_t) j->iso_rows);
+	iso_write_camt(&b, r->iso_statement, r->auth.participant, r->iso_date, j->iso_rows, j->iso_cells);
+	decide_xml(r, 200, &b);
+}
+
+/* YYYY-MM-DD, month and day in range (the database checks the calendar) */
+static bool
+is_date(const char *s)
+{
+	int			y,
+				m,
+				d;
+	char		tail;
+
+	return s && strlen(s) == 10 && s[4] == '-' && s[7] == '-' &&
+		strspn(s, "0123456789-") == 10 &&
+		sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) == 3 && y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= 31;
+}
+
 /* ---- jobs ---- */
 
 static void
@@ -399,6 +508,10 @@ job_clear(Job *j)
 	free(j->results);
 	free(j->status_json);
 	free(j->error_message);
+	if (j->iso_cells)
+		for (int i = 0; i < j->iso_rows * (j->kind == JOB_ISO_REPORT ? ISO_REPORT_COLS : ISO_STATUS_COLS); i++)
+			free(j->iso_cells[i]);
+	free(j->iso_cells);
 }
 
 /* Suspend, then queue: the pool may answer before this returns. */
@@ -452,6 +565,32 @@ is_json(const char *ctype)
 	return strncasecmp(p, "charset=utf-8", 13) == 0 && (p[13] == '\0' || p[13] == ';' || p[13] == ' ');
 }
 
+/* application/xml or text/xml, UTF-8 if a charset is given */
+static bool
+is_xml(const char *ctype)
+{
+	const char *p;
+
+	if (!ctype)
+		return false;
+	if (strncasecmp(ctype, "application/xml", 15) == 0)
+		p = ctype + 15;
+	else if (strncasecmp(ctype, "text/xml", 8) == 0)
+		p = ctype + 8;
+	else
+		return false;
+	while (*p == ' ')
+		p++;
+	if (*p == '\0')
+		return true;
+	if (*p != ';')
+		return false;
+	p++;
+	while (*p == ' ')
+		p++;
+	return strncasecmp(p, "charset=utf-8", 13) == 0 && (p[13] == '\0' || p[13] == ';' || p[13] == ' ');
+}
+
 /* First call: the route and the checks that need no body. */
 static void
 route_request(Req *r, const char *url, const char *method)
@@ -488,6 +627,52 @@ route_request(Req *r, const char *url, const char *method)
 			snprintf(r->path_id, sizeof(r->path_id), "%s", id);
 		}
 	}
+	else if (strcmp(url, ISO_PATH) == 0)
+	{
+		if (strcmp(method, "POST") == 0)
+			r->route = R_ISO_SUBMIT;
+		else
+			allow = "POST";
+	}
+	else if (strncmp(url, ISO_STATUS_PATH, strlen(ISO_STATUS_PATH)) == 0)
+	{
+		const char *id = url + strlen(ISO_STATUS_PATH);
+		size_t		n = strlen(id);
+
+		if (strcmp(method, "GET") != 0)
+			allow = "GET";
+		else if (n == 0 || n > ISO_MAX_TEXT || settle_check_key(id, n, &bad) != FIELD_OK)
+		{
+			decide_problem(r, 404, "not-found", "Not found",
+						   "a MsgId the gateway accepts has 1 to 35 bytes of printable ASCII without space",
+						   NULL, "MsgId");
+			return;
+		}
+		else
+		{
+			r->route = R_ISO_STATUS;
+			snprintf(r->iso_msg_id, sizeof(r->iso_msg_id), "%s", id);
+		}
+	}
+	else if (strcmp(url, ISO_CAMT053_PATH) == 0 || strcmp(url, ISO_CAMT054_PATH) == 0)
+	{
+		const char *date = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "date");
+
+		if (strcmp(method, "GET") != 0)
+			allow = "GET";
+		else if (!is_date(date))
+		{
+			decide_problem(r, 400, "invalid-query", "Invalid query",
+						   "date=YYYY-MM-DD is required: the UTC day the statement covers", NULL, "date");
+			return;
+		}
+		else
+		{
+			r->route = R_ISO_REPORT;
+			r->iso_statement = strcmp(url, ISO_CAMT053_PATH) == 0;
+			snprintf(r->iso_date, sizeof(r->iso_date), "%s", date);
+		}
+	}
 	else if (strcmp(url, HEALTH_PATH) == 0)
 	{
 		if (strcmp(method, "GET") == 0)
@@ -513,7 +698,8 @@ route_request(Req *r, const char *url, const char *method)
 		MHD_add_response_header(r->pending, MHD_HTTP_HEADER_ALLOW, allow);
 		return;
 	}
-	if (r->route == R_SUBMIT || r->route == R_STATUS)
+	if (r->route == R_SUBMIT || r->route == R_STATUS || r->route == R_ISO_SUBMIT || r->route == R_ISO_STATUS ||
+		r->route == R_ISO_REPORT)
 	{
 		auth_check(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), &r->auth);
 		if (r->auth.http_status == 401)
@@ -546,6 +732,94 @@ route_request(Req *r, const char *url, const char *method)
 		}
 		buf_init(&r->body, 1024);
 	}
+	if (r->route == R_ISO_SUBMIT)
+	{
+		const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+		const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		if (!is_xml(ctype))
+		{
+			decide_problem(r, 415, "unsupported-media-type", "Unsupported media type",
+						   "the body must be Content-Type: application/xml (UTF-8)", NULL, NULL);
+			return;
+		}
+		if (clen && strtoull(clen, NULL, 10) > gw_config.max_body)
+		{
+			decide_problem(r, 413, "body-too-large", "Body too large",
+						   "the body is larger than the gateway accepts", NULL, NULL);
+			return;
+		}
+		buf_init(&r->body, 4096);
+	}
+}
+
+/*
+ * Last call for an ISO 20022 message: read, validate and map it, then
+ * queue its payments as one job (the JSON path's batches, the same
+ * settle_submit_bulk); the answer is a pacs.002.
+ */
+static void
+start_iso_submit(Req *r)
+{
+	char		err[512];
+	IsoStatus	st;
+	int			sent = 0;
+
+	if (r->too_large)
+	{
+		decide_problem(r, 413, "body-too-large", "Body too large",
+					   "the body is larger than the gateway accepts", NULL, NULL);
+		return;
+	}
+	if (!iso_ready())
+	{
+		decide_problem(r, 503, "iso20022-unavailable", "ISO 20022 schemas not loaded",
+					   "the gateway could not load its ISO 20022 schemas (--iso20022-xsd-dir)", NULL, NULL);
+		return;
+	}
+	st = iso_read_message(r->body.data, r->body.len, gw_config.max_array, &r->iso, err, sizeof(err));
+	switch (st)
+	{
+		case ISO_OK:
+			break;
+		case ISO_NOT_XML:
+			decide_problem(r, 400, "invalid-xml", "Not an XML document the gateway reads", err, NULL, NULL);
+			return;
+		case ISO_UNSUPPORTED:
+			decide_problem(r, 422, "unsupported-message", "Unsupported ISO 20022 message", err, NULL, NULL);
+			return;
+		case ISO_INVALID:
+			decide_problem(r, 422, "schema-invalid", "The message does not validate against its schema",
+						   err, NULL, NULL);
+			return;
+		case ISO_TOO_MANY:
+			decide_problem(r, 422, "too-many-transactions", "Too many transactions", err, NULL, NULL);
+			return;
+	}
+	r->iso_sent = malloc(sizeof(int) * (size_t) (r->iso.n + 1));
+	r->job.elem = calloc((size_t) r->iso.n + 1, sizeof(char *));
+	r->job.elem_len = calloc((size_t) r->iso.n + 1, sizeof(int));
+	for (int i = 0; i < r->iso.n; i++)
+	{
+		r->iso_sent[i] = -1;
+		if (!r->iso.group_reason && r->iso.tx[i].json)
+		{
+			r->iso_sent[i] = sent;
+			r->job.elem[sent] = r->iso.tx[i].json;
+			r->job.elem_len[sent] = (int) strlen(r->iso.tx[i].json);
+			sent++;
+		}
+	}
+	r->job.kind = JOB_SUBMIT;
+	r->job.n = sent;
+	r->job.results = calloc((size_t) sent + 1, sizeof(PaymentResult));
+	if (sent == 0)
+	{
+		/* nothing for the database: refused as a whole, or every transaction here */
+		decide_iso_submit(r);
+		return;
+	}
+	submit_job(r);
 }
 
 /* Last call for a submit: read the body, queue the job. */
@@ -677,7 +951,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	}
 	if (*upload_data_size)
 	{
-		if (r->route != R_SUBMIT)
+		if (r->route != R_SUBMIT && r->route != R_ISO_SUBMIT)
 		{
 			/* a body where none is read: ignored */
 			*upload_data_size = 0;
@@ -704,7 +978,13 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	if (r->suspended)
 	{
 		r->suspended = false;
-		if (r->job.kind == JOB_STATUS)
+		if (r->route == R_ISO_SUBMIT)
+			decide_iso_submit(r);
+		else if (r->route == R_ISO_STATUS)
+			decide_iso_status(r);
+		else if (r->route == R_ISO_REPORT)
+			decide_iso_report(r);
+		else if (r->job.kind == JOB_STATUS)
 			decide_status(r);
 		else
 			decide_submit(r);
@@ -727,6 +1007,23 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			case R_METRICS:
 				decide_metrics(r);
 				break;
+			case R_ISO_SUBMIT:
+				start_iso_submit(r);
+				break;
+			case R_ISO_STATUS:
+				/* the keys of its payments as pacs.008 and as pacs.009 (iso_key) */
+				iso_key(ISO_MSG_PACS008, r->iso_msg_id, "", r->iso_prefix[0], sizeof(r->iso_prefix[0]));
+				iso_key(ISO_MSG_PACS009, r->iso_msg_id, "", r->iso_prefix[1], sizeof(r->iso_prefix[1]));
+				r->job.kind = JOB_ISO_STATUS;
+				r->job.iso_prefix[0] = r->iso_prefix[0];
+				r->job.iso_prefix[1] = r->iso_prefix[1];
+				submit_job(r);
+				break;
+			case R_ISO_REPORT:
+				r->job.kind = JOB_ISO_REPORT;
+				r->job.iso_date = r->iso_date;
+				submit_job(r);
+				break;
 			case R_NONE:
 				decide_problem(r, 404, "not-found", "Not found", NULL, NULL, NULL);
 				break;
@@ -748,6 +1045,14 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 	if (r->pending)
 		MHD_destroy_response(r->pending);
 	job_clear(&r->job);
+	if (r->route == R_ISO_SUBMIT)
+	{
+		/* the job's elements are the message's texts, freed with it */
+		free(r->job.elem);
+		free(r->job.elem_len);
+		free(r->iso_sent);
+		iso_message_free(&r->iso);
+	}
 	json_payments_free(&r->pays);
 	buf_free(&r->body);
 	free(r);

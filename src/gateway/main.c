@@ -31,6 +31,8 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	gnutls_global_init();
+	/* without its schemas the gateway still serves JSON; POST /api/v1/iso20022 answers 503 */
+	iso_init(gw_config.iso_xsd_dir);
 	auth_init();
 	if (pool_start() != 0)
 	{

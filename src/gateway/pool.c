@@ -81,6 +81,42 @@ static const char *status_sql =
 " 'cycle_id', t.cycle_id, 'hold_reason', t.hold_reason)::text"
 " FROM settle_payment_status(transaction_id => $1) t WHERE t.source_participant = $2";
 
+/*
+ * The payments of one ISO 20022 message: their idempotency keys are
+ * "<message name>:<MsgId>/<TxId>" (iso_key), and a TxId has no '/', so the
+ * rest of the key after the prefix has none either.
+ */
+static const char *iso_status_sql =
+"SELECT CASE WHEN starts_with(t.idempotency_key, $1) THEN 1 ELSE 2 END AS kind,"
+" t.transaction_id, t.status, t.hold_reason, t.payment_id::text"
+" FROM settle.transactions t"
+" WHERE t.source_participant = $3"
+" AND ((starts_with(t.idempotency_key, $1) AND strpos(substr(t.idempotency_key, length($1) + 1), '/') = 0)"
+" OR (starts_with(t.idempotency_key, $2) AND strpos(substr(t.idempotency_key, length($2) + 1), '/') = 0))"
+" ORDER BY kind, t.payment_id";
+
+/*
+ * A day's entries for camt.053 and camt.054: settle_statement() of the
+ * client's participant from 00:00 UTC to the next 00:00 UTC (its JSON, with
+ * the proofs, in the first row), then its entries flattened, in its order.
+ */
+static const char *iso_report_sql =
+"WITH s AS MATERIALIZED (SELECT settle_statement($1, $2::date::timestamp AT TIME ZONE 'UTC',"
+"                                                 ($2::date + 1)::timestamp AT TIME ZONE 'UTC') AS j),"
+" a AS (SELECT x.v AS acc, x.o AS ai FROM s, jsonb_array_elements(s.j->'accounts') WITH ORDINALITY x(v, o)),"
+" e AS (SELECT a.acc, a.ai, y.v AS ent, coalesce(y.o, 0) AS ei, (y.v->>'content')::jsonb AS c"
+"       FROM a LEFT JOIN LATERAL jsonb_array_elements(a.acc->'entries') WITH ORDINALITY y(v, o) ON true)"
+" SELECT 0 AS k, 0::bigint AS ai, 0::bigint AS ei, s.j::text AS stmt, NULL::text AS account_id,"
+"        NULL::text AS currency, NULL::text AS exponent, NULL::text AS in_period, NULL::text AS amount,"
+"        NULL::text AS posted_us, NULL::text AS balance_after, NULL::text AS entry_id, NULL::text AS payment_id,"
+"        NULL::text AS transaction_id, NULL::text AS account_seq FROM s"
+" UNION ALL"
+" SELECT 1, e.ai, e.ei, NULL, e.acc->>'account_id', e.acc->>'currency', cur.exponent::text, e.ent->>'in_period',"
+"        e.c->>8, e.c->>9, e.c->>11, e.c->>1, e.c->>4, t.transaction_id, e.c->>10"
+"   FROM e LEFT JOIN settle.currencies cur ON cur.code = e.acc->>'currency'"
+"   LEFT JOIN settle.transactions t ON t.payment_id = (e.c->>4)::bigint"
+" ORDER BY 1, 2, 3";
+
 /* One attempt with the configured string; host and port override it when given. */
 static PGconn *
 connect_once(bool primary, const char *host, const char *port)
@@ -201,8 +237,11 @@ worker_connect(Worker *w)
 		PQsetNoticeReceiver(c, notice_receiver, w);
 		PGresult   *r1 = PQprepare(c, "submit", submit_sql, 1, NULL);
 		PGresult   *r2 = PQprepare(c, "status", status_sql, 2, NULL);
+		PGresult   *r3 = PQprepare(c, "iso_status", iso_status_sql, 3, NULL);
+		PGresult   *r4 = PQprepare(c, "iso_report", iso_report_sql, 2, NULL);
 
-		if (PQresultStatus(r1) != PGRES_COMMAND_OK || PQresultStatus(r2) != PGRES_COMMAND_OK)
+		if (PQresultStatus(r1) != PGRES_COMMAND_OK || PQresultStatus(r2) != PGRES_COMMAND_OK ||
+			PQresultStatus(r3) != PGRES_COMMAND_OK || PQresultStatus(r4) != PGRES_COMMAND_OK)
 		{
 			fprintf(stderr, "settle-gateway: cannot prepare statements: %s", PQerrorMessage(c));
 			PQfinish(c);
@@ -210,6 +249,8 @@ worker_connect(Worker *w)
 		}
 		PQclear(r1);
 		PQclear(r2);
+		PQclear(r3);
+		PQclear(r4);
 	}
 	pthread_mutex_lock(&qlock);
 	w->conn = c;
@@ -458,10 +499,39 @@ static void
 run_status(Worker *w, Job *j)
 {
 	PGresult   *res;
-	const char *params[2] = {j->transaction_id, j->participant};
+	const char *params[3] = {j->transaction_id, j->participant, NULL};
 
-	res = exec_as(w, j->role, "status", 2, params);
-	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+	if (j->kind == JOB_ISO_STATUS)
+	{
+		params[0] = j->iso_prefix[0];
+		params[1] = j->iso_prefix[1];
+		params[2] = j->participant;
+		res = exec_as(w, j->role, "iso_status", 3, params);
+	}
+	else if (j->kind == JOB_ISO_REPORT)
+	{
+		params[0] = j->participant;
+		params[1] = j->iso_date;
+		res = exec_as(w, j->role, "iso_report", 2, params);
+	}
+	else
+		res = exec_as(w, j->role, "status", 2, params);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && (j->kind == JOB_ISO_STATUS || j->kind == JOB_ISO_REPORT))
+	{
+		/* the status rows as they are; the report's without its ordering columns (ai, ei) */
+		int			cols = j->kind == JOB_ISO_STATUS ? ISO_STATUS_COLS : ISO_REPORT_COLS;
+
+		j->iso_rows = PQntuples(res);
+		j->iso_cells = calloc((size_t) j->iso_rows * cols + 1, sizeof(char *));
+		for (int r = 0; r < j->iso_rows; r++)
+			for (int k = 0; k < cols; k++)
+			{
+				int			f = j->kind == JOB_ISO_REPORT && k > 0 ? k + 2 : k;
+
+				j->iso_cells[r * cols + k] = PQgetisnull(res, r, f) ? NULL : strdup(PQgetvalue(res, r, f));
+			}
+	}
+	else if (PQresultStatus(res) == PGRES_TUPLES_OK)
 	{
 		if (PQntuples(res) > 0)
 			j->status_json = strdup(PQgetvalue(res, 0, 0));
@@ -596,7 +666,7 @@ worker_main(void *arg)
 		/* status look-ups first: they are single and short */
 		h = NULL;
 		for (Job *j = qhead, *p = NULL; j; p = j, j = j->next)
-			if (j->kind == JOB_STATUS)
+			if (j->kind != JOB_SUBMIT)
 			{
 				h = j;
 				hprev = p;
@@ -660,7 +730,7 @@ worker_main(void *arg)
 			for (int i = 0; i < nb; i++)
 				fail_job(batch[i], 503, "08001", "no primary database is reachable");
 		}
-		else if (h->kind == JOB_STATUS)
+		else if (h->kind != JOB_SUBMIT)
 			run_status(w, h);
 		else
 			run_submit(w, batch, nb);
@@ -697,7 +767,7 @@ pool_enqueue(Job *job)
 		qtail = job;
 		if (job->kind == JOB_SUBMIT)
 			queued_rows += job->n;
-		if (!collecting || job->kind == JOB_STATUS || strcmp(job->role, collect_role) != 0)
+		if (!collecting || job->kind != JOB_SUBMIT || strcmp(job->role, collect_role) != 0)
 		{
 			/* an idle worker takes it (or becomes the collector) */
 			if (idle_waiters > 0)

@@ -248,7 +248,16 @@ CREATE TABLE settle.payment (
     fx_rate             numeric,
     -- why a 'held' payment is held (the participant is suspended, it can
     -- never be posted at today's rate, ...); NULL otherwise
-    hold_reason         text
+    hold_reason         text,
+    -- queue management by the payer (89_queue.sql, issue #33): where its
+    -- queue order counts from once moved (NULL: created_at), and the
+    -- priority it set since (NULL: as submitted; `priority` stays what was
+    -- submitted, which a retry of the submission is compared with)
+    queued_since        timestamptz,
+    queue_priority      settle.payment_priority,
+    -- the earliest settlement time the payer gave (issue #33): no cycle
+    -- takes the payment before it; NULL: at once
+    not_before          timestamptz
 );
 SELECT pg_catalog.pg_extension_config_dump('settle.payment', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.payment', 'payment_id'), '');

@@ -75,6 +75,8 @@ CREATE OR REPLACE FUNCTION settle_submit(
     -- linked payments, all or nothing (84_links.sql): both or neither
     link_group           text DEFAULT NULL,
     link_size            integer DEFAULT NULL,
+    -- the earliest settlement time (issue #33): not settled before it
+    not_before           timestamptz DEFAULT NULL,
     OUT payment_id       bigint,
     OUT status           text,
     OUT replay           boolean,

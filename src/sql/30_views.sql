@@ -30,9 +30,11 @@ CREATE OR REPLACE VIEW settle.transactions AS
            p.source_account, p.destination_account,
            p.source_participant, p.counterparty_id,
            settle.to_major(p.destination_amount, p.destination_currency) AS destination_amount,
-           p.fx_rate, p.priority, p.deadline, p.status,
+           -- the priority in force: as its payer set it since (issue #33), or as submitted
+           p.fx_rate, coalesce(p.queue_priority, p.priority)::settle.payment_priority AS priority, p.deadline, p.status,
            p.created_at AS submitted_at, p.updated_at, p.settled_at, p.cycle_id,
-           p.hold_reason
+           p.hold_reason,
+           p.not_before
       FROM settle.payment p;
 
 CREATE OR REPLACE VIEW settle.events AS

@@ -69,7 +69,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
             WHERE NOT EXISTS (SELECT 1 FROM r r2 WHERE r2.b = r1.q AND r2.q = r1.b)),
     c AS (
         SELECT p.payment_id, p.source_account, p.destination_account, p.source_participant, p.counterparty_id,
-               p.source_currency, p.destination_currency, p.amount, p.priority::integer AS priority, x.m, x.s, x.inv,
+               p.source_currency, p.destination_currency, p.amount, coalesce(p.queue_priority, p.priority)::integer AS priority, x.m, x.s, x.inv,
                CASE WHEN p.source_currency = p.destination_currency THEN p.amount::numeric
                     ELSE p.amount::numeric * 10::numeric ^ (cd.exponent - cs.exponent)::numeric END AS scaled
           FROM settle.payment p
@@ -78,7 +78,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
           JOIN settle.currency cs ON cs.code = p.source_currency
           JOIN settle.currency cd ON cd.code = p.destination_currency
           LEFT JOIN rr x ON x.b = p.source_currency AND x.q = p.destination_currency
-         WHERE p.status = 'queued'),
+         WHERE p.status = 'queued'
+           -- a payment before its earliest settlement time is not in the cycle's queue yet
+           AND (p.not_before IS NULL OR p.not_before <= now())),
     v AS (
         SELECT c.*,
                CASE WHEN c.source_currency = c.destination_currency THEN c.scaled

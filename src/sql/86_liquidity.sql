@@ -242,14 +242,5 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_refresh_liquidity_forecast(date, in
 GRANT EXECUTE ON FUNCTION settle._metrics_liquidity() TO pg_monitor, settle_operator, settle_auditor;
 
 -- The metrics view (60_metrics.sql) gains the family 'liquidity': the view
--- is replaced here, whole, because its new function needs the table above.
--- A family added in 60_metrics.sql must be added here too.
-CREATE OR REPLACE VIEW settle.metrics AS
-              SELECT 'queue'::text AS family, m.metric, m.labels, m.value FROM settle._metrics_queue() m
-    UNION ALL SELECT 'cycles', m.metric, m.labels, m.value FROM settle._metrics_cycles() m
-    UNION ALL SELECT 'latency', m.metric, m.labels, m.value FROM settle._metrics_latency() m
-    UNION ALL SELECT 'outbox', m.metric, m.labels, m.value FROM settle._metrics_outbox() m
-    UNION ALL SELECT 'worker', m.metric, m.labels, m.value FROM settle._metrics_worker() m
-    UNION ALL SELECT 'replication', m.metric, m.labels, m.value FROM settle._metrics_replication() m
-    UNION ALL SELECT 'backlog', m.metric, m.labels, m.value FROM settle._metrics_backlog() m
-    UNION ALL SELECT 'liquidity', m.metric, m.labels, m.value FROM settle._metrics_liquidity() m;
+-- is replaced, whole, with every family, in 88_controls.sql (the last family's file).
+

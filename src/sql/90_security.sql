@@ -106,7 +106,7 @@ ALTER FUNCTION @extschema@.settle_set_fx_rate(text, text, numeric, numeric) SECU
 ALTER FUNCTION @extschema@.settle_set_wire_fee(text, numeric, text) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.settle_run_cycle() SECURITY DEFINER;
 -- intake: the caller's rights, a pinned search_path
-ALTER FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz, text, integer)
+ALTER FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz, text, integer, timestamptz)
     SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION @extschema@.settle_submit_bulk(jsonb) SET search_path = pg_catalog, pg_temp;
 
@@ -177,7 +177,7 @@ GRANT SELECT ON settle.cycle, settle.cycles TO settle_operator, settle_auditor;
 -- linked payments (84_links.sql): each party sees its groups through the view
 GRANT SELECT ON settle.link_groups TO settle_submitter, settle_operator, settle_auditor;
 GRANT SELECT ON settle.link_group, settle.payment_link TO settle_operator, settle_auditor;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz, text, integer),
+GRANT EXECUTE ON FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz, text, integer, timestamptz),
                           @extschema@.settle_submit_bulk(jsonb),
                           @extschema@.settle_payment_status(text, text)
     TO settle_submitter, settle_operator;

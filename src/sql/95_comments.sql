@@ -120,7 +120,8 @@ COMMENT ON COLUMN settle.transactions.source_participant IS 'the payer participa
 COMMENT ON COLUMN settle.transactions.counterparty_id IS 'the payee participant (owner of destination_account)';
 COMMENT ON COLUMN settle.transactions.destination_amount IS 'amount credited once settled, destination_currency major units';
 COMMENT ON COLUMN settle.transactions.fx_rate IS 'the rate the credit was converted at (NULL without FX)';
-COMMENT ON COLUMN settle.transactions.priority IS 'priority 1..9';
+COMMENT ON COLUMN settle.transactions.not_before IS 'the earliest settlement time its payer gave: no cycle takes it before (NULL: at once)';
+COMMENT ON COLUMN settle.transactions.priority IS 'priority 1..9 in force: as submitted, or as its payer changed it since (settle_change_priority)';
 COMMENT ON COLUMN settle.transactions.deadline IS 'latest time to settle; before it the payment may wait when that is cheaper';
 COMMENT ON COLUMN settle.transactions.status IS 'queued, held, reserved, settled, expired or failed';
 COMMENT ON COLUMN settle.transactions.submitted_at IS 'when it was accepted';

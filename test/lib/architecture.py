@@ -69,7 +69,7 @@ def call_graph(objects):
 
 def gateway_objects(objdir):
     inc = subprocess.run(['pg_config', '--includedir'], capture_output=True, text=True).stdout.strip()
-    pc = subprocess.run(['pkg-config', '--cflags', 'libmicrohttpd', 'gnutls'],
+    pc = subprocess.run(['pkg-config', '--cflags', 'libmicrohttpd', 'gnutls', 'libxml-2.0'],
                         capture_output=True, text=True).stdout.split()
     objs = {}
     for src in sorted(glob.glob('src/gateway/*.c')):

@@ -287,6 +287,22 @@ q "SELECT settle_fund_account('r_a_usd', 100)" >/dev/null
 q "SELECT settle_submit('qn9', 1, 'USD', 'USD', 'f_x_usd', 'f_y_usd', 'f_y', 'qn9')" >/dev/null
 wait_for 20 is_now 50 "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'rs%' AND status = 'settled'"
 ok $? "once r_a is funded, its 50 payments settle at the next wake-up, without a full cycle"
+# a limit (issue #33): l_a has 100.00 but accepts no net outflow to l_b; its 20 payments wait
+# and l_a is quiet; raising the limit judges them again at the next wake-up, without a full cycle
+q "SELECT settle_create_participant(p) FROM unnest(ARRAY['l_a','l_b']) p" >/dev/null
+q "SELECT settle_create_account('l_a_usd', 'l_a', 'USD', opening_balance => 100), settle_create_account('l_b_usd', 'l_b', 'USD')" >/dev/null
+q "SELECT settle_set_bilateral_limit('l_a', 'l_b', 'USD', 0)" >/dev/null
+stuck_bulk ls 20 l_a l_b
+q "SELECT settle_submit('qn10', 1, 'USD', 'USD', 'f_x_usd', 'f_y_usd', 'f_y', 'qn10')" >/dev/null
+wait_for 20 is_now settled "SELECT status FROM settle.payment WHERE transaction_id = 'qn10'"
+q "SELECT settle_submit('qn11', 1, 'USD', 'USD', 'f_x_usd', 'f_y_usd', 'f_y', 'qn11')" >/dev/null
+wait_for 20 is_now settled "SELECT status FROM settle.payment WHERE transaction_id = 'qn11'"
+is "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'ls%' AND status = 'queued'")" 20 \
+   "20 payments wait for l_a's limit towards l_b (0.00)"
+q "SELECT settle_set_bilateral_limit('l_a', 'l_b', 'USD', 100)" >/dev/null
+q "SELECT settle_submit('qn12', 1, 'USD', 'USD', 'f_x_usd', 'f_y_usd', 'f_y', 'qn12')" >/dev/null
+wait_for 20 is_now 20 "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'ls%' AND status = 'settled'"
+ok $? "once l_a raises its limit, its 20 payments settle at the next wake-up, without a full cycle"
 setting settle.full_cycle_interval 0
 is "$(q "SELECT count(*) FROM settle.payment WHERE status = 'queued'")" 0 "nothing is left in the queue"
 

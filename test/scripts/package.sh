@@ -118,7 +118,12 @@ grep -qx "$VERIFIER" "$TMP/files"
 ok $? "the offline statement verifier: $VERIFIER"
 dpkg-deb -c "$DEB" | awk -v f=".$VERIFIER" '$6 == f {print $1}' | grep -qx -- '-rwxr-xr-x'
 ok $? "  ... executable"
-stray=$(grep -vE "^($VERIFIER|$BINDIR/settle-gateway|$LIBDIR/settle\.so|$EXTDIR/settle\.control|$EXTDIR/settle--[0-9][0-9.]*(--[0-9][0-9.]*)?\.sql|$DOCDIR/[^/]+)$" "$TMP/files")
+XSDDIR=/usr/share/postgresql/$PGMAJOR/settle_iso20022
+for f in pacs.008.001.08 pacs.009.001.08 pacs.002.001.10; do
+    grep -qx "$XSDDIR/$f.xsd" "$TMP/files"
+    ok $? "the gateway's ISO 20022 schema $XSDDIR/$f.xsd"
+done
+stray=$(grep -vE "^($VERIFIER|$BINDIR/settle-gateway|$LIBDIR/settle\.so|$EXTDIR/settle\.control|$EXTDIR/settle--[0-9][0-9.]*(--[0-9][0-9.]*)?\.sql|$XSDDIR/[a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2}\.xsd|$DOCDIR/[^/]+)$" "$TMP/files")
 is "$stray" "" "nothing else: no test files, no bitcode, no headers"
 is "$(grep -ciE 'test|regress|expected|isolation|\.spec$|\.out$' "$TMP/files")" "0" "no file named like a test"
 for f in copyright changelog.Debian.gz README.md.gz; do

@@ -45,3 +45,66 @@ INSERT INTO settle.origin (system_identifier, database_oid, database_name, kind)
 SELECT s.system_identifier, d.oid, d.datname, 'created'
   FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d
  WHERE d.datname = pg_catalog.current_database();
+
+-- issue #33: what a participant controls: limits and liquidity reservations
+-- (88_controls.sql; the triggers are created there, once their functions exist)
+CREATE TABLE settle.participant_limit (
+    participant_id  text NOT NULL REFERENCES settle.participant,
+    counterparty_id text REFERENCES settle.participant,
+    currency        text NOT NULL REFERENCES settle.currency,
+    amount          bigint NOT NULL CHECK (amount BETWEEN 0 AND 999999999999999),
+    updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CONSTRAINT participant_limit_key UNIQUE NULLS NOT DISTINCT (participant_id, counterparty_id, currency),
+    CONSTRAINT participant_limit_not_self CHECK (counterparty_id <> participant_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('settle.participant_limit', '');
+CREATE TABLE settle.liquidity_reservation (
+    account_id      text NOT NULL REFERENCES settle.account,
+    valid_on        date,
+    amount          bigint NOT NULL CHECK (amount BETWEEN 0 AND 999999999999999),
+    min_priority    smallint NOT NULL CHECK (min_priority BETWEEN 2 AND 9),
+    updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CONSTRAINT liquidity_reservation_key UNIQUE NULLS NOT DISTINCT (account_id, valid_on)
+);
+SELECT pg_catalog.pg_extension_config_dump('settle.liquidity_reservation', '');
+ALTER TABLE settle.participant_limit ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_limits ON settle.participant_limit
+    USING ((SELECT settle.sees_all()) OR participant_id = (SELECT settle.current_participant()))
+    WITH CHECK (pg_has_role(current_user, 'settle_operator', 'MEMBER')
+                OR participant_id = (SELECT settle.current_participant()));
+ALTER TABLE settle.liquidity_reservation ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_reservations ON settle.liquidity_reservation
+    USING ((SELECT settle.sees_all())
+           OR EXISTS (SELECT 1 FROM settle.account a WHERE a.account_id = liquidity_reservation.account_id
+                        AND a.participant_id = (SELECT settle.current_participant())))
+    WITH CHECK (pg_has_role(current_user, 'settle_operator', 'MEMBER')
+                OR EXISTS (SELECT 1 FROM settle.account a WHERE a.account_id = liquidity_reservation.account_id
+                             AND a.kind = 'customer'
+                             AND a.participant_id = (SELECT settle.current_participant())));
+
+-- issue #33: queue management by the payer: where a moved payment's queue
+-- order counts from, the priority its payer set since (89_queue.sql)
+ALTER TABLE settle.payment ADD COLUMN queued_since timestamptz;
+ALTER TABLE settle.payment ADD COLUMN queue_priority settle.payment_priority;
+
+-- issue #33: timed payments: the earliest settlement time, a new last
+-- parameter of settle_submit (re-created with it from 20_intake.sql)
+ALTER TABLE settle.payment ADD COLUMN not_before timestamptz;
+DROP FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz, text, integer);
+
+-- issue #33: early warnings on a participant's liquidity and limits' headroom (88_controls.sql)
+CREATE TABLE settle.participant_alert (
+    participant_id  text NOT NULL REFERENCES settle.participant,
+    currency        text NOT NULL REFERENCES settle.currency,
+    kind            text NOT NULL CHECK (kind IN ('liquidity', 'headroom')),
+    threshold       bigint NOT NULL CHECK (threshold BETWEEN 0 AND 999999999999999),
+    alerting_since  timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (participant_id, currency, kind)
+);
+SELECT pg_catalog.pg_extension_config_dump('settle.participant_alert', '');
+ALTER TABLE settle.participant_alert ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_alerts ON settle.participant_alert
+    USING ((SELECT settle.sees_all()) OR participant_id = (SELECT settle.current_participant()))
+    WITH CHECK (pg_has_role(current_user, 'settle_operator', 'MEMBER')
+                OR participant_id = (SELECT settle.current_participant()));

@@ -1,0 +1,366 @@
+#!/bin/bash
+# ISO 20022 at settle-gateway (docs/ISO20022.md), over real HTTP: the sample
+# pacs.008 and pacs.009 messages of test/iso20022/ are validated, mapped onto
+# settle_submit_bulk and answered with pacs.002 reports that validate against
+# the official pacs.002.001.10 schema; what was written is read back from the
+# database; a message sent again is answered with the same statuses and writes
+# nothing; refusals carry the reason codes of the one table; hostile documents
+# (entity bomb, external entity, deep nesting, wrong namespace, invalid
+# amount, not XML, too large) are refused with nothing written and the
+# gateway still answering; once the worker settled them, GET gives a pacs.002
+# with ACSC.  Every answer is checked against docs/openapi.json.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. test/lib/cluster.sh
+. test/lib/scratch.sh
+. test/lib/tap.sh
+
+PY=/usr/bin/python3
+GATEWAY=${GATEWAY:-$PGBIN/settle-gateway}
+[ -x "$GATEWAY" ] || GATEWAY=src/gateway/settle-gateway
+for bin in curl xmllint "$GATEWAY"; do
+    command -v "$bin" >/dev/null || { echo "Bail out! $bin is missing (make; test/deps.sh)"; exit 1; }
+done
+XSD=iso20022/xsd
+S=test/iso20022
+
+scratch iso20022
+scratch_ports P 55640 G 18640
+PIDS=()
+scratch_on_exit 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done'
+scratch_cluster "$TMP/db"
+
+cluster_init "$TMP/db" "$P" "settle.cycle_interval = 200ms" "settle.database = postgres" || exit 1
+cluster_start "$TMP/db" || exit 1
+Q_PORT=$P
+
+# participants named by their BICs, accounts by their DbtrAcct/CdtrAcct Othr/Id
+q "CREATE EXTENSION settle" >/dev/null
+q "SELECT settle_create_participant('AAAAUS33'), settle_create_participant('BBBBUS33');
+   SELECT settle_create_account('acc_a_usd', 'AAAAUS33', 'USD', opening_balance => 100000000);
+   SELECT settle_create_account('acc_b_usd', 'BBBBUS33', 'USD');
+   CREATE ROLE bank_a_app LOGIN; CREATE ROLE bank_b_app LOGIN;
+   SELECT settle_map_role('bank_a_app', 'AAAAUS33'), settle_map_role('bank_b_app', 'BBBBUS33');
+   CREATE ROLE gateway LOGIN IN ROLE settle_gateway;" >/dev/null || exit 1
+TOKEN_A=$(q "SELECT settle_issue_api_token('bank_a_iso', 'bank_a_app')")
+TOKEN_B=$(q "SELECT settle_issue_api_token('bank_b_iso', 'bank_b_app')")
+
+"$GATEWAY" --port "$G" --db "host=127.0.0.1 port=$P user=gateway dbname=postgres" --max-body 65536 \
+    --max-array 10 --iso20022-xsd-dir "$XSD" >"$TMP/gw.log" 2>&1 &
+GW_PID=$!
+PIDS+=($GW_PID)
+U=http://127.0.0.1:$G
+up() { curl -s -o /dev/null "$U/metrics"; }
+wait_for 10 up
+ok $? "settle-gateway listens" || { cat "$TMP/gw.log"; done_testing; exit 1; }
+alive() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$U/api/v1/health")" = 200 ]; }
+
+# call NAME METHOD PATH [curl args...]: the answer in $TMP/x/NAME.{hdr,body}, status in $CODE
+mkdir -p "$TMP/x"
+call() {
+    local name=$1 method=$2 path=$3
+    shift 3
+    echo "$method $path ${UNDOC:-}" >"$TMP/x/$name.meta"
+    CODE=$(curl -s -X "$method" -D "$TMP/x/$name.hdr" -o "$TMP/x/$name.body" -w '%{http_code}' \
+        --max-time 30 "$@" "$U$path")
+    BODY=$(cat "$TMP/x/$name.body")
+}
+hdr() { grep -i "^$2:" "$TMP/x/$1.hdr" | head -1 | cut -d: -f2- | tr -d '\r' | sed 's/^ //'; }
+jf() { $PY -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1]))' "$1"; }
+A=(-H "Authorization: Bearer $TOKEN_A" -H "Content-Type: application/xml")
+B=(-H "Authorization: Bearer $TOKEN_B" -H "Content-Type: application/xml")
+post() {  # NAME FILE [curl args]: POST a message as AAAAUS33
+    local name=$1 file=$2
+    shift 2
+    call "$name" POST /api/v1/iso20022 "${A[@]}" --data-binary "@$file" "$@"
+}
+# valid NAME: the answer validates against the official pacs.002.001.10 schema
+valid() { xmllint --noout --nonet --schema "$XSD/pacs.002.001.10.xsd" "$TMP/x/$1.body" 2>"$TMP/xmllint.$1"; }
+# x NAME XPATH: a value of the answer (the pacs.002 namespace as p:)
+x() {
+    $PY - "$TMP/x/$1.body" "$2" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"}
+r = ET.parse(sys.argv[1]).getroot()
+print(" ".join((e.text or "") for e in r.findall(sys.argv[2], ns)))
+EOF
+}
+TX=p:FIToFIPmtStsRpt/p:TxInfAndSts
+GRP=p:FIToFIPmtStsRpt/p:OrgnlGrpInfAndSts
+payments() { q "SELECT count(*) FROM settle.payment"; }
+
+# --- docs/ISO20022.md's reason-code table is iso_reason.c's ---------------------------------
+$PY - <<'EOF' >"$TMP/reasons.diff"
+import re
+code = re.findall(r'\{"([^"]+)", "([A-Z0-9]{4})", "([A-Za-z]+)"\}', open("src/gateway/iso_reason.c").read())
+doc = open("docs/ISO20022.md").read()
+table = doc.split("<!-- iso-reason-table")[1].split("<!-- end iso-reason-table")[0]
+rows = [tuple(c.strip() for c in l.strip().strip("|").split("|")) for l in table.splitlines()[3:] if l.startswith("|")]
+if code != rows or not code:
+    print("code:", code)
+    print("doc: ", rows)
+EOF
+[ -s "$TMP/reasons.diff" ] && cat "$TMP/reasons.diff"
+[ ! -s "$TMP/reasons.diff" ]; ok $? "docs/ISO20022.md's reason-code table is src/gateway/iso_reason.c's, row for row"
+
+# --- the samples are valid messages ------------------------------------------------------
+for f in pacs008_two pacs008_refusals; do
+    xmllint --noout --nonet --schema "$XSD/pacs.008.001.08.xsd" "$S/$f.xml" 2>/dev/null
+    ok $? "sample $f.xml validates against pacs.008.001.08.xsd"
+done
+xmllint --noout --nonet --schema "$XSD/pacs.009.001.08.xsd" "$S/pacs009_one.xml" 2>/dev/null
+ok $? "sample pacs009_one.xml validates against pacs.009.001.08.xsd"
+
+# --- pacs.008 in, pacs.002 out ------------------------------------------------------------
+post p008 "$S/pacs008_two.xml"
+is "$CODE" 200 "POST a pacs.008 with two transactions: 200"
+is "$(hdr p008 Content-Type)" "application/xml; charset=utf-8" "the answer is XML"
+valid p008; ok $? "the answer validates against pacs.002.001.10.xsd" || cat "$TMP/xmllint.p008"
+is "$(x p008 "$GRP/p:OrgnlMsgId")/$(x p008 "$GRP/p:OrgnlMsgNmId")/$(x p008 "$GRP/p:OrgnlNbOfTxs")/$(x p008 "$GRP/p:GrpSts")" \
+   "MSG-008-0001/pacs.008.001.08/2/ACSP" "the group: original MsgId, message name, 2 transactions, ACSP"
+is "$(x p008 "$TX/p:OrgnlTxId")|$(x p008 "$TX/p:TxSts")" "TX-008-1 TX-008-2|ACSP ACSP" \
+   "each transaction accepted (ACSP), in the message's order"
+is "$(x p008 "$TX/p:OrgnlEndToEndId")|$(x p008 "$TX/p:OrgnlInstrId")|$(x p008 "$TX/p:OrgnlUETR")" \
+   "E2E-1 E2E-2|INSTR-1|8a562c67-ca16-48ba-b074-65581be6f011" "the original EndToEndId, InstrId, UETR are quoted"
+is "$(x p008 "$TX/p:AcctSvcrRef")" "$(q "SELECT string_agg(payment_id::text, ' ' ORDER BY transaction_id) FROM settle.payment WHERE transaction_id LIKE 'TX-008-%'")" \
+   "AcctSvcrRef is settle's payment_id"
+is "$(q "SELECT string_agg(concat_ws(',', transaction_id, idempotency_key, amount, source_currency, source_account,
+                 destination_account, counterparty_id, priority), ' | ' ORDER BY transaction_id)
+          FROM settle.transactions WHERE transaction_id LIKE 'TX-008-%'")" \
+   "TX-008-1,pacs.008.001.08:MSG-008-0001/TX-008-1,1500.25,USD,acc_a_usd,acc_b_usd,BBBBUS33,7 | TX-008-2,pacs.008.001.08:MSG-008-0001/TX-008-2,20.00,USD,acc_a_usd,acc_b_usd,BBBBUS33,5" \
+   "written: TxId, key MsgId/TxId, amount, currency, accounts, creditor agent as counterparty, InstrPrty HIGH as 7"
+
+# --- the same message again: the same statuses, nothing more written ------------------------
+before=$(payments)
+post p008_again "$S/pacs008_two.xml"
+is "$CODE/$(x p008_again "$TX/p:TxSts")/$(x p008_again "$TX/p:AcctSvcrRef")" "200/ACSP ACSP/$(x p008 "$TX/p:AcctSvcrRef")" \
+   "a duplicate message answers the original statuses and payments"
+is "$(payments)" "$before" "and writes nothing"
+valid p008_again; ok $? "its answer validates too"
+
+# --- pacs.009 ---------------------------------------------------------------------------------
+post p009 "$S/pacs009_one.xml"
+is "$CODE/$(x p009 "$GRP/p:OrgnlMsgNmId")/$(x p009 "$TX/p:TxSts")" "200/pacs.009.001.08/ACSP" "POST a pacs.009: accepted"
+valid p009; ok $? "its answer validates against pacs.002.001.10.xsd" || cat "$TMP/xmllint.p009"
+is "$(q "SELECT concat_ws(',', amount, counterparty_id, priority, deadline AT TIME ZONE 'UTC')
+          FROM settle.transactions WHERE transaction_id = 'TX-009-1'")" \
+   "250000.00,BBBBUS33,9,2099-12-31 23:59:59" \
+   "written: Cdtr as counterparty, SttlmPrty URGT as 9, IntrBkSttlmDt + RjctTm as the deadline"
+
+# --- refusals with reason codes ---------------------------------------------------------------
+before=$(payments)
+post refusals "$S/pacs008_refusals.xml"
+is "$CODE/$(x refusals "$GRP/p:GrpSts")" "200/PART" "a message with refusals: 200, GrpSts PART"
+valid refusals; ok $? "its answer validates against pacs.002.001.10.xsd" || cat "$TMP/xmllint.refusals"
+is "$(x refusals "$TX/p:TxSts")" "ACSP RJCT RJCT RJCT" "one accepted, three rejected"
+is "$(x refusals "$TX/p:StsRsnInf/p:Rsn/p:Cd")" "AM12 AC03 AG03" \
+   "reason codes: SE012 -> AM12, SE037 -> AC03, ChrgBr CRED -> AG03"
+grep -q "SE012 amount has more decimals than USD allows" "$TMP/x/refusals.body"
+ok $? "AddtlInf carries settle's SQLSTATE and message"
+is "$(payments)" "$((before + 1))" "only the accepted transaction was written"
+
+sed -e 's/MSG-008-0001/MSG-008-0003/' "$S/pacs008_two.xml" >"$TMP/other_msg.xml"
+before=$(payments)
+post dupl "$TMP/other_msg.xml"
+is "$(x dupl "$TX/p:TxSts")/$(x dupl "$TX/p:StsRsnInf/p:Rsn/p:Cd")" "RJCT RJCT/DUPL DUPL" \
+   "the same TxIds in another message: RJCT DUPL (SE061)"
+sed -e 's/1500.25/1500.26/' "$S/pacs008_two.xml" >"$TMP/changed.xml"
+post am05 "$TMP/changed.xml"
+is "$(x am05 "$TX/p:TxSts")/$(x am05 "$TX/p:StsRsnInf/p:Rsn/p:Cd")" "RJCT ACSP/AM05" \
+   "the same MsgId and TxId with another amount: RJCT AM05 (SE060); the unchanged one is its replay"
+sed -e 's/MSG-008-0001/MSG-008-0004/' -e 's/<NbOfTxs>2</<NbOfTxs>3</' "$S/pacs008_two.xml" >"$TMP/nboftxs.xml"
+post am18 "$TMP/nboftxs.xml"
+is "$CODE/$(x am18 "$GRP/p:GrpSts")/$(x am18 "$GRP/p:StsRsnInf/p:Rsn/p:Cd")/$(x am18 "$TX/p:TxSts")" "200/RJCT/AM18/" \
+   "NbOfTxs not the number of transactions: the message is rejected as a whole (AM18)"
+valid am18; ok $? "that answer validates too"
+sed -e 's/MSG-008-0001/MSG 008 5/' "$S/pacs008_two.xml" >"$TMP/msgid_space.xml"
+post ff01 "$TMP/msgid_space.xml"
+is "$CODE/$(x ff01 "$GRP/p:GrpSts")/$(x ff01 "$GRP/p:StsRsnInf/p:Rsn/p:Cd")" "200/RJCT/FF01" \
+   "a MsgId with spaces (it would be part of the keys): the message is rejected as a whole (FF01)"
+is "$(payments)" "$before" "none of these wrote anything"
+
+# --- hostile input: refused, nothing written, the gateway still answers ----------------------
+before=$(payments)
+post bomb "$S/hostile_bomb.xml"
+is "$CODE/$(echo "$BODY" | jf type)" "400/urn:settle:gateway:invalid-xml" "an entity expansion bomb: 400 invalid-xml"
+grep -q "DTD" "$TMP/x/bomb.body"; ok $? "naming the DTD as the reason"
+post xxe "$S/hostile_xxe.xml"
+is "$CODE/$(echo "$BODY" | jf type)" "400/urn:settle:gateway:invalid-xml" "an external entity (file:///etc/passwd): 400"
+! grep -q "root:" "$TMP/x/xxe.body"; ok $? "the file's content appears nowhere in the answer"
+# nested 40 levels inside the Document: libxml2 reads it, the gateway's limit (32) refuses it
+$PY -c 'print("<?xml version=\"1.0\"?><Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08\">" + "<a>" * 40 + "</a>" * 40 + "</Document>")' >"$TMP/deep.xml"
+post deep "$TMP/deep.xml"
+is "$CODE/$(echo "$BODY" | jf type)" "400/urn:settle:gateway:invalid-xml" "elements nested 40 deep: 400"
+grep -q "nested deeper than 32" "$TMP/x/deep.body"; ok $? "naming the depth limit"
+$PY -c 'print("<Document>" + "<a>" * 8000 + "</a>" * 8000 + "</Document>")' >"$TMP/deeper.xml"
+post deeper "$TMP/deeper.xml"
+is "$CODE" 400 "elements nested 8,000 deep (within --max-body): 400"
+post ns "$S/hostile_namespace.xml"
+is "$CODE/$(echo "$BODY" | jf type)" "422/urn:settle:gateway:unsupported-message" "another version's namespace: 422 unsupported-message"
+printf '<?xml version="1.0"?><Document xmlns="urn:example:other"><x/></Document>' >"$TMP/otherns.xml"
+post otherns "$TMP/otherns.xml"
+is "$CODE/$(echo "$BODY" | jf type)" "422/urn:settle:gateway:unsupported-message" "a foreign namespace: 422"
+post amount "$S/hostile_amount.xml"
+is "$CODE/$(echo "$BODY" | jf type)" "422/urn:settle:gateway:schema-invalid" "an amount that is not a decimal: 422 schema-invalid"
+grep -q "IntrBkSttlmAmt" "$TMP/x/amount.body"; ok $? "naming the element"
+printf 'not <xml' >"$TMP/garbage.xml"
+post garbage "$TMP/garbage.xml"
+is "$CODE" 400 "not XML: 400"
+$PY -c 'import sys; s = open(sys.argv[1]).read().replace("UTF-8", "UTF-16").replace("MSG-008-0001", "MSG-U16")
+open(sys.argv[2], "wb").write(s.encode("utf-16"))' "$S/pacs008_two.xml" "$TMP/utf16.xml"
+post utf16 "$TMP/utf16.xml"
+is "$CODE/$(echo "$BODY" | jf type)" "400/urn:settle:gateway:invalid-xml" "a UTF-16 document (an otherwise valid message): 400"
+$PY -c 'print("<?xml version=\"1.0\"?><Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08\"><!--" + "x" * 70000 + "--></Document>")' >"$TMP/big.xml"
+post big "$TMP/big.xml"
+is "$CODE" 413 "a body over --max-body: 413"
+$PY - "$S/pacs008_two.xml" "$TMP/many.xml" <<'EOF'
+import sys, re
+s = open(sys.argv[1]).read()
+tx = re.search(r"<CdtTrfTxInf>.*?</CdtTrfTxInf>", s, re.S).group(0)
+many = "".join(tx.replace("TX-008-1", "TX-MANY-%d" % i) for i in range(11))
+s = s.replace("MSG-008-0001", "MSG-MANY").replace("<NbOfTxs>2<", "<NbOfTxs>11<")
+s = re.sub(r"<CdtTrfTxInf>.*</CdtTrfTxInf>", lambda m: many, s, flags=re.S)
+open(sys.argv[2], "w").write(s)
+EOF
+post many "$TMP/many.xml"
+is "$CODE/$(echo "$BODY" | jf type)" "422/urn:settle:gateway:too-many-transactions" "11 transactions with --max-array 10: 422"
+call ctype POST /api/v1/iso20022 -H "Authorization: Bearer $TOKEN_A" -H "Content-Type: application/json" \
+    --data-binary "@$S/pacs008_two.xml"
+is "$CODE" 415 "Content-Type application/json: 415"
+call noauth POST /api/v1/iso20022 -H "Content-Type: application/xml" --data-binary "@$S/pacs008_two.xml"
+is "$CODE" 401 "no token: 401"
+is "$(payments)" "$before" "no hostile message wrote anything"
+alive; ok $? "the gateway still answers"
+kill -0 "$GW_PID"; ok $? "and its process is the one started"
+
+# --- pacs.002 by GET, as cycles complete ------------------------------------------------------
+settled() { [ "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id IN ('TX-008-1', 'TX-008-2') AND status = 'settled'")" = 2 ]; }
+wait_for 30 settled
+ok $? "the worker settles the message's payments"
+call get GET /api/v1/iso20022/pacs.002/MSG-008-0001 -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(x get "$GRP/p:OrgnlMsgNmId")/$(x get "$GRP/p:GrpSts")/$(x get "$TX/p:OrgnlTxId")/$(x get "$TX/p:TxSts")" \
+   "200/pacs.008.001.08/ACSC/TX-008-1 TX-008-2/ACSC ACSC" "GET its pacs.002: settled (ACSC)"
+valid get; ok $? "it validates against pacs.002.001.10.xsd" || cat "$TMP/xmllint.get"
+call get9 GET /api/v1/iso20022/pacs.002/MSG-009-0001 -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(x get9 "$GRP/p:OrgnlMsgNmId")/$(x get9 "$TX/p:OrgnlTxId")" "200/pacs.009.001.08/TX-009-1" "GET a pacs.009's pacs.002"
+call get_none GET /api/v1/iso20022/pacs.002/MSG-NOPE -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 404 "an unknown MsgId: 404"
+call get_other GET /api/v1/iso20022/pacs.002/MSG-008-0001 -H "Authorization: Bearer $TOKEN_B"
+is "$CODE" 404 "another participant's message: 404"
+call get_noauth GET /api/v1/iso20022/pacs.002/MSG-008-0001
+is "$CODE" 401 "GET without a token: 401"
+UNDOC=undocumented call get_post POST /api/v1/iso20022/pacs.002/MSG-008-0001 -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(hdr get_post Allow)" "405/GET" "POST on a report: 405, Allow: GET"
+
+# --- camt.053 and camt.054 of the day, with the statement's proofs ------------------------------
+all_settled() { [ "$(q "SELECT count(*) FROM settle.payment WHERE status <> 'settled'")" = 0 ]; }
+wait_for 30 all_settled
+ok $? "every payment accepted is settled"
+q "SELECT count(*) FROM settle_seal()" >/dev/null
+q "SELECT settle_chain_digest()" >"$TMP/digest.json"
+DAY=$(q "SELECT (now() AT TIME ZONE 'UTC')::date")
+call c053 GET "/api/v1/iso20022/camt.053?date=$DAY" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(hdr c053 Content-Type)" "200/application/xml; charset=utf-8" "GET the day's camt.053: 200, XML"
+xmllint --noout --nonet --schema "$XSD/camt.053.001.08.xsd" "$TMP/x/c053.body" 2>"$TMP/xmllint.c053"
+ok $? "it validates against camt.053.001.08.xsd" || cat "$TMP/xmllint.c053"
+# y NAME XPATH: a value of a camt document (its namespace as c:)
+y() {
+    $PY - "$TMP/x/$1.body" "$2" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+ns = {"c": r.tag[1:].split("}")[0]}
+print(" ".join((e.text or "") for e in r.findall(sys.argv[2], ns)))
+EOF
+}
+ST=c:BkToCstmrStmt/c:Stmt
+is "$(y c053 "$ST/c:Acct/c:Id/c:Othr/c:Id")/$(y c053 "$ST/c:Acct/c:Ccy")" "acc_a_usd/USD" "one statement, for AAAAUS33's account"
+is "$(y c053 "$ST/c:Ntry/c:CdtDbtInd" | tr ' ' '\n' | sort | uniq -c | tr -s ' ' | paste -sd,)" " 1 CRDT, 4 DBIT" \
+   "its entries: the opening credit and the four payments' debits"
+is "$(y c053 "$ST/c:Ntry[c:CdtDbtInd='DBIT']/c:Amt" | tr ' ' '\n' | sort -n | paste -sd' ')" "1.00 20.00 1500.25 250000.00" \
+   "the debits are the accepted transactions' amounts"
+is "$(y c053 "$ST/c:Bal/c:Tp/c:CdOrPrtry/c:Cd")|$(y c053 "$ST/c:Bal/c:Amt")" \
+   "OPBD CLBD|0.00 $(q "SELECT balance FROM settle.accounts WHERE account_id = 'acc_a_usd'")" \
+   "opening and closing balances: 0.00 before the day, the account's balance after it"
+is "$(y c053 "$ST/c:Ntry/c:NtryDtls/c:TxDtls/c:Refs/c:TxId" | tr ' ' '\n' | sort | paste -sd' ')" "TX-008-1 TX-008-2 TX-009-1 TX-R-1" \
+   "each payment's entry names its TxId"
+tools/settle-verify-statement "$TMP/x/c053.body" "$TMP/digest.json" >"$TMP/verify.out" 2>&1
+ok $? "tools/settle-verify-statement verifies the camt.053 against the digest" || cat "$TMP/verify.out"
+grep -q "account reports are the statement's entries and balances" "$TMP/verify.out"
+ok $? "  ... the proofs it carries and the entries and balances it shows"
+sed 's#>1500.25<#>1500.35<#' "$TMP/x/c053.body" >"$TMP/tampered.xml"
+tools/settle-verify-statement "$TMP/tampered.xml" "$TMP/digest.json" >"$TMP/verify.out" 2>&1
+is "$?" 1 "a camt.053 with an amount changed is rejected (its proofs still hold)"
+grep -q "1500.35 USD is not the statement's -150025 minor units" "$TMP/verify.out"; ok $? "  ... naming the amount" || cat "$TMP/verify.out"
+$PY - "$TMP/x/c053.body" "$TMP/dropped.xml" <<'EOF'
+import re, sys
+s = open(sys.argv[1]).read()
+open(sys.argv[2], "w").write(re.sub(r"<Ntry>.*?</Ntry>", "", s, count=1, flags=re.S))
+EOF
+tools/settle-verify-statement "$TMP/dropped.xml" "$TMP/digest.json" >"$TMP/verify.out" 2>&1
+is "$?" 1 "a camt.053 with an entry dropped is rejected"
+grep -q "entries in the report" "$TMP/verify.out"; ok $? "  ... counting the entries" || cat "$TMP/verify.out"
+call c054 GET "/api/v1/iso20022/camt.054?date=$DAY" -H "Authorization: Bearer $TOKEN_B"
+is "$CODE" 200 "GET the day's camt.054 as BBBBUS33: 200"
+xmllint --noout --nonet --schema "$XSD/camt.054.001.08.xsd" "$TMP/x/c054.body" 2>"$TMP/xmllint.c054"
+ok $? "it validates against camt.054.001.08.xsd" || cat "$TMP/xmllint.c054"
+NT=c:BkToCstmrDbtCdtNtfctn/c:Ntfctn
+is "$(y c054 "$NT/c:Acct/c:Id/c:Othr/c:Id")|$(y c054 "$NT/c:Ntry/c:CdtDbtInd" | tr ' ' '\n' | sort -u | paste -sd' ')|$(y c054 "$NT/c:Ntry/c:Amt" | tr ' ' '\n' | sort -n | paste -sd' ')" \
+   "acc_b_usd|CRDT|1.00 20.00 1500.25 250000.00" "credit notifications of BBBBUS33's account, one per payment received"
+tools/settle-verify-statement "$TMP/x/c054.body" "$TMP/digest.json" >"$TMP/verify.out" 2>&1
+ok $? "the camt.054 verifies too" || cat "$TMP/verify.out"
+! grep -q "acc_a_usd\|AAAAUS33" "$TMP/x/c054.body"; ok $? "nothing of AAAAUS33's accounts in BBBBUS33's notification"
+call c053_nodate GET "/api/v1/iso20022/camt.053" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(echo "$BODY" | jf field)" "400/date" "no date: 400 naming date"
+call c053_baddate GET "/api/v1/iso20022/camt.053?date=2026-13-01" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 400 "a month 13: 400"
+call c053_noauth GET "/api/v1/iso20022/camt.053?date=$DAY"
+is "$CODE" 401 "no token: 401"
+q "SELECT settle_create_participant('CCCCUS33'); CREATE ROLE bank_c_app LOGIN; SELECT settle_map_role('bank_c_app', 'CCCCUS33')" >/dev/null
+TOKEN_C=$(q "SELECT settle_issue_api_token('bank_c_iso', 'bank_c_app')")
+call c053_noacct GET "/api/v1/iso20022/camt.053?date=$DAY" -H "Authorization: Bearer $TOKEN_C"
+is "$CODE" 404 "a participant without accounts: camt.053 404"
+call c054_noacct GET "/api/v1/iso20022/camt.054?date=$DAY" -H "Authorization: Bearer $TOKEN_C"
+is "$CODE" 404 "and camt.054 404"
+call c054_nodate GET "/api/v1/iso20022/camt.054?day=$DAY" -H "Authorization: Bearer $TOKEN_B"
+is "$CODE" 400 "camt.054 without date: 400"
+call c054_noauth GET "/api/v1/iso20022/camt.054?date=$DAY"
+is "$CODE" 401 "camt.054 without a token: 401"
+
+# --- a MsgId with '/': its own payments only (the key is <message>:<MsgId>/<TxId>) -------------
+sed -e 's#MSG-008-0001#MSG/008/6#' -e 's/TX-008-/TX-S-/' "$S/pacs008_two.xml" >"$TMP/slash.xml"
+post slash "$TMP/slash.xml"
+is "$CODE/$(x slash "$TX/p:TxSts")" "200/ACSP ACSP" "a MsgId with '/' is accepted"
+call get_slash GET "/api/v1/iso20022/pacs.002/MSG%2F008%2F6" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(x get_slash "$GRP/p:OrgnlMsgId")/$(x get_slash "$TX/p:OrgnlTxId")" "200/MSG/008/6/TX-S-1 TX-S-2" \
+   "GET its report (percent-encoded): its two payments"
+call get_prefix GET "/api/v1/iso20022/pacs.002/MSG%2F008" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 404 "GET MsgId MSG/008, a prefix of it: 404, not MSG/008/6's payments"
+
+# --- no database: 503, the gateway still up -----------------------------------------------------
+cluster_stop "$TMP/db" >/dev/null 2>&1
+post down "$S/pacs008_two.xml"
+is "$CODE" 503 "no primary: 503 (send the same message again later)"
+call get_down GET /api/v1/iso20022/pacs.002/MSG-008-0001 -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 503 "GET with no primary: 503"
+call c053_down GET "/api/v1/iso20022/camt.053?date=$DAY" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 503 "a camt.053 with no primary: 503"
+call c054_down GET "/api/v1/iso20022/camt.054?date=$DAY" -H "Authorization: Bearer $TOKEN_B"
+is "$CODE" 503 "a camt.054 with no primary: 503"
+kill -0 "$GW_PID"; ok $? "the gateway is still running"
+
+# --- docs/openapi.json against every answer recorded above ---------------------------------
+$PY test/lib/openapi_check.py docs/openapi.json "$TMP/x" '^/api/v1/iso20022' >"$TMP/openapi.log" 2>&1
+checker=$?
+while IFS= read -r line; do
+    case "$line" in
+        "ok - "*) ok 0 "openapi: ${line#ok - }" ;;
+        "not ok - "*) ok 1 "openapi: ${line#not ok - }" ;;
+        *) echo "# $line" ;;
+    esac
+done <"$TMP/openapi.log"
+is "$checker" 0 "openapi: the checker ran to the end and found nothing wrong (exit 0)"
+
+kill -TERM "$GW_PID"
+wait "$GW_PID"
+is "$?" 0 "SIGTERM: the gateway stops cleanly"
+done_testing
