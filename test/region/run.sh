@@ -68,6 +68,24 @@ a_sync_is_b1() { [ "$(ha_psql "$1" -c "SELECT sync_state FROM pg_stat_replicatio
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 put() { echo "$1=$2" >>"$RESULTS"; }
 
+# every process of region A (Patroni, PostgreSQL and its children, etcd) SIGKILLed in one
+# call: killed node by node, the last ones could elect a leader of their own first
+kill_region_a() {
+    local n pids="" pm
+    for n in node1 node2 node3; do
+        pids="$pids $(ha_patroni_pid "$n")"
+        pm=$(ha_postmaster_pid "$n") && pids="$pids $pm $(pgrep -P "$pm" | tr '\n' ' ')"
+    done
+    pids="$pids $(ha_etcd_pid 1)"
+    kill -9 $pids 2>/dev/null
+    for _ in $(seq 1 100); do
+        local alive=0 p
+        for p in $pids; do pid_running "$p" && alive=1; done
+        [ $alive = 0 ] && return 0
+        sleep 0.1
+    done
+}
+
 # region B's node: lib.sh's rendering, then a standby cluster of region A through the link
 # (one node: Patroni's synchronous mode off there, or the promoted region could not commit)
 make_region_b_config() {
@@ -155,8 +173,7 @@ SQL
     # process at once
     tk=$(stamp)
     kill -9 "$WAN_PID" 2>/dev/null; WAN_PID=""
-    for n in node1 node2 node3; do ha_kill "$n"; done
-    ha_etcd_kill 1
+    kill_region_a
     touch "$ROOT/stop"
     sleep 1
     kill -9 "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null; LOAD_PID=""
