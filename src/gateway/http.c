@@ -544,13 +544,17 @@ submit_job(Req *r)
 
 /* ---- the request ---- */
 
+/*
+ * Content-Type is `type` (case-insensitive), with no parameter or with
+ * charset=utf-8 only.
+ */
 static bool
-is_json(const char *ctype)
+media_type_is(const char *ctype, const char *type)
 {
 	const char *p;
-	size_t		n = strlen("application/json");
+	size_t		n = strlen(type);
 
-	if (!ctype || strncasecmp(ctype, "application/json", n) != 0)
+	if (!ctype || strncasecmp(ctype, type, n) != 0)
 		return false;
 	p = ctype + n;
 	while (*p == ' ')
@@ -565,30 +569,17 @@ is_json(const char *ctype)
 	return strncasecmp(p, "charset=utf-8", 13) == 0 && (p[13] == '\0' || p[13] == ';' || p[13] == ' ');
 }
 
+static bool
+is_json(const char *ctype)
+{
+	return media_type_is(ctype, "application/json");
+}
+
 /* application/xml or text/xml, UTF-8 if a charset is given */
 static bool
 is_xml(const char *ctype)
 {
-	const char *p;
-
-	if (!ctype)
-		return false;
-	if (strncasecmp(ctype, "application/xml", 15) == 0)
-		p = ctype + 15;
-	else if (strncasecmp(ctype, "text/xml", 8) == 0)
-		p = ctype + 8;
-	else
-		return false;
-	while (*p == ' ')
-		p++;
-	if (*p == '\0')
-		return true;
-	if (*p != ';')
-		return false;
-	p++;
-	while (*p == ' ')
-		p++;
-	return strncasecmp(p, "charset=utf-8", 13) == 0 && (p[13] == '\0' || p[13] == ';' || p[13] == ' ');
+	return media_type_is(ctype, "application/xml") || media_type_is(ctype, "text/xml");
 }
 
 /* First call: the route and the checks that need no body. */
@@ -713,15 +704,17 @@ route_request(Req *r, const char *url, const char *method)
 			return;
 		}
 	}
-	if (r->route == R_SUBMIT)
+	if (r->route == R_SUBMIT || r->route == R_ISO_SUBMIT)
 	{
+		bool		iso = r->route == R_ISO_SUBMIT;
 		const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 		const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 
-		if (!is_json(ctype))
+		if (!(iso ? is_xml(ctype) : is_json(ctype)))
 		{
 			decide_problem(r, 415, "unsupported-media-type", "Unsupported media type",
-						   "the body must be Content-Type: application/json (UTF-8)", NULL, NULL);
+						   iso ? "the body must be Content-Type: application/xml (UTF-8)"
+						   : "the body must be Content-Type: application/json (UTF-8)", NULL, NULL);
 			return;
 		}
 		if (clen && strtoull(clen, NULL, 10) > gw_config.max_body)
@@ -730,26 +723,7 @@ route_request(Req *r, const char *url, const char *method)
 						   "the body is larger than the gateway accepts", NULL, NULL);
 			return;
 		}
-		buf_init(&r->body, 1024);
-	}
-	if (r->route == R_ISO_SUBMIT)
-	{
-		const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-		const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-
-		if (!is_xml(ctype))
-		{
-			decide_problem(r, 415, "unsupported-media-type", "Unsupported media type",
-						   "the body must be Content-Type: application/xml (UTF-8)", NULL, NULL);
-			return;
-		}
-		if (clen && strtoull(clen, NULL, 10) > gw_config.max_body)
-		{
-			decide_problem(r, 413, "body-too-large", "Body too large",
-						   "the body is larger than the gateway accepts", NULL, NULL);
-			return;
-		}
-		buf_init(&r->body, 4096);
+		buf_init(&r->body, iso ? 4096 : 1024);
 	}
 }
 
