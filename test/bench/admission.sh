@@ -98,17 +98,5 @@ payments after the queue drained, ms:
 | run | settle.max_queue_age | offered | accepted | refused (SE093) | largest queue | settled P50 / P95 / P99 ms |
 |---|---|---|---|---|---|---|
 $ROWS"
-    python3 - "$ADMISSION_DOC" "$SECTION" <<'PYEOF'
-import re, sys
-doc, new = sys.argv[1], sys.argv[2].rstrip("\n") + "\n\n"
-text = open(doc).read()
-start = text.find("## Admission by the backlog's age")
-if start < 0:
-    at = text.find("## Profiling")
-    text = text[:at] + new + text[at:] if at >= 0 else text + "\n" + new
-else:
-    m = re.compile(r"^## (?!#)", re.M).search(text, start + 3)
-    text = text[:start] + new + (text[m.start():] if m else "")
-open(doc, "w").write(text)
-PYEOF
+    printf '%s\n' "$SECTION" | python3 test/bench/doc_section.py "$ADMISSION_DOC" "## Profiling"
 fi

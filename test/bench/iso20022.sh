@@ -135,17 +135,5 @@ object, or an array), alternating, $REPS times each. Accepted payments per secon
 | payments per message | ISO 20022 (pacs.009) | JSON | ISO / JSON |
 |---|---|---|---|
 $ROWS"
-    "$PY" - "$ISO_BENCH_DOC" "$SECTION" <<'PYEOF'
-import re, sys
-doc, new = sys.argv[1], sys.argv[2].rstrip("\n") + "\n\n"
-text = open(doc).read()
-start = text.find("## ISO 20022 intake")
-if start < 0:
-    at = text.find("## Profiling")
-    text = text[:at] + new + text[at:] if at >= 0 else text + "\n" + new
-else:
-    m = re.compile(r"^## (?!#)", re.M).search(text, start + 3)
-    text = text[:start] + new + (text[m.start():] if m else "")
-open(doc, "w").write(text)
-PYEOF
+    printf '%s\n' "$SECTION" | "$PY" test/bench/doc_section.py "$ISO_BENCH_DOC" "## Profiling"
 fi

@@ -580,18 +580,6 @@ cat "$OUTDIR/bench_production.md"
 # alone (make bench-production): the section replaces its previous version in
 # the document, which make bench otherwise regenerates whole
 if [ -n "${PROD_DOC:-}" ]; then
-    "$PY" - "$PROD_DOC" "$OUTDIR/bench_production.md" <<'PYEOF'
-import re, sys
-doc, sec = sys.argv[1:3]
-text, new = open(doc).read(), open(sec).read().rstrip("\n") + "\n\n"
-start = text.find("## Production shape")
-if start < 0:
-    at = text.find("## Targets missed")
-    text = text[:at] + new + text[at:] if at >= 0 else text + "\n" + new
-else:
-    m = re.compile(r"^## (?!#)", re.M).search(text, start + 3)
-    text = text[:start] + new + (text[m.start():] if m else "")
-open(doc, "w").write(text)
-PYEOF
+    "$PY" "$BENCH/doc_section.py" "$PROD_DOC" "## Targets missed" <"$OUTDIR/bench_production.md"
 fi
 log "done in $(get duration_s) s: $OUTDIR/bench_production.md"

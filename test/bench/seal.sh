@@ -155,17 +155,5 @@ appended in C) and of 1.1 (SQL), alternating. Microseconds per leaf or row, medi
 | the tree (µs per leaf), K seals per step | C | SQL (1.1) | SQL / C |
 |---|---|---|---|
 $ROWS$CHAIN_ROW"
-    python3 - "$SEAL_DOC" "$SECTION" <<'PYEOF'
-import re, sys
-doc, new = sys.argv[1], sys.argv[2].rstrip("\n") + "\n\n"
-text = open(doc).read()
-start = text.find("## Seal: the hash chains and the statement tree")
-if start < 0:
-    at = text.find("## Profiling")
-    text = text[:at] + new + text[at:] if at >= 0 else text + "\n" + new
-else:
-    m = re.compile(r"^## (?!#)", re.M).search(text, start + 3)
-    text = text[:start] + new + (text[m.start():] if m else "")
-open(doc, "w").write(text)
-PYEOF
+    printf '%s\n' "$SECTION" | python3 test/bench/doc_section.py "$SEAL_DOC" "## Profiling"
 fi
