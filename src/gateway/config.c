@@ -31,6 +31,8 @@ GatewayConfig gw_config = {
 	.auth_ttl = 5,
 	.retry_after = 1,
 	.health_interval_ms = 1000,
+	.call_timeout_ms = 5000,
+	.tcp_timeout_ms = 3000,
 	.iso_xsd_dir = GW_XSD_DIR,
 };
 
@@ -71,6 +73,8 @@ static const Opt opts[] = {
 	{"auth-ttl", T_INT, &gw_config.auth_ttl, 0, 3600, "seconds a token look-up is cached (5)"},
 	{"retry-after", T_INT, &gw_config.retry_after, 1, 3600, "Retry-After seconds in 429 and 503 answers (1)"},
 	{"health-interval-ms", T_INT, &gw_config.health_interval_ms, 50, 60000, "milliseconds between health checks, each on the health thread's own connection (1000)"},
+	{"call-timeout-ms", T_INT, &gw_config.call_timeout_ms, 100, 3600000, "milliseconds a database call may take before its connection is dropped and the request answered 503, outcome unknown (5000)"},
+	{"tcp-timeout-ms", T_INT, &gw_config.tcp_timeout_ms, 0, 600000, "milliseconds after which a database peer that acknowledges nothing (TCP user time-out, keepalives) counts as gone; 0 = the kernel's defaults (3000)"},
 	{"iso20022-xsd-dir", T_STR, &gw_config.iso_xsd_dir, 0, 0, "directory of the ISO 20022 schemas (" GW_XSD_DIR ")"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

@@ -57,6 +57,9 @@ typedef struct GatewayConfig
 	int			auth_ttl;		/* seconds a token look-up is cached */
 	int			retry_after;	/* seconds, in 429 and 503 answers */
 	int			health_interval_ms;	/* how often health is checked */
+	int			call_timeout_ms;	/* a database call's deadline: then the
+									 * connection is dropped, outcome unknown */
+	int			tcp_timeout_ms; /* a silent database peer counts as gone */
 	char	   *iso_xsd_dir;	/* the ISO 20022 schemas (iso20022/xsd) */
 } GatewayConfig;
 

@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,18 +118,33 @@ static const char *iso_report_sql =
 "   LEFT JOIN settle.transactions t ON t.payment_id = (e.c->>4)::bigint"
 " ORDER BY 1, 2, 3";
 
-/* One attempt with the configured string; host and port override it when given. */
+/*
+ * One attempt with the configured string; host and port override it when
+ * given.  TCP liveness comes first so that the string may override it: a peer
+ * cut off by the network (no RST, nothing acknowledged) would otherwise hold
+ * a call for the kernel's retransmission time, minutes, instead of seconds.
+ */
 static PGconn *
 connect_once(bool primary, const char *host, const char *port)
 {
-	const char *keys[] = {"connect_timeout", "application_name", "dbname", "target_session_attrs",
+	char		idle[16],
+				user_timeout[16];
+	int			t = gw_config.tcp_timeout_ms;
+	const char *keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+		"tcp_user_timeout", "connect_timeout", "application_name", "dbname", "target_session_attrs",
 	"host", "port", NULL};
-	const char *vals[] = {"3", "settle-gateway", gw_config.conninfo, primary ? "read-write" : "any",
-	host, port, NULL};
+	const char *vals[] = {"1", idle, idle, "2", user_timeout, "3", "settle-gateway", gw_config.conninfo,
+		primary ? "read-write" : "any", host, port, NULL};
+	int			first = 0;
 
+	/* detection after about t: idle, then two unanswered probes */
+	snprintf(idle, sizeof(idle), "%d", t / 3000 > 1 ? t / 3000 : 1);
+	snprintf(user_timeout, sizeof(user_timeout), "%d", t);
+	if (t == 0)
+		first = 5;				/* the kernel's defaults */
 	if (!host)
-		keys[4] = NULL;
-	return PQconnectdbParams(keys, vals, 1);
+		keys[9] = NULL;
+	return PQconnectdbParams(keys + first, vals + first, 1);
 }
 
 /* The n-th item (from 0) of a comma-separated list, or NULL */
@@ -329,11 +345,74 @@ connection_error(PGconn *conn, const char *sqlstate)
  * An error result if the SET ROLE or the statement failed; a result without
  * SQLSTATE if the connection did.
  */
+/*
+ * Waits until a whole result can be read without blocking, or the call's
+ * deadline passes (false).  A peer that keeps the TCP connection open but
+ * answers nothing (a node cut off behind a proxy, a frozen server) would
+ * otherwise hold the worker, and every request queued behind it, for good.
+ */
+static bool
+await_result(PGconn *c, double deadline)
+{
+	while (PQisBusy(c))
+	{
+		struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+		double		left = deadline - gw_now();
+		int			rc;
+
+		if (left <= 0 || p.fd < 0)
+			return p.fd < 0;	/* no socket: PQgetResult reports it */
+		rc = poll(&p, 1, (int) (left * 1000) + 1);
+		if (rc < 0 && errno != EINTR)
+			return true;
+		if (rc > 0 && !PQconsumeInput(c))
+			return true;		/* the connection failed: PQgetResult says so */
+	}
+	return true;
+}
+
+/* PQgetResult within the call's deadline; NULL and *late when it passed */
+static PGresult *
+result_by(PGconn *c, double deadline, bool *late)
+{
+	if (*late || !await_result(c, deadline))
+	{
+		*late = true;
+		return NULL;
+	}
+	return PQgetResult(c);
+}
+
+/*
+ * A call that passed its deadline: its connection is in an unknown state (the
+ * statement may still commit), so it is dropped and the caller sees a result
+ * without SQLSTATE, which every caller treats as a lost connection: 503, the
+ * outcome unknown, retry with the same idempotency key.
+ */
+static PGresult *
+call_timed_out(Worker *w)
+{
+	fprintf(stderr, "settle-gateway: a database call took longer than %d ms (--call-timeout-ms): "
+			"connection %d dropped, the request answered 503\n", gw_config.call_timeout_ms, w->id);
+	return PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
+}
+
+/*
+ * One prepared statement as the client's role: SET ROLE and the statement
+ * in one pipeline, one implicit transaction, one round trip.  The role is
+ * set again for every call, so that the database checks at every batch that
+ * the gateway may still act as it (settle_revoke_api_token of a role's last
+ * token revokes that), not only when a connection first took the role.
+ * An error result if the SET ROLE or the statement failed; a result without
+ * SQLSTATE if the connection did or the call passed its deadline.
+ */
 static PGresult *
 exec_as(Worker *w, const char *role, const char *stmt, int nparams, const char *const *params)
 {
 	PGconn	   *c = w->conn;
 	const char *rp[1] = {role};
+	double		deadline = gw_now() + gw_config.call_timeout_ms / 1000.0;
+	bool		late = false;
 	PGresult   *r,
 			   *got[2] = {NULL, NULL};
 
@@ -346,12 +425,14 @@ exec_as(Worker *w, const char *role, const char *stmt, int nparams, const char *
 	/* the SET ROLE's result, then the statement's, each followed by NULL, then the sync */
 	for (int i = 0; i < 2; i++)
 	{
-		if ((got[i] = PQgetResult(c)) == NULL)
+		if ((got[i] = result_by(c, deadline, &late)) == NULL)
 			goto broken;
-		while ((r = PQgetResult(c)) != NULL)
+		while ((r = result_by(c, deadline, &late)) != NULL)
 			PQclear(r);
+		if (late)
+			goto broken;
 	}
-	r = PQgetResult(c);
+	r = result_by(c, deadline, &late);
 	if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC)
 	{
 		PQclear(r);
@@ -370,7 +451,33 @@ exec_as(Worker *w, const char *role, const char *stmt, int nparams, const char *
 broken:
 	PQclear(got[0]);
 	PQclear(got[1]);
+	if (late)
+		return call_timed_out(w);
 	return PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR);
+}
+
+/* A plain statement on the worker's connection, within the call's deadline */
+static PGresult *
+exec_plain(Worker *w, const char *sql)
+{
+	double		deadline = gw_now() + gw_config.call_timeout_ms / 1000.0;
+	bool		late = false;
+	PGresult   *r,
+			   *last = NULL;
+
+	if (!PQsendQuery(w->conn, sql))
+		return PQmakeEmptyPGresult(w->conn, PGRES_FATAL_ERROR);
+	while ((r = result_by(w->conn, deadline, &late)) != NULL)
+	{
+		PQclear(last);
+		last = r;
+	}
+	if (late)
+	{
+		PQclear(last);
+		return call_timed_out(w);
+	}
+	return last ? last : PQmakeEmptyPGresult(w->conn, PGRES_FATAL_ERROR);
 }
 
 static void
@@ -415,7 +522,7 @@ run_submit(Worker *w, Job **jobs, int n)
 		 * until it has (settle._wait_durable, as intake does for replays),
 		 * or answer 503 (SE140 if that wait is cancelled too).
 		 */
-		PGresult   *d = PQexec(w->conn, "SELECT settle._wait_durable('the payments of this gateway call')");
+		PGresult   *d = exec_plain(w, "SELECT settle._wait_durable('the payments of this gateway call')");
 
 		if (PQresultStatus(d) != PGRES_TUPLES_OK)
 		{

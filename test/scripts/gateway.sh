@@ -21,7 +21,7 @@ for bin in curl openssl "$GATEWAY"; do
 done
 
 scratch gateway
-scratch_ports P 55620 PS 55621 G 18620 G2 18621 G3 18622 GT 18623 DEAD 18624 GR 18625 CL 18626 GC 18627
+scratch_ports P 55620 PS 55621 G 18620 G2 18621 G3 18622 GT 18623 DEAD 18624 GR 18625 CL 18626 GC 18627 GD 18628
 PIDS=()
 scratch_on_exit 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done'
 scratch_cluster "$TMP/standby" "$TMP/db"
@@ -395,6 +395,28 @@ is "$(cat "$TMP/q1.code")/$(cat "$TMP/q2.code")" "503/201" \
    "the payment whose statement was cancelled: 503; the queued one is answered once the lock is released"
 CODE=$(curl -s -o /dev/null -w '%{http_code}' "${A[@]}" -d "$(pay q1 q1)" "http://127.0.0.1:$G2/api/v1/transactions")
 is "$CODE" 201 "the cancelled payment was not written: its retry creates it"
+
+# --- a call past its deadline (--call-timeout-ms): the connection dropped, 503, retry ---
+start_gateway "$GD" "$TMP/gwd.log" --pool-size 1 --batch-wait-us 0 --call-timeout-ms 1000
+wait_for 10 up "http://127.0.0.1:$GD"
+( cluster_psql "$P" -d postgres -c "BEGIN; LOCK TABLE settle.payment IN EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" >/dev/null ) &
+LOCKER=$!
+sleep 0.5
+OUT=$(curl -s -o "$TMP/d1.body" -w '%{http_code} %{time_total}' --max-time 10 "${A[@]}" -d "$(pay d1 d1)" \
+      "http://127.0.0.1:$GD/api/v1/transactions")
+read -r DCODE DTIME <<<"$OUT"
+is "$DCODE/$($PY -c 'import json,sys; print(json.load(open(sys.argv[1])).get("sqlstate"))' "$TMP/d1.body")" "503/08006" \
+   "a call held past --call-timeout-ms 1000 (a lock held 3 s): 503, outcome unknown (08006)"
+$PY -c 'import sys; t = float(sys.argv[1]); sys.exit(0 if 0.9 <= t < 2.5 else 1)' "$DTIME"
+ok $? "answered when the deadline passed, not when the lock was released (${DTIME} s)"
+grep -q "took longer than 1000 ms" "$TMP/gwd.log"; ok $? "the gateway logs the dropped call"
+wait $LOCKER
+CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${A[@]}" -d "$(pay d1 d1)" "http://127.0.0.1:$GD/api/v1/transactions")
+[ "$CODE" = 200 ] || [ "$CODE" = 201 ]
+ok $? "the retry with the same key is answered ($CODE: the dropped call committed or not)"
+is "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id = 'd1'")" 1 "exactly one payment"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${A[@]}" -d "$(pay d2 d2)" "http://127.0.0.1:$GD/api/v1/transactions")
+is "$CODE" 201 "the gateway connects again and goes on"
 
 start_gateway "$G3" "$TMP/gw3.log" --health-interval-ms 100
 G3_PID=$LAST_PID
