@@ -41,7 +41,7 @@ cd "$(dirname "$0")/../.."
 # HA_PROFILE=window (make ha-window): 20 crashes and 10 switchovers only, the client-side
 # fail-over window's measurement (docs/CONSENSUS.md); other counts still apply when set
 if [ "${HA_PROFILE:-}" = window ]; then
-    : "${HA_CRASHES:=20}" "${HA_SWITCHOVERS:=10}" "${HA_LIMIT:=2700}"
+    : "${HA_CRASHES:=20}" "${HA_SWITCHOVERS:=10}" "${HA_LIMIT:=4200}"
     for v in PG_KILLS PATRONI_KILLS REPLICA_KILLS SYNC_KILLS ETCD_MEMBER_KILLS ETCD_LEADER_KILLS SWITCHOVER_CRASHES \
              CRASH_STANDBY_LOSSES FREEZES FREEZE_WAKES PARTITIONS ONEWAYS ETCD_CUTS; do
         eval ": \"\${HA_$v:=0}\""
