@@ -660,7 +660,10 @@ import json, sys
 print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["t"] > float(sys.argv[2])
           and json.loads(l)["port"] == int(sys.argv[3])))' "$acked" "$first" "$(ha_client_port "$HA_OLD")")
     fi
-    HA_NEW=$(ha_leader)
+    # the leader at the end of the round; a REST call that times out (1 s) on a loaded
+    # machine, or the moment between a switchover's demotion and promotion, is no absence
+    HA_NEW=""
+    for _ in $(seq 1 20); do HA_NEW=$(ha_leader) && break; sleep 0.5; done
     # the worker took over on the new leader by itself: it cycled after the disruption
     # and drains the queue
     if [ -n "$HA_NEW" ]; then
