@@ -17,8 +17,8 @@ extern bool settle_suspension_holds_payee;
 extern int	settle_priority_aging_ms;
 
 /*
- * What the last settle_run_cycle() of this process saw and did, for the
- * worker's pacing and backlog report (read only once the cycle committed).
+ * What one settle_run_cycle() saw and did, for the worker's pacing and
+ * backlog report (read only once the cycle committed).  The caller owns it.
  */
 typedef struct SettleCycleOutcome
 {
@@ -38,8 +38,6 @@ typedef struct SettleCycleOutcome
 	double		half_cost;
 } SettleCycleOutcome;
 
-extern SettleCycleOutcome settle_cycle_outcome;
-
 /* The NOTIFY channel of settled payments (docs/OPERATIONS.md, "Real time"). */
 #define SETTLE_NOTIFY_CHANNEL "settle_settled"
 
@@ -48,8 +46,9 @@ extern void settle_cycle_init(void);
 
 /*
  * Run one cycle in the current transaction (SPI must not be connected).
- * Returns the new cycle_id, or 0 when there was nothing to do.
+ * Returns the new cycle_id, or 0 when there was nothing to do.  outcome
+ * (may be NULL) is zeroed at once and filled once the cycle took the queue.
  */
-extern int64 settle_run_cycle(const char *run_by);
+extern int64 settle_run_cycle(const char *run_by, SettleCycleOutcome *outcome);
 
 #endif							/* SETTLE_CYCLE_H */

@@ -73,8 +73,6 @@ double		settle_delay_cost_bps = 10;
 bool		settle_suspension_holds_payee = true;
 int			settle_priority_aging_ms = 60000;
 
-SettleCycleOutcome settle_cycle_outcome;
-
 static bool check_reference_currency(char **newval, void **extra, GucSource source);
 
 /*
@@ -194,7 +192,7 @@ static void lock_cycles(const char *run_by);
 static void notify_settled(CycleState *cs);
 static void note_waiting(CycleState *cs, int64 payment_id);
 static int64 count_queued(int64 bound);
-static void set_outcome(CycleState *cs);
+static void set_outcome(CycleState *cs, SettleCycleOutcome *o);
 static void enter_stage(CycleState *cs, int stage, const char *name);
 static void log_stages(CycleState *cs);
 
@@ -265,9 +263,8 @@ count_queued(int64 bound)
  * without a limit), so that overload costs at most one bounded index scan.
  */
 static void
-set_outcome(CycleState *cs)
+set_outcome(CycleState *cs, SettleCycleOutcome *o)
 {
-	SettleCycleOutcome *o = &settle_cycle_outcome;
 	int			i;
 
 	o->ran = true;
@@ -1247,7 +1244,7 @@ record_cycle(CycleState *cs)
 }
 
 int64
-settle_run_cycle(const char *run_by)
+settle_run_cycle(const char *run_by, SettleCycleOutcome *outcome)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	MemoryContext work;
@@ -1262,7 +1259,8 @@ settle_run_cycle(const char *run_by)
 	settle_check_fence("a settlement cycle");
 	/* an orphan: its commit would wait in SyncRep holding the cycle lock */
 	settle_check_sync_standby("a settlement cycle");
-	memset(&settle_cycle_outcome, 0, sizeof(settle_cycle_outcome));
+	if (outcome != NULL)
+		memset(outcome, 0, sizeof(*outcome));
 	work = AllocSetContextCreate(outer, "settle cycle", ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1300,7 +1298,8 @@ settle_run_cycle(const char *run_by)
 	{
 		settle_quiet_collect(cs);	/* the skipped payers stay quiet */
 		enter_stage(cs, CYCLE_STAGE_OUTCOME, NULL);
-		set_outcome(cs);
+		if (outcome != NULL)
+			set_outcome(cs, outcome);
 		log_stages(cs);
 		error_context_stack = errcallback.previous;
 		settle_unpin_search_path(guc_level);
@@ -1367,7 +1366,8 @@ settle_run_cycle(const char *run_by)
 		cycle_id = cs->cycle_id;
 	}
 	enter_stage(cs, CYCLE_STAGE_OUTCOME, NULL);
-	set_outcome(cs);
+	if (outcome != NULL)
+		set_outcome(cs, outcome);
 	log_stages(cs);
 
 	error_context_stack = errcallback.previous;
@@ -1389,7 +1389,7 @@ settle_run_cycle_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("run_by must be manual or worker")));
-	id = settle_run_cycle(run_by);
+	id = settle_run_cycle(run_by, NULL);
 	if (id == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(id);

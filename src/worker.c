@@ -69,12 +69,14 @@ static bool run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle
 /* a stalled backlog to report in the next seal's transaction */
 static bool stall_to_report = false;
 static SettleStall stall;
+/* what this round's cycle did, for pacing: zero when none ran (a round must not reuse the last) */
+static SettleCycleOutcome outcome;
 
 /* One cycle, in the current transaction. */
 static void
 do_cycle(void)
 {
-	(void) settle_run_cycle("worker");
+	(void) settle_run_cycle("worker", &outcome);
 }
 
 /*
@@ -386,6 +388,7 @@ settle_worker_main(Datum main_arg)
 			said_orphan = false;
 		}
 
+		memset(&outcome, 0, sizeof(outcome));
 		settle_pace_cycle_starting(GetCurrentTimestamp());
 		settle_quiet_cycle_starting(GetCurrentTimestamp());
 		settle_deep_cycle_starting(settle_pace_stuck(settle_deep_after_cycles - 1));
@@ -399,7 +402,7 @@ settle_worker_main(Datum main_arg)
 		}
 		settle_quiet_cycle_finished(committed);
 		settle_deep_cycle_finished(committed);
-		if (settle_pace_cycle_finished(GetCurrentTimestamp(), committed, &stall))
+		if (settle_pace_cycle_finished(GetCurrentTimestamp(), committed, &outcome, &stall))
 			stall_to_report = true;
 		/* the audit chains, in a transaction of their own: writers never wait for them */
 		run_safely(worker_cxt, "settle seal", false, do_seal);
