@@ -17,7 +17,7 @@
 /* settle.max_queued (payments), settle.max_queue_age (ms; 0: no limit) and settle.stall_after (ms) */
 extern int	settle_max_queued;
 extern int	settle_max_queue_age_ms;
-/* settle.cycle_interval (registered in cycle.c) */
+/* settle.cycle_interval (registered in cycle_settings.c) */
 extern int	settle_cycle_interval_ms;
 extern int	settle_stall_after_ms;
 

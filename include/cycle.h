@@ -6,7 +6,7 @@
 
 #include "postgres.h"
 
-/* The cycle's settings, defined by settle_cycle_init() (cycle.c) */
+/* The cycle's settings, defined by settle_cycle_init() (cycle_settings.c) */
 extern double settle_solver_time_limit_ms;
 extern double settle_mip_gap;
 extern int	settle_mip_max_payments;

@@ -39,7 +39,7 @@
 int			settle_max_queued = 1000000;
 int			settle_max_queue_age_ms = 0;
 /*
- * settle.cycle_interval, registered with the cycle's settings (cycle.c): how
+ * settle.cycle_interval, registered with the cycle's settings (cycle_settings.c): how
  * often the worker takes the queue at the latest.  Here, below the cycle and
  * the worker that read it, because the backlog's own report reads it too.
  */

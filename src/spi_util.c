@@ -106,7 +106,7 @@ typedef struct KeptPlanBucket
 
 static HTAB *kept_plans = NULL;
 
-/* settle.cycle_keep_plans (registered with the cycle's settings, cycle.c) */
+/* settle.cycle_keep_plans (registered with the cycle's settings, cycle_settings.c) */
 bool		settle_keep_plans = true;
 
 int
