@@ -6,7 +6,7 @@
 
 #include "postgres.h"
 
-/* The cycle's settings, defined by settle_cycle_init() (cycle_settings.c) */
+/* The cycle's settings, defined by settle_cycle_define_settings() (cycle_settings.c) */
 extern double settle_solver_time_limit_ms;
 extern double settle_mip_gap;
 extern int	settle_mip_max_payments;
@@ -42,7 +42,7 @@ typedef struct SettleCycleOutcome
 #define SETTLE_NOTIFY_CHANNEL "settle_settled"
 
 /* Define the cycle's settings (from _PG_init). */
-extern void settle_cycle_init(void);
+extern void settle_cycle_define_settings(void);
 
 /*
  * Run one cycle in the current transaction (SPI must not be connected).

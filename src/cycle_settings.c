@@ -15,7 +15,7 @@
 #include "major_units.h"
 #include "spi_util.h"
 
-/* The cycle's settings (settle_cycle_init). */
+/* The cycle's settings (settle_cycle_define_settings). */
 double		settle_solver_time_limit_ms = 500;
 double		settle_mip_gap = 1e-4;
 int			settle_mip_max_payments = 200;
@@ -56,9 +56,9 @@ check_reference_currency(char **newval, void **extra, GucSource source)
 
 /* Define the cycle's settings (from _PG_init). */
 void
-settle_cycle_init(void)
+settle_cycle_define_settings(void)
 {
-	settle_links_init();
+	settle_links_define_settings();
 	DefineCustomIntVariable("settle.cycle_interval",
 							"Time between two settlement cycles of the worker.",
 							"Payments whose deadline falls within one interval must settle now.",

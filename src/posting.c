@@ -19,7 +19,7 @@
  * build_legs computes the entries once; post_direct and post_two_phase
  * write them.  Everything is written with a handful of set-based statements
  * (unnest of arrays), whatever the number of payments.  This file owns
- * settle.two_phase (settle_posting_init).
+ * settle.two_phase (settle_posting_define_settings).
  */
 #include "postgres.h"
 
@@ -88,7 +88,7 @@ static void post_two_phase(CycleState *cs);
 
 /* Define settle.two_phase (from _PG_init). */
 void
-settle_posting_init(void)
+settle_posting_define_settings(void)
 {
 	DefineCustomBoolVariable("settle.two_phase",
 							 "Cycles reserve, and the rail's confirmations post (see docs/SETTLEMENT_FLOW.md).",
