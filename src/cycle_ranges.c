@@ -22,8 +22,8 @@ settle_hold_payments(int64 *ids, char **reasons, int n)
 {
 	SpiArgs		a = {0};
 
-	spi_arg_int8s(&a, ids, n);
-	spi_arg_texts(&a, reasons, n);
+	settle_spi_arg_int8s(&a, ids, n);
+	settle_spi_arg_texts(&a, reasons, n);
 	if (settle_spi_execute(
 							  "WITH h AS ("
 							  " UPDATE settle.payment p SET status = 'held', hold_reason = u.reason,"

@@ -98,11 +98,11 @@ do_seal(void)
 		 */
 		SpiArgs		a = {0};
 
-		spi_arg(&a, INT8OID, Int64GetDatum(stall.payment_id));
-		spi_arg(&a, INT8OID, Int64GetDatum(stall.waiting));
-		spi_arg(&a, TIMESTAMPTZOID, TimestampTzGetDatum(stall.waiting_since));
-		spi_arg(&a, INT4OID, Int32GetDatum(stall.no_progress));
-		spi_arg(&a, INT4OID, Int32GetDatum(settle_stall_after_ms));
+		settle_spi_arg(&a, INT8OID, Int64GetDatum(stall.payment_id));
+		settle_spi_arg(&a, INT8OID, Int64GetDatum(stall.waiting));
+		settle_spi_arg(&a, TIMESTAMPTZOID, TimestampTzGetDatum(stall.waiting_since));
+		settle_spi_arg(&a, INT4OID, Int32GetDatum(stall.no_progress));
+		settle_spi_arg(&a, INT4OID, Int32GetDatum(settle_stall_after_ms));
 		if (SPI_execute_with_args("INSERT INTO settle.event (entity, entity_id, event_type, details)"
 								  " VALUES ('payment', $1::text, 'stalled',"
 								  "  pg_catalog.jsonb_build_object('waiting', $2, 'left_by_every_cycle_since', $3,"
