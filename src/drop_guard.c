@@ -4,7 +4,8 @@
  *
  * Lifecycle of the extension (docs/OPERATIONS.md, "Install and drop").  The
  * ledger and event tables refuse DELETE and TRUNCATE, but DROP EXTENSION
- * would remove them with everything else, silently.  This hook refuses it
+ * would remove them with everything else, silently.  This guard, called by
+ * the utility hook (hooks.c) before the statement runs, refuses it
  * (SE151) while settle.ledger_entry has a row, unless the operator set
  * settle.allow_drop = on (a superuser setting).  A drop that goes ahead also
  * removes what the extension created outside itself: the pg_cron jobs named

@@ -3,7 +3,8 @@
  *
  * Part of security (src/sql/90_security.sql).  settle.participant_role maps
  * a login to a participant by the role's OID, so a role dropped and created
- * again under the same name inherits nothing.  This hook also removes the
+ * again under the same name inherits nothing.  Called by the utility hook
+ * (hooks.c) after the statement ran, it also removes the
  * mapping of a role DROP ROLE removes, in the same transaction, when the
  * database it runs in has settle (roles are cluster-wide: mappings left in
  * other databases are removed by settle.forget_dropped_roles(), which

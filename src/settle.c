@@ -1,5 +1,6 @@
 /*
- * settle.c -- module entry: the GUCs no other module owns, and background-worker registration.
+ * settle.c -- module entry: the GUCs no other module owns, every concern's
+ * settings, the hooks (hooks.c) and background-worker registration.
  *
  * settle is meant to be in shared_preload_libraries (the launcher, which
  * starts a settlement worker per database with the extension, is
