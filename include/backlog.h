@@ -17,7 +17,7 @@
 /* settle.max_queued (payments), settle.max_queue_age (ms; 0: no limit) and settle.stall_after (ms) */
 extern int	settle_max_queued;
 extern int	settle_max_queue_age_ms;
-/* settle.cycle_interval (registered in cycle.c) */
+/* settle.cycle_interval (registered in cycle_settings.c) */
 extern int	settle_cycle_interval_ms;
 extern int	settle_stall_after_ms;
 
@@ -50,9 +50,11 @@ typedef struct SettleBacklogReport
 	double		waiting_cost;	/* h, reference currency per payment and second */
 } SettleBacklogReport;
 
-/* From _PG_init: the settings; and, while preloading, the shared memory. */
+/* From _PG_init: the settings. */
 extern void settle_backlog_define_settings(void);
-extern void settle_backlog_shmem_init(void);
+/* The backlogs' shared memory: its size asked for, then attached (hooks.c, while preloaded). */
+extern void settle_backlog_shmem_request(void);
+extern void settle_backlog_shmem_startup(void);
 /* Intake queued n payments: count them and wake this database's worker once the transaction commits. */
 extern void settle_worker_wake_at_commit(int n, int max_priority, TimestampTz min_deadline);
 /* The launcher gave worker slot `slot` to a database: its queue starts empty. */

@@ -17,22 +17,22 @@
 #include "utils/timestamp.h"
 
 /* "[" ... "]": elements separated by ", " as jsonb prints them */
-extern void canon_begin(StringInfo buf);
-extern void canon_int8(StringInfo buf, int64 v);
-extern void canon_text(StringInfo buf, const char *s);	/* NULL: null */
-extern void canon_null(StringInfo buf);
+extern void settle_canon_begin(StringInfo buf);
+extern void settle_canon_int8(StringInfo buf, int64 v);
+extern void settle_canon_text(StringInfo buf, const char *s);	/* NULL: null */
+extern void settle_canon_null(StringInfo buf);
 /* a jsonb value (already printed by jsonb_out), or null */
-extern void canon_raw(StringInfo buf, const char *printed);
+extern void settle_canon_raw(StringInfo buf, const char *printed);
 /* a timestamp as integer µs since the Unix epoch, as settle._epoch_us prints it */
-extern void canon_epoch_us(StringInfo buf, TimestampTz t);
-extern void canon_end(StringInfo buf);
+extern void settle_canon_epoch_us(StringInfo buf, TimestampTz t);
+extern void settle_canon_end(StringInfo buf);
 
 /* sha256(prefix bytes || a || b); either of a, b may be empty */
-extern void canon_sha256(uint8 *out, const void *prefix, size_t plen,
+extern void settle_canon_sha256(uint8 *out, const void *prefix, size_t plen,
 						 const void *a, size_t alen, const void *b, size_t blen);
 /* a hash as a bytea value */
-extern bytea *canon_hash_bytea(const uint8 *h);
+extern bytea *settle_canon_hash_bytea(const uint8 *h);
 /* sha256(a || UTF-8 of the text), the text in the server's encoding */
-extern void canon_sha256_text(uint8 *out, const void *a, size_t alen, const StringInfo text);
+extern void settle_canon_sha256_text(uint8 *out, const void *a, size_t alen, const StringInfo text);
 
 #endif							/* SETTLE_CANONICAL_H */

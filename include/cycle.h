@@ -6,7 +6,7 @@
 
 #include "postgres.h"
 
-/* The cycle's settings, defined by settle_cycle_init() (cycle.c) */
+/* The cycle's settings, defined by settle_cycle_define_settings() (cycle_settings.c) */
 extern double settle_solver_time_limit_ms;
 extern double settle_mip_gap;
 extern int	settle_mip_max_payments;
@@ -17,8 +17,8 @@ extern bool settle_suspension_holds_payee;
 extern int	settle_priority_aging_ms;
 
 /*
- * What the last settle_run_cycle() of this process saw and did, for the
- * worker's pacing and backlog report (read only once the cycle committed).
+ * What one settle_run_cycle() saw and did, for the worker's pacing and
+ * backlog report (read only once the cycle committed).  The caller owns it.
  */
 typedef struct SettleCycleOutcome
 {
@@ -38,18 +38,17 @@ typedef struct SettleCycleOutcome
 	double		half_cost;
 } SettleCycleOutcome;
 
-extern SettleCycleOutcome settle_cycle_outcome;
-
 /* The NOTIFY channel of settled payments (docs/OPERATIONS.md, "Real time"). */
 #define SETTLE_NOTIFY_CHANNEL "settle_settled"
 
 /* Define the cycle's settings (from _PG_init). */
-extern void settle_cycle_init(void);
+extern void settle_cycle_define_settings(void);
 
 /*
  * Run one cycle in the current transaction (SPI must not be connected).
- * Returns the new cycle_id, or 0 when there was nothing to do.
+ * Returns the new cycle_id, or 0 when there was nothing to do.  outcome
+ * (may be NULL) is zeroed at once and filled once the cycle took the queue.
  */
-extern int64 settle_run_cycle(const char *run_by);
+extern int64 settle_run_cycle(const char *run_by, SettleCycleOutcome *outcome);
 
 #endif							/* SETTLE_CYCLE_H */

@@ -1,6 +1,6 @@
 /*
  * cycle_state.h -- the state one settlement cycle shares between its stages:
- * cycle.c (load, solve, record), posting.c (ledger) and baseline.c.
+ * cycle*.c (load, ranges, model, record), posting.c (ledger) and baseline.c.
  */
 #ifndef SETTLE_CYCLE_STATE_H
 #define SETTLE_CYCLE_STATE_H
@@ -145,9 +145,10 @@ typedef struct CycleState
 } CycleState;
 
 /* Value of minor units of currency ci in reference major units. */
+/* (cycle_load.c) */
 extern double settle_reference_value(const CycleState *cs, int ci, int64 minor);
 
-/* cycle.c: hold payments for an operator, with a reason and an event each. */
+/* cycle_ranges.c: hold payments for an operator, with a reason and an event each. */
 extern void settle_hold_payments(int64 *ids, char **reasons, int n);
 
 /* posting.c: post the selection as one balanced journal; fills cost figures. */

@@ -5,7 +5,7 @@
 #define SETTLE_FENCE_H
 
 /* Define settle.fence (from _PG_init). */
-extern void settle_fence_init(void);
+extern void settle_fence_define_settings(void);
 /* Whether this server (settle.fence) or database (a logical copy) is fenced; *why says why (a static string). */
 extern bool settle_fenced(const char **why);
 /* Raise SE153 if fenced: what names the refused action. */

@@ -11,7 +11,7 @@
 /* settle.liquidity_prices: record each cycle's prices (default on). */
 extern bool settle_record_liquidity_prices;
 
-extern void settle_funding_init(void);
+extern void settle_funding_define_settings(void);
 
 /*
  * Where the solver should put the prices of a cycle's n accounts, or NULL

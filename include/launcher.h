@@ -7,6 +7,7 @@
 #define SETTLE_LAUNCHER_H
 
 #include "postgres.h"
+#include "nodes/nodes.h"
 
 /* settle.database: the databases the launcher may serve (comma-separated; empty: all) */
 extern char *settle_database;
@@ -25,11 +26,14 @@ extern bool settle_database_allowed(const char *name);
 extern bool settle_database_listed(const char *name);
 
 /*
- * From _PG_init while preloading: the hook that tells the launcher about
- * CREATE EXTENSION settle and CREATE DATABASE (at commit), and stops a
- * database's worker before DROP DATABASE, ALTER DATABASE ... RENAME or SET
- * TABLESPACE, or CREATE DATABASE ... TEMPLATE of it (src/db_events.c).
+ * Around a utility statement, while preloaded (hooks.c; src/db_events.c):
+ * before it, the launcher is told about CREATE EXTENSION settle and CREATE
+ * DATABASE (at commit), and a database's worker is stopped before DROP
+ * DATABASE, ALTER DATABASE ... RENAME or SET TABLESPACE, or CREATE DATABASE
+ * ... TEMPLATE of it: returns the paused slot (-1: none), *drop whether the
+ * statement drops it.  After it, whether it ran or failed: the pause ends.
  */
-extern void settle_db_events_init(void);
+extern int	settle_db_events_before_utility(Node *parsetree, bool *drop);
+extern void settle_db_events_after_utility(int paused, bool was_drop);
 
 #endif							/* SETTLE_LAUNCHER_H */

@@ -11,8 +11,8 @@
 /* How long a group may wait for its members (ms, 0 = forever): GUC settle.link_timeout. */
 extern int	settle_link_timeout_ms;
 
-/* Define the setting (from settle_cycle_init). */
-extern void settle_links_init(void);
+/* Define the setting (from settle_cycle_define_settings). */
+extern void settle_links_define_settings(void);
 
 /* Whether this database's SQL has linked payments (1.1 or later). */
 extern bool settle_links_installed(void);

@@ -15,6 +15,8 @@
 #include "postgres.h"
 #include "utils/timestamp.h"
 
+#include "cycle.h"
+
 extern int	settle_batch_window_ms;
 extern int	settle_max_batch_delay_ms;
 extern double settle_waiting_cost_bps;
@@ -47,10 +49,12 @@ extern void settle_pace_reloaded(void);
 extern void settle_pace_cycle_starting(TimestampTz now);
 
 /*
- * The cycle ended, committed or not (settle_cycle_outcome says what it did).
- * Returns true, with *stall filled, when the backlog has just stalled.
+ * The cycle ended, committed or not (*o says what it did: all zero when it
+ * did not get as far as taking the queue).  Returns true, with *stall
+ * filled, when the backlog has just stalled.
  */
-extern bool settle_pace_cycle_finished(TimestampTz now, bool committed, SettleStall *stall);
+extern bool settle_pace_cycle_finished(TimestampTz now, bool committed, const SettleCycleOutcome *o,
+									   SettleStall *stall);
 
 /* Stuck: cycles worker cycles in a row changed nothing, or the backlog is stalled. */
 extern bool settle_pace_stuck(int cycles);

@@ -10,6 +10,6 @@
 extern bool settle_two_phase;
 
 /* Define settle.two_phase (from _PG_init). */
-extern void settle_posting_init(void);
+extern void settle_posting_define_settings(void);
 
 #endif							/* SETTLE_POSTING_H */

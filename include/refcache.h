@@ -7,8 +7,8 @@
 
 #include "postgres.h"
 
-/* Register the relcache callback (from _PG_init). */
-extern void settle_refcache_init(void);
+/* The relcache callback, registered by hooks.c. */
+extern void settle_refcache_relation_changed(Datum arg, Oid relid);
 
 /*
  * Whether a cache built at *generation is still good; if not, *generation is

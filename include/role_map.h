@@ -4,7 +4,12 @@
 #ifndef SETTLE_ROLE_MAP_H
 #define SETTLE_ROLE_MAP_H
 
-/* Install the DROP ROLE hook (from _PG_init). */
-extern void settle_role_map_init(void);
+#include "postgres.h"
+
+/*
+ * After a utility statement ran (hooks.c), with whether it was DROP ROLE:
+ * the dropped roles' participant mappings are removed.
+ */
+extern void settle_role_map_after_utility(bool was_drop_role);
 
 #endif							/* SETTLE_ROLE_MAP_H */

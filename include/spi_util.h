@@ -17,8 +17,8 @@ extern ArrayType *settle_int8_array(const int64 *values, int n);
 /*
  * The parameters of one statement, added in order ($1, $2, ...):
  *   SpiArgs a = {0};
- *   spi_arg(&a, INT8OID, Int64GetDatum(id));
- *   spi_arg_int8s(&a, amounts, n);
+ *   settle_spi_arg(&a, INT8OID, Int64GetDatum(id));
+ *   settle_spi_arg_int8s(&a, amounts, n);
  *   SPI_execute_with_args(sql, a.n, a.types, a.values, NULL, false, 0);
  */
 #define SETTLE_MAX_SPI_ARGS 16
@@ -29,10 +29,10 @@ typedef struct SpiArgs
 	Datum		values[SETTLE_MAX_SPI_ARGS];
 } SpiArgs;
 
-extern void spi_arg(SpiArgs *a, Oid type, Datum value);
+extern void settle_spi_arg(SpiArgs *a, Oid type, Datum value);
 /* bigint[] / text[] parameters from C arrays */
-extern void spi_arg_int8s(SpiArgs *a, const int64 *values, int n);
-extern void spi_arg_texts(SpiArgs *a, char **values, int n);
+extern void settle_spi_arg_int8s(SpiArgs *a, const int64 *values, int n);
+extern void settle_spi_arg_texts(SpiArgs *a, char **values, int n);
 
 /* Prepare and keep a plan, or raise with the statement's purpose. */
 extern SPIPlanPtr settle_keep_plan(const char *sql, int nargs, Oid *types, const char *what);

@@ -19,7 +19,7 @@ typedef struct SyncStandbyState
 } SyncStandbyState;
 
 /* Define settle.sync_standby_grace (from _PG_init). */
-extern void settle_sync_standby_init(void);
+extern void settle_sync_standby_define_settings(void);
 
 /* Whether synchronous standbys are configured at all (shared memory's view). */
 extern bool settle_sync_standbys_defined(void);

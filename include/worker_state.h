@@ -71,9 +71,11 @@ extern SettleShared *settle_shared;
 /* settle.max_databases: the slots, the most databases with a worker */
 extern int	settle_max_databases;
 
-/* From _PG_init: define settle.max_databases; while preloading, ask for the shared memory. */
+/* From _PG_init: define settle.max_databases. */
 extern void settle_worker_state_define_settings(void);
-extern void settle_worker_state_init(void);
+/* The shared memory of the slots: its size asked for, then attached (hooks.c, while preloaded). */
+extern void settle_worker_state_shmem_request(void);
+extern void settle_worker_state_shmem_startup(void);
 
 /* The slot serving a database, or -1. */
 extern int	settle_worker_slot_of(Oid dboid);

@@ -39,7 +39,7 @@
 int			settle_max_queued = 1000000;
 int			settle_max_queue_age_ms = 0;
 /*
- * settle.cycle_interval, registered with the cycle's settings (cycle.c): how
+ * settle.cycle_interval, registered with the cycle's settings (cycle_settings.c): how
  * often the worker takes the queue at the latest.  Here, below the cycle and
  * the worker that read it, because the backlog's own report reads it too.
  */
@@ -59,11 +59,6 @@ typedef struct SettleBacklogShared
 
 /* one per worker slot (worker_state.c): the queue of each database the launcher serves */
 static SettleBacklogShared *backlogs = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-static void backlog_shmem_request(void);
-static void backlog_shmem_startup(void);
 static SettleBacklogShared *my_backlog(void);
 static bool settle_backlog_fresh(const SettleBacklogShared *copy, TimestampTz now);
 
@@ -90,21 +85,17 @@ settle_backlog_define_settings(void)
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
-static void
-backlog_shmem_request(void)
+void
+settle_backlog_shmem_request(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(mul_size(settle_max_databases, sizeof(SettleBacklogShared))));
 }
 
-static void
-backlog_shmem_startup(void)
+void
+settle_backlog_shmem_startup(void)
 {
 	bool		found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	backlogs = ShmemInitStruct("settle backlog", mul_size(settle_max_databases, sizeof(SettleBacklogShared)), &found);
 	if (!found)
@@ -116,15 +107,6 @@ backlog_shmem_startup(void)
 			SpinLockInit(&backlogs[i].mutex);
 	}
 	LWLockRelease(AddinShmemInitLock);
-}
-
-void
-settle_backlog_shmem_init(void)
-{
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = backlog_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = backlog_shmem_startup;
 }
 
 /* This backend's database's queue, or NULL: the launcher serves no such database. */

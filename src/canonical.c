@@ -25,21 +25,21 @@ canon_next(StringInfo buf)
 }
 
 void
-canon_begin(StringInfo buf)
+settle_canon_begin(StringInfo buf)
 {
 	resetStringInfo(buf);
 	appendStringInfoChar(buf, '[');
 }
 
 void
-canon_int8(StringInfo buf, int64 v)
+settle_canon_int8(StringInfo buf, int64 v)
 {
 	canon_next(buf);
 	appendStringInfo(buf, INT64_FORMAT, v);
 }
 
 void
-canon_text(StringInfo buf, const char *s)
+settle_canon_text(StringInfo buf, const char *s)
 {
 	canon_next(buf);
 	if (s == NULL)
@@ -49,14 +49,14 @@ canon_text(StringInfo buf, const char *s)
 }
 
 void
-canon_null(StringInfo buf)
+settle_canon_null(StringInfo buf)
 {
 	canon_next(buf);
 	appendBinaryStringInfo(buf, "null", 4);
 }
 
 void
-canon_raw(StringInfo buf, const char *printed)
+settle_canon_raw(StringInfo buf, const char *printed)
 {
 	canon_next(buf);
 	appendStringInfoString(buf, printed == NULL ? "null" : printed);
@@ -68,23 +68,23 @@ canon_raw(StringInfo buf, const char *printed)
  * clock_timestamp()), and an infinite one is refused rather than hashed.
  */
 void
-canon_epoch_us(StringInfo buf, TimestampTz t)
+settle_canon_epoch_us(StringInfo buf, TimestampTz t)
 {
 	if (TIMESTAMP_NOT_FINITE(t))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("an audited row has an infinite timestamp")));
-	canon_int8(buf, t + UNIX_TO_PG_EPOCH_US);
+	settle_canon_int8(buf, t + UNIX_TO_PG_EPOCH_US);
 }
 
 void
-canon_end(StringInfo buf)
+settle_canon_end(StringInfo buf)
 {
 	appendStringInfoChar(buf, ']');
 }
 
 void
-canon_sha256(uint8 *out, const void *prefix, size_t plen,
+settle_canon_sha256(uint8 *out, const void *prefix, size_t plen,
 			 const void *a, size_t alen, const void *b, size_t blen)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
@@ -102,17 +102,17 @@ canon_sha256(uint8 *out, const void *prefix, size_t plen,
 }
 
 void
-canon_sha256_text(uint8 *out, const void *a, size_t alen, const StringInfo text)
+settle_canon_sha256_text(uint8 *out, const void *a, size_t alen, const StringInfo text)
 {
 	char	   *utf8 = pg_server_to_any(text->data, text->len, PG_UTF8);
 
-	canon_sha256(out, a, alen, utf8, strlen(utf8), NULL, 0);
+	settle_canon_sha256(out, a, alen, utf8, strlen(utf8), NULL, 0);
 	if (utf8 != text->data)
 		pfree(utf8);
 }
 
 bytea *
-canon_hash_bytea(const uint8 *h)
+settle_canon_hash_bytea(const uint8 *h)
 {
 	bytea	   *b = (bytea *) palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
 

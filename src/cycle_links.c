@@ -83,7 +83,7 @@ build_groups(const CycleState *cs, LinkGroups *g)
 }
 
 void
-settle_links_init(void)
+settle_links_define_settings(void)
 {
 	DefineCustomIntVariable("settle.link_timeout",
 							"How long a group of linked payments may wait for all of its members.",

@@ -32,22 +32,9 @@
 /* how long a database command waits for the worker to leave */
 #define LEAVE_WAIT_MS 5000
 
-static ProcessUtility_hook_type prev_process_utility = NULL;
 static bool callback_registered = false;
 static bool tell_at_commit = false;
 static bool recheck_at_commit = false;
-
-static void db_events_utility(PlannedStmt *pstmt, const char *queryString,
-							  bool readOnlyTree, ProcessUtilityContext context,
-							  ParamListInfo params, QueryEnvironment *queryEnv,
-							  DestReceiver *dest, QueryCompletion *qc);
-
-void
-settle_db_events_init(void)
-{
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = db_events_utility;
-}
 
 static void
 db_events_xact_callback(XactEvent event, void *arg)
@@ -167,18 +154,13 @@ database_in_the_way(Node *parsetree, bool *drop)
 	}
 }
 
-static void
-db_events_utility(PlannedStmt *pstmt, const char *queryString,
-				  bool readOnlyTree, ProcessUtilityContext context,
-				  ParamListInfo params, QueryEnvironment *queryEnv,
-				  DestReceiver *dest, QueryCompletion *qc)
+int
+settle_db_events_before_utility(Node *parsetree, bool *drop)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
-	bool		drop = false;
 	const char *in_the_way = NULL;
-	volatile bool was_drop;
-	volatile int paused = -1;
+	int			paused = -1;
 
+	*drop = false;
 	if (settle_shared != NULL)
 	{
 		if (IsA(parsetree, CreateExtensionStmt) &&
@@ -186,25 +168,19 @@ db_events_utility(PlannedStmt *pstmt, const char *queryString,
 			tell_launcher_at_commit(true);
 		else if (IsA(parsetree, CreatedbStmt))
 			tell_launcher_at_commit(false);
-		in_the_way = database_in_the_way(parsetree, &drop);
+		in_the_way = database_in_the_way(parsetree, drop);
 		if (in_the_way != NULL)
 			paused = pause_database(in_the_way);
 	}
-	was_drop = drop;
-	PG_TRY();
-	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		/* a dropped database's slot is freed by the launcher; anything else is served again */
-		if (paused >= 0 && !was_drop)
-			unpause(paused);
-		else if (paused >= 0)
-			settle_launcher_wake();
-	}
-	PG_END_TRY();
+	return paused;
+}
+
+void
+settle_db_events_after_utility(int paused, bool was_drop)
+{
+	/* a dropped database's slot is freed by the launcher; anything else is served again */
+	if (paused >= 0 && !was_drop)
+		unpause(paused);
+	else if (paused >= 0)
+		settle_launcher_wake();
 }

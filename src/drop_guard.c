@@ -4,7 +4,8 @@
  *
  * Lifecycle of the extension (docs/OPERATIONS.md, "Install and drop").  The
  * ledger and event tables refuse DELETE and TRUNCATE, but DROP EXTENSION
- * would remove them with everything else, silently.  This hook refuses it
+ * would remove them with everything else, silently.  This guard, called by
+ * the utility hook (hooks.c) before the statement runs, refuses it
  * (SE151) while settle.ledger_entry has a row, unless the operator set
  * settle.allow_drop = on (a superuser setting).  A drop that goes ahead also
  * removes what the extension created outside itself: the pg_cron jobs named
@@ -25,25 +26,18 @@
 #include "settle_errors.h"
 
 static bool settle_allow_drop = false;
-static ProcessUtility_hook_type prev_process_utility = NULL;
 
-static void drop_guard_utility(PlannedStmt *pstmt, const char *queryString,
-							   bool readOnlyTree, ProcessUtilityContext context,
-							   ParamListInfo params, QueryEnvironment *queryEnv,
-							   DestReceiver *dest, QueryCompletion *qc);
 static bool drops_settle(Node *stmt);
 static void before_drop(void);
 
 void
-settle_drop_guard_init(void)
+settle_drop_guard_define_settings(void)
 {
 	DefineCustomBoolVariable("settle.allow_drop",
 							 "Lets DROP EXTENSION settle remove a ledger that holds entries.",
 							 "Off: DROP EXTENSION settle is refused while settle.ledger_entry has a row.",
 							 &settle_allow_drop, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = drop_guard_utility;
 }
 
 /* Whether a statement is DROP EXTENSION naming settle. */
@@ -106,17 +100,9 @@ before_drop(void)
 	SPI_finish();
 }
 
-static void
-drop_guard_utility(PlannedStmt *pstmt, const char *queryString,
-				   bool readOnlyTree, ProcessUtilityContext context,
-				   ParamListInfo params, QueryEnvironment *queryEnv,
-				   DestReceiver *dest, QueryCompletion *qc)
+void
+settle_drop_guard_before_utility(Node *parsetree)
 {
-	if (drops_settle(pstmt->utilityStmt) && OidIsValid(get_extension_oid("settle", true)))
+	if (drops_settle(parsetree) && OidIsValid(get_extension_oid("settle", true)))
 		before_drop();
-
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 }

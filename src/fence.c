@@ -53,7 +53,7 @@ static const struct config_enum_entry fence_options[] = {
 static int	settle_fence = FENCE_AUTO;
 
 void
-settle_fence_init(void)
+settle_fence_define_settings(void)
 {
 	DefineCustomEnumVariable("settle.fence",
 							 "Fences a restored copy: no cycles, intake, rail traffic or calendar jobs.",

@@ -42,7 +42,7 @@ PG_FUNCTION_INFO_V1(settle_funding_advice_sql);
 bool		settle_record_liquidity_prices = true;
 
 void
-settle_funding_init(void)
+settle_funding_define_settings(void)
 {
 	DefineCustomBoolVariable("settle.liquidity_prices",
 							 "Record each cycle's LP price of every account's liquidity (settle.liquidity_price).",

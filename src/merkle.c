@@ -102,7 +102,7 @@ nodes_add(MerkleNodes *nodes, int16 level, int64 idx, const uint8 *h)
 	}
 	nodes->level[nodes->n] = level;
 	nodes->idx[nodes->n] = idx;
-	nodes->hash[nodes->n] = PointerGetDatum(canon_hash_bytea(h));
+	nodes->hash[nodes->n] = PointerGetDatum(settle_canon_hash_bytea(h));
 	nodes->n++;
 }
 
@@ -110,26 +110,26 @@ nodes_add(MerkleNodes *nodes, int16 level, int64 idx, const uint8 *h)
 static void
 leaf_content(StringInfo buf, const MerkleLeaf *l)
 {
-	canon_begin(buf);
-	canon_int8(buf, l->seq);
-	canon_int8(buf, l->entry_id);
-	canon_int8(buf, l->journal_id);
+	settle_canon_begin(buf);
+	settle_canon_int8(buf, l->seq);
+	settle_canon_int8(buf, l->entry_id);
+	settle_canon_int8(buf, l->journal_id);
 	if (l->batch_null)
-		canon_null(buf);
+		settle_canon_null(buf);
 	else
-		canon_int8(buf, l->batch_id);
+		settle_canon_int8(buf, l->batch_id);
 	if (l->payment_null)
-		canon_null(buf);
+		settle_canon_null(buf);
 	else
-		canon_int8(buf, l->payment_id);
-	canon_text(buf, l->participant_id);
-	canon_text(buf, l->account_id);
-	canon_text(buf, l->currency);
-	canon_int8(buf, l->amount);
-	canon_epoch_us(buf, l->posted_at);
-	canon_int8(buf, l->account_seq);
-	canon_int8(buf, l->balance_after);
-	canon_end(buf);
+		settle_canon_int8(buf, l->payment_id);
+	settle_canon_text(buf, l->participant_id);
+	settle_canon_text(buf, l->account_id);
+	settle_canon_text(buf, l->currency);
+	settle_canon_int8(buf, l->amount);
+	settle_canon_epoch_us(buf, l->posted_at);
+	settle_canon_int8(buf, l->account_seq);
+	settle_canon_int8(buf, l->balance_after);
+	settle_canon_end(buf);
 }
 
 /* The next sealed entries after leaf seq `done`, in seq order (at most a chunk). */
@@ -311,12 +311,12 @@ insert_leaves(const MerkleLeaf *leaves, int n)
 		balance[i] = leaves[i].balance_after;
 		salt[i] = PointerGetDatum(s);
 	}
-	spi_arg_int8s(&args, seq, n);
-	spi_arg_int8s(&args, entry, n);
-	spi_arg_texts(&args, account, n);
-	spi_arg_int8s(&args, account_seq, n);
-	spi_arg_int8s(&args, balance, n);
-	spi_arg(&args, BYTEAARRAYOID,
+	settle_spi_arg_int8s(&args, seq, n);
+	settle_spi_arg_int8s(&args, entry, n);
+	settle_spi_arg_texts(&args, account, n);
+	settle_spi_arg_int8s(&args, account_seq, n);
+	settle_spi_arg_int8s(&args, balance, n);
+	settle_spi_arg(&args, BYTEAARRAYOID,
 			PointerGetDatum(construct_array(salt, n, BYTEAOID, -1, false, TYPALIGN_INT)));
 	if (settle_spi_execute("INSERT INTO settle.ledger_leaf (seq, entry_id, account_id, account_seq, balance_after, salt)"
 						   " SELECT unnest($1), unnest($2), unnest($3), unnest($4), unnest($5), unnest($6)",
@@ -335,10 +335,10 @@ insert_nodes(const MerkleNodes *nodes)
 
 	for (int i = 0; i < nodes->n; i++)
 		levels[i] = Int16GetDatum(nodes->level[i]);
-	spi_arg(&args, INT2ARRAYOID,
+	settle_spi_arg(&args, INT2ARRAYOID,
 			PointerGetDatum(construct_array(levels, nodes->n, INT2OID, sizeof(int16), true, TYPALIGN_SHORT)));
-	spi_arg_int8s(&args, nodes->idx, nodes->n);
-	spi_arg(&args, BYTEAARRAYOID,
+	settle_spi_arg_int8s(&args, nodes->idx, nodes->n);
+	settle_spi_arg(&args, BYTEAARRAYOID,
 			PointerGetDatum(construct_array(nodes->hash, nodes->n, BYTEAOID, -1, false, TYPALIGN_INT)));
 	if (settle_spi_execute("INSERT INTO settle.ledger_merkle_node (level, idx, hash)"
 						   " SELECT unnest($1), unnest($2), unnest($3)",
@@ -380,7 +380,7 @@ extend_round(int64 done)
 					 errmsg("could not generate a random salt for a statement Merkle leaf")));
 		memcpy(prefix + 1, l->salt, MERKLE_SALT_LEN);
 		leaf_content(&content, l);
-		canon_sha256_text(level_hashes + i * PG_SHA256_DIGEST_LENGTH, prefix, sizeof(prefix), &content);
+		settle_canon_sha256_text(level_hashes + i * PG_SHA256_DIGEST_LENGTH, prefix, sizeof(prefix), &content);
 		nodes_add(&nodes, 0, l->seq - 1, level_hashes + i * PG_SHA256_DIGEST_LENGTH);
 	}
 	total = done + n;
@@ -412,7 +412,7 @@ extend_round(int64 done)
 			}
 			else
 				l = level_hashes + (2 * p - first) * PG_SHA256_DIGEST_LENGTH;
-			canon_sha256(up + (p - p0) * PG_SHA256_DIGEST_LENGTH, "\x01", 1,
+			settle_canon_sha256(up + (p - p0) * PG_SHA256_DIGEST_LENGTH, "\x01", 1,
 						 l, PG_SHA256_DIGEST_LENGTH, r, PG_SHA256_DIGEST_LENGTH);
 			nodes_add(&nodes, (int16) level, p, up + (p - p0) * PG_SHA256_DIGEST_LENGTH);
 		}

@@ -69,8 +69,8 @@ settle_origin_copy(const char **why)
 	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	spi_arg(&a, INT8OID, Int64GetDatum((int64) GetSystemIdentifier()));
-	spi_arg(&a, OIDOID, ObjectIdGetDatum(MyDatabaseId));
+	settle_spi_arg(&a, INT8OID, Int64GetDatum((int64) GetSystemIdentifier()));
+	settle_spi_arg(&a, OIDOID, ObjectIdGetDatum(MyDatabaseId));
 	ret = SPI_execute_with_args("SELECT o.database_name::text, o.system_identifier::text, o.database_oid::text"
 								"  FROM settle.origin o"
 								" WHERE o.kind OPERATOR(pg_catalog.=) 'created'"

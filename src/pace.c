@@ -297,8 +297,6 @@ settle_pace_cycle_starting(TimestampTz now)
 {
 	SettleArrivals a;
 
-	/* what the last cycle did is forgotten: a round that runs no cycle must not reuse it */
-	memset(&settle_cycle_outcome, 0, sizeof(settle_cycle_outcome));
 	settle_backlog_take(&a);
 	if (pace.cycle_started_at != 0 && now > pace.cycle_started_at)
 	{
@@ -314,9 +312,8 @@ settle_pace_cycle_starting(TimestampTz now)
 }
 
 bool
-settle_pace_cycle_finished(TimestampTz now, bool committed, SettleStall *stall)
+settle_pace_cycle_finished(TimestampTz now, bool committed, const SettleCycleOutcome *o, SettleStall *stall)
 {
-	const SettleCycleOutcome *o = &settle_cycle_outcome;
 	SettleBacklogReport report;
 	bool		progress;
 	bool		stalled_now;

@@ -19,7 +19,7 @@
  * build_legs computes the entries once; post_direct and post_two_phase
  * write them.  Everything is written with a handful of set-based statements
  * (unnest of arrays), whatever the number of payments.  This file owns
- * settle.two_phase (settle_posting_init).
+ * settle.two_phase (settle_posting_define_settings).
  */
 #include "postgres.h"
 
@@ -88,7 +88,7 @@ static void post_two_phase(CycleState *cs);
 
 /* Define settle.two_phase (from _PG_init). */
 void
-settle_posting_init(void)
+settle_posting_define_settings(void)
 {
 	DefineCustomBoolVariable("settle.two_phase",
 							 "Cycles reserve, and the rail's confirmations post (see docs/SETTLEMENT_FLOW.md).",
@@ -281,7 +281,7 @@ create_journal(CycleState *cs)
 	SpiArgs		a = {0};
 	bool		isnull;
 
-	spi_arg(&a, INT8OID, Int64GetDatum(cs->cycle_id));
+	settle_spi_arg(&a, INT8OID, Int64GetDatum(cs->cycle_id));
 	if (settle_spi_execute("INSERT INTO settle.journal (kind, cycle_id) VALUES ('settlement', $1)"
 							  " RETURNING journal_id", a.n, a.types, a.values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not create the settlement journal");
@@ -296,7 +296,7 @@ create_settlement_accounts(const PostingLegs *legs)
 
 	if (legs->n_settlement_ccy == 0)
 		return;
-	spi_arg_texts(&a, legs->settlement_ccy, legs->n_settlement_ccy);
+	settle_spi_arg_texts(&a, legs->settlement_ccy, legs->n_settlement_ccy);
 	if (settle_spi_execute("SELECT settle._operator_account('settlement', c) FROM unnest($1) c",
 							  a.n, a.types, a.values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not create settlement accounts");
@@ -337,16 +337,16 @@ write_batches(CycleState *cs, bool two_phase)
 		b_fee[nb] = w->credit_total != w->debit_total ? w->fee : 0;
 		nb++;
 	}
-	spi_arg(&a, INT8OID, Int64GetDatum(cs->cycle_id));
-	spi_arg_int8s(&a, b_id, nb);
-	spi_arg_texts(&a, b_participant, nb);
-	spi_arg_texts(&a, b_currency, nb);
-	spi_arg_int8s(&a, b_debit, nb);
-	spi_arg_int8s(&a, b_credit, nb);
-	spi_arg_int8s(&a, b_legs, nb);
-	spi_arg_int8s(&a, b_fee, nb);
-	spi_arg(&a, BOOLOID, BoolGetDatum(two_phase));
-	spi_arg(&a, INT8OID, Int64GetDatum(two_phase ? 0 : cs->journal_id));
+	settle_spi_arg(&a, INT8OID, Int64GetDatum(cs->cycle_id));
+	settle_spi_arg_int8s(&a, b_id, nb);
+	settle_spi_arg_texts(&a, b_participant, nb);
+	settle_spi_arg_texts(&a, b_currency, nb);
+	settle_spi_arg_int8s(&a, b_debit, nb);
+	settle_spi_arg_int8s(&a, b_credit, nb);
+	settle_spi_arg_int8s(&a, b_legs, nb);
+	settle_spi_arg_int8s(&a, b_fee, nb);
+	settle_spi_arg(&a, BOOLOID, BoolGetDatum(two_phase));
+	settle_spi_arg(&a, INT8OID, Int64GetDatum(two_phase ? 0 : cs->journal_id));
 
 	if (settle_spi_execute(
 							  "WITH b AS ("
@@ -380,12 +380,12 @@ write_entries(CycleState *cs, const PostingLegs *legs, bool two_phase)
 {
 	SpiArgs		args = {0};
 
-	spi_arg(&args, INT8OID, Int64GetDatum(two_phase ? cs->cycle_id : cs->journal_id));
-	spi_arg_int8s(&args, legs->batch, legs->n);
-	spi_arg_int8s(&args, legs->payment, legs->n);
-	spi_arg_texts(&args, legs->account, legs->n);
-	spi_arg_texts(&args, legs->currency, legs->n);
-	spi_arg_int8s(&args, legs->amount, legs->n);
+	settle_spi_arg(&args, INT8OID, Int64GetDatum(two_phase ? cs->cycle_id : cs->journal_id));
+	settle_spi_arg_int8s(&args, legs->batch, legs->n);
+	settle_spi_arg_int8s(&args, legs->payment, legs->n);
+	settle_spi_arg_texts(&args, legs->account, legs->n);
+	settle_spi_arg_texts(&args, legs->currency, legs->n);
+	settle_spi_arg_int8s(&args, legs->amount, legs->n);
 	if (settle_spi_execute(two_phase
 							  ? "INSERT INTO settle.reservation (cycle_id, batch_id, payment_id, account_id, currency, amount)"
 							  " SELECT $1, u.b, nullif(u.p, 0), u.a, u.c, u.m FROM " ENTRY_ROWS
@@ -422,9 +422,9 @@ reserve_funds(CycleState *cs, const PostingLegs *legs)
 		debits[nd] = delta[i] < 0 ? -delta[i] : 0;
 		credits[nd++] = delta[i] > 0 ? delta[i] : 0;
 	}
-	spi_arg_texts(&args, ids, nd);
-	spi_arg_int8s(&args, debits, nd);
-	spi_arg_int8s(&args, credits, nd);
+	settle_spi_arg_texts(&args, ids, nd);
+	settle_spi_arg_int8s(&args, debits, nd);
+	settle_spi_arg_int8s(&args, credits, nd);
 	if (settle_spi_execute(
 							  "UPDATE settle.account a SET pending_debit = a.pending_debit + d.dr,"
 							  "       pending_credit = a.pending_credit + d.cr, updated_at = clock_timestamp()"
@@ -453,8 +453,8 @@ update_balances(CycleState *cs, const PostingLegs *legs)
 			: psprintf("_settlement.%s", cs->currencies[i - cs->n_accounts].code);
 		amounts[nd++] = delta[i];
 	}
-	spi_arg_texts(&args, ids, nd);
-	spi_arg_int8s(&args, amounts, nd);
+	settle_spi_arg_texts(&args, ids, nd);
+	settle_spi_arg_int8s(&args, amounts, nd);
 	if (settle_spi_execute(
 							  "UPDATE settle.account a SET balance = a.balance + d.delta, updated_at = clock_timestamp()"
 							  "  FROM (SELECT unnest($1) id, unnest($2) delta) d WHERE a.account_id = d.id",
@@ -469,12 +469,12 @@ settle_payments(CycleState *cs, const PostingLegs *legs, bool two_phase)
 {
 	SpiArgs		args = {0};
 
-	spi_arg(&args, INT8OID, Int64GetDatum(cs->cycle_id));
-	spi_arg_int8s(&args, legs->settled_ids, legs->n_settled);
-	spi_arg_int8s(&args, legs->settled_credit, legs->n_settled);
-	spi_arg_texts(&args, legs->settled_rate, legs->n_settled);
-	spi_arg(&args, INT8OID, Int64GetDatum(cs->journal_id));
-	spi_arg(&args, BOOLOID, BoolGetDatum(two_phase));
+	settle_spi_arg(&args, INT8OID, Int64GetDatum(cs->cycle_id));
+	settle_spi_arg_int8s(&args, legs->settled_ids, legs->n_settled);
+	settle_spi_arg_int8s(&args, legs->settled_credit, legs->n_settled);
+	settle_spi_arg_texts(&args, legs->settled_rate, legs->n_settled);
+	settle_spi_arg(&args, INT8OID, Int64GetDatum(cs->journal_id));
+	settle_spi_arg(&args, BOOLOID, BoolGetDatum(two_phase));
 	if (settle_spi_execute(
 							  "WITH s AS ("
 							  " UPDATE settle.payment p SET status = CASE WHEN $6 THEN 'reserved' ELSE 'settled' END,"
@@ -506,7 +506,7 @@ post_cycle(CycleState *cs)
 	SpiArgs		args = {0};
 	bool		isnull;
 
-	spi_arg(&args, INT8OID, Int64GetDatum(cs->cycle_id));
+	settle_spi_arg(&args, INT8OID, Int64GetDatum(cs->cycle_id));
 	if (settle_spi_execute("SELECT settle._post_cycle($1)", args.n, args.types, args.values,
 							  NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not post the cycle");

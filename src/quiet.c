@@ -189,8 +189,8 @@ settle_quiet_skip(int *n_skip, char **new_from_xid, int64 *skipped, int64 *skipp
 	{
 		SpiArgs		a = {0};
 
-		spi_arg_texts(&a, quiet, n_quiet);
-		spi_arg(&a, TEXTOID, CStringGetTextDatum(prev_xmin));
+		settle_spi_arg_texts(&a, quiet, n_quiet);
+		settle_spi_arg(&a, TEXTOID, CStringGetTextDatum(prev_xmin));
 		/*
 		 * the account, or its participant: a change of the participant's
 		 * limits or reservations (issue #33) touches its row
@@ -217,7 +217,7 @@ settle_quiet_skip(int *n_skip, char **new_from_xid, int64 *skipped, int64 *skipp
 		int64	   *n_old;
 		int64	   *oldest;
 
-		spi_arg(&a, TEXTOID, CStringGetTextDatum(prev_xmin));
+		settle_spi_arg(&a, TEXTOID, CStringGetTextDatum(prev_xmin));
 		if (settle_spi_execute("SELECT q.source_account, q.destination_account, pg_catalog.bool_or(q.new),"
 								 "       pg_catalog.count(*) FILTER (WHERE NOT q.new),"
 								 "       coalesce(pg_catalog.min(q.payment_id) FILTER (WHERE NOT q.new), 0)"

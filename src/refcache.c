@@ -38,20 +38,15 @@ PG_FUNCTION_INFO_V1(settle_reference_changed);
 static uint64 generation = 1;
 static List *watched = NIL;		/* OIDs, in TopMemoryContext */
 
-static void relcache_changed(Datum arg, Oid relid);
-
-/* Count an invalidation of a watched table, or of every relation. */
-static void
-relcache_changed(Datum arg, Oid relid)
+/*
+ * The relcache callback (hooks.c registers it): count an invalidation of a
+ * watched table, or of every relation.
+ */
+void
+settle_refcache_relation_changed(Datum arg, Oid relid)
 {
 	if (!OidIsValid(relid) || list_member_oid(watched, relid))
 		generation++;
-}
-
-void
-settle_refcache_init(void)
-{
-	CacheRegisterRelcacheCallback(relcache_changed, (Datum) 0);
 }
 
 bool

@@ -3,7 +3,8 @@
  *
  * Part of security (src/sql/90_security.sql).  settle.participant_role maps
  * a login to a participant by the role's OID, so a role dropped and created
- * again under the same name inherits nothing.  This hook also removes the
+ * again under the same name inherits nothing.  Called by the utility hook
+ * (hooks.c) after the statement ran, it also removes the
  * mapping of a role DROP ROLE removes, in the same transaction, when the
  * database it runs in has settle (roles are cluster-wide: mappings left in
  * other databases are removed by settle.forget_dropped_roles(), which
@@ -26,12 +27,6 @@
 #include "guard.h"
 #include "role_map.h"
 
-static ProcessUtility_hook_type prev_process_utility = NULL;
-
-static void settle_process_utility(PlannedStmt *pstmt, const char *queryString,
-								   bool readOnlyTree, ProcessUtilityContext context,
-								   ParamListInfo params, QueryEnvironment *queryEnv,
-								   DestReceiver *dest, QueryCompletion *qc);
 static void forget_dropped_roles(void);
 static Oid	rel_owner(Oid relid);
 
@@ -49,28 +44,11 @@ rel_owner(Oid relid)
 	return owner;
 }
 
+/* After a utility statement ran (hooks.c): a DROP ROLE's roles lose their mappings. */
 void
-settle_role_map_init(void)
+settle_role_map_after_utility(bool was_drop_role)
 {
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = settle_process_utility;
-}
-
-/* Run the statement; after a DROP ROLE, remove the dropped roles' mappings. */
-static void
-settle_process_utility(PlannedStmt *pstmt, const char *queryString,
-					   bool readOnlyTree, ProcessUtilityContext context,
-					   ParamListInfo params, QueryEnvironment *queryEnv,
-					   DestReceiver *dest, QueryCompletion *qc)
-{
-	bool		drop_role = IsA(pstmt->utilityStmt, DropRoleStmt);
-
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-
-	if (drop_role && IsTransactionState() && !RecoveryInProgress() &&
+	if (was_drop_role && IsTransactionState() && !RecoveryInProgress() &&
 		OidIsValid(get_extension_oid("settle", true)))
 		forget_dropped_roles();
 }

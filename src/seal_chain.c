@@ -77,21 +77,21 @@ entry_content(StringInfo buf, HeapTuple t, TupleDesc d)
 {
 	bool		isnull;
 
-	canon_begin(buf);
+	settle_canon_begin(buf);
 	for (int col = 1; col <= 4; col++)
 	{
 		int64		v = column_int8(t, d, col, &isnull);
 
 		if (isnull)
-			canon_null(buf);
+			settle_canon_null(buf);
 		else
-			canon_int8(buf, v);
+			settle_canon_int8(buf, v);
 	}
-	canon_text(buf, SPI_getvalue(t, d, 5));
-	canon_text(buf, SPI_getvalue(t, d, 6));
-	canon_int8(buf, column_int8(t, d, 7, &isnull));
-	canon_epoch_us(buf, DatumGetTimestampTz(SPI_getbinval(t, d, 8, &isnull)));
-	canon_end(buf);
+	settle_canon_text(buf, SPI_getvalue(t, d, 5));
+	settle_canon_text(buf, SPI_getvalue(t, d, 6));
+	settle_canon_int8(buf, column_int8(t, d, 7, &isnull));
+	settle_canon_epoch_us(buf, DatumGetTimestampTz(SPI_getbinval(t, d, 8, &isnull)));
+	settle_canon_end(buf);
 }
 
 /* settle._event_content: [event_id, occurred_at, entity, entity_id, event_type, from_status, to_status, details] */
@@ -100,14 +100,14 @@ event_content(StringInfo buf, HeapTuple t, TupleDesc d)
 {
 	bool		isnull;
 
-	canon_begin(buf);
-	canon_int8(buf, column_int8(t, d, 1, &isnull));
-	canon_epoch_us(buf, DatumGetTimestampTz(SPI_getbinval(t, d, 2, &isnull)));
+	settle_canon_begin(buf);
+	settle_canon_int8(buf, column_int8(t, d, 1, &isnull));
+	settle_canon_epoch_us(buf, DatumGetTimestampTz(SPI_getbinval(t, d, 2, &isnull)));
 	for (int col = 3; col <= 7; col++)
-		canon_text(buf, SPI_getvalue(t, d, col));
+		settle_canon_text(buf, SPI_getvalue(t, d, col));
 	/* jsonb's own text, nested as jsonb_build_array nests it */
-	canon_raw(buf, SPI_getvalue(t, d, 8));
-	canon_end(buf);
+	settle_canon_raw(buf, SPI_getvalue(t, d, 8));
+	settle_canon_end(buf);
 }
 
 /*
@@ -180,18 +180,18 @@ settle_chain_append(PG_FUNCTION_ARGS)
 			uint8		h[PG_SHA256_DIGEST_LENGTH];
 
 			spec->content(&content, rows->vals[i], rows->tupdesc);
-			canon_sha256_text(h, prev, PG_SHA256_DIGEST_LENGTH, &content);
+			settle_canon_sha256_text(h, prev, PG_SHA256_DIGEST_LENGTH, &content);
 			seqs[i] = ++seq;
 			ids[i] = column_int8(rows->vals[i], rows->tupdesc, 1, &isnull);
-			prev_hashes[i] = PointerGetDatum(canon_hash_bytea(prev));
-			hashes[i] = PointerGetDatum(canon_hash_bytea(h));
+			prev_hashes[i] = PointerGetDatum(settle_canon_hash_bytea(prev));
+			hashes[i] = PointerGetDatum(settle_canon_hash_bytea(h));
 			memcpy(prev, h, PG_SHA256_DIGEST_LENGTH);
 		}
-		spi_arg_int8s(&args, seqs, n);
-		spi_arg_int8s(&args, ids, n);
-		spi_arg(&args, BYTEAARRAYOID,
+		settle_spi_arg_int8s(&args, seqs, n);
+		settle_spi_arg_int8s(&args, ids, n);
+		settle_spi_arg(&args, BYTEAARRAYOID,
 				PointerGetDatum(construct_array(prev_hashes, n, BYTEAOID, -1, false, TYPALIGN_INT)));
-		spi_arg(&args, BYTEAARRAYOID,
+		settle_spi_arg(&args, BYTEAARRAYOID,
 				PointerGetDatum(construct_array(hashes, n, BYTEAOID, -1, false, TYPALIGN_INT)));
 		if (settle_spi_execute(spec->insert, args.n, args.types, args.values, NULL, false, 0) != SPI_OK_INSERT ||
 			SPI_processed != (uint64) n)

@@ -1,5 +1,6 @@
 /*
- * settle.c -- module entry: the GUCs no other module owns, and background-worker registration.
+ * settle.c -- module entry: the GUCs no other module owns, every concern's
+ * settings, the hooks (hooks.c) and background-worker registration.
  *
  * settle is meant to be in shared_preload_libraries (the launcher, which
  * starts a settlement worker per database with the extension, is
@@ -16,10 +17,9 @@
 #include "drop_guard.h"
 #include "fence.h"
 #include "funding_advice.h"
+#include "hooks.h"
 #include "intake.h"
 #include "posting.h"
-#include "refcache.h"
-#include "role_map.h"
 #include "launcher.h"
 #include "sync_standby.h"
 #include "worker.h"
@@ -65,13 +65,13 @@ _PG_init(void)
 							60000, 1, 86400000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
-	settle_cycle_init();
-	settle_funding_init();
-	settle_submit_init();
-	settle_posting_init();
-	settle_drop_guard_init();
-	settle_fence_init();
-	settle_sync_standby_init();
+	settle_cycle_define_settings();
+	settle_funding_define_settings();
+	settle_submit_init();		/* settings only; to be named _define_settings (issue #35) */
+	settle_posting_define_settings();
+	settle_drop_guard_define_settings();
+	settle_fence_define_settings();
+	settle_sync_standby_define_settings();
 	settle_launcher_define_settings();
 	settle_worker_state_define_settings();
 	settle_backlog_define_settings();
@@ -79,15 +79,13 @@ _PG_init(void)
 	settle_quiet_define_settings();
 	settle_deep_define_settings();
 	MarkGUCPrefixReserved("settle");
-	settle_role_map_init();
-	settle_refcache_init();
+
+	/* every hook and callback, in one place and order (hooks.c) */
+	settle_hooks_install(process_shared_preload_libraries_in_progress);
 
 	if (process_shared_preload_libraries_in_progress)
 	{
 		settle_preloaded = true;
-		settle_worker_state_init();
-		settle_backlog_shmem_init();
-		settle_db_events_init();
 		settle_launcher_register();
 	}
 }

@@ -245,7 +245,7 @@ prepare_work(Work *w)
 
 	if (bad)
 		return bad;
-	if (!solver_alloc_work(w) || !solver_build_units(w) || !solver_decompose(w))
+	if (!settle_solver_alloc_work(w) || !settle_solver_build_units(w) || !settle_solver_decompose(w))
 		return "out of memory";
 	for (i = 0; i < w->p->n_payments; i++)
 		w->density[i] = w->p->payments[i].penalty / (double) w->p->payments[i].debit;
@@ -260,13 +260,13 @@ heuristic(Work *w, bool *sel, const int *members, int n, bool search)
 
 	for (j = 0; j < n; j++)
 		sel[members[j]] = true;
-	solver_build_lists(w, members, n);
-	solver_repair(w, sel, members, n);
-	solver_drop_unprofitable(w, sel, members, n);
-	solver_refill(w, sel, members, n);
+	settle_solver_build_lists(w, members, n);
+	settle_solver_repair(w, sel, members, n);
+	settle_solver_drop_unprofitable(w, sel, members, n);
+	settle_solver_refill(w, sel, members, n);
 	if (search)
-		solver_local_search(w, sel, members, n);
-	if (!solver_component_feasible(w, sel, members, n))
+		settle_solver_local_search(w, sel, members, n);
+	if (!settle_solver_component_feasible(w, sel, members, n))
 		for (j = 0; j < n; j++)
 			sel[members[j]] = false;	/* cannot happen; nothing is always feasible */
 }
@@ -283,21 +283,21 @@ settle_solve_greedy(const SolverProblem *problem, bool *settle)
 	memset(settle, 0, sizeof(bool) * problem->n_payments);
 	if (prepare_work(&w) != NULL)
 	{
-		solver_free_work(&w);
+		settle_solver_free_work(&w);
 		return;
 	}
 	/* the local search gets the same share of the time limit as in settle_solve */
 	if (problem->time_limit_ms > 0)
-		w.ls_deadline_ms = solver_now_ms() + LS_SHARE * problem->time_limit_ms;
+		w.ls_deadline_ms = settle_solver_now_ms() + LS_SHARE * problem->time_limit_ms;
 	for (c = 0; c < w.n_comps; c++)
 	{
 		const int  *members = w.order + w.comp_start[c];
 		int			n = w.comp_start[c + 1] - w.comp_start[c];
 
 		heuristic(&w, settle, members, n, true);
-		solver_complete(&w, settle, members, n);
+		settle_solver_complete(&w, settle, members, n);
 	}
-	solver_free_work(&w);
+	settle_solver_free_work(&w);
 }
 
 /* Repair, search from a candidate; keep it in w->best if it is cheaper. */
@@ -307,12 +307,12 @@ try_candidate(Work *w, bool *cand, const int *members, int n, double *best_obj)
 	double		obj;
 	int			j;
 
-	solver_whole_groups(w, cand, members, n);	/* a rounding may split a group */
-	solver_repair(w, cand, members, n);
-	solver_local_search(w, cand, members, n);
-	if (!solver_component_feasible(w, cand, members, n))
+	settle_solver_whole_groups(w, cand, members, n);	/* a rounding may split a group */
+	settle_solver_repair(w, cand, members, n);
+	settle_solver_local_search(w, cand, members, n);
+	if (!settle_solver_component_feasible(w, cand, members, n))
 		return;					/* cannot happen: repair is exact; never trust it */
-	obj = solver_objective(w, cand, members, n);
+	obj = settle_solver_objective(w, cand, members, n);
 	if (obj < *best_obj)
 	{
 		*best_obj = obj;
@@ -334,13 +334,13 @@ try_lp(Work *w, const int *members, int n, double *best_obj, Outcome *o)
 
 	for (j = 0; j < n; j++)
 		w->cand[members[j]] = false;
-	if (!solver_solve_model(w, members, n, false, NULL, w->best, w->cand,
+	if (!settle_solver_solve_model(w, members, n, false, NULL, w->best, w->cand,
 							&o->lp_obj, &o->lp_weight, &proved))
 		return false;
 	if (w->have_duals)
-		solver_order_by_reduced_value(w, members, n);
+		settle_solver_order_by_reduced_value(w, members, n);
 	try_candidate(w, w->cand, members, n, best_obj);
-	if (!solver_out_of_ls_time(w))
+	if (!settle_solver_out_of_ls_time(w))
 	{
 		for (j = 0; j < n; j++)
 			w->cand[members[j]] = w->lpx[members[j]] >= 0.5;
@@ -363,14 +363,14 @@ try_mip(Work *w, const int *members, int n, double *best_obj, bool *proved)
 
 	for (j = 0; j < n; j++)
 		w->cand[members[j]] = false;
-	if (!solver_solve_model(w, members, n, true, w->best, NULL, w->cand,
+	if (!settle_solver_solve_model(w, members, n, true, w->best, NULL, w->cand,
 							&mip_obj_lp, &mip_weight, proved))
 		return false;
 	/* the MIP holds every group whole; never trust it */
-	solver_whole_groups(w, w->cand, members, n);
-	if (!solver_component_feasible(w, w->cand, members, n))
+	settle_solver_whole_groups(w, w->cand, members, n);
+	if (!settle_solver_component_feasible(w, w->cand, members, n))
 		return false;
-	obj = solver_objective(w, w->cand, members, n);
+	obj = settle_solver_objective(w, w->cand, members, n);
 	if (obj < *best_obj)
 	{
 		*best_obj = obj;
@@ -390,15 +390,15 @@ solve_component(Work *w, const int *members, int n, bool *settle, Outcome *o)
 	memset(o, 0, sizeof(*o));
 	w->have_duals = false;
 	heuristic(w, w->best, members, n, false);
-	best_obj = solver_objective(w, w->best, members, n);
-	solver_probe(w, members, n);
+	best_obj = settle_solver_objective(w, w->best, members, n);
+	settle_solver_probe(w, members, n);
 	w->effort = 0;
-	if (!solver_out_of_time(w))
+	if (!settle_solver_out_of_time(w))
 		o->got_lp = try_lp(w, members, n, &best_obj, o);
 	/* kicks, unless the rounding already met the LP bound */
 	if (o->got_lp && best_obj > o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
-		solver_iterated_search(w, members, n, &best_obj);
-	if (o->got_lp && n <= w->p->mip_max_payments && !solver_out_of_time(w) &&
+		settle_solver_iterated_search(w, members, n, &best_obj);
+	if (o->got_lp && n <= w->p->mip_max_payments && !settle_solver_out_of_time(w) &&
 		best_obj > o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
 		o->mip = try_mip(w, members, n, &best_obj, &o->proved);
 	else if (o->got_lp && best_obj <= o->lp_obj + 1e-9 * (1 + fabs(o->lp_obj)))
@@ -406,20 +406,20 @@ solve_component(Work *w, const int *members, int n, bool *settle, Outcome *o)
 	if (!o->got_lp)
 	{
 		/* no LP: H, improved by the local search if time is left */
-		if (!solver_out_of_ls_time(w))
+		if (!settle_solver_out_of_ls_time(w))
 		{
 			for (j = 0; j < n; j++)
 				w->cand[members[j]] = w->best[members[j]];
-			solver_local_search(w, w->cand, members, n);
-			if (solver_objective(w, w->cand, members, n) < best_obj)
+			settle_solver_local_search(w, w->cand, members, n);
+			if (settle_solver_objective(w, w->cand, members, n) < best_obj)
 				for (j = 0; j < n; j++)
 					w->best[members[j]] = w->cand[members[j]];
 		}
 		o->lp_obj = -1;
 	}
 	/* maximal: whatever still fits and pays for itself is added (issue #27) */
-	solver_complete(w, w->best, members, n);
-	best_obj = solver_objective(w, w->best, members, n);
+	settle_solver_complete(w, w->best, members, n);
+	best_obj = settle_solver_objective(w, w->best, members, n);
 	for (j = 0; j < n; j++)
 		settle[members[j]] = w->best[members[j]];
 	o->obj = best_obj;
@@ -443,7 +443,7 @@ greedy_after_glpk_error(Work *w, SolverResult *result)
 		int			n = w->comp_start[c + 1] - w->comp_start[c];
 
 		heuristic(w, result->settle, members, n, false);
-		solver_complete(w, result->settle, members, n);
+		settle_solver_complete(w, result->settle, members, n);
 	}
 	strcpy(result->method, "greedy (GLPK error)");
 	result->lp_bound = -1;
@@ -482,7 +482,7 @@ start_solve(const SolverProblem *problem, SolverResult *result, double start)
 		snprintf(result->message, sizeof(result->message), "%s%s",
 				 strcmp(bad, "out of memory") == 0 ? "" : "invalid input: ", bad);
 		if (w)
-			solver_free_work(w);
+			settle_solver_free_work(w);
 		free(w);
 		result->status = SOLVER_ERROR;
 		return NULL;
@@ -518,9 +518,9 @@ interrupted_exit(Work *w, SolverResult *result, double start)
 	glp_error_hook(NULL, NULL);
 	glp_term_hook(NULL, NULL);
 	memset(result->settle, 0, sizeof(bool) * w->p->n_payments);
-	solver_free_work(w);
+	settle_solver_free_work(w);
 	free(w);
-	result->solve_ms = solver_now_ms() - start;
+	result->solve_ms = settle_solver_now_ms() - start;
 	strcpy(result->method, "interrupted");
 	return result->status = SOLVER_INTERRUPTED;
 }
@@ -536,20 +536,20 @@ finish_solve(Work *w, SolverResult *result, double start,
 
 	glp_error_hook(NULL, NULL);
 	glp_term_hook(NULL, NULL);
-	if (solver_stop_requested(w))
+	if (settle_solver_stop_requested(w))
 		return interrupted_exit(w, result, start);
 	result->mip_components = mip_done;
 	result->settled_weight = 0;
 	result->objective = 0;
 	for (c = 0; c < w->n_comps; c++)
-		result->objective += solver_objective(w, result->settle, w->order + w->comp_start[c],
+		result->objective += settle_solver_objective(w, result->settle, w->order + w->comp_start[c],
 											  w->comp_start[c + 1] - w->comp_start[c]);
 	for (i = 0; i < problem->n_payments; i++)
 		if (result->settle[i])
 			result->settled_weight += problem->payments[i].penalty;
-	solver_free_work(w);
+	settle_solver_free_work(w);
 	free(w);
-	result->solve_ms = solver_now_ms() - start;
+	result->solve_ms = settle_solver_now_ms() - start;
 	if (settle_solver_fault_injection == 2)
 		memset(result->settle, 1, sizeof(bool) * problem->n_payments);	/* tests only */
 	if (settle_check_selection(problem, result->settle) >= 0)
@@ -575,7 +575,7 @@ finish_solve(Work *w, SolverResult *result, double start,
 SolverStatus
 settle_solve(const SolverProblem *problem, SolverResult *result)
 {
-	double		start = solver_now_ms();
+	double		start = settle_solver_now_ms();
 	Work	   *w = start_solve(problem, result, start);
 	int			c;
 
@@ -604,7 +604,7 @@ settle_solve(const SolverProblem *problem, SolverResult *result)
 	{
 		Outcome		o;
 
-		if (solver_stop_requested(w))
+		if (settle_solver_stop_requested(w))
 			return interrupted_exit(w, result, start);
 		solve_component(w, w->order + w->comp_start[c], w->comp_start[c + 1] - w->comp_start[c],
 						result->settle, &o);

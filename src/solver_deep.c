@@ -241,7 +241,7 @@ deep_out_of_time(Deep *d)
 {
 	if (!d->stop && d->p->interrupted && d->p->interrupted(d->p->interrupted_arg))
 		d->stop = true;
-	return d->stop || (d->deadline_ms > 0 && solver_now_ms() >= d->deadline_ms);
+	return d->stop || (d->deadline_ms > 0 && settle_solver_now_ms() >= d->deadline_ms);
 }
 
 /* Uniform integer in [0, k) from the pass's own generator. */
@@ -577,7 +577,7 @@ solve_region(Deep *d)
 {
 	glp_smcp	smcp;
 	glp_iocp	iocp;
-	double		remaining = d->deadline_ms > 0 ? d->deadline_ms - solver_now_ms() : -1;
+	double		remaining = d->deadline_ms > 0 ? d->deadline_ms - settle_solver_now_ms() : -1;
 
 	if (d->deadline_ms > 0 && remaining < 1)
 		return false;
@@ -600,7 +600,7 @@ solve_region(Deep *d)
 	iocp.bt_tech = getenv("XBT") ? atoi(getenv("XBT")) : GLP_BT_BLB;
 	iocp.cb_func = deep_callback;
 	iocp.cb_info = d;
-	remaining = d->deadline_ms > 0 ? d->deadline_ms - solver_now_ms() : -1;
+	remaining = d->deadline_ms > 0 ? d->deadline_ms - settle_solver_now_ms() : -1;
 	if (d->deadline_ms > 0 && remaining < 1)
 		return false;
 	if (remaining > 0)
@@ -693,7 +693,7 @@ SolverStatus
 settle_solve_deep(const SolverProblem *problem, const bool *start, const SolverDeepLimits *limits,
 				  SolverResult *result, SolverDeepStats *stats)
 {
-	double		t0 = solver_now_ms();
+	double		t0 = settle_solver_now_ms();
 	Deep	   *d = calloc(1, sizeof(Deep));
 	SolverDeepStats local;
 	SolverDeepStats *st = stats ? stats : &local;
@@ -763,6 +763,6 @@ done:
 		result->status = SOLVER_FEASIBLE;
 	snprintf(result->method, sizeof(result->method), "deep (%d of %d regions improved)",
 			 st->improved, st->rounds);
-	result->solve_ms = solver_now_ms() - t0;
+	result->solve_ms = settle_solver_now_ms() - t0;
 	return result->status;
 }

@@ -2,7 +2,7 @@
  * solver_duals.c -- what the settlement model says about liquidity (issue
  * #21, docs/ALGORITHM.md "Liquidity prices and funding advice").
  *
- * solver_record_duals(): called by solver_glpk.c right after a component's
+ * settle_solver_record_duals(): called by solver_glpk.c right after a component's
  * LP relaxation is solved (stage L): the dual value of every constrained
  * account's row, per minor unit: without prices into w->lambda (repair
  * prices the credit a drop takes from its payee with it), with each
@@ -42,7 +42,7 @@
 #include "solver_duals.h"
 
 void
-solver_record_duals(Work *w, glp_prob *lp, const int *members, int n, bool prices)
+settle_solver_record_duals(Work *w, glp_prob *lp, const int *members, int n, bool prices)
 {
 	const SolverProblem *p = w->p;
 	double	   *price = prices ? p->account_price : w->lambda;
@@ -82,7 +82,7 @@ solver_record_duals(Work *w, glp_prob *lp, const int *members, int n, bool price
 	}
 	if (prices)
 		return;
-	/* the local search's order (solver_order_by_reduced_value): x_j is column j + 1 */
+	/* the local search's order (settle_solver_order_by_reduced_value): x_j is column j + 1 */
 	for (j = 0; j < n; j++)
 		w->rc[members[j]] = -glp_get_col_dual(lp, j + 1);
 	w->have_duals = true;

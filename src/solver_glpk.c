@@ -497,7 +497,7 @@ add_group_rows(Work *w, const Model *m)
 static bool
 resolve(Work *w, glp_prob *lp, glp_smcp *smcp)
 {
-	double		remaining = w->deadline_ms > 0 ? w->deadline_ms - solver_now_ms() : -1;
+	double		remaining = w->deadline_ms > 0 ? w->deadline_ms - settle_solver_now_ms() : -1;
 
 	if (w->deadline_ms > 0 && remaining < 1)
 		return false;
@@ -535,7 +535,7 @@ sift(Work *w, const Model *m, const bool *guess, glp_smcp *smcp)
 	{
 		int			freed = 0;
 
-		if (solver_stop_requested(w) || !resolve(w, lp, smcp))
+		if (settle_solver_stop_requested(w) || !resolve(w, lp, smcp))
 			return false;
 		for (j = 1; j <= m->n; j++)
 		{
@@ -576,11 +576,11 @@ solve_relaxation(Work *w, const Model *m, const bool *guess)
 		w->val[1] = w->val[2] = 1.0;
 		glp_set_mat_row(m->lp, 1, 2, w->idx, w->val);	/* duplicate index */
 	}
-	if (solver_out_of_time(w))
+	if (settle_solver_out_of_time(w))
 		return false;
 	/* full scaling is too slow for the largest components: equilibration suffices */
 	glp_scale_prob(m->lp, sifted ? GLP_SF_EQ : GLP_SF_AUTO);
-	remaining = w->deadline_ms > 0 ? w->deadline_ms - solver_now_ms() : -1;
+	remaining = w->deadline_ms > 0 ? w->deadline_ms - settle_solver_now_ms() : -1;
 	if (w->deadline_ms > 0 && remaining < 1)
 		return false;
 	glp_init_smcp(&smcp);
@@ -600,7 +600,7 @@ solve_relaxation(Work *w, const Model *m, const bool *guess)
 
 /*
  * The relaxation solved for the search is the probed one: every payment
- * that no selection can settle (w->never, solver_probe) fixed at 0.  Its
+ * that no selection can settle (w->never, settle_solver_probe) fixed at 0.  Its
  * bound is tighter (at 1,000 payments on the reference workload about 11%
  * higher) and its roundings and prices lead the local search to better
  * selections.  The prices the cycle records (issue #21) are those of the
@@ -692,7 +692,7 @@ mip_callback(glp_tree *tree, void *info)
 	Work	   *w = mi->w;
 	int			ncols;
 
-	if (solver_stop_requested(w) || solver_out_of_time(w))
+	if (settle_solver_stop_requested(w) || settle_solver_out_of_time(w))
 	{
 		glp_ios_terminate(tree);
 		return;
@@ -714,7 +714,7 @@ mip_callback(glp_tree *tree, void *info)
 static bool
 solve_mip(Work *w, const Model *m, const bool *incumbent, bool *out, bool *proved)
 {
-	double		remaining = w->deadline_ms > 0 ? w->deadline_ms - solver_now_ms() : -1;
+	double		remaining = w->deadline_ms > 0 ? w->deadline_ms - settle_solver_now_ms() : -1;
 	glp_iocp	iocp;
 	MipInfo		mi;
 	int			ret;
@@ -731,7 +731,7 @@ solve_mip(Work *w, const Model *m, const bool *incumbent, bool *out, bool *prove
 	mi.m = m;
 	mi.incumbent = incumbent;
 	free(w->mip_x);
-	w->mip_x = calloc(m->ncols + 1, sizeof(double));	/* freed by solver_free_work */
+	w->mip_x = calloc(m->ncols + 1, sizeof(double));	/* freed by settle_solver_free_work */
 	iocp.cb_func = mip_callback;
 	iocp.cb_info = &mi;
 	ret = glp_intopt(m->lp, &iocp);
@@ -750,7 +750,7 @@ solve_mip(Work *w, const Model *m, const bool *incumbent, bool *out, bool *prove
  * w->lpx its x; false if GLPK gave nothing usable (in time).
  */
 bool
-solver_solve_model(Work *w, const int *members, int n, bool mip, const bool *incumbent,
+settle_solver_solve_model(Work *w, const int *members, int n, bool mip, const bool *incumbent,
 				   const bool *guess, bool *out, double *lp_obj, double *lp_weight,
 				   bool *proved)
 {
@@ -774,7 +774,7 @@ solver_solve_model(Work *w, const int *members, int n, bool mip, const bool *inc
 		return false;
 	/* the probed relaxation's prices and reduced costs, for the search (solver_duals.c) */
 	if (!mip)
-		solver_record_duals(w, m.lp, members, n, false);
+		settle_solver_record_duals(w, m.lp, members, n, false);
 	*lp_obj = glp_get_obj_val(m.lp);
 	*lp_weight = 0;
 	for (j = 0; j < n; j++)
@@ -786,7 +786,7 @@ solver_solve_model(Work *w, const int *members, int n, bool mip, const bool *inc
 	}
 	/* issue #21: the plain relaxation's price of each account's liquidity, if wanted */
 	if (!mip && p->account_price && solve_plain_for_prices(w, &m))
-		solver_record_duals(w, m.lp, members, n, true);
+		settle_solver_record_duals(w, m.lp, members, n, true);
 	if (mip && !solve_mip(w, &m, incumbent, out, proved))
 		return false;
 	glp_delete_prob(m.lp);

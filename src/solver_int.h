@@ -98,8 +98,8 @@ typedef struct Work
 	bool	   *chained;		/* per payment: added by a chain in this move */
 	wide	   *snap;			/* per account: balance when the last round started */
 	bool	   *dirty;			/* per account: it or a payer into it changed since */
-	int			chain_left;		/* solver_repair_from: chain adds still allowed */
-	bool		chain_seen;		/* solver_repair_from met a payment a chain could add */
+	int			chain_left;		/* settle_solver_repair_from: chain adds still allowed */
+	bool		chain_seen;		/* settle_solver_repair_from met a payment a chain could add */
 	double	   *key;			/* per payment sort key */
 	bool	   *never;			/* per payment: no selection can settle it (probing) */
 	double	   *lambda;			/* per account: the LP's dual price per minor unit */
@@ -202,47 +202,47 @@ marginal_cost(const Work *w, int i)
 }
 
 /* solver_work.c: memory, clocks, components, balances and the objective */
-extern bool solver_alloc_work(Work *w);
-extern void solver_free_work(Work *w);
-extern double solver_now_ms(void);
-extern bool solver_out_of_time(const Work *w);
-extern bool solver_stop_requested(Work *w);
-extern bool solver_out_of_ls_time(Work *w);
-extern bool solver_decompose(Work *w);
-extern void solver_build_lists(Work *w, const int *members, int n);
-extern void solver_probe(Work *w, const int *members, int n);
-extern void solver_order_by_reduced_value(Work *w, const int *members, int n);
-extern void solver_compute_balances(Work *w, const bool *sel, const int *members, int n);
-extern void solver_compute_usage(Work *w, const bool *sel, const int *members, int n);
-extern double solver_objective(const Work *w, const bool *sel, const int *members, int n);
+extern bool settle_solver_alloc_work(Work *w);
+extern void settle_solver_free_work(Work *w);
+extern double settle_solver_now_ms(void);
+extern bool settle_solver_out_of_time(const Work *w);
+extern bool settle_solver_stop_requested(Work *w);
+extern bool settle_solver_out_of_ls_time(Work *w);
+extern bool settle_solver_decompose(Work *w);
+extern void settle_solver_build_lists(Work *w, const int *members, int n);
+extern void settle_solver_probe(Work *w, const int *members, int n);
+extern void settle_solver_order_by_reduced_value(Work *w, const int *members, int n);
+extern void settle_solver_compute_balances(Work *w, const bool *sel, const int *members, int n);
+extern void settle_solver_compute_usage(Work *w, const bool *sel, const int *members, int n);
+extern double settle_solver_objective(const Work *w, const bool *sel, const int *members, int n);
 
 /* solver_repair.c: exact repair, unprofitable deferrals, refill */
-extern bool solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_log,
+extern bool settle_solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_log,
 							   double budget);
-extern void solver_repair(Work *w, bool *sel, const int *members, int n);
-extern bool solver_component_feasible(Work *w, const bool *sel, const int *members, int n);
-extern void solver_drop_unprofitable(Work *w, bool *sel, const int *members, int n);
-extern void solver_refill(Work *w, bool *sel, const int *members, int n);
+extern void settle_solver_repair(Work *w, bool *sel, const int *members, int n);
+extern bool settle_solver_component_feasible(Work *w, const bool *sel, const int *members, int n);
+extern void settle_solver_drop_unprofitable(Work *w, bool *sel, const int *members, int n);
+extern void settle_solver_refill(Work *w, bool *sel, const int *members, int n);
 
 /* solver_search.c: the local search */
-extern void solver_local_search(Work *w, bool *sel, const int *members, int n);
-extern void solver_local_search_from(Work *w, bool *sel, const int *members, int n, int first_round);
+extern void settle_solver_local_search(Work *w, bool *sel, const int *members, int n);
+extern void settle_solver_local_search_from(Work *w, bool *sel, const int *members, int n, int first_round);
 
 /* solver_perturb.c: iterated local search from the best selection */
-extern int	solver_iterated_search(Work *w, const int *members, int n, double *best_obj);
+extern int	settle_solver_iterated_search(Work *w, const int *members, int n, double *best_obj);
 
 /* solver_units.c: linked groups as units (issue #27) */
-extern bool solver_build_units(Work *w);
-extern void solver_unit_set(Work *w, bool *sel, int i, bool on, int *log, int *n_log);
-extern int	solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best,
+extern bool settle_solver_build_units(Work *w);
+extern void settle_solver_unit_set(Work *w, bool *sel, int i, bool on, int *log, int *n_log);
+extern int	settle_solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best,
 								 double best_value);
-extern double solver_unit_marginal_cost(Work *w, int i);
-extern bool solver_unit_fits(Work *w, int i, int except);
-extern void solver_whole_groups(const Work *w, bool *sel, const int *members, int n);
-extern void solver_complete(Work *w, bool *sel, const int *members, int n);
+extern double settle_solver_unit_marginal_cost(Work *w, int i);
+extern bool settle_solver_unit_fits(Work *w, int i, int except);
+extern void settle_solver_whole_groups(const Work *w, bool *sel, const int *members, int n);
+extern void settle_solver_complete(Work *w, bool *sel, const int *members, int n);
 
 /* solver_glpk.c: the component's model in GLPK, LP relaxation or MIP */
-extern bool solver_solve_model(Work *w, const int *members, int n, bool mip,
+extern bool settle_solver_solve_model(Work *w, const int *members, int n, bool mip,
 							   const bool *incumbent, const bool *guess, bool *out,
 							   double *lp_obj, double *lp_weight, bool *proved);
 
@@ -250,6 +250,6 @@ extern bool solver_solve_model(Work *w, const int *members, int n, bool mip,
  * solver_duals.c (issue #21): the LP's account prices into w->lambda and
  * p->account_price, its reduced costs into w->rc
  */
-extern void solver_record_duals(Work *w, glp_prob *lp, const int *members, int n, bool prices);
+extern void settle_solver_record_duals(Work *w, glp_prob *lp, const int *members, int n, bool prices);
 
 #endif							/* SETTLE_SOLVER_INT_H */

@@ -67,8 +67,8 @@ kick(Work *w, bool *sel, const int *members, int n, unsigned long long *rng)
 		for (t = w->in_first[a]; t < w->in_end[a]; t++)
 			sel[w->in_list[t]] = false;
 	}
-	solver_whole_groups(w, sel, members, n);	/* a group ruined in part goes whole */
-	solver_repair(w, sel, members, n);
+	settle_solver_whole_groups(w, sel, members, n);	/* a group ruined in part goes whole */
+	settle_solver_repair(w, sel, members, n);
 }
 
 /*
@@ -78,7 +78,7 @@ kick(Work *w, bool *sel, const int *members, int n, unsigned long long *rng)
  * *best_obj are updated when a kick ends lower.  Returns the kicks made.
  */
 int
-solver_iterated_search(Work *w, const int *members, int n, double *best_obj)
+settle_solver_iterated_search(Work *w, const int *members, int n, double *best_obj)
 {
 	bool	   *trial = w->trial;
 	int			kicks = n <= ILS_MAX_PAYMENTS ? settle_solver_ils_kicks : 0;
@@ -86,7 +86,7 @@ solver_iterated_search(Work *w, const int *members, int n, double *best_obj)
 	int			k;
 	int			j;
 
-	for (k = 0; k < kicks && !solver_out_of_ls_time(w); k++)
+	for (k = 0; k < kicks && !settle_solver_out_of_ls_time(w); k++)
 	{
 		double		obj;
 
@@ -95,7 +95,7 @@ solver_iterated_search(Work *w, const int *members, int n, double *best_obj)
 		for (j = 0; j < n; j++)
 			trial[members[j]] = w->best[members[j]];
 		/* the search looks first where the kick changed balances */
-		solver_compute_balances(w, trial, members, n);
+		settle_solver_compute_balances(w, trial, members, n);
 		for (j = 0; j < n; j++)
 		{
 			const SolverPayment *s = &w->p->payments[members[j]];
@@ -105,10 +105,10 @@ solver_iterated_search(Work *w, const int *members, int n, double *best_obj)
 			w->dirty[s->src] = w->dirty[s->dst] = false;
 		}
 		kick(w, trial, members, n, &rng);
-		solver_local_search_from(w, trial, members, n, 1);
-		if (!solver_component_feasible(w, trial, members, n))
+		settle_solver_local_search_from(w, trial, members, n, 1);
+		if (!settle_solver_component_feasible(w, trial, members, n))
 			continue;			/* cannot happen: repair is exact; never trust it */
-		obj = solver_objective(w, trial, members, n);
+		obj = settle_solver_objective(w, trial, members, n);
 		if (obj < *best_obj)
 		{
 			*best_obj = obj;

@@ -85,7 +85,7 @@ pick_add_impl(Work *w, const bool *sel, int a, int adds_left, bool *chain, bool 
 	}
 	w->effort += t - w->in_first[a];
 	if (linked_seen)
-		best = solver_unit_pick_add(w, sel, a, t, best, best_value);
+		best = settle_solver_unit_pick_add(w, sel, a, t, best, best_value);
 	if (best < 0 && chain_cand >= 0)
 	{
 		*chain = true;
@@ -177,7 +177,7 @@ pick_drop(Work *w, const bool *sel, int a, int protect, double shortfall)
  * exceeds budget (the caller then undoes the log).
  */
 bool
-solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_log,
+settle_solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_log,
 				   double budget)
 {
 	const SolverProblem *p = w->p;
@@ -206,7 +206,7 @@ solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_lo
 
 			if (i >= 0 && is_linked(w, i))
 			{
-				/* a group, whole: it fits (solver_unit_fits), so no payer goes short */
+				/* a group, whole: it fits (settle_solver_unit_fits), so no payer goes short */
 				int			k = i;
 
 				do
@@ -215,7 +215,7 @@ solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_lo
 					lost -= p->payments[k].penalty;
 					k = w->next_member[k];
 				} while (k != i);
-				solver_unit_set(w, sel, i, true, log, n_log);
+				settle_solver_unit_set(w, sel, i, true, log, n_log);
 				continue;
 			}
 			if (i >= 0)
@@ -288,12 +288,12 @@ solver_repair_from(Work *w, bool *sel, int top, int protect, int *log, int *n_lo
 
 /* Exact check of a component's selection: no account below its floor. */
 bool
-solver_component_feasible(Work *w, const bool *sel, const int *members, int n)
+settle_solver_component_feasible(Work *w, const bool *sel, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	int			j;
 
-	solver_compute_balances(w, sel, members, n);
+	settle_solver_compute_balances(w, sel, members, n);
 	for (j = 0; j < n; j++)
 	{
 		const SolverPayment *s = &p->payments[members[j]];
@@ -306,14 +306,14 @@ solver_component_feasible(Work *w, const bool *sel, const int *members, int n)
 
 /* Repair a whole selection of a component: every short account is pushed. */
 void
-solver_repair(Work *w, bool *sel, const int *members, int n)
+settle_solver_repair(Work *w, bool *sel, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	int			top = 0;
 	int			j;
 
-	solver_compute_balances(w, sel, members, n);
-	solver_compute_usage(w, sel, members, n);
+	settle_solver_compute_balances(w, sel, members, n);
+	settle_solver_compute_usage(w, sel, members, n);
 	for (j = 0; j < n; j++)
 	{
 		int			a = p->payments[members[j]].src;
@@ -326,7 +326,7 @@ solver_repair(Work *w, bool *sel, const int *members, int n)
 	}
 	for (j = 0; j < top; j++)
 		w->mark[w->stack[j]] = false;
-	solver_repair_from(w, sel, top, -1, NULL, NULL, HUGE_VAL);
+	settle_solver_repair_from(w, sel, top, -1, NULL, NULL, HUGE_VAL);
 }
 
 /*
@@ -335,7 +335,7 @@ solver_repair(Work *w, bool *sel, const int *members, int n)
  * removes a credit).
  */
 void
-solver_drop_unprofitable(Work *w, bool *sel, const int *members, int n)
+settle_solver_drop_unprofitable(Work *w, bool *sel, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	double	   *wire_value = w->val;	/* reused scratch, sized n_wires + 1 */
@@ -396,7 +396,7 @@ solver_drop_unprofitable(Work *w, bool *sel, const int *members, int n)
 		}
 	}
 	if (dropped)
-		solver_repair(w, sel, members, n);
+		settle_solver_repair(w, sel, members, n);
 }
 
 /*
@@ -407,7 +407,7 @@ solver_drop_unprofitable(Work *w, bool *sel, const int *members, int n)
  * affordable.
  */
 void
-solver_refill(Work *w, bool *sel, const int *members, int n)
+settle_solver_refill(Work *w, bool *sel, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	const int  *sorted = w->by_density;
@@ -415,8 +415,8 @@ solver_refill(Work *w, bool *sel, const int *members, int n)
 	int			pass;
 	bool		added = true;
 
-	solver_compute_balances(w, sel, members, n);
-	solver_compute_usage(w, sel, members, n);
+	settle_solver_compute_balances(w, sel, members, n);
+	settle_solver_compute_usage(w, sel, members, n);
 
 	for (pass = 0; added && pass < 8; pass++)
 	{
@@ -432,10 +432,10 @@ solver_refill(Work *w, bool *sel, const int *members, int n)
 			if (is_linked(w, i))
 			{
 				/* a group whole, at its first member's place (issue #27) */
-				if (w->unit_rep[i] == i && solver_unit_fits(w, i, -1) &&
-					solver_unit_penalty(w, i) > solver_unit_marginal_cost(w, i))
+				if (w->unit_rep[i] == i && settle_solver_unit_fits(w, i, -1) &&
+					solver_unit_penalty(w, i) > settle_solver_unit_marginal_cost(w, i))
 				{
-					solver_unit_set(w, sel, i, true, NULL, NULL);
+					settle_solver_unit_set(w, sel, i, true, NULL, NULL);
 					added = true;
 				}
 				continue;

@@ -3,7 +3,7 @@
  * by single moves, each repaired exactly and undone when it does not gain.
  *
  * A move selects one unsettled payment and repairs the shortfall it causes
- * (solver_repair_from); a move that fails with drops alone is retried as a
+ * (settle_solver_repair_from); a move that fails with drops alone is retried as a
  * short ejection chain, which is what closes gridlocked rings.  Rounds
  * repeat while the exact objective falls; a payment is retried only when
  * balances near it changed (don't-look bits).  A linked group moves whole
@@ -63,9 +63,9 @@ fill_account(Work *w, bool *sel, int a, int *log, int *n_log)
 	{
 		int			i = w->out_list[t];
 
-		if (!sel[i] && !w->never[i] && is_linked(w, i) && solver_unit_fits(w, i, -1) &&
-			solver_unit_penalty(w, i) > solver_unit_marginal_cost(w, i))
-			solver_unit_set(w, sel, i, true, log, n_log);
+		if (!sel[i] && !w->never[i] && is_linked(w, i) && settle_solver_unit_fits(w, i, -1) &&
+			solver_unit_penalty(w, i) > settle_solver_unit_marginal_cost(w, i))
+			settle_solver_unit_set(w, sel, i, true, log, n_log);
 	}
 }
 
@@ -125,8 +125,8 @@ try_move(Work *w, bool *sel, int i, int chain)
 	if (is_linked(w, i))
 	{
 		/* a group moves whole; each payer it leaves short is repaired (issue #27) */
-		gain = solver_unit_penalty(w, i) - solver_unit_marginal_cost(w, i);
-		solver_unit_set(w, sel, i, true, NULL, NULL);
+		gain = solver_unit_penalty(w, i) - settle_solver_unit_marginal_cost(w, i);
+		settle_solver_unit_set(w, sel, i, true, NULL, NULL);
 		m = i;
 		do
 		{
@@ -157,7 +157,7 @@ try_move(Work *w, bool *sel, int i, int chain)
 	{
 		w->chain_left = chain;
 		/* abandoned once it loses four times what it can gain */
-		ok = solver_repair_from(w, sel, top, i, log, &n_log, 4 * gain);
+		ok = settle_solver_repair_from(w, sel, top, i, log, &n_log, 4 * gain);
 		w->chain_left = 0;
 	}
 	if (ok)
@@ -188,7 +188,7 @@ try_move(Work *w, bool *sel, int i, int chain)
 	}
 	if (is_linked(w, i))
 	{
-		solver_unit_set(w, sel, i, false, NULL, NULL);
+		settle_solver_unit_set(w, sel, i, false, NULL, NULL);
 		return false;
 	}
 	sel[i] = false;
@@ -289,8 +289,8 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 	int			n_cand;
 	int			j;
 
-	solver_compute_balances(w, sel, members, n);
-	solver_compute_usage(w, sel, members, n);
+	settle_solver_compute_balances(w, sel, members, n);
+	settle_solver_compute_usage(w, sel, members, n);
 	n_cand = collect_candidates(w, sel, members, n, round);
 	w->effort += 4 * n;
 	for (j = 0; j < n_cand; j++)
@@ -298,11 +298,11 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
 		int			i = cands[j];
 		const SolverPayment *s = &p->payments[i];
 
-		if ((j & 15) == 15 && solver_out_of_ls_time(w))
+		if ((j & 15) == 15 && settle_solver_out_of_ls_time(w))
 			break;
 		if (sel[i] || w->never[i])
 			continue;			/* never: probing showed it cannot settle */
-		if (is_linked(w, i) ? solver_unit_penalty(w, i) <= solver_unit_marginal_cost(w, i)
+		if (is_linked(w, i) ? solver_unit_penalty(w, i) <= settle_solver_unit_marginal_cost(w, i)
 			: s->penalty <= marginal_cost(w, i))
 			continue;
 		w->chain_seen = false;
@@ -320,9 +320,9 @@ improve(Work *w, bool *sel, const int *members, int n, int round)
  * objective: this also rules out cycling).
  */
 void
-solver_local_search(Work *w, bool *sel, const int *members, int n)
+settle_solver_local_search(Work *w, bool *sel, const int *members, int n)
 {
-	solver_local_search_from(w, sel, members, n, 0);
+	settle_solver_local_search_from(w, sel, members, n, 0);
 }
 
 /*
@@ -332,15 +332,15 @@ solver_local_search(Work *w, bool *sel, const int *members, int n)
  * accounts, the rest is still a local optimum).
  */
 void
-solver_local_search_from(Work *w, bool *sel, const int *members, int n, int first_round)
+settle_solver_local_search_from(Work *w, bool *sel, const int *members, int n, int first_round)
 {
 	int			round;
 	double		obj;
 	int			j;
 
-	solver_refill(w, sel, members, n);
-	obj = solver_objective(w, sel, members, n);
-	for (round = first_round; round < IMPROVE_ROUNDS + first_round && !solver_out_of_ls_time(w); round++)
+	settle_solver_refill(w, sel, members, n);
+	obj = settle_solver_objective(w, sel, members, n);
+	for (round = first_round; round < IMPROVE_ROUNDS + first_round && !settle_solver_out_of_ls_time(w); round++)
 	{
 		double		next;
 
@@ -348,8 +348,8 @@ solver_local_search_from(Work *w, bool *sel, const int *members, int n, int firs
 			w->saved[members[j]] = sel[members[j]];
 		if (improve(w, sel, members, n, round) == 0)
 			break;
-		solver_refill(w, sel, members, n);
-		next = solver_objective(w, sel, members, n);
+		settle_solver_refill(w, sel, members, n);
+		next = settle_solver_objective(w, sel, members, n);
 		w->effort += n;
 		if (!(next < obj - 1e-12 * fabs(obj)))
 		{

@@ -6,8 +6,8 @@
  * stages that change a selection one payment at a time (repair, refill,
  * the local search, kicks) go through the functions here, so that a group
  * is never split, and a candidate that comes from elsewhere (an LP
- * rounding, a kick) is made whole first (solver_whole_groups: a group
- * selected in part is dropped).  solver_complete() then adds, to a
+ * rounding, a kick) is made whole first (settle_solver_whole_groups: a group
+ * selected in part is dropped).  settle_solver_complete() then adds, to a
  * fixpoint, every unselected payment or group that still fits and pays
  * for itself: the selection a component returns is maximal.
  * Without groups (problem->group NULL) w->next_member is NULL and none of
@@ -27,7 +27,7 @@
  * of memory.
  */
 bool
-solver_build_units(Work *w)
+settle_solver_build_units(Work *w)
 {
 	const SolverProblem *p = w->p;
 	int		   *first;
@@ -92,7 +92,7 @@ solver_build_units(Work *w)
  * logs it (a drop as m, an add as -m - 1) when log is not NULL.
  */
 void
-solver_unit_set(Work *w, bool *sel, int i, bool on, int *log, int *n_log)
+settle_solver_unit_set(Work *w, bool *sel, int i, bool on, int *log, int *n_log)
 {
 	const SolverProblem *p = w->p;
 	int			m = i;
@@ -122,7 +122,7 @@ solver_unit_set(Work *w, bool *sel, int i, bool on, int *log, int *n_log)
  * restored exactly (the nets saved, not recomputed).
  */
 double
-solver_unit_marginal_cost(Work *w, int i)
+settle_solver_unit_marginal_cost(Work *w, int i)
 {
 	const SolverProblem *p = w->p;
 	double		cost = 0;
@@ -167,12 +167,12 @@ solver_unit_marginal_cost(Work *w, int i)
 /*
  * Repair's add into short account a (pick_add in solver_repair.c), for the
  * linked payments into a among its first "end" incoming ones: the group of
- * the largest penalty that fits whole (solver_unit_fits: a may stay short,
+ * the largest penalty that fits whole (settle_solver_unit_fits: a may stay short,
  * but gains) and pays for its marginal cost, if larger than best_value
  * (the best unlinked one, best, or -1).  Never a chain.
  */
 int
-solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best, double best_value)
+settle_solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best, double best_value)
 {
 	int			tried = 0;
 	int			t;
@@ -188,7 +188,7 @@ solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best, double 
 		if (best >= 0 && value <= best_value)
 			continue;
 		tried++;
-		if (solver_unit_fits(w, i, a) && value > solver_unit_marginal_cost(w, i))
+		if (settle_solver_unit_fits(w, i, a) && value > settle_solver_unit_marginal_cost(w, i))
 		{
 			best = i;
 			best_value = value;
@@ -205,7 +205,7 @@ solver_unit_pick_add(Work *w, const bool *sel, int a, int end, int best, double 
  * account a repair adds into) must gain.  Balances are restored exactly.
  */
 bool
-solver_unit_fits(Work *w, int i, int except)
+settle_solver_unit_fits(Work *w, int i, int except)
 {
 	const SolverProblem *p = w->p;
 	wide	   *before = w->unit_before;
@@ -272,7 +272,7 @@ solver_unit_fits(Work *w, int i, int except)
  * unselected whole.  Balances are not kept: the caller repairs.
  */
 void
-solver_whole_groups(const Work *w, bool *sel, const int *members, int n)
+settle_solver_whole_groups(const Work *w, bool *sel, const int *members, int n)
 {
 	int			j;
 
@@ -310,14 +310,14 @@ solver_whole_groups(const Work *w, bool *sel, const int *members, int n)
  * selection.  Balances and usage are recomputed first.
  */
 void
-solver_complete(Work *w, bool *sel, const int *members, int n)
+settle_solver_complete(Work *w, bool *sel, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	bool		added = true;
 	int			j;
 
-	solver_compute_balances(w, sel, members, n);
-	solver_compute_usage(w, sel, members, n);
+	settle_solver_compute_balances(w, sel, members, n);
+	settle_solver_compute_usage(w, sel, members, n);
 	while (added)
 	{
 		added = false;
@@ -329,8 +329,8 @@ solver_complete(Work *w, bool *sel, const int *members, int n)
 				continue;
 			if (is_linked(w, i))
 			{
-				if (w->unit_rep[i] != i || !solver_unit_fits(w, i, -1) ||
-					solver_unit_penalty(w, i) <= solver_unit_marginal_cost(w, i))
+				if (w->unit_rep[i] != i || !settle_solver_unit_fits(w, i, -1) ||
+					solver_unit_penalty(w, i) <= settle_solver_unit_marginal_cost(w, i))
 					continue;
 			}
 			else
@@ -343,7 +343,7 @@ solver_complete(Work *w, bool *sel, const int *members, int n)
 				if (s->penalty <= marginal_cost(w, i))
 					continue;
 			}
-			solver_unit_set(w, sel, i, true, NULL, NULL);
+			settle_solver_unit_set(w, sel, i, true, NULL, NULL);
 			added = true;
 		}
 	}

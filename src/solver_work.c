@@ -30,7 +30,7 @@ static void build_account_lists(Work *w, const int *members, int n, int end,
 
 /* Milliseconds on the monotonic clock. */
 double
-solver_now_ms(void)
+settle_solver_now_ms(void)
 {
 	struct timespec ts;
 
@@ -40,14 +40,14 @@ solver_now_ms(void)
 
 /* True when the whole solve's time limit has passed. */
 bool
-solver_out_of_time(const Work *w)
+settle_solver_out_of_time(const Work *w)
 {
-	return w->deadline_ms > 0 && solver_now_ms() >= w->deadline_ms;
+	return w->deadline_ms > 0 && settle_solver_now_ms() >= w->deadline_ms;
 }
 
 /* True once the caller's interrupted() callback has said stop (sticky). */
 bool
-solver_stop_requested(Work *w)
+settle_solver_stop_requested(Work *w)
 {
 	if (!w->interrupted && w->p->interrupted && w->p->interrupted(w->p->interrupted_arg))
 		w->interrupted = true;
@@ -56,15 +56,15 @@ solver_stop_requested(Work *w)
 
 /* True when the local search's share of the time is used up, or on stop. */
 bool
-solver_out_of_ls_time(Work *w)
+settle_solver_out_of_ls_time(Work *w)
 {
-	return solver_stop_requested(w) || solver_out_of_time(w) ||
-		(w->ls_deadline_ms > 0 && solver_now_ms() >= w->ls_deadline_ms);
+	return settle_solver_stop_requested(w) || settle_solver_out_of_time(w) ||
+		(w->ls_deadline_ms > 0 && settle_solver_now_ms() >= w->ls_deadline_ms);
 }
 
 /* Allocate the working arrays; false on out of memory. */
 bool
-solver_alloc_work(Work *w)
+settle_solver_alloc_work(Work *w)
 {
 	const SolverProblem *p = w->p;
 	int			n = p->n_payments;
@@ -126,7 +126,7 @@ solver_alloc_work(Work *w)
 
 /* Free everything a Work holds (safe on partly allocated ones). */
 void
-solver_free_work(Work *w)
+settle_solver_free_work(Work *w)
 {
 	if (w->lp)
 		glp_delete_prob(w->lp);
@@ -212,7 +212,7 @@ uf_union(int *parent, int a, int b)
  * through a shared account, wire or FX pair (union-find over those).
  */
 bool
-solver_decompose(Work *w)
+settle_solver_decompose(Work *w)
 {
 	const SolverProblem *p = w->p;
 	int			nodes = p->n_accounts + p->n_wires + p->n_fx_pairs;
@@ -326,7 +326,7 @@ sort_by_key(int *idx, int n, const double *key, int *tmp)
  * by_penalty, each account's outgoing and incoming payments.
  */
 void
-solver_build_lists(Work *w, const int *members, int n)
+settle_solver_build_lists(Work *w, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	int			j;
@@ -349,10 +349,10 @@ solver_build_lists(Work *w, const int *members, int n)
  * does not depend on the order).  A worklist of accounts whose possible
  * inflow fell: each payment is marked at most once, an account is looked
  * at again only when one of its credits is lost.  Into w->never; needs the
- * component's account lists (solver_build_lists); w->snap is scratch.
+ * component's account lists (settle_solver_build_lists); w->snap is scratch.
  */
 void
-solver_probe(Work *w, const int *members, int n)
+settle_solver_probe(Work *w, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	wide	   *cap = w->snap;
@@ -425,7 +425,7 @@ solver_probe(Work *w, const int *members, int n)
  * penalty), instead of by penalty alone.
  */
 void
-solver_order_by_reduced_value(Work *w, const int *members, int n)
+settle_solver_order_by_reduced_value(Work *w, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	int			j;
@@ -481,7 +481,7 @@ build_account_lists(Work *w, const int *members, int n, int end, int *first, int
 
 /* Balances of a component's accounts for a selection (exact). */
 void
-solver_compute_balances(Work *w, const bool *sel, const int *members, int n)
+settle_solver_compute_balances(Work *w, const bool *sel, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	int			j;
@@ -506,7 +506,7 @@ solver_compute_balances(Work *w, const bool *sel, const int *members, int n)
 
 /* Wire use counts and FX nets of a component's selection. */
 void
-solver_compute_usage(Work *w, const bool *sel, const int *members, int n)
+settle_solver_compute_usage(Work *w, const bool *sel, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	int			j;
@@ -533,7 +533,7 @@ solver_compute_usage(Work *w, const bool *sel, const int *members, int n)
  * spread on its net.
  */
 double
-solver_objective(const Work *w, const bool *sel, const int *members, int n)
+settle_solver_objective(const Work *w, const bool *sel, const int *members, int n)
 {
 	const SolverProblem *p = w->p;
 	double		cost = 0;

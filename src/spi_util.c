@@ -62,7 +62,7 @@ settle_keep_plan(const char *sql, int nargs, Oid *types, const char *what)
 }
 
 void
-spi_arg(SpiArgs *a, Oid type, Datum value)
+settle_spi_arg(SpiArgs *a, Oid type, Datum value)
 {
 	if (a->n >= SETTLE_MAX_SPI_ARGS)
 		elog(ERROR, "too many SPI parameters");
@@ -71,15 +71,15 @@ spi_arg(SpiArgs *a, Oid type, Datum value)
 }
 
 void
-spi_arg_int8s(SpiArgs *a, const int64 *values, int n)
+settle_spi_arg_int8s(SpiArgs *a, const int64 *values, int n)
 {
-	spi_arg(a, INT8ARRAYOID, PointerGetDatum(settle_int8_array(values, n)));
+	settle_spi_arg(a, INT8ARRAYOID, PointerGetDatum(settle_int8_array(values, n)));
 }
 
 void
-spi_arg_texts(SpiArgs *a, char **values, int n)
+settle_spi_arg_texts(SpiArgs *a, char **values, int n)
 {
-	spi_arg(a, TEXTARRAYOID, PointerGetDatum(settle_text_array(values, n)));
+	settle_spi_arg(a, TEXTARRAYOID, PointerGetDatum(settle_text_array(values, n)));
 }
 
 /*
@@ -106,7 +106,7 @@ typedef struct KeptPlanBucket
 
 static HTAB *kept_plans = NULL;
 
-/* settle.cycle_keep_plans (registered with the cycle's settings, cycle.c) */
+/* settle.cycle_keep_plans (registered with the cycle's settings, cycle_settings.c) */
 bool		settle_keep_plans = true;
 
 int

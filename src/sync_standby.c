@@ -54,7 +54,7 @@ PG_FUNCTION_INFO_V1(settle_check_sync_standby_sql);
 static int	settle_sync_standby_grace = 500;
 
 void
-settle_sync_standby_init(void)
+settle_sync_standby_define_settings(void)
 {
 	DefineCustomIntVariable("settle.sync_standby_grace",
 							"How long a call waits for a missing synchronous standby before it is refused (SE170).",

@@ -69,12 +69,14 @@ static bool run_safely(MemoryContext worker_cxt, const char *what, bool is_cycle
 /* a stalled backlog to report in the next seal's transaction */
 static bool stall_to_report = false;
 static SettleStall stall;
+/* what this round's cycle did, for pacing: zero when none ran (a round must not reuse the last) */
+static SettleCycleOutcome outcome;
 
 /* One cycle, in the current transaction. */
 static void
 do_cycle(void)
 {
-	(void) settle_run_cycle("worker");
+	(void) settle_run_cycle("worker", &outcome);
 }
 
 /*
@@ -96,11 +98,11 @@ do_seal(void)
 		 */
 		SpiArgs		a = {0};
 
-		spi_arg(&a, INT8OID, Int64GetDatum(stall.payment_id));
-		spi_arg(&a, INT8OID, Int64GetDatum(stall.waiting));
-		spi_arg(&a, TIMESTAMPTZOID, TimestampTzGetDatum(stall.waiting_since));
-		spi_arg(&a, INT4OID, Int32GetDatum(stall.no_progress));
-		spi_arg(&a, INT4OID, Int32GetDatum(settle_stall_after_ms));
+		settle_spi_arg(&a, INT8OID, Int64GetDatum(stall.payment_id));
+		settle_spi_arg(&a, INT8OID, Int64GetDatum(stall.waiting));
+		settle_spi_arg(&a, TIMESTAMPTZOID, TimestampTzGetDatum(stall.waiting_since));
+		settle_spi_arg(&a, INT4OID, Int32GetDatum(stall.no_progress));
+		settle_spi_arg(&a, INT4OID, Int32GetDatum(settle_stall_after_ms));
 		if (SPI_execute_with_args("INSERT INTO settle.event (entity, entity_id, event_type, details)"
 								  " VALUES ('payment', $1::text, 'stalled',"
 								  "  pg_catalog.jsonb_build_object('waiting', $2, 'left_by_every_cycle_since', $3,"
@@ -386,6 +388,7 @@ settle_worker_main(Datum main_arg)
 			said_orphan = false;
 		}
 
+		memset(&outcome, 0, sizeof(outcome));
 		settle_pace_cycle_starting(GetCurrentTimestamp());
 		settle_quiet_cycle_starting(GetCurrentTimestamp());
 		settle_deep_cycle_starting(settle_pace_stuck(settle_deep_after_cycles - 1));
@@ -399,7 +402,7 @@ settle_worker_main(Datum main_arg)
 		}
 		settle_quiet_cycle_finished(committed);
 		settle_deep_cycle_finished(committed);
-		if (settle_pace_cycle_finished(GetCurrentTimestamp(), committed, &stall))
+		if (settle_pace_cycle_finished(GetCurrentTimestamp(), committed, &outcome, &stall))
 			stall_to_report = true;
 		/* the audit chains, in a transaction of their own: writers never wait for them */
 		run_safely(worker_cxt, "settle seal", false, do_seal);

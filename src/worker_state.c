@@ -33,8 +33,6 @@
 SettleShared *settle_shared = NULL;
 int			settle_max_databases = 16;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* this process's worker slot (a settlement worker), or -1 */
 static int	my_worker_slot = -1;
@@ -47,22 +45,18 @@ shared_size(void)
 	return add_size(offsetof(SettleShared, slots), mul_size(settle_max_databases, sizeof(SettleDbSlot)));
 }
 
-static void
-worker_state_request(void)
+void
+settle_worker_state_shmem_request(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(shared_size()));
 }
 
-static void
-worker_state_startup(void)
+void
+settle_worker_state_shmem_startup(void)
 {
 	bool		found;
 	int			i;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	settle_shared = ShmemInitStruct("settle workers", shared_size(), &found);
 	if (!found)
@@ -86,15 +80,6 @@ settle_worker_state_define_settings(void)
 							&settle_max_databases, 16, 1, 1024,
 							process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_INTERNAL,
 							0, NULL, NULL, NULL);
-}
-
-void
-settle_worker_state_init(void)
-{
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = worker_state_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = worker_state_startup;
 }
 
 int

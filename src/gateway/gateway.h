@@ -193,11 +193,21 @@ extern void iso_write_camt(Buf *b, bool statement, const char *participant, cons
 /* XML text escaping */
 extern void buf_xml_text(Buf *b, const char *s);
 
-/* ---- metrics.c ---- */
+/* ---- metrics.c ----
+ * Fed by the other modules (counters they add to, gauges their caller reads
+ * and hands over); it calls none of them. */
+typedef struct MetricsGauges
+{
+	int			pool_busy;		/* database connections of the pool, by state */
+	int			pool_connected;
+	int			pool_size;
+	int			queued_rows;	/* payments waiting for a database connection */
+	unsigned	http_connections;	/* open HTTP connections */
+} MetricsGauges;
 extern void metrics_request(int http_status, double seconds);
 extern void metrics_batch(int rows, int created, int replayed, int refused);
 extern void metrics_db_error(void);
-extern void metrics_render(Buf *out);
+extern void metrics_render(Buf *out, const MetricsGauges *gauges);
 
 /* ---- auth.c ---- */
 typedef struct AuthResult
@@ -313,7 +323,6 @@ extern void health_get(HealthReport *out);
 /* ---- http.c ---- */
 extern int	http_start(void);
 extern void http_stop(void);
-extern unsigned http_open_connections(void);
 
 /* monotonic seconds */
 static inline double

@@ -91,7 +91,7 @@ static const char *ISO_STATUS_PATH = "/api/v1/iso20022/pacs.002/";
 static const char *ISO_CAMT053_PATH = "/api/v1/iso20022/camt.053";
 static const char *ISO_CAMT054_PATH = "/api/v1/iso20022/camt.054";
 
-unsigned
+static unsigned
 http_open_connections(void)
 {
 	const union MHD_DaemonInfo *i;
@@ -386,9 +386,12 @@ static void
 decide_metrics(Req *r)
 {
 	Buf			b;
+	MetricsGauges g;
 
+	pool_gauges(&g.pool_busy, &g.pool_connected, &g.pool_size, &g.queued_rows);
+	g.http_connections = http_open_connections();
 	buf_init(&b, 4096);
-	metrics_render(&b);
+	metrics_render(&b, &g);
 	decide(r, 200, make_response(buf_steal(&b), "text/plain; version=0.0.4; charset=utf-8"));
 }
 

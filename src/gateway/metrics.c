@@ -1,7 +1,9 @@
 /*
  * metrics.c -- what GET /metrics shows (Prometheus text format 0.0.4):
  * requests by status, request latency, batch sizes, payments by outcome,
- * pool and queue.  Counters are atomics: no lock on the request path.
+ * pool and queue.  Counters are atomics: no lock on the request path.  The
+ * other modules feed it (http.c, pool.c add to the counters; http.c reads the
+ * gauges and hands them to metrics_render); it calls none of them back.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -65,13 +67,9 @@ metrics_db_error(void)
 }
 
 void
-metrics_render(Buf *o)
+metrics_render(Buf *o, const MetricsGauges *g)
 {
 	uint64_t	cum = 0;
-	int			busy,
-				connected,
-				size,
-				rows;
 
 	buf_puts(o, "# HELP settle_gateway_requests_total HTTP requests answered, by status code.\n"
 			 "# TYPE settle_gateway_requests_total counter\n");
@@ -121,16 +119,15 @@ metrics_render(Buf *o)
 			 "# TYPE settle_gateway_db_errors_total counter\n");
 	buf_printf(o, "settle_gateway_db_errors_total %llu\n", (unsigned long long) GET(db_errors));
 
-	pool_gauges(&busy, &connected, &size, &rows);
 	buf_puts(o, "# HELP settle_gateway_pool_connections Database connections of the pool, by state.\n"
 			 "# TYPE settle_gateway_pool_connections gauge\n");
-	buf_printf(o, "settle_gateway_pool_connections{state=\"busy\"} %d\n", busy);
-	buf_printf(o, "settle_gateway_pool_connections{state=\"connected\"} %d\n", connected);
-	buf_printf(o, "settle_gateway_pool_connections{state=\"configured\"} %d\n", size);
+	buf_printf(o, "settle_gateway_pool_connections{state=\"busy\"} %d\n", g->pool_busy);
+	buf_printf(o, "settle_gateway_pool_connections{state=\"connected\"} %d\n", g->pool_connected);
+	buf_printf(o, "settle_gateway_pool_connections{state=\"configured\"} %d\n", g->pool_size);
 	buf_puts(o, "# HELP settle_gateway_queue_payments Payments waiting for a database connection.\n"
 			 "# TYPE settle_gateway_queue_payments gauge\n");
-	buf_printf(o, "settle_gateway_queue_payments %d\n", rows);
+	buf_printf(o, "settle_gateway_queue_payments %d\n", g->queued_rows);
 	buf_puts(o, "# HELP settle_gateway_http_connections Open HTTP connections.\n"
 			 "# TYPE settle_gateway_http_connections gauge\n");
-	buf_printf(o, "settle_gateway_http_connections %u\n", http_open_connections());
+	buf_printf(o, "settle_gateway_http_connections %u\n", g->http_connections);
 }

@@ -48,7 +48,7 @@ CREATE OR REPLACE FUNCTION settle._topup_solve(target integer, available bigint[
         OUT settled_now boolean[], OUT settled_topped boolean[])
     AS 'MODULE_PATHNAME', 'settle_topup_solve_1_2' LANGUAGE C STRICT VOLATILE;
 
--- The queue as the next cycle would take it (src/cycle.c, load_queue): the
+-- The queue as the next cycle would take it (src/cycle_load.c, settle_cycle_load_queue): the
 -- queued payments between active accounts, each with the credit the cycle
 -- would post (converted exactly at the mid rate in force, rounded half away
 -- from zero; a pair stored the other way round divides by its rate) and its

@@ -7,7 +7,10 @@ Prints one line per problem and exits 1 if there is any:
   - a source file not named in the doc, or a file the doc names that does not exist;
   - a C file without a layer;
   - a call from a file to a file of a higher layer, or a circle of calls, that the doc does not
-    list under "Known calls back up"; a listed one that no longer exists.
+    list under "Known calls back up"; a listed one that no longer exists;
+  - a symbol settle.so exports without the settle_ prefix (but PostgreSQL's own, the
+    SQL-callable functions and those the doc lists as still to be renamed), and a C file over
+    MAX_LINES lines that the doc does not list; a listed one that is gone.
 Calls are read from objects with nm: file A calls file B when A uses a symbol B defines.  The
 extension's objects are src/*.o (make all builds them); the gateway's files are compiled here
 one by one into --objdir.
@@ -19,6 +22,8 @@ import os
 import re
 import subprocess
 import sys
+
+MAX_LINES = 900
 
 SOURCES = ['src/*.c', 'src/*.h', 'include/*.h', 'src/gateway/*.c', 'src/gateway/*.h',
            'src/sql/*.sql', 'src/sql/updates/*.sql', 'tools/*']
@@ -36,6 +41,45 @@ def parse_doc(text):
         for a, arrow, b, syms in re.findall(r'`(\w+) (<->|->) (\w+): ([\w, ]+)`', body):
             known.append((a, arrow, b, {s.strip() for s in syms.split(',')}))
     return named, layers, known
+
+
+def listed_after(text, label):
+    """The backticked names of the doc's item that starts with label (up to its full stop)."""
+    m = re.search(re.escape(label) + r'(.*?)\.\s*$', text, re.M | re.S)
+    return set(re.findall(r'`([^`]+)`', m.group(1))) if m else set()
+
+
+def check_names(text, so, problems):
+    """Exported symbols carry the settle_ prefix (docs/ARCHITECTURE.md, "Names and setup")."""
+    if not os.path.exists(so):
+        problems.append(f'{so}: not built (run make all first)')
+        return
+    out = subprocess.run(['nm', '-D', '--defined-only', so], capture_output=True, text=True, check=True).stdout
+    exported = {line.split()[-1] for line in out.splitlines() if len(line.split()) == 3}
+    sql_callable = {n[len('pg_finfo_'):] for n in exported if n.startswith('pg_finfo_')}
+    own = {'_PG_init', 'Pg_magic_func'}
+    listed = listed_after(text, 'exported without the prefix:')
+    for name in sorted(exported):
+        if name.startswith('settle_') or name.startswith('pg_finfo_') or name in own or name in sql_callable:
+            continue
+        if name not in listed:
+            problems.append(f'{name}: exported by {so} without the settle_ prefix (make it static, or name it settle_...)')
+    for name in sorted(listed - exported):
+        problems.append(f'{name}: listed as exported without the prefix but not exported: remove it from the list')
+
+
+def check_sizes(text, problems):
+    listed = listed_after(text, 'over 900 lines:')
+    for path in sorted(glob.glob('src/*.c') + glob.glob('src/gateway/*.c')):
+        with open(path) as f:
+            n = sum(1 for _ in f)
+        if n > MAX_LINES and path not in listed:
+            problems.append(f'{path}: {n} lines, over {MAX_LINES}: split it by concern')
+        elif n <= MAX_LINES and path in listed:
+            problems.append(f'{path}: listed as over {MAX_LINES} lines but has {n}: remove it from the list')
+    for path in sorted(listed):
+        if not os.path.exists(path):
+            problems.append(f'{path}: listed as over {MAX_LINES} lines but does not exist')
 
 
 def symbols(obj):
@@ -112,10 +156,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--doc', default='docs/ARCHITECTURE.md')
     ap.add_argument('--objdir', default='/tmp')
+    ap.add_argument('--so', default='settle.so')
     args = ap.parse_args()
     with open(args.doc) as f:
-        named, layers, known = parse_doc(f.read())
+        text = f.read()
+    named, layers, known = parse_doc(text)
     problems = []
+    check_names(text, args.so, problems)
+    check_sizes(text, problems)
 
     files = set()
     for pattern in SOURCES:

@@ -41,7 +41,7 @@
 #include "solver.h"
 #include "workload.h"
 
-/* The model's objective of a selection (as solver_objective: each wire's fee once). */
+/* The model's objective of a selection (as settle_solver_objective: each wire's fee once). */
 static double
 objective_of(const SolverProblem *p, const bool *sel, double *weight)
 {
