@@ -29,7 +29,8 @@
  * The files: this one is the entry (settle_intake) and the validation rules
  * of steps 1 and 2; intake_lookup.c the caller, reference data and caches;
  * intake_keys.c steps 3 and 4 (keys, the insert, replays and conflicts);
- * intake_links.c linked payments (link groups); refusal.c the refusal
+ * intake_fields.c the payment fields (include/payment_fields.h); intake_links.c
+ * linked payments (link groups); refusal.c the refusal
  * texts.  intake_int.h is what they share.
  *
  * Who may submit: the functions run with the caller's rights (so EXECUTE is
@@ -169,7 +170,7 @@ check_syntax(IntakeRow *row)
 		!check_field(row, "counterparty_id", row->counterparty_id, settle_check_name) ||
 		!check_field(row, "idempotency_key", row->idempotency_key, settle_check_key))
 		return;
-	if (row->priority_null)
+	if (!row->has_priority)
 	{
 		intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD, pstrdup("priority must not be null"),
 					  NULL, pstrdup("Leave it out for the default, 5."));
@@ -621,13 +622,7 @@ settle_intake(IntakeRow *rows, int n)
 	MemoryContextSwitchTo(outer);
 	intake_links_record(rows, n);
 	MemoryContextSwitchTo(outer);
-	intake_timing_record(rows, n);
-	MemoryContextSwitchTo(outer);
 	depends = intake_resolve_existing(rows, n, outer);
-	MemoryContextSwitchTo(outer);
-	intake_links_check_replays(rows, n);
-	MemoryContextSwitchTo(outer);
-	intake_timing_check_replays(rows, n);
 	MemoryContextSwitchTo(outer);
 
 	/* rows repeating a key earlier in the same call follow that row */
@@ -639,7 +634,7 @@ settle_intake(IntakeRow *rows, int n)
 		if (row->duplicate_of < 0)
 			continue;
 		first = &rows[row->duplicate_of];
-		if (!intake_same_content(row, first))
+		if (intake_first_difference(row, first) != NULL)
 		{
 			row->sqlerrcode = 0;
 			intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
