@@ -4,8 +4,9 @@
 # checks the SQL against it.  For each release (1.0, 1.1 and this one):
 # settle_submit's parameters are the table's fields of that release, in its
 # order, with its types and defaults; settle_submit_bulk takes exactly those
-# keys; every field the insert writes is a column of settle.payment; and the
-# gateway's documented body (docs/openapi.json) has this release's fields.  The
+# keys; every field the insert writes is a column of settle.payment; the
+# gateway's documented body (docs/openapi.json) has this release's fields; and
+# the gateway's ISO 20022 mapping writes no key outside the table.  The
 # check can fail: a copy of the table with a field the SQL lacks is reported.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -105,6 +106,15 @@ sys.exit(1 if bad else 0)
 PY
 ok $? "docs/openapi.json's Payment has the fields of $CURRENT as properties, required those without a default" ||
     sed 's/^/#   /' "$TMP/openapi.out"
+
+# the payments the gateway writes itself (ISO 20022 messages mapped onto
+# settle_submit_bulk's keys, src/gateway/iso_read.c) use keys of the table only
+iso_keys=$(grep -oE 'buf_(puts|printf)\(&b, "[{,]?\\"[a-z_]+\\":' src/gateway/iso_read.c |
+    sed -E 's/.*\\"([a-z_]+)\\":$/\1/' | sort -u)
+unknown=$(comm -23 <(echo "$iso_keys") <(cut -d'|' -f1 "$TMP/fields.txt" | sort -u) | tr '\n' ' ')
+[ "$(echo "$iso_keys" | grep -c .)" -ge 8 ] && [ -z "$unknown" ]
+ok $? "the ISO 20022 mapping writes only keys of the table ($(echo "$iso_keys" | grep -c .) keys)" ||
+    echo "#   not in the table: $unknown"
 
 # the check can fail: a field added to a copy of the table, not to the SQL
 sed 's|^\(\t/\* the earliest settlement time.*\)$|\tX(colour, "text", TEXT, 102, 1, "NULL", "p.colour") \\\n\1|' \
