@@ -8,32 +8,28 @@
 #include "datatype/timestamp.h"
 #include "validate.h"
 #include "amount.h"
+#include "payment_fields.h"
 
 /* Largest number of rows settle_submit_bulk takes in one call (GUC). */
 /* Define intake's settings (submit.c, from _PG_init). */
-extern void settle_submit_init(void);
+extern void settle_submit_define_settings(void);
+
+/* IntakeRow's members for one field, by its kind */
+#define SETTLE_PF_MEMBER_TEXT(name) char *name;
+#define SETTLE_PF_MEMBER_AMOUNT(name) char *name;
+#define SETTLE_PF_MEMBER_INT(name) int name; bool has_##name;
+#define SETTLE_PF_MEMBER_TIME(name) TimestampTz name; bool has_##name;
+#define SETTLE_PF_MEMBER(name, sql_type, kind, since, content, sql_default, stored) \
+	SETTLE_PF_MEMBER_##kind(name)
 
 /* One payment instruction on its way in, and what became of it. */
 typedef struct IntakeRow
 {
-	/* as given; NULL pointer = SQL NULL */
-	char	   *transaction_id;
-	char	   *amount;			/* decimal text */
-	char	   *source_currency;
-	char	   *destination_currency;
-	char	   *source_account;
-	char	   *destination_account;
-	char	   *counterparty_id;
-	char	   *idempotency_key;
-	int			priority;
-	bool		priority_null;
-	TimestampTz deadline;
-	bool		has_deadline;
-	TimestampTz not_before;		/* earliest settlement time (issue #33, 1.2's SQL) */
-	bool		has_not_before;
-	char	   *link_group;		/* linked payments: NULL if none */
-	int			link_size;
-	bool		has_link_size;
+	/*
+	 * As given: one member per payment field (include/payment_fields.h),
+	 * NULL pointer = SQL NULL; has_NAME: an INT or TIME field given, not null
+	 */
+	SETTLE_PAYMENT_FIELDS(SETTLE_PF_MEMBER)
 
 	/* derived during validation */
 	int64		amount_minor;

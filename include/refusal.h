@@ -15,7 +15,7 @@
 struct IntakeRow;
 
 /* Record a refusal on a row (first one wins). */
-extern void intake_refuse(struct IntakeRow *row, int sqlerrcode, char *message,
+extern void settle_intake_refuse(struct IntakeRow *row, int sqlerrcode, char *message,
 						  char *detail, char *hint);
 
 /* Refusal text for an identifier rule (0 if the field is fine). */

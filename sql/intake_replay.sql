@@ -36,3 +36,32 @@ SELECT count(*) - :payments_before AS payments_written, (SELECT count(*) FROM se
 SELECT transaction_id, idempotency_key, amount, status FROM settle_payment_status(transaction_id => 'txn_r1');
 SELECT transaction_id, idempotency_key, amount, status FROM settle_payment_status(idempotency_key => 'req_r1');
 SELECT count(*) AS unknown FROM settle_payment_status(transaction_id => 'no_such');
+
+-- a conflict's detail: the original payment when a field of 1.0 differs; a
+-- field added since names itself and its stored value (include/payment_fields.h)
+CREATE FUNCTION pg_temp.conflict_detail(call text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    d text;
+BEGIN
+    EXECUTE call;
+    RETURN 'no conflict';
+EXCEPTION WHEN SQLSTATE 'SE060' THEN
+    GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+    RETURN regexp_replace(d, '([Pp]ayment) \d+', '\1 N');
+END
+$$;
+SELECT pg_temp.conflict_detail($$SELECT settle_submit('txn_r1', 42.51, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1')$$) AS other_amount;
+SELECT pg_temp.conflict_detail($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1',
+                                                      not_before => '2030-01-01 00:00:00+00')$$) AS other_not_before;
+SELECT pg_temp.conflict_detail($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1',
+                                                      link_group => 'grp_r1', link_size => 2)$$) AS other_link;
+SELECT pg_temp.conflict_detail($$SELECT settle_submit('txn_r1', 42.50, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r1')$$) AS same;
+-- (a stored time, printed in UTC; rolled back: the later tests count the queue)
+BEGIN;
+SELECT replay FROM settle_submit('txn_r5', 1, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r5',
+                                 not_before => '2030-01-01 01:00:00+01');
+SELECT pg_temp.conflict_detail($$SELECT settle_submit('txn_r5', 1, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r5',
+                                                      not_before => '2030-01-02 00:00:00+00')$$) AS later_not_before;
+SELECT pg_temp.conflict_detail($$SELECT settle_submit('txn_r5', 1, 'USD', 'EUR', 'acc_001', 'acc_002', 'bank_b', 'req_r5',
+                                                      not_before => '2030-01-01 00:00:00+00')$$) AS same_not_before;
+ROLLBACK;

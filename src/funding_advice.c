@@ -344,7 +344,7 @@ settle_funding_advice_sql(PG_FUNCTION_ARGS)
 	}
 	/* as the owner of the settle tables (restored below, or by the abort) */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(intake_tables_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(settle_intake_tables_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	args[0] = CStringGetTextDatum(participant);
 	if (SPI_execute_with_args("SELECT * FROM settle._funding_advice($1)", 1, types, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "settle._funding_advice failed");

@@ -29,7 +29,8 @@
  * The files: this one is the entry (settle_intake) and the validation rules
  * of steps 1 and 2; intake_lookup.c the caller, reference data and caches;
  * intake_keys.c steps 3 and 4 (keys, the insert, replays and conflicts);
- * intake_links.c linked payments (link groups); refusal.c the refusal
+ * settle_intake_fields.c the payment fields (include/payment_fields.h); intake_links.c
+ * linked payments (link groups); refusal.c the refusal
  * texts.  intake_int.h is what they share.
  *
  * Who may submit: the functions run with the caller's rights (so EXECUTE is
@@ -98,7 +99,7 @@ check_field(IntakeRow *row, const char *field, const char *value, FieldRule rule
 
 	if (value == NULL)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD,
+		settle_intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD,
 					  psprintf("%s must not be null", field), NULL, NULL);
 		return false;
 	}
@@ -106,7 +107,7 @@ check_field(IntakeRow *row, const char *field, const char *value, FieldRule rule
 	code = settle_field_refusal(field, r, pos, value, rule != settle_check_name, &message, &detail, &hint);
 	if (code == 0)
 		return true;
-	intake_refuse(row, code, message, detail, hint);
+	settle_intake_refuse(row, code, message, detail, hint);
 	return false;
 }
 
@@ -116,13 +117,13 @@ check_currency_field(IntakeRow *row, const char *field, const char *value)
 {
 	if (value == NULL)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD,
+		settle_intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD,
 					  psprintf("%s must not be null", field), NULL, NULL);
 		return false;
 	}
 	if (!settle_check_currency_code(value, strlen(value)))
 	{
-		intake_refuse(row, ERRCODE_SETTLE_CURRENCY_SYNTAX,
+		settle_intake_refuse(row, ERRCODE_SETTLE_CURRENCY_SYNTAX,
 					  psprintf("%s must be an ISO 4217 code of three upper-case letters", field),
 					  strlen(value) <= 16 ? psprintf("%s is \"%s\".", field, value) : NULL,
 					  NULL);
@@ -142,7 +143,7 @@ check_syntax(IntakeRow *row)
 		return;
 	if (row->amount == NULL)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD, pstrdup("amount must not be null"), NULL, NULL);
+		settle_intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD, pstrdup("amount must not be null"), NULL, NULL);
 		return;
 	}
 	else
@@ -158,7 +159,7 @@ check_syntax(IntakeRow *row)
 					   *h;
 			int			code = settle_amount_refusal("amount", r, "", 0, &m, &d, &h);
 
-			intake_refuse(row, code, m, d, h);
+			settle_intake_refuse(row, code, m, d, h);
 			return;
 		}
 	}
@@ -169,15 +170,15 @@ check_syntax(IntakeRow *row)
 		!check_field(row, "counterparty_id", row->counterparty_id, settle_check_name) ||
 		!check_field(row, "idempotency_key", row->idempotency_key, settle_check_key))
 		return;
-	if (row->priority_null)
+	if (!row->has_priority)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD, pstrdup("priority must not be null"),
+		settle_intake_refuse(row, ERRCODE_SETTLE_NULL_FIELD, pstrdup("priority must not be null"),
 					  NULL, pstrdup("Leave it out for the default, 5."));
 		return;
 	}
 	if (row->priority < 1 || row->priority > 9)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_PRIORITY_RANGE,
+		settle_intake_refuse(row, ERRCODE_SETTLE_PRIORITY_RANGE,
 					  pstrdup("priority must be between 1 and 9"),
 					  psprintf("priority is %d.", row->priority),
 					  pstrdup("9 is the most urgent; the default is 5."));
@@ -187,7 +188,7 @@ check_syntax(IntakeRow *row)
 	{
 		if (row->link_group == NULL || !row->has_link_size)
 		{
-			intake_refuse(row, ERRCODE_SETTLE_LINK_INVALID,
+			settle_intake_refuse(row, ERRCODE_SETTLE_LINK_INVALID,
 						  pstrdup("link_group and link_size go together"),
 						  NULL, pstrdup("Give both to link the payment into a group, or neither."));
 			return;
@@ -196,7 +197,7 @@ check_syntax(IntakeRow *row)
 			return;
 		if (row->link_size < 2 || row->link_size > 1000)
 		{
-			intake_refuse(row, ERRCODE_SETTLE_LINK_INVALID,
+			settle_intake_refuse(row, ERRCODE_SETTLE_LINK_INVALID,
 						  pstrdup("link_size must be between 2 and 1000"),
 						  psprintf("link_size is %d.", row->link_size),
 						  pstrdup("link_size is how many payments the group has, this one included."));
@@ -224,7 +225,7 @@ check_syntax(IntakeRow *row)
 				strcpy(when, "infinity");
 			else
 				settle_format_rfc3339(row->deadline, when);
-			intake_refuse(row, ERRCODE_SETTLE_DEADLINE_PAST,
+			settle_intake_refuse(row, ERRCODE_SETTLE_DEADLINE_PAST,
 						  pstrdup("deadline must be a finite time in the future"),
 						  psprintf("deadline is %s.", when),
 						  pstrdup("Leave deadline null to settle as soon as liquidity allows."));
@@ -234,7 +235,7 @@ check_syntax(IntakeRow *row)
 	if (row->has_not_before && row->sqlerrcode == 0)
 	{
 		if (TIMESTAMP_NOT_FINITE(row->not_before))
-			intake_refuse(row, ERRCODE_SETTLE_NOT_BEFORE_INVALID,
+			settle_intake_refuse(row, ERRCODE_SETTLE_NOT_BEFORE_INVALID,
 						  pstrdup("not_before must be a finite time"), NULL,
 						  pstrdup("Leave not_before null to settle as soon as liquidity allows."));
 		else if (row->has_deadline && row->not_before >= row->deadline)
@@ -244,7 +245,7 @@ check_syntax(IntakeRow *row)
 
 			settle_format_rfc3339(row->not_before, nb);
 			settle_format_rfc3339(row->deadline, dl);
-			intake_refuse(row, ERRCODE_SETTLE_NOT_BEFORE_INVALID,
+			settle_intake_refuse(row, ERRCODE_SETTLE_NOT_BEFORE_INVALID,
 						  pstrdup("not_before must be before deadline"),
 						  psprintf("not_before is %s, deadline %s.", nb, dl),
 						  pstrdup("A payment may settle from not_before until its deadline."));
@@ -285,20 +286,20 @@ check_currencies_and_amount(IntakeRow *row, HTAB *currencies)
 	AmountResult ar;
 	char		key[KEY_BYTES];
 
-	intake_set_key(key, row->source_currency);
+	settle_intake_set_key(key, row->source_currency);
 	scur = hash_search(currencies, key, HASH_FIND, NULL);
 	if (scur == NULL)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_CURRENCY_UNKNOWN,
+		settle_intake_refuse(row, ERRCODE_SETTLE_CURRENCY_UNKNOWN,
 					  psprintf("source_currency \"%s\" is not a known currency", row->source_currency),
 					  NULL, pstrdup("settle.currencies lists the currencies settle knows."));
 		return NULL;
 	}
-	intake_set_key(key, row->destination_currency);
+	settle_intake_set_key(key, row->destination_currency);
 	dcur = hash_search(currencies, key, HASH_FIND, NULL);
 	if (dcur == NULL)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_CURRENCY_UNKNOWN,
+		settle_intake_refuse(row, ERRCODE_SETTLE_CURRENCY_UNKNOWN,
 					  psprintf("destination_currency \"%s\" is not a known currency", row->destination_currency),
 					  NULL, pstrdup("settle.currencies lists the currencies settle knows."));
 		return NULL;
@@ -312,7 +313,7 @@ check_currencies_and_amount(IntakeRow *row, HTAB *currencies)
 		int			code = settle_amount_refusal("amount", ar, row->source_currency,
 												 scur->number, &m, &d, &h);
 
-		intake_refuse(row, code, m, d, h);
+		settle_intake_refuse(row, code, m, d, h);
 		return NULL;
 	}
 
@@ -329,7 +330,7 @@ check_accounts(IntakeRow *row, const IntakeCaller *caller, AccountInfo *src, Acc
 {
 	if (caller->restricted && caller->participant == NULL)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_ROLE_NOT_MAPPED,
+		settle_intake_refuse(row, ERRCODE_SETTLE_ROLE_NOT_MAPPED,
 					  psprintf("role \"%s\" is not mapped to a participant", caller->name),
 					  NULL, pstrdup("An operator maps it with settle_map_role()."));
 		return false;
@@ -340,7 +341,7 @@ check_accounts(IntakeRow *row, const IntakeCaller *caller, AccountInfo *src, Acc
 	 */
 	if (caller->restricted && (src == NULL || strcmp(src->participant_id, caller->participant) != 0))
 	{
-		intake_refuse(row, ERRCODE_SETTLE_NOT_OWN_ACCOUNT,
+		settle_intake_refuse(row, ERRCODE_SETTLE_NOT_OWN_ACCOUNT,
 					  psprintf("source_account \"%s\" is not an account of participant \"%s\"",
 							   row->source_account, caller->participant),
 					  NULL, pstrdup("A participant may only pay from its own accounts."));
@@ -348,7 +349,7 @@ check_accounts(IntakeRow *row, const IntakeCaller *caller, AccountInfo *src, Acc
 	}
 	if (src == NULL)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_UNKNOWN,
+		settle_intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_UNKNOWN,
 					  psprintf("source_account \"%s\" does not exist", row->source_account), NULL, NULL);
 		return false;
 	}
@@ -357,7 +358,7 @@ check_accounts(IntakeRow *row, const IntakeCaller *caller, AccountInfo *src, Acc
 		/* the payee's account: checked in full below, but refused in one way */
 		if (!destination_fits(row, dst))
 		{
-			intake_refuse(row, ERRCODE_SETTLE_DESTINATION_REFUSED,
+			settle_intake_refuse(row, ERRCODE_SETTLE_DESTINATION_REFUSED,
 						  psprintf("destination_account \"%s\" cannot receive this payment", row->destination_account),
 						  NULL,
 						  pstrdup("It does not exist, is not active, is not in destination_currency or does not belong to counterparty_id; its participant or an operator can tell which."));
@@ -366,27 +367,27 @@ check_accounts(IntakeRow *row, const IntakeCaller *caller, AccountInfo *src, Acc
 	}
 	if (dst == NULL)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_UNKNOWN,
+		settle_intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_UNKNOWN,
 					  psprintf("destination_account \"%s\" does not exist", row->destination_account), NULL, NULL);
 		return false;
 	}
 	if (strcmp(src->status, "active") != 0)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_INACTIVE,
+		settle_intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_INACTIVE,
 					  psprintf("source_account \"%s\" is not active", row->source_account),
 					  psprintf("Its status is %s.", src->status), NULL);
 		return false;
 	}
 	if (strcmp(dst->status, "active") != 0)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_INACTIVE,
+		settle_intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_INACTIVE,
 					  psprintf("destination_account \"%s\" is not active", row->destination_account),
 					  psprintf("Its status is %s.", dst->status), NULL);
 		return false;
 	}
 	if (strcmp(src->currency, row->source_currency) != 0)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_CURRENCY,
+		settle_intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_CURRENCY,
 					  psprintf("source_account \"%s\" is not in source_currency %s",
 							   row->source_account, row->source_currency),
 					  psprintf("The account is in %s.", src->currency), NULL);
@@ -394,7 +395,7 @@ check_accounts(IntakeRow *row, const IntakeCaller *caller, AccountInfo *src, Acc
 	}
 	if (strcmp(dst->currency, row->destination_currency) != 0)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_CURRENCY,
+		settle_intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_CURRENCY,
 					  psprintf("destination_account \"%s\" is not in destination_currency %s",
 							   row->destination_account, row->destination_currency),
 					  psprintf("The account is in %s.", dst->currency), NULL);
@@ -402,14 +403,14 @@ check_accounts(IntakeRow *row, const IntakeCaller *caller, AccountInfo *src, Acc
 	}
 	if (strcmp(row->source_account, row->destination_account) == 0)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_SAME_ACCOUNT,
+		settle_intake_refuse(row, ERRCODE_SETTLE_SAME_ACCOUNT,
 					  pstrdup("source_account and destination_account must differ"),
 					  psprintf("Both are \"%s\".", row->source_account), NULL);
 		return false;
 	}
 	if (strcmp(src->participant_status, "active") != 0)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_INACTIVE,
+		settle_intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_INACTIVE,
 					  psprintf("the participant owning source_account \"%s\" is not active",
 							   row->source_account),
 					  psprintf("Participant \"%s\" is %s.", src->participant_id, src->participant_status),
@@ -426,24 +427,24 @@ check_counterparty(IntakeRow *row, HTAB *participants, AccountInfo *dst)
 	NameInfo   *cp;
 	char		key[KEY_BYTES];
 
-	intake_set_key(key, row->counterparty_id);
+	settle_intake_set_key(key, row->counterparty_id);
 	cp = hash_search(participants, key, HASH_FIND, NULL);
 	if (cp == NULL)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_UNKNOWN,
+		settle_intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_UNKNOWN,
 					  psprintf("counterparty_id \"%s\" does not exist", row->counterparty_id), NULL, NULL);
 		return false;
 	}
 	if (strcmp(cp->status, "active") != 0)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_INACTIVE,
+		settle_intake_refuse(row, ERRCODE_SETTLE_PARTICIPANT_INACTIVE,
 					  psprintf("counterparty_id \"%s\" is not active", row->counterparty_id),
 					  psprintf("Its status is %s.", cp->status), NULL);
 		return false;
 	}
 	if (strcmp(dst->participant_id, row->counterparty_id) != 0)
 	{
-		intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_NOT_COUNTERPARTY,
+		settle_intake_refuse(row, ERRCODE_SETTLE_ACCOUNT_NOT_COUNTERPARTY,
 					  psprintf("destination_account \"%s\" does not belong to counterparty_id \"%s\"",
 							   row->destination_account, row->counterparty_id),
 					  psprintf("It belongs to \"%s\".", dst->participant_id),
@@ -466,7 +467,7 @@ check_fx(IntakeRow *row, HTAB *fxpairs, NameInfo *scur)
 		fx = hash_search(fxpairs, pair, HASH_FIND, NULL);
 		if (fx == NULL)
 		{
-			intake_refuse(row, ERRCODE_SETTLE_FX_RATE_MISSING,
+			settle_intake_refuse(row, ERRCODE_SETTLE_FX_RATE_MISSING,
 						  psprintf("no FX rate between %s and %s",
 								   row->source_currency, row->destination_currency),
 						  NULL, pstrdup("Set one with settle_set_fx_rate()."));
@@ -478,7 +479,7 @@ check_fx(IntakeRow *row, HTAB *fxpairs, NameInfo *scur)
 			char		buf[40];
 
 			settle_format_amount(fx->max_amount, scur->number, buf);
-			intake_refuse(row, ERRCODE_SETTLE_CONVERTED_ABOVE_BOUND,
+			settle_intake_refuse(row, ERRCODE_SETTLE_CONVERTED_ABOVE_BOUND,
 						  psprintf("amount converts to more than the largest %s amount accepted",
 								   row->destination_currency),
 						  psprintf("At the current rate the largest %s amount that converts to %s is %s.",
@@ -491,7 +492,7 @@ check_fx(IntakeRow *row, HTAB *fxpairs, NameInfo *scur)
 			char		buf[40];
 
 			settle_format_amount(fx->min_amount, scur->number, buf);
-			intake_refuse(row, ERRCODE_SETTLE_CONVERTED_TO_ZERO,
+			settle_intake_refuse(row, ERRCODE_SETTLE_CONVERTED_TO_ZERO,
 						  psprintf("amount converts to less than one minor unit of %s",
 								   row->destination_currency),
 						  psprintf("At the current rate the smallest %s amount that converts to %s is %s.",
@@ -516,9 +517,9 @@ check_reference(IntakeRow *row, const IntakeCaller *caller, HTAB *accounts,
 	scur = check_currencies_and_amount(row, currencies);
 	if (scur == NULL)
 		return;
-	intake_set_key(key, row->source_account);
+	settle_intake_set_key(key, row->source_account);
 	src = hash_search(accounts, key, HASH_FIND, NULL);
-	intake_set_key(key, row->destination_account);
+	settle_intake_set_key(key, row->destination_account);
 	dst = hash_search(accounts, key, HASH_FIND, NULL);
 	if (!check_accounts(row, caller, src, dst) ||
 		!check_counterparty(row, participants, dst) ||
@@ -570,21 +571,21 @@ settle_intake(IntakeRow *rows, int n)
 		elog(ERROR, "SPI_connect failed");
 
 	/* reference data cached by this backend: still current? */
-	intake_init_caches();
+	settle_intake_init_caches();
 
 	/* note the caller, then work on the tables as their owner (restored below, or by abort) */
 	caller_oid = GetUserId();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(intake_tables_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(settle_intake_tables_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	MemoryContextSwitchTo(outer);
-	intake_identify_caller(caller_oid, &caller);
+	settle_intake_identify_caller(caller_oid, &caller);
 	MemoryContextSwitchTo(work);
 
-	accounts = intake_make_table("settle intake accounts", sizeof(AccountInfo), 2 * n);
-	participants = intake_make_table("settle intake participants", sizeof(NameInfo), n);
-	intake_lookup_reference(rows, n, accounts, participants);
-	currencies = intake_currency_cache();
-	fxpairs = intake_fxpair_cache();
+	accounts = settle_intake_make_table("settle intake accounts", sizeof(AccountInfo), 2 * n);
+	participants = settle_intake_make_table("settle intake participants", sizeof(NameInfo), n);
+	settle_intake_lookup_reference(rows, n, accounts, participants);
+	currencies = settle_intake_currency_cache();
+	fxpairs = settle_intake_fxpair_cache();
 
 	MemoryContextSwitchTo(outer);
 	for (i = 0; i < n; i++)
@@ -595,9 +596,9 @@ settle_intake(IntakeRow *rows, int n)
 	}
 	for (i = 0; i < n; i++)
 		if (rows[i].syntax_ok)
-			intake_set_scope(&rows[i], accounts, &caller);
+			settle_intake_set_scope(&rows[i], accounts, &caller);
 	MemoryContextSwitchTo(work);
-	intake_mark_duplicates(rows, n, outer);
+	settle_intake_mark_duplicates(rows, n, outer);
 	MemoryContextSwitchTo(outer);
 	/*
 	 * On an orphan, refused before anything is written (a group's row locks
@@ -615,19 +616,13 @@ settle_intake(IntakeRow *rows, int n)
 	 * frees: each step starts in outer, where refusal texts must live (the
 	 * answer is built from them after SPI_finish).
 	 */
-	intake_links_admit(rows, n);
+	settle_intake_links_admit(rows, n);
 	MemoryContextSwitchTo(outer);
-	intake_insert_rows(rows, n, outer);
+	settle_intake_insert_rows(rows, n, outer);
 	MemoryContextSwitchTo(outer);
-	intake_links_record(rows, n);
+	settle_intake_links_record(rows, n);
 	MemoryContextSwitchTo(outer);
-	intake_timing_record(rows, n);
-	MemoryContextSwitchTo(outer);
-	depends = intake_resolve_existing(rows, n, outer);
-	MemoryContextSwitchTo(outer);
-	intake_links_check_replays(rows, n);
-	MemoryContextSwitchTo(outer);
-	intake_timing_check_replays(rows, n);
+	depends = settle_intake_resolve_existing(rows, n, outer);
 	MemoryContextSwitchTo(outer);
 
 	/* rows repeating a key earlier in the same call follow that row */
@@ -639,17 +634,17 @@ settle_intake(IntakeRow *rows, int n)
 		if (row->duplicate_of < 0)
 			continue;
 		first = &rows[row->duplicate_of];
-		if (!intake_same_content(row, first))
+		if (settle_intake_first_difference(row, first) != NULL)
 		{
 			row->sqlerrcode = 0;
-			intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
+			settle_intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
 						  psprintf("idempotency_key \"%s\" was already used for a different payment",
 								   row->idempotency_key),
 						  psprintf("Row %d of this call has it.", row->duplicate_of + 1),
 						  pstrdup("A retry must repeat the original request exactly; a new payment needs a new key."));
 		}
 		else if (first->sqlerrcode != 0)
-			intake_refuse(row, first->sqlerrcode, first->message, first->detail, first->hint);
+			settle_intake_refuse(row, first->sqlerrcode, first->message, first->detail, first->hint);
 		else
 		{
 			row->sqlerrcode = 0;
@@ -665,7 +660,7 @@ settle_intake(IntakeRow *rows, int n)
 	 * A refused linked row fails its group (settle_submit_bulk; a refused
 	 * settle_submit raises, and this rolls back with it)
 	 */
-	intake_links_refused(rows, n);
+	settle_intake_links_refused(rows, n);
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();

@@ -36,33 +36,32 @@
 
 #include "intake.h"
 #include "intake_int.h"
+#include "lib/stringinfo.h"
+#include "version.h"
 #include "settle_errors.h"
 #include "spi_util.h"
 #include "backlog.h"
 #include "worker_state.h"
 
+/*
+ * The plans of the insert (one row, or arrays of rows) and of the replay
+ * lookup: built from the payment fields of the SQL release they were made
+ * for (include/payment_fields.h), made again when the release changes.
+ */
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr insert_one_plan = NULL;
+static int	insert_release = 0;
+static SPIPlanPtr existing_plan = NULL;
+static int	existing_release = 0;
 
 /*
- * The intake insert, with its rows' source (%s: a SELECT of 11 columns,
- * then created_at and updated_at).  Conflicting keys are skipped, to be
- * resolved as replays or conflicts; each inserted payment gets its event.
+ * The intake insert (%s: the columns, then the SELECT of their values with
+ * created_at and updated_at).  Conflicting keys are skipped, to be resolved
+ * as replays or conflicts; each inserted payment gets its event.
  */
-/*
- * Arrays side by side as rows: set-returning functions in a target list run
- * in step without materializing anything; FROM unnest($1, ..., $11) stores
- * each array's rows first (8 times slower for 10,000 rows here).
- */
-#define UNNEST_11 \
-	"unnest($1), unnest($2), unnest($3), unnest($4), unnest($5), unnest($6)," \
-	" unnest($7), unnest($8), unnest($9), unnest($10), unnest($11)"
-
 #define INSERT_SQL \
 	"WITH ins AS (" \
-	" INSERT INTO settle.payment (transaction_id, idempotency_key, source_currency," \
-	"   destination_currency, source_account, destination_account, counterparty_id," \
-	"   source_participant, amount, priority, deadline, created_at, updated_at)" \
+	" INSERT INTO settle.payment (%s, source_participant, created_at, updated_at)" \
 	" %s" \
 	" ON CONFLICT DO NOTHING" \
 	" RETURNING payment_id, idempotency_key, created_at, source_participant)," \
@@ -70,11 +69,20 @@ static SPIPlanPtr insert_one_plan = NULL;
 	" INSERT INTO settle.event (occurred_at, entity, entity_id, event_type, to_status)" \
 	" SELECT created_at, 'payment', payment_id::text, 'submitted', 'queued' FROM ins)" \
 	"SELECT payment_id, idempotency_key, created_at, source_participant FROM ins"
-static SPIPlanPtr existing_plan = NULL;
+
+/*
+ * The payments of rows by (payer, key), $1 the payers and $2 the keys:
+ * keys are unique per participant.
+ */
+#define BY_PAYER_AND_KEY \
+	" FROM (SELECT pg_catalog.unnest($1) AS s, pg_catalog.unnest($2) AS k) x" \
+	" JOIN settle.payment p ON p.source_participant OPERATOR(pg_catalog.=) x.s" \
+	" AND p.idempotency_key OPERATOR(pg_catalog.=) x.k"
 
 static void scoped_key(char *dst, const char *scope, const char *key);
 static int	compare_rows_by_key(const void *a, const void *b);
-static bool same_text(const char *a, const char *b);
+static void payer_key_args(IntakeRow **rows, int m, Datum *values);
+static bool insert_column(const PaymentField *f, int release);
 
 /*
  * Keys and transaction ids are unique per payer participant: a restricted
@@ -82,7 +90,7 @@ static bool same_text(const char *a, const char *b);
  * owner's (none if that account is unknown: no payment can exist from it).
  */
 void
-intake_set_scope(IntakeRow *row, HTAB *accounts, const IntakeCaller *caller)
+settle_intake_set_scope(IntakeRow *row, HTAB *accounts, const IntakeCaller *caller)
 {
 	char		key[KEY_BYTES];
 	AccountInfo *src;
@@ -92,7 +100,7 @@ intake_set_scope(IntakeRow *row, HTAB *accounts, const IntakeCaller *caller)
 		row->scope = caller->participant;
 		return;
 	}
-	intake_set_key(key, row->source_account);
+	settle_intake_set_key(key, row->source_account);
 	src = hash_search(accounts, key, HASH_FIND, NULL);
 	row->scope = src ? pstrdup(src->participant_id) : NULL;
 }
@@ -104,40 +112,6 @@ scoped_key(char *dst, const char *scope, const char *key)
 	snprintf(dst, KEY_BYTES, "%s\x1f%s", scope ? scope : "", key);
 }
 
-/* Whether two rows carry the same instruction (everything but the key). */
-bool
-intake_same_content(const IntakeRow *a, const IntakeRow *b)
-{
-	bool		same_amount;
-
-	/* an amount refused before it could be converted compares as text */
-	if (a->amount_minor > 0 && b->amount_minor > 0)
-		same_amount = a->amount_minor == b->amount_minor;
-	else
-		same_amount = a->amount_minor == b->amount_minor && same_text(a->amount, b->amount);
-
-	return same_text(a->transaction_id, b->transaction_id) &&
-		same_amount &&
-		same_text(a->source_currency, b->source_currency) &&
-		same_text(a->destination_currency, b->destination_currency) &&
-		same_text(a->source_account, b->source_account) &&
-		same_text(a->destination_account, b->destination_account) &&
-		same_text(a->counterparty_id, b->counterparty_id) &&
-		a->priority == b->priority &&
-		a->has_deadline == b->has_deadline &&
-		(!a->has_deadline || a->deadline == b->deadline) &&
-		a->has_not_before == b->has_not_before &&
-		(!a->has_not_before || a->not_before == b->not_before) &&
-		((a->link_group == NULL && b->link_group == NULL) || same_text(a->link_group, b->link_group)) &&
-		a->has_link_size == b->has_link_size && a->link_size == b->link_size;
-}
-
-static bool
-same_text(const char *a, const char *b)
-{
-	return a != NULL && b != NULL && strcmp(a, b) == 0;
-}
-
 /*
  * Within one call: a repeated key follows its first row; a reused
  * transaction_id is refused.  The hash tables live in the caller's work
@@ -145,7 +119,7 @@ same_text(const char *a, const char *b)
  * answer is built from them after the work context is gone).
  */
 void
-intake_mark_duplicates(IntakeRow *rows, int n, MemoryContext outer)
+settle_intake_mark_duplicates(IntakeRow *rows, int n, MemoryContext outer)
 {
 	HTAB	   *keys;
 	HTAB	   *txids;
@@ -153,8 +127,8 @@ intake_mark_duplicates(IntakeRow *rows, int n, MemoryContext outer)
 
 	if (n < 2)
 		return;
-	keys = intake_make_table("settle intake keys", sizeof(KeySeen), n);
-	txids = intake_make_table("settle intake transaction ids", sizeof(KeySeen), n);
+	keys = settle_intake_make_table("settle intake keys", sizeof(KeySeen), n);
+	txids = settle_intake_make_table("settle intake transaction ids", sizeof(KeySeen), n);
 	for (i = 0; i < n; i++)
 	{
 		IntakeRow  *row = &rows[i];
@@ -179,7 +153,7 @@ intake_mark_duplicates(IntakeRow *rows, int n, MemoryContext outer)
 		{
 			MemoryContext work = MemoryContextSwitchTo(outer);
 
-			intake_refuse(row, ERRCODE_SETTLE_TRANSACTION_ID_TAKEN,
+			settle_intake_refuse(row, ERRCODE_SETTLE_TRANSACTION_ID_TAKEN,
 						  psprintf("transaction_id \"%s\" is already used under another idempotency_key",
 								   row->transaction_id),
 						  psprintf("Row %d of this call has it.", k->row + 1), NULL);
@@ -199,46 +173,122 @@ compare_rows_by_key(const void *a, const void *b)
 	return strcmp(ra->idempotency_key, rb->idempotency_key);
 }
 
-/* How many of these rows' (payer, key) are already in settle.payment. */
-static int
-count_existing(IntakeRow **order, int m)
+/* $1 and $2 of BY_PAYER_AND_KEY: the rows' payers and keys. */
+static void
+payer_key_args(IntakeRow **rows, int m, Datum *values)
 {
 	char	  **scopes = palloc(sizeof(char *) * m);
 	char	  **keys = palloc(sizeof(char *) * m);
-	Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[2];
-	bool		isnull;
 	int			i;
 
 	for (i = 0; i < m; i++)
 	{
-		scopes[i] = order[i]->scope;
-		keys[i] = order[i]->idempotency_key;
+		scopes[i] = rows[i]->scope;
+		keys[i] = rows[i]->idempotency_key;
 	}
 	values[0] = PointerGetDatum(settle_text_array(scopes, m));
 	values[1] = PointerGetDatum(settle_text_array(keys, m));
-	if (SPI_execute_with_args("SELECT pg_catalog.count(*)::int4 FROM (SELECT unnest($1) AS s, unnest($2) AS k) x"
-							  " JOIN settle.payment p ON p.source_participant OPERATOR(pg_catalog.=) x.s"
-							  " AND p.idempotency_key OPERATOR(pg_catalog.=) x.k",
+}
+
+/* How many of these rows' (payer, key) are already in settle.payment. */
+static int
+count_existing(IntakeRow **order, int m)
+{
+	Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[2];
+	bool		isnull;
+
+	payer_key_args(order, m, values);
+	if (SPI_execute_with_args("SELECT pg_catalog.count(*)::int4" BY_PAYER_AND_KEY,
 							  2, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "intake: counting the retries among the rows failed");
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/* Whether the insert writes field f: a column of settle.payment in this release. */
+static bool
+insert_column(const PaymentField *f, int release)
+{
+	return f->since <= release && settle_intake_field_is_column(f);
+}
+
+/*
+ * Make the insert's plans for this SQL release: the columns are the fields
+ * insert_column() takes, in the table's order, then source_participant.
+ */
+static void
+prepare_insert(int release)
+{
+	StringInfoData cols;
+	StringInfoData one;
+	StringInfoData many;
+	Oid			types[PAYMENT_FIELD_COUNT + 1];
+	Oid			array_types[PAYMENT_FIELD_COUNT + 1];
+	int			k = 0;
+	int			i;
+
+	if (insert_plan != NULL && insert_release == release)
+		return;
+	if (insert_plan != NULL)
+	{
+		SPI_freeplan(insert_plan);
+		SPI_freeplan(insert_one_plan);
+		insert_plan = insert_one_plan = NULL;
+	}
+	initStringInfo(&cols);
+	initStringInfo(&one);
+	initStringInfo(&many);
+	for (i = 0; i <= PAYMENT_FIELD_COUNT; i++)
+	{
+		if (i < PAYMENT_FIELD_COUNT && !insert_column(&settle_intake_fields[i], release))
+			continue;
+		if (i < PAYMENT_FIELD_COUNT)
+		{
+			appendStringInfo(&cols, "%s, ", settle_intake_fields[i].name);
+			types[k] = settle_intake_field_type(&settle_intake_fields[i]);
+		}
+		else
+			types[k] = TEXTOID;	/* source_participant */
+		array_types[k] = get_array_type(types[k]);
+		appendStringInfo(&one, "$%d, ", k + 1);
+		/*
+		 * Arrays side by side as rows: set-returning functions in a target
+		 * list run in step without materializing anything; FROM unnest($1,
+		 * ..., $n) stores each array's rows first (8 times slower for 10,000
+		 * rows here).
+		 */
+		appendStringInfo(&many, "%spg_catalog.unnest($%d)", k > 0 ? ", " : "", k + 1);
+		k++;
+	}
+	cols.data[cols.len - 2] = '\0';	/* the last ", " */
+	insert_one_plan = settle_keep_plan(psprintf(INSERT_SQL, cols.data,
+												psprintf("SELECT %sc.ts, c.ts"
+														 "  FROM (SELECT pg_catalog.clock_timestamp() AS ts) c",
+														 one.data)),
+									   k, types, "intake insert");
+	insert_plan = settle_keep_plan(psprintf(INSERT_SQL, cols.data,
+											psprintf("SELECT u.*, c.ts, c.ts"
+													 "  FROM (SELECT %s) u,"
+													 "       LATERAL (SELECT pg_catalog.clock_timestamp() AS ts) c",
+													 many.data)),
+								   k, array_types, "intake bulk insert");
+	insert_release = release;
+}
+
 /* One INSERT ... ON CONFLICT DO NOTHING for every row still marked insert. */
 void
-intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer)
+settle_intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 {
 	IntakeRow **order = palloc(sizeof(IntakeRow *) * n);
 	int			m = 0;
 	int			i;
-	char	  **cols[9];
-	Datum	   *amounts,
-			   *priorities,
-			   *deadlines;
-	bool	   *deadline_nulls;
-	Datum		values[12];
-	char		nulls[12];
+	int			k;
+	int			f;
+	int			release = settle_sql_release();
+	Datum		values[PAYMENT_FIELD_COUNT + 1];
+	char		nulls[PAYMENT_FIELD_COUNT + 1];
+	Datum	   *column;
+	bool	   *column_nulls;
 	int			dims[1];
 	int			lbs[1] = {1};
 	HTAB	   *bykey;
@@ -260,79 +310,48 @@ intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 	if (settle_backlog_would_refuse(m))
 		settle_backlog_admit(m - count_existing(order, m));
 
-	for (i = 0; i < 9; i++)
-		cols[i] = palloc(sizeof(char *) * m);
-	amounts = palloc(sizeof(Datum) * m);
-	priorities = palloc(sizeof(Datum) * m);
-	deadlines = palloc(sizeof(Datum) * m);
-	deadline_nulls = palloc(sizeof(bool) * m);
-	for (i = 0; i < m; i++)
+	prepare_insert(release);
+	/* the values: a field's column at a time, then source_participant */
+	column = palloc(sizeof(Datum) * m);
+	column_nulls = palloc(sizeof(bool) * m);
+	dims[0] = m;
+	k = 0;
+	for (f = 0; f <= PAYMENT_FIELD_COUNT; f++)
 	{
-		IntakeRow  *row = order[i];
+		Oid			type = f < PAYMENT_FIELD_COUNT ? settle_intake_field_type(&settle_intake_fields[f]) : TEXTOID;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
 
-		cols[0][i] = row->transaction_id;
-		cols[1][i] = row->idempotency_key;
-		cols[2][i] = row->source_currency;
-		cols[3][i] = row->destination_currency;
-		cols[4][i] = row->source_account;
-		cols[5][i] = row->destination_account;
-		cols[6][i] = row->counterparty_id;
-		cols[7][i] = row->source_participant;
-		amounts[i] = Int64GetDatum(row->amount_minor);
-		priorities[i] = Int16GetDatum((int16) row->priority);
-		deadlines[i] = TimestampTzGetDatum(row->deadline);
-		deadline_nulls[i] = !row->has_deadline;
-	}
-	if (m == 1)
-	{
-		/* one row (settle_submit): scalar parameters, no arrays to build and unnest */
-		bool		single_nulls[11] = {0};
-
-		for (i = 0; i < 8; i++)
-			values[i] = CStringGetTextDatum(cols[i][0]);
-		values[8] = amounts[0];
-		values[9] = priorities[0];
-		values[10] = deadlines[0];
-		single_nulls[10] = deadline_nulls[0];
-		for (i = 0; i < 11; i++)
-			nulls[i] = single_nulls[i] ? 'n' : ' ';
-		if (insert_one_plan == NULL)
+		if (f < PAYMENT_FIELD_COUNT && !insert_column(&settle_intake_fields[f], release))
+			continue;
+		for (i = 0; i < m; i++)
 		{
-			Oid			types[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-			TEXTOID, INT8OID, INT2OID, TIMESTAMPTZOID};
-
-			insert_one_plan = settle_keep_plan(psprintf(INSERT_SQL,
-														"SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, c.ts, c.ts"
-														"  FROM (SELECT clock_timestamp() AS ts) c"),
-											   11, types, "intake insert");
+			if (f < PAYMENT_FIELD_COUNT)
+				column[i] = settle_intake_field_datum(order[i], &settle_intake_fields[f], &column_nulls[i]);
+			else
+			{
+				column[i] = CStringGetTextDatum(order[i]->source_participant);
+				column_nulls[i] = false;
+			}
 		}
-		if (SPI_execute_plan(insert_one_plan, values, nulls, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "intake insert failed");
-	}
-	else
-	{
-		for (i = 0; i < 8; i++)
-			values[i] = PointerGetDatum(settle_text_array(cols[i], m));
-		dims[0] = m;
-		values[8] = PointerGetDatum(construct_array(amounts, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[9] = PointerGetDatum(construct_array(priorities, m, INT2OID, 2, true, TYPALIGN_SHORT));
-		values[10] = PointerGetDatum(construct_md_array(deadlines, deadline_nulls, 1, dims, lbs,
-														TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		if (insert_plan == NULL)
+		if (m == 1)
 		{
-			Oid			types[11] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-				TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-			INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID};
-
-			insert_plan = settle_keep_plan(psprintf(INSERT_SQL,
-													"SELECT u.*, c.ts, c.ts"
-													"  FROM (SELECT " UNNEST_11 ") u,"
-													"       LATERAL (SELECT clock_timestamp() AS ts) c"),
-										   11, types, "intake bulk insert");
+			/* one row (settle_submit): scalar parameters, no arrays to build and unnest */
+			values[k] = column[0];
+			nulls[k] = column_nulls[0] ? 'n' : ' ';
 		}
-		if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "intake insert failed");
+		else
+		{
+			get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+			values[k] = PointerGetDatum(construct_md_array(column, column_nulls, 1, dims, lbs,
+														   type, typlen, typbyval, typalign));
+			nulls[k] = ' ';
+		}
+		k++;
 	}
+	if (SPI_execute_plan(m == 1 ? insert_one_plan : insert_plan, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "intake insert failed");
 
 	/* the worker cycles as soon as this transaction commits (no poll) */
 	if (SPI_processed > 0)
@@ -349,7 +368,7 @@ intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 		settle_worker_wake_at_commit((int) SPI_processed, max_priority, min_deadline);
 	}
 
-	bykey = intake_make_table("settle intake inserted", sizeof(KeySeen), m);
+	bykey = settle_intake_make_table("settle intake inserted", sizeof(KeySeen), m);
 	for (i = 0; i < m; i++)
 	{
 		char		key[KEY_BYTES];
@@ -385,89 +404,104 @@ intake_insert_rows(IntakeRow *rows, int n, MemoryContext outer)
 }
 
 /*
+ * The replay lookup for this SQL release: the payments of the rows' (payer,
+ * key), with the stored value of every content field the release holds
+ * (include/payment_fields.h), from column EXISTING_FIELDS on in the table's
+ * order.
+ */
+#define EXISTING_FIELDS 6
+static void
+prepare_existing(int release)
+{
+	StringInfoData sql;
+	Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	int			i;
+
+	if (existing_plan != NULL && existing_release == release)
+		return;
+	if (existing_plan != NULL)
+	{
+		SPI_freeplan(existing_plan);
+		existing_plan = NULL;
+	}
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT p.source_participant, p.idempotency_key, p.payment_id, p.status,"
+						   " p.created_at, p.updated_at");
+	for (i = 0; i < PAYMENT_FIELD_COUNT; i++)
+		if (settle_intake_fields[i].content && settle_intake_fields[i].since <= release)
+			appendStringInfo(&sql, ", %s", settle_intake_field_select(&settle_intake_fields[i]));
+	appendStringInfoString(&sql, BY_PAYER_AND_KEY);
+	existing_plan = settle_keep_plan(sql.data, 2, types, "intake replay lookup");
+	existing_release = release;
+}
+
+/* Whether a row is looked up by its key: not inserted, or refused by a reference rule. */
+static bool
+looked_up(const IntakeRow *row)
+{
+	return row->syntax_ok && row->duplicate_of == -1 && row->scope != NULL &&
+		(row->insert || row->sqlerrcode != 0);
+}
+
+/*
  * Rows that were not inserted (conflict) or failed a reference rule: look up
- * their keys and turn them into replays or conflicts.  Returns whether an
- * answer now depends on a payment written by another transaction.
+ * their keys and turn them into replays (every content field the same as
+ * stored) or conflicts.  Returns whether an answer now depends on a payment
+ * written by another transaction.
  */
 bool
-intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
+settle_intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 {
-	char	  **keys = palloc(sizeof(char *) * n);
-	char	  **scopes = palloc(sizeof(char *) * n);
+	IntakeRow **lookup = palloc(sizeof(IntakeRow *) * n);
 	int			nkeys = 0;
 	int			i;
+	int			release = settle_sql_release();
 	HTAB	   *found_rows;
 	Datum		values[2];
 	uint64		r;
 	bool		depends = false;
 
 	for (i = 0; i < n; i++)
-	{
-		IntakeRow  *row = &rows[i];
-
-		if (row->syntax_ok && row->duplicate_of == -1 && row->scope != NULL &&
-			(row->insert || row->sqlerrcode != 0))
-		{
-			scopes[nkeys] = row->scope;
-			keys[nkeys++] = row->idempotency_key;
-		}
-	}
+		if (looked_up(&rows[i]))
+			lookup[nkeys++] = &rows[i];
 	if (nkeys == 0)
 		return false;
 
-	if (existing_plan == NULL)
-	{
-		Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
-		SPIPlanPtr	plan;
-
-		/* by (payer, key): keys are unique per participant */
-		plan = SPI_prepare(
-						   "SELECT p.idempotency_key, p.payment_id, p.transaction_id, p.amount, p.source_currency,"
-						   "       p.destination_currency, p.source_account, p.destination_account,"
-						   "       p.counterparty_id, p.priority, p.deadline, p.status, p.created_at, p.updated_at,"
-						   "       p.source_participant"
-						   "  FROM (SELECT unnest($1) AS s, unnest($2) AS k) x"
-						   "  JOIN settle.payment p ON p.source_participant = x.s AND p.idempotency_key = x.k",
-						   2, types);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for the intake replay lookup: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		existing_plan = plan;
-	}
-	values[0] = PointerGetDatum(settle_text_array(scopes, nkeys));
-	values[1] = PointerGetDatum(settle_text_array(keys, nkeys));
+	prepare_existing(release);
+	payer_key_args(lookup, nkeys, values);
 	if (SPI_execute_plan(existing_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "intake replay lookup failed");
 	/* SPI returns in its procedure context, freed at SPI_finish: refusal texts go to outer */
 	MemoryContextSwitchTo(outer);
 
-	found_rows = intake_make_table("settle intake existing", sizeof(KeySeen), SPI_processed + 1);
+	found_rows = settle_intake_make_table("settle intake existing", sizeof(KeySeen), SPI_processed + 1);
 	for (r = 0; r < SPI_processed; r++)
 	{
 		char		key[KEY_BYTES];
 		KeySeen    *k;
 
-		scoped_key(key, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 15),
-				   SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
+		scoped_key(key, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1),
+				   SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2));
 		k = hash_search(found_rows, key, HASH_ENTER, NULL);
 		k->row = (int) r;
 	}
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < nkeys; i++)
 	{
-		IntakeRow  *row = &rows[i];
+		IntakeRow  *row = lookup[i];
 		KeySeen    *k;
 		char		key[KEY_BYTES];
 		HeapTuple	tup;
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		IntakeRow	stored;
+		const PaymentField *differs;
+		char	   *detail;
+		int64		payment_id;
 		bool		isnull;
-		Datum		d;
+		int			f;
+		int			col;
 
-		if (!(row->syntax_ok && row->duplicate_of == -1 && row->scope != NULL &&
-			  (row->insert || row->sqlerrcode != 0)))
-			continue;
+		CHECK_FOR_INTERRUPTS();
 		scoped_key(key, row->scope, row->idempotency_key);
 		k = hash_search(found_rows, key, HASH_FIND, NULL);
 		if (k == NULL)
@@ -477,7 +511,7 @@ intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 				/* not inserted, yet no row has the key: the transaction_id was taken */
 				depends = true;
 				row->insert = false;
-				intake_refuse(row, ERRCODE_SETTLE_TRANSACTION_ID_TAKEN,
+				settle_intake_refuse(row, ERRCODE_SETTLE_TRANSACTION_ID_TAKEN,
 							  psprintf("transaction_id \"%s\" is already used under another idempotency_key",
 									   row->transaction_id),
 							  NULL,
@@ -487,50 +521,47 @@ intake_resolve_existing(IntakeRow *rows, int n, MemoryContext outer)
 		}
 		tup = SPI_tuptable->vals[k->row];
 		depends = true;
+		payment_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		/* the stored instruction; a field this release does not hold compares as given */
 		memset(&stored, 0, sizeof(stored));
-		stored.transaction_id = SPI_getvalue(tup, desc, 3);
-		stored.amount_minor = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-		stored.source_currency = SPI_getvalue(tup, desc, 5);
-		stored.destination_currency = SPI_getvalue(tup, desc, 6);
-		stored.source_account = SPI_getvalue(tup, desc, 7);
-		stored.destination_account = SPI_getvalue(tup, desc, 8);
-		stored.counterparty_id = SPI_getvalue(tup, desc, 9);
-		stored.priority = DatumGetInt16(SPI_getbinval(tup, desc, 10, &isnull));
-		d = SPI_getbinval(tup, desc, 11, &isnull);
-		stored.has_deadline = !isnull;
-		stored.deadline = isnull ? 0 : DatumGetTimestampTz(d);
-		/* the stored earliest time is compared apart (intake_timing_check_replays) */
-		stored.has_not_before = row->has_not_before;
-		stored.not_before = row->not_before;
-		/* the stored link is compared apart (intake_links_check_replays) */
-		stored.link_group = row->link_group;
-		stored.link_size = row->link_size;
-		stored.has_link_size = row->has_link_size;
+		col = EXISTING_FIELDS + 1;
+		for (f = 0; f < PAYMENT_FIELD_COUNT; f++)
+		{
+			if (!settle_intake_fields[f].content)
+				continue;
+			if (settle_intake_fields[f].since <= release)
+				settle_intake_field_from_stored(&stored, &settle_intake_fields[f], tup, desc, col++);
+			else
+				settle_intake_field_copy(&stored, row, &settle_intake_fields[f]);
+		}
 
 		/* amount_minor of a row refused before parsing is 0: never equal */
-		if (row->amount_minor > 0 && intake_same_content(row, &stored))
+		differs = row->amount_minor > 0 ? settle_intake_first_difference(row, &stored) : &settle_intake_fields[PF_amount];
+		row->insert = false;
+		if (differs == NULL)
 		{
 			row->sqlerrcode = 0;
 			row->message = row->detail = row->hint = NULL;
-			row->insert = false;
 			row->replay = true;
-			row->payment_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-			row->status = MemoryContextStrdup(outer, SPI_getvalue(tup, desc, 12));
-			row->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 13, &isnull));
-			row->updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 14, &isnull));
+			row->payment_id = payment_id;
+			row->status = MemoryContextStrdup(outer, SPI_getvalue(tup, desc, 4));
+			row->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
+			row->updated_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+			continue;
 		}
+		/* a field added since 1.0 names itself, with the stored value */
+		if (differs->since > SETTLE_SQL_1_0)
+			detail = psprintf("Payment %lld was submitted with %s %s.", (long long) payment_id,
+							  differs->name, settle_intake_field_text(&stored, differs));
 		else
-		{
-			row->insert = false;
-			row->sqlerrcode = 0;
-			intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
-						  psprintf("idempotency_key \"%s\" was already used for a different payment",
-								   row->idempotency_key),
-						  psprintf("It belongs to payment %lld (transaction_id \"%s\").",
-								   (long long) DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull)),
-								   stored.transaction_id),
-						  pstrdup("A retry must repeat the original request exactly; a new payment needs a new key."));
-		}
+			detail = psprintf("It belongs to payment %lld (transaction_id \"%s\").",
+							  (long long) payment_id, stored.transaction_id);
+		row->sqlerrcode = 0;
+		settle_intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
+					  psprintf("idempotency_key \"%s\" was already used for a different payment",
+							   row->idempotency_key),
+					  detail,
+					  pstrdup("A retry must repeat the original request exactly; a new payment needs a new key."));
 	}
 	return depends;
 }

@@ -9,11 +9,13 @@
  *                       (size, still open, a party of the group, room left)?
  *                       Locks the groups until commit;
  *   after the insert    settle._link_record: the inserted rows join;
- *   a replay            the stored payment's link must be the request's, or
- *                       the retry is a conflict (SE060) like any other change;
+ *   a replay            the stored link is compared like any other field
+ *                       (include/payment_fields.h, src/intake_keys.c);
  *   a refused row       (settle_submit_bulk) settle._link_refused fails its
  *                       group, unless the payer is not a party of it.
- * A database still on 1.0's SQL has no groups: a linked row is refused there.
+ * A database still on 1.0's SQL has no groups: settle_submit_bulk refuses
+ * the link keys there as unknown (1.0's settle_submit has no such parameters),
+ * and a linked row that came another way would be refused here.
  */
 #include "postgres.h"
 
@@ -42,7 +44,7 @@ linked(const IntakeRow *row)
  * database without groups refuses every linked row.
  */
 void
-intake_links_admit(IntakeRow *rows, int n)
+settle_intake_links_admit(IntakeRow *rows, int n)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	IntakeRow **linked_rows = palloc(sizeof(IntakeRow *) * n);
@@ -65,7 +67,7 @@ intake_links_admit(IntakeRow *rows, int n)
 	if (!settle_links_installed())
 	{
 		for (i = 0; i < m; i++)
-			intake_refuse(linked_rows[i], ERRCODE_SETTLE_LINK_INVALID,
+			settle_intake_refuse(linked_rows[i], ERRCODE_SETTLE_LINK_INVALID,
 						  pstrdup("linked payments need settle 1.1 or later in this database"),
 						  NULL, pstrdup("ALTER EXTENSION settle UPDATE, then submit again."));
 		return;
@@ -103,7 +105,7 @@ intake_links_admit(IntakeRow *rows, int n)
 		IntakeRow  *row = linked_rows[ord - 1];
 
 		/* SPI_getvalue copies into the current context: the caller's (intake's outer one) */
-		intake_refuse(row, MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]),
+		settle_intake_refuse(row, MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]),
 					  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4),
 					  pstrdup("See settle.link_groups; a group's payments share link_group and link_size."));
 	}
@@ -111,7 +113,7 @@ intake_links_admit(IntakeRow *rows, int n)
 
 /* After the insert: the rows inserted just now join their groups. */
 void
-intake_links_record(IntakeRow *rows, int n)
+settle_intake_links_record(IntakeRow *rows, int n)
 {
 	char	  **groups = palloc(sizeof(char *) * n);
 	int64	   *ids = palloc(sizeof(int64) * n);
@@ -135,69 +137,6 @@ intake_links_record(IntakeRow *rows, int n)
 }
 
 /*
- * A replay answers with the original only if the request's link is the
- * stored one (both none, or the same group and size); otherwise the retry
- * changed the payment: a conflict, as for any other field.
- */
-void
-intake_links_check_replays(IntakeRow *rows, int n)
-{
-	MemoryContext caller = CurrentMemoryContext;
-	int64	   *ids = palloc(sizeof(int64) * n);
-	int			m = 0;
-	int			i;
-	Datum		values[1];
-	Oid			types[1] = {INT8ARRAYOID};
-	uint64		r;
-
-	for (i = 0; i < n; i++)
-		if (rows[i].sqlerrcode == 0 && rows[i].replay && rows[i].duplicate_of == -1)
-			ids[m++] = rows[i].payment_id;
-	if (m == 0 || !settle_links_installed())
-		return;
-	values[0] = PointerGetDatum(settle_int8_array(ids, m));
-	if (SPI_execute_with_args("SELECT x.id, g.link_group, g.link_size"
-							  "  FROM pg_catalog.unnest($1) AS x(id)"
-							  "  LEFT JOIN settle.payment_link l ON l.payment_id = x.id"
-							  "  LEFT JOIN settle.link_group g ON g.link_group = l.link_group",
-							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "reading the links of replayed payments failed");
-	MemoryContextSwitchTo(caller);	/* the refusal texts outlive SPI */
-	for (r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		char	   *group = SPI_getvalue(tup, desc, 2);
-		Datum		size = SPI_getbinval(tup, desc, 3, &isnull);
-		int			stored_size = isnull ? 0 : DatumGetInt32(size);
-
-		for (i = 0; i < n; i++)
-		{
-			IntakeRow  *row = &rows[i];
-			bool		same;
-
-			if (!(row->sqlerrcode == 0 && row->replay && row->duplicate_of == -1 && row->payment_id == id))
-				continue;
-			same = (group == NULL && row->link_group == NULL) ||
-				(group != NULL && row->link_group != NULL && strcmp(group, row->link_group) == 0 &&
-				 stored_size == row->link_size);
-			if (!same)
-			{
-				row->replay = false;
-				intake_refuse(row, ERRCODE_SETTLE_IDEMPOTENCY_CONFLICT,
-							  psprintf("idempotency_key \"%s\" was already used for a different payment",
-									   row->idempotency_key),
-							  psprintf("Payment %lld was submitted with link_group %s.", (long long) id,
-									   group ? quote_literal_cstr(group) : "none"),
-							  pstrdup("A retry must repeat the original request exactly; a new payment needs a new key."));
-			}
-		}
-	}
-}
-
-/*
  * settle_submit_bulk: a linked row refused at intake fails its group (a
  * refused settle_submit raises, and its transaction rolls back: the group
  * then waits for the member until settle.link_timeout).  Refusals that say
@@ -205,7 +144,7 @@ intake_links_check_replays(IntakeRow *rows, int n)
  * not the group's failure.
  */
 void
-intake_links_refused(IntakeRow *rows, int n)
+settle_intake_links_refused(IntakeRow *rows, int n)
 {
 	char	  **groups = palloc(sizeof(char *) * n);
 	char	  **payers = palloc(sizeof(char *) * n);

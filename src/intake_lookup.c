@@ -47,7 +47,7 @@ static Oid	settle_owner = InvalidOid;
  * Currencies and FX pairs rarely change, so each backend keeps the ones it
  * has seen (in TopMemoryContext) and asks the database only about the ones
  * it has not, until a change to either table empties the caches
- * (intake_init_caches); accounts and participants, whose status can change at any
+ * (settle_intake_init_caches); accounts and participants, whose status can change at any
  * time, are read on every call.
  */
 static HTAB *currency_cache = NULL;
@@ -56,15 +56,15 @@ static uint64 cache_generation = 0;
 
 static void fill_caches(IntakeRow *rows, int n);
 
-/* The caches, filled for these rows (after intake_lookup_reference). */
+/* The caches, filled for these rows (after settle_intake_lookup_reference). */
 HTAB *
-intake_currency_cache(void)
+settle_intake_currency_cache(void)
 {
 	return currency_cache;
 }
 
 HTAB *
-intake_fxpair_cache(void)
+settle_intake_fxpair_cache(void)
 {
 	return fxpair_cache;
 }
@@ -79,7 +79,7 @@ typedef struct KeyedTable
 
 /* Owner of the settle tables (the role that created the extension). */
 Oid
-intake_tables_owner(void)
+settle_intake_tables_owner(void)
 {
 	if (!OidIsValid(settle_owner))
 	{
@@ -99,7 +99,7 @@ intake_tables_owner(void)
 
 /* Superusers and settle_operator members may debit any account; others only their participant's. */
 void
-intake_identify_caller(Oid caller_oid, IntakeCaller *caller)
+settle_intake_identify_caller(Oid caller_oid, IntakeCaller *caller)
 {
 	Oid			operator_role = get_role_oid("settle_operator", true);
 	Oid			types[2] = {OIDOID, TEXTOID};
@@ -126,7 +126,7 @@ intake_identify_caller(Oid caller_oid, IntakeCaller *caller)
 
 /* A string-keyed hash table in the current memory context. */
 HTAB *
-intake_make_table(const char *name, Size entrysize, long n)
+settle_intake_make_table(const char *name, Size entrysize, long n)
 {
 	HASHCTL		ctl;
 
@@ -139,7 +139,7 @@ intake_make_table(const char *name, Size entrysize, long n)
 
 /* Copy a key into a fixed-size hash key buffer (keys are <= 128 bytes by now). */
 void
-intake_set_key(char *dst, const char *src)
+settle_intake_set_key(char *dst, const char *src)
 {
 	strlcpy(dst, src, KEY_BYTES);
 }
@@ -151,7 +151,7 @@ intake_set_key(char *dst, const char *src)
  * of them is read in a call, so no one holds an entry of the old ones.
  */
 void
-intake_init_caches(void)
+settle_intake_init_caches(void)
 {
 	MemoryContext old;
 
@@ -168,8 +168,8 @@ intake_init_caches(void)
 	settle_refcache_watch("fx_rate");
 	settle_refcache_watch("payment");
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	currency_cache = intake_make_table("settle currency cache", sizeof(NameInfo), 64);
-	fxpair_cache = intake_make_table("settle fx pair cache", sizeof(NameInfo), 64);
+	currency_cache = settle_intake_make_table("settle currency cache", sizeof(NameInfo), 64);
+	fxpair_cache = settle_intake_make_table("settle fx pair cache", sizeof(NameInfo), 64);
 	MemoryContextSwitchTo(old);
 }
 
@@ -194,7 +194,7 @@ fill_caches(IntakeRow *rows, int n)
 			continue;
 		for (k = 0; k < 2; k++)
 		{
-			intake_set_key(key, k == 0 ? rows[i].source_currency : rows[i].destination_currency);
+			settle_intake_set_key(key, k == 0 ? rows[i].source_currency : rows[i].destination_currency);
 			if (hash_search(currency_cache, key, HASH_FIND, NULL) == NULL)
 				cur[ncur++] = k == 0 ? rows[i].source_currency : rows[i].destination_currency;
 		}
@@ -237,7 +237,7 @@ fill_caches(IntakeRow *rows, int n)
 		bool		found;
 		bool		isnull;
 
-		intake_set_key(key, SPI_getvalue(tup, desc, 2));
+		settle_intake_set_key(key, SPI_getvalue(tup, desc, 2));
 		e = hash_search(kind[0] == 'c' ? currency_cache : fxpair_cache, key, HASH_ENTER, &found);
 		e->number = atoi(SPI_getvalue(tup, desc, 3));
 		e->min_amount = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
@@ -322,9 +322,9 @@ participant_status(KeyedTable *participant, const char *participant_id, bool *is
  * come from the caches.
  */
 void
-intake_lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants)
+settle_intake_lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participants)
 {
-	HTAB	   *seen = intake_make_table("settle intake names", sizeof(KeySeen), 3 * n);
+	HTAB	   *seen = settle_intake_make_table("settle intake names", sizeof(KeySeen), 3 * n);
 	KeyedTable account;
 	KeyedTable participant;
 	char		key[KEY_BYTES];
@@ -351,7 +351,7 @@ intake_lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participan
 			bool		is_operator;
 			AccountInfo *a;
 
-			intake_set_key(key, id);
+			settle_intake_set_key(key, id);
 			hash_search(seen, key, HASH_ENTER, &found);
 			if (found)
 				continue;
@@ -366,7 +366,7 @@ intake_lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participan
 			if (pstatus == NULL)
 				continue;		/* cannot happen: foreign key */
 			a = hash_search(accounts, key, HASH_ENTER, &found);
-			intake_set_key(a->participant_id, owner);
+			settle_intake_set_key(a->participant_id, owner);
 			strlcpy(a->currency, keyed_text(&account, tup, "currency"), sizeof(a->currency));
 			strlcpy(a->status, keyed_text(&account, tup, "status"), sizeof(a->status));
 			strlcpy(a->participant_status, pstatus, sizeof(a->participant_status));
@@ -383,7 +383,7 @@ intake_lookup_reference(IntakeRow *rows, int n, HTAB *accounts, HTAB *participan
 			{
 				NameInfo   *e;
 
-				intake_set_key(key, rows[i].counterparty_id);
+				settle_intake_set_key(key, rows[i].counterparty_id);
 				e = hash_search(participants, key, HASH_ENTER, &found);
 				strlcpy(e->status, pstatus, sizeof(e->status));
 			}

@@ -66,7 +66,7 @@ settle_queue_change_sql(PG_FUNCTION_ARGS)
 	args[4] = CStringGetTextDatum(caller);
 	/* as the owner of the settle tables (restored below, or by the abort) */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(intake_tables_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(settle_intake_tables_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_execute_with_args("SELECT settle._queue_apply($1, $2, $3, $4, $5)", 5, types, args, nulls, false, 1)
 		!= SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "settle._queue_apply failed");

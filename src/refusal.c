@@ -14,7 +14,7 @@
 #include "settle_errors.h"
 
 void
-intake_refuse(IntakeRow *row, int sqlerrcode, char *message, char *detail, char *hint)
+settle_intake_refuse(IntakeRow *row, int sqlerrcode, char *message, char *detail, char *hint)
 {
 	if (row->sqlerrcode != 0)
 		return;

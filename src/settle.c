@@ -67,7 +67,7 @@ _PG_init(void)
 
 	settle_cycle_define_settings();
 	settle_funding_define_settings();
-	settle_submit_init();		/* settings only; to be named _define_settings (issue #35) */
+	settle_submit_define_settings();
 	settle_posting_define_settings();
 	settle_drop_guard_define_settings();
 	settle_fence_define_settings();

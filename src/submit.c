@@ -18,7 +18,7 @@
 #include "utils/timestamp.h"
 
 #include "intake.h"
-#include "rfc3339.h"
+#include "intake_int.h"
 #include "settle_errors.h"
 #include "version.h"
 
@@ -31,7 +31,7 @@ static int	settle_max_bulk_rows = 100000;
 
 /* Define intake's settings (from _PG_init). */
 void
-settle_submit_init(void)
+settle_submit_define_settings(void)
 {
 	DefineCustomIntVariable("settle.max_bulk_rows",
 							"Largest number of payments one settle_submit_bulk call accepts.",
@@ -40,30 +40,7 @@ settle_submit_init(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
-static char *text_arg(FunctionCallInfo fcinfo, int n);
-static char *numeric_arg(FunctionCallInfo fcinfo, int n, IntakeRow *row);
 static void raise_refusal(IntakeRow *row);
-static void row_from_jsonb(IntakeRow *row, JsonbContainer *obj);
-static char *jsonb_scalar_text(JsonbValue *v);
-static bool parse_time(IntakeRow *row, const char *field, const char *text, TimestampTz *ts, bool *has);
-
-/* A text argument as a C string, NULL for SQL NULL. */
-static char *
-text_arg(FunctionCallInfo fcinfo, int n)
-{
-	if (PG_ARGISNULL(n))
-		return NULL;
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
-/* A numeric argument printed as exact decimal text, NULL for SQL NULL. */
-static char *
-numeric_arg(FunctionCallInfo fcinfo, int n, IntakeRow *row)
-{
-	if (PG_ARGISNULL(n))
-		return NULL;
-	return DatumGetCString(DirectFunctionCall1(numeric_out, PG_GETARG_DATUM(n)));
-}
 
 /* ereport a row's refusal. */
 static void
@@ -77,13 +54,11 @@ raise_refusal(IntakeRow *row)
 }
 
 /*
- * settle_submit(transaction_id, amount, source_currency, destination_currency,
- *               source_account, destination_account, counterparty_id,
- *               idempotency_key, priority, deadline)
+ * settle_submit(the payment fields, include/payment_fields.h)
  *   -> (payment_id, status, replay, submitted_at, updated_at)
  */
 static Datum
-submit_one(FunctionCallInfo fcinfo, bool with_links)
+submit_one(FunctionCallInfo fcinfo)
 {
 	IntakeRow	row;
 	TupleDesc	desc;
@@ -94,30 +69,7 @@ submit_one(FunctionCallInfo fcinfo, bool with_links)
 		elog(ERROR, "settle_submit must return a composite type");
 
 	memset(&row, 0, sizeof(row));
-	row.transaction_id = text_arg(fcinfo, 0);
-	row.amount = numeric_arg(fcinfo, 1, &row);
-	row.source_currency = text_arg(fcinfo, 2);
-	row.destination_currency = text_arg(fcinfo, 3);
-	row.source_account = text_arg(fcinfo, 4);
-	row.destination_account = text_arg(fcinfo, 5);
-	row.counterparty_id = text_arg(fcinfo, 6);
-	row.idempotency_key = text_arg(fcinfo, 7);
-	row.priority_null = PG_ARGISNULL(8);
-	row.priority = row.priority_null ? 0 : PG_GETARG_INT32(8);
-	row.has_deadline = !PG_ARGISNULL(9);
-	row.deadline = row.has_deadline ? PG_GETARG_TIMESTAMPTZ(9) : 0;
-	if (with_links)
-	{
-		row.link_group = text_arg(fcinfo, 10);
-		row.has_link_size = !PG_ARGISNULL(11);
-		row.link_size = row.has_link_size ? PG_GETARG_INT32(11) : 0;
-	}
-	/* 1.2's SQL: the earliest settlement time (issue #33) */
-	if (PG_NARGS() > 12)
-	{
-		row.has_not_before = !PG_ARGISNULL(12);
-		row.not_before = row.has_not_before ? PG_GETARG_TIMESTAMPTZ(12) : 0;
-	}
+	settle_intake_fields_from_args(&row, fcinfo);
 
 	settle_intake(&row, 1);
 	if (row.sqlerrcode != 0)
@@ -131,182 +83,22 @@ submit_one(FunctionCallInfo fcinfo, bool with_links)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
-/* The entry point of 1.2's SQL: every argument above, link_group and link_size included. */
+/* The entry point of 1.2's SQL: every field of the table. */
 Datum
 settle_submit_1_2(PG_FUNCTION_ARGS)
 {
-	return submit_one(fcinfo, true);
+	return submit_one(fcinfo);
 }
 
 /*
  * The entry point the frozen scripts of 1.0 and 1.1 name: 1.0's SQL passes
- * ten arguments (no linked payments), 1.1's twelve.
+ * ten arguments (no linked payments), 1.1's twelve; the fields are read as
+ * far as the call goes.
  */
 Datum
 settle_submit(PG_FUNCTION_ARGS)
 {
-	return submit_one(fcinfo, PG_NARGS() >= 12);
-}
-
-/* A JSON scalar as text: strings as they are, numbers printed exactly. */
-static char *
-jsonb_scalar_text(JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvString:
-			return pnstrdup(v->val.string.val, v->val.string.len);
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-		default:
-			return NULL;
-	}
-}
-
-/*
- * Read a deadline or not_before given as text: RFC 3339 with its offset, by the one
- * reader (src/rfc3339.c), never timestamptz_in, whose reading depends on the
- * session's TimeZone and DateStyle and takes words such as "tomorrow".
- */
-static bool
-parse_time(IntakeRow *row, const char *field, const char *text, TimestampTz *ts, bool *has)
-{
-	const char *what;
-	int64		usec;
-	TimestampResult r = settle_parse_rfc3339(text, strlen(text), &usec, &what);
-	char	   *message;
-	char	   *detail;
-	char	   *hint;
-	int			code = settle_timestamp_refusal(field, r, what, text, &message, &detail, &hint);
-
-	if (code != 0)
-	{
-		intake_refuse(row, code, message, detail, hint);
-		return false;
-	}
-	*ts = (TimestampTz) usec;
-	*has = true;
-	return true;
-}
-
-/* Fill a row from one JSON object of the bulk input. */
-static void
-row_from_jsonb(IntakeRow *row, JsonbContainer *obj)
-{
-	JsonbIterator *it = JsonbIteratorInit(obj);
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	char	   *key = NULL;
-	char	   *deadline_text = NULL;
-	char	   *not_before_text = NULL;
-	/* the earliest settlement time is a key of 1.2's SQL only (issue #33) */
-	bool		timed = settle_sql_release() >= SETTLE_SQL_1_2;
-
-	row->priority = 5;
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-			continue;
-		}
-		if (tok != WJB_VALUE || key == NULL)
-			continue;
-
-		if (strcmp(key, "priority") == 0)
-		{
-			if (v.type == jbvNull)
-				row->priority_null = true;
-			else if (v.type != jbvNumeric)
-				intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
-							  pstrdup("priority must be a JSON number"), NULL, NULL);
-			else
-			{
-				char	   *s = jsonb_scalar_text(&v);
-				char	   *end;
-				long		p = strtol(s, &end, 10);
-
-				if (*end != '\0' || p < INT_MIN || p > INT_MAX)
-					row->priority = 0;	/* refused as out of range */
-				else
-					row->priority = (int) p;
-			}
-		}
-		else if (strcmp(key, "link_size") == 0)
-		{
-			if (v.type == jbvNumeric)
-			{
-				char	   *s = jsonb_scalar_text(&v);
-				char	   *end;
-				long		k = strtol(s, &end, 10);
-
-				row->has_link_size = true;
-				/* not an integer, or far out of range: refused as out of range */
-				row->link_size = (*end != '\0' || k < 0 || k > INT_MAX) ? 0 : (int) k;
-			}
-			else if (v.type != jbvNull)
-				intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
-							  pstrdup("link_size must be a JSON number"), NULL, NULL);
-		}
-		else if (strcmp(key, "deadline") == 0)
-		{
-			if (v.type == jbvString)
-				deadline_text = jsonb_scalar_text(&v);
-			else if (v.type != jbvNull)
-				intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
-							  pstrdup("deadline must be a JSON string"), NULL, NULL);
-		}
-		else if (timed && strcmp(key, "not_before") == 0)
-		{
-			if (v.type == jbvString)
-				not_before_text = jsonb_scalar_text(&v);
-			else if (v.type != jbvNull)
-				intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
-							  pstrdup("not_before must be a JSON string"), NULL, NULL);
-		}
-		else
-		{
-			char	  **field = NULL;
-
-			if (strcmp(key, "transaction_id") == 0)
-				field = &row->transaction_id;
-			else if (strcmp(key, "amount") == 0)
-				field = &row->amount;
-			else if (strcmp(key, "source_currency") == 0)
-				field = &row->source_currency;
-			else if (strcmp(key, "destination_currency") == 0)
-				field = &row->destination_currency;
-			else if (strcmp(key, "source_account") == 0)
-				field = &row->source_account;
-			else if (strcmp(key, "destination_account") == 0)
-				field = &row->destination_account;
-			else if (strcmp(key, "counterparty_id") == 0)
-				field = &row->counterparty_id;
-			else if (strcmp(key, "idempotency_key") == 0)
-				field = &row->idempotency_key;
-			else if (strcmp(key, "link_group") == 0)
-				field = &row->link_group;
-			else
-			{
-				intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
-							  psprintf("unknown key \"%s\"", strlen(key) <= 64 ? key : "(too long)"),
-							  NULL,
-							  pstrdup("Keys are the parameter names of settle_submit."));
-				continue;
-			}
-			if (v.type == jbvNull)
-				*field = NULL;
-			else if (v.type == jbvString || (v.type == jbvNumeric && field == &row->amount))
-				*field = jsonb_scalar_text(&v);
-			else
-				intake_refuse(row, ERRCODE_SETTLE_BULK_BAD_ELEMENT,
-							  psprintf("%s must be a JSON string", key), NULL, NULL);
-		}
-	}
-	if (deadline_text != NULL && row->sqlerrcode == 0)
-		parse_time(row, "deadline", deadline_text, &row->deadline, &row->has_deadline);
-	if (not_before_text != NULL && row->sqlerrcode == 0)
-		parse_time(row, "not_before", not_before_text, &row->not_before, &row->has_not_before);
+	return submit_one(fcinfo);
 }
 
 /*
@@ -324,6 +116,7 @@ settle_submit_bulk(PG_FUNCTION_ARGS)
 	IntakeRow  *rows;
 	int			n;
 	int			i;
+	int			release;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -345,6 +138,8 @@ settle_submit_bulk(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	rows = palloc0(sizeof(IntakeRow) * Max(n, 1));
+	/* the keys are the fields of this database's SQL release */
+	release = settle_sql_release();
 
 	it = JsonbIteratorInit(&payments->root);
 	i = 0;
@@ -354,9 +149,9 @@ settle_submit_bulk(PG_FUNCTION_ARGS)
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		if (v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
-			row_from_jsonb(&rows[i], v.val.binary.data);
+			settle_intake_fields_from_json(&rows[i], v.val.binary.data, release);
 		else
-			intake_refuse(&rows[i], ERRCODE_SETTLE_BULK_BAD_ELEMENT,
+			settle_intake_refuse(&rows[i], ERRCODE_SETTLE_BULK_BAD_ELEMENT,
 						  pstrdup("each element of payments must be a JSON object"), NULL, NULL);
 		i++;
 	}

@@ -303,9 +303,8 @@ typedef struct HealthReport
 
 extern int	pool_start(void);
 extern void pool_stop(void);
-/* a new connection: to the primary, or to any reachable host; NULL if none */
 typedef struct pg_conn PGconn;
-extern PGconn *pool_connect(bool primary);
+
 /* 0: queued (done() will be called); 429: saturated; 503: no primary */
 extern int	pool_enqueue(Job *job);
 /* one statement on the control connection (token look-ups); NULL on failure */
@@ -313,6 +312,16 @@ typedef struct pg_result PGresult;
 extern PGresult *pool_control_exec(const char *sql, int nparams, const char *const *params,
 								   char *error, size_t errsize);
 extern void pool_gauges(int *busy, int *connected, int *size, int *queued_rows);
+
+/* ---- db.c ---- */
+/* a new connection: to the primary, or to any reachable host; NULL if none */
+extern PGconn *pool_connect(bool primary);
+/* why the calling thread's last pool_connect(true) found no primary */
+extern const char *pool_last_connect_error(void);
+/* the connection (or the primary) was lost: the call's outcome is unknown */
+extern bool db_connection_error(PGconn *conn, const char *sqlstate);
+/* PQgetResult within a deadline (gw_now() seconds); NULL and *late when it passed */
+extern PGresult *db_result_by(PGconn *c, double deadline, bool *late);
 
 /* ---- health.c ---- */
 extern void health_start(void);

@@ -2,7 +2,8 @@
  * pool.c -- database connections, and coalescing of concurrent requests
  * into settle_submit_bulk calls (group commit in the gateway).
  *
- * Requests are jobs in one FIFO.  Each of pool_size workers owns one
+ * Connecting to the primary and waiting for a result within a deadline are
+ * db.c's.  Requests are jobs in one FIFO.  Each of pool_size workers owns one
  * connection to the primary (libpq, every host of the cluster,
  * target_session_attrs=read-write) and takes, from the head of the queue,
  * the jobs of one participant up to batch_max payments: one bulk call, one
@@ -17,7 +18,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +46,6 @@ static bool primary_missing;	/* the last connection attempt found no primary */
 static bool stopping;
 static Worker *workers;
 
-/* the last failure to reach a primary, logged when the pool loses it */
-static __thread char last_connect_error[512];
 
 static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
 static PGconn *control;
@@ -119,115 +117,6 @@ static const char *iso_report_sql =
 " ORDER BY 1, 2, 3";
 
 /*
- * One attempt with the configured string; host and port override it when
- * given.  TCP liveness comes first so that the string may override it: a peer
- * cut off by the network (no RST, nothing acknowledged) would otherwise hold
- * a call for the kernel's retransmission time, minutes, instead of seconds.
- */
-static PGconn *
-connect_once(bool primary, const char *host, const char *port)
-{
-	char		idle[16],
-				user_timeout[16];
-	int			t = gw_config.tcp_timeout_ms;
-	const char *keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
-		"tcp_user_timeout", "connect_timeout", "application_name", "dbname", "target_session_attrs",
-	"host", "port", NULL};
-	const char *vals[] = {"1", idle, idle, "2", user_timeout, "3", "settle-gateway", gw_config.conninfo,
-		primary ? "read-write" : "any", host, port, NULL};
-	int			first = 0;
-
-	/* detection after about t: idle, then two unanswered probes */
-	snprintf(idle, sizeof(idle), "%d", t / 3000 > 1 ? t / 3000 : 1);
-	snprintf(user_timeout, sizeof(user_timeout), "%d", t);
-	if (t == 0)
-		first = 5;				/* the kernel's defaults */
-	if (!host)
-		keys[9] = NULL;
-	return PQconnectdbParams(keys + first, vals + first, 1);
-}
-
-/* The n-th item (from 0) of a comma-separated list, or NULL */
-static bool
-list_item(const char *list, int n, char *out, size_t outsize)
-{
-	const char *p = list;
-
-	for (int i = 0; i < n && p; i++)
-	{
-		p = strchr(p, ',');
-		if (p)
-			p++;
-	}
-	if (!p)
-		return false;
-	size_t		len = strcspn(p, ",");
-
-	if (len >= outsize)
-		return false;
-	memcpy(out, p, len);
-	out[len] = '\0';
-	return true;
-}
-
-/*
- * A connection to a host of the cluster: the primary, or any (health).
- *
- * libpq tries the hosts of a list in turn, but gives up on the whole list
- * when a host accepts the TCP connection and then closes it (what a proxy or
- * load balancer in front of a dead node does): the primary after it is never
- * tried.  So when the list fails, each host is tried on its own, in order.
- */
-PGconn *
-pool_connect(bool primary)
-{
-	PGconn	   *c = connect_once(primary, NULL, NULL);
-	PQconninfoOption *opts;
-	const char *hosts = NULL,
-			   *ports = NULL,
-			   *hostaddrs = NULL;
-
-	if (PQstatus(c) == CONNECTION_OK)
-		return c;
-	if (primary)
-		snprintf(last_connect_error, sizeof(last_connect_error), "%s", PQerrorMessage(c));
-	PQfinish(c);
-	c = NULL;
-	opts = PQconninfoParse(gw_config.conninfo, NULL);
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-	{
-		if (strcmp(o->keyword, "host") == 0)
-			hosts = o->val;
-		else if (strcmp(o->keyword, "port") == 0)
-			ports = o->val;
-		else if (strcmp(o->keyword, "hostaddr") == 0)
-			hostaddrs = o->val;
-	}
-	/* one host (nothing else to try), or hostaddr lists (left to libpq) */
-	if (hosts && strchr(hosts, ',') && !(hostaddrs && *hostaddrs))
-	{
-		char		host[256],
-					port[32];
-
-		for (int i = 0; list_item(hosts, i, host, sizeof(host)); i++)
-		{
-			/* one port for every host, or one each */
-			if (!ports || !*ports)
-				snprintf(port, sizeof(port), "5432");
-			else if (!list_item(ports, strchr(ports, ',') ? i : 0, port, sizeof(port)))
-				break;
-			c = connect_once(primary, host, port);
-			if (PQstatus(c) == CONNECTION_OK)
-				break;
-			PQfinish(c);
-			c = NULL;
-		}
-	}
-	PQconninfoFree(opts);
-	return c;
-}
-
-/*
  * A commit whose wait for the synchronous standby is cancelled
  * (pg_cancel_backend, a pool's time-out) stays local and comes back as a
  * success with a WARNING.  So any WARNING during a submit makes the worker
@@ -282,7 +171,7 @@ worker_connect(Worker *w)
 	{
 		if (!primary_missing)
 			fprintf(stderr, "settle-gateway: no primary reachable (answering 503 meanwhile): %s",
-					last_connect_error);
+					pool_last_connect_error());
 		primary_missing = true;
 		w->next_connect = gw_now() + RECONNECT_INTERVAL;
 	}
@@ -325,16 +214,6 @@ finish_jobs(Job **jobs, int n)
 		jobs[i]->done(jobs[i]);
 }
 
-static bool
-connection_error(PGconn *conn, const char *sqlstate)
-{
-	if (PQstatus(conn) != CONNECTION_OK)
-		return true;
-	if (!sqlstate)
-		return true;
-	return strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P", 3) == 0 ||
-		strcmp(sqlstate, "25006") == 0;
-}
 
 /*
  * One prepared statement as the client's role: SET ROLE and the statement
@@ -345,44 +224,6 @@ connection_error(PGconn *conn, const char *sqlstate)
  * An error result if the SET ROLE or the statement failed; a result without
  * SQLSTATE if the connection did.
  */
-/*
- * Waits until a whole result can be read without blocking, or the call's
- * deadline passes (false).  A peer that keeps the TCP connection open but
- * answers nothing (a node cut off behind a proxy, a frozen server) would
- * otherwise hold the worker, and every request queued behind it, for good.
- */
-static bool
-await_result(PGconn *c, double deadline)
-{
-	while (PQisBusy(c))
-	{
-		struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
-		double		left = deadline - gw_now();
-		int			rc;
-
-		if (left <= 0 || p.fd < 0)
-			return p.fd < 0;	/* no socket: PQgetResult reports it */
-		rc = poll(&p, 1, (int) (left * 1000) + 1);
-		if (rc < 0 && errno != EINTR)
-			return true;
-		if (rc > 0 && !PQconsumeInput(c))
-			return true;		/* the connection failed: PQgetResult says so */
-	}
-	return true;
-}
-
-/* PQgetResult within the call's deadline; NULL and *late when it passed */
-static PGresult *
-result_by(PGconn *c, double deadline, bool *late)
-{
-	if (*late || !await_result(c, deadline))
-	{
-		*late = true;
-		return NULL;
-	}
-	return PQgetResult(c);
-}
-
 /*
  * A call that passed its deadline: its connection is in an unknown state (the
  * statement may still commit), so it is dropped and the caller sees a result
@@ -425,14 +266,14 @@ exec_as(Worker *w, const char *role, const char *stmt, int nparams, const char *
 	/* the SET ROLE's result, then the statement's, each followed by NULL, then the sync */
 	for (int i = 0; i < 2; i++)
 	{
-		if ((got[i] = result_by(c, deadline, &late)) == NULL)
+		if ((got[i] = db_result_by(c, deadline, &late)) == NULL)
 			goto broken;
-		while ((r = result_by(c, deadline, &late)) != NULL)
+		while ((r = db_result_by(c, deadline, &late)) != NULL)
 			PQclear(r);
 		if (late)
 			goto broken;
 	}
-	r = result_by(c, deadline, &late);
+	r = db_result_by(c, deadline, &late);
 	if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC)
 	{
 		PQclear(r);
@@ -467,7 +308,7 @@ exec_plain(Worker *w, const char *sql)
 
 	if (!PQsendQuery(w->conn, sql))
 		return PQmakeEmptyPGresult(w->conn, PGRES_FATAL_ERROR);
-	while ((r = result_by(w->conn, deadline, &late)) != NULL)
+	while ((r = db_result_by(w->conn, deadline, &late)) != NULL)
 	{
 		PQclear(last);
 		last = r;
@@ -571,7 +412,7 @@ run_submit(Worker *w, Job **jobs, int n)
 		snprintf(state, sizeof(state), "%s", st ? st : "");
 		PQclear(res);
 		metrics_db_error();
-		if (connection_error(w->conn, st))
+		if (db_connection_error(w->conn, st))
 		{
 			worker_disconnect(w);
 			for (int i = 0; i < n; i++)
@@ -646,7 +487,7 @@ run_status(Worker *w, Job *j)
 	else
 	{
 		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		bool		lost = connection_error(w->conn, st);
+		bool		lost = db_connection_error(w->conn, st);
 		StatusMapping m = status_for_sqlstate(lost ? "08006" : st);
 
 		metrics_db_error();
@@ -978,7 +819,7 @@ pool_control_exec(const char *sql, int nparams, const char *const *params, char 
 		snprintf(error, errsize, "%s", PQresultErrorMessage(res));
 		{
 			const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-			bool		lost = connection_error(control, st);
+			bool		lost = db_connection_error(control, st);
 
 			PQclear(res);
 			res = NULL;

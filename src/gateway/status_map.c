@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gateway.h"
+#include "payment_fields.h"
 
 typedef struct Rule
 {
@@ -67,11 +68,8 @@ status_for_sqlstate(const char *sqlstate)
 	return m;
 }
 
-static const char *const fields[] = {
-	"transaction_id", "amount", "source_currency", "destination_currency",
-	"source_account", "destination_account", "counterparty_id", "idempotency_key",
-	"priority", "deadline", "link_group", "link_size", NULL
-};
+/* the payment fields (settle_submit_bulk's keys): a refusal's message starts with the one it names */
+static const char *const fields[] = SETTLE_PAYMENT_FIELD_NAMES;
 
 void
 status_field_of_message(const char *message, char *field, size_t size)

@@ -61,6 +61,8 @@ AS 'MODULE_PATHNAME', 'settle_durable_lsn' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION settle_durable_lsn() IS
     'WAL position up to which commits are confirmed by the synchronous standby (local flush without one)';
 
+-- The parameters are the payment fields, in order: include/payment_fields.h
+-- (test/scripts/payment_fields.sh holds this signature to it).
 CREATE OR REPLACE FUNCTION settle_submit(
     transaction_id       text,
     amount               numeric,

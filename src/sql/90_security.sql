@@ -105,9 +105,9 @@ ALTER FUNCTION @extschema@.settle_fund_account(text, numeric, text) SECURITY DEF
 ALTER FUNCTION @extschema@.settle_set_fx_rate(text, text, numeric, numeric) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.settle_set_wire_fee(text, numeric, text) SECURITY DEFINER;
 ALTER FUNCTION @extschema@.settle_run_cycle() SECURITY DEFINER;
--- intake: the caller's rights, a pinned search_path
-ALTER FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz, text, integer, timestamptz)
-    SET search_path = pg_catalog, pg_temp;
+-- intake: the caller's rights, a pinned search_path (settle_submit named
+-- without its parameters, which are the payment fields: include/payment_fields.h)
+ALTER FUNCTION @extschema@.settle_submit SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION @extschema@.settle_submit_bulk(jsonb) SET search_path = pg_catalog, pg_temp;
 
 -- Readers see through the views with their own rights, so row-level security applies.
@@ -177,7 +177,7 @@ GRANT SELECT ON settle.cycle, settle.cycles TO settle_operator, settle_auditor;
 -- linked payments (84_links.sql): each party sees its groups through the view
 GRANT SELECT ON settle.link_groups TO settle_submitter, settle_operator, settle_auditor;
 GRANT SELECT ON settle.link_group, settle.payment_link TO settle_operator, settle_auditor;
-GRANT EXECUTE ON FUNCTION @extschema@.settle_submit(text, numeric, text, text, text, text, text, text, integer, timestamptz, text, integer, timestamptz),
+GRANT EXECUTE ON FUNCTION @extschema@.settle_submit,
                           @extschema@.settle_submit_bulk(jsonb),
                           @extschema@.settle_payment_status(text, text)
     TO settle_submitter, settle_operator;
