@@ -24,6 +24,11 @@ static const Rule rules[] = {
 	{"SE035", 403, "Source account is not the client's participant's", false},
 	{"SE036", 403, "The client's role is not mapped to a participant", false},
 	{"42501", 403, "Permission denied", false},
+	/* a participant's controls (controls.c): another's, or a payment no longer the payer's to change */
+	{"SE180", 403, "The control is another participant's", false},
+	{"SE103", 404, "No such payment", false},
+	{"SE182", 409, "The payment is no longer queued", false},
+	{"SE183", 409, "The payment is in a settlement cycle: retry after it", false},
 	/* answers that cannot be given now, safe to retry with the same key */
 	{"SE140", 503, "Not yet durable on the synchronous standby", true},
 	{"SE093", 503, "The settlement queue is full", true},
@@ -70,7 +75,9 @@ status_for_sqlstate(const char *sqlstate)
 static const char *const fields[] = {
 	"transaction_id", "amount", "source_currency", "destination_currency",
 	"source_account", "destination_account", "counterparty_id", "idempotency_key",
-	"priority", "deadline", "link_group", "link_size", NULL
+	"priority", "deadline", "link_group", "link_size",
+	/* the controls' fields (controls.c) */
+	"account_id", "min_priority", "threshold", "kind", "position", "reason", NULL
 };
 
 void
