@@ -604,3 +604,97 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_set_alert(text, text, text, numeric
     @extschema@.settle_remove_alert(text, text, text) TO settle_submitter, settle_operator;
 GRANT EXECUTE ON FUNCTION settle._alert_values() TO settle_submitter, settle_operator, settle_auditor;
 GRANT EXECUTE ON FUNCTION settle._metrics_alerts() TO pg_monitor, settle_operator, settle_auditor;
+
+-- Replay (docs/AUDIT.md, docs/PARTICIPANT_CONTROLS.md): every change of a
+-- control is an event, so the controls in effect are rebuilt from the event
+-- log alone and compared with the tables, like statuses and balances.
+-- What one event says: the key of the control it changed and its value
+-- then (NULL: removed); no row for another event.  Keys: a participant's
+-- 'limit CCY' (multilateral), 'limit CCY COUNTERPARTY', 'alert CCY KIND'; an
+-- account's 'reservation YYYY-MM-DD' or 'reservation standing'; a payment's
+-- 'queue_priority' and 'queued_since' (UTC, microseconds).  Also what
+-- settle_archive() carries for these events (48_archive.sql).
+CREATE OR REPLACE FUNCTION settle._control_state(entity text, event_type text, details jsonb)
+RETURNS TABLE (field text, value text)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT f.field, f.value
+      FROM (SELECT CASE
+                       WHEN entity = 'participant' AND event_type IN ('bilateral_limit_set', 'bilateral_limit_removed',
+                                                                      'multilateral_limit_set', 'multilateral_limit_removed')
+                           THEN 'limit ' || (details->>'currency') || coalesce(' ' || (details->>'counterparty_id'), '')
+                       WHEN entity = 'participant' AND event_type IN ('alert_set', 'alert_removed')
+                           THEN 'alert ' || (details->>'currency') || ' ' || (details->>'kind')
+                       WHEN entity = 'account' AND event_type IN ('reservation_set', 'reservation_removed')
+                           THEN 'reservation ' || coalesce(details->>'valid_on', 'standing')
+                       WHEN entity = 'payment' AND event_type = 'priority_changed' THEN 'queue_priority'
+                       WHEN entity = 'payment' AND event_type = 'moved' THEN 'queued_since'
+                   END AS field,
+                   CASE
+                       WHEN event_type IN ('bilateral_limit_set', 'multilateral_limit_set') THEN details->>'amount'
+                       WHEN event_type = 'alert_set' THEN details->>'threshold'
+                       WHEN event_type = 'reservation_set'
+                           THEN (details->>'amount') || ' from priority ' || (details->>'min_priority')
+                       WHEN event_type = 'priority_changed' THEN details->>'to'
+                       WHEN event_type = 'moved'
+                           THEN to_char((details->>'queued_since')::timestamptz AT TIME ZONE 'UTC',
+                                        'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                   END AS value) f
+     WHERE f.field IS NOT NULL
+$$;
+
+-- The controls replayed (the last event of each key, or what the latest
+-- archive carried) against the tables.
+CREATE OR REPLACE FUNCTION settle._replay_controls()
+RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH replayed AS (
+        SELECT DISTINCT ON (x.entity, x.entity_id, x.field) x.entity, x.entity_id, x.field, x.value
+          FROM (SELECT e.entity, e.entity_id, c.field, c.value, e.event_id AS ord
+                  FROM settle.event e, settle._control_state(e.entity, e.event_type, e.details) c
+                 WHERE e.event_type IN ('bilateral_limit_set', 'bilateral_limit_removed', 'multilateral_limit_set',
+                                        'multilateral_limit_removed', 'alert_set', 'alert_removed', 'reservation_set',
+                                        'reservation_removed', 'priority_changed', 'moved')
+                UNION ALL
+                SELECT a.entity, a.entity_id, a.field, a.value, a.archive_id - 9000000000000000000
+                  FROM settle.archive_state a
+                 WHERE (a.entity = 'participant' AND (a.field LIKE 'limit %' OR a.field LIKE 'alert %'))
+                    OR (a.entity = 'account' AND a.field LIKE 'reservation %')
+                    OR (a.entity = 'payment' AND a.field IN ('queue_priority', 'queued_since'))) x
+         ORDER BY x.entity, x.entity_id, x.field, x.ord DESC),
+    cur AS (
+        SELECT 'participant' AS entity, l.participant_id AS entity_id,
+               'limit ' || l.currency || coalesce(' ' || l.counterparty_id, '') AS field, l.amount::text AS value
+          FROM settle.participant_limit l
+        UNION ALL
+        SELECT 'participant', a.participant_id, 'alert ' || a.currency || ' ' || a.kind, a.threshold::text
+          FROM settle.participant_alert a
+        UNION ALL
+        SELECT 'account', r.account_id, 'reservation ' || coalesce(to_char(r.valid_on, 'YYYY-MM-DD'), 'standing'),
+               r.amount || ' from priority ' || r.min_priority
+          FROM settle.liquidity_reservation r
+        UNION ALL
+        SELECT 'payment', p.payment_id::text, 'queue_priority', p.queue_priority::text
+          FROM settle.payment p WHERE p.queue_priority IS NOT NULL
+        UNION ALL
+        SELECT 'payment', p.payment_id::text, 'queued_since',
+               to_char(p.queued_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+          FROM settle.payment p WHERE p.queued_since IS NOT NULL)
+    SELECT coalesce(r.entity, c.entity), coalesce(r.entity_id, c.entity_id), coalesce(r.field, c.field),
+           r.value, c.value
+      FROM replayed r FULL JOIN cur c ON c.entity = r.entity AND c.entity_id = r.entity_id AND c.field = r.field
+     WHERE r.value IS NOT NULL OR c.value IS NOT NULL
+$$;
+
+-- settle_replay(): 50_audit.sql's settle._replay_state() and the controls
+-- (docs/AUDIT.md, "Does the state agree with the event log?").
+CREATE OR REPLACE FUNCTION settle_replay(only_differences boolean DEFAULT true)
+RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text, equal boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT x.*
+      FROM (SELECT * FROM settle._replay_state(only_differences)
+            UNION ALL
+            SELECT c.entity, c.entity_id, c.field, c.replayed, c.current, c.replayed IS NOT DISTINCT FROM c.current
+              FROM settle._replay_controls() c
+             WHERE NOT only_differences OR c.replayed IS DISTINCT FROM c.current) x
+     ORDER BY 1, 2, 3
+$$;
