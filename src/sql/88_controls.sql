@@ -52,6 +52,12 @@ CREATE TABLE settle.liquidity_reservation (
 );
 SELECT pg_catalog.pg_extension_config_dump('settle.liquidity_reservation', '');
 
+-- settle._limit_positions (every cycle, once a participant has a limit)
+-- reads today's settled payments and the reserved ones: found by these
+-- rather than by a scan of every payment ever settled.
+CREATE INDEX payment_settled_at ON settle.payment (settled_at) WHERE status = 'settled';
+CREATE INDEX payment_reserved ON settle.payment (payment_id) WHERE status = 'reserved';
+
 -- Every change of a control is an event (entity participant for limits,
 -- account for reservations).  The event is written as the owner (after the
 -- row), but names who changed it: the role the row's statement ran as,
@@ -271,8 +277,9 @@ BEGIN
 END
 $$;
 
--- Each limit with the net outflow already used since day_start (settled
--- payments, and reserved ones of two-phase cycles), minor units: what the
+-- Each limit with the net outflow already used in the settlement day that
+-- starts at day_start (settled payments, and reserved ones of two-phase
+-- cycles), minor units: what the
 -- cycle reads (src/cycle_controls.c) and the view shows.  A payment counts
 -- against the payer's limit in its source currency and, as an inflow, for
 -- the payee's limit in its destination currency.
@@ -281,21 +288,34 @@ RETURNS TABLE (participant_id text, counterparty_id text, currency text, amount 
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH l AS (SELECT x.participant_id, x.counterparty_id, x.currency, x.amount FROM settle.participant_limit x),
     owners AS (SELECT DISTINCT l.participant_id FROM l),
-    f AS (
-        SELECT p.source_participant AS owner, p.counterparty_id AS other, p.source_currency AS ccy,
-               p.amount::numeric AS net
+    -- today's settled payments and the reserved ones (payment_settled_at, payment_reserved), read once
+    today AS (
+        SELECT p.source_participant, p.counterparty_id, p.source_currency, p.destination_currency,
+               p.amount, p.destination_amount
           FROM settle.payment p
-         WHERE p.source_participant IN (SELECT o.participant_id FROM owners o)
-           AND (p.status = 'reserved' OR (p.status = 'settled' AND p.settled_at >= day_start))
+         WHERE p.status = 'settled' AND EXISTS (SELECT 1 FROM owners)
+           -- both bounds: the planner, not knowing day_start, then expects a day's rows, not a third of all
+           AND p.settled_at >= day_start AND p.settled_at < day_start + interval '1 day'
         UNION ALL
-        SELECT p.counterparty_id, p.source_participant, p.destination_currency,
-               -coalesce(p.destination_amount, p.amount)::numeric
+        SELECT p.source_participant, p.counterparty_id, p.source_currency, p.destination_currency,
+               p.amount, p.destination_amount
           FROM settle.payment p
-         WHERE p.counterparty_id IN (SELECT o.participant_id FROM owners o)
-           AND (p.status = 'reserved' OR (p.status = 'settled' AND p.settled_at >= day_start)))
+         WHERE p.status = 'reserved' AND EXISTS (SELECT 1 FROM owners)),
+    f AS (
+        SELECT t.source_participant AS owner, t.counterparty_id AS other, t.source_currency AS ccy,
+               t.amount::numeric AS net
+          FROM today t
+         WHERE t.source_participant IN (SELECT o.participant_id FROM owners o)
+        UNION ALL
+        SELECT t.counterparty_id, t.source_participant, t.destination_currency,
+               -coalesce(t.destination_amount, t.amount)::numeric
+          FROM today t
+         WHERE t.counterparty_id IN (SELECT o.participant_id FROM owners o)),
+    -- per owner, counterparty and currency: what each limit's sum below reads
+    fa AS MATERIALIZED (SELECT f.owner, f.other, f.ccy, sum(f.net) AS net FROM f GROUP BY 1, 2, 3)
     SELECT l.participant_id, l.counterparty_id, l.currency, l.amount,
            greatest(least(coalesce((
-               SELECT sum(f.net) FROM f
+               SELECT sum(f.net) FROM fa f
                 WHERE f.owner = l.participant_id AND f.ccy = l.currency
                   AND CASE WHEN l.counterparty_id IS NOT NULL THEN f.other = l.counterparty_id
                            ELSE NOT EXISTS (SELECT 1 FROM l b
