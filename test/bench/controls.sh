@@ -19,7 +19,10 @@
 # transaction, rolled back.  The limits are set at or above each pair's (and
 # each participant's) net outflow of the whole day, so that the day can
 # settle, and below the intraday peaks, where they bind; the reservation
-# keeps a tenth of the opening balance for priority 8 and up.  By itself:
+# keeps a tenth of the opening balance for priority 8 and up.  Both bounds
+# are also reported under the same controls (netting only, exactly; FIFO
+# gross, queued, simulated by fifo_left()), for a comparison at equal
+# constraints (docs/PARTICIPANT_CONTROLS.md, "Measured").  By itself:
 #   PGBIN=... bash test/bench/controls.sh [payments] [participants]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
