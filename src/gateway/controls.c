@@ -165,15 +165,27 @@ after(const char *url, const char *prefix)
 	return url[n] == '/' ? url + n + 1 : NULL;
 }
 
+/* the action of method among a path's (0: it takes none of them), or *allow: the methods it takes */
+static void
+choose(ControlCall *call, const char **allow, const char *method, int on_get, int on_put, int on_delete,
+	   const char *methods)
+{
+	if (on_get && strcmp(method, "GET") == 0)
+		call->action = on_get;
+	else if (on_put && strcmp(method, "PUT") == 0)
+		call->action = on_put;
+	else if (on_delete && strcmp(method, "DELETE") == 0)
+		call->action = on_delete;
+	else
+		*allow = methods;
+}
+
 int
 controls_route(const char *url, const char *method, const char *standing, ControlCall *call,
 			   const char **allow, ControlProblem *p)
 {
 	const char *rest;
 	int			n;
-	bool		get = strcmp(method, "GET") == 0,
-				put = strcmp(method, "PUT") == 0,
-				del = strcmp(method, "DELETE") == 0;
 
 	memset(call, 0, sizeof(*call));
 	*allow = NULL;
@@ -182,9 +194,9 @@ controls_route(const char *url, const char *method, const char *standing, Contro
 	{
 		n = split_names(rest, 2, call);
 		if (n == 0)
-			call->action = get ? A_LIMITS : 0, *allow = get ? NULL : "GET";
+			choose(call, allow, method, A_LIMITS, 0, 0, "GET");
 		else if (n > 0)
-			call->action = put ? A_LIMIT_SET : del ? A_LIMIT_DEL : 0, *allow = put || del ? NULL : "PUT, DELETE";
+			choose(call, allow, method, 0, A_LIMIT_SET, A_LIMIT_DEL, "PUT, DELETE");
 		else
 			set_problem(p, 404, "not-found", "Not found",
 						"/api/v1/limits/{currency} (multilateral) or /api/v1/limits/{currency}/{counterparty_id}",
@@ -195,9 +207,9 @@ controls_route(const char *url, const char *method, const char *standing, Contro
 	{
 		n = split_names(rest, 1, call);
 		if (n == 0)
-			call->action = get ? A_RESERVATIONS : 0, *allow = get ? NULL : "GET";
+			choose(call, allow, method, A_RESERVATIONS, 0, 0, "GET");
 		else if (n > 0)
-			call->action = put ? A_RESERVATION_SET : del ? A_RESERVATION_DEL : 0, *allow = put || del ? NULL : "PUT, DELETE";
+			choose(call, allow, method, 0, A_RESERVATION_SET, A_RESERVATION_DEL, "PUT, DELETE");
 		else
 			set_problem(p, 404, "not-found", "Not found", "/api/v1/reservations/{account_id}", "account_id");
 		if (call->action == A_RESERVATION_DEL)
@@ -214,9 +226,9 @@ controls_route(const char *url, const char *method, const char *standing, Contro
 	{
 		n = split_names(rest, 2, call);
 		if (n == 0)
-			call->action = get ? A_ALERTS : 0, *allow = get ? NULL : "GET";
+			choose(call, allow, method, A_ALERTS, 0, 0, "GET");
 		else if (n == 2)
-			call->action = put ? A_ALERT_SET : del ? A_ALERT_DEL : 0, *allow = put || del ? NULL : "PUT, DELETE";
+			choose(call, allow, method, 0, A_ALERT_SET, A_ALERT_DEL, "PUT, DELETE");
 		else
 			set_problem(p, 404, "not-found", "Not found", "/api/v1/alerts/{currency}/{kind}", NULL);
 		return 1;
