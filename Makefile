@@ -73,7 +73,7 @@ REGRESS     += catalog
 # the statement tree checked, consistency proofs (issue #29)
 REGRESS     += statement_tree
 # what a participant controls: limits, reservations, its queue (issue #33)
-REGRESS     += controls_limits controls_queue controls_random controls_alerts controls_timed
+REGRESS     += controls_limits controls_queue controls_random controls_alerts controls_timed controls_replay
 
 # pg_isolation_regress: test/isolation/specs/NAME.spec.
 ISOLATION      = intake_concurrent cycle_concurrent rail_race cycle_lock ack_race controls_concurrent

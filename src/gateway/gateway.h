@@ -17,6 +17,8 @@
  *   iso_write.c   ISO 20022 messages out: pacs.002 status reports;
  *   iso_camt.c    ISO 20022 messages out: camt.053 statements, camt.054
  *                 notifications, with settle_statement()'s proofs;
+ *   controls.c    a participant's controls: limits, reservations, alerts,
+ *                 its queue (docs/PARTICIPANT_CONTROLS.md);
  *   metrics.c     Prometheus counters and histograms.
  */
 #ifndef SETTLE_GATEWAY_H
@@ -113,6 +115,20 @@ extern JsonStatus json_read_payments(const char *s, size_t len, int max_elems,
 									 JsonPayments *out, JsonError *err);
 extern void json_payments_free(JsonPayments *p);
 
+/* a field of a control's body (json_read_fields): its name, the JSON types it may take */
+#define JSON_T_STRING 1
+#define JSON_T_NUMBER 2
+#define JSON_T_BOOL 4
+#define JSON_T_NULL 8
+typedef struct JsonField
+{
+	const char *name;
+	int			types;
+	int			seen;			/* the type it had, 0: absent */
+} JsonField;
+extern JsonStatus json_read_fields(const char *s, size_t len, JsonField *fields, int nfields,
+								   JsonError *err);
+
 /* ---- status_map.c ---- */
 typedef struct StatusMapping
 {
@@ -193,6 +209,42 @@ extern void iso_write_camt(Buf *b, bool statement, const char *participant, cons
 /* XML text escaping */
 extern void buf_xml_text(Buf *b, const char *s);
 
+/* ---- controls.c: a participant's controls (docs/PARTICIPANT_CONTROLS.md) ---- */
+struct Job;
+typedef struct ControlCall
+{
+	int			action;			/* controls.c's; 0: not a controls path */
+	char		arg[2][GW_MAX_ID + 1];	/* the path's names */
+	char		standing[6];	/* DELETE of a reservation: "true" or "false" */
+	char	   *body;			/* a copy of the body, NUL-terminated */
+} ControlCall;
+
+/* a refusal of the gateway's own (before the database) */
+typedef struct ControlProblem
+{
+	int			status;
+	const char *type;
+	const char *title;
+	char		detail[256];
+	char		field[GW_MAX_ID + 1];
+} ControlProblem;
+
+/*
+ * Whether url is a controls path: 0 if not; else 1, with call->action set
+ * (its method taken) or *allow set (the methods it takes), or a 404 in p.
+ */
+extern int	controls_route(const char *url, const char *method, const char *standing, ControlCall *call,
+						   const char **allow, ControlProblem *p);
+extern bool controls_has_body(const ControlCall *call);
+/* the job for the call, from its body: true, or false with the refusal in p */
+extern bool controls_prepare(ControlCall *call, const char *body, size_t len, const char *participant,
+							 struct Job *job, ControlProblem *p);
+/* the answer of a job done without error: its status and body (NULL: none, 204), or a problem */
+extern int	controls_answer(const ControlCall *call, struct Job *job, char **body, ControlProblem *p);
+extern void controls_free(ControlCall *call);
+
+/* ---- metrics.c ---- */
+
 /* ---- metrics.c ----
  * Fed by the other modules (counters they add to, gauges their caller reads
  * and hands over); it calls none of them. */
@@ -238,7 +290,8 @@ typedef enum
 	JOB_SUBMIT,
 	JOB_STATUS,
 	JOB_ISO_STATUS,				/* the payments of one ISO 20022 message */
-	JOB_ISO_REPORT				/* a day's entries, for camt.053 and camt.054 */
+	JOB_ISO_REPORT,				/* a day's entries, for camt.053 and camt.054 */
+	JOB_CONTROL					/* a participant's control (controls.c): one statement */
 } JobKind;
 
 #define ISO_STATUS_COLS 5
@@ -275,6 +328,10 @@ struct Job
 	char	  **iso_cells;		/* iso_rows * ISO_STATUS_COLS (or ISO_REPORT_COLS), NULL for SQL NULL */
 	/* JOB_ISO_REPORT: the day (YYYY-MM-DD, UTC) */
 	const char *iso_date;
+	/* JOB_CONTROL: its statement; the answer, the first row's text, in status_json */
+	const char *sql;
+	int			nparams;
+	const char *params[5];
 	/* a failure of the whole job: 0 if none */
 	int			error_status;
 	char		error_sqlstate[6];

@@ -33,7 +33,8 @@ typedef enum
 	R_METRICS,
 	R_ISO_SUBMIT,				/* POST an ISO 20022 message */
 	R_ISO_STATUS,				/* GET its pacs.002 */
-	R_ISO_REPORT				/* GET a day's camt.053 or camt.054 */
+	R_ISO_REPORT,				/* GET a day's camt.053 or camt.054 */
+	R_CONTROL					/* a participant's control (controls.c) */
 } Route;
 
 typedef struct Req
@@ -63,6 +64,8 @@ typedef struct Req
 	/* R_ISO_REPORT */
 	bool		iso_statement;	/* camt.053, else camt.054 */
 	char		iso_date[11];
+	/* R_CONTROL */
+	ControlCall ctl;
 } Req;
 
 static struct MHD_Daemon *daemon_;
@@ -474,6 +477,33 @@ decide_iso_report(Req *r)
 	decide_xml(r, 200, &b);
 }
 
+static void
+decide_control(Req *r)
+{
+	Job		   *j = &r->job;
+	ControlProblem p;
+	char	   *body;
+	int			status;
+
+	if (j->error_status)
+	{
+		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
+		char		field[GW_MAX_ID + 1];
+		const char *msg = j->error_message ? j->error_message : "";
+
+		status_field_of_message(strncmp(msg, "ERROR:  ", 8) == 0 ? msg + 8 : msg, field, sizeof(field));
+		decide_problem(r, j->error_status, "database", m.title, msg, j->error_sqlstate, field);
+		return;
+	}
+	status = controls_answer(&r->ctl, j, &body, &p);
+	if (status == 204)
+		decide(r, 204, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+	else if (body)
+		decide(r, status, make_response(body, "application/json"));
+	else
+		decide_problem(r, p.status, p.type, p.title, p.detail, NULL, p.field);
+}
+
 /* YYYY-MM-DD, month and day in range (the database checks the calendar) */
 static bool
 is_date(const char *s)
@@ -593,8 +623,19 @@ route_request(Req *r, const char *url, const char *method)
 	const char *allow = NULL;
 	struct MHD_Connection *c = r->conn;
 	size_t		bad;
+	ControlProblem cp;
 
-	if (strcmp(url, SUBMIT_PATH) == 0 || strcmp(url, "/api/v1/transactions/") == 0)
+	if (controls_route(url, method, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "standing"),
+					   &r->ctl, &allow, &cp))
+	{
+		if (cp.status)
+		{
+			decide_problem(r, cp.status, cp.type, cp.title, cp.detail, NULL, cp.field);
+			return;
+		}
+		r->route = R_CONTROL;
+	}
+	else if (strcmp(url, SUBMIT_PATH) == 0 || strcmp(url, "/api/v1/transactions/") == 0)
 	{
 		if (strcmp(method, "POST") == 0)
 			r->route = R_SUBMIT;
@@ -693,7 +734,7 @@ route_request(Req *r, const char *url, const char *method)
 		return;
 	}
 	if (r->route == R_SUBMIT || r->route == R_STATUS || r->route == R_ISO_SUBMIT || r->route == R_ISO_STATUS ||
-		r->route == R_ISO_REPORT)
+		r->route == R_ISO_REPORT || r->route == R_CONTROL)
 	{
 		auth_check(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), &r->auth);
 		if (r->auth.http_status == 401)
@@ -707,7 +748,7 @@ route_request(Req *r, const char *url, const char *method)
 			return;
 		}
 	}
-	if (r->route == R_SUBMIT || r->route == R_ISO_SUBMIT)
+	if (r->route == R_SUBMIT || r->route == R_ISO_SUBMIT || (r->route == R_CONTROL && controls_has_body(&r->ctl)))
 	{
 		bool		iso = r->route == R_ISO_SUBMIT;
 		const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -794,6 +835,27 @@ start_iso_submit(Req *r)
 	{
 		/* nothing for the database: refused as a whole, or every transaction here */
 		decide_iso_submit(r);
+		return;
+	}
+	submit_job(r);
+}
+
+/* Last call for a control: check the body, queue its statement. */
+static void
+start_control(Req *r)
+{
+	ControlProblem p;
+
+	if (r->too_large)
+	{
+		decide_problem(r, 413, "body-too-large", "Body too large",
+					   "the body is larger than the gateway accepts", NULL, NULL);
+		return;
+	}
+	if (!controls_prepare(&r->ctl, r->body.data ? r->body.data : "", r->body.len, r->auth.participant,
+						  &r->job, &p))
+	{
+		decide_problem(r, p.status, p.type, p.title, p.detail, NULL, p.field);
 		return;
 	}
 	submit_job(r);
@@ -928,7 +990,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	}
 	if (*upload_data_size)
 	{
-		if (r->route != R_SUBMIT && r->route != R_ISO_SUBMIT)
+		if (r->route != R_SUBMIT && r->route != R_ISO_SUBMIT && !(r->route == R_CONTROL && controls_has_body(&r->ctl)))
 		{
 			/* a body where none is read: ignored */
 			*upload_data_size = 0;
@@ -961,6 +1023,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			decide_iso_status(r);
 		else if (r->route == R_ISO_REPORT)
 			decide_iso_report(r);
+		else if (r->route == R_CONTROL)
+			decide_control(r);
 		else if (r->job.kind == JOB_STATUS)
 			decide_status(r);
 		else
@@ -1001,6 +1065,9 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 				r->job.iso_date = r->iso_date;
 				submit_job(r);
 				break;
+			case R_CONTROL:
+				start_control(r);
+				break;
 			case R_NONE:
 				decide_problem(r, 404, "not-found", "Not found", NULL, NULL, NULL);
 				break;
@@ -1031,6 +1098,7 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 		iso_message_free(&r->iso);
 	}
 	json_payments_free(&r->pays);
+	controls_free(&r->ctl);
 	buf_free(&r->body);
 	free(r);
 	*con_cls = NULL;

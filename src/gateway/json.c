@@ -682,3 +682,103 @@ json_read_payments(const char *s, size_t len, int max_elems, JsonPayments *out, 
 	}
 	return JSON_OK;
 }
+
+/*
+ * One flat JSON object of the controls' bodies (controls.c): every key must
+ * be one of fields, at most once, with a value of one of its types; values
+ * are not decoded here (the database reads the body as jsonb).  A nested
+ * object or array is never a control's field's type.
+ */
+JsonStatus
+json_read_fields(const char *s, size_t len, JsonField *fields, int nfields, JsonError *err)
+{
+	Reader		r = {s, len, 0, err};
+
+	memset(err, 0, sizeof(*err));
+	err->element = -1;
+	for (int i = 0; i < nfields; i++)
+		fields[i].seen = 0;
+	/* syntax, nesting, bounded numbers, no key twice: as for a payment */
+	skip_ws(&r);
+	if (r.pos >= len)
+	{
+		fail(&r, "empty body");
+		return JSON_SYNTAX;
+	}
+	if (s[r.pos] != '{')
+	{
+		if (!read_value(&r, 1, false))
+			return JSON_SYNTAX;
+		snprintf(err->message, sizeof(err->message), "the body must be a JSON object");
+		return JSON_SHAPE;
+	}
+	if (!read_object(&r, 1, true))
+		return err->field[0] ? JSON_SHAPE : JSON_SYNTAX;
+	skip_ws(&r);
+	if (r.pos != len)
+	{
+		fail(&r, "text after the JSON value");
+		return JSON_SYNTAX;
+	}
+	/* valid: the keys and the types of their values */
+	r.pos = 0;
+	skip_ws(&r);
+	r.pos++;
+	for (;;)
+	{
+		Buf			key;
+		int			type,
+					f;
+
+		skip_ws(&r);
+		if (s[r.pos] == '}')
+			return JSON_OK;
+		if (s[r.pos] == ',')
+		{
+			r.pos++;
+			continue;
+		}
+		buf_init(&key, 32);
+		read_string(&r, &key);
+		skip_ws(&r);
+		r.pos++;				/* ':' */
+		skip_ws(&r);
+		switch (s[r.pos])
+		{
+			case '"':
+				type = JSON_T_STRING;
+				break;
+			case 't':
+			case 'f':
+				type = JSON_T_BOOL;
+				break;
+			case 'n':
+				type = JSON_T_NULL;
+				break;
+			case '{':
+			case '[':
+				type = 0;
+				break;
+			default:
+				type = JSON_T_NUMBER;
+		}
+		for (f = 0; f < nfields; f++)
+			if (strcmp(fields[f].name, key.data) == 0)
+				break;
+		snprintf(err->field, sizeof(err->field), "%.*s", GW_MAX_ID, key.data);
+		buf_free(&key);
+		if (f == nfields)
+		{
+			snprintf(err->message, sizeof(err->message), "unknown key \"%s\"", err->field);
+			return JSON_SHAPE;
+		}
+		if (!(fields[f].types & type))
+		{
+			snprintf(err->message, sizeof(err->message), "%s has a value of the wrong JSON type", err->field);
+			return JSON_SHAPE;
+		}
+		fields[f].seen = type;
+		err->field[0] = '\0';
+		read_value(&r, 2, false);
+	}
+}

@@ -246,9 +246,11 @@ call_timed_out(Worker *w)
  * token revokes that), not only when a connection first took the role.
  * An error result if the SET ROLE or the statement failed; a result without
  * SQLSTATE if the connection did or the call passed its deadline.
+ * stmt: a prepared statement's name; or sql: a statement's text.
  */
 static PGresult *
-exec_as(Worker *w, const char *role, const char *stmt, int nparams, const char *const *params)
+exec_sql_as(Worker *w, const char *role, const char *stmt, const char *sql, int nparams,
+			const char *const *params)
 {
 	PGconn	   *c = w->conn;
 	const char *rp[1] = {role};
@@ -260,7 +262,8 @@ exec_as(Worker *w, const char *role, const char *stmt, int nparams, const char *
 	if (!PQenterPipelineMode(c))
 		return PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR);
 	if (!PQsendQueryParams(c, "SELECT set_config('role', $1, false)", 1, NULL, rp, NULL, NULL, 0) ||
-		!PQsendQueryPrepared(c, stmt, nparams, params, NULL, NULL, 0) ||
+		!(sql ? PQsendQueryParams(c, sql, nparams, NULL, params, NULL, NULL, 0)
+		  : PQsendQueryPrepared(c, stmt, nparams, params, NULL, NULL, 0)) ||
 		!PQpipelineSync(c))
 		goto broken;
 	/* the SET ROLE's result, then the statement's, each followed by NULL, then the sync */
@@ -319,6 +322,12 @@ exec_plain(Worker *w, const char *sql)
 		return call_timed_out(w);
 	}
 	return last ? last : PQmakeEmptyPGresult(w->conn, PGRES_FATAL_ERROR);
+}
+
+static PGresult *
+exec_as(Worker *w, const char *role, const char *stmt, int nparams, const char *const *params)
+{
+	return exec_sql_as(w, role, stmt, NULL, nparams, params);
 }
 
 static void
@@ -461,6 +470,24 @@ run_status(Worker *w, Job *j)
 		params[0] = j->participant;
 		params[1] = j->iso_date;
 		res = exec_as(w, j->role, "iso_report", 2, params);
+	}
+	else if (j->kind == JOB_CONTROL)
+	{
+		w->warned = false;
+		res = exec_sql_as(w, j->role, NULL, j->sql, j->nparams, j->params);
+		/* a change whose wait for the synchronous standby was cancelled: as run_submit */
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && w->warned)
+		{
+			PGresult   *d = exec_plain(w, "SELECT settle._wait_durable('a participant''s control changed through the gateway')");
+
+			if (PQresultStatus(d) != PGRES_TUPLES_OK)
+			{
+				PQclear(res);
+				res = d;
+			}
+			else
+				PQclear(d);
+		}
 	}
 	else
 		res = exec_as(w, j->role, "status", 2, params);

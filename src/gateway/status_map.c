@@ -25,6 +25,11 @@ static const Rule rules[] = {
 	{"SE035", 403, "Source account is not the client's participant's", false},
 	{"SE036", 403, "The client's role is not mapped to a participant", false},
 	{"42501", 403, "Permission denied", false},
+	/* a participant's controls (controls.c): another's, or a payment no longer the payer's to change */
+	{"SE180", 403, "The control is another participant's", false},
+	{"SE103", 404, "No such payment", false},
+	{"SE182", 409, "The payment is no longer queued", false},
+	{"SE183", 409, "The payment is in a settlement cycle: retry after it", false},
 	/* answers that cannot be given now, safe to retry with the same key */
 	{"SE140", 503, "Not yet durable on the synchronous standby", true},
 	{"SE093", 503, "The settlement queue is full", true},
@@ -69,7 +74,12 @@ status_for_sqlstate(const char *sqlstate)
 }
 
 /* the payment fields (settle_submit_bulk's keys): a refusal's message starts with the one it names */
-static const char *const fields[] = SETTLE_PAYMENT_FIELD_NAMES;
+static const char *const payment_fields[] = SETTLE_PAYMENT_FIELD_NAMES;
+
+/* the controls' fields (controls.c) */
+static const char *const control_fields[] = {
+	"account_id", "min_priority", "threshold", "kind", "position", "reason", NULL
+};
 
 void
 status_field_of_message(const char *message, char *field, size_t size)
@@ -77,14 +87,19 @@ status_field_of_message(const char *message, char *field, size_t size)
 	field[0] = '\0';
 	if (!message)
 		return;
-	for (int i = 0; fields[i]; i++)
+	for (int l = 0; l < 2; l++)
 	{
-		size_t		n = strlen(fields[i]);
+		const char *const *fields = l == 0 ? payment_fields : control_fields;
 
-		if (strncmp(message, fields[i], n) == 0 && (message[n] == ' ' || message[n] == '\0'))
+		for (int i = 0; fields[i]; i++)
 		{
-			snprintf(field, size, "%s", fields[i]);
-			return;
+			size_t		n = strlen(fields[i]);
+
+			if (strncmp(message, fields[i], n) == 0 && (message[n] == ' ' || message[n] == '\0'))
+			{
+				snprintf(field, size, "%s", fields[i]);
+				return;
+			}
 		}
 	}
 	/* SE091: unknown key "x" */

@@ -277,6 +277,11 @@ BEGIN
                  WHERE e.entity = 'account' AND e.event_type IN ('created', 'limit_changed')
                  ORDER BY e.entity_id, e.event_id DESC) m
         UNION ALL
+        -- each control's last change (settle._replay_controls, 88_controls.sql)
+        (SELECT DISTINCT ON (e.entity, e.entity_id, c.field) $1, e.entity, e.entity_id, c.field, c.value
+           FROM %1$s e, settle._control_state(e.entity, e.event_type, e.details) c
+          ORDER BY e.entity, e.entity_id, c.field, e.event_id DESC)
+        UNION ALL
         -- the postings: per account (balances) and per journal and account
         SELECT $1, 'account', x.account, 'posted', sum(x.amount)::text
           FROM %1$s e, jsonb_to_recordset(e.details->'postings') AS x(account text, amount bigint)

@@ -711,8 +711,9 @@ $$;
 -- journal they must equal the ledger's entries.  Events moved out by
 -- settle_archive() count through what their archive carried
 -- (settle.archive_state, 48_archive.sql).  only_differences => false
--- returns every comparison.
-CREATE OR REPLACE FUNCTION settle_replay(only_differences boolean DEFAULT true)
+-- returns every comparison.  settle_replay() (88_controls.sql, once the
+-- controls' tables exist) is this and the participants' controls.
+CREATE OR REPLACE FUNCTION settle._replay_state(only_differences boolean)
 RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text, equal boolean)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH

@@ -52,6 +52,12 @@ CREATE TABLE settle.liquidity_reservation (
 );
 SELECT pg_catalog.pg_extension_config_dump('settle.liquidity_reservation', '');
 
+-- settle._limit_positions (every cycle, once a participant has a limit)
+-- reads today's settled payments and the reserved ones: found by these
+-- rather than by a scan of every payment ever settled.
+CREATE INDEX payment_settled_at ON settle.payment (settled_at) WHERE status = 'settled';
+CREATE INDEX payment_reserved ON settle.payment (payment_id) WHERE status = 'reserved';
+
 -- Every change of a control is an event (entity participant for limits,
 -- account for reservations).  The event is written as the owner (after the
 -- row), but names who changed it: the role the row's statement ran as,
@@ -271,8 +277,9 @@ BEGIN
 END
 $$;
 
--- Each limit with the net outflow already used since day_start (settled
--- payments, and reserved ones of two-phase cycles), minor units: what the
+-- Each limit with the net outflow already used in the settlement day that
+-- starts at day_start (settled payments, and reserved ones of two-phase
+-- cycles), minor units: what the
 -- cycle reads (src/cycle_controls.c) and the view shows.  A payment counts
 -- against the payer's limit in its source currency and, as an inflow, for
 -- the payee's limit in its destination currency.
@@ -281,21 +288,34 @@ RETURNS TABLE (participant_id text, counterparty_id text, currency text, amount 
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH l AS (SELECT x.participant_id, x.counterparty_id, x.currency, x.amount FROM settle.participant_limit x),
     owners AS (SELECT DISTINCT l.participant_id FROM l),
-    f AS (
-        SELECT p.source_participant AS owner, p.counterparty_id AS other, p.source_currency AS ccy,
-               p.amount::numeric AS net
+    -- today's settled payments and the reserved ones (payment_settled_at, payment_reserved), read once
+    today AS (
+        SELECT p.source_participant, p.counterparty_id, p.source_currency, p.destination_currency,
+               p.amount, p.destination_amount
           FROM settle.payment p
-         WHERE p.source_participant IN (SELECT o.participant_id FROM owners o)
-           AND (p.status = 'reserved' OR (p.status = 'settled' AND p.settled_at >= day_start))
+         WHERE p.status = 'settled' AND EXISTS (SELECT 1 FROM owners)
+           -- both bounds: the planner, not knowing day_start, then expects a day's rows, not a third of all
+           AND p.settled_at >= day_start AND p.settled_at < day_start + interval '1 day'
         UNION ALL
-        SELECT p.counterparty_id, p.source_participant, p.destination_currency,
-               -coalesce(p.destination_amount, p.amount)::numeric
+        SELECT p.source_participant, p.counterparty_id, p.source_currency, p.destination_currency,
+               p.amount, p.destination_amount
           FROM settle.payment p
-         WHERE p.counterparty_id IN (SELECT o.participant_id FROM owners o)
-           AND (p.status = 'reserved' OR (p.status = 'settled' AND p.settled_at >= day_start)))
+         WHERE p.status = 'reserved' AND EXISTS (SELECT 1 FROM owners)),
+    f AS (
+        SELECT t.source_participant AS owner, t.counterparty_id AS other, t.source_currency AS ccy,
+               t.amount::numeric AS net
+          FROM today t
+         WHERE t.source_participant IN (SELECT o.participant_id FROM owners o)
+        UNION ALL
+        SELECT t.counterparty_id, t.source_participant, t.destination_currency,
+               -coalesce(t.destination_amount, t.amount)::numeric
+          FROM today t
+         WHERE t.counterparty_id IN (SELECT o.participant_id FROM owners o)),
+    -- per owner, counterparty and currency: what each limit's sum below reads
+    fa AS MATERIALIZED (SELECT f.owner, f.other, f.ccy, sum(f.net) AS net FROM f GROUP BY 1, 2, 3)
     SELECT l.participant_id, l.counterparty_id, l.currency, l.amount,
            greatest(least(coalesce((
-               SELECT sum(f.net) FROM f
+               SELECT sum(f.net) FROM fa f
                 WHERE f.owner = l.participant_id AND f.ccy = l.currency
                   AND CASE WHEN l.counterparty_id IS NOT NULL THEN f.other = l.counterparty_id
                            ELSE NOT EXISTS (SELECT 1 FROM l b
@@ -604,3 +624,97 @@ GRANT EXECUTE ON FUNCTION @extschema@.settle_set_alert(text, text, text, numeric
     @extschema@.settle_remove_alert(text, text, text) TO settle_submitter, settle_operator;
 GRANT EXECUTE ON FUNCTION settle._alert_values() TO settle_submitter, settle_operator, settle_auditor;
 GRANT EXECUTE ON FUNCTION settle._metrics_alerts() TO pg_monitor, settle_operator, settle_auditor;
+
+-- Replay (docs/AUDIT.md, docs/PARTICIPANT_CONTROLS.md): every change of a
+-- control is an event, so the controls in effect are rebuilt from the event
+-- log alone and compared with the tables, like statuses and balances.
+-- What one event says: the key of the control it changed and its value
+-- then (NULL: removed); no row for another event.  Keys: a participant's
+-- 'limit CCY' (multilateral), 'limit CCY COUNTERPARTY', 'alert CCY KIND'; an
+-- account's 'reservation YYYY-MM-DD' or 'reservation standing'; a payment's
+-- 'queue_priority' and 'queued_since' (UTC, microseconds).  Also what
+-- settle_archive() carries for these events (48_archive.sql).
+CREATE OR REPLACE FUNCTION settle._control_state(entity text, event_type text, details jsonb)
+RETURNS TABLE (field text, value text)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT f.field, f.value
+      FROM (SELECT CASE
+                       WHEN entity = 'participant' AND event_type IN ('bilateral_limit_set', 'bilateral_limit_removed',
+                                                                      'multilateral_limit_set', 'multilateral_limit_removed')
+                           THEN 'limit ' || (details->>'currency') || coalesce(' ' || (details->>'counterparty_id'), '')
+                       WHEN entity = 'participant' AND event_type IN ('alert_set', 'alert_removed')
+                           THEN 'alert ' || (details->>'currency') || ' ' || (details->>'kind')
+                       WHEN entity = 'account' AND event_type IN ('reservation_set', 'reservation_removed')
+                           THEN 'reservation ' || coalesce(details->>'valid_on', 'standing')
+                       WHEN entity = 'payment' AND event_type = 'priority_changed' THEN 'queue_priority'
+                       WHEN entity = 'payment' AND event_type = 'moved' THEN 'queued_since'
+                   END AS field,
+                   CASE
+                       WHEN event_type IN ('bilateral_limit_set', 'multilateral_limit_set') THEN details->>'amount'
+                       WHEN event_type = 'alert_set' THEN details->>'threshold'
+                       WHEN event_type = 'reservation_set'
+                           THEN (details->>'amount') || ' from priority ' || (details->>'min_priority')
+                       WHEN event_type = 'priority_changed' THEN details->>'to'
+                       WHEN event_type = 'moved'
+                           THEN to_char((details->>'queued_since')::timestamptz AT TIME ZONE 'UTC',
+                                        'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                   END AS value) f
+     WHERE f.field IS NOT NULL
+$$;
+
+-- The controls replayed (the last event of each key, or what the latest
+-- archive carried) against the tables.
+CREATE OR REPLACE FUNCTION settle._replay_controls()
+RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH replayed AS (
+        SELECT DISTINCT ON (x.entity, x.entity_id, x.field) x.entity, x.entity_id, x.field, x.value
+          FROM (SELECT e.entity, e.entity_id, c.field, c.value, e.event_id AS ord
+                  FROM settle.event e, settle._control_state(e.entity, e.event_type, e.details) c
+                 WHERE e.event_type IN ('bilateral_limit_set', 'bilateral_limit_removed', 'multilateral_limit_set',
+                                        'multilateral_limit_removed', 'alert_set', 'alert_removed', 'reservation_set',
+                                        'reservation_removed', 'priority_changed', 'moved')
+                UNION ALL
+                SELECT a.entity, a.entity_id, a.field, a.value, a.archive_id - 9000000000000000000
+                  FROM settle.archive_state a
+                 WHERE (a.entity = 'participant' AND (a.field LIKE 'limit %' OR a.field LIKE 'alert %'))
+                    OR (a.entity = 'account' AND a.field LIKE 'reservation %')
+                    OR (a.entity = 'payment' AND a.field IN ('queue_priority', 'queued_since'))) x
+         ORDER BY x.entity, x.entity_id, x.field, x.ord DESC),
+    cur AS (
+        SELECT 'participant' AS entity, l.participant_id AS entity_id,
+               'limit ' || l.currency || coalesce(' ' || l.counterparty_id, '') AS field, l.amount::text AS value
+          FROM settle.participant_limit l
+        UNION ALL
+        SELECT 'participant', a.participant_id, 'alert ' || a.currency || ' ' || a.kind, a.threshold::text
+          FROM settle.participant_alert a
+        UNION ALL
+        SELECT 'account', r.account_id, 'reservation ' || coalesce(to_char(r.valid_on, 'YYYY-MM-DD'), 'standing'),
+               r.amount || ' from priority ' || r.min_priority
+          FROM settle.liquidity_reservation r
+        UNION ALL
+        SELECT 'payment', p.payment_id::text, 'queue_priority', p.queue_priority::text
+          FROM settle.payment p WHERE p.queue_priority IS NOT NULL
+        UNION ALL
+        SELECT 'payment', p.payment_id::text, 'queued_since',
+               to_char(p.queued_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+          FROM settle.payment p WHERE p.queued_since IS NOT NULL)
+    SELECT coalesce(r.entity, c.entity), coalesce(r.entity_id, c.entity_id), coalesce(r.field, c.field),
+           r.value, c.value
+      FROM replayed r FULL JOIN cur c ON c.entity = r.entity AND c.entity_id = r.entity_id AND c.field = r.field
+     WHERE r.value IS NOT NULL OR c.value IS NOT NULL
+$$;
+
+-- settle_replay(): 50_audit.sql's settle._replay_state() and the controls
+-- (docs/AUDIT.md, "Does the state agree with the event log?").
+CREATE OR REPLACE FUNCTION settle_replay(only_differences boolean DEFAULT true)
+RETURNS TABLE (entity text, entity_id text, field text, replayed text, current text, equal boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT x.*
+      FROM (SELECT * FROM settle._replay_state(only_differences)
+            UNION ALL
+            SELECT c.entity, c.entity_id, c.field, c.replayed, c.current, c.replayed IS NOT DISTINCT FROM c.current
+              FROM settle._replay_controls() c
+             WHERE NOT only_differences OR c.replayed IS DISTINCT FROM c.current) x
+     ORDER BY 1, 2, 3
+$$;

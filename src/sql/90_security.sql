@@ -227,7 +227,8 @@ REVOKE ALL ON FUNCTION @extschema@.settle_seal(), @extschema@.settle_verify(bool
     settle._seal(), settle._verify(), settle._may_seal(), settle._chain_digest(),
     @extschema@.settle_chain_digest(), @extschema@.settle_verify_digest(jsonb),
     @extschema@.settle_balance_as_of(text, timestamptz), @extschema@.settle_payment_history(text),
-    @extschema@.settle_replay(boolean), settle._verify_chain(text), settle._seal_chain(text, xid8),
+    @extschema@.settle_replay(boolean), settle._replay_state(boolean), settle._replay_controls(),
+    settle._control_state(text, text, jsonb), settle._verify_chain(text), settle._seal_chain(text, xid8),
     settle._chain_append(text, bigint, bytea, xid8, xid8, xid8),
     settle._chain_spec(text) FROM PUBLIC;
 GRANT SELECT ON settle.ledger_seal, settle.event_seal, settle.seal_run TO settle_operator, settle_auditor;

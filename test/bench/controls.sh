@@ -19,7 +19,10 @@
 # transaction, rolled back.  The limits are set at or above each pair's (and
 # each participant's) net outflow of the whole day, so that the day can
 # settle, and below the intraday peaks, where they bind; the reservation
-# keeps a tenth of the opening balance for priority 8 and up.  By itself:
+# keeps a tenth of the opening balance for priority 8 and up.  Both bounds
+# are also reported under the same controls (netting only, exactly; FIFO
+# gross, queued, simulated by fifo_left()), for a comparison at equal
+# constraints (docs/PARTICIPANT_CONTROLS.md, "Measured").  By itself:
 #   PGBIN=... bash test/bench/controls.sh [payments] [participants]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -74,6 +77,102 @@ EOF
 UB=$(q -c "SELECT sum(ub) FROM bounds")
 LB=$(q -c "SELECT sum(lb) FROM bounds")
 
+# The bounds honouring the same controls.  Netting only: the day's final net
+# keeps every limit (they are set at or above each final net), but a
+# reservation binds it: the payments below priority 8, with every inflow,
+# may not take the account below the reserve (a tenth of an opening
+# balance of 10.00 or more, as in the trials), so a participant needs its
+# net, or if that is 10.00 or more, at least (the net of its low-priority
+# outflows and all inflows) x 10/9.
+q >/dev/null <<EOF
+CREATE TABLE bounds_controlled AS
+WITH f AS (
+    SELECT s AS p, amount AS out_all, CASE WHEN priority < 8 THEN amount ELSE 0 END AS out_low, 0 AS inflow FROM day
+    UNION ALL SELECT d, 0, 0, amount FROM day),
+n AS (SELECT p, greatest(0, sum(out_all) - sum(inflow)) AS net,
+             ceil((sum(out_low) - sum(inflow)) * 10 / 9.0)::bigint AS reserved FROM f GROUP BY p)
+SELECT p, CASE WHEN net < 1000 THEN net ELSE greatest(net, reserved) END AS lb FROM n;
+EOF
+LB_C=$(q -c "SELECT sum(lb) FROM bounds_controlled")
+
+# FIFO gross with the same controls (a simulation; without controls it needs
+# exactly the upper bound): each payer's payments in arrival order, each
+# settled as soon as it fits and the ones before it of the same payer have
+# settled (no bypass, no netting, no optimiser): the balance (a payment
+# below priority 8 may not take it below the reserve), the bilateral limit
+# towards its payee or else the multilateral limit, with the payee's
+# inflow freeing its own limit towards the payer.  Opening balances as in
+# the trials (lower + s x upper bound per mille); returns the payments
+# still queued at the end of the day.
+q >/dev/null <<'EOF'
+CREATE FUNCTION fifo_left(scale integer) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    np integer := (SELECT max(p) FROM bounds);
+    bal bigint[];
+    reserve bigint[];
+    lim bigint[];           -- np*np: bilateral limit of s towards d, NULL none
+    mlim bigint[];          -- multilateral limit of s, NULL none
+    used bigint[];          -- np*np: net outflow so far, s towards d
+    mused bigint[];         -- net outflow towards those without a bilateral limit
+    q bigint[] := '{}';     -- queued payment ids, in arrival order
+    blocked boolean[];
+    progress boolean;
+    left_ bigint[];
+    pay record;
+    ok boolean;
+    k integer;
+BEGIN
+    SELECT array_agg(floor(lb + ub * scale / 1000)::bigint ORDER BY p) INTO bal FROM bounds;
+    SELECT array_agg(CASE WHEN b >= 1000 THEN round(b / 10.0)::bigint ELSE 0 END) INTO reserve FROM unnest(bal) b;
+    lim := array_fill(NULL::bigint, ARRAY[np * np]);
+    used := array_fill(0::bigint, ARRAY[np * np]);
+    mlim := array_fill(NULL::bigint, ARRAY[np]);
+    mused := array_fill(0::bigint, ARRAY[np]);
+    FOR pay IN SELECT * FROM lims LOOP
+        IF pay.d IS NULL THEN mlim[pay.s] := pay.amount; ELSE lim[(pay.s - 1) * np + pay.d] := pay.amount; END IF;
+    END LOOP;
+    FOR r IN 1 .. (SELECT max(round) FROM day) LOOP
+        q := q || (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM day WHERE day.round = r);
+        LOOP
+            progress := false;
+            blocked := array_fill(false, ARRAY[np]);
+            left_ := '{}';
+            FOREACH k IN ARRAY q LOOP
+                SELECT * INTO pay FROM day WHERE id = k;
+                ok := NOT blocked[pay.s] AND bal[pay.s] - pay.amount >= CASE WHEN pay.priority < 8 THEN reserve[pay.s] ELSE 0 END;
+                IF ok AND lim[(pay.s - 1) * np + pay.d] IS NOT NULL THEN
+                    ok := used[(pay.s - 1) * np + pay.d] + pay.amount <= lim[(pay.s - 1) * np + pay.d];
+                ELSIF ok AND mlim[pay.s] IS NOT NULL THEN
+                    ok := mused[pay.s] + pay.amount <= mlim[pay.s];
+                END IF;
+                IF ok THEN
+                    bal[pay.s] := bal[pay.s] - pay.amount;
+                    bal[pay.d] := bal[pay.d] + pay.amount;
+                    IF lim[(pay.s - 1) * np + pay.d] IS NOT NULL THEN
+                        used[(pay.s - 1) * np + pay.d] := used[(pay.s - 1) * np + pay.d] + pay.amount;
+                    ELSE
+                        mused[pay.s] := mused[pay.s] + pay.amount;
+                    END IF;
+                    IF lim[(pay.d - 1) * np + pay.s] IS NOT NULL THEN
+                        used[(pay.d - 1) * np + pay.s] := used[(pay.d - 1) * np + pay.s] - pay.amount;
+                    ELSE
+                        mused[pay.d] := mused[pay.d] - pay.amount;
+                    END IF;
+                    progress := true;
+                ELSE
+                    blocked[pay.s] := true;
+                    left_ := left_ || k;
+                END IF;
+            END LOOP;
+            q := left_;
+            EXIT WHEN NOT progress;
+        END LOOP;
+    END LOOP;
+    RETURN cardinality(q);
+END
+$$;
+EOF
+
 # one day at scale s (per mille of each participant's upper bound); prints
 # queued-at-the-end|solver ms summed|cycles
 cat >"$TMP/trial.sql" <<EOF
@@ -114,6 +213,24 @@ trial() { q -v s="$1" -v controls="$2" -f "$TMP/trial.sql" | tail -1; }
 
 echo "# controls: $N payments among $P participants, $ROUNDS rounds + $END end-of-day cycles"
 echo "# upper bound (FIFO gross, immediate): $(q -c "SELECT to_char($UB / 100.0, 'FM999999999990.00')") USD; lower bound (netting only): $(q -c "SELECT to_char($LB / 100.0, 'FM999999999990.00')") USD"
+echo "# with the same controls: netting only needs $(q -c "SELECT to_char($LB_C / 100.0, 'FM999999999990.00')") USD ($(q -c "SELECT round(100.0 * $LB_C / nullif($LB, 0), 1)")% of the lower bound: the reservations)"
+# FIFO gross with the controls: the same binary search over the same opening balances
+lo=0 hi=3000
+if [ "$(q -c "SELECT fifo_left(0)")" = 0 ]; then
+    hi=0
+elif [ "$(q -c "SELECT fifo_left($hi)")" != 0 ]; then
+    hi=
+    echo "# with the same controls: FIFO gross does not settle the day even with the lower bound + 3 x the upper bound ($(q -c "SELECT fifo_left(3000)") payments left: a payer's first payment waits on a limit that only its payee's payments, themselves waiting, would free)"
+fi
+if [ -n "$hi" ]; then
+    for _ in $(seq 1 "$STEPS"); do
+        [ "$hi" = 0 ] && break
+        mid=$(((lo + hi) / 2))
+        if [ "$(q -c "SELECT fifo_left($mid)")" = 0 ]; then hi=$mid; else lo=$mid; fi
+    done
+    need=$(q -c "SELECT sum(floor(lb + ub * $hi / 1000)) FROM bounds")
+    echo "# with the same controls: FIFO gross (queued, no bypass) needs $(q -c "SELECT to_char($need / 100.0, 'FM999999999990.00')") USD = $(q -c "SELECT round(100.0 * $need / $UB, 1)")% of the upper bound"
+fi
 for controls in false true; do
     lo=0 hi=3000
     line=$(trial 0 "$controls")

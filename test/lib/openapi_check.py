@@ -120,7 +120,11 @@ def main():
             seen.add((template, method.lower(), status))
             ctype = headers.get("content-type", "").split(";")[0].strip()
             content = resp.get("content", {})
-            if ctype not in content:
+            if not content:
+                # an answer documented without content (204): none sent
+                if body:
+                    errs.append(f"a body where none is documented ({len(body)} bytes)")
+            elif ctype not in content:
                 errs.append(f"content type {ctype!r} is not among {list(content)}")
             else:
                 schema = content[ctype].get("schema", {})

@@ -210,7 +210,25 @@ tests:
         values: '0x10 60+60x10'
       - series: 'settle_lock_wait_seconds{instance="n1",lock="seal"}'
         values: '0x20'
+      - series: 'settle_participant_alert{instance="n1",participant="bank_a",currency="USD",kind="headroom"}'
+        values: '0x10 1x10'
+      - series: 'settle_participant_alert{instance="n1",participant="bank_b",currency="USD",kind="liquidity"}'
+        values: '1x10 0x10'
     alert_rule_test:
+      - eval_time: 1m
+        alertname: SettleParticipantAlert
+        exp_alerts:
+          - exp_labels: {instance: n1, participant: bank_b, currency: USD, kind: liquidity, severity: ticket}
+            exp_annotations:
+              summary: "settle: bank_b's liquidity in USD is below the threshold it set"
+              description: "The participant's early warning is raised (kind liquidity: its available liquidity; headroom: its limits' lowest headroom), as of the last cycle that changed something; it was told on channel settle_alert. SELECT * FROM settle.participant_alerts WHERE participant_id = 'bank_b'; docs/PARTICIPANT_CONTROLS.md."
+      - eval_time: 4m
+        alertname: SettleParticipantAlert
+        exp_alerts:
+          - exp_labels: {instance: n1, participant: bank_a, currency: USD, kind: headroom, severity: ticket}
+            exp_annotations:
+              summary: "settle: bank_a's headroom in USD is below the threshold it set"
+              description: "The participant's early warning is raised (kind liquidity: its available liquidity; headroom: its limits' lowest headroom), as of the last cycle that changed something; it was told on channel settle_alert. SELECT * FROM settle.participant_alerts WHERE participant_id = 'bank_a'; docs/PARTICIPANT_CONTROLS.md."
       - eval_time: 4m
         alertname: SettleCyclesFailing
         exp_alerts:
@@ -250,7 +268,7 @@ tests:
               description: "Only the extension's owner or a superuser can hold settle.cycle_lock: find the session with SELECT l.pid, a.query FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.relation = 'settle.cycle_lock'::regclass AND l.granted."
 EOF
 (cd "$TMP" && promtool test rules alerts_test.yml) >>"$TMP/promtool.log" 2>&1
-ok $? "promtool test rules: the alerts fire on failing cycles, cycle errors and a failed wire, not on a healthy worker"
+ok $? "promtool test rules: the alerts fire on failing cycles, cycle errors, a failed wire and a participant's raised warning (and not once it is cleared), not on a healthy worker"
 grep -q FAILED "$TMP/promtool.log" && cat "$TMP/promtool.log"
 
 # --- the Grafana dashboard ---------------------------------------------------------

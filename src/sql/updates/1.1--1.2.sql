@@ -108,3 +108,7 @@ CREATE POLICY own_alerts ON settle.participant_alert
     USING ((SELECT settle.sees_all()) OR participant_id = (SELECT settle.current_participant()))
     WITH CHECK (pg_has_role(current_user, 'settle_operator', 'MEMBER')
                 OR participant_id = (SELECT settle.current_participant()));
+
+-- issue #33: settle._limit_positions reads today's settled and the reserved payments by index (88_controls.sql)
+CREATE INDEX payment_settled_at ON settle.payment (settled_at) WHERE status = 'settled';
+CREATE INDEX payment_reserved ON settle.payment (payment_id) WHERE status = 'reserved';
