@@ -128,6 +128,7 @@ extern void status_field_of_message(const char *message, char *field, size_t siz
 #define ISO_MSG_PACS002 "pacs.002.001.10"
 #define ISO_MSG_CAMT053 "camt.053.001.08"
 #define ISO_MSG_CAMT054 "camt.054.001.08"
+#define ISO_MSG_HEAD001 "head.001.001.02"
 
 typedef struct IsoTx
 {
@@ -140,9 +141,26 @@ typedef struct IsoTx
 	char		why[106];
 } IsoTx;
 
+/* a business application header (head.001.001.02) and the envelope around it */
+typedef struct IsoAppHdr
+{
+	bool		present;
+	char		wrapper[64];	/* the envelope element: its local name ... */
+	char		wrapper_ns[256];	/* ... and namespace ("" if none) */
+	char		fr[GW_MAX_ID + 1];	/* Fr/FIId's participant ("" if none) */
+	char		fr_kind;		/* 'B' BICFI, 'O' Othr/Id, 'C' ClrSysMmbId/MmbId */
+	char		to[GW_MAX_ID + 1];
+	char		to_kind;
+	char		biz_msg_idr[ISO_MAX_TEXT + 1];
+	char		msg_def_idr[ISO_MAX_TEXT + 1];
+	char		biz_svc[ISO_MAX_TEXT + 1];
+	char		cre_dt[64];
+} IsoAppHdr;
+
 typedef struct IsoMessage
 {
 	const char *name;			/* ISO_MSG_PACS008 or ISO_MSG_PACS009 */
+	IsoAppHdr	hdr;			/* sent with a header: answered with one */
 	char		msg_id[ISO_MAX_TEXT + 1];
 	char		cre_dt_tm[64];
 	int			n;

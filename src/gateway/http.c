@@ -770,6 +770,13 @@ start_iso_submit(Req *r)
 			decide_problem(r, 422, "too-many-transactions", "Too many transactions", err, NULL, NULL);
 			return;
 	}
+	/* the header's sender is the token's participant, or the message is refused as a whole */
+	if (r->iso.hdr.present && !r->iso.group_reason && strcmp(r->iso.hdr.fr, r->auth.participant) != 0)
+	{
+		r->iso.group_reason = "RC01";
+		snprintf(r->iso.group_why, sizeof(r->iso.group_why),
+				 "AppHdr Fr %.30s is not the token's participant %.30s", r->iso.hdr.fr, r->auth.participant);
+	}
 	r->iso_sent = malloc(sizeof(int) * (size_t) (r->iso.n + 1));
 	r->job.elem = calloc((size_t) r->iso.n + 1, sizeof(char *));
 	r->job.elem_len = calloc((size_t) r->iso.n + 1, sizeof(int));

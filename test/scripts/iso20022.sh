@@ -139,13 +139,16 @@ is "$(payments)" "$before" "and writes nothing"
 valid p008_again; ok $? "its answer validates too"
 
 # --- pacs.009 ---------------------------------------------------------------------------------
-post p009 "$S/pacs009_one.xml"
+# settled today: its value date (2099-12-31 in the sample) made today's, or it would wait for that day
+TODAY=$(q "SELECT (now() AT TIME ZONE 'UTC')::date")
+sed "s/2099-12-31/$TODAY/" "$S/pacs009_one.xml" >"$TMP/p009_today.xml"
+post p009 "$TMP/p009_today.xml"
 is "$CODE/$(x p009 "$GRP/p:OrgnlMsgNmId")/$(x p009 "$TX/p:TxSts")" "200/pacs.009.001.08/ACSP" "POST a pacs.009: accepted"
 valid p009; ok $? "its answer validates against pacs.002.001.10.xsd" || cat "$TMP/xmllint.p009"
-is "$(q "SELECT concat_ws(',', amount, counterparty_id, priority, deadline AT TIME ZONE 'UTC')
+is "$(q "SELECT concat_ws(',', amount, counterparty_id, priority, not_before AT TIME ZONE 'UTC', deadline AT TIME ZONE 'UTC')
           FROM settle.transactions WHERE transaction_id = 'TX-009-1'")" \
-   "250000.00,BBBBUS33,9,2099-12-31 23:59:59" \
-   "written: Cdtr as counterparty, SttlmPrty URGT as 9, IntrBkSttlmDt + RjctTm as the deadline"
+   "250000.00,BBBBUS33,9,$TODAY 00:00:00,$TODAY 23:59:59" \
+   "written: Cdtr as counterparty, SttlmPrty URGT as 9, IntrBkSttlmDt as not_before (00:00 UTC), with RjctTm as the deadline"
 
 # --- refusals with reason codes ---------------------------------------------------------------
 before=$(payments)
@@ -325,6 +328,102 @@ call c054_nodate GET "/api/v1/iso20022/camt.054?day=$DAY" -H "Authorization: Bea
 is "$CODE" 400 "camt.054 without date: 400"
 call c054_noauth GET "/api/v1/iso20022/camt.054?date=$DAY"
 is "$CODE" 401 "camt.054 without a token: 401"
+
+# --- requested times: FrTm, TillTm, RjctTm, a value date ----------------------------------------
+xmllint --noout --nonet --schema "$XSD/pacs.009.001.08.xsd" "$S/pacs009_times.xml" 2>/dev/null
+ok $? "sample pacs009_times.xml validates against pacs.009.001.08.xsd"
+before=$(payments)
+post times "$S/pacs009_times.xml"
+valid times; ok $? "its answer validates against pacs.002.001.10.xsd" || cat "$TMP/xmllint.times"
+is "$CODE/$(x times "$GRP/p:GrpSts")/$(x times "$TX/p:TxSts")" "200/PART/ACSP ACSP ACSP RJCT RJCT RJCT" \
+   "three timed transactions accepted, three refused"
+is "$(x times "$TX/p:StsRsnInf/p:Rsn/p:Cd")" "DT01 DT01 DT01" \
+   "refused DT01: a time without an offset (SE052), FrTm not before RjctTm (SE053), FrTm without a date"
+grep -q "SE053 not_before must be before deadline" "$TMP/x/times.body"; ok $? "  ... naming SE053 for the second"
+is "$(q "SELECT string_agg(concat_ws(',', transaction_id, not_before AT TIME ZONE 'UTC', coalesce((deadline AT TIME ZONE 'UTC')::text, '-')), ' | '
+          ORDER BY transaction_id) FROM settle.transactions WHERE transaction_id LIKE 'TX-T-%'")" \
+   "TX-T-FROM,2099-12-30 10:30:00,2099-12-30 15:00:00 | TX-T-REJECT,2099-12-30 00:00:00,2099-12-30 17:00:00 | TX-T-VALUE,2099-12-30 00:00:00,-" \
+   "written: FrTm as not_before and TillTm (+01:00) as the deadline; RjctTm over TillTm; a value date alone as not_before 00:00 UTC"
+is "$(payments)" "$((before + 3))" "only the three accepted were written"
+post times_again "$S/pacs009_times.xml"
+is "$(x times_again "$TX/p:TxSts")|$(x times_again "$TX/p:AcctSvcrRef")" "$(x times "$TX/p:TxSts")|$(x times "$TX/p:AcctSvcrRef")" \
+   "the same message again: the same statuses and payments (the same times: replays, not AM05)"
+is "$(payments)" "$((before + 3))" "and writes nothing"
+
+# --- the business application header (head.001.001.02) in its envelope ---------------------------
+# piece FILE ELEMENT: the envelope's AppHdr or Document alone
+piece() {
+    $PY - "$1" "$2" <<'PYEOF'
+import sys, xml.etree.ElementTree as ET
+for e in ET.parse(sys.argv[1]).getroot():
+    if e.tag.endswith("}" + sys.argv[2]):
+        print(ET.tostring(e, encoding="unicode"))
+PYEOF
+}
+# h NAME XPATH: a value of an enveloped answer (h: the header, p: the pacs.002)
+h() {
+    $PY - "$TMP/x/$1.body" "$2" <<'PYEOF'
+import sys, xml.etree.ElementTree as ET
+ns = {"h": "urn:iso:std:iso:20022:tech:xsd:head.001.001.02", "p": "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"}
+r = ET.parse(sys.argv[1]).getroot()
+print(" ".join((e.text or "") for e in r.findall(sys.argv[2], ns)))
+PYEOF
+}
+piece "$S/pacs008_apphdr.xml" AppHdr >"$TMP/sample.AppHdr"
+xmllint --noout --nonet --schema "$XSD/head.001.001.02.xsd" "$TMP/sample.AppHdr" 2>/dev/null
+ok $? "sample pacs008_apphdr.xml's AppHdr validates against head.001.001.02.xsd"
+before=$(payments)
+post hdr "$S/pacs008_apphdr.xml"
+is "$CODE/$($PY -c 'import sys, xml.etree.ElementTree as ET; print(ET.parse(sys.argv[1]).getroot().tag)' "$TMP/x/hdr.body")" \
+   "200/{urn:swift:xsd:envelope}Envelope" "POST a pacs.008 with its AppHdr: 200, answered in the same envelope"
+piece "$TMP/x/hdr.body" AppHdr >"$TMP/hdr.AppHdr"
+piece "$TMP/x/hdr.body" Document >"$TMP/hdr.Document"
+xmllint --noout --nonet --schema "$XSD/head.001.001.02.xsd" "$TMP/hdr.AppHdr" 2>"$TMP/xmllint.hdr"
+ok $? "the answer's AppHdr validates against head.001.001.02.xsd" || cat "$TMP/xmllint.hdr"
+xmllint --noout --nonet --schema "$XSD/pacs.002.001.10.xsd" "$TMP/hdr.Document" 2>"$TMP/xmllint.hdr"
+ok $? "its Document validates against pacs.002.001.10.xsd" || cat "$TMP/xmllint.hdr"
+is "$(h hdr h:AppHdr/h:Fr//h:BICFI)/$(h hdr h:AppHdr/h:To//h:BICFI)/$(h hdr h:AppHdr/h:BizMsgIdr)/$(h hdr h:AppHdr/h:MsgDefIdr)/$(h hdr h:AppHdr/h:BizSvc)" \
+   "SETLUS33/AAAAUS33/STS-MSG-008-HDR/pacs.002.001.10/swift.cbprplus.02" \
+   "its header: from the message's To to its Fr, naming the pacs.002 and its MsgId, the same BizSvc"
+is "$(h hdr h:AppHdr/h:Rltd/h:BizMsgIdr)/$(h hdr h:AppHdr/h:Rltd/h:MsgDefIdr)/$(h hdr h:AppHdr/h:Rltd/h:Fr//h:BICFI)" \
+   "MSG-008-HDR/pacs.008.001.08/AAAAUS33" "Rltd quotes the message's header"
+PR=p:Document/p:FIToFIPmtStsRpt
+is "$(h hdr $PR/p:OrgnlGrpInfAndSts/p:GrpSts)/$(h hdr $PR/p:TxInfAndSts/p:TxSts)" "ACSP/ACSP ACSP" "both transactions accepted"
+is "$(q "SELECT string_agg(idempotency_key, ' ' ORDER BY transaction_id) FROM settle.payment WHERE transaction_id LIKE 'TX-H-%'")" \
+   "pacs.008.001.08:MSG-008-HDR/TX-H-1 pacs.008.001.08:MSG-008-HDR/TX-H-2" "written as the Document alone would be"
+post hdr_again "$S/pacs008_apphdr.xml"
+is "$(h hdr_again $PR/p:TxInfAndSts/p:AcctSvcrRef)" "$(h hdr $PR/p:TxInfAndSts/p:AcctSvcrRef)" "sent again: the same payments"
+is "$(payments)" "$((before + 2))" "two payments written, none by the replay"
+before=$(payments)
+sed 's#<MsgDefIdr>pacs.008.001.08<#<MsgDefIdr>pacs.009.001.08<#' "$S/pacs008_apphdr.xml" >"$TMP/hdr_def.xml"
+post hdr_def "$TMP/hdr_def.xml"
+is "$CODE/$(h hdr_def $PR/p:OrgnlGrpInfAndSts/p:GrpSts)/$(h hdr_def $PR/p:OrgnlGrpInfAndSts/p:StsRsnInf/p:Rsn/p:Cd)" \
+   "200/RJCT/FF01" "MsgDefIdr naming another message: rejected as a whole (FF01)"
+grep -q "pacs.009.001.08&quot; is not the Document's message" "$TMP/x/hdr_def.body"; ok $? "  ... saying why"
+sed 's#<BizMsgIdr>MSG-008-HDR<#<BizMsgIdr>MSG-OTHER<#' "$S/pacs008_apphdr.xml" >"$TMP/hdr_biz.xml"
+post hdr_biz "$TMP/hdr_biz.xml"
+is "$(h hdr_biz $PR/p:OrgnlGrpInfAndSts/p:GrpSts)/$(h hdr_biz $PR/p:OrgnlGrpInfAndSts/p:StsRsnInf/p:Rsn/p:Cd)" \
+   "RJCT/FF01" "BizMsgIdr not the MsgId: rejected as a whole (FF01)"
+sed -e '/<Fr>/s#AAAAUS33#BBBBUS33#' -e 's/MSG-008-HDR/MSG-008-HDR2/g' "$S/pacs008_apphdr.xml" >"$TMP/hdr_fr.xml"
+post hdr_fr "$TMP/hdr_fr.xml"
+is "$(h hdr_fr $PR/p:OrgnlGrpInfAndSts/p:GrpSts)/$(h hdr_fr $PR/p:OrgnlGrpInfAndSts/p:StsRsnInf/p:Rsn/p:Cd)/$(h hdr_fr h:AppHdr/h:To//h:BICFI)" \
+   "RJCT/RC01/BBBBUS33" "Fr not the token's participant: rejected as a whole (RC01)"
+piece "$TMP/x/hdr_fr.body" AppHdr >"$TMP/hdr_fr.AppHdr"
+xmllint --noout --nonet --schema "$XSD/head.001.001.02.xsd" "$TMP/hdr_fr.AppHdr" 2>/dev/null
+ok $? "  ... in an answer whose AppHdr validates"
+sed 's#<CreDt>.*</CreDt>##' "$S/pacs008_apphdr.xml" >"$TMP/hdr_invalid.xml"
+post hdr_invalid "$TMP/hdr_invalid.xml"
+is "$CODE/$(echo "$BODY" | jf type)" "422/urn:settle:gateway:schema-invalid" "an AppHdr without CreDt: 422 schema-invalid"
+$PY -c 'import re, sys; open(sys.argv[2], "w").write(re.sub(r"<Document.*</Document>", "", open(sys.argv[1]).read(), flags=re.S))' \
+    "$S/pacs008_apphdr.xml" "$TMP/hdr_only.xml"
+post hdr_only "$TMP/hdr_only.xml"
+is "$CODE/$(echo "$BODY" | jf type)" "422/urn:settle:gateway:unsupported-message" "an envelope without a Document: 422 unsupported-message"
+is "$(payments)" "$before" "no inconsistent header wrote anything"
+settled_h() { [ "$(q "SELECT count(*) FROM settle.payment WHERE transaction_id LIKE 'TX-H-%' AND status = 'settled'")" = 2 ]; }
+wait_for 30 settled_h
+ok $? "the header's payments settle"
+is "$(q "SELECT string_agg(status::text, ' ' ORDER BY transaction_id) FROM settle.payment WHERE transaction_id LIKE 'TX-T-%'")" \
+   "queued queued queued" "meanwhile the payments valued 2099-12-30 wait for their day (queued)"
 
 # --- a MsgId with '/': its own payments only (the key is <message>:<MsgId>/<TxId>) -------------
 sed -e 's#MSG-008-0001#MSG/008/6#' -e 's/TX-008-/TX-S-/' "$S/pacs008_two.xml" >"$TMP/slash.xml"
