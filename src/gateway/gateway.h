@@ -17,6 +17,8 @@
  *   iso_write.c   ISO 20022 messages out: pacs.002 status reports;
  *   iso_camt.c    ISO 20022 messages out: camt.053 statements, camt.054
  *                 notifications, with settle_statement()'s proofs;
+ *   iso_notify.c  ISO 20022 pushed: the Server-Sent Events stream of
+ *                 pacs.002 and camt.054 as payments settle or fail;
  *   metrics.c     Prometheus counters and histograms.
  */
 #ifndef SETTLE_GATEWAY_H
@@ -205,8 +207,27 @@ extern void iso_write_pacs002_status(Buf *b, const char *msg_id, const char *msg
 /* camt.053 (statement) or camt.054 (notification) of one day, from JOB_ISO_REPORT's rows */
 extern void iso_write_camt(Buf *b, bool statement, const char *participant, const char *date, int rows,
 						   char *const *cells);
+/*
+ * camt.054 of one payment, from rows of ISO_PAYMENT_COLS: entry_id,
+ * account_id, currency, exponent, amount (minor units), posted_at (µs since
+ * the epoch), payment_id, transaction_id; ordered by account, entry
+ */
+#define ISO_PAYMENT_COLS 8
+extern void iso_write_camt054_payment(Buf *b, const char *participant, int rows, char *const *cells);
 /* XML text escaping */
 extern void buf_xml_text(Buf *b, const char *s);
+
+/* ---- iso_notify.c: GET /api/v1/iso20022/notifications (docs/ISO20022.md) ---- */
+struct MHD_Connection;
+struct MHD_Response;
+extern int	iso_notify_start(void);
+extern void iso_notify_stop(void);
+/* "<xid>-<event_id>": a resume point (Last-Event-ID, ?since=) */
+extern bool iso_notify_cursor_valid(const char *s);
+/* the stream's response, or NULL with *status (503) and *why */
+extern struct MHD_Response *iso_notify_subscribe(struct MHD_Connection *conn, const char *role,
+												 const char *participant, const char *cursor,
+												 int *status, const char **why);
 
 /* ---- metrics.c ---- */
 extern void metrics_request(int http_status, double seconds);
@@ -243,7 +264,8 @@ typedef enum
 	JOB_SUBMIT,
 	JOB_STATUS,
 	JOB_ISO_STATUS,				/* the payments of one ISO 20022 message */
-	JOB_ISO_REPORT				/* a day's entries, for camt.053 and camt.054 */
+	JOB_ISO_REPORT,				/* a day's entries, for camt.053 and camt.054 */
+	JOB_ISO_PAYMENT				/* one payment's entries, for its camt.054 */
 } JobKind;
 
 #define ISO_STATUS_COLS 5
@@ -280,6 +302,8 @@ struct Job
 	char	  **iso_cells;		/* iso_rows * ISO_STATUS_COLS (or ISO_REPORT_COLS), NULL for SQL NULL */
 	/* JOB_ISO_REPORT: the day (YYYY-MM-DD, UTC) */
 	const char *iso_date;
+	/* JOB_ISO_PAYMENT: the payment_id, or NULL and the two keys in iso_prefix */
+	const char *iso_payment_id;
 	/* a failure of the whole job: 0 if none */
 	int			error_status;
 	char		error_sqlstate[6];

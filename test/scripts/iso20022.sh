@@ -329,6 +329,52 @@ is "$CODE" 400 "camt.054 without date: 400"
 call c054_noauth GET "/api/v1/iso20022/camt.054?date=$DAY"
 is "$CODE" 401 "camt.054 without a token: 401"
 
+# --- the notification stream (Server-Sent Events), opened before the next messages ---------------
+# stream NAME TOKEN [curl args]: GET /api/v1/iso20022/notifications in the background into $TMP/NAME.sse
+stream() {
+    local name=$1 token=$2
+    shift 2
+    curl -sN --max-time 120 -H "Authorization: Bearer $token" "$@" "$U/api/v1/iso20022/notifications" \
+        >"$TMP/$name.sse" 2>/dev/null &
+    PIDS+=($!)
+    eval "SSE_$name=$!"
+}
+ready() { grep -q "^event: ready" "$TMP/$1.sse" 2>/dev/null; }
+stream sse_a "$TOKEN_A"
+stream sse_b "$TOKEN_B"
+wait_for 10 ready sse_a && wait_for 10 ready sse_b
+ok $? "GET /api/v1/iso20022/notifications: each stream starts with a ready event"
+READY_A=$(sed -n 's/^id: //p' "$TMP/sse_a.sse" | head -1)
+[[ "$READY_A" =~ ^[0-9]+-0$ ]]; ok $? "  ... whose id is a resume point (<xid>-0): $READY_A"
+# events FILE: the stream's events, one per line: type|id|data file (data written to $TMP/ev.N.xml)
+events() {
+    $PY - "$1" "$TMP" <<'PYEOF'
+import sys
+text = open(sys.argv[1]).read()
+n = 0
+for block in text.split("\n\n"):
+    typ, data, eid = None, [], ""
+    for line in block.split("\n"):
+        if line.startswith("event: "): typ = line[7:]
+        elif line.startswith("data: "): data.append(line[6:])
+        elif line.startswith("id: "): eid = line[4:]
+    if typ and typ != "ready" and typ != "end":
+        n += 1
+        path = "%s/ev.%s.%d.xml" % (sys.argv[2], sys.argv[1].split("/")[-1], n)
+        open(path, "w").write("\n".join(data) + "\n")
+        print("%s|%s|%s" % (typ, eid, path))
+PYEOF
+}
+# xq FILE XPATH: values in an ISO document (its namespace as d:)
+xq() {
+    $PY - "$1" "$2" <<'PYEOF'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+ns = {"d": r.tag[1:].split("}")[0]}
+print(" ".join((e.text or "") for e in r.findall(sys.argv[2], ns)))
+PYEOF
+}
+
 # --- requested times: FrTm, TillTm, RjctTm, a value date ----------------------------------------
 xmllint --noout --nonet --schema "$XSD/pacs.009.001.08.xsd" "$S/pacs009_times.xml" 2>/dev/null
 ok $? "sample pacs009_times.xml validates against pacs.009.001.08.xsd"
@@ -425,6 +471,126 @@ ok $? "the header's payments settle"
 is "$(q "SELECT string_agg(status::text, ' ' ORDER BY transaction_id) FROM settle.payment WHERE transaction_id LIKE 'TX-T-%'")" \
    "queued queued queued" "meanwhile the payments valued 2099-12-30 wait for their day (queued)"
 
+# --- pushed: pacs.002 and camt.054 on the streams, as the header's payments settled -----------------
+pushed_a() { [ "$(events "$TMP/sse_a.sse" | grep -c '^camt.054|')" -ge 2 ]; }
+pushed_b() { [ "$(events "$TMP/sse_b.sse" | grep -c '^camt.054|')" -ge 2 ]; }
+wait_for 15 pushed_a && wait_for 15 pushed_b
+ok $? "both streams received the settled payments' notifications"
+events "$TMP/sse_a.sse" >"$TMP/ev_a.list"
+events "$TMP/sse_b.sse" >"$TMP/ev_b.list"
+is "$(cut -d'|' -f1 "$TMP/ev_a.list" | paste -sd' ')" "pacs.002 camt.054 pacs.002 camt.054" \
+   "the payer's stream: for each payment a pacs.002 then a camt.054"
+is "$(cut -d'|' -f1 "$TMP/ev_b.list" | paste -sd' ')" "camt.054 camt.054" "the payee's stream: a camt.054 for each, no pacs.002"
+bad=0
+while IFS='|' read -r typ id file; do
+    xsd=$XSD/pacs.002.001.10.xsd
+    [ "$typ" = camt.054 ] && xsd=$XSD/camt.054.001.08.xsd
+    xmllint --noout --nonet --schema "$xsd" "$file" 2>>"$TMP/xmllint.sse" || bad=$((bad + 1))
+done < <(cat "$TMP/ev_a.list" "$TMP/ev_b.list")
+is "$bad" 0 "every pushed document validates against its schema" || cat "$TMP/xmllint.sse"
+P1=$(sed -n 1p "$TMP/ev_a.list" | cut -d'|' -f3)
+is "$(xq "$P1" d:FIToFIPmtStsRpt/d:OrgnlGrpInfAndSts/d:OrgnlMsgId)/$(xq "$P1" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:OrgnlTxId)/$(xq "$P1" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:TxSts)" \
+   "MSG-008-HDR/TX-H-1/ACSC" "the first pacs.002: the message's MsgId, TX-H-1, ACSC"
+C1=$(sed -n 2p "$TMP/ev_a.list" | cut -d'|' -f3)
+is "$(xq "$C1" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Acct/d:Id/d:Othr/d:Id)/$(xq "$C1" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:CdtDbtInd)/$(xq "$C1" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:Amt)/$(xq "$C1" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:NtryDtls/d:TxDtls/d:Refs/d:TxId)" \
+   "acc_a_usd/DBIT/1500.25/TX-H-1" "the payer's camt.054: a debit of acc_a_usd, the amount and TxId"
+C2=$(sed -n 1p "$TMP/ev_b.list" | cut -d'|' -f3)
+is "$(xq "$C2" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Acct/d:Id/d:Othr/d:Id)/$(xq "$C2" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:CdtDbtInd)/$(xq "$C2" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:Amt)" \
+   "acc_b_usd/CRDT/1500.25" "the payee's camt.054: a credit of acc_b_usd"
+! grep -q "acc_a_usd" "$TMP/sse_b.sse"; ok $? "nothing of the payer's accounts on the payee's stream"
+LAST_A=$(tail -1 "$TMP/ev_a.list" | cut -d'|' -f2)
+[[ "$LAST_A" =~ ^[0-9]+-[0-9]+$ ]]; ok $? "the last event of a payment carries the resume id ($LAST_A)"
+
+# a failure: the payer revokes a payment still waiting for its value date
+q "SELECT settle_revoke_payment(payment_id, 'customer recalled') FROM settle.payment WHERE transaction_id = 'TX-T-VALUE'" >/dev/null
+pushed_rjct() { events "$TMP/sse_a.sse" | grep -q '^pacs.002|.*' && [ "$(events "$TMP/sse_a.sse" | wc -l)" -ge 5 ]; }
+wait_for 15 pushed_rjct
+ok $? "a payment failing is pushed too"
+F=$(events "$TMP/sse_a.sse" | sed -n 5p | cut -d'|' -f3)
+is "$(xq "$F" d:FIToFIPmtStsRpt/d:OrgnlGrpInfAndSts/d:OrgnlMsgId)/$(xq "$F" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:OrgnlTxId)/$(xq "$F" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:TxSts)/$(xq "$F" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:StsRsnInf/d:Rsn/d:Cd)" \
+   "MSG-009-TIMES/TX-T-VALUE/RJCT/ED05" "  ... as a pacs.002 RJCT ED05 of its message"
+xmllint --noout --nonet --schema "$XSD/pacs.002.001.10.xsd" "$F" 2>/dev/null; ok $? "  ... valid"
+sleep 1
+is "$(events "$TMP/sse_b.sse" | wc -l)" 2 "the payee heard nothing of it"
+
+# resuming: from the ready id, the same events again; from the last, nothing
+kill "$SSE_sse_a" 2>/dev/null
+stream sse_resume "$TOKEN_A" -H "Last-Event-ID: $READY_A"
+resumed() { [ "$(events "$TMP/sse_resume.sse" | wc -l)" -ge 5 ]; }
+wait_for 15 resumed
+is "$(events "$TMP/sse_resume.sse" | cut -d'|' -f1,2 | paste -sd' ')" "$(events "$TMP/sse_a.sse" | cut -d'|' -f1,2 | paste -sd' ')" \
+   "reconnected with Last-Event-ID: the ready id: exactly the same events, same ids"
+LAST_ALL=$(events "$TMP/sse_a.sse" | tail -1 | cut -d'|' -f2)
+stream sse_after "$TOKEN_A" --get --data-urlencode "since=$LAST_ALL"
+wait_for 10 ready sse_after
+sleep 2
+is "$(events "$TMP/sse_after.sse" | wc -l)" 0 "?since= the last id: nothing again"
+grep -q "^id: $LAST_ALL\$" "$TMP/sse_after.sse"; ok $? "  ... its ready event confirms the cursor"
+
+# a hung subscriber (connects, never reads) and refusals: the gateway unharmed
+$PY - "$G" "$TOKEN_A" <<'PYEOF' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(("GET /api/v1/iso20022/notifications?since=1-0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" % sys.argv[2]).encode())
+time.sleep(8)
+PYEOF
+HUNG=$!
+PIDS+=($HUNG)
+sleep 2
+alive; ok $? "a subscriber that never reads (replaying from the beginning): the gateway still answers"
+call sse_ok GET /api/v1/iso20022/notifications -H "Authorization: Bearer $TOKEN_B" --max-time 2
+is "$CODE/$(hdr sse_ok Content-Type)" "200/text/event-stream; charset=utf-8" "a stream is text/event-stream"
+# at most 64 streams per gateway: the 65th is refused, the gateway unharmed
+FULL=()
+for i in $(seq 64); do
+    curl -sN --max-time 30 -H "Authorization: Bearer $TOKEN_B" "$U/api/v1/iso20022/notifications" >/dev/null 2>&1 &
+    FULL+=($!)
+    PIDS+=($!)
+done
+sleep 2
+call sse_full GET /api/v1/iso20022/notifications -H "Authorization: Bearer $TOKEN_B" --max-time 5
+is "$CODE/$(echo "$BODY" | jf type)" "503/urn:settle:gateway:unavailable" "64 streams open: the next one 503"
+for p in "${FULL[@]}"; do kill "$p" 2>/dev/null; done
+alive; ok $? "the gateway still answers"
+call sse_noauth GET /api/v1/iso20022/notifications
+is "$CODE" 401 "the stream without a token: 401"
+call sse_badid GET /api/v1/iso20022/notifications -H "Authorization: Bearer $TOKEN_A" -H "Last-Event-ID: yesterday"
+is "$CODE/$(echo "$BODY" | jf field)" "400/Last-Event-ID" "a Last-Event-ID the stream never sent: 400"
+UNDOC=undocumented call sse_post POST /api/v1/iso20022/notifications -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(hdr sse_post Allow)" "405/GET" "POST on the stream: 405, Allow: GET"
+
+# --- one payment's camt.054 by GET -----------------------------------------------------------------
+PID_H1=$(q "SELECT payment_id FROM settle.payment WHERE transaction_id = 'TX-H-1'")
+call c054p_a GET "/api/v1/iso20022/camt.054/$PID_H1" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(hdr c054p_a Content-Type)" "200/application/xml; charset=utf-8" "GET camt.054/{payment_id} as the payer: 200, XML"
+xmllint --noout --nonet --schema "$XSD/camt.054.001.08.xsd" "$TMP/x/c054p_a.body" 2>"$TMP/xmllint.c054p"
+ok $? "it validates against camt.054.001.08.xsd" || cat "$TMP/xmllint.c054p"
+is "$(xq "$TMP/x/c054p_a.body" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:CdtDbtInd)/$(xq "$TMP/x/c054p_a.body" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:Amt)/$(xq "$TMP/x/c054p_a.body" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:NtryDtls/d:TxDtls/d:Refs/d:AcctSvcrRef)" \
+   "DBIT/1500.25/$PID_H1" "  ... the debit of that payment"
+call c054p_b GET "/api/v1/iso20022/camt.054/$PID_H1" -H "Authorization: Bearer $TOKEN_B"
+is "$CODE/$(xq "$TMP/x/c054p_b.body" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Acct/d:Id/d:Othr/d:Id)/$(xq "$TMP/x/c054p_b.body" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:CdtDbtInd)" \
+   "200/acc_b_usd/CRDT" "as the payee: the credit of its account"
+! grep -q acc_a_usd "$TMP/x/c054p_b.body"; ok $? "  ... and nothing of the payer's"
+call c054p_tx GET "/api/v1/iso20022/camt.054/MSG-008-HDR/TX-H-1" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE/$(xq "$TMP/x/c054p_tx.body" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:NtryDtls/d:TxDtls/d:Refs/d:AcctSvcrRef)" "200/$PID_H1" \
+   "GET camt.054/{MsgId}/{TxId}: the same payment"
+is "$(xq "$TMP/x/c054p_tx.body" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:Amt)" "$(xq "$C1" d:BkToCstmrDbtCdtNtfctn/d:Ntfctn/d:Ntry/d:Amt)" \
+   "  ... the entry pushed on the stream"
+call c054p_c GET "/api/v1/iso20022/camt.054/$PID_H1" -H "Authorization: Bearer $TOKEN_C"
+is "$CODE" 404 "another participant: 404"
+call c054p_queued GET "/api/v1/iso20022/camt.054/MSG-009-TIMES/TX-T-FROM" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 404 "a payment not settled: 404"
+call c054p_bad GET "/api/v1/iso20022/camt.054/abc" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 404 "neither a payment_id nor MsgId/TxId: 404"
+call c054p_noauth GET "/api/v1/iso20022/camt.054/$PID_H1"
+is "$CODE" 401 "without a token: 401"
+call c054p_tx_noauth GET "/api/v1/iso20022/camt.054/MSG-008-HDR/TX-H-1"
+is "$CODE" 401 "by MsgId/TxId without a token: 401"
+kill "$HUNG" 2>/dev/null
+alive; ok $? "the gateway still answers once the hung subscriber left"
+
 # --- a MsgId with '/': its own payments only (the key is <message>:<MsgId>/<TxId>) -------------
 sed -e 's#MSG-008-0001#MSG/008/6#' -e 's/TX-008-/TX-S-/' "$S/pacs008_two.xml" >"$TMP/slash.xml"
 post slash "$TMP/slash.xml"
@@ -445,6 +611,10 @@ call c053_down GET "/api/v1/iso20022/camt.053?date=$DAY" -H "Authorization: Bear
 is "$CODE" 503 "a camt.053 with no primary: 503"
 call c054_down GET "/api/v1/iso20022/camt.054?date=$DAY" -H "Authorization: Bearer $TOKEN_B"
 is "$CODE" 503 "a camt.054 with no primary: 503"
+call c054p_down GET "/api/v1/iso20022/camt.054/$PID_H1" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 503 "one payment's camt.054 with no primary: 503"
+call c054p_tx_down GET "/api/v1/iso20022/camt.054/MSG-008-HDR/TX-H-1" -H "Authorization: Bearer $TOKEN_A"
+is "$CODE" 503 "  ... by MsgId/TxId: 503"
 kill -0 "$GW_PID"; ok $? "the gateway is still running"
 
 # --- docs/openapi.json against every answer recorded above ---------------------------------

@@ -108,3 +108,7 @@ CREATE POLICY own_alerts ON settle.participant_alert
     USING ((SELECT settle.sees_all()) OR participant_id = (SELECT settle.current_participant()))
     WITH CHECK (pg_has_role(current_user, 'settle_operator', 'MEMBER')
                 OR participant_id = (SELECT settle.current_participant()));
+
+-- issue #30: the ISO 20022 notification stream's cursor (settle-gateway, iso_notify.c)
+CREATE INDEX event_payment_outcome ON settle.event (xid, event_id)
+    WHERE entity = 'payment' AND to_status IN ('settled', 'failed', 'expired');
