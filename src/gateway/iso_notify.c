@@ -57,7 +57,7 @@ struct Sub
 	bool		suspended;		/* the reader found nothing and suspended it */
 	bool		closing;		/* end the stream once out is sent */
 	atomic_bool gone;			/* libmicrohttpd freed the response */
-	double		last_progress;	/* when out was last drained (or written to while empty) */
+	double		last_progress;	/* when its client last took bytes (or out was written to while empty) */
 	double		last_write;
 };
 
@@ -115,11 +115,11 @@ reader(void *cls, uint64_t pos, char *buf, size_t max)
 		n = (ssize_t) (s->out.len - s->sent < max ? s->out.len - s->sent : max);
 		memcpy(buf, s->out.data + s->sent, (size_t) n);
 		s->sent += (size_t) n;
+		s->last_progress = gw_now();
 		if (s->sent == s->out.len)
 		{
 			s->out.len = 0;
 			s->sent = 0;
-			s->last_progress = gw_now();
 		}
 		pthread_mutex_unlock(&mu);
 		return n;
@@ -404,7 +404,9 @@ round_once(PGconn *c)
 		{
 			PQclear(res);
 			buf_free(&b);
-			break;				/* the connection is checked by the caller */
+			if (PQstatus(c) != CONNECTION_OK)
+				break;			/* the caller connects again */
+			continue;			/* this client's role cannot read now: the others still can */
 		}
 		rows = PQntuples(res);
 		for (int r = 0, events = 0; r < rows; events++)

@@ -527,6 +527,22 @@ sleep 2
 is "$(events "$TMP/sse_after.sse" | wc -l)" 0 "?since= the last id: nothing again"
 grep -q "^id: $LAST_ALL\$" "$TMP/sse_after.sse"; ok $? "  ... its ready event confirms the cursor"
 
+# an expiry: a payment its payer cannot fund, its RjctTm a few seconds away, on the stream resumed from the last id
+AMT=$(q "SELECT balance + 1 FROM settle.accounts WHERE account_id = 'acc_a_usd'")
+RJ=$(q "SELECT to_char((now() + interval '4 seconds') AT TIME ZONE 'UTC', 'HH24:MI:SS')")
+sed -e "s/MSG-009-0001/MSG-009-EXP/" -e "s/TX-009-1/TX-009-EXP/" -e "s/2099-12-31/$TODAY/" -e "s/23:59:59Z/${RJ}Z/" \
+    -e "s#>250000.00<#>$AMT<#" "$S/pacs009_one.xml" >"$TMP/expire.xml"
+post expire "$TMP/expire.xml"
+is "$(x expire "$TX/p:TxSts")" ACSP "a payment its payer cannot fund ($AMT), to be rejected at $RJ UTC: accepted"
+expired_pushed() { events "$TMP/sse_after.sse" | grep -q '^pacs.002|'; }
+wait_for 30 expired_pushed
+ok $? "when it expires, the stream resumed from the last id pushes it"
+E=$(events "$TMP/sse_after.sse" | grep '^pacs.002|' | tail -1 | cut -d'|' -f3)
+is "$(xq "$E" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:OrgnlTxId)/$(xq "$E" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:TxSts)/$(xq "$E" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:StsRsnInf/d:Rsn/d:Cd)" \
+   "TX-009-EXP/RJCT/NARR" "  ... a pacs.002 RJCT NARR (expired)"
+is "$(q "SELECT status FROM settle.payment WHERE transaction_id = 'TX-009-EXP'")" expired "  ... as the database has it"
+
+
 # a hung subscriber (connects, never reads) and refusals: the gateway unharmed
 $PY - "$G" "$TOKEN_A" <<'PYEOF' &
 import socket, sys, time
