@@ -218,8 +218,13 @@ iso_notify_subscribe(struct MHD_Connection *conn, const char *role, const char *
 	subs = s;
 	nsubs++;
 	pthread_mutex_unlock(&mu);
-	/* no inactivity timeout: heartbeats find a dead client, the stall rule a hung one */
-	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+	/*
+	 * Not --connection-timeout: an idle stream writes a heartbeat every 15 s;
+	 * a client that takes no byte for three of them (one that stopped reading,
+	 * whose socket is full) is closed by libmicrohttpd, after the stall rule
+	 * ended its stream.
+	 */
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 3u * ISO_NOTIFY_HEARTBEAT);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	*status = 200;
