@@ -504,7 +504,8 @@ LAST_A=$(tail -1 "$TMP/ev_a.list" | cut -d'|' -f2)
 # a failure: the payer revokes a payment still waiting for its value date
 q "SELECT settle_revoke_payment(payment_id, 'customer recalled') FROM settle.payment WHERE transaction_id = 'TX-T-VALUE'" >/dev/null
 pushed_rjct() { events "$TMP/sse_a.sse" | grep -q '^pacs.002|.*' && [ "$(events "$TMP/sse_a.sse" | wc -l)" -ge 5 ]; }
-wait_for 15 pushed_rjct
+# 30 s: usually about a second, but once in a few runs 15 s (docs/ISO20022.md, "Not done yet")
+wait_for 30 pushed_rjct
 ok $? "a payment failing is pushed too"
 F=$(events "$TMP/sse_a.sse" | sed -n 5p | cut -d'|' -f3)
 is "$(xq "$F" d:FIToFIPmtStsRpt/d:OrgnlGrpInfAndSts/d:OrgnlMsgId)/$(xq "$F" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:OrgnlTxId)/$(xq "$F" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:TxSts)/$(xq "$F" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:StsRsnInf/d:Rsn/d:Cd)" \
