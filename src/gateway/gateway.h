@@ -19,6 +19,8 @@
  *                 notifications, with settle_statement()'s proofs;
  *   controls.c    a participant's controls: limits, reservations, alerts,
  *                 its queue (docs/PARTICIPANT_CONTROLS.md);
+ *   iso_notify.c  ISO 20022 pushed: the Server-Sent Events stream of
+ *                 pacs.002 and camt.054 as payments settle or fail;
  *   metrics.c     Prometheus counters and histograms.
  */
 #ifndef SETTLE_GATEWAY_H
@@ -147,6 +149,7 @@ extern void status_field_of_message(const char *message, char *field, size_t siz
 #define ISO_MSG_PACS002 "pacs.002.001.10"
 #define ISO_MSG_CAMT053 "camt.053.001.08"
 #define ISO_MSG_CAMT054 "camt.054.001.08"
+#define ISO_MSG_HEAD001 "head.001.001.02"
 
 typedef struct IsoTx
 {
@@ -159,9 +162,26 @@ typedef struct IsoTx
 	char		why[106];
 } IsoTx;
 
+/* a business application header (head.001.001.02) and the envelope around it */
+typedef struct IsoAppHdr
+{
+	bool		present;
+	char		wrapper[64];	/* the envelope element: its local name ... */
+	char		wrapper_ns[256];	/* ... and namespace ("" if none) */
+	char		fr[GW_MAX_ID + 1];	/* Fr/FIId's participant ("" if none) */
+	char		fr_kind;		/* 'B' BICFI, 'O' Othr/Id, 'C' ClrSysMmbId/MmbId */
+	char		to[GW_MAX_ID + 1];
+	char		to_kind;
+	char		biz_msg_idr[ISO_MAX_TEXT + 1];
+	char		msg_def_idr[ISO_MAX_TEXT + 1];
+	char		biz_svc[ISO_MAX_TEXT + 1];
+	char		cre_dt[64];
+} IsoAppHdr;
+
 typedef struct IsoMessage
 {
 	const char *name;			/* ISO_MSG_PACS008 or ISO_MSG_PACS009 */
+	IsoAppHdr	hdr;			/* sent with a header: answered with one */
 	char		msg_id[ISO_MAX_TEXT + 1];
 	char		cre_dt_tm[64];
 	int			n;
@@ -206,6 +226,13 @@ extern void iso_write_pacs002_status(Buf *b, const char *msg_id, const char *msg
 /* camt.053 (statement) or camt.054 (notification) of one day, from JOB_ISO_REPORT's rows */
 extern void iso_write_camt(Buf *b, bool statement, const char *participant, const char *date, int rows,
 						   char *const *cells);
+/*
+ * camt.054 of one payment, from rows of ISO_PAYMENT_COLS: entry_id,
+ * account_id, currency, exponent, amount (minor units), posted_at (µs since
+ * the epoch), payment_id, transaction_id; ordered by account, entry
+ */
+#define ISO_PAYMENT_COLS 8
+extern void iso_write_camt054_payment(Buf *b, const char *participant, int rows, char *const *cells);
 /* XML text escaping */
 extern void buf_xml_text(Buf *b, const char *s);
 
@@ -242,6 +269,17 @@ extern bool controls_prepare(ControlCall *call, const char *body, size_t len, co
 /* the answer of a job done without error: its status and body (NULL: none, 204), or a problem */
 extern int	controls_answer(const ControlCall *call, struct Job *job, char **body, ControlProblem *p);
 extern void controls_free(ControlCall *call);
+/* ---- iso_notify.c: GET /api/v1/iso20022/notifications (docs/ISO20022.md) ---- */
+struct MHD_Connection;
+struct MHD_Response;
+extern int	iso_notify_start(void);
+extern void iso_notify_stop(void);
+/* "<xid>-<event_id>": a resume point (Last-Event-ID, ?since=) */
+extern bool iso_notify_cursor_valid(const char *s);
+/* the stream's response, or NULL with *status (503) and *why */
+extern struct MHD_Response *iso_notify_subscribe(struct MHD_Connection *conn, const char *role,
+												 const char *participant, const char *cursor,
+												 int *status, const char **why);
 
 /* ---- metrics.c ---- */
 
@@ -291,7 +329,8 @@ typedef enum
 	JOB_STATUS,
 	JOB_ISO_STATUS,				/* the payments of one ISO 20022 message */
 	JOB_ISO_REPORT,				/* a day's entries, for camt.053 and camt.054 */
-	JOB_CONTROL					/* a participant's control (controls.c): one statement */
+	JOB_CONTROL,				/* a participant's control (controls.c): one statement */
+	JOB_ISO_PAYMENT				/* one payment's entries, for its camt.054 */
 } JobKind;
 
 #define ISO_STATUS_COLS 5
@@ -332,6 +371,8 @@ struct Job
 	const char *sql;
 	int			nparams;
 	const char *params[5];
+	/* JOB_ISO_PAYMENT: the payment_id, or NULL and the two keys in iso_prefix */
+	const char *iso_payment_id;
 	/* a failure of the whole job: 0 if none */
 	int			error_status;
 	char		error_sqlstate[6];

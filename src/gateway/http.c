@@ -34,7 +34,9 @@ typedef enum
 	R_ISO_SUBMIT,				/* POST an ISO 20022 message */
 	R_ISO_STATUS,				/* GET its pacs.002 */
 	R_ISO_REPORT,				/* GET a day's camt.053 or camt.054 */
-	R_CONTROL					/* a participant's control (controls.c) */
+	R_CONTROL,					/* a participant's control (controls.c) */
+	R_ISO_PAYMENT,				/* GET one payment's camt.054 */
+	R_ISO_EVENTS				/* GET the stream of pacs.002 and camt.054 */
 } Route;
 
 typedef struct Req
@@ -66,6 +68,10 @@ typedef struct Req
 	char		iso_date[11];
 	/* R_CONTROL */
 	ControlCall ctl;
+	/* R_ISO_PAYMENT: payment_id, or the keys of MsgId/TxId as pacs.008 and pacs.009 */
+	char		iso_payment[24];
+	/* R_ISO_EVENTS: the resume point, "" for now */
+	char		iso_cursor[48];
 } Req;
 
 static struct MHD_Daemon *daemon_;
@@ -93,6 +99,8 @@ static const char *ISO_PATH = "/api/v1/iso20022";
 static const char *ISO_STATUS_PATH = "/api/v1/iso20022/pacs.002/";
 static const char *ISO_CAMT053_PATH = "/api/v1/iso20022/camt.053";
 static const char *ISO_CAMT054_PATH = "/api/v1/iso20022/camt.054";
+static const char *ISO_CAMT054_PAYMENT_PATH = "/api/v1/iso20022/camt.054/";
+static const char *ISO_EVENTS_PATH = "/api/v1/iso20022/notifications";
 
 static unsigned
 http_open_connections(void)
@@ -504,6 +512,32 @@ decide_control(Req *r)
 		decide_problem(r, p.status, p.type, p.title, p.detail, NULL, p.field);
 }
 
+/* One payment's camt.054: its entries on the client's participant's accounts. */
+static void
+decide_iso_payment(Req *r)
+{
+	Job		   *j = &r->job;
+	Buf			b;
+
+	if (j->error_status)
+	{
+		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
+
+		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+		return;
+	}
+	if (j->iso_rows == 0)
+	{
+		decide_problem(r, 404, "not-found", "Not found",
+					   "no entry of this payment on the client's participant's accounts (not settled, or not its)",
+					   NULL, NULL);
+		return;
+	}
+	buf_init(&b, 2048 + 512 * (size_t) j->iso_rows);
+	iso_write_camt054_payment(&b, r->auth.participant, j->iso_rows, j->iso_cells);
+	decide_xml(r, 200, &b);
+}
+
 /* YYYY-MM-DD, month and day in range (the database checks the calendar) */
 static bool
 is_date(const char *s)
@@ -542,7 +576,8 @@ job_clear(Job *j)
 	free(j->status_json);
 	free(j->error_message);
 	if (j->iso_cells)
-		for (int i = 0; i < j->iso_rows * (j->kind == JOB_ISO_REPORT ? ISO_REPORT_COLS : ISO_STATUS_COLS); i++)
+		for (int i = 0; i < j->iso_rows * (j->kind == JOB_ISO_REPORT ? ISO_REPORT_COLS :
+											j->kind == JOB_ISO_PAYMENT ? ISO_PAYMENT_COLS : ISO_STATUS_COLS); i++)
 			free(j->iso_cells[i]);
 	free(j->iso_cells);
 }
@@ -708,6 +743,59 @@ route_request(Req *r, const char *url, const char *method)
 			snprintf(r->iso_date, sizeof(r->iso_date), "%s", date);
 		}
 	}
+	else if (strncmp(url, ISO_CAMT054_PAYMENT_PATH, strlen(ISO_CAMT054_PAYMENT_PATH)) == 0)
+	{
+		/* /camt.054/{payment_id}, or /camt.054/{MsgId}/{TxId} (a TxId has no '/') */
+		const char *rest = url + strlen(ISO_CAMT054_PAYMENT_PATH);
+		const char *slash = strrchr(rest, '/');
+		size_t		digits = strspn(rest, "0123456789");
+
+		if (strcmp(method, "GET") != 0)
+			allow = "GET";
+		else if (!slash && digits > 0 && digits <= 18 && rest[digits] == '\0')
+		{
+			r->route = R_ISO_PAYMENT;
+			snprintf(r->iso_payment, sizeof(r->iso_payment), "%s", rest);
+		}
+		else if (slash && slash > rest && slash - rest <= ISO_MAX_TEXT && strlen(slash + 1) > 0 &&
+				 strlen(slash + 1) <= ISO_MAX_TEXT + 1 &&
+				 settle_check_key(rest, strlen(rest), &bad) == FIELD_OK)
+		{
+			char		msg_id[ISO_MAX_TEXT + 1];
+
+			r->route = R_ISO_PAYMENT;
+			snprintf(msg_id, sizeof(msg_id), "%.*s", (int) (slash - rest), rest);
+			iso_key(ISO_MSG_PACS008, msg_id, slash + 1, r->iso_prefix[0], sizeof(r->iso_prefix[0]));
+			iso_key(ISO_MSG_PACS009, msg_id, slash + 1, r->iso_prefix[1], sizeof(r->iso_prefix[1]));
+		}
+		else
+		{
+			decide_problem(r, 404, "not-found", "Not found",
+						   "camt.054/{payment_id} or camt.054/{MsgId}/{TxId}", NULL, NULL);
+			return;
+		}
+	}
+	else if (strcmp(url, ISO_EVENTS_PATH) == 0)
+	{
+		const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+		const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+		const char *cursor = last ? last : since;
+
+		if (strcmp(method, "GET") != 0)
+			allow = "GET";
+		else if (cursor && !iso_notify_cursor_valid(cursor))
+		{
+			decide_problem(r, 400, "invalid-query", "Invalid query",
+						   "Last-Event-ID (or since=) must be an id this stream sent: <xid>-<event_id>",
+						   NULL, last ? "Last-Event-ID" : "since");
+			return;
+		}
+		else
+		{
+			r->route = R_ISO_EVENTS;
+			snprintf(r->iso_cursor, sizeof(r->iso_cursor), "%s", cursor ? cursor : "");
+		}
+	}
 	else if (strcmp(url, HEALTH_PATH) == 0)
 	{
 		if (strcmp(method, "GET") == 0)
@@ -734,7 +822,7 @@ route_request(Req *r, const char *url, const char *method)
 		return;
 	}
 	if (r->route == R_SUBMIT || r->route == R_STATUS || r->route == R_ISO_SUBMIT || r->route == R_ISO_STATUS ||
-		r->route == R_ISO_REPORT || r->route == R_CONTROL)
+		r->route == R_ISO_REPORT || r->route == R_CONTROL || r->route == R_ISO_PAYMENT || r->route == R_ISO_EVENTS)
 	{
 		auth_check(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), &r->auth);
 		if (r->auth.http_status == 401)
@@ -813,6 +901,13 @@ start_iso_submit(Req *r)
 		case ISO_TOO_MANY:
 			decide_problem(r, 422, "too-many-transactions", "Too many transactions", err, NULL, NULL);
 			return;
+	}
+	/* the header's sender is the token's participant, or the message is refused as a whole */
+	if (r->iso.hdr.present && !r->iso.group_reason && strcmp(r->iso.hdr.fr, r->auth.participant) != 0)
+	{
+		r->iso.group_reason = "RC01";
+		snprintf(r->iso.group_why, sizeof(r->iso.group_why),
+				 "AppHdr Fr %.30s is not the token's participant %.30s", r->iso.hdr.fr, r->auth.participant);
 	}
 	r->iso_sent = malloc(sizeof(int) * (size_t) (r->iso.n + 1));
 	r->job.elem = calloc((size_t) r->iso.n + 1, sizeof(char *));
@@ -1025,6 +1120,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			decide_iso_report(r);
 		else if (r->route == R_CONTROL)
 			decide_control(r);
+		else if (r->route == R_ISO_PAYMENT)
+			decide_iso_payment(r);
 		else if (r->job.kind == JOB_STATUS)
 			decide_status(r);
 		else
@@ -1067,6 +1164,27 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 				break;
 			case R_CONTROL:
 				start_control(r);
+				break;
+			case R_ISO_PAYMENT:
+				r->job.kind = JOB_ISO_PAYMENT;
+				r->job.iso_payment_id = r->iso_payment[0] ? r->iso_payment : NULL;
+				r->job.iso_prefix[0] = r->iso_payment[0] ? NULL : r->iso_prefix[0];
+				r->job.iso_prefix[1] = r->iso_payment[0] ? NULL : r->iso_prefix[1];
+				submit_job(r);
+				break;
+			case R_ISO_EVENTS:
+				{
+					int			status = 503;
+					const char *why = NULL;
+					struct MHD_Response *resp = iso_notify_subscribe(r->conn, r->auth.role, r->auth.participant,
+																	 r->iso_cursor[0] ? r->iso_cursor : NULL,
+																	 &status, &why);
+
+					if (resp)
+						decide(r, 200, resp);
+					else
+						decide_problem(r, status, "unavailable", "Notifications unavailable", why, NULL, NULL);
+				}
 				break;
 			case R_NONE:
 				decide_problem(r, 404, "not-found", "Not found", NULL, NULL, NULL);

@@ -7,7 +7,8 @@
  * is carried whole in the document's supplementary data, so that
  * tools/settle-verify-statement checks the camt document as it checks a
  * statement: the proofs, then that every entry and balance shown is the
- * statement's.
+ * statement's.  And camt.054 notifications of one payment, as it settles
+ * (iso_write_camt054_payment: its entries on the participant's accounts).
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -94,28 +95,86 @@ balance(Buf *b, const char *code, long long minor, int exponent, const char *ccy
 }
 
 static void
-entry(Buf *b, char *const *cells, int r, int exponent)
+entry_of(Buf *b, const char *ccy, int exponent, long long amount, long long posted_us, const char *entry_id,
+		 const char *payment_id, const char *txid)
 {
-	const char *ccy = C(r, K_CCY);
-	const char *txid = C(r, K_TXID);
-
 	buf_puts(b, "<Ntry>");
-	money(b, "Amt", num(C(r, K_AMOUNT)), exponent, ccy);
+	money(b, "Amt", amount, exponent, ccy);
 	buf_puts(b, "<Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>");
-	time_into(b, num(C(r, K_POSTED)));
+	time_into(b, posted_us);
 	buf_puts(b, "</DtTm></BookgDt>");
-	text_element(b, "AcctSvcrRef", C(r, K_ENTRY));
+	text_element(b, "AcctSvcrRef", entry_id);
 	buf_printf(b, "<BkTxCd><Prtry><Cd>%s</Cd><Issr>settle</Issr></Prtry></BkTxCd>",
-			   C(r, K_PAYMENT) ? "PAYMENT" : "LEDGER");
-	if (C(r, K_PAYMENT))
+			   payment_id ? "PAYMENT" : "LEDGER");
+	if (payment_id)
 	{
 		buf_puts(b, "<NtryDtls><TxDtls><Refs>");
-		text_element(b, "AcctSvcrRef", C(r, K_PAYMENT));
+		text_element(b, "AcctSvcrRef", payment_id);
 		if (txid && strlen(txid) <= ISO_MAX_TEXT)
 			text_element(b, "TxId", txid);
 		buf_puts(b, "</Refs></TxDtls></NtryDtls>");
 	}
 	buf_puts(b, "</Ntry>");
+}
+
+static void
+entry(Buf *b, char *const *cells, int r, int exponent)
+{
+	entry_of(b, C(r, K_CCY), exponent, num(C(r, K_AMOUNT)), num(C(r, K_POSTED)), C(r, K_ENTRY),
+			 C(r, K_PAYMENT), C(r, K_TXID));
+}
+
+/* an account id as Max34Text: a longer settle account id is cut */
+static void
+account(Buf *b, const char *acct, const char *ccy)
+{
+	char		cut[35];
+
+	buf_puts(b, "<Acct><Id><Othr><Id>");
+	snprintf(cut, sizeof(cut), "%s", acct);
+	buf_xml_text(b, cut);
+	buf_puts(b, "</Id></Othr></Id>");
+	text_element(b, "Ccy", ccy);
+	buf_puts(b, "</Acct>");
+}
+
+/*
+ * One payment's camt.054: its ledger entries on the client's participant's
+ * accounts (the payer's debit, the payee's credit), one Ntfctn per account,
+ * as the rows of ISO_PAYMENT_COLS give them (ordered by account).
+ */
+void
+iso_write_camt054_payment(Buf *b, const char *participant, int rows, char *const *cells)
+{
+	char		id[ISO_MAX_TEXT + 1];
+	struct timespec ts;
+
+#define P(r, k) cells[(r) * ISO_PAYMENT_COLS + (k)]
+	clock_gettime(CLOCK_REALTIME, &ts);
+	buf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+			 "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:" ISO_MSG_CAMT054 "\"><BkToCstmrDbtCdtNtfctn><GrpHdr>");
+	snprintf(id, sizeof(id), "054-P%.12s-%.16s", rows > 0 ? P(0, 6) : "", participant);
+	text_element(b, "MsgId", id);
+	buf_puts(b, "<CreDtTm>");
+	time_into(b, (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+	buf_puts(b, "</CreDtTm></GrpHdr>");
+	for (int r = 0, n = 1; r < rows; n++)
+	{
+		int			last = r;
+
+		while (last + 1 < rows && strcmp(P(last + 1, 1), P(r, 1)) == 0)
+			last++;
+		buf_puts(b, "<Ntfctn>");
+		snprintf(id, sizeof(id), "P%.20s-%d", P(r, 6), n);
+		text_element(b, "Id", id);
+		account(b, P(r, 1), P(r, 2));
+		for (int i = r; i <= last; i++)
+			entry_of(b, P(i, 2), (int) num(P(i, 3)), num(P(i, 4)), num(P(i, 5)), P(i, 0), P(i, 6), P(i, 7));
+		buf_puts(b, "</Ntfctn>");
+		r = last + 1;
+	}
+	buf_puts(b, "</BkToCstmrDbtCdtNtfctn></Document>\n");
+#undef P
 }
 
 /* midnight UTC of a YYYY-MM-DD, in µs since the epoch */

@@ -3,6 +3,8 @@
  * and pacs.009.001.08, read with libxml2, validated against the official
  * schemas (iso20022/xsd), and mapped, one transaction at a time, onto the
  * payments settle_submit_bulk takes (as JSON texts, like the JSON path's).
+ * A message is its Document alone, or an envelope of a business application
+ * header (head.001.001.02 AppHdr) and the Document, as banks send them.
  *
  * The body is hostile until proven otherwise: no network access
  * (XML_PARSE_NONET, and an entity loader that loads nothing once the
@@ -44,6 +46,7 @@ static Schema schemas[] = {
 };
 #define NSCHEMAS (sizeof(schemas) / sizeof(schemas[0]))
 
+static xmlSchemaPtr head_schema;	/* head.001.001.02: the AppHdr */
 static bool loaded;
 
 /* libxml2 prints its errors to stderr by default: the caller reports them */
@@ -68,19 +71,20 @@ int
 iso_init(const char *dir)
 {
 	xmlInitParser();
-	for (size_t i = 0; i < NSCHEMAS; i++)
+	for (size_t i = 0; i <= NSCHEMAS; i++)
 	{
 		char		path[4096];
 		xmlSchemaParserCtxtPtr pc;
+		xmlSchemaPtr *target = i < NSCHEMAS ? &schemas[i].schema : &head_schema;
 
-		snprintf(path, sizeof(path), "%s/%s.xsd", dir, schemas[i].name);
+		snprintf(path, sizeof(path), "%s/%s.xsd", dir, i < NSCHEMAS ? schemas[i].name : ISO_MSG_HEAD001);
 		pc = xmlSchemaNewParserCtxt(path);
 		if (pc)
 		{
-			schemas[i].schema = xmlSchemaParse(pc);
+			*target = xmlSchemaParse(pc);
 			xmlSchemaFreeParserCtxt(pc);
 		}
-		if (!schemas[i].schema)
+		if (!*target)
 		{
 			fprintf(stderr, "settle-gateway: cannot load the ISO 20022 schema %s "
 					"(--iso20022-xsd-dir): POST /api/v1/iso20022 answers 503\n", path);
@@ -274,15 +278,27 @@ account_id(xmlNode *acct, char *out, size_t size)
 		text(at(acct, "Id", "Othr", "Id", NULL), out, size);
 }
 
-/* A financial institution as a participant: its BIC, else its other id, else its clearing member id. */
+/*
+ * A financial institution as a participant: its BIC, else its other id,
+ * else its clearing member id; *kind (if not NULL) says which ('B', 'O', 'C').
+ */
+static bool
+agent_id_kind(xmlNode *agt, char *out, size_t size, char *kind)
+{
+	xmlNode    *fi = child(agt, "FinInstnId");
+	char		k = text(child(fi, "BICFI"), out, size) ? 'B' :
+		text(at(fi, "Othr", "Id", NULL), out, size) ? 'O' :
+		text(at(fi, "ClrSysMmbId", "MmbId", NULL), out, size) ? 'C' : 0;
+
+	if (kind)
+		*kind = k;
+	return k != 0;
+}
+
 static bool
 agent_id(xmlNode *agt, char *out, size_t size)
 {
-	xmlNode    *fi = child(agt, "FinInstnId");
-
-	return text(child(fi, "BICFI"), out, size) ||
-		text(at(fi, "Othr", "Id", NULL), out, size) ||
-		text(at(fi, "ClrSysMmbId", "MmbId", NULL), out, size);
+	return agent_id_kind(agt, out, size, NULL);
 }
 
 static void
@@ -316,6 +332,50 @@ priority_of(xmlNode *tx, xmlNode *hdr)
 	return 0;
 }
 
+/*
+ * The requested times (docs/ISO20022.md, "Times"), all on the settlement
+ * date (the transaction's IntrBkSttlmDt, else the group's): FrTm is settle's
+ * not_before, and without it the date's 00:00 UTC is (a value date in the
+ * future waits for its day); RjctTm, else TillTm, is the deadline.  Read
+ * from the message alone, never the clock, so that the same message sent
+ * again maps to the same times and replays.  false: refused (t says why).
+ */
+static bool
+map_times(xmlNode *tx, xmlNode *hdr, Buf *b, IsoTx *t)
+{
+	xmlNode    *req = child(tx, "SttlmTmReq");
+	char		date[16],
+				from[40],
+				until[40],
+				when[80];
+	bool		has_date = text(child(tx, "IntrBkSttlmDt"), date, sizeof(date)) ||
+		text(child(hdr, "IntrBkSttlmDt"), date, sizeof(date));
+	bool		has_from = text(child(req, "FrTm"), from, sizeof(from));
+	bool		has_until = text(child(req, "RjctTm"), until, sizeof(until)) ||
+		text(child(req, "TillTm"), until, sizeof(until));
+
+	if (!has_date)
+	{
+		if (has_from || has_until)
+		{
+			refuse(t, "DT01", "SttlmTmReq/%s needs an IntrBkSttlmDt to be a time",
+				   has_from ? "FrTm" : child(req, "RjctTm") ? "RjctTm" : "TillTm");
+			return false;
+		}
+		return true;
+	}
+	snprintf(when, sizeof(when), "%sT%s", date, has_from ? from : "00:00:00Z");
+	buf_puts(b, ",\"not_before\":");
+	buf_json_string(b, when);
+	if (has_until)
+	{
+		snprintf(when, sizeof(when), "%sT%s", date, until);
+		buf_puts(b, ",\"deadline\":");
+		buf_json_string(b, when);
+	}
+	return true;
+}
+
 static void
 map_tx(const IsoMessage *m, xmlNode *tx, xmlNode *hdr, bool customer, IsoTx *t)
 {
@@ -325,8 +385,6 @@ map_tx(const IsoMessage *m, xmlNode *tx, xmlNode *hdr, bool customer, IsoTx *t)
 				dst[GW_MAX_ID + 1],
 				cpty[GW_MAX_ID + 1],
 				key[GW_MAX_ID + 64],
-				date[16],
-				rjct[40],
 				bearer[8];
 	xmlNode    *amt = child(tx, "IntrBkSttlmAmt");
 	xmlChar    *c;
@@ -397,24 +455,69 @@ map_tx(const IsoMessage *m, xmlNode *tx, xmlNode *hdr, bool customer, IsoTx *t)
 	buf_json_string(&b, cpty);
 	if ((prio = priority_of(tx, hdr)) > 0)
 		buf_printf(&b, ",\"priority\":%d", prio);
-	/* the rejection time: not settled by then, the payment expires */
-	if (text(at(tx, "SttlmTmReq", "RjctTm", NULL), rjct, sizeof(rjct)))
+	if (!map_times(tx, hdr, &b, t))
 	{
-		char		deadline[80];
-
-		if (!text(child(tx, "IntrBkSttlmDt"), date, sizeof(date)) &&
-			!text(child(hdr, "IntrBkSttlmDt"), date, sizeof(date)))
-		{
-			buf_free(&b);
-			refuse(t, "DT01", "SttlmTmReq/RjctTm needs an IntrBkSttlmDt to be a deadline");
-			return;
-		}
-		snprintf(deadline, sizeof(deadline), "%sT%s", date, rjct);
-		buf_puts(&b, ",\"deadline\":");
-		buf_json_string(&b, deadline);
+		buf_free(&b);
+		return;
 	}
 	buf_puts(&b, "}");
 	t->json = buf_steal(&b);
+}
+
+static const char *
+ns_of(xmlNode *n)
+{
+	return n->ns && n->ns->href ? (const char *) n->ns->href : "";
+}
+
+/* the next element among n and its following siblings */
+static xmlNode *
+element_from(xmlNode *n)
+{
+	while (n && n->type != XML_ELEMENT_NODE)
+		n = n->next;
+	return n;
+}
+
+/*
+ * An envelope: a root element (any name: CBPR+ uses Envelope in
+ * urn:swift:xsd:envelope) holding exactly an AppHdr of head.001.001.02 then
+ * a Document.  The header's fields into h; its Document, or NULL.
+ */
+static xmlNode *
+envelope(xmlNode *root, IsoAppHdr *h)
+{
+	xmlNode    *app = element_from(root->children);
+	xmlNode    *doc = app ? element_from(app->next) : NULL;
+
+	if (!doc || element_from(doc->next) || !is(app, "AppHdr") ||
+		strcmp(ns_of(app), NS_PREFIX ISO_MSG_HEAD001) != 0 || !is(doc, "Document"))
+		return NULL;
+	h->present = true;
+	snprintf(h->wrapper, sizeof(h->wrapper), "%s", (const char *) root->name);
+	snprintf(h->wrapper_ns, sizeof(h->wrapper_ns), "%s", ns_of(root));
+	agent_id_kind(at(app, "Fr", "FIId", NULL), h->fr, sizeof(h->fr), &h->fr_kind);
+	agent_id_kind(at(app, "To", "FIId", NULL), h->to, sizeof(h->to), &h->to_kind);
+	text(child(app, "BizMsgIdr"), h->biz_msg_idr, sizeof(h->biz_msg_idr));
+	text(child(app, "MsgDefIdr"), h->msg_def_idr, sizeof(h->msg_def_idr));
+	text(child(app, "BizSvc"), h->biz_svc, sizeof(h->biz_svc));
+	text(child(app, "CreDt"), h->cre_dt, sizeof(h->cre_dt));
+	return doc;
+}
+
+/* 0: the element (and what it holds) is valid against the schema */
+static int
+validate(xmlSchemaPtr schema, xmlDocPtr doc, xmlNode *elem)
+{
+	xmlSchemaValidCtxtPtr vc = xmlSchemaNewValidCtxt(schema);
+	int			rc;
+
+	if (!vc)
+		return -1;
+	xmlSchemaSetValidErrors(vc, silent, silent, NULL);
+	rc = elem == xmlDocGetRootElement(doc) ? xmlSchemaValidateDoc(vc, doc) : xmlSchemaValidateOneElement(vc, elem);
+	xmlSchemaFreeValidCtxt(vc);
+	return rc;
 }
 
 IsoStatus
@@ -426,9 +529,7 @@ iso_read_message(const char *body, size_t len, int max_tx, IsoMessage *out, char
 			   *hdr;
 	const char *ns;
 	const Schema *sc = NULL;
-	xmlSchemaValidCtxtPtr vc;
-	int			rc,
-				n = 0;
+	int			n = 0;
 	IsoStatus	st = ISO_OK;
 	char		nb[24];
 	size_t		bad;
@@ -440,7 +541,13 @@ iso_read_message(const char *body, size_t len, int max_tx, IsoMessage *out, char
 	if ((doc = parse(body, len, error, errsize)) == NULL)
 		return ISO_NOT_XML;
 	root = xmlDocGetRootElement(doc);
-	ns = root->ns && root->ns->href ? (const char *) root->ns->href : "";
+	if (!is(root, "Document"))
+	{
+		xmlNode    *inner = envelope(root, &out->hdr);
+
+		root = inner ? inner : root;
+	}
+	ns = ns_of(root);
 	if (strcmp((const char *) root->name, "Document") == 0 && strncmp(ns, NS_PREFIX, strlen(NS_PREFIX)) == 0)
 		for (size_t i = 0; i < NSCHEMAS; i++)
 			if (strcmp(ns + strlen(NS_PREFIX), schemas[i].name) == 0)
@@ -448,23 +555,22 @@ iso_read_message(const char *body, size_t len, int max_tx, IsoMessage *out, char
 	if (!sc)
 	{
 		set_error(error, errsize, "not a supported message: the root must be Document in namespace "
-				  NS_PREFIX ISO_MSG_PACS008 " or " NS_PREFIX ISO_MSG_PACS009 ", not %s in \"%.100s\"",
+				  NS_PREFIX ISO_MSG_PACS008 " or " NS_PREFIX ISO_MSG_PACS009 ", or an envelope of an AppHdr ("
+				  NS_PREFIX ISO_MSG_HEAD001 ") and such a Document; not %s in \"%.100s\"",
 				  (const char *) root->name, ns);
 		xmlFreeDoc(doc);
 		return ISO_UNSUPPORTED;
 	}
-	vc = xmlSchemaNewValidCtxt(sc->schema);
-	xmlSchemaSetValidErrors(vc, silent, silent, NULL);
-	rc = vc ? xmlSchemaValidateDoc(vc, doc) : -1;
-	if (rc != 0)
+	/* the AppHdr is the envelope's first element, the Document its second */
+	if ((out->hdr.present && validate(head_schema, doc, element_from(root->parent->children)) != 0) ||
+		validate(sc->schema, doc, root) != 0)
 	{
-		xml_error_text(xmlGetLastError(), "the document does not validate against its schema", error, errsize);
-		if (vc)
-			xmlSchemaFreeValidCtxt(vc);
+		xml_error_text(xmlGetLastError(), out->hdr.present ?
+					   "the AppHdr or the Document does not validate against its schema" :
+					   "the document does not validate against its schema", error, errsize);
 		xmlFreeDoc(doc);
 		return ISO_INVALID;
 	}
-	xmlSchemaFreeValidCtxt(vc);
 
 	out->name = sc->name;
 	msg = child(root, sc->root);
@@ -484,7 +590,25 @@ iso_read_message(const char *body, size_t len, int max_tx, IsoMessage *out, char
 	}
 	out->n = n;
 	out->tx = calloc((size_t) n, sizeof(IsoTx));
-	if (settle_check_key(out->msg_id, strlen(out->msg_id), &bad) != FIELD_OK)
+	if (out->hdr.present && strcmp(out->hdr.msg_def_idr, sc->name) != 0)
+	{
+		out->group_reason = "FF01";
+		snprintf(out->group_why, sizeof(out->group_why), "AppHdr MsgDefIdr \"%s\" is not the Document's message, %s",
+				 out->hdr.msg_def_idr, sc->name);
+	}
+	else if (out->hdr.present && strcmp(out->hdr.biz_msg_idr, out->msg_id) != 0)
+	{
+		out->group_reason = "FF01";
+		snprintf(out->group_why, sizeof(out->group_why), "AppHdr BizMsgIdr %.35s is not MsgId %.35s",
+				 out->hdr.biz_msg_idr, out->msg_id);
+	}
+	else if (out->hdr.present && !out->hdr.fr[0])
+	{
+		out->group_reason = "RC01";
+		snprintf(out->group_why, sizeof(out->group_why),
+				 "AppHdr Fr must name the sending participant as FIId (BICFI, Othr/Id or ClrSysMmbId)");
+	}
+	else if (settle_check_key(out->msg_id, strlen(out->msg_id), &bad) != FIELD_OK)
 	{
 		out->group_reason = "FF01";
 		snprintf(out->group_why, sizeof(out->group_why),

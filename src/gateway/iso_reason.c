@@ -48,6 +48,7 @@ static const Rule rules[] = {
 	/* times */
 	{"SE051", "DT01", "InvalidDate"},
 	{"SE052", "DT01", "InvalidDate"},
+	{"SE053", "DT01", "InvalidDate"},
 	/* the same identifiers for another payment */
 	{"SE060", "AM05", "Duplication"},
 	{"SE061", "DUPL", "DuplicatePayment"},

@@ -91,8 +91,62 @@ reason(Buf *b, const char *code, const char *why)
 	buf_puts(b, "</StsRsnInf>");
 }
 
+/* a header's party: a financial institution identified as the message identified it */
 static void
-header(Buf *b, const char *orig_msg_id, const char *orig_name)
+party(Buf *b, const char *name, const char *id, char kind)
+{
+	buf_printf(b, "<%s><FIId><FinInstnId>", name);
+	if (kind == 'B')
+		element(b, "BICFI", id);
+	else if (kind == 'C')
+	{
+		buf_puts(b, "<ClrSysMmbId>");
+		element(b, "MmbId", id);
+		buf_puts(b, "</ClrSysMmbId>");
+	}
+	else
+	{
+		buf_puts(b, "<Othr>");
+		element(b, "Id", id);
+		buf_puts(b, "</Othr>");
+	}
+	buf_printf(b, "</FinInstnId></FIId></%s>", name);
+}
+
+/*
+ * The answer's business application header (head.001.001.02), in the
+ * envelope the message came in: from the message's receiver to its sender,
+ * naming the pacs.002, the message's own header quoted as Rltd.
+ */
+static void
+app_header(Buf *b, const IsoAppHdr *h, const char *id, const char *now)
+{
+	buf_printf(b, "<%s", h->wrapper);
+	if (h->wrapper_ns[0])
+	{
+		buf_puts(b, " xmlns=\"");
+		buf_xml_text(b, h->wrapper_ns);
+		buf_puts(b, "\"");
+	}
+	buf_puts(b, "><AppHdr xmlns=\"urn:iso:std:iso:20022:tech:xsd:" ISO_MSG_HEAD001 "\">");
+	party(b, "Fr", h->to[0] ? h->to : "settle", h->to[0] ? h->to_kind : 'O');
+	party(b, "To", h->fr, h->fr_kind);
+	element(b, "BizMsgIdr", id);
+	element(b, "MsgDefIdr", ISO_MSG_PACS002);
+	element(b, "BizSvc", h->biz_svc);
+	element(b, "CreDt", now);
+	buf_puts(b, "<Rltd>");
+	party(b, "Fr", h->fr, h->fr_kind);
+	party(b, "To", h->to[0] ? h->to : "settle", h->to[0] ? h->to_kind : 'O');
+	element(b, "BizMsgIdr", h->biz_msg_idr);
+	element(b, "MsgDefIdr", h->msg_def_idr);
+	element(b, "BizSvc", h->biz_svc);
+	element(b, "CreDt", h->cre_dt);
+	buf_puts(b, "</Rltd></AppHdr>");
+}
+
+static void
+header(Buf *b, const char *orig_msg_id, const char *orig_name, const IsoAppHdr *h)
 {
 	char		id[ISO_MAX_TEXT + 1];
 	char		now[40];
@@ -105,14 +159,25 @@ header(Buf *b, const char *orig_msg_id, const char *orig_name)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(now + strlen(now), sizeof(now) - strlen(now), ".%03ldZ", ts.tv_nsec / 1000000);
-	buf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			 "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:" ISO_MSG_PACS002 "\">"
+	buf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+	if (h && h->present)
+		app_header(b, h, id, now);
+	buf_puts(b, "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:" ISO_MSG_PACS002 "\">"
 			 "<FIToFIPmtStsRpt><GrpHdr>");
 	element(b, "MsgId", id);
 	element(b, "CreDtTm", now);
 	buf_puts(b, "</GrpHdr><OrgnlGrpInfAndSts>");
 	element(b, "OrgnlMsgId", orig_msg_id);
 	element(b, "OrgnlMsgNmId", orig_name);
+}
+
+/* the end of the envelope, if the message came in one */
+static void
+footer(Buf *b, const IsoAppHdr *h)
+{
+	if (h->present)
+		buf_printf(b, "</%s>", h->wrapper);
+	buf_puts(b, "\n");
 }
 
 static const char *
@@ -139,14 +204,15 @@ iso_write_pacs002_submit(Buf *b, const IsoMessage *m, const int *sent_index, con
 	int			accepted = 0,
 				rejected = 0;
 
-	header(b, m->msg_id, m->name);
+	header(b, m->msg_id, m->name, &m->hdr);
 	element(b, "OrgnlCreDtTm", m->cre_dt_tm);
 	buf_printf(b, "<OrgnlNbOfTxs>%d</OrgnlNbOfTxs>", m->n);
 	if (m->group_reason)
 	{
 		buf_puts(b, "<GrpSts>RJCT</GrpSts>");
 		reason(b, m->group_reason, m->group_why);
-		buf_puts(b, "</OrgnlGrpInfAndSts></FIToFIPmtStsRpt></Document>\n");
+		buf_puts(b, "</OrgnlGrpInfAndSts></FIToFIPmtStsRpt></Document>");
+		footer(b, &m->hdr);
 		return;
 	}
 	for (int i = 0; i < m->n; i++)
@@ -193,7 +259,8 @@ iso_write_pacs002_submit(Buf *b, const IsoMessage *m, const int *sent_index, con
 		}
 		buf_puts(b, "</TxInfAndSts>");
 	}
-	buf_puts(b, "</FIToFIPmtStsRpt></Document>\n");
+	buf_puts(b, "</FIToFIPmtStsRpt></Document>");
+	footer(b, &m->hdr);
 }
 
 /* cells: JOB_ISO_STATUS's rows (gateway.h), the first rows of them */
@@ -218,7 +285,7 @@ iso_write_pacs002_status(Buf *b, const char *msg_id, const char *msg_name, int r
 		else
 			accepted++;
 	}
-	header(b, msg_id, msg_name);
+	header(b, msg_id, msg_name, NULL);
 	buf_printf(b, "<OrgnlNbOfTxs>%d</OrgnlNbOfTxs>", rows);
 	buf_printf(b, "<GrpSts>%s</GrpSts></OrgnlGrpInfAndSts>", group_status(accepted, settled, rejected, pending));
 	for (int r = 0; r < rows; r++)

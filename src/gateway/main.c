@@ -46,12 +46,16 @@ main(int argc, char **argv)
 		pool_stop();
 		return 1;
 	}
+	if (iso_notify_start() != 0)
+		fprintf(stderr, "settle-gateway: cannot start the ISO 20022 notification thread: "
+				"GET /api/v1/iso20022/notifications answers 503\n");
 	fprintf(stderr, "settle-gateway %s: listening on %s://%s:%d, %d database connections, "
 			"batches of up to %d payments\n", GW_VERSION, gw_config.tls_cert ? "https" : "http",
 			gw_config.listen_host, gw_config.port, gw_config.pool_size, gw_config.batch_max);
 	sigwait(&set, &sig);
 	fprintf(stderr, "settle-gateway: signal %d, shutting down\n", sig);
 	http_stop();
+	iso_notify_stop();
 	health_stop();
 	pool_stop();
 	http_close();

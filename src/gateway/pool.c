@@ -117,6 +117,20 @@ static const char *iso_report_sql =
 " ORDER BY 1, 2, 3";
 
 /*
+ * One payment's entries on the client's accounts (row-level security shows
+ * no other), by payment_id or by the payer's idempotency key (iso_key of
+ * MsgId/TxId, as pacs.008 or pacs.009), for its camt.054.
+ */
+static const char *iso_payment_sql =
+"SELECT e.entry_id::text, e.account_id, e.currency, cur.exponent::text, e.amount::text,"
+"       (extract(epoch FROM e.posted_at) * 1000000)::bigint::text, p.payment_id::text, p.transaction_id"
+"  FROM settle.payment p JOIN settle.ledger_entry e ON e.payment_id = p.payment_id"
+"  LEFT JOIN settle.currencies cur ON cur.code = e.currency"
+" WHERE CASE WHEN $1::bigint IS NOT NULL THEN p.payment_id = $1::bigint"
+"            ELSE p.source_participant = $4 AND p.idempotency_key IN ($2, $3) END"
+" ORDER BY e.account_id, e.entry_id";
+
+/*
  * A commit whose wait for the synchronous standby is cancelled
  * (pg_cancel_backend, a pool's time-out) stays local and comes back as a
  * success with a WARNING.  So any WARNING during a submit makes the worker
@@ -144,9 +158,11 @@ worker_connect(Worker *w)
 		PGresult   *r2 = PQprepare(c, "status", status_sql, 2, NULL);
 		PGresult   *r3 = PQprepare(c, "iso_status", iso_status_sql, 3, NULL);
 		PGresult   *r4 = PQprepare(c, "iso_report", iso_report_sql, 2, NULL);
+		PGresult   *r5 = PQprepare(c, "iso_payment", iso_payment_sql, 4, NULL);
 
 		if (PQresultStatus(r1) != PGRES_COMMAND_OK || PQresultStatus(r2) != PGRES_COMMAND_OK ||
-			PQresultStatus(r3) != PGRES_COMMAND_OK || PQresultStatus(r4) != PGRES_COMMAND_OK)
+			PQresultStatus(r3) != PGRES_COMMAND_OK || PQresultStatus(r4) != PGRES_COMMAND_OK ||
+			PQresultStatus(r5) != PGRES_COMMAND_OK)
 		{
 			fprintf(stderr, "settle-gateway: cannot prepare statements: %s", PQerrorMessage(c));
 			PQfinish(c);
@@ -156,6 +172,7 @@ worker_connect(Worker *w)
 		PQclear(r2);
 		PQclear(r3);
 		PQclear(r4);
+		PQclear(r5);
 	}
 	pthread_mutex_lock(&qlock);
 	w->conn = c;
@@ -489,12 +506,20 @@ run_status(Worker *w, Job *j)
 				PQclear(d);
 		}
 	}
+	else if (j->kind == JOB_ISO_PAYMENT)
+	{
+		const char *pp[4] = {j->iso_payment_id, j->iso_prefix[0], j->iso_prefix[1], j->participant};
+
+		res = exec_as(w, j->role, "iso_payment", 4, pp);
+	}
 	else
 		res = exec_as(w, j->role, "status", 2, params);
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && (j->kind == JOB_ISO_STATUS || j->kind == JOB_ISO_REPORT))
+	if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+		(j->kind == JOB_ISO_STATUS || j->kind == JOB_ISO_REPORT || j->kind == JOB_ISO_PAYMENT))
 	{
 		/* the status rows as they are; the report's without its ordering columns (ai, ei) */
-		int			cols = j->kind == JOB_ISO_STATUS ? ISO_STATUS_COLS : ISO_REPORT_COLS;
+		int			cols = j->kind == JOB_ISO_STATUS ? ISO_STATUS_COLS :
+			j->kind == JOB_ISO_PAYMENT ? ISO_PAYMENT_COLS : ISO_REPORT_COLS;
 
 		j->iso_rows = PQntuples(res);
 		j->iso_cells = calloc((size_t) j->iso_rows * cols + 1, sizeof(char *));

@@ -289,6 +289,10 @@ CREATE TABLE settle.event (
 SELECT pg_catalog.pg_extension_config_dump('settle.event', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('settle.event', 'event_id'), '');
 CREATE INDEX event_entity ON settle.event (entity, entity_id);
+-- settle-gateway's ISO 20022 notification stream (issue #30) reads the
+-- payments' outcomes in (xid, event_id) order after a client's cursor
+CREATE INDEX event_payment_outcome ON settle.event (xid, event_id)
+    WHERE entity = 'payment' AND to_status IN ('settled', 'failed', 'expired');
 CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON settle.event
     FOR EACH STATEMENT EXECUTE FUNCTION settle._refuse_change();
 

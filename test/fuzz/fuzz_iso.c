@@ -6,7 +6,8 @@
  * with its transactions counted, each either mapped onto a payment (a JSON
  * object naming its transaction_id) or refused with a four-letter reason
  * code; and the pacs.002 answering it (every mapped transaction accepted, as
- * if the database had taken them all) is written whole.  Run from the top of the
+ * if the database had taken them all) is written whole, in the message's
+ * envelope with an AppHdr when it came with one.  Run from the top of the
  * tree (test/fuzz/run.sh): the schemas are read from iso20022/xsd.
  */
 #define _GNU_SOURCE
@@ -68,6 +69,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		iso_write_pacs002_submit(&b, &m, sent, results);
 		if (!strstr(b.data, "</Document>"))
 			abort();
+		if (m.hdr.present)
+		{
+			char		close[80];
+
+			snprintf(close, sizeof(close), "</%s>\n", m.hdr.wrapper);
+			if (!strstr(b.data, "<AppHdr xmlns=") || b.len < strlen(close) ||
+				strcmp(b.data + b.len - strlen(close), close) != 0)
+				abort();		/* the answer's header and envelope, whole */
+		}
 		buf_free(&b);
 		free(sent);
 		free(results);

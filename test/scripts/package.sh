@@ -119,7 +119,7 @@ ok $? "the offline statement verifier: $VERIFIER"
 dpkg-deb -c "$DEB" | awk -v f=".$VERIFIER" '$6 == f {print $1}' | grep -qx -- '-rwxr-xr-x'
 ok $? "  ... executable"
 XSDDIR=/usr/share/postgresql/$PGMAJOR/settle_iso20022
-for f in pacs.008.001.08 pacs.009.001.08 pacs.002.001.10; do
+for f in pacs.008.001.08 pacs.009.001.08 pacs.002.001.10 head.001.001.02; do
     grep -qx "$XSDDIR/$f.xsd" "$TMP/files"
     ok $? "the gateway's ISO 20022 schema $XSDDIR/$f.xsd"
 done

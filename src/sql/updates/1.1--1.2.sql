@@ -112,3 +112,7 @@ CREATE POLICY own_alerts ON settle.participant_alert
 -- issue #33: settle._limit_positions reads today's settled and the reserved payments by index (88_controls.sql)
 CREATE INDEX payment_settled_at ON settle.payment (settled_at) WHERE status = 'settled';
 CREATE INDEX payment_reserved ON settle.payment (payment_id) WHERE status = 'reserved';
+
+-- issue #30: the ISO 20022 notification stream's cursor (settle-gateway, iso_notify.c)
+CREATE INDEX event_payment_outcome ON settle.event (xid, event_id)
+    WHERE entity = 'payment' AND to_status IN ('settled', 'failed', 'expired');
