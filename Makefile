@@ -104,7 +104,7 @@ $(OBJS): $(wildcard include/*.h) $(wildcard src/*.h) settle.control
 # for ISO 20022 (docs/ISO20022.md), whose schemas are installed beside the
 # extension's files and found there by default.
 ISO_XSD_DIR = $(shell $(PG_CONFIG) --sharedir)/settle_iso20022
-$(GATEWAY): $(GATEWAY_SRCS) src/gateway/gateway.h include/validate.h include/payment_fields.h
+$(GATEWAY): $(GATEWAY_SRCS) $(wildcard src/gateway/*.h) include/validate.h include/payment_fields.h
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror -pthread -Iinclude \
 	    -DGW_XSD_DIR='"$(ISO_XSD_DIR)"' \
 	    -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libmicrohttpd gnutls libxml-2.0) \

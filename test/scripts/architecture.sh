@@ -35,13 +35,14 @@ python3 test/lib/architecture.py --doc "$TMP/doc3.md" --objdir "$TMP" >"$TMP/sta
 [ $? != 0 ] && grep -q 'gone: pace -> settle' "$TMP/stale.out"
 ok $? "an exception listed for a call that does not exist is reported as stale"
 # a symbol exported without the prefix and a file over 900 lines, not listed: both reported
-# (a library that exports planted_symbol, and a copy of the page without http.c in its list)
+# (a library that exports planted_symbol, and a tree whose src/gateway/planted.c has 901 lines)
 echo 'int planted_symbol(void) { return 1; }' >"$TMP/planted.c"
 cc -shared -fPIC -o "$TMP/planted.so" "$TMP/planted.c"
-sed -e 's/over 900 lines: `src\/gateway\/http.c`/over 900 lines: none/' docs/ARCHITECTURE.md >"$TMP/doc4.md"
-python3 test/lib/architecture.py --doc "$TMP/doc4.md" --objdir "$TMP" --so "$TMP/planted.so" >"$TMP/names.out" 2>&1
+mkdir -p "$TMP/tree/src/gateway"
+seq 1 901 | sed 's|^|/* line |; s|$| */|' >"$TMP/tree/src/gateway/planted.c"
+python3 test/lib/architecture.py --objdir "$TMP" --so "$TMP/planted.so" --size-root "$TMP/tree" >"$TMP/names.out" 2>&1
 [ $? != 0 ] && grep -q '^planted_symbol: exported by .* without the settle_ prefix' "$TMP/names.out" &&
-    grep -q '^src/gateway/http.c: [0-9]* lines, over 900' "$TMP/names.out" && [ "$(grep -vc '^#' "$TMP/names.out")" = 2 ]
+    grep -q '^src/gateway/planted.c: 901 lines, over 900' "$TMP/names.out" && [ "$(grep -vc '^#' "$TMP/names.out")" = 2 ]
 ok $? "an unprefixed exported symbol and a file over 900 lines are reported unless listed"
 sed 's/^/#   /' "$TMP/names.out" | head -3
 done_testing

@@ -506,7 +506,9 @@ q "SELECT settle_revoke_payment(payment_id, 'customer recalled') FROM settle.pay
 pushed_rjct() { events "$TMP/sse_a.sse" | grep -q '^pacs.002|.*' && [ "$(events "$TMP/sse_a.sse" | wc -l)" -ge 5 ]; }
 # 30 s: usually about a second, but once in a few runs 15 s (docs/ISO20022.md, "Not done yet")
 wait_for 30 pushed_rjct
-ok $? "a payment failing is pushed too"
+ok $? "a payment failing is pushed too" ||
+    q "SELECT pid, backend_type, application_name, state, backend_xid, backend_xmin, now() - xact_start, left(query, 100)
+         FROM pg_stat_activity WHERE backend_xid IS NOT NULL OR backend_xmin IS NOT NULL" | sed 's/^/# holding: /'
 F=$(events "$TMP/sse_a.sse" | sed -n 5p | cut -d'|' -f3)
 is "$(xq "$F" d:FIToFIPmtStsRpt/d:OrgnlGrpInfAndSts/d:OrgnlMsgId)/$(xq "$F" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:OrgnlTxId)/$(xq "$F" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:TxSts)/$(xq "$F" d:FIToFIPmtStsRpt/d:TxInfAndSts/d:StsRsnInf/d:Rsn/d:Cd)" \
    "MSG-009-TIMES/TX-T-VALUE/RJCT/ED05" "  ... as a pacs.002 RJCT ED05 of its message"
