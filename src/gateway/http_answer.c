@@ -166,6 +166,29 @@ refusal_into(Buf *b, const PaymentResult *pr)
 				 field, NULL);
 }
 
+/*
+ * A job the database refused or could not run: its problem answer, true.
+ * with_field: the field the message begins with is named (the controls' and
+ * the payments' refusals begin with it).
+ */
+static bool
+decided_db_error(Req *r, bool with_field)
+{
+	Job		   *j = &r->job;
+	StatusMapping m;
+	char		field[GW_MAX_ID + 1] = "";
+	const char *msg = j->error_message ? j->error_message : "";
+
+	if (!j->error_status)
+		return false;
+	m = status_for_sqlstate(j->error_sqlstate);
+	if (with_field)
+		status_field_of_message(strncmp(msg, "ERROR:  ", 8) == 0 ? msg + 8 : msg, field, sizeof(field));
+	decide_problem(r, j->error_status, "database", m.title, with_field ? msg : j->error_message,
+				   j->error_sqlstate, with_field ? field : NULL);
+	return true;
+}
+
 /* The answer to a finished submit job. */
 void
 decide_submit(Req *r)
@@ -173,13 +196,8 @@ decide_submit(Req *r)
 	Job		   *j = &r->job;
 	Buf			b;
 
-	if (j->error_status)
-	{
-		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
-
-		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+	if (decided_db_error(r, false))
 		return;
-	}
 	buf_init(&b, 128 * (size_t) j->n);
 	if (!r->pays.is_array)
 	{
@@ -237,13 +255,9 @@ decide_status(Req *r)
 {
 	Job		   *j = &r->job;
 
-	if (j->error_status)
-	{
-		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
-
-		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
-	}
-	else if (!j->status_json)
+	if (decided_db_error(r, false))
+		return;
+	if (!j->status_json)
 		decide_problem(r, 404, "not-found", "No such payment",
 					   "no payment of this client's participant has this transaction_id", NULL, NULL);
 	else
@@ -266,13 +280,8 @@ decide_iso_submit(Req *r)
 	Job		   *j = &r->job;
 	Buf			b;
 
-	if (j->error_status)
-	{
-		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
-
-		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+	if (decided_db_error(r, false))
 		return;
-	}
 	buf_init(&b, 1024 + 512 * (size_t) r->iso.n);
 	iso_write_pacs002_submit(&b, &r->iso, r->iso_sent, j->results);
 	decide_xml(r, 200, &b);
@@ -285,13 +294,8 @@ decide_iso_status(Req *r)
 	Buf			b;
 	int			rows = 0;
 
-	if (j->error_status)
-	{
-		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
-
-		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+	if (decided_db_error(r, false))
 		return;
-	}
 	/* rows of the first kind only (a MsgId used for both pacs.008 and pacs.009: pacs.008's) */
 	while (rows < j->iso_rows && strcmp(j->iso_cells[rows * ISO_STATUS_COLS], j->iso_cells[0]) == 0)
 		rows++;
@@ -313,13 +317,8 @@ decide_iso_report(Req *r)
 	Job		   *j = &r->job;
 	Buf			b;
 
-	if (j->error_status)
-	{
-		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
-
-		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+	if (decided_db_error(r, false))
 		return;
-	}
 	if (j->iso_rows < 2)
 	{
 		decide_problem(r, 404, "not-found", "Not found", "the client's participant has no account", NULL, NULL);
@@ -338,16 +337,8 @@ decide_control(Req *r)
 	char	   *body;
 	int			status;
 
-	if (j->error_status)
-	{
-		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
-		char		field[GW_MAX_ID + 1];
-		const char *msg = j->error_message ? j->error_message : "";
-
-		status_field_of_message(strncmp(msg, "ERROR:  ", 8) == 0 ? msg + 8 : msg, field, sizeof(field));
-		decide_problem(r, j->error_status, "database", m.title, msg, j->error_sqlstate, field);
+	if (decided_db_error(r, true))
 		return;
-	}
 	status = controls_answer(&r->ctl, j, &body, &p);
 	if (status == 204)
 		decide(r, 204, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
@@ -364,13 +355,8 @@ decide_iso_payment(Req *r)
 	Job		   *j = &r->job;
 	Buf			b;
 
-	if (j->error_status)
-	{
-		StatusMapping m = status_for_sqlstate(j->error_sqlstate);
-
-		decide_problem(r, j->error_status, "database", m.title, j->error_message, j->error_sqlstate, NULL);
+	if (decided_db_error(r, false))
 		return;
-	}
 	if (j->iso_rows == 0)
 	{
 		decide_problem(r, 404, "not-found", "Not found",
