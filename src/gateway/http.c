@@ -23,8 +23,6 @@
 #include <microhttpd.h>
 
 #include "http_int.h"
-#include "validate.h"
-
 
 static struct MHD_Daemon *daemon_;
 

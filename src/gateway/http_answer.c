@@ -10,7 +10,6 @@
 #include <strings.h>
 
 #include "http_int.h"
-#include "validate.h"
 
 struct MHD_Response *
 make_response(char *body, const char *ctype)
