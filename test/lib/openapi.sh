@@ -1,3 +1,17 @@
+# call NAME METHOD PATH [curl args...]: a request to the gateway at $U, its answer recorded in
+# $TMP/x/NAME.{meta,hdr,body} for openapi_tap; its status in $CODE, its body in $BODY.
+# UNDOC=undocumented marks an answer docs/openapi.json need not hold (a method the path refuses);
+# CALL_MAX_TIME (30) bounds it, a later --max-time among the arguments wins.
+call() {
+    local name=$1 method=$2 path=$3
+    shift 3
+    mkdir -p "$TMP/x"
+    echo "$method $path ${UNDOC:-}" >"$TMP/x/$name.meta"
+    CODE=$(curl -s -X "$method" -D "$TMP/x/$name.hdr" -o "$TMP/x/$name.body" -w '%{http_code}' \
+        --max-time "${CALL_MAX_TIME:-30}" "$@" "$U$path")
+    BODY=$(cat "$TMP/x/$name.body")
+}
+
 # openapi_tap DIR SCOPE: docs/openapi.json checked against every answer a gateway test recorded
 # in DIR (NAME.meta: "METHOD PATH [undocumented]", NAME.hdr, NAME.body), by
 # test/lib/openapi_check.py, which also requires every documented answer of the paths SCOPE (a

@@ -72,17 +72,8 @@ U=http://127.0.0.1:$G
 wait_for 10 up "$U"
 ok $? "settle-gateway listens" || { cat "$TMP/gw.log"; done_testing; exit 1; }
 
-# call NAME METHOD PATH [curl args...]: the answer in $TMP/x/NAME.{hdr,body},
-# its status in $CODE; every call is checked against docs/openapi.json at the end
-mkdir -p "$TMP/x"
-call() {
-    local name=$1 method=$2 path=$3
-    shift 3
-    echo "$method $path ${UNDOC:-}" >"$TMP/x/$name.meta"
-    CODE=$(curl -s -X "$method" -D "$TMP/x/$name.hdr" -o "$TMP/x/$name.body" -w '%{http_code}' \
-        --max-time 20 "$@" "$U$path")
-    BODY=$(cat "$TMP/x/$name.body")
-}
+# call (test/lib/openapi.sh): every call is checked against docs/openapi.json at the end
+CALL_MAX_TIME=20
 hdr() { grep -i "^$2:" "$TMP/x/$1.hdr" | head -1 | cut -d: -f2- | tr -d '\r' | sed 's/^ //'; }
 jf() { $PY -c 'import json,sys; v=json.load(sys.stdin)
 for k in sys.argv[1].split("."): v = v[int(k)] if isinstance(v, list) else v.get(k)

@@ -53,16 +53,6 @@ up() { curl -s -o /dev/null "$U/metrics"; }
 wait_for 10 up
 ok $? "settle-gateway listens" || { cat "$TMP/gw.log"; done_testing; exit 1; }
 
-# call NAME METHOD PATH [curl args...]: the answer in $TMP/x/NAME.{hdr,body}, status in $CODE
-mkdir -p "$TMP/x"
-call() {
-    local name=$1 method=$2 path=$3
-    shift 3
-    echo "$method $path ${UNDOC:-}" >"$TMP/x/$name.meta"
-    CODE=$(curl -s -X "$method" -D "$TMP/x/$name.hdr" -o "$TMP/x/$name.body" -w '%{http_code}' \
-        --max-time 30 "$@" "$U$path")
-    BODY=$(cat "$TMP/x/$name.body")
-}
 # j EXPR: a value of $BODY (Python expression over d)
 j() { echo "$BODY" | $PY -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 A=(-H "Authorization: Bearer $TOKEN_A" -H "Content-Type: application/json")

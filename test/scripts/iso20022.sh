@@ -56,16 +56,6 @@ wait_for 10 up
 ok $? "settle-gateway listens" || { cat "$TMP/gw.log"; done_testing; exit 1; }
 alive() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$U/api/v1/health")" = 200 ]; }
 
-# call NAME METHOD PATH [curl args...]: the answer in $TMP/x/NAME.{hdr,body}, status in $CODE
-mkdir -p "$TMP/x"
-call() {
-    local name=$1 method=$2 path=$3
-    shift 3
-    echo "$method $path ${UNDOC:-}" >"$TMP/x/$name.meta"
-    CODE=$(curl -s -X "$method" -D "$TMP/x/$name.hdr" -o "$TMP/x/$name.body" -w '%{http_code}' \
-        --max-time 30 "$@" "$U$path")
-    BODY=$(cat "$TMP/x/$name.body")
-}
 hdr() { grep -i "^$2:" "$TMP/x/$1.hdr" | head -1 | cut -d: -f2- | tr -d '\r' | sed 's/^ //'; }
 jf() { $PY -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1]))' "$1"; }
 A=(-H "Authorization: Bearer $TOKEN_A" -H "Content-Type: application/xml")
